@@ -1,0 +1,560 @@
+//! Typed settings. The only module that reads the environment.
+//!
+//! Layers: `config/default.toml` (compiled in), `config/local.toml`, `--config PATH`,
+//! `NEWSLETTER__SECTION__KEY` variables, then `DATABASE_URL`. Every key must exist in the
+//! default file; a value of the wrong type or an unknown key stops the start with its name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use toml::{Table, Value};
+
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "NEWSLETTER__";
+
+/// A configuration error that names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+fn key_error(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A string that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The public URL of the service, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim().trim_end_matches('/');
+        let rest = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"))
+            .ok_or("must start with http:// or https://")?;
+        if rest.is_empty() || rest.contains(['?', '#', ' ', '"', '<', '>']) {
+            return Err("must be an absolute URL with a host and no query".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// `base/path`, where `path` starts with `/`.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.0, path)
+    }
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+    /// The host part, used for Message-IDs and List-Id.
+    pub fn host(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        let host_port = rest.split('/').next().unwrap_or(rest);
+        host_port
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host_port, |(host, _)| host)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub smtp: SmtpSettings,
+    pub mail: MailSettings,
+    pub security: SecuritySettings,
+    pub signup: SignupSettings,
+    pub worker: WorkerSettings,
+    pub sending: SendingSettings,
+    pub templates: TemplateSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub base_url: BaseUrl,
+    pub trust_forwarded_for: bool,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// `None`: write `.eml` files to `outbox_dir`.
+    pub url: Option<Secret>,
+    pub outbox_dir: PathBuf,
+    pub timeout: Duration,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub postal_address: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    pub secret_key: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignupSettings {
+    pub confirm_ttl: Duration,
+    pub per_ip_per_minute: u32,
+    pub resend_after: Duration,
+    pub consent_text: String,
+    pub consent_version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub poll_interval: Duration,
+    pub batch_size: u32,
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SendingSettings {
+    pub backoff: Vec<Duration>,
+    pub give_up_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TemplateSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads every layer from the process environment and the working directory.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut table = default_table();
+        let local = Path::new("config/local.toml");
+        if local.exists() {
+            merge_file(&mut table, local)?;
+        }
+        if let Some(path) = config_file {
+            merge_file(&mut table, path)?;
+        }
+        let vars: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) || k == "DATABASE_URL")
+            .collect();
+        merge_env(&mut table, &vars)?;
+        Self::from_table(&table)
+    }
+
+    /// Settings from the defaults plus explicit `section.key` overrides (used by tests and tools).
+    pub fn from_overrides<'a>(
+        overrides: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = default_table();
+        for (key, value) in overrides {
+            set_key(&mut table, key, value)?;
+        }
+        Self::from_table(&table)
+    }
+
+    fn from_table(t: &Table) -> Result<Self, ConfigError> {
+        let r = Reader(t);
+        let smtp_url = r.string("smtp.url")?;
+        let reply_to = r.string("mail.reply_to")?;
+        let secret_key = r.string("security.secret_key")?;
+        if secret_key.chars().count() < 32 {
+            return Err(key_error(
+                "security.secret_key",
+                "must be set to at least 32 characters (e.g. NEWSLETTER__SECURITY__SECRET_KEY=$(openssl rand -hex 32))",
+            ));
+        }
+        let settings = Settings {
+            server: ServerSettings {
+                bind: r.parsed("server.bind")?,
+                base_url: r.with("server.base_url", |s| BaseUrl::parse(&s))?,
+                trust_forwarded_for: r.bool("server.trust_forwarded_for")?,
+                max_body_bytes: r.positive("server.max_body_bytes")? as usize,
+            },
+            database: DatabaseSettings {
+                url: Secret::new(r.non_empty("database.url")?),
+                max_connections: r.positive("database.max_connections")? as u32,
+                acquire_timeout: Duration::from_secs(
+                    r.positive("database.acquire_timeout_seconds")?,
+                ),
+            },
+            smtp: SmtpSettings {
+                url: (!smtp_url.trim().is_empty()).then(|| Secret::new(smtp_url.trim())),
+                outbox_dir: PathBuf::from(r.non_empty("smtp.outbox_dir")?),
+                timeout: Duration::from_secs(r.positive("smtp.timeout_seconds")?),
+                pool_size: r.positive("smtp.pool_size")? as u32,
+            },
+            mail: MailSettings {
+                from: r.parsed("mail.from")?,
+                reply_to: if reply_to.trim().is_empty() {
+                    None
+                } else {
+                    Some(r.parsed("mail.reply_to")?)
+                },
+                postal_address: r.string("mail.postal_address")?.trim().to_owned(),
+            },
+            security: SecuritySettings {
+                secret_key: Secret::new(secret_key),
+            },
+            signup: SignupSettings {
+                confirm_ttl: hours(r.positive("signup.confirm_ttl_hours")?),
+                per_ip_per_minute: r.positive("signup.per_ip_per_minute")? as u32,
+                resend_after: Duration::from_secs(60 * r.positive("signup.resend_after_minutes")?),
+                consent_text: r.non_empty("signup.consent_text")?,
+                consent_version: r.non_empty("signup.consent_version")?,
+            },
+            worker: WorkerSettings {
+                poll_interval: Duration::from_millis(r.positive("worker.poll_interval_ms")?),
+                batch_size: r.positive("worker.batch_size")? as u32,
+                lease: Duration::from_secs(r.positive("worker.lease_seconds")?),
+            },
+            sending: SendingSettings {
+                backoff: r.backoff("sending.backoff_seconds")?,
+                give_up_after: hours(r.positive("sending.give_up_after_hours")?),
+            },
+            templates: TemplateSettings {
+                dir: PathBuf::from(r.non_empty("templates.dir")?),
+            },
+            log: LogSettings {
+                format: r.with("log.format", |s| match s.as_str() {
+                    "text" => Ok(LogFormat::Text),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err("must be \"text\" or \"json\"".to_owned()),
+                })?,
+                level: r.non_empty("log.level")?,
+            },
+        };
+        if settings.smtp.timeout >= settings.worker.lease {
+            return Err(key_error(
+                "smtp.timeout_seconds",
+                "must be shorter than worker.lease_seconds",
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+fn hours(h: u64) -> Duration {
+    Duration::from_secs(h * 3600)
+}
+
+fn default_table() -> Table {
+    DEFAULT_TOML
+        .parse::<Table>()
+        .expect("config/default.toml is valid TOML (checked by a unit test)")
+}
+
+fn merge_file(table: &mut Table, path: &Path) -> Result<(), ConfigError> {
+    let file_error = |message: String| ConfigError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let layer: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    for (section, values) in layer {
+        let Value::Table(values) = values else {
+            return Err(key_error(&section, "expected a [section] table"));
+        };
+        for (key, value) in values {
+            set_key(table, &format!("{section}.{key}"), value)?;
+        }
+    }
+    Ok(())
+}
+
+fn merge_env(table: &mut Table, vars: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (name, raw) in vars {
+        let key = if name == "DATABASE_URL" {
+            "database.url".to_owned()
+        } else {
+            let rest = &name[ENV_PREFIX.len()..];
+            let (section, key) = rest
+                .split_once("__")
+                .ok_or_else(|| key_error(name, "expected NEWSLETTER__SECTION__KEY"))?;
+            format!("{}.{}", section.to_lowercase(), key.to_lowercase())
+        };
+        let current = lookup(table, &key).ok_or_else(|| key_error(&key, "unknown key"))?;
+        let value =
+            env_value(current, raw).map_err(|m| key_error(&key, format!("{m} (from {name})")))?;
+        set_key(table, &key, value)?;
+    }
+    Ok(())
+}
+
+/// Reads an environment string as the type the key has in the defaults.
+fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
+    match current {
+        Value::String(_) => Ok(Value::String(raw.to_owned())),
+        Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("expected an integer, got {raw:?}")),
+        Value::Boolean(_) => match raw.trim() {
+            "true" | "1" => Ok(Value::Boolean(true)),
+            "false" | "0" => Ok(Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got {raw:?}")),
+        },
+        _ => format!("v = {raw}")
+            .parse::<Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| format!("expected a TOML value, got {raw:?}")),
+    }
+}
+
+fn lookup<'a>(table: &'a Table, key: &str) -> Option<&'a Value> {
+    let (section, name) = key.split_once('.')?;
+    table.get(section)?.as_table()?.get(name)
+}
+
+fn set_key(table: &mut Table, key: &str, value: Value) -> Result<(), ConfigError> {
+    let current = lookup(table, key).ok_or_else(|| key_error(key, "unknown key"))?;
+    if current.type_str() != value.type_str() {
+        return Err(key_error(
+            key,
+            format!(
+                "expected a {}, got a {}",
+                current.type_str(),
+                value.type_str()
+            ),
+        ));
+    }
+    let (section, name) = key.split_once('.').expect("lookup checked the dot");
+    table
+        .get_mut(section)
+        .and_then(Value::as_table_mut)
+        .expect("lookup checked the section")
+        .insert(name.to_owned(), value);
+    Ok(())
+}
+
+/// Typed access to the merged table; every error names its key.
+struct Reader<'a>(&'a Table);
+
+impl Reader<'_> {
+    fn value(&self, key: &str) -> Result<&Value, ConfigError> {
+        lookup(self.0, key).ok_or_else(|| key_error(key, "missing"))
+    }
+    fn string(&self, key: &str) -> Result<String, ConfigError> {
+        self.value(key)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| key_error(key, "expected a string"))
+    }
+    fn non_empty(&self, key: &str) -> Result<String, ConfigError> {
+        let s = self.string(key)?;
+        if s.trim().is_empty() {
+            return Err(key_error(key, "must not be empty"));
+        }
+        Ok(s)
+    }
+    fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        self.value(key)?
+            .as_bool()
+            .ok_or_else(|| key_error(key, "expected true or false"))
+    }
+    fn positive(&self, key: &str) -> Result<u64, ConfigError> {
+        match self.value(key)?.as_integer() {
+            Some(n) if n > 0 => Ok(n as u64),
+            _ => Err(key_error(key, "expected a positive integer")),
+        }
+    }
+    fn with<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(String) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        f(self.string(key)?).map_err(|m| key_error(key, m))
+    }
+    fn parsed<T: std::str::FromStr>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.with(key, |s| s.trim().parse::<T>().map_err(|e| e.to_string()))
+    }
+    fn backoff(&self, key: &str) -> Result<Vec<Duration>, ConfigError> {
+        let steps = self
+            .value(key)?
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| key_error(key, "expected a non-empty array of seconds"))?;
+        steps
+            .iter()
+            .map(|v| match v.as_integer() {
+                Some(n) if n > 0 => Ok(Duration::from_secs(n as u64)),
+                _ => Err(key_error(key, "every step must be a positive integer")),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn with_key() -> Vec<(&'static str, Value)> {
+        vec![("security.secret_key", Value::String(KEY.into()))]
+    }
+
+    #[test]
+    fn defaults_load_once_a_secret_key_is_given() {
+        let s = Settings::from_overrides(with_key()).unwrap();
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.base_url.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(s.signup.confirm_ttl, Duration::from_secs(72 * 3600));
+        assert_eq!(s.signup.per_ip_per_minute, 5);
+        assert!(s.smtp.url.is_none());
+    }
+
+    #[test]
+    fn a_missing_secret_key_names_the_key() {
+        let err = Settings::from_overrides([]).unwrap_err().to_string();
+        assert!(err.contains("security.secret_key"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key() {
+        let mut o = with_key();
+        o.push(("server.bnid", Value::String("x".into())));
+        let err = Settings::from_overrides(o).unwrap_err().to_string();
+        assert!(
+            err.contains("server.bnid") && err.contains("unknown"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_values_take_the_type_of_the_key() {
+        let mut t = default_table();
+        let vars = BTreeMap::from([
+            (
+                "NEWSLETTER__SIGNUP__PER_IP_PER_MINUTE".to_owned(),
+                "9".to_owned(),
+            ),
+            (
+                "NEWSLETTER__SECURITY__SECRET_KEY".to_owned(),
+                KEY.to_owned(),
+            ),
+            (
+                "NEWSLETTER__SENDING__BACKOFF_SECONDS".to_owned(),
+                "[1, 2]".to_owned(),
+            ),
+            ("DATABASE_URL".to_owned(), "postgres://x@h/db".to_owned()),
+        ]);
+        merge_env(&mut t, &vars).unwrap();
+        let s = Settings::from_table(&t).unwrap();
+        assert_eq!(s.signup.per_ip_per_minute, 9);
+        assert_eq!(
+            s.sending.backoff,
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        assert_eq!(s.database.url.expose(), "postgres://x@h/db");
+    }
+
+    #[test]
+    fn a_badly_typed_environment_value_names_key_and_variable() {
+        let mut t = default_table();
+        let vars = BTreeMap::from([(
+            "NEWSLETTER__SIGNUP__PER_IP_PER_MINUTE".to_owned(),
+            "lots".to_owned(),
+        )]);
+        let err = merge_env(&mut t, &vars).unwrap_err().to_string();
+        assert!(err.contains("signup.per_ip_per_minute"), "{err}");
+        assert!(
+            err.contains("NEWSLETTER__SIGNUP__PER_IP_PER_MINUTE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (key, value) in [
+            ("server.bind", Value::String("nowhere".into())),
+            ("server.base_url", Value::String("ftp://x".into())),
+            ("mail.from", Value::String("not an address".into())),
+            ("log.format", Value::String("xml".into())),
+            ("database.max_connections", Value::Integer(0)),
+        ] {
+            let mut o = with_key();
+            o.push((key, value));
+            let err = Settings::from_overrides(o).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn base_url_host_drops_scheme_port_and_path() {
+        assert_eq!(
+            BaseUrl::parse("https://news.example.org/").unwrap().host(),
+            "news.example.org"
+        );
+        assert_eq!(
+            BaseUrl::parse("http://127.0.0.1:8080").unwrap().host(),
+            "127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let s = Settings::from_overrides(with_key()).unwrap();
+        assert!(!format!("{s:?}").contains(KEY));
+    }
+}

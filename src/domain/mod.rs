@@ -1,0 +1,14 @@
+//! Domain types. No I/O here: nothing in `domain/` knows of SQL, HTTP or SMTP.
+//! Each type is built by a `parse` that rejects what it cannot represent.
+
+mod email;
+mod list_slug;
+mod signup;
+mod subscriber_name;
+mod token;
+
+pub use email::EmailAddress;
+pub use list_slug::ListSlug;
+pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
+pub use subscriber_name::SubscriberName;
+pub use token::{Token, TokenHash};

@@ -1,0 +1,17 @@
+//! newsletter: an e-mail newsletter and subscriber-management service.
+//!
+//! Code map: `config` reads settings (the only module that reads the environment); `domain`
+//! holds the parsed types (no I/O); `store` holds all SQL; `routes` the HTTP handlers;
+//! `mail` templates, message building and transports; `worker` claims queued mail from the
+//! delivery ledger and sends it; `app` wires them together; `cli` is the command line.
+//! See ARCHITECTURE.md.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod mail;
+pub mod routes;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

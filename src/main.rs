@@ -1,0 +1,13 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = newsletter::cli::Cli::parse();
+    match newsletter::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("newsletter: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `GET /subscriptions/confirm?token=` shows a button and changes nothing (mail scanners
+//! prefetch links); `POST /subscriptions/confirm` confirms.
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::client::Origin;
+use super::AppError;
+use crate::app::AppState;
+use crate::domain::Token;
+use crate::store::confirmations::{self, TokenState};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/subscriptions/confirm", get(show).post(confirm))
+}
+
+#[derive(Deserialize)]
+struct TokenParam {
+    #[serde(default)]
+    token: String,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    query: Result<Query<TokenParam>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let raw = query.map(|q| q.0.token).unwrap_or_default();
+    let Ok(token) = Token::parse(&raw) else {
+        return Ok(token_problem(&state, TokenState::Unknown));
+    };
+    Ok(
+        match confirmations::state(&state.pool, &token.hash()).await? {
+            TokenState::Valid => state.pages.page(
+                StatusCode::OK,
+                "confirm",
+                json!({ "token": token.as_str() }),
+            ),
+            TokenState::AlreadyUsed => confirmed_page(&state),
+            other => token_problem(&state, other),
+        },
+    )
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    form: Result<Form<TokenParam>, FormRejection>,
+) -> Result<Response, AppError> {
+    let raw = form.map(|f| f.0.token).unwrap_or_default();
+    let Ok(token) = Token::parse(&raw) else {
+        return Ok(token_problem(&state, TokenState::Unknown));
+    };
+    Ok(
+        match confirmations::confirm(&state.pool, &token.hash(), &origin).await? {
+            TokenState::Valid => {
+                tracing::info!("subscription confirmed");
+                confirmed_page(&state)
+            }
+            TokenState::AlreadyUsed => confirmed_page(&state),
+            other => token_problem(&state, other),
+        },
+    )
+}
+
+fn confirmed_page(state: &AppState) -> Response {
+    state.pages.page(StatusCode::OK, "confirmed", json!({}))
+}
+
+fn token_problem(state: &AppState, token_state: TokenState) -> Response {
+    let (status, title, text) = match token_state {
+        TokenState::Expired => (
+            StatusCode::GONE,
+            "This link has expired",
+            "Confirmation links are valid for a limited time. Please sign up again to get a new one.",
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "The confirmation link is incomplete or unknown. Please copy the whole link from the e-mail, or sign up again.",
+        ),
+    };
+    state.pages.message(status, title, text)
+}

@@ -1,0 +1,31 @@
+//! HTTP routes. Handlers are thin: extract, parse into domain types, call `store::`, answer.
+
+mod client;
+mod confirm;
+mod error;
+mod health;
+mod pages;
+mod rate_limit;
+mod security_headers;
+mod signup;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+use crate::app::AppState;
+
+pub use error::AppError;
+pub use pages::Pages;
+pub use rate_limit::IpRateLimiter;
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.server.max_body_bytes;
+    Router::new()
+        .merge(signup::router())
+        .merge(confirm::router())
+        .merge(health::router())
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(security_headers::add))
+        .with_state(state)
+}

@@ -1,0 +1,99 @@
+//! Double opt-in: looking a token up, and confirming with it.
+
+use anyhow::Context;
+use sqlx::{PgExecutor, PgPool, Row};
+
+use super::consent::{self, ConsentEvent, RequestOrigin};
+use crate::domain::TokenHash;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Valid,
+    AlreadyUsed,
+    Expired,
+    Unknown,
+}
+
+macro_rules! state_sql {
+    () => {
+        "SELECT subscriber_id,
+        CASE WHEN used_at IS NOT NULL THEN 'used'
+             WHEN expires_at < now() THEN 'expired'
+             ELSE 'valid' END AS state
+    FROM confirmation_tokens WHERE token_hash = $1"
+    };
+}
+
+fn state_of(row: Option<&sqlx::postgres::PgRow>) -> TokenState {
+    match row.map(|r| r.get::<String, _>("state")).as_deref() {
+        Some("valid") => TokenState::Valid,
+        Some("used") => TokenState::AlreadyUsed,
+        Some(_) => TokenState::Expired,
+        None => TokenState::Unknown,
+    }
+}
+
+/// Read-only: what a GET of the confirmation link may show.
+pub async fn state(db: impl PgExecutor<'_>, hash: &TokenHash) -> sqlx::Result<TokenState> {
+    let row = sqlx::query(state_sql!())
+        .bind(hash.0.as_slice())
+        .fetch_optional(db)
+        .await?;
+    Ok(state_of(row.as_ref()))
+}
+
+/// Confirms the subscriber and their pending subscriptions. Returns the token's state before the
+/// call: `Valid` means this call confirmed; `AlreadyUsed` means an earlier call did.
+pub async fn confirm(
+    pool: &PgPool,
+    hash: &TokenHash,
+    origin: &RequestOrigin,
+) -> anyhow::Result<TokenState> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("starting the confirmation transaction")?;
+    let row = sqlx::query(concat!(state_sql!(), " FOR UPDATE"))
+        .bind(hash.0.as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("looking up the confirmation token")?;
+    let state = state_of(row.as_ref());
+    let Some(row) = row.filter(|_| state == TokenState::Valid) else {
+        return Ok(state);
+    };
+    let subscriber_id: uuid::Uuid = row.get("subscriber_id");
+    let lists: Vec<String> = sqlx::query_scalar(
+        "WITH used AS (
+             UPDATE confirmation_tokens SET used_at = now() WHERE token_hash = $1)
+         , person AS (
+             UPDATE subscribers
+             SET status = 'confirmed', confirmed_at = now(), unsubscribed_at = NULL, updated_at = now()
+             WHERE id = $2)
+         , confirmed AS (
+             UPDATE subscriptions SET status = 'confirmed', updated_at = now()
+             WHERE subscriber_id = $2 AND status = 'pending'
+             RETURNING list_id)
+         SELECT l.slug FROM confirmed c JOIN lists l ON l.id = c.list_id ORDER BY l.slug",
+    )
+    .bind(hash.0.as_slice())
+    .bind(subscriber_id)
+    .fetch_all(&mut *tx)
+    .await
+    .context("confirming the subscriber")?;
+    consent::record(
+        &mut *tx,
+        ConsentEvent {
+            subscriber_id,
+            kind: "confirm",
+            source: "link",
+            origin,
+            consent: None,
+            lists: &lists,
+        },
+    )
+    .await
+    .context("recording the confirmation")?;
+    tx.commit().await.context("committing the confirmation")?;
+    Ok(TokenState::Valid)
+}

@@ -1,0 +1,60 @@
+use sqlx::{PgExecutor, Row};
+use uuid::Uuid;
+
+use crate::domain::ListSlug;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublicList {
+    #[serde(skip)]
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+}
+
+pub async fn public_lists(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PublicList>> {
+    let rows = sqlx::query(
+        "SELECT id, slug, name, description, is_default FROM lists
+         WHERE is_public ORDER BY position, name",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PublicList {
+            id: r.get("id"),
+            slug: r.get("slug"),
+            name: r.get("name"),
+            description: r.get("description"),
+            is_default: r.get("is_default"),
+        })
+        .collect())
+}
+
+/// The public lists named by `slugs`, or the default lists when `slugs` is empty.
+/// `Err` carries the slugs that are not public lists.
+pub async fn resolve_public(
+    db: impl PgExecutor<'_>,
+    slugs: &[ListSlug],
+) -> sqlx::Result<Result<Vec<(Uuid, String)>, Vec<String>>> {
+    let wanted: Vec<&str> = slugs.iter().map(ListSlug::as_str).collect();
+    let rows = sqlx::query(
+        "SELECT id, slug FROM lists
+         WHERE is_public AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default))",
+    )
+    .bind(&wanted)
+    .fetch_all(db)
+    .await?;
+    let found: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get("id"), r.get("slug"))).collect();
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|(_, s)| s == *w))
+        .map(|w| w.to_string())
+        .collect();
+    Ok(if unknown.is_empty() {
+        Ok(found)
+    } else {
+        Err(unknown)
+    })
+}

@@ -1,0 +1,45 @@
+//! All SQL lives here: one file per table family, bound parameters only.
+
+pub mod confirmations;
+pub mod consent;
+pub mod deliveries;
+pub mod lists;
+pub mod signups;
+pub mod subscribers;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::config::DatabaseSettings;
+
+/// The embedded migrations in `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A lazy pool: the service starts (and `/health` answers 503) while the database is down.
+pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy(settings.url.expose())
+        .context("invalid database.url")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying database migrations")
+}
+
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// `Duration` as a Postgres interval parameter, in whole seconds.
+pub(crate) fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
