@@ -39,6 +39,9 @@ impl EmailAddress {
                 "This does not look like an e-mail address (name@example.org).".to_owned()
             })?;
         let local = parsed.local_part();
+        if !local.is_ascii() {
+            return Err("The part before the @ must use plain letters, digits and . _ + - only.".into());
+        }
         if local.len() > MAX_LOCAL_PART_OCTETS {
             return Err(format!(
                 "The part before the @ has at most {MAX_LOCAL_PART_OCTETS} characters."
@@ -113,9 +116,16 @@ mod tests {
             "a@example..org",
             "a@example.org\r\nBcc: x@example.org",
             "a@-example.org",
+            "ü@example.org",
+            "a\u{202e}b@example.org",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn accepts_an_internationalized_domain() {
+        assert_eq!(EmailAddress::parse("a@Bücher.example").unwrap().domain(), "bücher.example");
     }
 
     #[test]
@@ -124,7 +134,7 @@ mod tests {
         assert!(EmailAddress::parse(&format!("{local}@example.org")).is_err());
         let ok_local = "a".repeat(64);
         assert!(EmailAddress::parse(&format!("{ok_local}@example.org")).is_ok());
-        let long_domain = format!("{}.org", ["b".repeat(60); 4].join("."));
+        let long_domain = format!("{}.org", vec!["b".repeat(60); 5].join("."));
         assert!(EmailAddress::parse(&format!("a@{long_domain}")).is_err());
     }
 

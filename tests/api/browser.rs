@@ -1,0 +1,95 @@
+//! A real headless browser (Debian's chromium through chromedriver) walks the sign-up form.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver on a free local port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "chromium and chromium-driver are needed: scripts/test installs them (apt-get install chromium chromium-driver)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        Self { child, port }
+    }
+
+    async fn connect(&self) -> Client {
+        let profile = std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         format!("--user-data-dir={}", profile.display())]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        for _ in 0..100 {
+            let builder = ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await;
+            if let Ok(client) = builder {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not start a chromium session through chromedriver");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_fills_the_form_in_a_real_browser_and_lands_on_the_pending_page() {
+    let app = spawn_app().await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+
+    browser.goto(&app.url("/")).await.unwrap();
+    let email = browser.find(Locator::Css("#email")).await.unwrap();
+    email.send_keys("browser.user@example.org").await.unwrap();
+    browser.find(Locator::Css("#name")).await.unwrap().send_keys("Dana Browser").await.unwrap();
+    let checkbox = browser.find(Locator::Css(r#"input[name="lists"][value="us-icc-updates"]"#)).await.unwrap();
+    assert_eq!(checkbox.prop("checked").await.unwrap().as_deref(), Some("true"), "the default list is pre-selected");
+    browser.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+
+    browser.wait().for_url(&url_of(&app.url("/subscriptions/pending"))).await.unwrap();
+    let heading = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Check your inbox");
+    browser.close().await.unwrap();
+    assert_eq!(app.subscriber_status("browser.user@example.org").await.as_deref(), Some("pending"));
+    let mail = app.smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail[0].rcpt_to, ["browser.user@example.org"]);
+}
+
+fn url_of(s: &str) -> url::Url {
+    url::Url::parse(s).unwrap()
+}

@@ -1,0 +1,92 @@
+//! The binary itself: help, configuration errors that name the key, and graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{TestDatabase, SECRET_KEY};
+
+fn newsletter() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsletter"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("NEWSLETTER__SECURITY__SECRET_KEY", SECRET_KEY);
+    cmd
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = newsletter().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for command in ["serve", "worker", "migrate"] {
+        assert!(help.contains(command), "{command} missing from --help");
+    }
+    let serve = newsletter().args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8(serve.stdout).unwrap().contains("--no-worker"));
+}
+
+#[test]
+fn a_bad_configuration_value_stops_the_start_and_names_the_key() {
+    for (var, value, key) in [
+        ("NEWSLETTER__SIGNUP__PER_IP_PER_MINUTE", "lots", "signup.per_ip_per_minute"),
+        ("NEWSLETTER__SERVER__BIND", "not-an-address", "server.bind"),
+        ("NEWSLETTER__SECURITY__SECRET_KEY", "short", "security.secret_key"),
+        ("NEWSLETTER__SERVER__NO_SUCH_KEY", "1", "server.no_such_key"),
+    ] {
+        let out = newsletter().env(var, value).arg("migrate").output().unwrap();
+        assert!(!out.status.success(), "{var} accepted");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(key), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let out = newsletter().args(["--config", "/nonexistent/newsletter.toml", "migrate"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/newsletter.toml"));
+}
+
+#[tokio::test]
+async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let mut child = newsletter()
+        .env("DATABASE_URL", &db.url)
+        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
+        .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut port = None;
+    for line in stdout.lines().take(10) {
+        let line = line.unwrap();
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            port = addr.rsplit(':').next().map(|p| p.parse::<u16>().unwrap());
+            break;
+        }
+    }
+    let port = port.expect("serve prints where it listens");
+
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .unwrap();
+    assert!(status.expect("serve exits within 10 s of SIGTERM").success());
+}

@@ -1,0 +1,237 @@
+//! Test harness: a fresh PostgreSQL database per test, the real service on a random port, and a
+//! real SMTP server over TCP.
+
+use std::time::Duration;
+
+use newsletter::app::Application;
+use newsletter::config::Settings;
+use newsletter::store;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use toml::Value;
+use uuid::Uuid;
+
+use crate::smtp_server::TestSmtp;
+
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
+
+/// The server the tests create their databases on (`DATABASE_URL`, any database on it).
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// A new, migrated database; dropped (with its connections) when the guard drops.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let name = format!("newsletter_test_{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&server_url())
+            .await
+            .expect("cannot reach PostgreSQL: set DATABASE_URL or run scripts/test");
+        conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .expect("creating the test database");
+        let url = with_database(&server_url(), &name);
+        let pool = PgPool::connect(&url).await.expect("connecting to the test database");
+        store::migrate(&pool).await.expect("migrating the test database");
+        pool.close().await;
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&server_url()).await {
+                    let _ = conn
+                        .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings for a test: fast polling and retries, a generous rate limit, mail to `smtp_url`.
+pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) -> Settings {
+    let mut all: Vec<(&str, Value)> = vec![
+        ("server.bind", "127.0.0.1:0".into()),
+        ("database.url", db_url.into()),
+        ("database.acquire_timeout_seconds", 2.into()),
+        ("smtp.url", smtp_url.into()),
+        ("smtp.timeout_seconds", 5.into()),
+        ("security.secret_key", SECRET_KEY.into()),
+        ("signup.per_ip_per_minute", 10_000.into()),
+        ("worker.poll_interval_ms", 50.into()),
+        ("worker.lease_seconds", 30.into()),
+        ("sending.backoff_seconds", Value::Array(vec![1.into()])),
+        ("mail.postal_address", "1 Test Street, Springfield, IL 62701, USA".into()),
+    ];
+    all.extend(overrides.iter().cloned());
+    Settings::from_overrides(all).expect("test settings are valid")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub smtp: TestSmtp,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // dropped last: the database outlives the pool and the server
+    _db: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
+    let smtp = TestSmtp::start().await;
+    spawn_app_on(smtp, overrides).await
+}
+
+pub async fn spawn_app_on(smtp: TestSmtp, overrides: &[(&str, Value)]) -> TestApp {
+    let db = TestDatabase::create().await;
+    let settings = test_settings(&db.url, &smtp.url(), overrides);
+    let app = Application::build(settings.clone(), true).await.expect("building the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.pool().clone();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until(shutdown.clone()));
+    TestApp {
+        address,
+        pool,
+        smtp,
+        settings,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        shutdown,
+        server: Some(server),
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET failed")
+    }
+
+    pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
+        self.post_raw(path, "application/x-www-form-urlencoded", body.as_bytes().to_vec())
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.post_raw(path, "application/json", serde_json::to_vec(body).unwrap())
+            .await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST failed")
+    }
+
+    pub async fn signup(&self, email: &str) -> reqwest::Response {
+        self.post_form("/subscriptions", &format!("email={}", urlencode(email)))
+            .await
+    }
+
+    /// Waits until the worker has emptied the queue of due mail.
+    pub async fn wait_for_queue_to_drain(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending')
+                 OR (status = 'deferred' AND next_attempt_at <= now())",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            if busy == 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "queue did not drain: {busy} left");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Counts rows in the tables a sign-up writes to.
+    pub async fn row_counts(&self) -> (i64, i64, i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM subscribers), (SELECT count(*) FROM subscriptions),
+                    (SELECT count(*) FROM consent_events), (SELECT count(*) FROM deliveries)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn subscriber_status(&self, email: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT status FROM subscribers WHERE email_normalized = lower($1)")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    form_urlencoded_byte_serialize(s)
+}
+
+fn form_urlencoded_byte_serialize(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_owned()
+}
+
+/// The confirmation link in a received mail's text part.
+pub fn confirmation_link(raw: &[u8]) -> String {
+    let message = mail_parser::MessageParser::default().parse(raw).expect("mail parses as MIME");
+    let text = message.body_text(0).expect("mail has a text part");
+    text.split_whitespace()
+        .find(|w| w.contains("/subscriptions/confirm?token="))
+        .expect("text part carries the confirmation link")
+        .to_owned()
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the real service, a real PostgreSQL database per test, a real SMTP server.
+
+mod bad_input;
+mod browser;
+mod cli;
+mod confirm;
+mod health;
+mod helpers;
+mod signup;
+mod smtp_server;

@@ -1,0 +1,251 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{confirmation_link, spawn_app, spawn_app_on, spawn_app_with};
+use crate::smtp_server::TestSmtp;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn form_signup_redirects_to_the_pending_page_and_mails_one_confirmation() {
+    let app = spawn_app().await;
+
+    let response = app.post_form("/subscriptions", "email=Ann.Lee%40Example.org&name=Ann+Lee").await;
+
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/subscriptions/pending");
+    let mails = app.smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails[0].rcpt_to, ["Ann.Lee@example.org"]);
+    let row: (String, String, Option<String>, String) =
+        sqlx::query_as("SELECT email, email_normalized, name, status FROM subscribers")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(row, ("Ann.Lee@example.org".into(), "ann.lee@example.org".into(), Some("Ann Lee".into()), "pending".into()));
+    let lists: Vec<(String, String)> = sqlx::query_as(
+        "SELECT l.slug, s.status FROM subscriptions s JOIN lists l ON l.id = s.list_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(lists, [("us-icc-updates".to_owned(), "pending".to_owned())]);
+    let page = app.get("/subscriptions/pending").await.text().await.unwrap();
+    assert!(page.contains("Check your inbox"));
+}
+
+#[tokio::test]
+async fn json_signup_answers_202_pending_and_records_consent_with_its_source() {
+    let app = spawn_app().await;
+
+    let response = app
+        .post_json("/subscriptions", &json!({"email": "bo@example.org", "name": "Bo", "lists": ["us-icc-updates"]}))
+        .await;
+
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap(), json!({"status": "pending"}));
+    let consent: (String, String, Option<String>, Option<String>, Vec<String>, Option<String>) = sqlx::query_as(
+        "SELECT kind, source, consent_text, consent_version, lists, host(ip) FROM consent_events",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(consent.0, "signup");
+    assert_eq!(consent.1, "api");
+    assert_eq!(consent.2.as_deref(), Some(app.settings.signup.consent_text.as_str()));
+    assert_eq!(consent.3.as_deref(), Some(app.settings.signup.consent_version.as_str()));
+    assert_eq!(consent.4, ["us-icc-updates"]);
+    assert_eq!(consent.5.as_deref(), Some("127.0.0.1"));
+    app.smtp.wait_for(1, WAIT).await;
+}
+
+#[tokio::test]
+async fn tokens_are_stored_only_as_hashes() {
+    let app = spawn_app().await;
+    app.signup("hash@example.org").await;
+    let mail = app.smtp.wait_for(1, WAIT).await.remove(0);
+    let link = confirmation_link(&mail.data);
+    let token = link.split("token=").nth(1).unwrap();
+    app.wait_for_queue_to_drain().await;
+
+    let dump: String = sqlx::query_scalar(
+        "SELECT concat_ws('|', (SELECT string_agg(encode(token_hash, 'escape'), ',') FROM confirmation_tokens),
+                              (SELECT string_agg(payload::text, ',') FROM deliveries))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(!dump.contains(token), "the raw token is stored");
+    let payload_after_send: serde_json::Value = sqlx::query_scalar("SELECT payload FROM deliveries")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(payload_after_send, json!({}), "the nonce is dropped once the mail is sent");
+}
+
+#[tokio::test]
+async fn signing_up_again_while_pending_resends_at_most_once_per_ten_minutes() {
+    let app = spawn_app().await;
+    app.signup("again@example.org").await;
+    app.smtp.wait_for(1, WAIT).await;
+
+    for _ in 0..3 {
+        assert_eq!(app.signup("AGAIN@example.org").await.status(), 303);
+    }
+    app.wait_for_queue_to_drain().await;
+    assert_eq!(app.smtp.count(), 1, "no re-send within ten minutes");
+
+    sqlx::query("UPDATE subscribers SET last_confirmation_at = now() - interval '11 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.signup("again@example.org").await;
+    let mails = app.smtp.wait_for(2, WAIT).await;
+    assert_ne!(confirmation_link(&mails[0].data), confirmation_link(&mails[1].data));
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM consent_events WHERE kind = 'signup'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 5, "every sign-up attempt is in the consent log");
+}
+
+#[tokio::test]
+async fn the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed_addresses() {
+    let app = spawn_app().await;
+    for (email, status) in [
+        ("pending@example.org", "pending"),
+        ("confirmed@example.org", "confirmed"),
+        ("gone@example.org", "unsubscribed"),
+    ] {
+        app.signup(email).await;
+        sqlx::query("UPDATE subscribers SET status = $1 WHERE email = $2")
+            .bind(status)
+            .bind(email)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE subscriptions SET status = 'confirmed' FROM subscribers s WHERE s.id = subscriber_id AND s.status = 'confirmed'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for email in ["new@example.org", "pending@example.org", "confirmed@example.org", "gone@example.org"] {
+        for json in [false, true] {
+            let response = if json {
+                app.post_json("/subscriptions", &json!({ "email": email })).await
+            } else {
+                app.signup(email).await
+            };
+            let mut headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != "date")
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            headers.sort();
+            answers.push((json, response.status(), headers, response.text().await.unwrap()));
+        }
+    }
+    for pair in answers.chunks(2).skip(1) {
+        assert_eq!(pair[0], answers[0], "form answer differs");
+        assert_eq!(pair[1], answers[1], "JSON answer differs");
+    }
+}
+
+#[tokio::test]
+async fn a_filled_honeypot_gets_the_success_answer_and_nothing_is_stored_or_sent() {
+    let app = spawn_app().await;
+
+    let form = app.post_form("/subscriptions", "email=bot%40example.org&website=http%3A%2F%2Fspam").await;
+    let json = app.post_json("/subscriptions", &json!({"email": "bot2@example.org", "website": "x"})).await;
+
+    assert_eq!(form.status(), 303);
+    assert_eq!(json.status(), 202);
+    assert_eq!(app.row_counts().await, (0, 0, 0, 0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.count(), 0);
+}
+
+#[tokio::test]
+async fn more_signups_than_the_per_ip_limit_get_429_with_retry_after() {
+    let app = spawn_app_with(&[("signup.per_ip_per_minute", 3.into())]).await;
+
+    for i in 0..3 {
+        assert_eq!(app.signup(&format!("r{i}@example.org")).await.status(), 303);
+    }
+    let limited = app.post_json("/subscriptions", &json!({"email": "r9@example.org"})).await;
+
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    assert!(limited.text().await.unwrap().contains("Too many sign-ups"));
+    assert_eq!(app.subscriber_status("r9@example.org").await, None);
+}
+
+#[tokio::test]
+async fn a_signup_while_the_relay_is_down_succeeds_and_is_mailed_once_it_is_back() {
+    let relay = TestSmtp::start().await;
+    let port = relay.port();
+    relay.stop().await;
+    let app = spawn_app_on(relay, &[]).await;
+
+    assert_eq!(app.signup("patient@example.org").await.status(), 303);
+    let deferred = async {
+        loop {
+            let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM deliveries")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            if status == "deferred" && attempts >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, deferred).await.expect("the mail is deferred while the relay is down");
+
+    let relay = TestSmtp::start_on(port).await.expect("relay port is free again");
+    let mails = relay.wait_for(1, WAIT).await;
+    assert_eq!(mails[0].rcpt_to, ["patient@example.org"]);
+    app.wait_for_queue_to_drain().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(relay.count(), 1, "delivered exactly once");
+    let status: String = sqlx::query_scalar("SELECT status FROM deliveries").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(status, "sent");
+}
+
+#[tokio::test]
+async fn the_form_page_is_labelled_and_lists_the_public_lists() {
+    let app = spawn_app().await;
+    sqlx::query("INSERT INTO lists (slug, name, is_public) VALUES ('hidden-list', 'Staff only', false)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let page = app.get("/").await.text().await.unwrap();
+
+    assert!(page.contains(r#"<label for="email">"#));
+    assert!(page.contains(r#"<label for="name">"#));
+    assert!(page.contains(r#"name="lists" value="us-icc-updates""#));
+    assert!(!page.contains("hidden-list"));
+    assert!(page.contains(r#"name="website""#), "honeypot field present");
+    assert!(page.contains(&app.settings.signup.consent_text));
+}
+
+#[tokio::test]
+async fn a_private_list_cannot_be_joined_by_signup() {
+    let app = spawn_app().await;
+    sqlx::query("INSERT INTO lists (slug, name, is_public) VALUES ('board', 'Board', false)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let response = app.post_json("/subscriptions", &json!({"email": "x@example.org", "lists": ["board"]})).await;
+
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["errors"]["lists"].as_str().unwrap().contains("board"));
+    assert_eq!(app.row_counts().await, (0, 0, 0, 0));
+}
