@@ -40,7 +40,9 @@ impl EmailAddress {
             })?;
         let local = parsed.local_part();
         if !local.is_ascii() {
-            return Err("The part before the @ must use plain letters, digits and . _ + - only.".into());
+            return Err(
+                "The part before the @ must use plain letters, digits and . _ + - only.".into(),
+            );
         }
         if local.len() > MAX_LOCAL_PART_OCTETS {
             return Err(format!(
@@ -125,7 +127,10 @@ mod tests {
 
     #[test]
     fn accepts_an_internationalized_domain() {
-        assert_eq!(EmailAddress::parse("a@Bücher.example").unwrap().domain(), "bücher.example");
+        assert_eq!(
+            EmailAddress::parse("a@Bücher.example").unwrap().domain(),
+            "bücher.example"
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ impl Driver {
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
             "chromium and chromium-driver are needed: scripts/test installs them (apt-get install chromium chromium-driver)"
         );
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -36,7 +40,8 @@ impl Driver {
     }
 
     async fn connect(&self) -> Client {
-        let profile = std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
+        let profile =
+            std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -50,7 +55,10 @@ impl Driver {
         );
         let url = format!("http://127.0.0.1:{}", self.port);
         for _ in 0..100 {
-            let builder = ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await;
+            let builder = ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await;
             if let Ok(client) = builder {
                 return client;
             }
@@ -76,16 +84,52 @@ async fn a_visitor_fills_the_form_in_a_real_browser_and_lands_on_the_pending_pag
     browser.goto(&app.url("/")).await.unwrap();
     let email = browser.find(Locator::Css("#email")).await.unwrap();
     email.send_keys("browser.user@example.org").await.unwrap();
-    browser.find(Locator::Css("#name")).await.unwrap().send_keys("Dana Browser").await.unwrap();
-    let checkbox = browser.find(Locator::Css(r#"input[name="lists"][value="us-icc-updates"]"#)).await.unwrap();
-    assert_eq!(checkbox.prop("checked").await.unwrap().as_deref(), Some("true"), "the default list is pre-selected");
-    browser.find(Locator::Css(r#"button[type="submit"]"#)).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys("Dana Browser")
+        .await
+        .unwrap();
+    let checkbox = browser
+        .find(Locator::Css(
+            r#"input[name="lists"][value="us-icc-updates"]"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        checkbox.prop("checked").await.unwrap().as_deref(),
+        Some("true"),
+        "the default list is pre-selected"
+    );
+    browser
+        .find(Locator::Css(r#"button[type="submit"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 
-    browser.wait().for_url(&url_of(&app.url("/subscriptions/pending"))).await.unwrap();
-    let heading = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    browser
+        .wait()
+        .for_url(&url_of(&app.url("/subscriptions/pending")))
+        .await
+        .unwrap();
+    let heading = browser
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(heading, "Check your inbox");
     browser.close().await.unwrap();
-    assert_eq!(app.subscriber_status("browser.user@example.org").await.as_deref(), Some("pending"));
+    assert_eq!(
+        app.subscriber_status("browser.user@example.org")
+            .await
+            .as_deref(),
+        Some("pending")
+    );
     let mail = app.smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mail[0].rcpt_to, ["browser.user@example.org"]);
 }

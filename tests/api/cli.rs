@@ -23,18 +23,32 @@ fn help_lists_the_commands() {
         assert!(help.contains(command), "{command} missing from --help");
     }
     let serve = newsletter().args(["serve", "--help"]).output().unwrap();
-    assert!(String::from_utf8(serve.stdout).unwrap().contains("--no-worker"));
+    assert!(String::from_utf8(serve.stdout)
+        .unwrap()
+        .contains("--no-worker"));
 }
 
 #[test]
 fn a_bad_configuration_value_stops_the_start_and_names_the_key() {
     for (var, value, key) in [
-        ("NEWSLETTER__SIGNUP__PER_IP_PER_MINUTE", "lots", "signup.per_ip_per_minute"),
+        (
+            "NEWSLETTER__SIGNUP__PER_IP_PER_MINUTE",
+            "lots",
+            "signup.per_ip_per_minute",
+        ),
         ("NEWSLETTER__SERVER__BIND", "not-an-address", "server.bind"),
-        ("NEWSLETTER__SECURITY__SECRET_KEY", "short", "security.secret_key"),
+        (
+            "NEWSLETTER__SECURITY__SECRET_KEY",
+            "short",
+            "security.secret_key",
+        ),
         ("NEWSLETTER__SERVER__NO_SUCH_KEY", "1", "server.no_such_key"),
     ] {
-        let out = newsletter().env(var, value).arg("migrate").output().unwrap();
+        let out = newsletter()
+            .env(var, value)
+            .arg("migrate")
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{var} accepted");
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(stderr.contains(key), "{var}: {stderr}");
@@ -43,9 +57,14 @@ fn a_bad_configuration_value_stops_the_start_and_names_the_key() {
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let out = newsletter().args(["--config", "/nonexistent/newsletter.toml", "migrate"]).output().unwrap();
+    let out = newsletter()
+        .args(["--config", "/nonexistent/newsletter.toml", "migrate"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/newsletter.toml"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/newsletter.toml"));
 }
 
 #[tokio::test]
@@ -60,21 +79,29 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Read stdout on a thread for the whole run: closing the pipe early would kill the child
+    // with a write error.
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut port = None;
-    for line in stdout.lines().take(10) {
-        let line = line.unwrap();
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            port = addr.rsplit(':').next().map(|p| p.parse::<u16>().unwrap());
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                let _ = tx.send(addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
+            }
         }
-    }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
     let port = port.expect("serve prints where it listens");
 
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = tokio::task::spawn_blocking(move || {
         for _ in 0..100 {
@@ -88,5 +115,7 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
     })
     .await
     .unwrap();
-    assert!(status.expect("serve exits within 10 s of SIGTERM").success());
+    assert!(status
+        .expect("serve exits within 10 s of SIGTERM")
+        .success());
 }

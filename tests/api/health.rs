@@ -7,13 +7,20 @@ async fn health_is_ok_when_the_database_answers() {
     let app = spawn_app().await;
     let response = app.get("/health").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"status": "ok"}));
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
 }
 
 #[tokio::test]
 async fn health_is_503_and_signup_is_503_not_500_when_the_database_is_down() {
     // Port 9 (discard) has no PostgreSQL on this machine.
-    let settings = test_settings("postgres://postgres@127.0.0.1:9/none", "smtp://127.0.0.1:9", &[]);
+    let settings = test_settings(
+        "postgres://postgres@127.0.0.1:9/none",
+        "smtp://127.0.0.1:9",
+        &[],
+    );
     let app = Application::build(settings, false).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
@@ -42,7 +49,10 @@ async fn pages_carry_security_headers_and_unknown_paths_get_a_404_page() {
     let response = app.get("/no/such/page").await;
     assert_eq!(response.status(), 404);
     let headers = response.headers();
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(response.text().await.unwrap().contains("Page not found"));

@@ -17,11 +17,14 @@ pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
 
 /// The server the tests create their databases on (`DATABASE_URL`, any database on it).
 pub fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     match query {
         Some(q) => format!("{base}/{db}?{q}"),
@@ -45,8 +48,12 @@ impl TestDatabase {
             .await
             .expect("creating the test database");
         let url = with_database(&server_url(), &name);
-        let pool = PgPool::connect(&url).await.expect("connecting to the test database");
-        store::migrate(&pool).await.expect("migrating the test database");
+        let pool = PgPool::connect(&url)
+            .await
+            .expect("connecting to the test database");
+        store::migrate(&pool)
+            .await
+            .expect("migrating the test database");
         pool.close().await;
         Self { name, url }
     }
@@ -56,11 +63,16 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = PgConnection::connect(&server_url()).await {
                     let _ = conn
-                        .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                        .execute(
+                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+                        )
                         .await;
                 }
             });
@@ -82,7 +94,10 @@ pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) 
         ("worker.poll_interval_ms", 50.into()),
         ("worker.lease_seconds", 30.into()),
         ("sending.backoff_seconds", Value::Array(vec![1.into()])),
-        ("mail.postal_address", "1 Test Street, Springfield, IL 62701, USA".into()),
+        (
+            "mail.postal_address",
+            "1 Test Street, Springfield, IL 62701, USA".into(),
+        ),
     ];
     all.extend(overrides.iter().cloned());
     Settings::from_overrides(all).expect("test settings are valid")
@@ -112,7 +127,9 @@ pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
 pub async fn spawn_app_on(smtp: TestSmtp, overrides: &[(&str, Value)]) -> TestApp {
     let db = TestDatabase::create().await;
     let settings = test_settings(&db.url, &smtp.url(), overrides);
-    let app = Application::build(settings.clone(), true).await.expect("building the app");
+    let app = Application::build(settings.clone(), true)
+        .await
+        .expect("building the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool().clone();
     let shutdown = CancellationToken::new();
@@ -138,12 +155,20 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.expect("GET failed")
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET failed")
     }
 
     pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
-        self.post_raw(path, "application/x-www-form-urlencoded", body.as_bytes().to_vec())
-            .await
+        self.post_raw(
+            path,
+            "application/x-www-form-urlencoded",
+            body.as_bytes().to_vec(),
+        )
+        .await
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
@@ -151,7 +176,12 @@ impl TestApp {
             .await
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         self.http
             .post(self.url(path))
             .header("content-type", content_type)
@@ -180,7 +210,10 @@ impl TestApp {
             if busy == 0 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "queue did not drain: {busy} left");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "queue did not drain: {busy} left"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -228,7 +261,9 @@ fn form_urlencoded_byte_serialize(s: &str) -> String {
 
 /// The confirmation link in a received mail's text part.
 pub fn confirmation_link(raw: &[u8]) -> String {
-    let message = mail_parser::MessageParser::default().parse(raw).expect("mail parses as MIME");
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("mail parses as MIME");
     let text = message.body_text(0).expect("mail has a text part");
     text.split_whitespace()
         .find(|w| w.contains("/subscriptions/confirm?token="))

@@ -11,7 +11,9 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn form_signup_redirects_to_the_pending_page_and_mails_one_confirmation() {
     let app = spawn_app().await;
 
-    let response = app.post_form("/subscriptions", "email=Ann.Lee%40Example.org&name=Ann+Lee").await;
+    let response = app
+        .post_form("/subscriptions", "email=Ann.Lee%40Example.org&name=Ann+Lee")
+        .await;
 
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/subscriptions/pending");
@@ -22,7 +24,15 @@ async fn form_signup_redirects_to_the_pending_page_and_mails_one_confirmation() 
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert_eq!(row, ("Ann.Lee@example.org".into(), "ann.lee@example.org".into(), Some("Ann Lee".into()), "pending".into()));
+    assert_eq!(
+        row,
+        (
+            "Ann.Lee@example.org".into(),
+            "ann.lee@example.org".into(),
+            Some("Ann Lee".into()),
+            "pending".into()
+        )
+    );
     let lists: Vec<(String, String)> = sqlx::query_as(
         "SELECT l.slug, s.status FROM subscriptions s JOIN lists l ON l.id = s.list_id",
     )
@@ -30,7 +40,12 @@ async fn form_signup_redirects_to_the_pending_page_and_mails_one_confirmation() 
     .await
     .unwrap();
     assert_eq!(lists, [("us-icc-updates".to_owned(), "pending".to_owned())]);
-    let page = app.get("/subscriptions/pending").await.text().await.unwrap();
+    let page = app
+        .get("/subscriptions/pending")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Check your inbox"));
 }
 
@@ -39,12 +54,25 @@ async fn json_signup_answers_202_pending_and_records_consent_with_its_source() {
     let app = spawn_app().await;
 
     let response = app
-        .post_json("/subscriptions", &json!({"email": "bo@example.org", "name": "Bo", "lists": ["us-icc-updates"]}))
+        .post_json(
+            "/subscriptions",
+            &json!({"email": "bo@example.org", "name": "Bo", "lists": ["us-icc-updates"]}),
+        )
         .await;
 
     assert_eq!(response.status(), 202);
-    assert_eq!(response.json::<serde_json::Value>().await.unwrap(), json!({"status": "pending"}));
-    let consent: (String, String, Option<String>, Option<String>, Vec<String>, Option<String>) = sqlx::query_as(
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap(),
+        json!({"status": "pending"})
+    );
+    let consent: (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Vec<String>,
+        Option<String>,
+    ) = sqlx::query_as(
         "SELECT kind, source, consent_text, consent_version, lists, host(ip) FROM consent_events",
     )
     .fetch_one(&app.pool)
@@ -52,8 +80,14 @@ async fn json_signup_answers_202_pending_and_records_consent_with_its_source() {
     .unwrap();
     assert_eq!(consent.0, "signup");
     assert_eq!(consent.1, "api");
-    assert_eq!(consent.2.as_deref(), Some(app.settings.signup.consent_text.as_str()));
-    assert_eq!(consent.3.as_deref(), Some(app.settings.signup.consent_version.as_str()));
+    assert_eq!(
+        consent.2.as_deref(),
+        Some(app.settings.signup.consent_text.as_str())
+    );
+    assert_eq!(
+        consent.3.as_deref(),
+        Some(app.settings.signup.consent_version.as_str())
+    );
     assert_eq!(consent.4, ["us-icc-updates"]);
     assert_eq!(consent.5.as_deref(), Some("127.0.0.1"));
     app.smtp.wait_for(1, WAIT).await;
@@ -76,11 +110,16 @@ async fn tokens_are_stored_only_as_hashes() {
     .await
     .unwrap();
     assert!(!dump.contains(token), "the raw token is stored");
-    let payload_after_send: serde_json::Value = sqlx::query_scalar("SELECT payload FROM deliveries")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(payload_after_send, json!({}), "the nonce is dropped once the mail is sent");
+    let payload_after_send: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM deliveries")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        payload_after_send,
+        json!({}),
+        "the nonce is dropped once the mail is sent"
+    );
 }
 
 #[tokio::test]
@@ -101,11 +140,15 @@ async fn signing_up_again_while_pending_resends_at_most_once_per_ten_minutes() {
         .unwrap();
     app.signup("again@example.org").await;
     let mails = app.smtp.wait_for(2, WAIT).await;
-    assert_ne!(confirmation_link(&mails[0].data), confirmation_link(&mails[1].data));
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM consent_events WHERE kind = 'signup'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    assert_ne!(
+        confirmation_link(&mails[0].data),
+        confirmation_link(&mails[1].data)
+    );
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM consent_events WHERE kind = 'signup'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(events, 5, "every sign-up attempt is in the consent log");
 }
 
@@ -131,10 +174,16 @@ async fn the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed_addre
         .unwrap();
 
     let mut answers = Vec::new();
-    for email in ["new@example.org", "pending@example.org", "confirmed@example.org", "gone@example.org"] {
+    for email in [
+        "new@example.org",
+        "pending@example.org",
+        "confirmed@example.org",
+        "gone@example.org",
+    ] {
         for json in [false, true] {
             let response = if json {
-                app.post_json("/subscriptions", &json!({ "email": email })).await
+                app.post_json("/subscriptions", &json!({ "email": email }))
+                    .await
             } else {
                 app.signup(email).await
             };
@@ -145,7 +194,12 @@ async fn the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed_addre
                 .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
                 .collect();
             headers.sort();
-            answers.push((json, response.status(), headers, response.text().await.unwrap()));
+            answers.push((
+                json,
+                response.status(),
+                headers,
+                response.text().await.unwrap(),
+            ));
         }
     }
     for pair in answers.chunks(2).skip(1) {
@@ -158,8 +212,18 @@ async fn the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed_addre
 async fn a_filled_honeypot_gets_the_success_answer_and_nothing_is_stored_or_sent() {
     let app = spawn_app().await;
 
-    let form = app.post_form("/subscriptions", "email=bot%40example.org&website=http%3A%2F%2Fspam").await;
-    let json = app.post_json("/subscriptions", &json!({"email": "bot2@example.org", "website": "x"})).await;
+    let form = app
+        .post_form(
+            "/subscriptions",
+            "email=bot%40example.org&website=http%3A%2F%2Fspam",
+        )
+        .await;
+    let json = app
+        .post_json(
+            "/subscriptions",
+            &json!({"email": "bot2@example.org", "website": "x"}),
+        )
+        .await;
 
     assert_eq!(form.status(), 303);
     assert_eq!(json.status(), 202);
@@ -175,10 +239,16 @@ async fn more_signups_than_the_per_ip_limit_get_429_with_retry_after() {
     for i in 0..3 {
         assert_eq!(app.signup(&format!("r{i}@example.org")).await.status(), 303);
     }
-    let limited = app.post_json("/subscriptions", &json!({"email": "r9@example.org"})).await;
+    let limited = app
+        .post_json("/subscriptions", &json!({"email": "r9@example.org"}))
+        .await;
 
     assert_eq!(limited.status(), 429);
-    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     assert!(limited.text().await.unwrap().contains("Too many sign-ups"));
     assert_eq!(app.subscriber_status("r9@example.org").await, None);
@@ -194,35 +264,45 @@ async fn a_signup_while_the_relay_is_down_succeeds_and_is_mailed_once_it_is_back
     assert_eq!(app.signup("patient@example.org").await.status(), 303);
     let deferred = async {
         loop {
-            let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM deliveries")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
+            let (status, attempts): (String, i32) =
+                sqlx::query_as("SELECT status, attempts FROM deliveries")
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
             if status == "deferred" && attempts >= 1 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(WAIT, deferred).await.expect("the mail is deferred while the relay is down");
+    tokio::time::timeout(WAIT, deferred)
+        .await
+        .expect("the mail is deferred while the relay is down");
 
-    let relay = TestSmtp::start_on(port).await.expect("relay port is free again");
+    let relay = TestSmtp::start_on(port)
+        .await
+        .expect("relay port is free again");
     let mails = relay.wait_for(1, WAIT).await;
     assert_eq!(mails[0].rcpt_to, ["patient@example.org"]);
     app.wait_for_queue_to_drain().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(relay.count(), 1, "delivered exactly once");
-    let status: String = sqlx::query_scalar("SELECT status FROM deliveries").fetch_one(&app.pool).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM deliveries")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(status, "sent");
 }
 
 #[tokio::test]
 async fn the_form_page_is_labelled_and_lists_the_public_lists() {
     let app = spawn_app().await;
-    sqlx::query("INSERT INTO lists (slug, name, is_public) VALUES ('hidden-list', 'Staff only', false)")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO lists (slug, name, is_public) VALUES ('hidden-list', 'Staff only', false)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
 
     let page = app.get("/").await.text().await.unwrap();
 
@@ -242,7 +322,12 @@ async fn a_private_list_cannot_be_joined_by_signup() {
         .await
         .unwrap();
 
-    let response = app.post_json("/subscriptions", &json!({"email": "x@example.org", "lists": ["board"]})).await;
+    let response = app
+        .post_json(
+            "/subscriptions",
+            &json!({"email": "x@example.org", "lists": ["board"]}),
+        )
+        .await;
 
     assert_eq!(response.status(), 422);
     let body: serde_json::Value = response.json().await.unwrap();

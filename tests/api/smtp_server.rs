@@ -1,0 +1,458 @@
+//! An SMTP server for tests: real SMTP over TCP on 127.0.0.1, with faults that can be injected
+//! at run time (rejections by recipient, transient failures, throttling, connections cut in the
+//! middle of DATA, mail taken without a reply, stalls).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+/// Longest command line accepted, and largest message.
+const MAX_LINE: usize = 1000;
+const MAX_MESSAGE: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// The message as received, dot-unstuffed, without the final ".\r\n".
+    pub data: Vec<u8>,
+    pub connection_id: u64,
+}
+
+/// Faults to inject; `Default` is a well-behaved relay. Substring rules match recipient addresses.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Reply to the greeting with this and close (e.g. 421).
+    pub greeting: Option<(u16, String)>,
+    /// RCPT for a matching recipient always gets this reply.
+    pub rcpt: Vec<(String, u16, String)>,
+    /// RCPT for a matching recipient gets this reply the first N times, then is accepted.
+    pub rcpt_transient_times: Vec<(String, u32, u16, String)>,
+    /// After the body of a mail to a matching recipient, reply this instead of 250.
+    pub data_reply: Vec<(String, u16, String)>,
+    /// Once N mails were accepted in total, answer MAIL FROM with this and close.
+    pub throttle_after: Option<(usize, u16, String)>,
+    /// The first N mails to a matching recipient: drop the connection in the middle of DATA.
+    pub cut_in_data_times: Vec<(String, u32)>,
+    /// The first N mails to a matching recipient: take the whole message, then drop the
+    /// connection without the 250 (the mail is recorded in `ambiguous()`).
+    pub close_before_250_times: Vec<(String, u32)>,
+    /// Wait this long before each reply after the greeting.
+    pub stall: Option<Duration>,
+}
+
+#[derive(Default)]
+struct State {
+    accepted: Mutex<Vec<ReceivedMail>>,
+    ambiguous: Mutex<Vec<ReceivedMail>>,
+    faults: Mutex<Faults>,
+    /// How many times each counted rule fired, by rule kind and index.
+    fired: Mutex<HashMap<(&'static str, usize), u32>>,
+    arrived: Notify,
+    connections: AtomicU64,
+    open: AtomicUsize,
+    max_open: AtomicUsize,
+}
+
+#[derive(Clone)]
+pub struct TestSmtp {
+    addr: SocketAddr,
+    state: Arc<State>,
+    tasks: Arc<Mutex<Option<JoinSet<()>>>>,
+}
+
+impl TestSmtp {
+    pub async fn start() -> TestSmtp {
+        Self::bind("127.0.0.1:0")
+            .await
+            .expect("binding the test SMTP server")
+    }
+
+    /// Listens on a given port again, e.g. to bring a relay back up.
+    pub async fn start_on(port: u16) -> std::io::Result<TestSmtp> {
+        Self::bind(&format!("127.0.0.1:{port}")).await
+    }
+
+    async fn bind(addr: &str) -> std::io::Result<TestSmtp> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let mut tasks = JoinSet::new();
+        let accept_state = Arc::clone(&state);
+        let tasks_handle: Arc<Mutex<Option<JoinSet<()>>>> = Arc::new(Mutex::new(None));
+        let conn_tasks = Arc::clone(&tasks_handle);
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let _ = stream.set_nodelay(true);
+                        let state = Arc::clone(&accept_state);
+                        connections.spawn(serve(stream, state));
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        *conn_tasks.lock().unwrap() = Some(tasks);
+        Ok(TestSmtp {
+            addr,
+            state,
+            tasks: tasks_handle,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A lettre connection URL for this server (plain SMTP, no TLS).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port())
+    }
+
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        self.state.accepted.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.accepted.lock().unwrap().len()
+    }
+
+    pub fn ambiguous(&self) -> Vec<ReceivedMail> {
+        self.state.ambiguous.lock().unwrap().clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.lock().unwrap() = faults;
+        self.state.fired.lock().unwrap().clear();
+    }
+
+    pub fn connections_accepted(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn max_concurrent_connections(&self) -> usize {
+        self.state.max_open.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` mails were accepted; panics after `timeout` saying how many came.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.arrived.notified();
+            let count = self.count();
+            if count >= n {
+                return self.messages();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "expected {n} mails within {timeout:?}, {} arrived",
+                    self.count()
+                );
+            }
+        }
+    }
+
+    /// Stops listening and drops every open connection: the relay is down, its port free.
+    pub async fn stop(&self) {
+        let tasks = self.tasks.lock().unwrap().take();
+        if let Some(mut tasks) = tasks {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// Counts a firing of the `index`th rule of `kind`; true while it has fired fewer than `times`.
+fn fire(state: &State, kind: &'static str, index: usize, times: u32) -> bool {
+    let mut fired = state.fired.lock().unwrap();
+    let n = fired.entry((kind, index)).or_insert(0);
+    if *n < times {
+        *n += 1;
+        true
+    } else {
+        false
+    }
+}
+
+struct OpenGuard<'a>(&'a State);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve(stream: TcpStream, state: Arc<State>) {
+    let id = state.connections.fetch_add(1, Ordering::SeqCst) + 1;
+    let open = state.open.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_open.fetch_max(open, Ordering::SeqCst);
+    let _guard = OpenGuard(&state);
+    let _ = session(stream, &state, id).await;
+}
+
+enum After {
+    Continue,
+    Close,
+}
+
+async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let greeting = state.faults.lock().unwrap().greeting.clone();
+    if let Some((code, text)) = greeting {
+        write
+            .write_all(format!("{code} {text}\r\n").as_bytes())
+            .await?;
+        return Ok(());
+    }
+    write.write_all(b"220 test-smtp ESMTP ready\r\n").await?;
+    let mut mail_from: Option<String> = None;
+    let mut rcpt_to: Vec<String> = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let stall = state.faults.lock().unwrap().stall;
+        if let Some(stall) = stall {
+            tokio::time::sleep(stall).await;
+        }
+        if !line.ends_with(b"\n") {
+            write.write_all(b"500 5.5.2 line too long\r\n").await?;
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        let upper = text.to_ascii_uppercase();
+        let verb = upper.split_whitespace().next().unwrap_or("");
+        let reply: String = match verb {
+            "EHLO" => "250-test-smtp\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760".into(),
+            "HELO" => "250 test-smtp".into(),
+            "NOOP" => "250 2.0.0 ok".into(),
+            "RSET" => {
+                mail_from = None;
+                rcpt_to.clear();
+                "250 2.0.0 ok".into()
+            }
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                return Ok(());
+            }
+            "MAIL" => {
+                let throttle = state.faults.lock().unwrap().throttle_after.clone();
+                if let Some((after, code, msg)) = throttle {
+                    if state.accepted.lock().unwrap().len() >= after {
+                        write
+                            .write_all(format!("{code} {msg}\r\n").as_bytes())
+                            .await?;
+                        return Ok(());
+                    }
+                }
+                mail_from = Some(angle_address(&text));
+                rcpt_to.clear();
+                "250 2.1.0 ok".into()
+            }
+            "RCPT" if mail_from.is_some() => {
+                let rcpt = angle_address(&text);
+                match rcpt_reply(state, &rcpt) {
+                    Some(reply) => reply,
+                    None => {
+                        rcpt_to.push(rcpt);
+                        "250 2.1.5 ok".into()
+                    }
+                }
+            }
+            "DATA" if mail_from.is_some() && !rcpt_to.is_empty() => {
+                write
+                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let mail = ReceivedMail {
+                    mail_from: mail_from.take().unwrap_or_default(),
+                    rcpt_to: std::mem::take(&mut rcpt_to),
+                    data: Vec::new(),
+                    connection_id: id,
+                };
+                match receive_data(&mut reader, &mut write, state, mail).await? {
+                    After::Continue => continue,
+                    After::Close => return Ok(()),
+                }
+            }
+            "RCPT" | "DATA" => "503 5.5.1 bad sequence of commands".into(),
+            _ => "500 5.5.1 command not recognized".into(),
+        };
+        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+    }
+}
+
+fn rcpt_reply(state: &State, rcpt: &str) -> Option<String> {
+    let faults = state.faults.lock().unwrap().clone();
+    if let Some((_, code, msg)) = faults
+        .rcpt
+        .iter()
+        .find(|(m, _, _)| rcpt.contains(m.as_str()))
+    {
+        return Some(format!("{code} {msg}"));
+    }
+    for (i, (m, times, code, msg)) in faults.rcpt_transient_times.iter().enumerate() {
+        if rcpt.contains(m.as_str()) && fire(state, "rcpt_transient", i, *times) {
+            return Some(format!("{code} {msg}"));
+        }
+    }
+    None
+}
+
+async fn receive_data(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    state: &State,
+    mut mail: ReceivedMail,
+) -> std::io::Result<After> {
+    let faults = state.faults.lock().unwrap().clone();
+    let matches = |m: &String| mail.rcpt_to.iter().any(|r| r.contains(m.as_str()));
+    let cut = faults
+        .cut_in_data_times
+        .iter()
+        .enumerate()
+        .any(|(i, (m, times))| matches(m) && fire(state, "cut", i, *times));
+    let mut line = Vec::new();
+    let mut too_big = false;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).await?;
+        if n == 0 {
+            return Ok(After::Close);
+        }
+        if cut {
+            return Ok(After::Close);
+        }
+        if line == b".\r\n" || line == b".\n" {
+            break;
+        }
+        let content = line.strip_prefix(b".").unwrap_or(&line);
+        if mail.data.len() + content.len() > MAX_MESSAGE {
+            too_big = true;
+        } else {
+            mail.data.extend_from_slice(content);
+        }
+    }
+    if too_big {
+        write.write_all(b"552 5.3.4 message too big\r\n").await?;
+        return Ok(After::Continue);
+    }
+    let ambiguous = faults
+        .close_before_250_times
+        .iter()
+        .enumerate()
+        .any(|(i, (m, times))| matches(m) && fire(state, "close_before_250", i, *times));
+    if ambiguous {
+        state.ambiguous.lock().unwrap().push(mail);
+        return Ok(After::Close);
+    }
+    if let Some((_, code, msg)) = faults.data_reply.iter().find(|(m, _, _)| matches(m)) {
+        write
+            .write_all(format!("{code} {msg}\r\n").as_bytes())
+            .await?;
+        return Ok(After::Continue);
+    }
+    state.accepted.lock().unwrap().push(mail);
+    state.arrived.notify_waiters();
+    write.write_all(b"250 2.0.0 ok: queued\r\n").await?;
+    Ok(After::Continue)
+}
+
+/// The address between angle brackets in `MAIL FROM:<a@b> SIZE=1`.
+fn angle_address(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
+    line[start..end].to_owned()
+}
+
+#[cfg(test)]
+mod self_checks {
+    use super::*;
+
+    async fn command(stream: &mut BufReader<TcpStream>, line: &str) -> String {
+        stream
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+        read_reply(stream).await
+    }
+
+    async fn read_reply(stream: &mut BufReader<TcpStream>) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    async fn connect(smtp: &TestSmtp) -> BufReader<TcpStream> {
+        let mut s = BufReader::new(
+            TcpStream::connect(("127.0.0.1", smtp.port()))
+                .await
+                .unwrap(),
+        );
+        assert!(read_reply(&mut s).await.starts_with("220"));
+        s
+    }
+
+    #[tokio::test]
+    async fn smtp_server_unstuffs_dots_and_records_the_message() {
+        let smtp = TestSmtp::start().await;
+        let mut s = connect(&smtp).await;
+        assert!(command(&mut s, "EHLO me").await.starts_with("250"));
+        assert!(command(&mut s, "MAIL FROM:<a@example.org>")
+            .await
+            .starts_with("250"));
+        assert!(command(&mut s, "RCPT TO:<b@example.org>")
+            .await
+            .starts_with("250"));
+        assert!(command(&mut s, "DATA").await.starts_with("354"));
+        assert!(command(&mut s, "Subject: x\r\n\r\n..dot\r\n.")
+            .await
+            .starts_with("250"));
+        let mail = smtp.wait_for(1, Duration::from_secs(2)).await.remove(0);
+        assert_eq!(mail.rcpt_to, ["b@example.org"]);
+        assert_eq!(mail.data, b"Subject: x\r\n\r\n.dot\r\n");
+    }
+
+    #[tokio::test]
+    async fn smtp_server_rejects_a_recipient_by_rule_and_can_be_stopped_and_restarted() {
+        let smtp = TestSmtp::start().await;
+        smtp.set_faults(Faults {
+            rcpt: vec![("bounce".into(), 550, "5.1.1 no such user".into())],
+            ..Faults::default()
+        });
+        let mut s = connect(&smtp).await;
+        command(&mut s, "HELO me").await;
+        command(&mut s, "MAIL FROM:<a@example.org>").await;
+        assert!(command(&mut s, "RCPT TO:<bounce@example.org>")
+            .await
+            .starts_with("550 5.1.1"));
+        let port = smtp.port();
+        smtp.stop().await;
+        assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+        let again = TestSmtp::start_on(port).await.unwrap();
+        connect(&again).await;
+    }
+}
