@@ -19,6 +19,7 @@ async fn form_signup_redirects_to_the_pending_page_and_mails_one_confirmation() 
     assert_eq!(response.headers()["location"], "/subscriptions/pending");
     let mails = app.smtp.wait_for(1, WAIT).await;
     assert_eq!(mails[0].rcpt_to, ["Ann.Lee@example.org"]);
+    assert_eq!(mails[0].mail_from, app.settings.mail.from.email.to_string());
     let row: (String, String, Option<String>, String) =
         sqlx::query_as("SELECT email, email_normalized, name, status FROM subscribers")
             .fetch_one(&app.pool)
@@ -292,6 +293,7 @@ async fn a_signup_while_the_relay_is_down_succeeds_and_is_mailed_once_it_is_back
         .await
         .unwrap();
     assert_eq!(status, "sent");
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ pub struct ReceivedMail {
     pub rcpt_to: Vec<String>,
     /// The message as received, dot-unstuffed, without the final ".\r\n".
     pub data: Vec<u8>,
+    #[allow(dead_code)] // read by the sending-engine tests
     pub connection_id: u64,
 }
 
@@ -127,6 +128,7 @@ impl TestSmtp {
         self.state.accepted.lock().unwrap().len()
     }
 
+    #[allow(dead_code)] // read by the sending-engine tests
     pub fn ambiguous(&self) -> Vec<ReceivedMail> {
         self.state.ambiguous.lock().unwrap().clone()
     }
@@ -136,10 +138,12 @@ impl TestSmtp {
         self.state.fired.lock().unwrap().clear();
     }
 
+    #[allow(dead_code)] // read by the sending-engine tests
     pub fn connections_accepted(&self) -> u64 {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    #[allow(dead_code)] // read by the sending-engine tests
     pub fn max_concurrent_connections(&self) -> usize {
         self.state.max_open.load(Ordering::SeqCst)
     }
