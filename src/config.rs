@@ -104,6 +104,7 @@ pub struct Settings {
     pub signup: SignupSettings,
     pub worker: WorkerSettings,
     pub sending: SendingSettings,
+    pub bounce: BounceSettings,
     pub templates: TemplateSettings,
     pub log: LogSettings,
 }
@@ -164,6 +165,12 @@ pub struct WorkerSettings {
 pub struct SendingSettings {
     pub backoff: Vec<Duration>,
     pub give_up_after: Duration,
+    pub stale_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct BounceSettings {
+    pub hard_limit: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +271,10 @@ impl Settings {
             sending: SendingSettings {
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
+                stale_after: hours(r.positive("sending.stale_after_hours")?),
+            },
+            bounce: BounceSettings {
+                hard_limit: r.positive("bounce.hard_limit")? as u32,
             },
             templates: TemplateSettings {
                 dir: PathBuf::from(r.non_empty("templates.dir")?),

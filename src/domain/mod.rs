@@ -4,11 +4,14 @@
 mod email;
 mod list_slug;
 mod signup;
+pub mod subscriber_link;
 mod subscriber_name;
 mod token;
+mod update;
 
 pub use email::EmailAddress;
 pub use list_slug::ListSlug;
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
 pub use subscriber_name::SubscriberName;
 pub use token::{Token, TokenHash};
+pub use update::{safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput};

@@ -5,15 +5,43 @@ use lettre::message::{header, Mailbox, MultiPart};
 use lettre::Message;
 use serde::Serialize;
 
+use super::headers::{ListId, ListUnsubscribe, ListUnsubscribePost};
 use super::{MailTemplates, RenderedMail};
 use crate::config::MailSettings;
 
-/// Who a mail goes to and the Message-ID it carries.
+/// Who a mail goes to, the Message-ID it carries, and who it is from.
 pub struct Envelope<'a> {
     pub to_email: &'a str,
     pub to_name: Option<&'a str>,
     /// Without angle brackets: `local@host`.
     pub message_id: String,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn new(
+        mail: &MailSettings,
+        to_email: &'a str,
+        to_name: Option<&'a str>,
+        message_id: String,
+    ) -> Self {
+        Self {
+            to_email,
+            to_name,
+            message_id,
+            from: mail.from.clone(),
+            reply_to: mail.reply_to.clone(),
+        }
+    }
+}
+
+/// The list headers of a bulk mail.
+pub struct ListHeaders {
+    /// An https (or, in development, http) one-click unsubscribe URL.
+    pub unsubscribe_url: String,
+    /// `slug.host`.
+    pub list_id: String,
 }
 
 #[derive(Serialize)]
@@ -27,34 +55,51 @@ pub struct ConfirmationMail<'a> {
 
 pub fn confirmation_message(
     templates: &MailTemplates,
-    mail: &MailSettings,
     envelope: &Envelope<'_>,
     data: &ConfirmationMail<'_>,
 ) -> anyhow::Result<Message> {
     let rendered = templates.render("confirmation", data)?;
-    build(mail, envelope, rendered)
+    build(envelope, rendered, None)
+}
+
+/// Renders template `name` with `data` and builds a mail with list headers.
+pub fn bulk_message<T: Serialize>(
+    templates: &MailTemplates,
+    name: &str,
+    envelope: &Envelope<'_>,
+    data: &T,
+    list: &ListHeaders,
+) -> anyhow::Result<Message> {
+    let rendered = templates.render(name, data)?;
+    build(envelope, rendered, Some(list))
 }
 
 fn build(
-    mail: &MailSettings,
     envelope: &Envelope<'_>,
     rendered: RenderedMail,
+    list: Option<&ListHeaders>,
 ) -> anyhow::Result<Message> {
     let to = Mailbox::new(
         envelope.to_name.map(str::to_owned),
         envelope.to_email.parse().context("recipient address")?,
     );
     let mut builder = Message::builder()
-        .from(mail.from.clone())
+        .from(envelope.from.clone())
         .to(to)
         .subject(rendered.subject)
         .message_id(Some(format!("<{}>", envelope.message_id)))
-        .date_now();
-    if let Some(reply_to) = &mail.reply_to {
+        .date_now()
+        .header(header::MIME_VERSION_1_0);
+    if let Some(reply_to) = &envelope.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
+    if let Some(list) = list {
+        builder = builder
+            .header(ListUnsubscribe(format!("<{}>", list.unsubscribe_url)))
+            .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()))
+            .header(ListId(format!("<{}>", list.list_id)));
+    }
     builder
-        .header(header::MIME_VERSION_1_0)
         .multipart(MultiPart::alternative_plain_html(
             rendered.text,
             rendered.html,

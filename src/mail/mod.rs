@@ -1,9 +1,12 @@
 //! Mail: the template registry, message building and the transports. Only `worker/` sends.
 
 mod compose;
+mod headers;
+pub mod markdown;
+mod smtp_pool;
 mod templates;
 mod transport;
 
-pub use compose::{confirmation_message, ConfirmationMail, Envelope};
+pub use compose::{bulk_message, confirmation_message, ConfirmationMail, Envelope, ListHeaders};
 pub use templates::{MailTemplates, RenderedMail};
 pub use transport::{Mailer, SendError, SendErrorKind};

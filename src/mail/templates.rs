@@ -8,12 +8,14 @@ use anyhow::{bail, Context};
 use handlebars::Handlebars;
 use serde::Serialize;
 
-/// Every mail the service sends; each must exist and render with sample data at start-up.
-pub const MAIL_NAMES: &[&str] = &["confirmation"];
+/// Mails the service itself sends; these folders must exist. Every folder under
+/// `templates/email/` is loaded, so staff can add templates for updates.
+pub const REQUIRED: &[&str] = &["confirmation", "update"];
 
 pub struct MailTemplates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
+    names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +32,22 @@ impl MailTemplates {
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         text.register_escape_fn(handlebars::no_escape);
-        for name in MAIL_NAMES {
-            let folder = dir.join("email").join(name);
+        let email_dir = dir.join("email");
+        let mut names: Vec<String> = std::fs::read_dir(&email_dir)
+            .with_context(|| format!("reading {}", email_dir.display()))?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.path().is_dir())
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        if let Some(missing) = REQUIRED.iter().find(|r| !names.iter().any(|n| n == *r)) {
+            bail!(
+                "mail template folder {}/{missing} is missing",
+                email_dir.display()
+            );
+        }
+        for name in &names {
+            let folder = email_dir.join(name);
             for file in ["subject.txt", "body.txt", "body.html"] {
                 let registry = if file == "body.html" {
                     &mut html
@@ -44,7 +60,12 @@ impl MailTemplates {
                     .with_context(|| format!("loading mail template {}", path.display()))?;
             }
         }
-        Ok(Self { html, text })
+        Ok(Self { html, text, names })
+    }
+
+    /// Whether a mail template of this name was loaded.
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
     }
 
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> anyhow::Result<RenderedMail> {

@@ -22,7 +22,8 @@ pub struct Claimed {
     pub created_at: DateTime<Utc>,
 }
 
-/// Claims up to `limit` due rows (queued, deferred and due, or sending with an expired lease).
+/// Claims up to `limit` due rows (queued, deferred and due, or sending with an expired lease),
+/// leaving alone the rows of updates that are not `sending`.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     limit: u32,
@@ -33,9 +34,12 @@ pub async fn claim(
          SET status = 'sending', attempts = d.attempts + 1,
              next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
          WHERE d.id IN (
-             SELECT id FROM deliveries
-             WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt_at <= now()
-             ORDER BY next_attempt_at
+             SELECT q.id FROM deliveries q
+             WHERE q.status IN ('queued', 'deferred', 'sending') AND q.next_attempt_at <= now()
+               -- mail of a paused or cancelled update waits
+               AND (q.update_id IS NULL
+                    OR EXISTS (SELECT 1 FROM updates u WHERE u.id = q.update_id AND u.status = 'sending'))
+             ORDER BY q.next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
          RETURNING d.id, d.kind, d.subscriber_id, d.update_id, d.payload, d.attempts, d.created_at",

@@ -58,3 +58,26 @@ pub async fn resolve_public(
         Err(unknown)
     })
 }
+
+/// Any lists (public or private) by slug, for staff. `Err` carries the unknown slugs.
+pub async fn resolve_any(
+    db: impl PgExecutor<'_>,
+    slugs: &[ListSlug],
+) -> sqlx::Result<Result<Vec<(Uuid, String)>, Vec<String>>> {
+    let wanted: Vec<&str> = slugs.iter().map(ListSlug::as_str).collect();
+    let found: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, slug FROM lists WHERE slug = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(db)
+            .await?;
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|(_, s)| s == *w))
+        .map(|w| w.to_string())
+        .collect();
+    Ok(if unknown.is_empty() {
+        Ok(found)
+    } else {
+        Err(unknown)
+    })
+}

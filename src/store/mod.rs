@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod lists;
 pub mod signups;
 pub mod subscribers;
+pub mod updates;
 
 use std::time::Duration;
 

@@ -1,38 +1,69 @@
-//! One delivery attempt: look the recipient up, render, send, and say what happened.
+//! One delivery attempt: look the recipient up (an unsubscribe takes effect here, at claim
+//! time), render, send, and say what happened.
+
+use std::sync::Arc;
 
 use chrono::Utc;
+use serde::Serialize;
+use uuid::Uuid;
 
+use super::prepared::PreparedUpdate;
 use super::{backoff, Worker};
-use crate::domain::Token;
+use crate::domain::subscriber_link::{self, LinkPurpose};
+use crate::domain::{NewsItem, Token};
 use crate::mail::{self, ConfirmationMail, Envelope, SendError, SendErrorKind};
 use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;
-use crate::store::subscribers;
+use crate::store::subscribers::{self, Contact};
+
+/// The message to send, or why there is nothing to send any more.
+enum Composed {
+    Send(lettre::Message),
+    Skip(String),
+}
 
 pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
-    let message = match compose(worker, job).await {
-        Ok(Ok(message)) => message,
-        Ok(Err(reason)) => return Outcome::Skipped { reason },
+    let composed = match compose(worker, job).await {
+        Ok(c) => c,
         Err(e) => {
             tracing::error!(error = ?e, "could not compose the mail");
             return retry_or_give_up(
                 worker,
                 job,
-                SendError {
-                    kind: SendErrorKind::Transient,
-                    reply: format!("compose: {e:#}"),
-                    ambiguous: false,
-                },
+                SendError::transient(format!("compose: {e:#}"), false),
             );
         }
     };
-    let message_id = message_id(worker, job);
+    let message = match composed {
+        Composed::Send(message) => message,
+        Composed::Skip(reason) => return Outcome::Skipped { reason },
+    };
     match worker.mailer.send(message).await {
-        Ok(reply) => Outcome::Sent { message_id, reply },
-        Err(e) if e.kind == SendErrorKind::Permanent => Outcome::Failed {
-            reply: e.reply,
-            ambiguous: e.ambiguous,
+        Ok(reply) => Outcome::Sent {
+            message_id: message_id(worker, job),
+            reply,
         },
+        Err(e) if e.kind == SendErrorKind::Permanent => {
+            if e.is_hard_bounce() {
+                if let Some(id) = job.subscriber_id {
+                    match subscribers::record_hard_bounce(
+                        &worker.pool,
+                        id,
+                        worker.settings.bounce.hard_limit,
+                    )
+                    .await
+                    {
+                        Ok(true) => tracing::info!("subscriber marked bounced"),
+                        Ok(false) => {}
+                        Err(err) => tracing::error!(error = ?err, "recording a hard bounce failed"),
+                    }
+                }
+            }
+            Outcome::Failed {
+                reply: e.reply,
+                ambiguous: e.ambiguous,
+            }
+        }
         Err(e) => retry_or_give_up(worker, job, e),
     }
 }
@@ -52,64 +83,185 @@ fn retry_or_give_up(worker: &Worker, job: &Claimed, e: SendError) -> Outcome {
     }
 }
 
-/// The message to send, `Ok(Err(reason))` when there is nothing to send any more.
-async fn compose(
-    worker: &Worker,
-    job: &Claimed,
-) -> anyhow::Result<Result<lettre::Message, String>> {
+async fn compose(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
+    if job.kind == "test" {
+        return compose_test(worker, job).await;
+    }
     let Some(subscriber_id) = job.subscriber_id else {
-        return Ok(Err("the subscriber's data was erased".into()));
+        return Ok(Composed::Skip("the subscriber's data was erased".into()));
     };
-    let Some(contact) = subscribers::contact(&worker.pool, subscriber_id).await? else {
-        return Ok(Err("the subscriber no longer exists".into()));
+    let Some(contact) = subscribers::contact(&worker.pool, subscriber_id, job.update_id).await?
+    else {
+        return Ok(Composed::Skip("the subscriber no longer exists".into()));
     };
-    match job.kind.as_str() {
-        "confirmation" => {
-            let Some(nonce) = job.payload.get("nonce").and_then(|n| n.as_str()) else {
-                return Ok(Err(
-                    "the confirmation link was already used or withdrawn".into()
-                ));
-            };
-            let settings = &worker.settings;
-            let token = Token::derive(
-                settings.security.secret_key.expose().as_bytes(),
-                CONFIRM_PURPOSE,
-                nonce,
-            );
-            let confirm_url = settings
-                .server
-                .base_url
-                .join(&format!("/subscriptions/confirm?token={}", token.as_str()));
-            let message = mail::confirmation_message(
-                &worker.templates,
-                &settings.mail,
-                &Envelope {
-                    to_email: &contact.email,
-                    to_name: contact.name.as_deref(),
-                    message_id: message_id(worker, job),
-                },
-                &ConfirmationMail {
-                    name: contact.name.as_deref(),
-                    email: &contact.email,
-                    confirm_url: &confirm_url,
-                    expires_hours: settings.signup.confirm_ttl.as_secs() / 3600,
-                    postal_address: &settings.mail.postal_address,
-                },
-            )?;
-            Ok(Ok(message))
+    match (job.kind.as_str(), job.update_id) {
+        ("confirmation", _) => compose_confirmation(worker, job, &contact),
+        ("update", Some(update_id)) => {
+            if contact.status != "confirmed" {
+                return Ok(Composed::Skip(format!("subscriber is {}", contact.status)));
+            }
+            if !contact.on_update_lists {
+                return Ok(Composed::Skip("subscriber left the update's lists".into()));
+            }
+            let update = worker.prepared(update_id).await?;
+            let links = Links::for_subscriber(worker, &contact);
+            compose_update(
+                worker,
+                job,
+                &update,
+                &contact.email,
+                contact.name.as_deref(),
+                &links,
+            )
+            .map(Composed::Send)
         }
-        other => Ok(Err(format!("unknown delivery kind {other}"))),
+        (other, _) => Ok(Composed::Skip(format!("unknown delivery kind {other}"))),
     }
 }
 
-/// Deterministic per delivery row, so a retry carries the same Message-ID.
-fn message_id(worker: &Worker, job: &Claimed) -> String {
-    format!(
-        "{}.{}@{}",
-        job.kind,
-        job.id,
-        worker.settings.server.base_url.host()
+fn compose_confirmation(
+    worker: &Worker,
+    job: &Claimed,
+    contact: &Contact,
+) -> anyhow::Result<Composed> {
+    let Some(nonce) = job.payload.get("nonce").and_then(|n| n.as_str()) else {
+        return Ok(Composed::Skip(
+            "the confirmation link was already used or withdrawn".into(),
+        ));
+    };
+    let settings = &worker.settings;
+    let token = Token::derive(
+        settings.security.secret_key.expose().as_bytes(),
+        CONFIRM_PURPOSE,
+        nonce,
+    );
+    let confirm_url = settings
+        .server
+        .base_url
+        .join(&format!("/subscriptions/confirm?token={}", token.as_str()));
+    let message = mail::confirmation_message(
+        &worker.templates,
+        &Envelope::new(
+            &settings.mail,
+            &contact.email,
+            contact.name.as_deref(),
+            message_id(worker, job),
+        ),
+        &ConfirmationMail {
+            name: contact.name.as_deref(),
+            email: &contact.email,
+            confirm_url: &confirm_url,
+            expires_hours: settings.signup.confirm_ttl.as_secs() / 3600,
+            postal_address: &settings.mail.postal_address,
+        },
+    )?;
+    Ok(Composed::Send(message))
+}
+
+async fn compose_test(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
+    let update_id = job
+        .payload
+        .get("update_id")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse::<Uuid>().ok());
+    let to = job.payload.get("to").and_then(|v| v.as_str());
+    let (Some(update_id), Some(to)) = (update_id, to) else {
+        return Ok(Composed::Skip("malformed test mail".into()));
+    };
+    let update = worker.prepared(update_id).await?;
+    // A test mail's links point nowhere real: they are signed for the nil subscriber.
+    let links = Links::for_id(worker, Uuid::nil(), 0);
+    compose_update(worker, job, &update, to, None, &links).map(Composed::Send)
+}
+
+struct Links {
+    unsubscribe: String,
+    manage: String,
+}
+
+impl Links {
+    fn for_subscriber(worker: &Worker, contact: &Contact) -> Self {
+        Self::for_id(worker, contact.id, contact.link_version)
+    }
+
+    fn for_id(worker: &Worker, id: Uuid, version: i32) -> Self {
+        let secret = worker.settings.security.secret_key.expose().as_bytes();
+        let base = &worker.settings.server.base_url;
+        let unsubscribe = subscriber_link::sign(secret, LinkPurpose::Unsubscribe, id, version);
+        let manage = subscriber_link::sign(secret, LinkPurpose::Manage, id, version);
+        Self {
+            unsubscribe: base.join(&format!("/unsubscribe/{}", unsubscribe.as_str())),
+            manage: base.join(&format!("/manage/{}", manage.as_str())),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UpdateMail<'a> {
+    subject: &'a str,
+    preheader: &'a str,
+    intro: &'a str,
+    intro_html: &'a str,
+    news_items: &'a [NewsItem],
+    name: Option<&'a str>,
+    email: &'a str,
+    unsubscribe_url: &'a str,
+    manage_url: &'a str,
+    web_url: &'a str,
+    postal_address: &'a str,
+}
+
+fn compose_update(
+    worker: &Worker,
+    job: &Claimed,
+    update: &Arc<PreparedUpdate>,
+    to: &str,
+    name: Option<&str>,
+    links: &Links,
+) -> anyhow::Result<lettre::Message> {
+    let settings = &worker.settings;
+    let record = &update.record;
+    let envelope = Envelope {
+        to_email: to,
+        to_name: name,
+        message_id: message_id(worker, job),
+        from: update.from.clone(),
+        reply_to: update.reply_to.clone(),
+    };
+    mail::bulk_message(
+        &worker.templates,
+        &record.template,
+        &envelope,
+        &UpdateMail {
+            subject: &record.subject,
+            preheader: &record.preheader,
+            intro: &record.intro,
+            intro_html: &update.intro_html,
+            news_items: &record.news_items,
+            name,
+            email: to,
+            unsubscribe_url: &links.unsubscribe,
+            manage_url: &links.manage,
+            web_url: &update.web_url,
+            postal_address: &settings.mail.postal_address,
+        },
+        &mail::ListHeaders {
+            unsubscribe_url: links.unsubscribe.clone(),
+            list_id: update.list_id.clone(),
+        },
     )
+}
+
+/// Deterministic: per (update, subscriber) for updates, per row otherwise, so a retry carries
+/// the same Message-ID.
+fn message_id(worker: &Worker, job: &Claimed) -> String {
+    let host = worker.settings.server.base_url.host();
+    match (job.update_id, job.subscriber_id) {
+        (Some(update), Some(subscriber)) => {
+            format!("update.{}.{}@{host}", update.simple(), subscriber.simple())
+        }
+        _ => format!("{}.{}@{host}", job.kind, job.id),
+    }
 }
 
 /// A log-safe summary of an outcome (no addresses).

@@ -3,6 +3,8 @@
 
 mod backoff;
 mod delivery;
+mod prepared;
+mod scheduler;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ pub struct Worker {
     settings: Arc<Settings>,
     mailer: Arc<Mailer>,
     templates: Arc<MailTemplates>,
+    prepared: Arc<prepared::PreparedCache>,
 }
 
 impl Worker {
@@ -35,14 +38,31 @@ impl Worker {
             settings,
             mailer,
             templates,
+            prepared: Arc::default(),
         }
+    }
+
+    async fn prepared(
+        &self,
+        update_id: uuid::Uuid,
+    ) -> anyhow::Result<Arc<prepared::PreparedUpdate>> {
+        self.prepared
+            .get(&self.pool, &self.settings, update_id)
+            .await
     }
 
     /// Runs until `shutdown` fires; the batch in hand is finished first, so no mail is cut off
     /// in the middle.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!("worker started");
+        let mut last_tick: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
+            if last_tick.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {
+                if let Err(e) = scheduler::tick(&self.pool, &self.settings).await {
+                    tracing::error!(error = ?e, "scheduler tick failed");
+                }
+                last_tick = Some(tokio::time::Instant::now());
+            }
             let idle = match self.run_once().await {
                 Ok(0) => true,
                 Ok(_) => false,

@@ -1,0 +1,335 @@
+//! Updates (campaigns) as staff write them, parsed: every text bounded, every link http(s) or
+//! mailto, every list a slug.
+
+use chrono::NaiveDate;
+use lettre::message::Mailbox;
+use serde::{Deserialize, Serialize};
+
+use super::{FieldErrors, ListSlug};
+
+pub const MAX_SUBJECT_CHARS: usize = 200;
+pub const MAX_PREHEADER_CHARS: usize = 200;
+pub const MAX_INTRO_CHARS: usize = 20_000;
+pub const MAX_NEWS_ITEMS: usize = 50;
+pub const MAX_TITLE_CHARS: usize = 300;
+pub const MAX_SUMMARY_CHARS: usize = 2_000;
+pub const MAX_SOURCE_CHARS: usize = 100;
+pub const MAX_URL_CHARS: usize = 2_048;
+pub const MAX_LISTS_PER_UPDATE: usize = 50;
+
+/// An update as received (JSON), before parsing. Also the shape of a PATCH (absent = unchanged).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInput {
+    pub subject: Option<String>,
+    pub preheader: Option<String>,
+    pub intro: Option<String>,
+    pub lists: Option<Vec<String>>,
+    pub news_items: Option<Vec<NewsItemInput>>,
+    pub template: Option<String>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewsItemInput {
+    pub title: String,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub source: String,
+    pub url: Option<String>,
+    pub published_on: Option<String>,
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUpdate {
+    pub subject: String,
+    pub preheader: String,
+    pub intro_markdown: String,
+    pub lists: Vec<ListSlug>,
+    pub news_items: Vec<NewsItem>,
+    pub template: String,
+    pub from: Option<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewsItem {
+    pub title: String,
+    pub summary: String,
+    pub source: String,
+    pub url: Option<String>,
+    pub published_on: Option<NaiveDate>,
+    pub topic: Option<String>,
+}
+
+impl UpdateInput {
+    /// `self` with every field that `patch` sets replaced.
+    pub fn merged(mut self, patch: UpdateInput) -> UpdateInput {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
+        }
+        take!(subject, preheader, intro, lists, news_items, template, from, reply_to);
+        self
+    }
+
+    pub fn parse(&self) -> Result<NewUpdate, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let subject = line(
+            "subject",
+            self.subject.as_deref().unwrap_or(""),
+            MAX_SUBJECT_CHARS,
+            true,
+        )
+        .map_err(|e| errors.insert("subject", e))
+        .unwrap_or_default();
+        let preheader = line(
+            "preheader",
+            self.preheader.as_deref().unwrap_or(""),
+            MAX_PREHEADER_CHARS,
+            false,
+        )
+        .map_err(|e| errors.insert("preheader", e))
+        .unwrap_or_default();
+        let intro = self.intro.clone().unwrap_or_default();
+        if intro.chars().count() > MAX_INTRO_CHARS {
+            errors.insert(
+                "intro",
+                format!("The intro has at most {MAX_INTRO_CHARS} characters."),
+            );
+        }
+        let lists = self
+            .parse_lists()
+            .map_err(|e| errors.insert("lists", e))
+            .unwrap_or_default();
+        let news_items = self
+            .parse_items()
+            .map_err(|e| errors.insert("news_items", e))
+            .unwrap_or_default();
+        let template = self.template.clone().unwrap_or_else(|| "update".into());
+        if ListSlug::parse(&template).is_err() {
+            errors.insert(
+                "template",
+                "A template name uses a-z, 0-9 and - only.".into(),
+            );
+        }
+        let from = mailbox(self.from.as_deref())
+            .map_err(|e| errors.insert("from", e))
+            .unwrap_or_default();
+        let reply_to = mailbox(self.reply_to.as_deref())
+            .map_err(|e| errors.insert("reply_to", e))
+            .unwrap_or_default();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(NewUpdate {
+            subject,
+            preheader,
+            intro_markdown: intro,
+            lists,
+            news_items,
+            template,
+            from,
+            reply_to,
+        })
+    }
+
+    fn parse_lists(&self) -> Result<Vec<ListSlug>, String> {
+        let raw = self.lists.as_deref().unwrap_or_default();
+        if raw.is_empty() {
+            return Err("Name at least one list to send to.".into());
+        }
+        if raw.len() > MAX_LISTS_PER_UPDATE {
+            return Err(format!("At most {MAX_LISTS_PER_UPDATE} lists."));
+        }
+        let mut lists = raw
+            .iter()
+            .map(|l| ListSlug::parse(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        lists.sort();
+        lists.dedup();
+        Ok(lists)
+    }
+
+    fn parse_items(&self) -> Result<Vec<NewsItem>, String> {
+        let raw = self.news_items.as_deref().unwrap_or_default();
+        if raw.len() > MAX_NEWS_ITEMS {
+            return Err(format!("At most {MAX_NEWS_ITEMS} news items."));
+        }
+        raw.iter()
+            .enumerate()
+            .map(|(i, item)| item.parse().map_err(|e| format!("item {}: {e}", i + 1)))
+            .collect()
+    }
+}
+
+impl NewsItemInput {
+    fn parse(&self) -> Result<NewsItem, String> {
+        let title = line("title", &self.title, MAX_TITLE_CHARS, true)?;
+        let summary = text("summary", &self.summary, MAX_SUMMARY_CHARS)?;
+        let source = line("source", &self.source, MAX_SOURCE_CHARS, false)?;
+        let url = match self.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) => Some(safe_url(u)?),
+            None => None,
+        };
+        let published_on = match self
+            .published_on
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            Some(d) => Some(
+                NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| format!("published_on {d:?} is not a date like 2026-11-20"))?,
+            ),
+            None => None,
+        };
+        let topic = match self
+            .topic
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(t) => Some(
+                ListSlug::parse(t)
+                    .map_err(|_| format!("topic {t:?} uses a-z, 0-9 and - only"))?
+                    .as_str()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Ok(NewsItem {
+            title,
+            summary,
+            source,
+            url,
+            published_on,
+            topic,
+        })
+    }
+}
+
+/// One line of text: trimmed, bounded, no control characters (so never a header break).
+fn line(field: &str, raw: &str, max: usize, required: bool) -> Result<String, String> {
+    let s = raw.trim();
+    if required && s.is_empty() {
+        return Err(format!("The {field} is required."));
+    }
+    if s.chars().count() > max {
+        return Err(format!("The {field} has at most {max} characters."));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "The {field} cannot contain line breaks or control characters."
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Multi-line text: bounded; line breaks allowed, other control characters not.
+fn text(field: &str, raw: &str, max: usize) -> Result<String, String> {
+    let s = raw.trim();
+    if s.chars().count() > max {
+        return Err(format!("The {field} has at most {max} characters."));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(format!("The {field} cannot contain control characters."));
+    }
+    Ok(s.to_owned())
+}
+
+/// Only absolute http, https and mailto links.
+pub fn safe_url(raw: &str) -> Result<String, String> {
+    if raw.len() > MAX_URL_CHARS {
+        return Err(format!("a link has at most {MAX_URL_CHARS} characters"));
+    }
+    let url = url::Url::parse(raw).map_err(|_| format!("{raw:?} is not an absolute link"))?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some() => Ok(url.to_string()),
+        "mailto" => Ok(url.to_string()),
+        _ => Err(format!(
+            "{raw:?}: only http, https and mailto links are allowed"
+        )),
+    }
+}
+
+fn mailbox(raw: Option<&str>) -> Result<Option<Mailbox>, String> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) if s.chars().any(char::is_control) => Err("No line breaks in an address.".into()),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{s:?} is not an address like Name <a@example.org>")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> UpdateInput {
+        serde_json::from_value(serde_json::json!({
+            "subject": "Senate hearing on the ICC", "preheader": "This week", "intro": "Hello *all*",
+            "lists": ["us-icc-updates"],
+            "news_items": [{"title": "A", "summary": "B", "source": "Reuters",
+                            "url": "https://example.org/a", "published_on": "2026-11-20", "topic": "congress"}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_documented_body_parses() {
+        let u = valid().parse().unwrap();
+        assert_eq!(u.subject, "Senate hearing on the ICC");
+        assert_eq!(
+            u.news_items[0].published_on,
+            NaiveDate::from_ymd_opt(2026, 11, 20)
+        );
+        assert_eq!(u.template, "update");
+    }
+
+    #[test]
+    fn unsafe_links_and_header_breaks_are_refused() {
+        for (field, patch) in [
+            (
+                "subject",
+                serde_json::json!({"subject": "Hi\r\nBcc: x@example.org"}),
+            ),
+            (
+                "news_items",
+                serde_json::json!({"news_items": [{"title": "x", "url": "javascript:alert(1)"}]}),
+            ),
+            (
+                "news_items",
+                serde_json::json!({"news_items": [{"title": "x", "url": "data:text/html,hi"}]}),
+            ),
+            (
+                "news_items",
+                serde_json::json!({"news_items": [{"title": "x", "published_on": "20 Nov"}]}),
+            ),
+            ("lists", serde_json::json!({"lists": []})),
+            (
+                "from",
+                serde_json::json!({"from": "a@example.org\r\nBcc: b@example.org"}),
+            ),
+        ] {
+            let input = valid().merged(serde_json::from_value(patch).unwrap());
+            let errors = input.parse().unwrap_err();
+            assert!(errors.contains_key(field), "{field}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn safe_url_keeps_http_https_and_mailto() {
+        assert!(safe_url("https://www.icc-cpi.int/news").is_ok());
+        assert!(safe_url("mailto:press@example.org").is_ok());
+        assert!(safe_url("ftp://example.org").is_err());
+        assert!(safe_url("/relative").is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! Our own pool of SMTP connections. lettre's stock transport never sets `TCP_NODELAY`, so every
+//! message waits ~40 ms for a delayed ACK (see shared/PERFORMANCE.md); here each socket is opened
+//! by us with `set_nodelay(true)` and handed to lettre's `AsyncSmtpConnection`. Connections stay
+//! open and are reused with no extra round trip. Each step of a send has its own timeout, and an
+//! error after the body was written is reported as ambiguous (the relay may have the mail).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::transport::{SendError, SendErrorKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    None,
+    Opportunistic,
+    Required,
+    /// smtps://: TLS from the first byte (through lettre's own connect, so without TCP_NODELAY).
+    Implicit,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+}
+
+impl RelayConfig {
+    /// Parses a lettre-style URL: `smtp[s]://[user:pass@]host[:port][?tls=none|opportunistic|required]`.
+    pub fn parse(raw: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let url = url::Url::parse(raw).context("not a URL")?;
+        let implicit = match url.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            other => bail!("scheme {other:?}: use smtp:// or smtps://"),
+        };
+        let host = url
+            .host_str()
+            .context("no host")?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let tls = match (
+            implicit,
+            url.query_pairs()
+                .find(|(k, _)| k == "tls")
+                .as_ref()
+                .map(|(_, v)| v.as_ref()),
+        ) {
+            (true, _) => TlsMode::Implicit,
+            (false, None | Some("none")) => TlsMode::None,
+            (false, Some("opportunistic")) => TlsMode::Opportunistic,
+            (false, Some("required")) => TlsMode::Required,
+            (false, Some(other)) => bail!("tls={other:?}: use none, opportunistic or required"),
+        };
+        let port = url.port().unwrap_or(if implicit { 465 } else { 25 });
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            let decode = |s: &str| percent_decode(s);
+            Some(Credentials::new(
+                decode(url.username()),
+                decode(url.password().unwrap_or("")),
+            ))
+        };
+        Ok(Self {
+            host,
+            port,
+            tls,
+            credentials,
+            timeout,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+pub struct SmtpPool {
+    config: RelayConfig,
+    hello: ClientId,
+    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    /// One permit per connection that may be open at once.
+    slots: Semaphore,
+}
+
+/// Where in a send an error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connect,
+    Envelope,
+    Body,
+}
+
+impl SmtpPool {
+    pub fn new(config: RelayConfig, size: u32) -> Self {
+        Self {
+            config,
+            hello: ClientId::default(),
+            idle: Mutex::new(Vec::new()),
+            slots: Semaphore::new(size as usize),
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let c = &self.config;
+        let tls = || TlsParameters::new(c.host.clone()).map_err(|e| classify(&e, Phase::Connect));
+        let mut conn = if c.tls == TlsMode::Implicit {
+            let params = tls()?;
+            self.step(
+                Phase::Connect,
+                AsyncSmtpConnection::connect_tokio1(
+                    (c.host.as_str(), c.port),
+                    Some(c.timeout),
+                    &self.hello,
+                    Some(params),
+                    None,
+                ),
+            )
+            .await?
+        } else {
+            let stream =
+                tokio::time::timeout(c.timeout, TcpStream::connect((c.host.as_str(), c.port)))
+                    .await
+                    .map_err(|_| {
+                        SendError::transient("connecting to the relay timed out".into(), false)
+                    })?
+                    .map_err(|e| {
+                        SendError::transient(format!("connecting to the relay: {e}"), false)
+                    })?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| SendError::transient(format!("setting TCP_NODELAY: {e}"), false))?;
+            self.step(
+                Phase::Connect,
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+            )
+            .await?
+        };
+        let wants_tls = match c.tls {
+            TlsMode::Required => true,
+            TlsMode::Opportunistic => conn.can_starttls(),
+            TlsMode::None | TlsMode::Implicit => false,
+        };
+        if wants_tls {
+            let params = tls()?;
+            self.step(Phase::Connect, conn.starttls(params, &self.hello))
+                .await?;
+        }
+        if let Some(credentials) = &c.credentials {
+            self.step(
+                Phase::Connect,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
+            )
+            .await?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends one message; on any error the connection is dropped, never reused.
+    pub async fn send(&self, envelope: &Envelope, body: &[u8]) -> Result<Response, SendError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the pool's semaphore is never closed");
+        let idle = self.idle.lock().await.pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        match self.transaction(&mut conn, envelope, body).await {
+            Ok(response) => {
+                self.idle.lock().await.push(conn);
+                Ok(response)
+            }
+            Err(e) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn transaction(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<Response, SendError> {
+        let mut params = Vec::new();
+        if !body.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let non_ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .any(|a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii && conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            params.push(MailParameter::SmtpUtfEight);
+        }
+        self.step(
+            Phase::Envelope,
+            conn.command(Mail::new(envelope.from().cloned(), params)),
+        )
+        .await?;
+        for to in envelope.to() {
+            self.step(Phase::Envelope, conn.command(Rcpt::new(to.clone(), vec![])))
+                .await?;
+        }
+        self.step(Phase::Envelope, conn.command(Data)).await?;
+        self.step(Phase::Body, conn.message(body)).await
+    }
+
+    async fn step<T>(
+        &self,
+        phase: Phase,
+        fut: impl std::future::Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, SendError> {
+        match tokio::time::timeout(self.config.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&e, phase)),
+            Err(_) => Err(SendError::transient(
+                format!("timed out after {:?} ({phase:?})", self.config.timeout),
+                phase == Phase::Body,
+            )),
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error, phase: Phase) -> SendError {
+    let reply = super::transport::error_chain(e);
+    let code = e.status().map(u16::from);
+    let kind = if e.is_permanent() {
+        SendErrorKind::Permanent
+    } else {
+        SendErrorKind::Transient
+    };
+    // A reply (positive or not) means the relay told us what it did; anything else while the
+    // body was in flight leaves us not knowing.
+    let ambiguous = phase == Phase::Body && code.is_none();
+    SendError::new(kind, reply, code, ambiguous)
+}

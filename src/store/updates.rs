@@ -1,0 +1,471 @@
+//! Updates, their lists and news items, their status machine, and the set-based start that
+//! creates one delivery row per recipient.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, PgPool, Row};
+use uuid::Uuid;
+
+use super::seconds;
+use crate::domain::{NewUpdate, NewsItem, NewsItemInput, UpdateInput};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateRecord {
+    pub id: Uuid,
+    pub subject: String,
+    pub preheader: String,
+    pub intro: String,
+    pub template: String,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub lists: Vec<String>,
+    pub news_items: Vec<NewsItem>,
+}
+
+impl UpdateRecord {
+    /// The record as input again, to merge a PATCH into.
+    pub fn as_input(&self) -> UpdateInput {
+        UpdateInput {
+            subject: Some(self.subject.clone()),
+            preheader: Some(self.preheader.clone()),
+            intro: Some(self.intro.clone()),
+            lists: Some(self.lists.clone()),
+            news_items: Some(
+                self.news_items
+                    .iter()
+                    .map(|n| NewsItemInput {
+                        title: n.title.clone(),
+                        summary: n.summary.clone(),
+                        source: n.source.clone(),
+                        url: n.url.clone(),
+                        published_on: n.published_on.map(|d| d.to_string()),
+                        topic: n.topic.clone(),
+                    })
+                    .collect(),
+            ),
+            template: Some(self.template.clone()),
+            from: self.from.clone(),
+            reply_to: self.reply_to.clone(),
+        }
+    }
+}
+
+/// Statuses whose content may still change.
+const EDITABLE: &[&str] = &["draft", "scheduled"];
+
+async fn write_content(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    u: &NewUpdate,
+    list_ids: &[Uuid],
+) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM update_lists WHERE update_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM news_items WHERE update_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO update_lists (update_id, list_id) SELECT $1, unnest($2::uuid[])")
+        .bind(id)
+        .bind(list_ids)
+        .execute(&mut *tx)
+        .await
+        .context("storing the update's lists")?;
+    let n = u.news_items.len();
+    let mut titles = Vec::with_capacity(n);
+    let mut summaries = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut urls = Vec::with_capacity(n);
+    let mut dates = Vec::with_capacity(n);
+    let mut topics = Vec::with_capacity(n);
+    for item in &u.news_items {
+        titles.push(item.title.clone());
+        summaries.push(item.summary.clone());
+        sources.push(item.source.clone());
+        urls.push(item.url.clone());
+        dates.push(item.published_on);
+        topics.push(item.topic.clone());
+    }
+    sqlx::query(
+        "INSERT INTO news_items (update_id, position, title, summary, source, url, published_on, topic)
+         SELECT $1, ord::int, t, s, src, u, d, tp
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::text[])
+              WITH ORDINALITY AS x(t, s, src, u, d, tp, ord)",
+    )
+    .bind(id)
+    .bind(&titles)
+    .bind(&summaries)
+    .bind(&sources)
+    .bind(&urls)
+    .bind(&dates)
+    .bind(&topics)
+    .execute(&mut *tx)
+    .await
+    .context("storing the news items")?;
+    Ok(())
+}
+
+pub async fn create(pool: &PgPool, u: &NewUpdate, list_ids: &[Uuid]) -> anyhow::Result<Uuid> {
+    let id = Uuid::new_v4();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO updates (id, subject, preheader, intro_markdown, template, from_override, reply_to_override)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(&u.subject)
+    .bind(&u.preheader)
+    .bind(&u.intro_markdown)
+    .bind(&u.template)
+    .bind(u.from.as_ref().map(ToString::to_string))
+    .bind(u.reply_to.as_ref().map(ToString::to_string))
+    .execute(&mut *tx)
+    .await
+    .context("inserting the update")?;
+    write_content(&mut tx, id, u, list_ids).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Replaces the content of an update that has not started. `Ok(None)`: no such update;
+/// `Ok(Some(false))`: it is past editing.
+pub async fn replace(
+    pool: &PgPool,
+    id: Uuid,
+    u: &NewUpdate,
+    list_ids: &[Uuid],
+) -> anyhow::Result<Option<bool>> {
+    let mut tx = pool.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM updates WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(status) = status else {
+        return Ok(None);
+    };
+    if !EDITABLE.contains(&status.as_str()) {
+        return Ok(Some(false));
+    }
+    sqlx::query(
+        "UPDATE updates SET subject = $2, preheader = $3, intro_markdown = $4, template = $5,
+                from_override = $6, reply_to_override = $7, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&u.subject)
+    .bind(&u.preheader)
+    .bind(&u.intro_markdown)
+    .bind(&u.template)
+    .bind(u.from.as_ref().map(ToString::to_string))
+    .bind(u.reply_to.as_ref().map(ToString::to_string))
+    .execute(&mut *tx)
+    .await?;
+    write_content(&mut tx, id, u, list_ids).await?;
+    tx.commit().await?;
+    Ok(Some(true))
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>> {
+    let Some(r) = sqlx::query(
+        "SELECT u.*, ARRAY(SELECT l.slug FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                           WHERE ul.update_id = u.id ORDER BY l.slug) AS list_slugs
+         FROM updates u WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("loading the update")?
+    else {
+        return Ok(None);
+    };
+    let items = sqlx::query(
+        "SELECT title, summary, source, url, published_on, topic FROM news_items
+         WHERE update_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .context("loading the news items")?;
+    Ok(Some(UpdateRecord {
+        id: r.get("id"),
+        subject: r.get("subject"),
+        preheader: r.get("preheader"),
+        intro: r.get("intro_markdown"),
+        template: r.get("template"),
+        from: r.get("from_override"),
+        reply_to: r.get("reply_to_override"),
+        status: r.get("status"),
+        status_reason: r.get("status_reason"),
+        scheduled_at: r.get("scheduled_at"),
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+        lists: r.get("list_slugs"),
+        news_items: items
+            .iter()
+            .map(|i| NewsItem {
+                title: i.get("title"),
+                summary: i.get("summary"),
+                source: i.get("source"),
+                url: i.get("url"),
+                published_on: i.get::<Option<NaiveDate>, _>("published_on"),
+                topic: i.get("topic"),
+            })
+            .collect(),
+    }))
+}
+
+/// Deliveries of an update by status (every status present, zero when none).
+pub async fn counts(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM deliveries WHERE update_id = $1 GROUP BY status",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?;
+    let mut counts: BTreeMap<String, i64> =
+        ["queued", "sending", "sent", "deferred", "failed", "skipped"]
+            .iter()
+            .map(|s| (s.to_string(), 0))
+            .collect();
+    counts.extend(rows);
+    Ok(counts)
+}
+
+/// Mails of this update sent in the last `window`, per second.
+pub async fn recent_rate(db: impl PgExecutor<'_>, id: Uuid, window: Duration) -> sqlx::Result<f64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE update_id = $1 AND sent_at > now() - make_interval(secs => $2)",
+    )
+    .bind(id)
+    .bind(seconds(window))
+    .fetch_one(db)
+    .await?;
+    Ok(n as f64 / window.as_secs_f64())
+}
+
+/// A staff action on an update's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Schedule(DateTime<Utc>),
+    SendNow,
+    Pause,
+    Resume,
+    Cancel,
+}
+
+/// Applies `action` if the update's status allows it. `Ok(Err(status))`: not allowed from
+/// `status`; `Ok(Ok(new_status))`: done. `None` when there is no such update.
+pub async fn apply(
+    pool: &PgPool,
+    id: Uuid,
+    action: Action,
+) -> anyhow::Result<Option<Result<String, String>>> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT status, started_at FROM updates WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((status, started_at)) = row else {
+        return Ok(None);
+    };
+    let started = started_at.is_some();
+    let (new_status, at, reason): (&str, Option<DateTime<Utc>>, Option<&str>) =
+        match (action, status.as_str()) {
+            (Action::Schedule(at), "draft" | "scheduled") => ("scheduled", Some(at), None),
+            (Action::Schedule(at), "paused") if !started => ("scheduled", Some(at), None),
+            (Action::SendNow, "draft" | "scheduled") => ("scheduled", Some(Utc::now()), None),
+            (Action::SendNow, "paused") if !started => ("scheduled", Some(Utc::now()), None),
+            (Action::Pause, "scheduled" | "sending") => ("paused", None, Some("paused by staff")),
+            (Action::Resume, "paused") if started => ("sending", None, None),
+            (Action::Resume, "paused") => ("scheduled", Some(Utc::now()), None),
+            (Action::Cancel, "draft" | "scheduled" | "sending" | "paused") => {
+                ("cancelled", None, Some("cancelled by staff"))
+            }
+            _ => return Ok(Some(Err(status))),
+        };
+    sqlx::query(
+        "UPDATE updates SET status = $2, scheduled_at = coalesce($3, scheduled_at), status_reason = $4,
+                finished_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE finished_at END, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(new_status)
+    .bind(at)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    if new_status == "cancelled" {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'skipped', last_reply = 'update cancelled', updated_at = now()
+             WHERE update_id = $1 AND status IN ('queued', 'deferred')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(Ok(new_status.to_owned())))
+}
+
+/// Pauses scheduled updates whose time passed more than `stale_after` ago: after downtime,
+/// staff confirm (resume) before such an update goes out.
+pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE updates SET status = 'paused', updated_at = now(),
+                status_reason = 'its schedule passed while the service was down; resume to send it now'
+         WHERE status = 'scheduled' AND scheduled_at < now() - make_interval(secs => $1)",
+    )
+    .bind(seconds(stale_after))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Starts one due update: one delivery row per confirmed subscriber of its lists, each once,
+/// in one statement, and the update becomes `sending`. Returns the update and its row count.
+pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>> {
+    let mut tx = pool.begin().await?;
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM updates WHERE status = 'scheduled' AND scheduled_at <= now()
+         ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else { return Ok(None) };
+    let created = sqlx::query(
+        "INSERT INTO deliveries (kind, update_id, subscriber_id)
+         SELECT DISTINCT 'update', $1::uuid, s.id
+         FROM update_lists ul
+         JOIN subscriptions sub ON sub.list_id = ul.list_id AND sub.status = 'confirmed'
+         JOIN subscribers s ON s.id = sub.subscriber_id AND s.status = 'confirmed'
+         WHERE ul.update_id = $1
+         ON CONFLICT (update_id, subscriber_id) WHERE update_id IS NOT NULL DO NOTHING",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .context("creating the delivery rows")?
+    .rows_affected();
+    sqlx::query("UPDATE updates SET status = 'sending', started_at = now(), updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some((id, created)))
+}
+
+/// Marks `sent` every sending update whose rows are all final.
+pub async fn finish_done(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE updates u SET status = 'sent', finished_at = now(), updated_at = now()
+         WHERE status = 'sending' AND NOT EXISTS (
+             SELECT 1 FROM deliveries d
+             WHERE d.update_id = u.id AND d.status IN ('queued', 'sending', 'deferred'))
+         RETURNING id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub subscriber_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub last_reply: Option<String>,
+    pub ambiguous: bool,
+    pub message_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// One page of an update's deliveries, optionally of one status, after row `after`.
+pub async fn deliveries(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.subscriber_id, s.email, d.status, d.attempts, d.last_reply, d.ambiguous,
+                d.message_id, d.sent_at, d.next_attempt_at
+         FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE d.update_id = $1 AND ($2::text IS NULL OR d.status = $2) AND d.id > $3
+         ORDER BY d.id LIMIT $4",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DeliveryRow {
+            id: r.get("id"),
+            subscriber_id: r.get("subscriber_id"),
+            email: r.get("email"),
+            status: r.get("status"),
+            attempts: r.get("attempts"),
+            last_reply: r.get("last_reply"),
+            ambiguous: r.get("ambiguous"),
+            message_id: r.get("message_id"),
+            sent_at: r.get("sent_at"),
+            next_attempt_at: r.get("next_attempt_at"),
+        })
+        .collect())
+}
+
+/// Queues the failed deliveries of an update again (for subscribers still confirmed), and puts
+/// a finished update back to `sending`. Returns how many were re-queued.
+pub async fn retry_failed(pool: &PgPool, id: Uuid) -> anyhow::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE deliveries d SET status = 'queued', next_attempt_at = now(), updated_at = now(),
+                last_reply = 'retry requested: ' || coalesce(d.last_reply, '')
+         FROM subscribers s
+         WHERE d.update_id = $1 AND d.status = 'failed' AND s.id = d.subscriber_id AND s.status = 'confirmed'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        sqlx::query("UPDATE updates SET status = 'sending', finished_at = NULL, updated_at = now() WHERE id = $1 AND status = 'sent'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Queues one test mail of an update to `to`, outside the update's ledger.
+pub async fn queue_test(db: impl PgExecutor<'_>, id: Uuid, to: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO deliveries (kind, payload) VALUES ('test', jsonb_build_object('update_id', $1::text, 'to', $2::text))")
+        .bind(id.to_string())
+        .bind(to)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! An update made ready to render: loaded once, Markdown rendered once, shared by every mail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::mail::markdown;
+use crate::store::updates::{self, UpdateRecord};
+
+/// Most prepared updates kept at once.
+const CACHE_LIMIT: usize = 64;
+
+pub struct PreparedUpdate {
+    pub record: UpdateRecord,
+    pub intro_html: String,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub list_id: String,
+    pub web_url: String,
+}
+
+/// Prepared updates by id and last change, so an edited draft is prepared again.
+#[derive(Default)]
+pub struct PreparedCache(Mutex<HashMap<(Uuid, DateTime<Utc>), Arc<PreparedUpdate>>>);
+
+impl PreparedCache {
+    pub async fn get(
+        &self,
+        pool: &sqlx::PgPool,
+        settings: &Settings,
+        id: Uuid,
+    ) -> anyhow::Result<Arc<PreparedUpdate>> {
+        let record = updates::get(pool, id)
+            .await?
+            .with_context(|| format!("update {id} is gone"))?;
+        let key = (id, record.updated_at);
+        let mut cache = self.0.lock().await;
+        if let Some(hit) = cache.get(&key) {
+            return Ok(Arc::clone(hit));
+        }
+        let prepared = Arc::new(prepare(settings, record)?);
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&prepared));
+        Ok(prepared)
+    }
+}
+
+fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<PreparedUpdate> {
+    let from = match &record.from {
+        Some(f) => f.parse().context("the update's from address")?,
+        None => settings.mail.from.clone(),
+    };
+    let reply_to = match &record.reply_to {
+        Some(r) => Some(r.parse().context("the update's reply-to address")?),
+        None => settings.mail.reply_to.clone(),
+    };
+    let host = settings.server.base_url.host();
+    let first_list = record.lists.first().map_or("updates", String::as_str);
+    Ok(PreparedUpdate {
+        intro_html: markdown::to_safe_html(&record.intro),
+        from,
+        reply_to,
+        list_id: format!("{first_list}.{host}"),
+        web_url: settings
+            .server
+            .base_url
+            .join(&format!("/updates/{}", record.id)),
+        record,
+    })
+}
