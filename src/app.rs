@@ -23,6 +23,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub pages: Arc<Pages>,
+    pub mail_templates: Arc<MailTemplates>,
     pub signup_limiter: IpRateLimiter,
 }
 
@@ -45,8 +46,15 @@ impl Application {
             .clone()
             .unwrap_or_else(|| "Newsletter".into());
         let pages = Arc::new(Pages::load(&settings.templates.dir, &site_name)?);
+        let mail_templates = Arc::new(MailTemplates::load(&settings.templates.dir)?);
         let worker = if with_worker {
-            Some(build_worker(Arc::clone(&settings), pool.clone())?)
+            let mailer = Arc::new(Mailer::from_settings(&settings.smtp)?);
+            Some(Worker::new(
+                pool.clone(),
+                Arc::clone(&settings),
+                mailer,
+                Arc::clone(&mail_templates),
+            ))
         } else {
             None
         };
@@ -58,6 +66,7 @@ impl Application {
             pool,
             settings,
             pages,
+            mail_templates,
         };
         Ok(Self {
             listener,

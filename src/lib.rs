@@ -14,4 +14,5 @@ pub mod mail;
 pub mod routes;
 pub mod store;
 pub mod telemetry;
+pub mod updates;
 pub mod worker;

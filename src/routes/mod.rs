@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers are thin: extract, parse into domain types, call `store::`, answer.
 
+mod api;
 mod client;
 mod confirm;
 mod error;
@@ -8,6 +9,7 @@ mod pages;
 mod rate_limit;
 mod security_headers;
 mod signup;
+mod unsubscribe;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -24,6 +26,8 @@ pub fn router(state: AppState) -> Router {
         .merge(signup::router())
         .merge(confirm::router())
         .merge(health::router())
+        .merge(api::router())
+        .merge(unsubscribe::router())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(security_headers::add))

@@ -12,7 +12,15 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 
-const PAGES: &[&str] = &["index", "pending", "confirm", "confirmed", "message"];
+const PAGES: &[&str] = &[
+    "index",
+    "pending",
+    "confirm",
+    "confirmed",
+    "message",
+    "unsubscribe",
+    "unsubscribed",
+];
 const PARTIALS: &[&str] = &["header", "footer"];
 
 pub struct Pages {

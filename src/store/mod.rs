@@ -1,11 +1,14 @@
 //! All SQL lives here: one file per table family, bound parameters only.
 
+pub mod api_tokens;
 pub mod confirmations;
 pub mod consent;
 pub mod deliveries;
+pub mod idempotency;
 pub mod lists;
 pub mod signups;
 pub mod subscribers;
+pub mod unsubscribes;
 pub mod updates;
 
 use std::time::Duration;

@@ -1,0 +1,60 @@
+//! Unsubscribing: from every list at once, logged in the consent log.
+
+use anyhow::Context;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use super::consent::{self, ConsentEvent, RequestOrigin};
+
+/// The version a subscriber's links are signed with, if the subscriber exists.
+pub async fn link_version(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar("SELECT link_version FROM subscribers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Unsubscribes from everything. Idempotent: returns false (and logs nothing) when the person
+/// was already unsubscribed. Mail already queued for them is skipped at claim time.
+pub async fn unsubscribe_all(
+    pool: &PgPool,
+    id: Uuid,
+    source: &'static str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await.context("starting the unsubscribe")?;
+    let lists: Option<Vec<String>> = sqlx::query_scalar(
+        "WITH person AS (
+             UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+             WHERE id = $1 AND status IN ('pending', 'confirmed')
+             RETURNING id)
+         , left_lists AS (
+             UPDATE subscriptions SET status = 'unsubscribed', updated_at = now()
+             WHERE subscriber_id = $1 AND status <> 'unsubscribed' AND EXISTS (SELECT 1 FROM person)
+             RETURNING list_id)
+         SELECT ARRAY(SELECT l.slug FROM left_lists ll JOIN lists l ON l.id = ll.list_id ORDER BY l.slug)
+         FROM person",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("unsubscribing")?;
+    let Some(lists) = lists else {
+        return Ok(false);
+    };
+    consent::record(
+        &mut *tx,
+        ConsentEvent {
+            subscriber_id: id,
+            kind: "unsubscribe",
+            source,
+            origin,
+            consent: None,
+            lists: &lists,
+        },
+    )
+    .await
+    .context("logging the unsubscribe")?;
+    tx.commit().await.context("committing the unsubscribe")?;
+    Ok(true)
+}

@@ -1,0 +1,188 @@
+//! Operations on updates shared by the API and the command line: parse, check against the
+//! database and the templates, then call `store::updates`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::domain::{EmailAddress, FieldErrors, UpdateInput};
+use crate::mail::MailTemplates;
+use crate::store::lists;
+use crate::store::updates::{self as store, Action, DeliveryRow, UpdateRecord};
+
+/// Window over which the current send rate is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Largest page of deliveries.
+pub const MAX_PAGE: i64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("no such update")]
+    NotFound,
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    #[error("the update is {0}: not allowed now")]
+    Conflict(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for UpdateError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// An update with its delivery counts and current rate: what the API shows.
+#[derive(Debug, Serialize)]
+pub struct UpdateView {
+    #[serde(flatten)]
+    pub update: UpdateRecord,
+    pub counts: BTreeMap<String, i64>,
+    pub rate_per_second: f64,
+}
+
+pub async fn view(pool: &PgPool, id: Uuid) -> Result<UpdateView, UpdateError> {
+    let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    Ok(UpdateView {
+        counts: store::counts(pool, id).await?,
+        rate_per_second: store::recent_rate(pool, id, RATE_WINDOW).await?,
+        update,
+    })
+}
+
+async fn checked(
+    pool: &PgPool,
+    templates: &MailTemplates,
+    input: &UpdateInput,
+) -> Result<(crate::domain::NewUpdate, Vec<Uuid>), UpdateError> {
+    let parsed = input.parse().map_err(UpdateError::Invalid)?;
+    let mut errors = FieldErrors::new();
+    if !templates.has(&parsed.template) {
+        errors.insert(
+            "template",
+            format!("There is no mail template {:?}.", parsed.template),
+        );
+    }
+    let list_ids = match lists::resolve_any(pool, &parsed.lists).await? {
+        Ok(found) => found.into_iter().map(|(id, _)| id).collect(),
+        Err(unknown) => {
+            errors.insert("lists", format!("Unknown lists: {}.", unknown.join(", ")));
+            Vec::new()
+        }
+    };
+    if errors.is_empty() {
+        Ok((parsed, list_ids))
+    } else {
+        Err(UpdateError::Invalid(errors))
+    }
+}
+
+pub async fn create(
+    pool: &PgPool,
+    templates: &MailTemplates,
+    input: &UpdateInput,
+) -> Result<UpdateView, UpdateError> {
+    let (update, list_ids) = checked(pool, templates, input).await?;
+    let id = store::create(pool, &update, &list_ids).await?;
+    view(pool, id).await
+}
+
+pub async fn patch(
+    pool: &PgPool,
+    templates: &MailTemplates,
+    id: Uuid,
+    patch: UpdateInput,
+) -> Result<UpdateView, UpdateError> {
+    let current = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    let merged = current.as_input().merged(patch);
+    let (update, list_ids) = checked(pool, templates, &merged).await?;
+    match store::replace(pool, id, &update, &list_ids).await? {
+        None => Err(UpdateError::NotFound),
+        Some(false) => Err(UpdateError::Conflict(current.status)),
+        Some(true) => view(pool, id).await,
+    }
+}
+
+/// Schedules, sends now, pauses, resumes or cancels.
+pub async fn act(
+    pool: &PgPool,
+    settings: &Settings,
+    id: Uuid,
+    action: Action,
+) -> Result<UpdateView, UpdateError> {
+    let starts = matches!(
+        action,
+        Action::Schedule(_) | Action::SendNow | Action::Resume
+    );
+    if starts && settings.mail.postal_address.is_empty() {
+        return Err(UpdateError::Refused(
+            "mail.postal_address is empty: every update must show a postal address; set it before sending".into(),
+        ));
+    }
+    if let Action::Schedule(at) = action {
+        if at < Utc::now() - chrono::Duration::minutes(1) {
+            let errors = FieldErrors::from([(
+                "at",
+                "The time is in the past; use send to send now.".to_owned(),
+            )]);
+            return Err(UpdateError::Invalid(errors));
+        }
+    }
+    match store::apply(pool, id, action).await? {
+        None => Err(UpdateError::NotFound),
+        Some(Err(status)) => Err(UpdateError::Conflict(status)),
+        Some(Ok(_)) => view(pool, id).await,
+    }
+}
+
+/// Parses an RFC 3339 time for scheduling.
+pub fn parse_time(raw: &str) -> Result<DateTime<Utc>, UpdateError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            UpdateError::Invalid(FieldErrors::from([(
+                "at",
+                format!("{raw:?} is not an RFC 3339 time like 2026-11-23T14:00:00Z"),
+            )]))
+        })
+}
+
+/// Queues one test mail of the update to `to`; the update's ledger is not touched.
+pub async fn send_test(pool: &PgPool, id: Uuid, to: &str) -> Result<(), UpdateError> {
+    let to = EmailAddress::parse(to)
+        .map_err(|e| UpdateError::Invalid(FieldErrors::from([("to", e)])))?;
+    store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    store::queue_test(pool, id, to.as_str()).await?;
+    Ok(())
+}
+
+pub async fn deliveries(
+    pool: &PgPool,
+    id: Uuid,
+    status: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, UpdateError> {
+    const STATUSES: &[&str] = &["queued", "sending", "sent", "deferred", "failed", "skipped"];
+    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
+        return Err(UpdateError::Invalid(FieldErrors::from([(
+            "status",
+            format!("{s:?} is not one of {}", STATUSES.join(", ")),
+        )])));
+    }
+    store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    Ok(store::deliveries(pool, id, status, after, limit.clamp(1, MAX_PAGE)).await?)
+}
+
+pub async fn retry_failed(pool: &PgPool, id: Uuid) -> Result<u64, UpdateError> {
+    store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    Ok(store::retry_failed(pool, id).await?)
+}
