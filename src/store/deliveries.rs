@@ -115,7 +115,8 @@ pub async fn record(
     };
     let done = sqlx::query(
         "UPDATE deliveries
-         SET status = $3, last_reply = left($4, 1000), message_id = coalesce($5, message_id),
+         SET status = $3,
+             last_reply = left($4, 1000), message_id = coalesce($5, message_id),
              sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
              next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at
                                     ELSE now() + make_interval(secs => $6) END,

@@ -371,6 +371,19 @@ pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>>
     Ok(Some((id, created)))
 }
 
+/// Skips the rows of cancelled updates that were in flight at the cancel and came back
+/// deferred (the cancel itself skips every row that was waiting).
+pub async fn skip_cancelled_leftovers(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries d SET status = 'skipped', last_reply = 'update cancelled', updated_at = now()
+         FROM updates u
+         WHERE u.id = d.update_id AND u.status = 'cancelled' AND d.status IN ('queued', 'deferred')",
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Marks `sent` every sending update whose rows are all final.
 pub async fn finish_done(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(

@@ -25,9 +25,11 @@ pub struct PreparedUpdate {
     pub web_url: String,
 }
 
-/// Prepared updates by id and last change, so an edited draft is prepared again.
+/// An update's id and the time of its last change: an edited draft is prepared again.
+type Version = (Uuid, DateTime<Utc>);
+
 #[derive(Default)]
-pub struct PreparedCache(Mutex<HashMap<(Uuid, DateTime<Utc>), Arc<PreparedUpdate>>>);
+pub struct PreparedCache(Mutex<HashMap<Version, Arc<PreparedUpdate>>>);
 
 impl PreparedCache {
     pub async fn get(

@@ -23,6 +23,9 @@ pub async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     {
         tracing::info!(%update_id, recipients, "update started");
     }
+    updates::skip_cancelled_leftovers(pool)
+        .await
+        .context("skipping the rest of cancelled updates")?;
     for update_id in updates::finish_done(pool)
         .await
         .context("finishing updates")?

@@ -270,3 +270,144 @@ pub fn confirmation_link(raw: &[u8]) -> String {
         .expect("text part carries the confirmation link")
         .to_owned()
 }
+
+impl TestApp {
+    /// A fresh API token (as `newsletter api-token create` makes one).
+    pub async fn api_token(&self) -> String {
+        let (_, token) = newsletter::store::api_tokens::create(&self.pool, "tests")
+            .await
+            .unwrap();
+        token.as_str().to_owned()
+    }
+
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("API request failed")
+    }
+
+    /// `n` confirmed subscribers of the default list, `reader{i}@{domain}` named "Reader {i}".
+    pub async fn seed_confirmed(&self, n: i64, domain: &str) -> Vec<(Uuid, String)> {
+        self.seed_confirmed_from(0, n, domain).await
+    }
+
+    pub async fn seed_confirmed_from(
+        &self,
+        start: i64,
+        n: i64,
+        domain: &str,
+    ) -> Vec<(Uuid, String)> {
+        sqlx::query_as(
+            "WITH people AS (
+                 INSERT INTO subscribers (id, email, email_normalized, name, status, confirmed_at)
+                 SELECT gen_random_uuid(), 'reader' || i || '@' || $3, 'reader' || i || '@' || $3,
+                        'Reader ' || i, 'confirmed', now()
+                 FROM generate_series($1::bigint, $1::bigint + $2 - 1) AS i
+                 RETURNING id, email)
+             , subs AS (
+                 INSERT INTO subscriptions (subscriber_id, list_id, status)
+                 SELECT p.id, l.id, 'confirmed' FROM people p, lists l WHERE l.slug = 'us-icc-updates')
+             SELECT id, email FROM people ORDER BY email",
+        )
+        .bind(start)
+        .bind(n)
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Creates a draft update to the default list and returns its id.
+    pub async fn create_update(&self, token: &str, subject: &str) -> String {
+        let body = serde_json::json!({
+            "subject": subject, "preheader": "This week in US–ICC news",
+            "intro": "Dear reader, *three* things happened.", "lists": ["us-icc-updates"],
+            "news_items": [
+                {"title": "Senate hearing on the ICC", "summary": "The committee heard testimony.",
+                 "source": "Reuters", "url": "https://example.org/senate", "published_on": "2026-11-20", "topic": "congress"},
+                {"title": "Assembly of States Parties opens", "summary": "Delegates met in The Hague.",
+                 "source": "ICC", "url": "https://example.org/asp", "published_on": "2026-11-21", "topic": "asp"}
+            ]
+        });
+        let response = self
+            .api(reqwest::Method::POST, "/api/v1/updates", token, Some(body))
+            .await;
+        assert_eq!(response.status(), 201, "creating an update");
+        response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn update_view(&self, token: &str, id: &str) -> serde_json::Value {
+        self.api(
+            reqwest::Method::GET,
+            &format!("/api/v1/updates/{id}"),
+            token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap()
+    }
+
+    /// Waits until the update reaches `status`.
+    pub async fn wait_for_update_status(&self, id: &str, status: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let current: String =
+                sqlx::query_scalar("SELECT status FROM updates WHERE id = $1::uuid")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .unwrap();
+            if current == status {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "update stayed {current}, expected {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Delivery statuses of an update by subscriber e-mail.
+    pub async fn delivery_statuses(&self, id: &str) -> Vec<(String, String, i32)> {
+        sqlx::query_as(
+            "SELECT s.email, d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.update_id = $1::uuid ORDER BY s.email",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Mails claimed before a pause, cancel or unsubscribe finish their attempt; waits for them.
+    pub async fn wait_for_no_mail_in_flight(&self, update_id: &str) {
+        for _ in 0..400 {
+            let in_flight: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM deliveries WHERE update_id = $1::uuid AND status = 'sending'",
+            )
+            .bind(update_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            if in_flight == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("mails stayed in flight");
+    }
+}

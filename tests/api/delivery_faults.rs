@@ -1,0 +1,233 @@
+//! How the engine handles what relays do wrong.
+
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::helpers::spawn_app;
+use crate::smtp_server::Faults;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn send_update(app: &crate::helpers::TestApp, token: &str) -> String {
+    let id = app.create_update(token, "Faults").await;
+    let response = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/send"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    id
+}
+
+#[tokio::test]
+async fn a_temporary_failure_is_retried_and_delivered_once() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+    app.smtp.set_faults(Faults {
+        rcpt_transient_times: vec![("reader1@".into(), 1, 451, "4.3.0 try again later".into())],
+        ..Faults::default()
+    });
+
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let mails = app.smtp.messages();
+    assert_eq!(mails.len(), 3);
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.rcpt_to[0] == "reader1@example.org")
+            .count(),
+        1
+    );
+    let statuses = app.delivery_statuses(&id).await;
+    assert_eq!(
+        statuses[1],
+        ("reader1@example.org".into(), "sent".into(), 2)
+    );
+}
+
+#[tokio::test]
+async fn no_such_user_fails_once_marks_the_subscriber_bounced_and_is_not_retried() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+    app.smtp.set_faults(Faults {
+        rcpt: vec![("reader2@".into(), 550, "5.1.1 no such user".into())],
+        ..Faults::default()
+    });
+
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let statuses = app.delivery_statuses(&id).await;
+    assert_eq!(
+        statuses[2],
+        ("reader2@example.org".into(), "failed".into(), 1)
+    );
+    assert_eq!(
+        app.subscriber_status("reader2@example.org")
+            .await
+            .as_deref(),
+        Some("bounced")
+    );
+    let failed = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/updates/{id}/deliveries?status=failed"),
+            &token,
+            None,
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(failed["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(failed["deliveries"][0]["email"], "reader2@example.org");
+    assert!(failed["deliveries"][0]["last_reply"]
+        .as_str()
+        .unwrap()
+        .contains("5.1.1"));
+
+    let retry = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/retry-failed"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        retry.json::<serde_json::Value>().await.unwrap()["requeued"],
+        0,
+        "a bounced address is not retried"
+    );
+    let next = send_update(&app, &token).await;
+    app.wait_for_update_status(&next, "sent").await;
+    assert_eq!(
+        app.delivery_statuses(&next).await.len(),
+        2,
+        "never mailed again"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_rejection_fails_the_mail_but_leaves_the_subscriber_alone() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(2, "example.org").await;
+    app.smtp.set_faults(Faults {
+        data_reply: vec![(
+            "reader0@".into(),
+            550,
+            "5.7.26 unauthenticated mail is prohibited".into(),
+        )],
+        ..Faults::default()
+    });
+
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let statuses = app.delivery_statuses(&id).await;
+    assert_eq!(
+        statuses[0],
+        ("reader0@example.org".into(), "failed".into(), 1)
+    );
+    assert_eq!(
+        app.subscriber_status("reader0@example.org")
+            .await
+            .as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[tokio::test]
+async fn a_connection_cut_in_the_middle_of_data_is_retried_and_delivered_once() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+    app.smtp.set_faults(Faults {
+        cut_in_data_times: vec![("reader1@".into(), 1)],
+        ..Faults::default()
+    });
+
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    assert_eq!(
+        app.smtp
+            .messages()
+            .iter()
+            .filter(|m| m.rcpt_to[0] == "reader1@example.org")
+            .count(),
+        1
+    );
+    let statuses = app.delivery_statuses(&id).await;
+    assert_eq!(
+        statuses[1],
+        ("reader1@example.org".into(), "sent".into(), 2)
+    );
+}
+
+#[tokio::test]
+async fn a_mail_taken_without_a_reply_is_recorded_as_ambiguous_and_retried() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(2, "example.org").await;
+    app.smtp.set_faults(Faults {
+        close_before_250_times: vec![("reader0@".into(), 1)],
+        ..Faults::default()
+    });
+
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    assert_eq!(
+        app.smtp.ambiguous().len(),
+        1,
+        "the relay had the body once without answering"
+    );
+    let (status, ambiguous, attempts): (String, bool, i32) = sqlx::query_as(
+        "SELECT d.status, d.ambiguous, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE s.email = 'reader0@example.org'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), ambiguous, attempts), ("sent", true, 2));
+}
+
+#[tokio::test]
+async fn a_relay_down_for_a_while_delays_the_update_and_then_everything_is_delivered() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(30, "example.org").await;
+    let port = app.smtp.port();
+    app.smtp.stop().await;
+
+    let id = send_update(&app, &token).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deferred: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'deferred'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(deferred > 0, "mails wait while the relay is down");
+    let relay = crate::smtp_server::TestSmtp::start_on(port).await.unwrap();
+
+    app.wait_for_update_status(&id, "sent").await;
+    let mails = relay.wait_for(30, WAIT).await;
+    let mut recipients: Vec<String> = mails.iter().map(|m| m.rcpt_to[0].clone()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(
+        (mails.len(), recipients.len()),
+        (30, 30),
+        "all delivered, none twice"
+    );
+}
