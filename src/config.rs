@@ -163,9 +163,23 @@ pub struct WorkerSettings {
 
 #[derive(Debug, Clone)]
 pub struct SendingSettings {
+    /// Mails per second across all workers; `None`: no limit.
+    pub rate_per_second: Option<u32>,
+    pub burst: u32,
+    /// Mails per second per recipient domain (lower-case), across all workers.
+    pub domain_limits: BTreeMap<String, u32>,
+    pub concurrency: u32,
+    pub breaker: BreakerSettings,
     pub backoff: Vec<Duration>,
     pub give_up_after: Duration,
     pub stale_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct BreakerSettings {
+    pub window: u32,
+    pub percent: u32,
+    pub min_sends: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +283,15 @@ impl Settings {
                 lease: Duration::from_secs(r.positive("worker.lease_seconds")?),
             },
             sending: SendingSettings {
+                rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32).filter(|r| *r > 0),
+                burst: r.non_negative("sending.burst")? as u32,
+                domain_limits: r.domain_limits("sending.domain_limits")?,
+                concurrency: r.positive("sending.concurrency")? as u32,
+                breaker: BreakerSettings {
+                    window: r.positive("sending.breaker_window")? as u32,
+                    percent: r.positive("sending.breaker_percent")?.min(100) as u32,
+                    min_sends: r.positive("sending.breaker_min_sends")? as u32,
+                },
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
@@ -426,6 +449,25 @@ impl Reader<'_> {
             _ => Err(key_error(key, "expected a positive integer")),
         }
     }
+    fn non_negative(&self, key: &str) -> Result<u64, ConfigError> {
+        match self.value(key)?.as_integer() {
+            Some(n) if n >= 0 => Ok(n as u64),
+            _ => Err(key_error(key, "expected an integer of 0 or more")),
+        }
+    }
+    fn domain_limits(&self, key: &str) -> Result<BTreeMap<String, u32>, ConfigError> {
+        let table = self
+            .value(key)?
+            .as_table()
+            .ok_or_else(|| key_error(key, "expected a table like { \"gmail.com\" = 10 }"))?;
+        table
+            .iter()
+            .map(|(domain, limit)| match limit.as_integer() {
+                Some(n) if n > 0 && domain.contains('.') => Ok((domain.to_lowercase(), n as u32)),
+                _ => Err(key_error(key, format!("{domain:?}: expected a domain and a positive integer"))),
+            })
+            .collect()
+    }
     fn with<T>(
         &self,
         key: &str,
@@ -549,6 +591,17 @@ mod tests {
             let err = Settings::from_overrides(o).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn domain_limits_are_read_from_a_table_and_checked() {
+        let mut o = with_key();
+        o.push(("sending.domain_limits", "v = { \"Gmail.com\" = 10 }".parse::<Table>().unwrap()["v"].clone()));
+        let s = Settings::from_overrides(o).unwrap();
+        assert_eq!(s.sending.domain_limits, BTreeMap::from([("gmail.com".to_owned(), 10)]));
+        let mut bad = with_key();
+        bad.push(("sending.domain_limits", "v = { \"gmail.com\" = 0 }".parse::<Table>().unwrap()["v"].clone()));
+        assert!(Settings::from_overrides(bad).unwrap_err().to_string().contains("sending.domain_limits"));
     }
 
     #[test]

@@ -9,4 +9,4 @@ mod transport;
 
 pub use compose::{bulk_message, confirmation_message, ConfirmationMail, Envelope, ListHeaders};
 pub use templates::{MailTemplates, RenderedMail};
-pub use transport::{Mailer, SendError, SendErrorKind};
+pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

@@ -81,6 +81,11 @@ pub enum Outcome {
     Skipped {
         reason: String,
     },
+    /// Not attempted (rate limit or slow-down): back to the queue, the attempt not counted.
+    Postponed {
+        retry_in: Duration,
+        reason: String,
+    },
 }
 
 /// Records the outcome of attempt `attempt` of row `id`. Returns false when the row was taken
@@ -112,17 +117,20 @@ pub async fn record(
         ),
         Outcome::Failed { reply, ambiguous } => ("failed", reply.as_str(), None, None, *ambiguous),
         Outcome::Skipped { reason } => ("skipped", reason.as_str(), None, None, false),
+        Outcome::Postponed { retry_in, reason } => ("queued", reason.as_str(), None, Some(*retry_in), false),
     };
     let done = sqlx::query(
         "UPDATE deliveries
          SET status = $3,
-             last_reply = left($4, 1000), message_id = coalesce($5, message_id),
+             last_reply = CASE WHEN $3 = 'queued' THEN last_reply ELSE left($4, 1000) END,
+             message_id = coalesce($5, message_id),
              sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
              next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at
                                     ELSE now() + make_interval(secs => $6) END,
              ambiguous = ambiguous OR $7,
+             attempts = CASE WHEN $3 = 'queued' THEN attempts - 1 ELSE attempts END,
              -- a one-off mail's nonce is no longer needed once it is final
-             payload = CASE WHEN $3 = 'deferred' THEN payload ELSE payload - 'nonce' END,
+             payload = CASE WHEN $3 IN ('deferred', 'queued') THEN payload ELSE payload - 'nonce' END,
              updated_at = now()
          WHERE id = $1 AND attempts = $2 AND status = 'sending'",
     )

@@ -10,6 +10,7 @@ pub mod signups;
 pub mod subscribers;
 pub mod unsubscribes;
 pub mod updates;
+pub mod workers;
 
 use std::time::Duration;
 

@@ -482,3 +482,39 @@ pub async fn queue_test(db: impl PgExecutor<'_>, id: Uuid, to: &str) -> sqlx::Re
         .await?;
     Ok(())
 }
+
+/// The circuit breaker: if at least `percent` % of the update's last `window` finished sends
+/// (and at least `min_sends` of them) were policy refusals (5.7.x), pauses it with the reason.
+/// Returns whether it paused the update.
+pub async fn trip_breaker_if_needed(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    window: u32,
+    percent: u32,
+    min_sends: u32,
+) -> sqlx::Result<bool> {
+    let paused = sqlx::query(
+        "WITH recent AS (
+             SELECT status, last_reply FROM deliveries
+             WHERE update_id = $1 AND status IN ('sent', 'failed')
+             ORDER BY updated_at DESC LIMIT $2)
+         , tally AS (
+             SELECT count(*) AS total,
+                    count(*) FILTER (WHERE status = 'failed' AND last_reply ~ '(^|[^0-9.])5\\.7\\.[0-9]{1,3}') AS policy,
+                    max(last_reply) FILTER (WHERE status = 'failed' AND last_reply ~ '(^|[^0-9.])5\\.7\\.[0-9]{1,3}') AS example
+             FROM recent)
+         UPDATE updates u
+         SET status = 'paused', updated_at = now(),
+             status_reason = format('paused by the circuit breaker: %s of the last %s sends were refused for policy reasons (5.7.x), e.g. %s',
+                                    t.policy, t.total, left(t.example, 200))
+         FROM tally t
+         WHERE u.id = $1 AND u.status = 'sending' AND t.total >= $4 AND t.policy * 100 >= $3 * t.total",
+    )
+    .bind(id)
+    .bind(i64::from(window))
+    .bind(i64::from(percent))
+    .bind(i64::from(min_sends))
+    .execute(db)
+    .await?;
+    Ok(paused.rows_affected() == 1)
+}

@@ -22,22 +22,42 @@ enum Composed {
     Skip(String),
 }
 
+/// Longest wait for a domain's rate limit inside an attempt, holding a slot; a longer one
+/// postpones the mail (back to the queue, spread out so postponed mails do not return together).
+const MAX_DOMAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+const POSTPONE_SPREAD: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
     let composed = match compose(worker, job).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = ?e, "could not compose the mail");
-            return retry_or_give_up(
-                worker,
-                job,
-                SendError::transient(format!("compose: {e:#}"), false),
-            );
+            return retry_or_give_up(worker, job, SendError::transient(format!("compose: {e:#}"), false));
         }
     };
     let message = match composed {
         Composed::Send(message) => message,
         Composed::Skip(reason) => return Outcome::Skipped { reason },
     };
+    let domain = message
+        .envelope()
+        .to()
+        .first()
+        .map(|a| a.domain().to_ascii_lowercase())
+        .unwrap_or_default();
+    let throttle = worker.throttle();
+    let mut waited = false;
+    while let Some(wait) = throttle.domain_wait(&domain) {
+        if waited || wait > MAX_DOMAIN_WAIT {
+            return Outcome::Postponed {
+                retry_in: wait + POSTPONE_SPREAD.mul_f64(rand::random::<f64>()),
+                reason: format!("held back: {domain} is rate-limited or slowed down"),
+            };
+        }
+        tokio::time::sleep(wait).await;
+        waited = true;
+    }
+    throttle.wait_global().await;
     match worker.mailer.send(message).await {
         Ok(reply) => Outcome::Sent {
             message_id: message_id(worker, job),
@@ -46,13 +66,7 @@ pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
         Err(e) if e.kind == SendErrorKind::Permanent => {
             if e.is_hard_bounce() {
                 if let Some(id) = job.subscriber_id {
-                    match subscribers::record_hard_bounce(
-                        &worker.pool,
-                        id,
-                        worker.settings.bounce.hard_limit,
-                    )
-                    .await
-                    {
+                    match subscribers::record_hard_bounce(&worker.pool, id, worker.settings.bounce.hard_limit).await {
                         Ok(true) => tracing::info!("subscriber marked bounced"),
                         Ok(false) => {}
                         Err(err) => tracing::error!(error = ?err, "recording a hard bounce failed"),
@@ -62,6 +76,18 @@ pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
             Outcome::Failed {
                 reply: e.reply,
                 ambiguous: e.ambiguous,
+            }
+        }
+        Err(e) if e.code == Some(421) && e.is_policy() => {
+            let pause = throttle.slow_down(&domain);
+            tracing::warn!(%domain, ?pause, "relay throttles this domain: slowing down");
+            match retry_or_give_up(worker, job, e) {
+                Outcome::Deferred { retry_in, reply, ambiguous } => Outcome::Deferred {
+                    retry_in: retry_in.max(pause),
+                    reply,
+                    ambiguous,
+                },
+                other => other,
             }
         }
         Err(e) => retry_or_give_up(worker, job, e),
@@ -271,5 +297,6 @@ pub fn summary(outcome: &Outcome) -> &'static str {
         Outcome::Deferred { .. } => "deferred",
         Outcome::Failed { .. } => "failed",
         Outcome::Skipped { .. } => "skipped",
+        Outcome::Postponed { .. } => "postponed",
     }
 }

@@ -5,12 +5,16 @@ mod backoff;
 mod delivery;
 mod prepared;
 mod scheduler;
+mod throttle;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -24,6 +28,11 @@ pub struct Worker {
     mailer: Arc<Mailer>,
     templates: Arc<MailTemplates>,
     prepared: Arc<prepared::PreparedCache>,
+    /// This process in the `workers` registry.
+    id: Uuid,
+    /// Rate limits for this worker's share; replaced when the number of live workers changes.
+    throttle: Arc<RwLock<(i64, Arc<throttle::Throttle>)>>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl Worker {
@@ -33,12 +42,48 @@ impl Worker {
         mailer: Arc<Mailer>,
         templates: Arc<MailTemplates>,
     ) -> Self {
+        let throttle = Arc::new(throttle::Throttle::new(&settings.sending, 1));
         Self {
+            in_flight: Arc::new(Semaphore::new(settings.sending.concurrency as usize)),
             pool,
             settings,
             mailer,
             templates,
             prepared: Arc::default(),
+            id: Uuid::new_v4(),
+            throttle: Arc::new(RwLock::new((1, throttle))),
+        }
+    }
+
+    fn throttle(&self) -> Arc<throttle::Throttle> {
+        Arc::clone(&self.throttle.read().expect("throttle lock").1)
+    }
+
+    /// Registers a heartbeat; when the number of live workers changed, takes a new share of
+    /// the configured rates.
+    async fn beat(&self) -> anyhow::Result<()> {
+        let live_within = (self.settings.worker.poll_interval * 4).max(Duration::from_secs(10));
+        let live = store::workers::beat(&self.pool, self.id, live_within).await?;
+        let mut current = self.throttle.write().expect("throttle lock");
+        if current.0 != live {
+            tracing::info!(live_workers = live, "sharing the send rate among live workers");
+            let workers = u32::try_from(live.max(1)).unwrap_or(u32::MAX);
+            *current = (live, Arc::new(throttle::Throttle::new(&self.settings.sending, workers)));
+        }
+        Ok(())
+    }
+
+    /// How many mails to claim at once: the batch size, or fewer when the rate is so low that
+    /// a full batch could not go out well within the lease (which would let another worker
+    /// take the rest and send it twice).
+    fn claim_size(&self) -> u32 {
+        let batch = self.settings.worker.batch_size;
+        match self.throttle().share_per_second {
+            Some(rate) => {
+                let within_lease = rate * self.settings.worker.lease.as_secs_f64() / 4.0;
+                (within_lease.floor() as u32).clamp(1, batch)
+            }
+            None => batch,
         }
     }
 
@@ -58,6 +103,9 @@ impl Worker {
         let mut last_tick: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if last_tick.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {
+                if let Err(e) = self.beat().await {
+                    tracing::error!(error = ?e, "worker heartbeat failed");
+                }
                 if let Err(e) = scheduler::tick(&self.pool, &self.settings).await {
                     tracing::error!(error = ?e, "scheduler tick failed");
                 }
@@ -78,6 +126,9 @@ impl Worker {
                 }
             }
         }
+        if let Err(e) = store::workers::leave(&self.pool, self.id).await {
+            tracing::warn!(error = ?e, "could not leave the worker registry");
+        }
         tracing::info!("worker stopped");
     }
 
@@ -86,7 +137,7 @@ impl Worker {
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let claimed = store::deliveries::claim(
             &self.pool,
-            self.settings.worker.batch_size,
+            self.claim_size(),
             self.settings.worker.lease,
         )
         .await
@@ -95,7 +146,15 @@ impl Worker {
         let mut tasks = JoinSet::new();
         for job in claimed {
             let worker = self.clone();
-            tasks.spawn(async move { worker.deliver(job).await });
+            let permit = Arc::clone(&self.in_flight)
+                .acquire_owned()
+                .await
+                .expect("the in-flight semaphore is never closed");
+            tasks.spawn(async move {
+                let done = worker.deliver(job).await;
+                drop(permit);
+                done
+            });
         }
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done.context("delivery task panicked").and_then(|r| r) {
@@ -114,6 +173,14 @@ impl Worker {
             .context("recording the delivery outcome")?;
         if !recorded {
             tracing::warn!("delivery was taken over by another worker after its lease ran out");
+        }
+        if let (Some(update_id), store::deliveries::Outcome::Failed { reply, .. }) = (job.update_id, &outcome) {
+            if crate::mail::enhanced_code(reply).is_some_and(|c| c.starts_with("5.7.")) {
+                let b = &self.settings.sending.breaker;
+                if store::updates::trip_breaker_if_needed(&self.pool, update_id, b.window, b.percent, b.min_sends).await? {
+                    tracing::warn!(%update_id, "circuit breaker paused the update");
+                }
+            }
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,6 +25,8 @@ pub struct ReceivedMail {
     pub data: Vec<u8>,
     #[allow(dead_code)] // read by the sending-engine tests
     pub connection_id: u64,
+    /// When the end of DATA arrived.
+    pub received_at: Instant,
 }
 
 /// Faults to inject; `Default` is a well-behaved relay. Substring rules match recipient addresses.
@@ -289,6 +291,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
                     rcpt_to: std::mem::take(&mut rcpt_to),
                     data: Vec::new(),
                     connection_id: id,
+                    received_at: Instant::now(),
                 };
                 match receive_data(&mut reader, &mut write, state, mail).await? {
                     After::Continue => continue,
@@ -353,6 +356,7 @@ async fn receive_data(
             mail.data.extend_from_slice(content);
         }
     }
+    mail.received_at = Instant::now();
     if too_big {
         write.write_all(b"552 5.3.4 message too big\r\n").await?;
         return Ok(After::Continue);
