@@ -7,6 +7,7 @@ mod confirm;
 mod delivery_faults;
 mod health;
 mod helpers;
+mod rate_limits;
 mod signup;
 mod smtp_server;
 mod unsubscribe;
