@@ -283,7 +283,8 @@ impl Settings {
                 lease: Duration::from_secs(r.positive("worker.lease_seconds")?),
             },
             sending: SendingSettings {
-                rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32).filter(|r| *r > 0),
+                rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32)
+                    .filter(|r| *r > 0),
                 burst: r.non_negative("sending.burst")? as u32,
                 domain_limits: r.domain_limits("sending.domain_limits")?,
                 concurrency: r.positive("sending.concurrency")? as u32,
@@ -464,7 +465,10 @@ impl Reader<'_> {
             .iter()
             .map(|(domain, limit)| match limit.as_integer() {
                 Some(n) if n > 0 && domain.contains('.') => Ok((domain.to_lowercase(), n as u32)),
-                _ => Err(key_error(key, format!("{domain:?}: expected a domain and a positive integer"))),
+                _ => Err(key_error(
+                    key,
+                    format!("{domain:?}: expected a domain and a positive integer"),
+                )),
             })
             .collect()
     }
@@ -596,12 +600,24 @@ mod tests {
     #[test]
     fn domain_limits_are_read_from_a_table_and_checked() {
         let mut o = with_key();
-        o.push(("sending.domain_limits", "v = { \"Gmail.com\" = 10 }".parse::<Table>().unwrap()["v"].clone()));
+        o.push((
+            "sending.domain_limits",
+            "v = { \"Gmail.com\" = 10 }".parse::<Table>().unwrap()["v"].clone(),
+        ));
         let s = Settings::from_overrides(o).unwrap();
-        assert_eq!(s.sending.domain_limits, BTreeMap::from([("gmail.com".to_owned(), 10)]));
+        assert_eq!(
+            s.sending.domain_limits,
+            BTreeMap::from([("gmail.com".to_owned(), 10)])
+        );
         let mut bad = with_key();
-        bad.push(("sending.domain_limits", "v = { \"gmail.com\" = 0 }".parse::<Table>().unwrap()["v"].clone()));
-        assert!(Settings::from_overrides(bad).unwrap_err().to_string().contains("sending.domain_limits"));
+        bad.push((
+            "sending.domain_limits",
+            "v = { \"gmail.com\" = 0 }".parse::<Table>().unwrap()["v"].clone(),
+        ));
+        assert!(Settings::from_overrides(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("sending.domain_limits"));
     }
 
     #[test]

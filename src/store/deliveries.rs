@@ -117,7 +117,9 @@ pub async fn record(
         ),
         Outcome::Failed { reply, ambiguous } => ("failed", reply.as_str(), None, None, *ambiguous),
         Outcome::Skipped { reason } => ("skipped", reason.as_str(), None, None, false),
-        Outcome::Postponed { retry_in, reason } => ("queued", reason.as_str(), None, Some(*retry_in), false),
+        Outcome::Postponed { retry_in, reason } => {
+            ("queued", reason.as_str(), None, Some(*retry_in), false)
+        }
     };
     let done = sqlx::query(
         "UPDATE deliveries

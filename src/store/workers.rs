@@ -26,6 +26,9 @@ pub async fn beat(db: impl PgExecutor<'_>, id: Uuid, live_within: Duration) -> s
 }
 
 pub async fn leave(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM workers WHERE id = $1").bind(id).execute(db).await?;
+    sqlx::query("DELETE FROM workers WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }

@@ -32,7 +32,11 @@ pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = ?e, "could not compose the mail");
-            return retry_or_give_up(worker, job, SendError::transient(format!("compose: {e:#}"), false));
+            return retry_or_give_up(
+                worker,
+                job,
+                SendError::transient(format!("compose: {e:#}"), false),
+            );
         }
     };
     let message = match composed {
@@ -66,7 +70,13 @@ pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
         Err(e) if e.kind == SendErrorKind::Permanent => {
             if e.is_hard_bounce() {
                 if let Some(id) = job.subscriber_id {
-                    match subscribers::record_hard_bounce(&worker.pool, id, worker.settings.bounce.hard_limit).await {
+                    match subscribers::record_hard_bounce(
+                        &worker.pool,
+                        id,
+                        worker.settings.bounce.hard_limit,
+                    )
+                    .await
+                    {
                         Ok(true) => tracing::info!("subscriber marked bounced"),
                         Ok(false) => {}
                         Err(err) => tracing::error!(error = ?err, "recording a hard bounce failed"),
@@ -82,7 +92,11 @@ pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
             let pause = throttle.slow_down(&domain);
             tracing::warn!(%domain, ?pause, "relay throttles this domain: slowing down");
             match retry_or_give_up(worker, job, e) {
-                Outcome::Deferred { retry_in, reply, ambiguous } => Outcome::Deferred {
+                Outcome::Deferred {
+                    retry_in,
+                    reply,
+                    ambiguous,
+                } => Outcome::Deferred {
                     retry_in: retry_in.max(pause),
                     reply,
                     ambiguous,

@@ -14,8 +14,8 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::mail::{MailTemplates, Mailer};
@@ -66,9 +66,15 @@ impl Worker {
         let live = store::workers::beat(&self.pool, self.id, live_within).await?;
         let mut current = self.throttle.write().expect("throttle lock");
         if current.0 != live {
-            tracing::info!(live_workers = live, "sharing the send rate among live workers");
+            tracing::info!(
+                live_workers = live,
+                "sharing the send rate among live workers"
+            );
             let workers = u32::try_from(live.max(1)).unwrap_or(u32::MAX);
-            *current = (live, Arc::new(throttle::Throttle::new(&self.settings.sending, workers)));
+            *current = (
+                live,
+                Arc::new(throttle::Throttle::new(&self.settings.sending, workers)),
+            );
         }
         Ok(())
     }
@@ -135,13 +141,10 @@ impl Worker {
     /// Claims one batch, sends each mail in it concurrently, records every outcome.
     /// Returns how many mails were claimed.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let claimed = store::deliveries::claim(
-            &self.pool,
-            self.claim_size(),
-            self.settings.worker.lease,
-        )
-        .await
-        .context("claiming deliveries")?;
+        let claimed =
+            store::deliveries::claim(&self.pool, self.claim_size(), self.settings.worker.lease)
+                .await
+                .context("claiming deliveries")?;
         let count = claimed.len();
         let mut tasks = JoinSet::new();
         for job in claimed {
@@ -174,10 +177,20 @@ impl Worker {
         if !recorded {
             tracing::warn!("delivery was taken over by another worker after its lease ran out");
         }
-        if let (Some(update_id), store::deliveries::Outcome::Failed { reply, .. }) = (job.update_id, &outcome) {
+        if let (Some(update_id), store::deliveries::Outcome::Failed { reply, .. }) =
+            (job.update_id, &outcome)
+        {
             if crate::mail::enhanced_code(reply).is_some_and(|c| c.starts_with("5.7.")) {
                 let b = &self.settings.sending.breaker;
-                if store::updates::trip_breaker_if_needed(&self.pool, update_id, b.window, b.percent, b.min_sends).await? {
+                if store::updates::trip_breaker_if_needed(
+                    &self.pool,
+                    update_id,
+                    b.window,
+                    b.percent,
+                    b.min_sends,
+                )
+                .await?
+                {
                     tracing::warn!(%update_id, "circuit breaker paused the update");
                 }
             }

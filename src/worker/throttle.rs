@@ -27,7 +27,9 @@ pub struct Throttle {
 /// A limiter for `rate` per second and `burst` at once, divided among `workers`.
 fn limiter(rate: u32, burst: u32, workers: u32) -> (DefaultDirectRateLimiter, f64) {
     let share = f64::from(rate) / f64::from(workers.max(1));
-    let burst_share = (f64::from(burst.max(1)) / f64::from(workers.max(1))).ceil().max(1.0) as u32;
+    let burst_share = (f64::from(burst.max(1)) / f64::from(workers.max(1)))
+        .ceil()
+        .max(1.0) as u32;
     let quota = Quota::with_period(Duration::from_secs_f64(1.0 / share))
         .expect("a positive rate gives a positive period")
         .allow_burst(NonZeroU32::new(burst_share).unwrap_or(NonZeroU32::MIN));
@@ -38,7 +40,11 @@ impl Throttle {
     pub fn new(settings: &SendingSettings, workers: u32) -> Self {
         let (global, share) = match settings.rate_per_second {
             Some(rate) => {
-                let burst = if settings.burst == 0 { rate } else { settings.burst };
+                let burst = if settings.burst == 0 {
+                    rate
+                } else {
+                    settings.burst
+                };
                 let (l, share) = limiter(rate, burst, workers);
                 (Some(l), Some(share))
             }
@@ -84,7 +90,9 @@ impl Throttle {
     pub fn slow_down(&self, domain: &str) -> Duration {
         let mut slowed = self.slowed.lock().expect("throttle lock");
         let level = slowed.get(domain).map_or(0, |(_, l)| l + 1).min(10);
-        let pause = SLOW_DOWN_FIRST.saturating_mul(1 << level).min(SLOW_DOWN_MAX);
+        let pause = SLOW_DOWN_FIRST
+            .saturating_mul(1 << level)
+            .min(SLOW_DOWN_MAX);
         slowed.insert(domain.to_owned(), (Instant::now() + pause, level));
         pause
     }
@@ -99,9 +107,16 @@ mod tests {
         SendingSettings {
             rate_per_second: rate,
             burst: 0,
-            domain_limits: domains.iter().map(|(d, r)| (d.to_string(), *r)).collect::<BTreeMap<_, _>>(),
+            domain_limits: domains
+                .iter()
+                .map(|(d, r)| (d.to_string(), *r))
+                .collect::<BTreeMap<_, _>>(),
             concurrency: 4,
-            breaker: crate::config::BreakerSettings { window: 100, percent: 20, min_sends: 20 },
+            breaker: crate::config::BreakerSettings {
+                window: 100,
+                percent: 20,
+                min_sends: 20,
+            },
             backoff: vec![Duration::from_secs(1)],
             give_up_after: Duration::from_secs(3600),
             stale_after: Duration::from_secs(3600),
@@ -110,8 +125,14 @@ mod tests {
 
     #[test]
     fn the_global_rate_is_shared_among_workers() {
-        assert_eq!(Throttle::new(&settings(Some(50), &[]), 2).share_per_second, Some(25.0));
-        assert_eq!(Throttle::new(&settings(None, &[]), 2).share_per_second, None);
+        assert_eq!(
+            Throttle::new(&settings(Some(50), &[]), 2).share_per_second,
+            Some(25.0)
+        );
+        assert_eq!(
+            Throttle::new(&settings(None, &[]), 2).share_per_second,
+            None
+        );
     }
 
     #[test]

@@ -12,3 +12,4 @@ mod signup;
 mod smtp_server;
 mod unsubscribe;
 mod updates;
+mod workers;

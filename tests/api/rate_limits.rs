@@ -26,14 +26,25 @@ pub fn busiest_window(mut times: Vec<Instant>, width: Duration) -> usize {
 
 async fn send(app: &TestApp, token: &str) -> String {
     let id = app.create_update(token, "Rated").await;
-    let response = app.api(Method::POST, &format!("/api/v1/updates/{id}/send"), token, None).await;
+    let response = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/send"),
+            token,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     id
 }
 
 #[tokio::test]
 async fn with_a_rate_of_50_no_one_second_window_has_more_than_rate_plus_burst() {
-    let app = spawn_app_with(&[("sending.rate_per_second", 50.into()), ("sending.burst", 10.into())]).await;
+    let app = spawn_app_with(&[
+        ("sending.rate_per_second", 50.into()),
+        ("sending.burst", 10.into()),
+    ])
+    .await;
     let token = app.api_token().await;
     app.seed_confirmed(500, "example.org").await;
 
@@ -41,15 +52,24 @@ async fn with_a_rate_of_50_no_one_second_window_has_more_than_rate_plus_burst() 
     let mails = app.smtp.wait_for(500, WAIT).await;
     app.wait_for_update_status(&id, "sent").await;
 
-    let busiest = busiest_window(mails.iter().map(|m| m.received_at).collect(), Duration::from_secs(1));
+    let busiest = busiest_window(
+        mails.iter().map(|m| m.received_at).collect(),
+        Duration::from_secs(1),
+    );
     println!("busiest 1 s window: {busiest} mails (limit 50/s + burst 10)");
     assert!(busiest <= 60, "{busiest} mails in one second");
-    assert!(busiest >= 30, "the limiter should not be far below its rate: {busiest}");
+    assert!(
+        busiest >= 30,
+        "the limiter should not be far below its rate: {busiest}"
+    );
 }
 
 #[tokio::test]
 async fn a_domain_limit_holds_while_other_domains_go_faster() {
-    let limits = "v = { \"slow.example\" = 5 }".parse::<toml::Table>().unwrap()["v"].clone();
+    let limits = "v = { \"slow.example\" = 5 }"
+        .parse::<toml::Table>()
+        .unwrap()["v"]
+        .clone();
     let app = spawn_app_with(&[("sending.domain_limits", limits)]).await;
     let token = app.api_token().await;
     app.seed_confirmed_from(0, 20, "slow.example").await;
@@ -60,15 +80,25 @@ async fn a_domain_limit_holds_while_other_domains_go_faster() {
     app.wait_for_update_status(&id, "sent").await;
 
     let at = |domain: &str| -> Vec<Instant> {
-        mails.iter().filter(|m| m.rcpt_to[0].ends_with(domain)).map(|m| m.received_at).collect()
+        mails
+            .iter()
+            .filter(|m| m.rcpt_to[0].ends_with(domain))
+            .map(|m| m.received_at)
+            .collect()
     };
     let (slow, fast) = (at("@slow.example"), at("@fast.example"));
     assert_eq!((slow.len(), fast.len()), (20, 200));
     let busiest_slow = busiest_window(slow.clone(), Duration::from_secs(1));
-    assert!(busiest_slow <= 10, "slow.example got {busiest_slow} in one second (5/s + burst 5)");
+    assert!(
+        busiest_slow <= 10,
+        "slow.example got {busiest_slow} in one second (5/s + burst 5)"
+    );
     let last_fast = fast.iter().max().unwrap();
     let last_slow = slow.iter().max().unwrap();
-    assert!(*last_slow > *last_fast + Duration::from_millis(500), "fast.example is not held back by slow.example");
+    assert!(
+        *last_slow > *last_fast + Duration::from_millis(500),
+        "fast.example is not held back by slow.example"
+    );
     let statuses = app.delivery_statuses(&id).await;
     assert!(statuses.iter().all(|(_, s, _)| s == "sent"));
 }
@@ -80,7 +110,11 @@ async fn a_throttle_reply_slows_that_domain_down_and_bounces_nobody() {
     app.seed_confirmed_from(0, 5, "throttled.example").await;
     app.seed_confirmed_from(10, 20, "fine.example").await;
     app.smtp.set_faults(Faults {
-        rcpt: vec![("@throttled.example".into(), 421, "4.7.28 rate limited, try later".into())],
+        rcpt: vec![(
+            "@throttled.example".into(),
+            421,
+            "4.7.28 rate limited, try later".into(),
+        )],
         ..Faults::default()
     });
 
@@ -98,11 +132,24 @@ async fn a_throttle_reply_slows_that_domain_down_and_bounces_nobody() {
     .unwrap();
     assert_eq!(rows.len(), 5);
     for (email, status, wait) in &rows {
-        assert!(status == "deferred" || status == "queued", "{email}: {status}");
-        assert!(*wait > 10.0, "{email} retries only after the slow-down ({wait:.1} s)");
-        assert_eq!(app.subscriber_status(email).await.as_deref(), Some("confirmed"));
+        assert!(
+            status == "deferred" || status == "queued",
+            "{email}: {status}"
+        );
+        assert!(
+            *wait > 10.0,
+            "{email} retries only after the slow-down ({wait:.1} s)"
+        );
+        assert_eq!(
+            app.subscriber_status(email).await.as_deref(),
+            Some("confirmed")
+        );
     }
-    assert!(app.smtp.messages().iter().all(|m| m.rcpt_to[0].ends_with("@fine.example")));
+    assert!(app
+        .smtp
+        .messages()
+        .iter()
+        .all(|m| m.rcpt_to[0].ends_with("@fine.example")));
 }
 
 #[tokio::test]
@@ -117,7 +164,11 @@ async fn policy_refusals_trip_the_circuit_breaker_which_pauses_the_update_with_a
     let token = app.api_token().await;
     app.seed_confirmed(200, "example.org").await;
     app.smtp.set_faults(Faults {
-        data_reply: vec![("@example.org".into(), 550, "5.7.1 message refused as spam".into())],
+        data_reply: vec![(
+            "@example.org".into(),
+            550,
+            "5.7.1 message refused as spam".into(),
+        )],
         ..Faults::default()
     });
 
@@ -127,12 +178,19 @@ async fn policy_refusals_trip_the_circuit_breaker_which_pauses_the_update_with_a
 
     let view = app.update_view(&token, &id).await;
     let reason = view["status_reason"].as_str().unwrap();
-    assert!(reason.contains("circuit breaker") && reason.contains("5.7.1"), "{reason}");
+    assert!(
+        reason.contains("circuit breaker") && reason.contains("5.7.1"),
+        "{reason}"
+    );
     let failed = view["counts"]["failed"].as_i64().unwrap();
-    assert!((10..200).contains(&failed), "stopped early: {failed} failed");
-    let bounced: i64 = sqlx::query_scalar("SELECT count(*) FROM subscribers WHERE status <> 'confirmed'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    assert!(
+        (10..200).contains(&failed),
+        "stopped early: {failed} failed"
+    );
+    let bounced: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subscribers WHERE status <> 'confirmed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(bounced, 0, "policy refusals suppress nobody");
 }
