@@ -125,8 +125,18 @@ pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
 }
 
 pub async fn spawn_app_on(smtp: TestSmtp, overrides: &[(&str, Value)]) -> TestApp {
+    let url = smtp.url();
+    spawn(smtp, &url, overrides).await
+}
+
+/// The app sending to a relay that is not our test server (its `smtp` handle stays unused).
+pub async fn spawn_app_on_url(smtp_url: &str, overrides: &[(&str, Value)]) -> TestApp {
+    spawn(TestSmtp::start().await, smtp_url, overrides).await
+}
+
+async fn spawn(smtp: TestSmtp, smtp_url: &str, overrides: &[(&str, Value)]) -> TestApp {
     let db = TestDatabase::create().await;
-    let settings = test_settings(&db.url, &smtp.url(), overrides);
+    let settings = test_settings(&db.url, smtp_url, overrides);
     let app = Application::build(settings.clone(), true)
         .await
         .expect("building the app");

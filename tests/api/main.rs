@@ -10,6 +10,7 @@ mod helpers;
 mod rate_limits;
 mod signup;
 mod smtp_server;
+mod third_party_smtp;
 mod unsubscribe;
 mod updates;
 mod workers;
