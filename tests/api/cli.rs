@@ -119,3 +119,70 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
         .expect("serve exits within 10 s of SIGTERM")
         .success());
 }
+
+#[tokio::test]
+async fn the_cli_creates_an_api_token_and_drives_an_update() {
+    let db = TestDatabase::create().await;
+    let run = |args: &[&str]| {
+        let out = newsletter()
+            .env("DATABASE_URL", &db.url)
+            .env("NEWSLETTER__MAIL__POSTAL_ADDRESS", "1 Main St")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, token, _) = run(&["api-token", "create", "--name", "newsroom"]);
+    assert!(ok);
+    let token = token.trim();
+    assert_eq!(token.len(), 43, "one token on stdout: {token:?}");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT token_hash FROM api_tokens WHERE name = 'newsroom'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_ne!(stored, token.as_bytes(), "only a hash is stored");
+
+    let file = std::env::temp_dir().join(format!("update-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        r#"{"subject": "From the CLI", "lists": ["us-icc-updates"]}"#,
+    )
+    .unwrap();
+    let (ok, created, err) = run(&["update", "create", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(created["status"], "draft");
+    let id = created["id"].as_str().unwrap();
+
+    let (ok, sent, err) = run(&["update", "send", id]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&sent).unwrap()["status"],
+        "scheduled"
+    );
+    let (ok, _, err) = run(&["update", "resume", id]);
+    assert!(
+        !ok && err.contains("scheduled"),
+        "resume of a scheduled update is refused: {err}"
+    );
+
+    for (body, field) in [
+        (r#"{"subject": "", "lists": ["us-icc-updates"]}"#, "subject"),
+        (r#"{"subject": "x", "lists": ["nope"]}"#, "lists"),
+    ] {
+        std::fs::write(&file, body).unwrap();
+        let (ok, _, err) = run(&["update", "create", file.to_str().unwrap()]);
+        assert!(!ok && err.contains(&format!("{field}: ")), "{err}");
+    }
+    std::fs::write(&file, "{ not json").unwrap();
+    let (ok, _, err) = run(&["update", "create", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("line 1"), "{err}");
+    let _ = std::fs::remove_file(&file);
+}

@@ -231,3 +231,65 @@ async fn a_relay_down_for_a_while_delays_the_update_and_then_everything_is_deliv
         "all delivered, none twice"
     );
 }
+
+#[tokio::test]
+async fn a_mail_that_cannot_go_out_before_give_up_after_hours_is_marked_failed() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    app.smtp.set_faults(Faults {
+        rcpt: vec![("reader0@".into(), 451, "4.3.0 mailbox busy".into())],
+        ..Faults::default()
+    });
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sending").await;
+    // The row has been waiting longer than sending.give_up_after_hours (72).
+    sqlx::query("UPDATE deliveries SET created_at = now() - interval '73 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    app.wait_for_update_status(&id, "sent").await;
+
+    let (status, reply): (String, String) =
+        sqlx::query_as("SELECT status, last_reply FROM deliveries")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(
+        reply.contains("gave up") && reply.contains("4.3.0"),
+        "{reply}"
+    );
+    assert_eq!(
+        app.subscriber_status("reader0@example.org")
+            .await
+            .as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[tokio::test]
+async fn sending_twice_with_one_idempotency_key_sends_once() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+    let id = app.create_update(&token, "Once").await;
+    for _ in 0..2 {
+        let response = app
+            .http
+            .post(app.url(&format!("/api/v1/updates/{id}/send")))
+            .bearer_auth(&token)
+            .header("idempotency-key", "send-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "the repeat gets the first answer, not a 409"
+        );
+    }
+    app.wait_for_update_status(&id, "sent").await;
+    assert_eq!(app.smtp.count(), 3);
+}
