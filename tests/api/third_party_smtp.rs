@@ -27,7 +27,7 @@ impl Aiosmtpd {
             .port();
         let maildir =
             std::env::temp_dir().join(format!("newsletter-aiosmtpd-{}", uuid::Uuid::new_v4()));
-        let child = Command::new(PYTHON)
+        let mut child = Command::new(PYTHON)
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())
@@ -44,6 +44,8 @@ impl Aiosmtpd {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("aiosmtpd did not start: is python3-aiosmtpd installed?");
     }
 
