@@ -82,16 +82,22 @@ async fn main() {
 
     let sink = smtp_server::TestSmtp::start().await;
     let settings = Settings::from_overrides([
-        ("security.secret_key", "bench-secret-key-0123456789abcdef0123".into()),
+        (
+            "security.secret_key",
+            "bench-secret-key-0123456789abcdef0123".into(),
+        ),
         ("smtp.url", sink.url().into()),
         ("smtp.pool_size", i64::from(CONNECTIONS).into()),
     ])
     .unwrap();
-    let ours = Arc::new(Mailer::from_settings(&settings.smtp).unwrap());
+    let ours = Arc::new(Mailer::from_settings(&settings.smtp, None).unwrap());
     let our_rate = run("newsletter pool (TCP_NODELAY, kept open)", move |m| {
         let t = Arc::clone(&ours);
         async move { t.send(m).await.is_ok() }
     })
     .await;
-    println!("ratio: {:.1}x", our_rate / stock_rate.max(f64::MIN_POSITIVE));
+    println!(
+        "ratio: {:.1}x",
+        our_rate / stock_rate.max(f64::MIN_POSITIVE)
+    );
 }

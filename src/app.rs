@@ -48,13 +48,11 @@ impl Application {
         let pages = Arc::new(Pages::load(&settings.templates.dir, &site_name)?);
         let mail_templates = Arc::new(MailTemplates::load(&settings.templates.dir)?);
         let worker = if with_worker {
-            let mailer = Arc::new(Mailer::from_settings(&settings.smtp)?);
-            Some(Worker::new(
-                pool.clone(),
+            Some(new_worker(
                 Arc::clone(&settings),
-                mailer,
+                pool.clone(),
                 Arc::clone(&mail_templates),
-            ))
+            )?)
         } else {
             None
         };
@@ -103,9 +101,21 @@ impl Application {
     }
 }
 
+/// A worker with its own templates (for `newsletter worker`).
 pub fn build_worker(settings: Arc<Settings>, pool: PgPool) -> anyhow::Result<Worker> {
     let templates = Arc::new(MailTemplates::load(&settings.templates.dir)?);
-    let mailer = Arc::new(Mailer::from_settings(&settings.smtp)?);
+    new_worker(settings, pool, templates)
+}
+
+fn new_worker(
+    settings: Arc<Settings>,
+    pool: PgPool,
+    templates: Arc<MailTemplates>,
+) -> anyhow::Result<Worker> {
+    let mailer = Arc::new(Mailer::from_settings(
+        &settings.smtp,
+        settings.mail.dkim.as_ref(),
+    )?);
     Ok(Worker::new(pool, settings, mailer, templates))
 }
 

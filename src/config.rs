@@ -138,6 +138,21 @@ pub struct MailSettings {
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
     pub postal_address: String,
+    pub dkim: Option<DkimSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    pub private_key: Secret,
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +281,7 @@ impl Settings {
                     Some(r.parsed("mail.reply_to")?)
                 },
                 postal_address: r.string("mail.postal_address")?.trim().to_owned(),
+                dkim: r.dkim()?,
             },
             security: SecuritySettings {
                 secret_key: Secret::new(secret_key),
@@ -341,15 +357,7 @@ fn merge_file(table: &mut Table, path: &Path) -> Result<(), ConfigError> {
     let layer: Table = text
         .parse()
         .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
-    for (section, values) in layer {
-        let Value::Table(values) = values else {
-            return Err(key_error(&section, "expected a [section] table"));
-        };
-        for (key, value) in values {
-            set_key(table, &format!("{section}.{key}"), value)?;
-        }
-    }
-    Ok(())
+    merge_table(table, "", layer)
 }
 
 fn merge_env(table: &mut Table, vars: &BTreeMap<String, String>) -> Result<(), ConfigError> {
@@ -358,10 +366,10 @@ fn merge_env(table: &mut Table, vars: &BTreeMap<String, String>) -> Result<(), C
             "database.url".to_owned()
         } else {
             let rest = &name[ENV_PREFIX.len()..];
-            let (section, key) = rest
-                .split_once("__")
-                .ok_or_else(|| key_error(name, "expected NEWSLETTER__SECTION__KEY"))?;
-            format!("{}.{}", section.to_lowercase(), key.to_lowercase())
+            if !rest.contains("__") {
+                return Err(key_error(name, "expected NEWSLETTER__SECTION__KEY"));
+            }
+            rest.to_lowercase().replace("__", ".")
         };
         let current = lookup(table, &key).ok_or_else(|| key_error(&key, "unknown key"))?;
         let value =
@@ -394,12 +402,25 @@ fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
 }
 
 fn lookup<'a>(table: &'a Table, key: &str) -> Option<&'a Value> {
-    let (section, name) = key.split_once('.')?;
-    table.get(section)?.as_table()?.get(name)
+    let mut segments = key.split('.');
+    let mut value = table.get(segments.next()?)?;
+    for segment in segments {
+        value = value.as_table()?.get(segment)?;
+    }
+    Some(value)
+}
+
+/// A table in the defaults that has keys is a section (recursed into when merging); an empty
+/// table, such as `sending.domain_limits`, is a value.
+fn is_section(value: &Value) -> bool {
+    value.as_table().is_some_and(|t| !t.is_empty())
 }
 
 fn set_key(table: &mut Table, key: &str, value: Value) -> Result<(), ConfigError> {
     let current = lookup(table, key).ok_or_else(|| key_error(key, "unknown key"))?;
+    if is_section(current) {
+        return Err(key_error(key, "is a section: set its keys one by one"));
+    }
     if current.type_str() != value.type_str() {
         return Err(key_error(
             key,
@@ -410,12 +431,40 @@ fn set_key(table: &mut Table, key: &str, value: Value) -> Result<(), ConfigError
             ),
         ));
     }
-    let (section, name) = key.split_once('.').expect("lookup checked the dot");
-    table
-        .get_mut(section)
-        .and_then(Value::as_table_mut)
-        .expect("lookup checked the section")
-        .insert(name.to_owned(), value);
+    let (parent, name) = key
+        .rsplit_once('.')
+        .ok_or_else(|| key_error(key, "expected section.key"))?;
+    let mut target = &mut *table;
+    for segment in parent.split('.') {
+        target = target
+            .get_mut(segment)
+            .and_then(Value::as_table_mut)
+            .expect("lookup checked the path");
+    }
+    target.insert(name.to_owned(), value);
+    Ok(())
+}
+
+/// Applies every key of `layer` under `prefix`, recursing into sections.
+fn merge_table(table: &mut Table, prefix: &str, layer: Table) -> Result<(), ConfigError> {
+    for (name, value) in layer {
+        let key = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let section = lookup(table, &key).is_some_and(is_section);
+        match value {
+            Value::Table(inner) if section => merge_table(table, &key, inner)?,
+            value if prefix.is_empty() => {
+                return Err(key_error(
+                    &key,
+                    format!("expected a [section] table, got a {}", value.type_str()),
+                ))
+            }
+            value => set_key(table, &key, value)?,
+        }
+    }
     Ok(())
 }
 
@@ -449,6 +498,34 @@ impl Reader<'_> {
             Some(n) if n > 0 => Ok(n as u64),
             _ => Err(key_error(key, "expected a positive integer")),
         }
+    }
+    fn dkim(&self) -> Result<Option<DkimSettings>, ConfigError> {
+        let selector = self.string("mail.dkim.selector")?.trim().to_owned();
+        let domain = self.string("mail.dkim.domain")?.trim().to_lowercase();
+        let key_file = self.string("mail.dkim.private_key_file")?.trim().to_owned();
+        let algorithm = self.with("mail.dkim.algorithm", |a| match a.as_str() {
+            "rsa" => Ok(DkimAlgorithm::Rsa),
+            "ed25519" => Ok(DkimAlgorithm::Ed25519),
+            _ => Err("must be \"rsa\" or \"ed25519\"".to_owned()),
+        })?;
+        match (selector.is_empty(), domain.is_empty(), key_file.is_empty()) {
+            (true, true, true) => return Ok(None),
+            (false, false, false) => {}
+            _ => {
+                return Err(key_error(
+                    "mail.dkim",
+                    "set all of selector, domain and private_key_file, or none",
+                ))
+            }
+        }
+        let private_key = std::fs::read_to_string(&key_file)
+            .map_err(|e| key_error("mail.dkim.private_key_file", format!("{key_file}: {e}")))?;
+        Ok(Some(DkimSettings {
+            selector,
+            domain,
+            private_key: Secret::new(private_key.trim()),
+            algorithm,
+        }))
     }
     fn non_negative(&self, key: &str) -> Result<u64, ConfigError> {
         match self.value(key)?.as_integer() {
@@ -618,6 +695,51 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sending.domain_limits"));
+    }
+
+    #[test]
+    fn dkim_needs_all_three_keys_or_none() {
+        let mut o = with_key();
+        o.push(("mail.dkim.selector", Value::String("news".into())));
+        let err = Settings::from_overrides(o).unwrap_err().to_string();
+        assert!(err.contains("mail.dkim"), "{err}");
+        let mut missing = with_key();
+        missing.push(("mail.dkim.selector", Value::String("news".into())));
+        missing.push(("mail.dkim.domain", Value::String("example.org".into())));
+        missing.push((
+            "mail.dkim.private_key_file",
+            Value::String("/nonexistent/key".into()),
+        ));
+        let err = Settings::from_overrides(missing).unwrap_err().to_string();
+        assert!(err.contains("mail.dkim.private_key_file"), "{err}");
+    }
+
+    #[test]
+    fn nested_keys_come_from_files_and_the_environment() {
+        let mut t = default_table();
+        merge_table(
+            &mut t,
+            "",
+            "[mail.dkim]\nalgorithm = \"ed25519\"\n".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            lookup(&t, "mail.dkim.algorithm").unwrap().as_str(),
+            Some("ed25519")
+        );
+        let vars = BTreeMap::from([(
+            "NEWSLETTER__MAIL__DKIM__SELECTOR".to_owned(),
+            "s1".to_owned(),
+        )]);
+        merge_env(&mut t, &vars).unwrap();
+        assert_eq!(
+            lookup(&t, "mail.dkim.selector").unwrap().as_str(),
+            Some("s1")
+        );
+        let err = merge_table(&mut t, "", "[mail]\ndkim = 1\n".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.dkim"), "{err}");
     }
 
     #[test]

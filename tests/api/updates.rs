@@ -431,3 +431,69 @@ async fn scheduling_for_a_time_sends_then_and_not_before() {
         .await;
     assert_eq!(bad.status(), 422);
 }
+
+#[tokio::test]
+async fn with_dkim_configured_every_mail_is_signed_over_both_list_unsubscribe_headers() {
+    use base64::Engine;
+    let key_file = std::env::temp_dir().join(format!("dkim-{}.key", uuid::Uuid::new_v4()));
+    let secret: [u8; 32] = rand::random();
+    std::fs::write(
+        &key_file,
+        base64::engine::general_purpose::STANDARD.encode(secret),
+    )
+    .unwrap();
+    let app = spawn_app_with(&[
+        ("mail.dkim.selector", "news".into()),
+        ("mail.dkim.domain", "example.org".into()),
+        (
+            "mail.dkim.private_key_file",
+            key_file.to_str().unwrap().into(),
+        ),
+        ("mail.dkim.algorithm", "ed25519".into()),
+    ])
+    .await;
+    let token = app.api_token().await;
+    app.seed_confirmed(2, "example.org").await;
+    let id = app.create_update(&token, "Signed").await;
+
+    app.api(
+        Method::POST,
+        &format!("/api/v1/updates/{id}/send"),
+        &token,
+        None,
+    )
+    .await;
+    let mails = app.smtp.wait_for(2, WAIT).await;
+    let _ = std::fs::remove_file(&key_file);
+
+    for mail in mails {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&mail.data)
+            .unwrap();
+        let signature: String = parsed
+            .header_raw("DKIM-Signature")
+            .expect("signed")
+            .split_whitespace()
+            .collect();
+        assert!(signature.contains("a=ed25519-sha256"), "{signature}");
+        assert!(
+            signature.contains("d=example.org") && signature.contains("s=news"),
+            "{signature}"
+        );
+        let signed = signature
+            .split(';')
+            .find_map(|f| f.trim().strip_prefix("h="))
+            .unwrap()
+            .to_lowercase();
+        let signed: Vec<&str> = signed.split(':').collect();
+        for header in [
+            "from",
+            "subject",
+            "message-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ] {
+            assert!(signed.contains(&header), "{header} not signed: {signed:?}");
+        }
+    }
+}
