@@ -206,13 +206,13 @@ impl TestApp {
             .await
     }
 
-    /// Waits until the worker has emptied the queue of due mail.
+    /// Waits until no mail is due or in flight (mail held back for later may remain).
     pub async fn wait_for_queue_to_drain(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let busy: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending')
-                 OR (status = 'deferred' AND next_attempt_at <= now())",
+                "SELECT count(*) FROM deliveries WHERE status = 'sending'
+                 OR (status IN ('queued', 'deferred') AND next_attempt_at <= now())",
             )
             .fetch_one(&self.pool)
             .await
