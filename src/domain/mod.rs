@@ -8,6 +8,7 @@ pub mod subscriber_link;
 mod subscriber_name;
 mod token;
 mod update;
+mod us_state;
 
 pub use email::EmailAddress;
 pub use list_slug::ListSlug;
@@ -15,3 +16,4 @@ pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
 pub use subscriber_name::SubscriberName;
 pub use token::{Token, TokenHash};
 pub use update::{safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput};
+pub use us_state::{UsState, US_STATES};

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use super::{EmailAddress, ListSlug, SubscriberName};
+use super::{EmailAddress, ListSlug, SubscriberName, UsState};
 
 /// Most lists one sign-up may name.
 pub const MAX_LISTS_PER_SIGNUP: usize = 50;
@@ -30,6 +30,8 @@ pub struct SignupInput {
     pub email: String,
     pub name: String,
     pub lists: Vec<String>,
+    /// Optional US state code: joins that state's public alliance lists too.
+    pub state: String,
     /// The hidden field people do not see and bots fill in.
     pub honeypot: String,
 }
@@ -41,6 +43,7 @@ pub struct SignupRequest {
     pub name: Option<SubscriberName>,
     /// Empty: the default lists.
     pub lists: Vec<ListSlug>,
+    pub state: Option<UsState>,
 }
 
 impl SignupInput {
@@ -60,9 +63,17 @@ impl SignupInput {
             .parse_lists()
             .map_err(|e| errors.insert("lists", e))
             .ok();
-        match (email, name, lists) {
-            (Some(email), Some(name), Some(lists)) if errors.is_empty() => {
-                Ok(SignupRequest { email, name, lists })
+        let state = UsState::parse(&self.state)
+            .map_err(|e| errors.insert("state", e))
+            .ok();
+        match (email, name, lists, state) {
+            (Some(email), Some(name), Some(lists), Some(state)) if errors.is_empty() => {
+                Ok(SignupRequest {
+                    email,
+                    name,
+                    lists,
+                    state,
+                })
             }
             _ => Err(errors),
         }
@@ -92,6 +103,7 @@ mod tests {
             email: email.into(),
             name: name.into(),
             lists: lists.iter().map(|s| s.to_string()).collect(),
+            state: String::new(),
             honeypot: String::new(),
         }
     }

@@ -68,12 +68,21 @@ async fn render_form(
         json!({
             "lists": lists,
             "values": { "email": input.email, "name": input.name },
+            "states": state_options(&input.state),
             "errors": errors,
             "has_errors": !errors.is_empty(),
             "consent_text": signup.consent_text,
             "honeypot_field": HONEYPOT_FIELD,
         }),
     ))
+}
+
+/// The state picker's options, with `selected` marked.
+pub fn state_options(selected: &str) -> Vec<Value> {
+    crate::domain::US_STATES
+        .iter()
+        .map(|(code, name)| json!({ "code": code, "name": name, "selected": selected.eq_ignore_ascii_case(code) }))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,16 +166,17 @@ async fn subscribe(
         Ok(request) => request,
         Err(errors) => return invalid(&state, format, &input, &errors).await,
     };
-    let lists = match store::lists::resolve_public(&state.pool, &request.lists).await? {
-        Ok(lists) => lists,
-        Err(unknown) => {
-            let errors = FieldErrors::from([(
-                "lists",
-                format!("There is no public list called {}.", unknown.join(", ")),
-            )]);
-            return invalid(&state, format, &input, &errors).await;
-        }
-    };
+    let lists =
+        match store::lists::resolve_public(&state.pool, &request.lists, request.state).await? {
+            Ok(lists) => lists,
+            Err(unknown) => {
+                let errors = FieldErrors::from([(
+                    "lists",
+                    format!("There is no public list called {}.", unknown.join(", ")),
+                )]);
+                return invalid(&state, format, &input, &errors).await;
+            }
+        };
     let signup = &state.settings.signup;
     let outcome = store::signups::record(
         &state.pool,
@@ -237,6 +247,7 @@ fn form_input(body: &[u8]) -> SignupInput {
             "email" => input.email = value.into_owned(),
             "name" => input.name = value.into_owned(),
             "lists" | "lists[]" => input.lists.push(value.into_owned()),
+            "state" => input.state = value.into_owned(),
             HONEYPOT_FIELD => input.honeypot = value.into_owned(),
             _ => {}
         }
@@ -270,6 +281,7 @@ fn json_input(body: &[u8]) -> Result<SignupInput, JsonProblem> {
     let email = text("email");
     let name = text("name");
     let honeypot = text(HONEYPOT_FIELD);
+    let state = text("state");
     let lists = match object.get("lists") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
@@ -291,6 +303,7 @@ fn json_input(body: &[u8]) -> Result<SignupInput, JsonProblem> {
         email,
         name,
         lists,
+        state,
         honeypot,
     })
 }

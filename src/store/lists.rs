@@ -1,7 +1,7 @@
 use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
-use crate::domain::ListSlug;
+use crate::domain::{ListSlug, UsState};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PublicList {
@@ -32,18 +32,21 @@ pub async fn public_lists(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PublicLis
         .collect())
 }
 
-/// The public lists named by `slugs`, or the default lists when `slugs` is empty.
-/// `Err` carries the slugs that are not public lists.
+/// The public lists named by `slugs` (the default lists when `slugs` is empty), plus the public
+/// alliance lists of `state`. `Err` carries the slugs that are not public lists.
 pub async fn resolve_public(
     db: impl PgExecutor<'_>,
     slugs: &[ListSlug],
+    state: Option<UsState>,
 ) -> sqlx::Result<Result<Vec<(Uuid, String)>, Vec<String>>> {
     let wanted: Vec<&str> = slugs.iter().map(ListSlug::as_str).collect();
     let rows = sqlx::query(
         "SELECT id, slug FROM lists
-         WHERE is_public AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default))",
+         WHERE is_public AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default) OR us_state = $2)
+         ORDER BY slug",
     )
     .bind(&wanted)
+    .bind(state.map(UsState::code))
     .fetch_all(db)
     .await?;
     let found: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get("id"), r.get("slug"))).collect();

@@ -43,8 +43,8 @@ pub async fn record(pool: &PgPool, s: SignupRecord<'_>) -> anyhow::Result<Signup
         .await
         .context("starting the sign-up transaction")?;
     let row = sqlx::query(
-        "INSERT INTO subscribers (id, email, email_normalized, name)
-         VALUES ($1, $2, $3, $4)
+        "INSERT INTO subscribers (id, email, email_normalized, name, us_state)
+         VALUES ($1, $2, $3, $4, $6)
          ON CONFLICT (email_normalized) DO UPDATE SET updated_at = now()
          RETURNING id, status,
                    last_confirmation_at IS NOT NULL
@@ -55,6 +55,7 @@ pub async fn record(pool: &PgPool, s: SignupRecord<'_>) -> anyhow::Result<Signup
     .bind(s.request.email.normalized())
     .bind(s.request.name.as_ref().map(|n| n.as_str()))
     .bind(seconds(s.resend_after))
+    .bind(s.request.state.map(|st| st.code()))
     .fetch_one(&mut *tx)
     .await
     .context("upserting the subscriber")?;

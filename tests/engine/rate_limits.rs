@@ -40,6 +40,7 @@ async fn send(app: &TestApp, token: &str) -> String {
 
 #[tokio::test]
 async fn with_a_rate_of_50_no_one_second_window_has_more_than_rate_plus_burst() {
+    let _turn = crate::exclusive().await;
     let app = spawn_app_with(&[
         ("sending.rate_per_second", 50.into()),
         ("sending.burst", 10.into()),
@@ -66,6 +67,7 @@ async fn with_a_rate_of_50_no_one_second_window_has_more_than_rate_plus_burst() 
 
 #[tokio::test]
 async fn a_domain_limit_holds_while_other_domains_go_faster() {
+    let _turn = crate::exclusive().await;
     let limits = "v = { \"slow.example\" = 5 }"
         .parse::<toml::Table>()
         .unwrap()["v"]
@@ -105,6 +107,7 @@ async fn a_domain_limit_holds_while_other_domains_go_faster() {
 
 #[tokio::test]
 async fn a_throttle_reply_slows_that_domain_down_and_bounces_nobody() {
+    let _turn = crate::exclusive().await;
     let app = spawn_app_with(&[]).await;
     let token = app.api_token().await;
     app.seed_confirmed_from(0, 5, "throttled.example").await;
@@ -154,6 +157,7 @@ async fn a_throttle_reply_slows_that_domain_down_and_bounces_nobody() {
 
 #[tokio::test]
 async fn policy_refusals_trip_the_circuit_breaker_which_pauses_the_update_with_a_reason() {
+    let _turn = crate::exclusive().await;
     let app = spawn_app_with(&[
         ("sending.breaker_min_sends", 10.into()),
         ("sending.breaker_percent", 20.into()),

@@ -153,6 +153,7 @@ impl Drop for Web {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within_the_in_flight_bound(
 ) {
+    let _turn = crate::exclusive().await;
     const RECIPIENTS: i64 = 2_000;
     const CONCURRENCY: usize = 8;
     let db = TestDatabase::create().await;
@@ -223,6 +224,7 @@ async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_send_each_mail_once_and_share_the_global_rate() {
+    let _turn = crate::exclusive().await;
     const RECIPIENTS: i64 = 600;
     let db = TestDatabase::create().await;
     let smtp = TestSmtp::start().await;
