@@ -105,6 +105,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub sending: SendingSettings,
     pub bounce: BounceSettings,
+    pub preferences: PreferenceSettings,
     pub templates: TemplateSettings,
     pub log: LogSettings,
 }
@@ -167,6 +168,7 @@ pub struct SignupSettings {
     pub resend_after: Duration,
     pub consent_text: String,
     pub consent_version: String,
+    pub purge_unconfirmed_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +197,12 @@ pub struct BreakerSettings {
     pub window: u32,
     pub percent: u32,
     pub min_sends: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreferenceSettings {
+    /// (slug, label) of each topic, in the configured order.
+    pub topics: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +300,7 @@ impl Settings {
                 resend_after: Duration::from_secs(60 * r.positive("signup.resend_after_minutes")?),
                 consent_text: r.non_empty("signup.consent_text")?,
                 consent_version: r.non_empty("signup.consent_version")?,
+                purge_unconfirmed_after: hours(24 * r.positive("signup.purge_unconfirmed_days")?),
             },
             worker: WorkerSettings {
                 poll_interval: Duration::from_millis(r.positive("worker.poll_interval_ms")?),
@@ -312,6 +321,9 @@ impl Settings {
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
+            },
+            preferences: PreferenceSettings {
+                topics: r.topics("preferences.topics")?,
             },
             bounce: BounceSettings {
                 hard_limit: r.positive("bounce.hard_limit")? as u32,
@@ -526,6 +538,26 @@ impl Reader<'_> {
             private_key: Secret::new(private_key.trim()),
             algorithm,
         }))
+    }
+    fn topics(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        let items = self
+            .value(key)?
+            .as_array()
+            .ok_or_else(|| key_error(key, "expected an array of \"slug: Label\" strings"))?;
+        items
+            .iter()
+            .map(|item| {
+                let (slug, label) = item
+                    .as_str()
+                    .and_then(|s| s.split_once(':'))
+                    .ok_or_else(|| key_error(key, format!("{item:?}: expected \"slug: Label\"")))?;
+                let slug = crate::domain::ListSlug::parse(slug)
+                    .map_err(|e| key_error(key, e))?
+                    .as_str()
+                    .to_owned();
+                Ok((slug, label.trim().to_owned()))
+            })
+            .collect()
     }
     fn non_negative(&self, key: &str) -> Result<u64, ConfigError> {
         match self.value(key)?.as_integer() {

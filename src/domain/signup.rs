@@ -10,6 +10,8 @@ pub const MAX_LISTS_PER_SIGNUP: usize = 50;
 pub enum SignupSource {
     Form,
     Api,
+    /// Asking to come back from an unsubscribe or preferences page.
+    Link,
 }
 
 impl SignupSource {
@@ -17,6 +19,7 @@ impl SignupSource {
         match self {
             SignupSource::Form => "form",
             SignupSource::Api => "api",
+            SignupSource::Link => "link",
         }
     }
 }

@@ -5,6 +5,8 @@ mod client;
 mod confirm;
 mod error;
 mod health;
+mod links;
+mod manage;
 mod pages;
 mod rate_limit;
 mod security_headers;
@@ -28,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router())
         .merge(unsubscribe::router())
+        .merge(manage::router())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(security_headers::add))

@@ -20,6 +20,8 @@ const PAGES: &[&str] = &[
     "message",
     "unsubscribe",
     "unsubscribed",
+    "manage",
+    "erase",
 ];
 const PARTIALS: &[&str] = &["header", "footer"];
 

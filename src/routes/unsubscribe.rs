@@ -1,62 +1,54 @@
-//! `GET /unsubscribe/{token}` shows a button and changes nothing; `POST /unsubscribe/{token}`
-//! unsubscribes, from the page's form or as an RFC 8058 one-click POST from a mail client
-//! (body `List-Unsubscribe=One-Click`, no cookies, no CSRF token: answered 200, never a redirect).
+//! `GET /unsubscribe/{token}` shows a choice and changes nothing; `POST /unsubscribe/{token}`
+//! unsubscribes, from the page's form (this update's lists, or everything) or as an RFC 8058
+//! one-click POST from a mail client (body `List-Unsubscribe=One-Click`, no cookies, no CSRF
+//! token: everything, answered 200, never a redirect). The page then offers to come back.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::client::Origin;
+use super::links::{self, invalid_link};
 use super::AppError;
 use crate::app::AppState;
-use crate::domain::subscriber_link::{self, LinkPurpose};
-use crate::domain::Token;
+use crate::domain::subscriber_link::LinkPurpose;
 use crate::store::unsubscribes;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/unsubscribe/{token}", get(show).post(unsubscribe))
 }
 
-/// The subscriber a genuine, current unsubscribe link is for.
-async fn subscriber(state: &AppState, raw: &str) -> Result<Option<(Uuid, Token)>, AppError> {
-    let Ok(token) = Token::parse(raw) else {
-        return Ok(None);
-    };
-    let id = subscriber_link::subscriber_of(&token);
-    let Some(version) = unsubscribes::link_version(&state.pool, id).await? else {
-        return Ok(None);
-    };
-    let secret = state.settings.security.secret_key.expose().as_bytes();
-    Ok(
-        subscriber_link::verify(secret, LinkPurpose::Unsubscribe, &token, version)
-            .then_some((id, token)),
-    )
-}
-
-fn invalid_link(state: &AppState) -> Response {
-    state.pages.message(
-        StatusCode::NOT_FOUND,
-        "This link is not valid",
-        "This unsubscribe link is incomplete, altered or no longer valid. Use the link in a recent e-mail, or write to us.",
-    )
+#[derive(Deserialize)]
+struct FromUpdate {
+    update: Option<Uuid>,
 }
 
 async fn show(
     State(state): State<AppState>,
     Path(raw): Path<String>,
+    query: Result<Query<FromUpdate>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
-    let Some((_, token)) = subscriber(&state, &raw).await? else {
+    let Some((_, token)) = links::verified(&state, &raw, LinkPurpose::Unsubscribe).await? else {
         return Ok(invalid_link(&state));
     };
+    let update_lists = match query.ok().and_then(|q| q.0.update) {
+        Some(update) => unsubscribes::update_lists(&state.pool, update).await?,
+        None => Vec::new(),
+    };
+    let lists: Vec<_> = update_lists
+        .iter()
+        .map(|(slug, name)| json!({ "slug": slug, "name": name }))
+        .collect();
     Ok(state.pages.page(
         StatusCode::OK,
         "unsubscribe",
-        json!({ "token": token.as_str() }),
+        json!({ "token": token.as_str(), "lists": lists }),
     ))
 }
 
@@ -66,17 +58,39 @@ async fn unsubscribe(
     Origin(origin): Origin,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let one_click =
-        form_urlencoded::parse(&body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
-    let Some((id, _)) = subscriber(&state, &raw).await? else {
+    let mut one_click = false;
+    let mut action = String::new();
+    let mut lists = Vec::new();
+    for (key, value) in form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "List-Unsubscribe" => one_click = value == "One-Click",
+            "action" => action = value.into_owned(),
+            "lists" => lists.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Unsubscribe).await? else {
         return Ok(invalid_link(&state));
     };
-    let source = if one_click { "one_click" } else { "link" };
-    if unsubscribes::unsubscribe_all(&state.pool, id, source, &origin).await? {
-        tracing::info!(source, "unsubscribed");
-    }
     if one_click {
+        if unsubscribes::unsubscribe_all(&state.pool, id, "one_click", &origin).await? {
+            tracing::info!("unsubscribed by one-click");
+        }
         return Ok((StatusCode::OK, "Unsubscribed.").into_response());
     }
-    Ok(state.pages.page(StatusCode::OK, "unsubscribed", json!({})))
+    match action.as_str() {
+        "resubscribe" => return links::resubscribe(&state, id, &origin).await,
+        "lists" if !lists.is_empty() => {
+            unsubscribes::unsubscribe_lists(&state.pool, id, &lists, "link", &origin).await?;
+        }
+        _ => {
+            unsubscribes::unsubscribe_all(&state.pool, id, "link", &origin).await?;
+        }
+    }
+    tracing::info!("unsubscribed from the page");
+    Ok(state.pages.page(
+        StatusCode::OK,
+        "unsubscribed",
+        json!({ "token": token.as_str() }),
+    ))
 }

@@ -84,3 +84,17 @@ pub async fn resolve_any(
         Err(unknown)
     })
 }
+
+/// Public lists the subscriber is or was on (any status).
+pub async fn held_public(
+    db: impl PgExecutor<'_>,
+    subscriber_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id
+         WHERE s.subscriber_id = $1 AND l.is_public ORDER BY l.slug",
+    )
+    .bind(subscriber_id)
+    .fetch_all(db)
+    .await
+}

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod deliveries;
 pub mod idempotency;
 pub mod lists;
+pub mod preferences;
 pub mod signups;
 pub mod subscribers;
 pub mod unsubscribes;

@@ -58,3 +58,66 @@ pub async fn unsubscribe_all(
     tx.commit().await.context("committing the unsubscribe")?;
     Ok(true)
 }
+
+/// Leaves the lists named by `slugs`; when no confirmed list is left, the person is
+/// unsubscribed altogether. Returns whether anything changed.
+pub async fn unsubscribe_lists(
+    pool: &PgPool,
+    id: Uuid,
+    slugs: &[String],
+    source: &'static str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await.context("starting the unsubscribe")?;
+    let left: Vec<String> = sqlx::query_scalar(
+        "UPDATE subscriptions s SET status = 'unsubscribed', updated_at = now()
+         FROM lists l
+         WHERE s.subscriber_id = $1 AND l.id = s.list_id AND l.slug = ANY($2) AND s.status <> 'unsubscribed'
+         RETURNING l.slug",
+    )
+    .bind(id)
+    .bind(slugs)
+    .fetch_all(&mut *tx)
+    .await
+    .context("leaving lists")?;
+    if left.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+         WHERE id = $1 AND status IN ('pending', 'confirmed')
+           AND NOT EXISTS (SELECT 1 FROM subscriptions WHERE subscriber_id = $1 AND status = 'confirmed')",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    consent::record(
+        &mut *tx,
+        ConsentEvent {
+            subscriber_id: id,
+            kind: "unsubscribe",
+            source,
+            origin,
+            consent: None,
+            lists: &left,
+        },
+    )
+    .await
+    .context("logging the unsubscribe")?;
+    tx.commit().await.context("committing the unsubscribe")?;
+    Ok(true)
+}
+
+/// The lists (slug, name) an update was sent to.
+pub async fn update_lists(
+    db: impl PgExecutor<'_>,
+    update_id: Uuid,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT l.slug, l.name FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+         WHERE ul.update_id = $1 ORDER BY l.slug",
+    )
+    .bind(update_id)
+    .fetch_all(db)
+    .await
+}

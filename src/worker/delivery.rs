@@ -280,7 +280,7 @@ fn compose_update(
             news_items: &record.news_items,
             name,
             email: to,
-            unsubscribe_url: &links.unsubscribe,
+            unsubscribe_url: &format!("{}?update={}", links.unsubscribe, record.id),
             manage_url: &links.manage,
             web_url: &update.web_url,
             postal_address: &settings.mail.postal_address,

@@ -1,0 +1,87 @@
+//! The subscriber links in every update (`/unsubscribe/{token}`, `/manage/{token}`): checking
+//! them, and what both pages offer (coming back through a new double opt-in).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AppError;
+use crate::app::AppState;
+use crate::domain::subscriber_link::{self, LinkPurpose};
+use crate::domain::{EmailAddress, ListSlug, SignupRequest, SignupSource, SubscriberName, Token};
+use crate::store::consent::RequestOrigin;
+use crate::store::{self, signups::SignupRecord};
+
+/// The subscriber a genuine, current link of this purpose is for.
+pub async fn verified(
+    state: &AppState,
+    raw: &str,
+    purpose: LinkPurpose,
+) -> Result<Option<(Uuid, Token)>, AppError> {
+    let Ok(token) = Token::parse(raw) else {
+        return Ok(None);
+    };
+    let id = subscriber_link::subscriber_of(&token);
+    let Some(version) = store::unsubscribes::link_version(&state.pool, id).await? else {
+        return Ok(None);
+    };
+    let secret = state.settings.security.secret_key.expose().as_bytes();
+    Ok(subscriber_link::verify(secret, purpose, &token, version).then_some((id, token)))
+}
+
+pub fn invalid_link(state: &AppState) -> Response {
+    state.pages.message(
+        StatusCode::NOT_FOUND,
+        "This link is not valid",
+        "This link is incomplete, altered or no longer valid. Use the link in a recent e-mail, or sign up again.",
+    )
+}
+
+/// Queues a confirmation mail for the person to come back to the lists they had (or the
+/// default lists): nothing changes until they confirm.
+pub async fn resubscribe(
+    state: &AppState,
+    id: Uuid,
+    origin: &RequestOrigin,
+) -> Result<Response, AppError> {
+    let Some(profile) = store::preferences::profile(&state.pool, id).await? else {
+        return Ok(invalid_link(state));
+    };
+    let email = EmailAddress::parse(&profile.email)
+        .map_err(|e| anyhow::anyhow!("stored address does not parse: {e}"))?;
+    let lists: Vec<ListSlug> = store::lists::held_public(&state.pool, id)
+        .await?
+        .iter()
+        .filter_map(|slug| ListSlug::parse(slug).ok())
+        .collect();
+    let request = SignupRequest {
+        email,
+        name: profile
+            .name
+            .as_deref()
+            .and_then(|n| SubscriberName::parse(n).ok().flatten()),
+        lists,
+        state: None,
+    };
+    let resolved = store::lists::resolve_public(&state.pool, &request.lists, None)
+        .await?
+        .unwrap_or_default();
+    let signup = &state.settings.signup;
+    store::signups::record(
+        &state.pool,
+        SignupRecord {
+            request: &request,
+            lists: &resolved,
+            source: SignupSource::Link,
+            origin,
+            consent_text: &signup.consent_text,
+            consent_version: &signup.consent_version,
+            resend_after: signup.resend_after,
+            confirm_ttl: signup.confirm_ttl,
+            secret_key: state.settings.security.secret_key.expose().as_bytes(),
+        },
+    )
+    .await?;
+    Ok(state.pages.page(StatusCode::OK, "pending", json!({})))
+}

@@ -1,0 +1,243 @@
+//! `GET /manage/{token}` shows and `POST /manage/{token}` changes a subscriber's preferences:
+//! name, state, lists, topics; and offers to unsubscribe from everything, download every datum
+//! stored about them (JSON), or delete it all (after a confirming button).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::client::Origin;
+use super::links::{self, invalid_link};
+use super::signup::state_options;
+use super::AppError;
+use crate::app::AppState;
+use crate::domain::subscriber_link::LinkPurpose;
+use crate::domain::{FieldErrors, SubscriberName, Token, UsState};
+use crate::store::preferences::{self, Changes, Profile};
+use crate::store::unsubscribes;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/manage/{token}", get(show).post(change))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
+        return Ok(invalid_link(&state));
+    };
+    page(
+        &state,
+        id,
+        &token,
+        StatusCode::OK,
+        &FieldErrors::new(),
+        None,
+    )
+    .await
+}
+
+async fn page(
+    state: &AppState,
+    id: Uuid,
+    token: &Token,
+    status: StatusCode,
+    errors: &FieldErrors,
+    saved: Option<&str>,
+) -> Result<Response, AppError> {
+    let Some(profile) = preferences::profile(&state.pool, id).await? else {
+        return Ok(invalid_link(state));
+    };
+    Ok(state.pages.page(
+        status,
+        "manage",
+        view(state, &profile, token, errors, saved),
+    ))
+}
+
+fn view(
+    state: &AppState,
+    p: &Profile,
+    token: &Token,
+    errors: &FieldErrors,
+    saved: Option<&str>,
+) -> Value {
+    let topics: Vec<Value> = state
+        .settings
+        .preferences
+        .topics
+        .iter()
+        .map(|(slug, label)| {
+            let checked = p.topics.as_ref().is_none_or(|chosen| chosen.contains(slug));
+            json!({ "slug": slug, "label": label, "checked": checked })
+        })
+        .collect();
+    json!({
+        "token": token.as_str(),
+        "email": p.email,
+        "name": p.name,
+        "states": state_options(p.us_state.as_deref().unwrap_or("")),
+        "confirmed": p.status == "confirmed",
+        "status": p.status,
+        "lists": p.lists,
+        "topics": topics,
+        "errors": errors,
+        "has_errors": !errors.is_empty(),
+        "saved": saved,
+    })
+}
+
+/// The form as posted.
+#[derive(Default)]
+struct Form {
+    action: String,
+    name: String,
+    state: String,
+    lists: Vec<String>,
+    topics: Vec<String>,
+}
+
+fn form(body: &[u8]) -> Form {
+    let mut f = Form::default();
+    for (key, value) in form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "action" => f.action = value.into_owned(),
+            "name" => f.name = value.into_owned(),
+            "state" => f.state = value.into_owned(),
+            "lists" => f.lists.push(value.into_owned()),
+            "topics" => f.topics.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    f
+}
+
+async fn change(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Origin(origin): Origin,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
+        return Ok(invalid_link(&state));
+    };
+    let f = form(&body);
+    match f.action.as_str() {
+        "unsubscribe" => {
+            unsubscribes::unsubscribe_all(&state.pool, id, "link", &origin).await?;
+            page(
+                &state,
+                id,
+                &token,
+                StatusCode::OK,
+                &FieldErrors::new(),
+                Some("You are unsubscribed from everything."),
+            )
+            .await
+        }
+        "resubscribe" => links::resubscribe(&state, id, &origin).await,
+        "export" => {
+            let Some(data) = preferences::export(&state.pool, id).await? else {
+                return Ok(invalid_link(&state));
+            };
+            let body = serde_json::to_string_pretty(&data).map_err(anyhow::Error::from)?;
+            Ok((
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"my-data.json\"",
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        "erase" => {
+            Ok(state
+                .pages
+                .page(StatusCode::OK, "erase", json!({ "token": token.as_str() })))
+        }
+        "erase-confirmed" => {
+            preferences::erase(&state.pool, id).await?;
+            tracing::info!("subscriber erased on request");
+            Ok(state.pages.message(
+                StatusCode::OK,
+                "Your data is deleted",
+                "Everything we held about you is gone. We keep only a one-way hash of your address, so that nobody can add it again without your own confirmation.",
+            ))
+        }
+        _ => save(&state, id, &token, f, &origin).await,
+    }
+}
+
+async fn save(
+    state: &AppState,
+    id: Uuid,
+    token: &Token,
+    f: Form,
+    origin: &crate::store::consent::RequestOrigin,
+) -> Result<Response, AppError> {
+    let mut errors = FieldErrors::new();
+    let name = SubscriberName::parse(&f.name)
+        .map_err(|e| errors.insert("name", e))
+        .ok()
+        .flatten();
+    let us_state = UsState::parse(&f.state)
+        .map_err(|e| errors.insert("state", e))
+        .ok()
+        .flatten();
+    let known = &state.settings.preferences.topics;
+    if let Some(unknown) = f
+        .topics
+        .iter()
+        .find(|t| !known.iter().any(|(slug, _)| slug == *t))
+    {
+        errors.insert("topics", format!("There is no topic {unknown:?}."));
+    }
+    if !errors.is_empty() {
+        return page(
+            state,
+            id,
+            token,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &errors,
+            None,
+        )
+        .await;
+    }
+    let Some(profile) = preferences::profile(&state.pool, id).await? else {
+        return Ok(invalid_link(state));
+    };
+    // Every topic ticked (or none offered) means "all", which also covers topics added later.
+    let topics = (f.topics.len() < known.len()).then_some(f.topics);
+    let lists = (profile.status == "confirmed").then_some(f.lists);
+    preferences::save(
+        &state.pool,
+        id,
+        Changes {
+            name: name.as_ref().map(SubscriberName::as_str),
+            us_state: us_state.map(UsState::code),
+            topics,
+            lists,
+        },
+        origin,
+    )
+    .await?;
+    page(
+        state,
+        id,
+        token,
+        StatusCode::OK,
+        &FieldErrors::new(),
+        Some("Your preferences are saved."),
+    )
+    .await
+}
