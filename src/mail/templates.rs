@@ -10,7 +10,7 @@ use serde::Serialize;
 
 /// Mails the service itself sends; these folders must exist. Every folder under
 /// `templates/email/` is loaded, so staff can add templates for updates.
-pub const REQUIRED: &[&str] = &["confirmation", "update"];
+pub const REQUIRED: &[&str] = &["confirmation", "update", "welcome"];
 
 pub struct MailTemplates {
     html: Handlebars<'static>,

@@ -81,6 +81,21 @@ pub async fn confirm(
     .fetch_all(&mut *tx)
     .await
     .context("confirming the subscriber")?;
+    // Welcome mail for the lists that have one; and a confirmed address is no longer suppressed.
+    sqlx::query(
+        "WITH welcome AS (
+             INSERT INTO deliveries (kind, subscriber_id, payload)
+             SELECT 'welcome', $1, jsonb_build_object('lists', array_agg(l.name ORDER BY l.name))
+             FROM lists l WHERE l.slug = ANY($2) AND l.welcome
+             HAVING count(*) > 0)
+         DELETE FROM suppressions
+         WHERE email_hash = (SELECT sha256(convert_to(email_normalized, 'UTF8')) FROM subscribers WHERE id = $1)",
+    )
+    .bind(subscriber_id)
+    .bind(&lists)
+    .execute(&mut *tx)
+    .await
+    .context("queueing the welcome mail")?;
     consent::record(
         &mut *tx,
         ConsentEvent {

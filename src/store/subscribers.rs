@@ -9,6 +9,8 @@ pub struct Contact {
     pub name: Option<String>,
     pub status: String,
     pub link_version: i32,
+    /// Chosen topics; None: every topic.
+    pub topics: Option<Vec<String>>,
     /// For an update: still confirmed on at least one of its lists.
     pub on_update_lists: bool,
 }
@@ -20,7 +22,7 @@ pub async fn contact(
     update_id: Option<Uuid>,
 ) -> sqlx::Result<Option<Contact>> {
     let row = sqlx::query(
-        "SELECT s.id, s.email, s.name, s.status, s.link_version,
+        "SELECT s.id, s.email, s.name, s.status, s.link_version, s.topics,
                 EXISTS (SELECT 1 FROM update_lists ul
                         JOIN subscriptions sub ON sub.list_id = ul.list_id
                         WHERE ul.update_id = $2 AND sub.subscriber_id = s.id
@@ -37,6 +39,7 @@ pub async fn contact(
         name: r.get("name"),
         status: r.get("status"),
         link_version: r.get("link_version"),
+        topics: r.get("topics"),
         on_update_lists: r.get("on_update_lists"),
     }))
 }
@@ -60,4 +63,20 @@ pub async fn record_hard_bounce(
     .fetch_optional(db)
     .await?;
     Ok(status.as_deref() == Some("bounced"))
+}
+
+/// Deletes sign-ups never confirmed and older than `older_than`. Returns how many.
+pub async fn purge_unconfirmed(
+    db: impl PgExecutor<'_>,
+    older_than: std::time::Duration,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM subscribers
+         WHERE status = 'pending' AND confirmed_at IS NULL
+           AND created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(super::seconds(older_than))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -144,16 +144,29 @@ async fn compose(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
                 return Ok(Composed::Skip("subscriber left the update's lists".into()));
             }
             let update = worker.prepared(update_id).await?;
+            let items = items_for(&update.record.news_items, contact.topics.as_deref());
+            if !update.record.news_items.is_empty() && items.is_empty() {
+                return Ok(Composed::Skip(
+                    "none of the update's news items is in the subscriber's topics".into(),
+                ));
+            }
             let links = Links::for_subscriber(worker, &contact);
             compose_update(
                 worker,
                 job,
                 &update,
+                &items,
                 &contact.email,
                 contact.name.as_deref(),
                 &links,
             )
             .map(Composed::Send)
+        }
+        ("welcome", _) => {
+            if contact.status != "confirmed" {
+                return Ok(Composed::Skip(format!("subscriber is {}", contact.status)));
+            }
+            compose_welcome(worker, job, &contact).map(Composed::Send)
         }
         (other, _) => Ok(Composed::Skip(format!("unknown delivery kind {other}"))),
     }
@@ -211,7 +224,8 @@ async fn compose_test(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed
     let update = worker.prepared(update_id).await?;
     // A test mail's links point nowhere real: they are signed for the nil subscriber.
     let links = Links::for_id(worker, Uuid::nil(), 0);
-    compose_update(worker, job, &update, to, None, &links).map(Composed::Send)
+    let items: Vec<&NewsItem> = update.record.news_items.iter().collect();
+    compose_update(worker, job, &update, &items, to, None, &links).map(Composed::Send)
 }
 
 struct Links {
@@ -242,7 +256,7 @@ struct UpdateMail<'a> {
     preheader: &'a str,
     intro: &'a str,
     intro_html: &'a str,
-    news_items: &'a [NewsItem],
+    news_items: &'a [&'a NewsItem],
     name: Option<&'a str>,
     email: &'a str,
     unsubscribe_url: &'a str,
@@ -255,6 +269,7 @@ fn compose_update(
     worker: &Worker,
     job: &Claimed,
     update: &Arc<PreparedUpdate>,
+    items: &[&NewsItem],
     to: &str,
     name: Option<&str>,
     links: &Links,
@@ -277,7 +292,7 @@ fn compose_update(
             preheader: &record.preheader,
             intro: &record.intro,
             intro_html: &update.intro_html,
-            news_items: &record.news_items,
+            news_items: items,
             name,
             email: to,
             unsubscribe_url: &format!("{}?update={}", links.unsubscribe, record.id),
@@ -288,6 +303,62 @@ fn compose_update(
         &mail::ListHeaders {
             unsubscribe_url: links.unsubscribe.clone(),
             list_id: update.list_id.clone(),
+        },
+    )
+}
+
+/// The news items for someone who chose `topics` (None: all). Items without a topic go to all.
+fn items_for<'a>(items: &'a [NewsItem], topics: Option<&[String]>) -> Vec<&'a NewsItem> {
+    items
+        .iter()
+        .filter(|item| match (topics, &item.topic) {
+            (Some(chosen), Some(topic)) => chosen.contains(topic),
+            _ => true,
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct WelcomeMail<'a> {
+    name: Option<&'a str>,
+    lists: Vec<&'a str>,
+    manage_url: &'a str,
+    unsubscribe_url: &'a str,
+    postal_address: &'a str,
+}
+
+fn compose_welcome(
+    worker: &Worker,
+    job: &Claimed,
+    contact: &Contact,
+) -> anyhow::Result<lettre::Message> {
+    let settings = &worker.settings;
+    let lists: Vec<&str> = job
+        .payload
+        .get("lists")
+        .and_then(|l| l.as_array())
+        .map(|l| l.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let links = Links::for_subscriber(worker, contact);
+    mail::bulk_message(
+        &worker.templates,
+        "welcome",
+        &Envelope::new(
+            &settings.mail,
+            &contact.email,
+            contact.name.as_deref(),
+            message_id(worker, job),
+        ),
+        &WelcomeMail {
+            name: contact.name.as_deref(),
+            lists,
+            manage_url: &links.manage,
+            unsubscribe_url: &links.unsubscribe,
+            postal_address: &settings.mail.postal_address,
+        },
+        &mail::ListHeaders {
+            unsubscribe_url: links.unsubscribe.clone(),
+            list_id: format!("welcome.{}", settings.server.base_url.host()),
         },
     )
 }

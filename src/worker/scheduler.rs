@@ -26,6 +26,13 @@ pub async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     updates::skip_cancelled_leftovers(pool)
         .await
         .context("skipping the rest of cancelled updates")?;
+    let purged =
+        crate::store::subscribers::purge_unconfirmed(pool, settings.signup.purge_unconfirmed_after)
+            .await
+            .context("purging unconfirmed sign-ups")?;
+    if purged > 0 {
+        tracing::info!(purged, "unconfirmed sign-ups purged");
+    }
     for update_id in updates::finish_done(pool)
         .await
         .context("finishing updates")?
