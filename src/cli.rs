@@ -47,6 +47,18 @@ pub enum Command {
     /// Create, schedule, send and inspect updates (the same operations as /api/v1/updates).
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Import confirmed subscribers from a CSV file with a header row: email (required), name,
+    /// state. Every row is checked first; one bad row stops the import, naming its line and field.
+    /// Erased, unsubscribed and bounced addresses are refused.
+    Import {
+        file: PathBuf,
+        /// Lists to put everyone on (repeat for several); by default the default lists.
+        #[arg(long = "list")]
+        lists: Vec<String>,
+        /// How the consent was obtained, kept in the consent log.
+        #[arg(long, default_value = "imported by staff, who attest to the consent")]
+        consent_note: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,7 +154,93 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Update(command) => run_update(&settings, &pool, command).await,
+        Command::Import {
+            file,
+            lists,
+            consent_note,
+        } => run_import(&pool, &file, &lists, &consent_note).await,
     }
+}
+
+async fn run_import(
+    pool: &sqlx::PgPool,
+    file: &std::path::Path,
+    lists: &[String],
+    note: &str,
+) -> anyhow::Result<()> {
+    use crate::domain::{EmailAddress, ListSlug, SubscriberName, UsState};
+    use crate::store::imports::{self, ImportRow};
+
+    let slugs = lists
+        .iter()
+        .map(|l| ListSlug::parse(l).map_err(|e| anyhow::anyhow!("--list: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let resolved = if slugs.is_empty() {
+        store::lists::resolve_public(pool, &[], None).await?
+    } else {
+        store::lists::resolve_any(pool, &slugs).await?
+    }
+    .map_err(|unknown| anyhow::anyhow!("--list: no such list: {}", unknown.join(", ")))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{}: line 1: reading the header", file.display()))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let email_col = column("email")
+        .with_context(|| format!("{}: line 1: no `email` column", file.display()))?;
+    let (name_col, state_col) = (column("name"), column("state"));
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+        let email = EmailAddress::parse(field(Some(email_col)))
+            .map_err(|e| format!("line {line}, field email: {e}"));
+        let name = SubscriberName::parse(field(name_col))
+            .map_err(|e| format!("line {line}, field name: {e}"));
+        let state =
+            UsState::parse(field(state_col)).map_err(|e| format!("line {line}, field state: {e}"));
+        match (email, name, state) {
+            (Ok(email), Ok(name), Ok(state)) => rows.push(ImportRow {
+                line,
+                email,
+                name,
+                state,
+            }),
+            (e, n, s) => errors.extend([e.err(), n.err(), s.err()].into_iter().flatten()),
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{}: nothing imported:\n  {}",
+            file.display(),
+            errors.join("\n  ")
+        );
+    }
+    let report = imports::import(pool, &rows, &resolved, note).await?;
+    println!(
+        "imported {}, already subscribed {}, refused {}",
+        report.imported,
+        report.already_subscribed,
+        report.refused.len()
+    );
+    for (line, why) in &report.refused {
+        println!("  line {line}: {why}");
+    }
+    Ok(())
 }
 
 async fn run_update(

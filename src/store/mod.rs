@@ -5,6 +5,7 @@ pub mod confirmations;
 pub mod consent;
 pub mod deliveries;
 pub mod idempotency;
+pub mod imports;
 pub mod lists;
 pub mod preferences;
 pub mod signups;

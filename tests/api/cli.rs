@@ -186,3 +186,76 @@ async fn the_cli_creates_an_api_token_and_drives_an_update() {
     assert!(!ok && err.contains("line 1"), "{err}");
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test]
+async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses() {
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let erased = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO subscribers (id, email, email_normalized, status) VALUES
+           ($1, 'erased@example.org', 'erased@example.org', 'confirmed'),
+           (gen_random_uuid(), 'left@example.org', 'left@example.org', 'unsubscribed')",
+    )
+    .bind(erased)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(newsletter::store::preferences::erase(&pool, erased)
+        .await
+        .unwrap());
+    let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4()));
+    let run = |csv: &str| {
+        std::fs::write(&file, csv).unwrap();
+        let out = newsletter()
+            .env("DATABASE_URL", &db.url)
+            .args(["import", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, _, err) = run(
+        "email,name\nok@example.org,Ok\nnot-an-address,Bad\nfine@example.org,\"Line\nBreak\"\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("line 3, field email"), "{err}");
+    assert!(err.contains("field name"), "{err}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM subscribers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "nothing imported when a row is bad");
+
+    let (ok, out, err) = run("Email,Name,State\nnew@example.org,New Person,ny\nERASED@example.org,,\nleft@example.org,,\n");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported 1") && out.contains("refused 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: suppressed") && out.contains("line 4: suppressed"),
+        "{out}"
+    );
+    let (status, state): (String, Option<String>) =
+        sqlx::query_as("SELECT status, us_state FROM subscribers WHERE email = 'new@example.org'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), state.as_deref()),
+        ("confirmed", Some("NY"))
+    );
+    let erased_back: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM subscribers WHERE email_normalized = 'erased@example.org'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(erased_back, 0);
+    let _ = std::fs::remove_file(&file);
+}

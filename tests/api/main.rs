@@ -7,6 +7,7 @@ mod confirm;
 mod delivery_faults;
 mod health;
 mod helpers;
+mod self_service;
 mod signup;
 mod smtp_server;
 mod third_party_smtp;
