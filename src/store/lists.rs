@@ -98,3 +98,91 @@ pub async fn held_public(
     .fetch_all(db)
     .await
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListRecord {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub public: bool,
+    pub default: bool,
+    pub us_state: Option<String>,
+    pub welcome: bool,
+    pub confirmed_subscribers: i64,
+}
+
+macro_rules! list_columns {
+    () => {
+        "SELECT l.slug, l.name, l.description, l.is_public, l.is_default, l.us_state, l.welcome,
+            (SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed') AS confirmed
+         FROM lists l"
+    };
+}
+
+fn list_record(r: &sqlx::postgres::PgRow) -> ListRecord {
+    ListRecord {
+        slug: r.get("slug"),
+        name: r.get("name"),
+        description: r.get("description"),
+        public: r.get("is_public"),
+        default: r.get("is_default"),
+        us_state: r.get("us_state"),
+        welcome: r.get("welcome"),
+        confirmed_subscribers: r.get("confirmed"),
+    }
+}
+
+pub async fn all(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ListRecord>> {
+    let rows = sqlx::query(concat!(list_columns!(), " ORDER BY l.slug")).fetch_all(db).await?;
+    Ok(rows.iter().map(list_record).collect())
+}
+
+pub async fn by_slug(db: impl PgExecutor<'_>, slug: &str) -> sqlx::Result<Option<ListRecord>> {
+    let row = sqlx::query(concat!(list_columns!(), " WHERE l.slug = $1"))
+        .bind(slug)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.as_ref().map(list_record))
+}
+
+/// A list's fields as staff set them.
+pub struct ListFields<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub public: bool,
+    pub us_state: Option<&'a str>,
+    pub welcome: bool,
+}
+
+/// Inserts a list; `Ok(false)` when the slug is taken.
+pub async fn create(db: impl PgExecutor<'_>, slug: &str, f: &ListFields<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO lists (slug, name, description, is_public, us_state, welcome) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (slug) DO NOTHING",
+    )
+    .bind(slug)
+    .bind(f.name)
+    .bind(f.description)
+    .bind(f.public)
+    .bind(f.us_state)
+    .bind(f.welcome)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Replaces a list's fields; `Ok(false)` when there is no such list.
+pub async fn update(db: impl PgExecutor<'_>, slug: &str, f: &ListFields<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE lists SET name = $2, description = $3, is_public = $4, us_state = $5, welcome = $6 WHERE slug = $1",
+    )
+    .bind(slug)
+    .bind(f.name)
+    .bind(f.description)
+    .bind(f.public)
+    .bind(f.us_state)
+    .bind(f.welcome)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -2,6 +2,7 @@
 //! (`newsletter api-token create --name NAME`). Errors are `{"error": "..."}`, with `"errors"`
 //! per field for 422.
 
+mod lists;
 mod updates;
 
 use axum::body::Bytes;
@@ -24,7 +25,7 @@ pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .nest("/api/v1", updates::router())
+        .nest("/api/v1", updates::router().merge(lists::router()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
 }
 
