@@ -133,7 +133,9 @@ fn list_record(r: &sqlx::postgres::PgRow) -> ListRecord {
 }
 
 pub async fn all(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ListRecord>> {
-    let rows = sqlx::query(concat!(list_columns!(), " ORDER BY l.slug")).fetch_all(db).await?;
+    let rows = sqlx::query(concat!(list_columns!(), " ORDER BY l.slug"))
+        .fetch_all(db)
+        .await?;
     Ok(rows.iter().map(list_record).collect())
 }
 

@@ -137,3 +137,115 @@ async fn a_visitor_fills_the_form_in_a_real_browser_and_lands_on_the_pending_pag
 fn url_of(s: &str) -> url::Url {
     url::Url::parse(s).unwrap()
 }
+
+#[tokio::test]
+async fn a_subscriber_changes_lists_unsubscribes_and_resubscribes_in_a_real_browser() {
+    use newsletter::domain::subscriber_link::{sign, LinkPurpose};
+
+    let app = spawn_app().await;
+    let people = app.seed_confirmed(1, "example.org").await;
+    let token = sign(
+        crate::helpers::SECRET_KEY.as_bytes(),
+        LinkPurpose::Manage,
+        people[0].0,
+        1,
+    );
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+
+    browser
+        .goto(&app.url(&format!("/manage/{}", token.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .find(Locator::Css("h1"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Your preferences"
+    );
+    browser
+        .find(Locator::Css(
+            r#"input[name="lists"][value="new-york-alliance"]"#,
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = browser
+        .wait()
+        .for_element(Locator::Css("#saved"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(saved, "Your preferences are saved.");
+    let lists: Vec<String> = sqlx::query_scalar(
+        "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id WHERE s.status = 'confirmed' ORDER BY l.slug",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(lists, ["new-york-alliance", "us-icc-updates"]);
+
+    browser
+        .find(Locator::Css("#unsubscribe-all"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#resubscribe"))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.subscriber_status("reader0@example.org")
+            .await
+            .as_deref(),
+        Some("unsubscribed")
+    );
+
+    browser
+        .find(Locator::Css("#resubscribe"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let heading = browser
+        .wait()
+        .for_element(Locator::XPath("//h1[text()='Check your inbox']"))
+        .await;
+    assert!(heading.is_ok(), "the pending page is shown");
+    browser.close().await.unwrap();
+    let mail = app.smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail[0].rcpt_to, ["reader0@example.org"]);
+    let link = crate::helpers::confirmation_link(&mail[0].data);
+    let confirm = app
+        .post_form(
+            "/subscriptions/confirm",
+            &format!("token={}", link.split("token=").nth(1).unwrap()),
+        )
+        .await;
+    assert_eq!(confirm.status(), 200);
+    assert_eq!(
+        app.subscriber_status("reader0@example.org")
+            .await
+            .as_deref(),
+        Some("confirmed")
+    );
+}

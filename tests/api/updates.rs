@@ -508,19 +508,71 @@ async fn staff_manage_lists_through_the_api() {
         .await;
     assert_eq!(created.status(), 201);
     let list: serde_json::Value = created.json().await.unwrap();
-    assert_eq!((list["us_state"].as_str(), list["public"].as_bool(), list["welcome"].as_bool()), (Some("TX"), Some(true), Some(true)));
-    let again = app.api(Method::POST, "/api/v1/lists", &token, Some(json!({"slug": "texas-alliance", "name": "Again"}))).await;
+    assert_eq!(
+        (
+            list["us_state"].as_str(),
+            list["public"].as_bool(),
+            list["welcome"].as_bool()
+        ),
+        (Some("TX"), Some(true), Some(true))
+    );
+    let again = app
+        .api(
+            Method::POST,
+            "/api/v1/lists",
+            &token,
+            Some(json!({"slug": "texas-alliance", "name": "Again"})),
+        )
+        .await;
     assert_eq!(again.status(), 409);
-    let bad = app.api(Method::POST, "/api/v1/lists", &token, Some(json!({"slug": "Bad Slug", "name": ""}))).await;
+    let bad = app
+        .api(
+            Method::POST,
+            "/api/v1/lists",
+            &token,
+            Some(json!({"slug": "Bad Slug", "name": ""})),
+        )
+        .await;
     assert_eq!(bad.status(), 422);
 
     let changed = app
-        .api(Method::PUT, "/api/v1/lists/texas-alliance", &token, Some(json!({"name": "Texas ICC Alliance", "public": false})))
+        .api(
+            Method::PUT,
+            "/api/v1/lists/texas-alliance",
+            &token,
+            Some(json!({"name": "Texas ICC Alliance", "public": false})),
+        )
         .await;
     assert_eq!(changed.status(), 200);
-    let all: serde_json::Value = app.api(Method::GET, "/api/v1/lists", &token, None).await.json().await.unwrap();
-    let slugs: Vec<&str> = all["lists"].as_array().unwrap().iter().map(|l| l["slug"].as_str().unwrap()).collect();
-    assert_eq!(slugs, ["new-york-alliance", "texas-alliance", "us-icc-updates"]);
-    assert!(!app.get("/").await.text().await.unwrap().contains("Texas ICC Alliance"), "a private list is not on the form");
-    assert_eq!(app.api(Method::GET, "/api/v1/lists/nope", &token, None).await.status(), 404);
+    let all: serde_json::Value = app
+        .api(Method::GET, "/api/v1/lists", &token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = all["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        slugs,
+        ["new-york-alliance", "texas-alliance", "us-icc-updates"]
+    );
+    assert!(
+        !app.get("/")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Texas ICC Alliance"),
+        "a private list is not on the form"
+    );
+    assert_eq!(
+        app.api(Method::GET, "/api/v1/lists/nope", &token, None)
+            .await
+            .status(),
+        404
+    );
 }

@@ -52,12 +52,21 @@ fn parse(body: &ListBody) -> Result<Parsed, ApiError> {
     let mut errors = FieldErrors::new();
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        errors.insert("name", format!("A name has 1 to {MAX_NAME} characters, no line breaks."));
+        errors.insert(
+            "name",
+            format!("A name has 1 to {MAX_NAME} characters, no line breaks."),
+        );
     }
     if body.description.chars().count() > MAX_DESCRIPTION {
-        errors.insert("description", format!("At most {MAX_DESCRIPTION} characters."));
+        errors.insert(
+            "description",
+            format!("At most {MAX_DESCRIPTION} characters."),
+        );
     }
-    let state = UsState::parse(body.state.as_deref().unwrap_or("")).map_err(|e| errors.insert("state", e)).ok().flatten();
+    let state = UsState::parse(body.state.as_deref().unwrap_or(""))
+        .map_err(|e| errors.insert("state", e))
+        .ok()
+        .flatten();
     if !errors.is_empty() {
         return Err(UpdateError::Invalid(errors).into());
     }
@@ -83,23 +92,42 @@ fn internal(e: sqlx::Error) -> ApiError {
 }
 
 async fn index(State(state): State<AppState>, _: ApiClient) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "lists": lists::all(&state.pool).await.map_err(internal)? })))
+    Ok(Json(
+        json!({ "lists": lists::all(&state.pool).await.map_err(internal)? }),
+    ))
 }
 
-async fn show(State(state): State<AppState>, _: ApiClient, Path(slug): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    _: ApiClient,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let list = lists::by_slug(&state.pool, &slug).await.map_err(internal)?;
-    let list = list.ok_or_else(|| ApiError::Status(StatusCode::NOT_FOUND, "No such list.".into()))?;
+    let list =
+        list.ok_or_else(|| ApiError::Status(StatusCode::NOT_FOUND, "No such list.".into()))?;
     Ok(Json(json!(list)))
 }
 
-async fn create(State(state): State<AppState>, _: ApiClient, ApiJson(body): ApiJson<ListBody>) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    _: ApiClient,
+    ApiJson(body): ApiJson<ListBody>,
+) -> Result<Response, ApiError> {
     let slug = ListSlug::parse(body.slug.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::from(UpdateError::Invalid(FieldErrors::from([("slug", e)]))))?;
     let parsed = parse(&body)?;
-    if !lists::create(&state.pool, slug.as_str(), &fields(&parsed, &body)).await.map_err(internal)? {
-        return Err(ApiError::Status(StatusCode::CONFLICT, format!("A list {:?} exists already.", slug.as_str())));
+    if !lists::create(&state.pool, slug.as_str(), &fields(&parsed, &body))
+        .await
+        .map_err(internal)?
+    {
+        return Err(ApiError::Status(
+            StatusCode::CONFLICT,
+            format!("A list {:?} exists already.", slug.as_str()),
+        ));
     }
-    let list = lists::by_slug(&state.pool, slug.as_str()).await.map_err(internal)?;
+    let list = lists::by_slug(&state.pool, slug.as_str())
+        .await
+        .map_err(internal)?;
     Ok((StatusCode::CREATED, Json(json!(list))).into_response())
 }
 
@@ -110,8 +138,16 @@ async fn replace(
     ApiJson(body): ApiJson<ListBody>,
 ) -> Result<Json<Value>, ApiError> {
     let parsed = parse(&body)?;
-    if !lists::update(&state.pool, &slug, &fields(&parsed, &body)).await.map_err(internal)? {
-        return Err(ApiError::Status(StatusCode::NOT_FOUND, "No such list.".into()));
+    if !lists::update(&state.pool, &slug, &fields(&parsed, &body))
+        .await
+        .map_err(internal)?
+    {
+        return Err(ApiError::Status(
+            StatusCode::NOT_FOUND,
+            "No such list.".into(),
+        ));
     }
-    Ok(Json(json!(lists::by_slug(&state.pool, &slug).await.map_err(internal)?)))
+    Ok(Json(json!(lists::by_slug(&state.pool, &slug)
+        .await
+        .map_err(internal)?)))
 }
