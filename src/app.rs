@@ -25,6 +25,7 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     pub mail_templates: Arc<MailTemplates>,
     pub signup_limiter: IpRateLimiter,
+    pub link_limiter: IpRateLimiter,
 }
 
 pub struct Application {
@@ -61,6 +62,7 @@ impl Application {
             .with_context(|| format!("binding server.bind {}", settings.server.bind))?;
         let state = AppState {
             signup_limiter: IpRateLimiter::per_minute(settings.signup.per_ip_per_minute),
+            link_limiter: IpRateLimiter::per_minute(settings.links.per_ip_per_minute),
             pool,
             settings,
             pages,
@@ -84,9 +86,9 @@ impl Application {
     /// Serves until `shutdown` fires, then lets in-flight requests and the worker's current
     /// batch finish.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.state
-            .signup_limiter
-            .spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
+        for limiter in [&self.state.signup_limiter, &self.state.link_limiter] {
+            limiter.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
+        }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(address = %self.listener.local_addr()?, "web server listening");

@@ -106,6 +106,7 @@ pub struct Settings {
     pub sending: SendingSettings,
     pub bounce: BounceSettings,
     pub preferences: PreferenceSettings,
+    pub links: LinkSettings,
     pub templates: TemplateSettings,
     pub log: LogSettings,
 }
@@ -197,6 +198,11 @@ pub struct BreakerSettings {
     pub window: u32,
     pub percent: u32,
     pub min_sends: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    pub per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -321,6 +327,9 @@ impl Settings {
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
+            },
+            links: LinkSettings {
+                per_ip_per_minute: r.positive("links.per_ip_per_minute")? as u32,
             },
             preferences: PreferenceSettings {
                 topics: r.topics("preferences.topics")?,

@@ -24,13 +24,19 @@ pub use rate_limit::IpRateLimiter;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
-    Router::new()
-        .merge(signup::router())
+    let links = Router::new()
         .merge(confirm::router())
-        .merge(health::router())
-        .merge(api::router())
         .merge(unsubscribe::router())
         .merge(manage::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_links,
+        ));
+    Router::new()
+        .merge(signup::router())
+        .merge(links)
+        .merge(health::router())
+        .merge(api::router())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(security_headers::add))

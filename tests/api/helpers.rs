@@ -91,6 +91,7 @@ pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) 
         ("smtp.timeout_seconds", 5.into()),
         ("security.secret_key", SECRET_KEY.into()),
         ("signup.per_ip_per_minute", 10_000.into()),
+        ("links.per_ip_per_minute", 10_000.into()),
         ("worker.poll_interval_ms", 50.into()),
         ("worker.lease_seconds", 30.into()),
         ("sending.backoff_seconds", Value::Array(vec![1.into()])),

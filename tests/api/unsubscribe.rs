@@ -170,3 +170,40 @@ async fn an_unsubscribe_between_two_sends_of_one_update_stops_the_second() {
     assert_eq!(statuses[1].0, "reader1@example.org");
     assert_eq!(statuses[1].1, "skipped");
 }
+
+#[tokio::test]
+async fn link_pages_are_rate_limited_per_ip_but_one_click_posts_are_not() {
+    use newsletter::domain::subscriber_link::{sign, LinkPurpose};
+    let app = crate::helpers::spawn_app_with(&[("links.per_ip_per_minute", 2.into())]).await;
+    let people = app.seed_confirmed(1, "example.org").await;
+    let secret = crate::helpers::SECRET_KEY.as_bytes();
+    let manage = format!(
+        "/manage/{}",
+        sign(secret, LinkPurpose::Manage, people[0].0, 1).as_str()
+    );
+    let unsubscribe = format!(
+        "/unsubscribe/{}",
+        sign(secret, LinkPurpose::Unsubscribe, people[0].0, 1).as_str()
+    );
+
+    assert_eq!(app.get(&manage).await.status(), 200);
+    assert_eq!(app.get(&unsubscribe).await.status(), 200);
+    let limited = app.get(&manage).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(
+        app.get("/subscriptions/confirm?token=x").await.status(),
+        429
+    );
+
+    let one_click = app
+        .post_form(&unsubscribe, "List-Unsubscribe=One-Click")
+        .await;
+    assert_eq!(one_click.status(), 200);
+    assert_eq!(
+        app.subscriber_status("reader0@example.org")
+            .await
+            .as_deref(),
+        Some("unsubscribed")
+    );
+}
