@@ -107,6 +107,8 @@ pub struct Settings {
     pub bounce: BounceSettings,
     pub preferences: PreferenceSettings,
     pub links: LinkSettings,
+    /// Bearer token for /metrics; None: loopback clients only.
+    pub metrics_token: Option<Secret>,
     pub templates: TemplateSettings,
     pub log: LogSettings,
 }
@@ -328,6 +330,9 @@ impl Settings {
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
             },
+            metrics_token: Some(r.string("metrics.token")?)
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| Secret::new(t.trim())),
             links: LinkSettings {
                 per_ip_per_minute: r.positive("links.per_ip_per_minute")? as u32,
             },

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod metrics;
 pub mod routes;
 pub mod store;
 pub mod telemetry;

@@ -7,6 +7,7 @@ mod error;
 mod health;
 mod links;
 mod manage;
+mod metrics;
 mod pages;
 mod rate_limit;
 mod security_headers;
@@ -37,7 +38,12 @@ pub fn router(state: AppState) -> Router {
         .merge(links)
         .merge(health::router())
         .merge(api::router())
+        .merge(metrics::router())
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(security_headers::add))
         .with_state(state)

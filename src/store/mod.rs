@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod idempotency;
 pub mod imports;
 pub mod lists;
+pub mod metrics;
 pub mod preferences;
 pub mod signups;
 pub mod subscribers;

@@ -57,3 +57,54 @@ async fn pages_carry_security_headers_and_unknown_paths_get_a_404_page() {
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(response.text().await.unwrap().contains("Page not found"));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_read_the_ledger() {
+    let app = spawn_app().await;
+    app.signup("m@example.org").await;
+    app.smtp
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    app.wait_for_queue_to_drain().await;
+
+    let response = app.get("/metrics").await;
+
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for line in [
+        "newsletter_http_requests_total{route=\"/subscriptions\",method=\"POST\",status=\"303\"} 1",
+        "newsletter_deliveries{kind=\"confirmation\",status=\"sent\"} 1",
+        "newsletter_consent_events{kind=\"signup\"} 1",
+        "newsletter_subscribers{status=\"pending\"} 1",
+        "newsletter_queue_depth 0",
+        "newsletter_http_request_duration_seconds_count{route=\"/subscriptions\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn with_a_metrics_token_metrics_need_it() {
+    let app = crate::helpers::spawn_app_with(&[("metrics.token", "metrics-secret".into())]).await;
+    assert_eq!(app.get("/metrics").await.status(), 403);
+    let with = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status(), 200);
+    let wrong = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-secreT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+}

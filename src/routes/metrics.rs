@@ -1,0 +1,132 @@
+//! `GET /metrics` in Prometheus text format, and the middleware that counts every request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::client::Origin;
+use super::AppError;
+use crate::app::AppState;
+use crate::metrics::family;
+use crate::store;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Counts the request under its route pattern (never the raw path, which may hold a token).
+pub async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.http_metrics.record(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+fn allowed(state: &AppState, origin_ip: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
+    match &state.settings.metrics_token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                constant_time_eq(given.trim().as_bytes(), token.expose().as_bytes())
+            }),
+        None => origin_ip.is_some_and(|ip| ip.is_loopback()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if !allowed(&state, origin.ip, &headers) {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            "metrics need the metrics.token, or a loopback client",
+        )
+            .into_response());
+    }
+    let s = store::metrics::snapshot(&state.pool).await?;
+    let mut out = String::new();
+    let pairs =
+        |rows: &[(String, i64)], key: &'static str| -> Vec<(Vec<(&'static str, String)>, f64)> {
+            rows.iter()
+                .map(|(v, n)| (vec![(key, v.clone())], *n as f64))
+                .collect()
+        };
+    let deliveries: Vec<_> = s
+        .deliveries
+        .iter()
+        .map(|(kind, status, n)| {
+            (
+                vec![("kind", kind.clone()), ("status", status.clone())],
+                *n as f64,
+            )
+        })
+        .collect();
+    family(
+        &mut out,
+        "newsletter_deliveries",
+        "gauge",
+        "Mails in the ledger by kind and status (sent, deferred, failed, ...).",
+        &deliveries,
+    );
+    family(
+        &mut out,
+        "newsletter_failed_deliveries",
+        "gauge",
+        "Failed mails by class of enhanced status code (5.1 no such user, 5.7 policy, ...).",
+        &pairs(&s.failures, "class"),
+    );
+    family(
+        &mut out,
+        "newsletter_queue_depth",
+        "gauge",
+        "Mails queued, deferred or being sent.",
+        &[(vec![], s.queue_depth as f64)],
+    );
+    family(
+        &mut out,
+        "newsletter_send_rate",
+        "gauge",
+        "Mails sent per second over the last 10 seconds.",
+        &[(vec![], s.sent_last_10s as f64 / 10.0)],
+    );
+    family(
+        &mut out,
+        "newsletter_consent_events",
+        "gauge",
+        "Sign-ups, confirmations, unsubscribes and preference changes logged.",
+        &pairs(&s.consent_events, "kind"),
+    );
+    family(
+        &mut out,
+        "newsletter_subscribers",
+        "gauge",
+        "Subscribers by status.",
+        &pairs(&s.subscribers, "status"),
+    );
+    state.http_metrics.render(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
