@@ -27,6 +27,10 @@ pub struct ReceivedMail {
     pub connection_id: u64,
     /// When the end of DATA arrived.
     pub received_at: Instant,
+    /// When its MAIL FROM arrived: the start of the transaction, closest to the moment the
+    /// sender decided to send (rate-limit tests measure this).
+    #[allow(dead_code)] // read by the engine tests
+    pub started_at: Instant,
 }
 
 /// Faults to inject; `Default` is a well-behaved relay. Substring rules match recipient addresses.
@@ -223,6 +227,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
     }
     write.write_all(b"220 test-smtp ESMTP ready\r\n").await?;
     let mut mail_from: Option<String> = None;
+    let mut started_at = Instant::now();
     let mut rcpt_to: Vec<String> = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -269,6 +274,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
                     }
                 }
                 mail_from = Some(angle_address(&text));
+                started_at = Instant::now();
                 rcpt_to.clear();
                 "250 2.1.0 ok".into()
             }
@@ -292,6 +298,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
                     data: Vec::new(),
                     connection_id: id,
                     received_at: Instant::now(),
+                    started_at,
                 };
                 match receive_data(&mut reader, &mut write, state, mail).await? {
                     After::Continue => continue,

@@ -231,6 +231,7 @@ async fn two_worker_processes_send_each_mail_once_and_share_the_global_rate() {
     let web = Web::start(&db, &smtp).await;
     let env = [
         ("NEWSLETTER__SENDING__RATE_PER_SECOND", "200"),
+        ("NEWSLETTER__SMTP__POOL_SIZE", "16"),
         ("NEWSLETTER__SENDING__BURST", "20"),
     ];
     let _workers: Vec<WorkerProcess> = (0..2)
@@ -259,7 +260,7 @@ async fn two_worker_processes_send_each_mail_once_and_share_the_global_rate() {
         "no recipient twice"
     );
     let busiest = busiest_window(
-        mails.iter().map(|m| m.received_at).collect(),
+        mails.iter().map(|m| m.started_at).collect(),
         Duration::from_secs(1),
     );
     println!("two workers: busiest 1 s window {busiest} (limit 200/s + burst 20)");
