@@ -293,3 +293,107 @@ async fn sending_twice_with_one_idempotency_key_sends_once() {
     app.wait_for_update_status(&id, "sent").await;
     assert_eq!(app.smtp.count(), 3);
 }
+
+/// Sends an update to `n` readers with `faults` on the relay until `clear_after`, then a healthy
+/// relay; returns the update id once it is sent.
+async fn through_faults(
+    app: &crate::helpers::TestApp,
+    n: i64,
+    faults: Faults,
+    clear_after: Duration,
+) -> String {
+    let token = app.api_token().await;
+    app.seed_confirmed(n, "example.org").await;
+    app.smtp.set_faults(faults);
+    let id = send_update(app, &token).await;
+    tokio::time::sleep(clear_after).await;
+    app.smtp.set_faults(Faults::default());
+    app.wait_for_update_status(&id, "sent").await;
+    id
+}
+
+#[tokio::test]
+async fn a_421_greeting_defers_everything_until_the_relay_accepts_again() {
+    let app = spawn_app().await;
+    let faults = Faults {
+        greeting: Some((421, "4.3.2 service not available".into())),
+        ..Faults::default()
+    };
+    let id = through_faults(&app, 5, faults, Duration::from_millis(800)).await;
+    let statuses = app.delivery_statuses(&id).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|(_, s, attempts)| s == "sent" && *attempts >= 2),
+        "{statuses:?}"
+    );
+    assert_eq!(app.smtp.count(), 5);
+}
+
+#[tokio::test]
+async fn a_452_on_rcpt_is_retried_and_a_552_after_data_fails_without_a_bounce() {
+    let app = spawn_app().await;
+    let faults = Faults {
+        rcpt_transient_times: vec![("reader1@".into(), 2, 452, "4.2.2 mailbox full".into())],
+        data_reply: vec![(
+            "reader2@".into(),
+            552,
+            "5.3.4 message too big for system".into(),
+        )],
+        ..Faults::default()
+    };
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+    app.smtp.set_faults(faults);
+    let id = send_update(&app, &token).await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let statuses = app.delivery_statuses(&id).await;
+    assert_eq!(
+        statuses[1],
+        ("reader1@example.org".into(), "sent".into(), 3)
+    );
+    assert_eq!(
+        statuses[2],
+        ("reader2@example.org".into(), "failed".into(), 1)
+    );
+    assert_eq!(
+        app.subscriber_status("reader2@example.org")
+            .await
+            .as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[tokio::test]
+async fn a_relay_that_stalls_past_the_timeout_is_given_up_on_and_retried() {
+    let app = crate::helpers::spawn_app_with(&[("smtp.timeout_seconds", 1.into())]).await;
+    let faults = Faults {
+        stall: Some(Duration::from_millis(1500)),
+        ..Faults::default()
+    };
+    let id = through_faults(&app, 2, faults, Duration::from_millis(2500)).await;
+
+    let replies: Vec<(String, i32)> =
+        sqlx::query_as("SELECT status, attempts FROM deliveries WHERE update_id = $1::uuid")
+            .bind(&id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        replies.iter().all(|(s, a)| s == "sent" && *a >= 2),
+        "{replies:?}"
+    );
+    let mut recipients: Vec<String> = app
+        .smtp
+        .messages()
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["reader0@example.org", "reader1@example.org"],
+        "each delivered once"
+    );
+}
