@@ -154,24 +154,30 @@ impl Drop for Web {
 async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within_the_in_flight_bound(
 ) {
     let _turn = crate::exclusive().await;
-    const RECIPIENTS: i64 = 2_000;
+    // The long variant (NEWSLETTER_FAULTS_LONG=1): 10,000 recipients, 20 kills.
+    let long = std::env::var("NEWSLETTER_FAULTS_LONG").is_ok_and(|v| v == "1");
+    let (recipients, max_kills, rate) = if long {
+        (10_000, 20, "400")
+    } else {
+        (2_000, 12, "300")
+    };
     const CONCURRENCY: usize = 8;
     let db = TestDatabase::create().await;
     let smtp = TestSmtp::start().await;
     let web = Web::start(&db, &smtp).await;
     let env = [
-        ("NEWSLETTER__SENDING__RATE_PER_SECOND", "300"),
+        ("NEWSLETTER__SENDING__RATE_PER_SECOND", rate),
         ("NEWSLETTER__SENDING__CONCURRENCY", "8"),
         ("NEWSLETTER__WORKER__BATCH_SIZE", "20"),
     ];
     let mut workers: Vec<WorkerProcess> = (0..3)
         .map(|_| WorkerProcess::start(&db.url, &smtp.url(), &env))
         .collect();
-    let id = web.send_update(RECIPIENTS).await;
+    let id = web.send_update(recipients).await;
 
     let mut kills = 0;
     let mut rng = rand::thread_rng();
-    while web.status(&id).await != "sent" && kills < 12 {
+    while web.status(&id).await != "sent" && kills < max_kills {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(300..800))).await;
         if web.status(&id).await == "sent" {
             break;
@@ -181,7 +187,7 @@ async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within
         kills += 1;
         workers[victim] = WorkerProcess::start(&db.url, &smtp.url(), &env);
     }
-    web.wait_until_sent(&id, Duration::from_secs(120)).await;
+    web.wait_until_sent(&id, Duration::from_secs(300)).await;
 
     let mails = smtp.messages();
     let mut per_recipient: HashMap<String, usize> = HashMap::new();
@@ -197,9 +203,33 @@ async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within
     .fetch_all(&web.pool)
     .await
     .unwrap();
-    let lost = RECIPIENTS as usize - per_recipient.len();
+    let lost = recipients as usize - per_recipient.len();
+    let twice: Vec<String> = per_recipient
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(r, _)| r.clone())
+        .collect();
+    let explained: Vec<(String, i32, bool)> = sqlx::query_as(
+        "SELECT s.email, d.attempts, d.ambiguous FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE d.update_id = $1::uuid AND s.email = ANY($2)",
+    )
+    .bind(&id)
+    .bind(&twice)
+    .fetch_all(&web.pool)
+    .await
+    .unwrap();
+    let (ambiguous, in_flight): (Vec<_>, Vec<_>) = explained.iter().partition(|(_, _, amb)| *amb);
     println!(
-        "crash test: recipients {RECIPIENTS}, delivered {}, duplicates {duplicates}, lost {lost}, kills {kills}",
+        "duplicates: {} in flight at a kill (sent again after the lease expired), {} ambiguous replies",
+        in_flight.len(),
+        ambiguous.len()
+    );
+    assert!(
+        explained.iter().all(|(_, attempts, _)| *attempts >= 2),
+        "every duplicate was attempted again: {explained:?}"
+    );
+    println!(
+        "crash test: recipients {recipients}, delivered {}, duplicates {duplicates}, lost {lost}, kills {kills}",
         per_recipient.len()
     );
     assert!(
@@ -213,7 +243,7 @@ async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within
     );
     assert_eq!(
         sent_rows.len(),
-        RECIPIENTS as usize,
+        recipients as usize,
         "every ledger row ends sent"
     );
     assert!(
