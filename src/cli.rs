@@ -47,6 +47,25 @@ pub enum Command {
     /// Create, schedule, send and inspect updates (the same operations as /api/v1/updates).
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Measure: send, render, sign-up, one-click unsubscribe and import, each beside a ceiling
+    /// measured in the same run. Uses its own database (dropped after) and a local SMTP sink.
+    Bench {
+        /// Subscribers in the send scenario.
+        #[arg(long, default_value_t = 100_000)]
+        subscribers: i64,
+        /// Seconds each HTTP load runs.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Rows in the import scenario.
+        #[arg(long, default_value_t = 100_000)]
+        import_rows: usize,
+        /// Only these scenarios (send, signup, unsubscribe, import); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Where the table is written as JSON.
+        #[arg(long, default_value = "bench-results.json")]
+        json: PathBuf,
+    },
     /// Import confirmed subscribers from a CSV file with a header row: email (required), name,
     /// state. Every row is checked first; one bad row stops the import, naming its line and field.
     /// Erased, unsubscribed and bounced addresses are refused.
@@ -154,6 +173,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Update(command) => run_update(&settings, &pool, command).await,
+        Command::Bench {
+            subscribers,
+            seconds,
+            import_rows,
+            only,
+            json,
+        } => {
+            let options = crate::bench::BenchOptions {
+                subscribers,
+                seconds,
+                import_rows,
+                only,
+                json,
+            };
+            crate::bench::run(&settings, options).await
+        }
         Command::Import {
             file,
             lists,
@@ -162,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_import(
+pub(crate) async fn run_import(
     pool: &sqlx::PgPool,
     file: &std::path::Path,
     lists: &[String],

@@ -7,6 +7,7 @@
 //! See ARCHITECTURE.md.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;
