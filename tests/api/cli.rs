@@ -259,3 +259,63 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
     assert_eq!(erased_back, 0);
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test]
+async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
+    let json = std::env::temp_dir().join(format!("bench-{}.json", uuid::Uuid::new_v4()));
+    let out = newsletter()
+        .env("DATABASE_URL", crate::helpers::server_url())
+        .env("NEWSLETTER__LOG__LEVEL", "warn")
+        .args([
+            "bench",
+            "--subscribers",
+            "300",
+            "--seconds",
+            "1",
+            "--import-rows",
+            "300",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("scenario") && stdout.contains("ratio"),
+        "{stdout}"
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r["scenario"] == name)
+            .unwrap_or_else(|| panic!("no {name} row"))
+    };
+    for name in ["send", "signup", "import"] {
+        let r = find(name);
+        assert!(
+            r["figure"].as_f64().unwrap() > 0.0 && r["ceiling"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+    }
+    assert!(find("unsubscribe (one-click)")["figure"].as_f64().unwrap() > 0.0);
+    assert!(find("peak RSS after send")["figure"].as_f64().unwrap() > 1.0);
+    let leftover: i64 = {
+        let pool = sqlx::PgPool::connect(&crate::helpers::server_url())
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'newsletter_bench_%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(leftover, 0, "the bench drops its database");
+}
