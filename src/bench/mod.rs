@@ -90,17 +90,6 @@ pub async fn run(base: &Settings, opts: BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
 /// Process CPU time (user + system) so far.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -186,7 +175,7 @@ async fn scenarios(
 ) -> anyhow::Result<Vec<Row>> {
     let sink = Sink::start().await?;
     let mut settings = base.clone();
-    settings.database.url = Secret::new(with_database(server_url, db_name));
+    settings.database.url = Secret::new(store::url_with_database(server_url, db_name));
     settings.database.max_connections = 16;
     settings.smtp.url = Some(Secret::new(sink.url()));
     settings.smtp.pool_size = 16;

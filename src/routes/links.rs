@@ -10,8 +10,8 @@ use super::AppError;
 use crate::app::AppState;
 use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::{EmailAddress, ListSlug, SignupRequest, SignupSource, SubscriberName, Token};
+use crate::store;
 use crate::store::consent::RequestOrigin;
-use crate::store::{self, signups::SignupRecord};
 
 /// The subscriber a genuine, current link of this purpose is for.
 pub async fn verified(
@@ -67,21 +67,6 @@ pub async fn resubscribe(
     let resolved = store::lists::resolve_public(&state.pool, &request.lists, None)
         .await?
         .unwrap_or_default();
-    let signup = &state.settings.signup;
-    store::signups::record(
-        &state.pool,
-        SignupRecord {
-            request: &request,
-            lists: &resolved,
-            source: SignupSource::Link,
-            origin,
-            consent_text: &signup.consent_text,
-            consent_version: &signup.consent_version,
-            resend_after: signup.resend_after,
-            confirm_ttl: signup.confirm_ttl,
-            secret_key: state.settings.security.secret_key.expose().as_bytes(),
-        },
-    )
-    .await?;
+    super::signup::record(state, &request, &resolved, SignupSource::Link, origin).await?;
     Ok(state.pages.page(StatusCode::OK, "pending", json!({})))
 }

@@ -177,17 +177,35 @@ async fn subscribe(
                 return invalid(&state, format, &input, &errors).await;
             }
         };
+    let source = match format {
+        Format::Form => SignupSource::Form,
+        Format::Json => SignupSource::Api,
+    };
+    let outcome = record(&state, &request, &lists, source, &origin).await?;
+    tracing::info!(
+        ?outcome,
+        domain = request.email.domain(),
+        "sign-up recorded"
+    );
+    Ok(accepted(format))
+}
+
+/// Records a sign-up with the configured consent wording, throttle and link lifetime.
+pub(super) async fn record(
+    state: &AppState,
+    request: &crate::domain::SignupRequest,
+    lists: &[(uuid::Uuid, String)],
+    source: SignupSource,
+    origin: &crate::store::consent::RequestOrigin,
+) -> anyhow::Result<store::signups::SignupOutcome> {
     let signup = &state.settings.signup;
-    let outcome = store::signups::record(
+    store::signups::record(
         &state.pool,
         SignupRecord {
-            request: &request,
-            lists: &lists,
-            source: match format {
-                Format::Form => SignupSource::Form,
-                Format::Json => SignupSource::Api,
-            },
-            origin: &origin,
+            request,
+            lists,
+            source,
+            origin,
             consent_text: &signup.consent_text,
             consent_version: &signup.consent_version,
             resend_after: signup.resend_after,
@@ -195,13 +213,7 @@ async fn subscribe(
             secret_key: state.settings.security.secret_key.expose().as_bytes(),
         },
     )
-    .await?;
-    tracing::info!(
-        ?outcome,
-        domain = request.email.domain(),
-        "sign-up recorded"
-    );
-    Ok(accepted(format))
+    .await
 }
 
 fn accepted(format: Format) -> Response {

@@ -51,3 +51,15 @@ pub async fn ping(pool: &PgPool) -> bool {
 pub(crate) fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
+
+/// `url` with its database name replaced by `db` (query parameters kept).
+pub fn url_with_database(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}

@@ -21,17 +21,6 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
 /// A new, migrated database; dropped (with its connections) when the guard drops.
 pub struct TestDatabase {
     pub name: String,
@@ -47,7 +36,7 @@ impl TestDatabase {
         conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
             .await
             .expect("creating the test database");
-        let url = with_database(&server_url(), &name);
+        let url = newsletter::store::url_with_database(&server_url(), &name);
         let pool = PgPool::connect(&url)
             .await
             .expect("connecting to the test database");
