@@ -219,6 +219,7 @@ async fn scenarios(
         .await?;
         let done = wait_until("sending", || async { Ok(sink.received() >= n as u64) }).await?;
         let cpu = cpu_time() - cpu0;
+        let rss = peak_rss_mb();
         stop.cancel();
         let _ = worker_task.await;
         let elapsed = done - t0;
