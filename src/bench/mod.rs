@@ -256,7 +256,7 @@ async fn scenarios(
         ));
         rows.push(row(
             "peak RSS after send",
-            peak_rss_mb(),
+            rss,
             "MB",
             None,
             "VmHWM of the bench process".into(),
