@@ -11,26 +11,27 @@ pub struct Contact {
     pub link_version: i32,
     /// Chosen topics; None: every topic.
     pub topics: Option<Vec<String>>,
-    /// For an update: still confirmed on at least one of its lists.
-    pub on_update_lists: bool,
+    /// Slugs of the lists the subscriber is confirmed on.
+    pub lists: Vec<String>,
 }
 
-/// The subscriber, and whether they are still on one of `update_id`'s lists (false when None).
-pub async fn contact(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    update_id: Option<Uuid>,
-) -> sqlx::Result<Option<Contact>> {
+impl Contact {
+    /// Still on at least one of `lists`.
+    pub fn on_any(&self, lists: &[String]) -> bool {
+        self.lists.iter().any(|l| lists.contains(l))
+    }
+}
+
+/// The subscriber with their confirmed lists. The lists are read through the subscriber's own
+/// rows (primary key), never by scanning a list, so this stays fast however big a list is.
+pub async fn contact(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Contact>> {
     let row = sqlx::query(
         "SELECT s.id, s.email, s.name, s.status, s.link_version, s.topics,
-                EXISTS (SELECT 1 FROM update_lists ul
-                        JOIN subscriptions sub ON sub.list_id = ul.list_id
-                        WHERE ul.update_id = $2 AND sub.subscriber_id = s.id
-                          AND sub.status = 'confirmed') AS on_update_lists
+                ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
+                      WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed') AS lists
          FROM subscribers s WHERE s.id = $1",
     )
     .bind(id)
-    .bind(update_id)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| Contact {
@@ -40,7 +41,7 @@ pub async fn contact(
         status: r.get("status"),
         link_version: r.get("link_version"),
         topics: r.get("topics"),
-        on_update_lists: r.get("on_update_lists"),
+        lists: r.get("lists"),
     }))
 }
 

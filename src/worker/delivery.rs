@@ -130,8 +130,7 @@ async fn compose(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
     let Some(subscriber_id) = job.subscriber_id else {
         return Ok(Composed::Skip("the subscriber's data was erased".into()));
     };
-    let Some(contact) = subscribers::contact(&worker.pool, subscriber_id, job.update_id).await?
-    else {
+    let Some(contact) = subscribers::contact(&worker.pool, subscriber_id).await? else {
         return Ok(Composed::Skip("the subscriber no longer exists".into()));
     };
     match (job.kind.as_str(), job.update_id) {
@@ -140,10 +139,10 @@ async fn compose(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
             if contact.status != "confirmed" {
                 return Ok(Composed::Skip(format!("subscriber is {}", contact.status)));
             }
-            if !contact.on_update_lists {
+            let update = worker.prepared(update_id).await?;
+            if !contact.on_any(&update.record.lists) {
                 return Ok(Composed::Skip("subscriber left the update's lists".into()));
             }
-            let update = worker.prepared(update_id).await?;
             let items = items_for(&update.record.news_items, contact.topics.as_deref());
             if !update.record.news_items.is_empty() && items.is_empty() {
                 return Ok(Composed::Skip(
@@ -221,7 +220,7 @@ async fn compose_test(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed
     let (Some(update_id), Some(to)) = (update_id, to) else {
         return Ok(Composed::Skip("malformed test mail".into()));
     };
-    let update = worker.prepared(update_id).await?;
+    let update = worker.prepared_fresh(update_id).await?;
     // A test mail's links point nowhere real: they are signed for the nil subscriber.
     let links = Links::for_id(worker, Uuid::nil(), 0);
     let items: Vec<&NewsItem> = update.record.news_items.iter().collect();

@@ -98,7 +98,17 @@ impl Worker {
         update_id: uuid::Uuid,
     ) -> anyhow::Result<Arc<prepared::PreparedUpdate>> {
         self.prepared
-            .get(&self.pool, &self.settings, update_id)
+            .get(&self.pool, &self.settings, update_id, false)
+            .await
+    }
+
+    /// The update as it is now (for test mails of drafts, which may have changed).
+    async fn prepared_fresh(
+        &self,
+        update_id: uuid::Uuid,
+    ) -> anyhow::Result<Arc<prepared::PreparedUpdate>> {
+        self.prepared
+            .get(&self.pool, &self.settings, update_id, true)
             .await
     }
 

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -25,11 +24,10 @@ pub struct PreparedUpdate {
     pub web_url: String,
 }
 
-/// An update's id and the time of its last change: an edited draft is prepared again.
-type Version = (Uuid, DateTime<Utc>);
-
+/// Prepared updates by id. An update's content cannot change once it is sending, so an entry
+/// is reused for every mail of it; a test mail of a draft asks for a fresh one.
 #[derive(Default)]
-pub struct PreparedCache(Mutex<HashMap<Version, Arc<PreparedUpdate>>>);
+pub struct PreparedCache(Mutex<HashMap<Uuid, Arc<PreparedUpdate>>>);
 
 impl PreparedCache {
     pub async fn get(
@@ -37,20 +35,22 @@ impl PreparedCache {
         pool: &sqlx::PgPool,
         settings: &Settings,
         id: Uuid,
+        fresh: bool,
     ) -> anyhow::Result<Arc<PreparedUpdate>> {
+        if !fresh {
+            if let Some(hit) = self.0.lock().await.get(&id) {
+                return Ok(Arc::clone(hit));
+            }
+        }
         let record = updates::get(pool, id)
             .await?
             .with_context(|| format!("update {id} is gone"))?;
-        let key = (id, record.updated_at);
-        let mut cache = self.0.lock().await;
-        if let Some(hit) = cache.get(&key) {
-            return Ok(Arc::clone(hit));
-        }
         let prepared = Arc::new(prepare(settings, record)?);
+        let mut cache = self.0.lock().await;
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(key, Arc::clone(&prepared));
+        cache.insert(id, Arc::clone(&prepared));
         Ok(prepared)
     }
 }
