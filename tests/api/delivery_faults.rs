@@ -9,20 +9,6 @@ use crate::smtp_server::Faults;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn send_update(app: &crate::helpers::TestApp, token: &str) -> String {
-    let id = app.create_update(token, "Faults").await;
-    let response = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{id}/send"),
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    id
-}
-
 #[tokio::test]
 async fn a_temporary_failure_is_retried_and_delivered_once() {
     let app = spawn_app().await;
@@ -33,7 +19,7 @@ async fn a_temporary_failure_is_retried_and_delivered_once() {
         ..Faults::default()
     });
 
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sent").await;
 
     let mails = app.smtp.messages();
@@ -62,7 +48,7 @@ async fn no_such_user_fails_once_marks_the_subscriber_bounced_and_is_not_retried
         ..Faults::default()
     });
 
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sent").await;
 
     let statuses = app.delivery_statuses(&id).await;
@@ -107,7 +93,7 @@ async fn no_such_user_fails_once_marks_the_subscriber_bounced_and_is_not_retried
         0,
         "a bounced address is not retried"
     );
-    let next = send_update(&app, &token).await;
+    let next = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&next, "sent").await;
     assert_eq!(
         app.delivery_statuses(&next).await.len(),
@@ -130,7 +116,7 @@ async fn a_policy_rejection_fails_the_mail_but_leaves_the_subscriber_alone() {
         ..Faults::default()
     });
 
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sent").await;
 
     let statuses = app.delivery_statuses(&id).await;
@@ -156,7 +142,7 @@ async fn a_connection_cut_in_the_middle_of_data_is_retried_and_delivered_once() 
         ..Faults::default()
     });
 
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sent").await;
 
     assert_eq!(
@@ -184,7 +170,7 @@ async fn a_mail_taken_without_a_reply_is_recorded_as_ambiguous_and_retried() {
         ..Faults::default()
     });
 
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sent").await;
 
     assert_eq!(
@@ -210,7 +196,7 @@ async fn a_relay_down_for_a_while_delays_the_update_and_then_everything_is_deliv
     let port = app.smtp.port();
     app.smtp.stop().await;
 
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let deferred: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'deferred'")
@@ -241,7 +227,7 @@ async fn a_mail_that_cannot_go_out_before_give_up_after_hours_is_marked_failed()
         rcpt: vec![("reader0@".into(), 451, "4.3.0 mailbox busy".into())],
         ..Faults::default()
     });
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sending").await;
     // The row has been waiting longer than sending.give_up_after_hours (72).
     sqlx::query("UPDATE deliveries SET created_at = now() - interval '73 hours'")
@@ -305,7 +291,7 @@ async fn through_faults(
     let token = app.api_token().await;
     app.seed_confirmed(n, "example.org").await;
     app.smtp.set_faults(faults);
-    let id = send_update(app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     tokio::time::sleep(clear_after).await;
     app.smtp.set_faults(Faults::default());
     app.wait_for_update_status(&id, "sent").await;
@@ -345,7 +331,7 @@ async fn a_452_on_rcpt_is_retried_and_a_552_after_data_fails_without_a_bounce() 
     let token = app.api_token().await;
     app.seed_confirmed(3, "example.org").await;
     app.smtp.set_faults(faults);
-    let id = send_update(&app, &token).await;
+    let id = app.create_and_send(&token, "Faults").await;
     app.wait_for_update_status(&id, "sent").await;
 
     let statuses = app.delivery_statuses(&id).await;

@@ -410,4 +410,24 @@ impl TestApp {
         }
         panic!("mails stayed in flight");
     }
+
+    /// Sends an update now through the API.
+    pub async fn send_now(&self, token: &str, id: &str) {
+        let response = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/updates/{id}/send"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 200, "sending update {id}");
+    }
+
+    /// Creates a draft to the default list and sends it now; returns its id.
+    pub async fn create_and_send(&self, token: &str, subject: &str) -> String {
+        let id = self.create_update(token, subject).await;
+        self.send_now(token, &id).await;
+        id
+    }
 }

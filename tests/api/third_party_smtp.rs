@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use reqwest::Method;
-
 use crate::helpers::spawn_app_on_url;
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -75,13 +73,7 @@ async fn an_update_goes_through_aiosmtpd_once_per_recipient_with_its_headers() {
     app.seed_confirmed(25, "example.org").await;
     let id = app.create_update(&token, "Through aiosmtpd").await;
 
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{id}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &id).await;
     app.wait_for_update_status(&id, "sent").await;
 
     let mails = relay.mails();

@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use reqwest::Method;
-
 use crate::helpers::spawn_app;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -27,13 +25,7 @@ async fn the_one_click_post_a_mail_client_sends_unsubscribes_and_answers_200() {
     let token = app.api_token().await;
     app.seed_confirmed(1, "example.org").await;
     let id = app.create_update(&token, "First").await;
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{id}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &id).await;
     let mail = app.smtp.wait_for(1, WAIT).await.remove(0);
     let path = unsubscribe_path(&app, &mail.data);
 
@@ -77,13 +69,7 @@ async fn a_forged_or_altered_unsubscribe_link_gets_a_clear_page_and_changes_noth
     let token = app.api_token().await;
     app.seed_confirmed(1, "example.org").await;
     let id = app.create_update(&token, "First").await;
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{id}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &id).await;
     let path = unsubscribe_path(&app, &app.smtp.wait_for(1, WAIT).await[0].data);
     let token_part = path.trim_start_matches("/unsubscribe/").to_owned();
     let mut altered = token_part.clone().into_bytes();
@@ -116,13 +102,7 @@ async fn an_unsubscribe_between_two_sends_of_one_update_stops_the_second() {
     app.seed_confirmed(2, "example.org").await;
     // A first update gives reader1 the link they will use.
     let first = app.create_update(&token, "First").await;
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{first}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &first).await;
     let mails = app.smtp.wait_for(2, WAIT).await;
     let reader1 = mails
         .iter()
@@ -135,13 +115,7 @@ async fn an_unsubscribe_between_two_sends_of_one_update_stops_the_second() {
     let port = app.smtp.port();
     app.smtp.stop().await;
     let second = app.create_update(&token, "Second").await;
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{second}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &second).await;
     app.wait_for_update_status(&second, "sending").await;
     assert_eq!(
         app.delivery_statuses(&second).await.len(),

@@ -152,15 +152,7 @@ async fn an_update_to_1000_subscribers_delivers_exactly_1000_personalised_mails_
     .unwrap();
     let id = app.create_update(&token, "Senate hearing on the ICC").await;
 
-    let sent = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{id}/send"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(sent.status(), 200);
+    app.send_now(&token, &id).await;
     app.wait_for_update_status(&id, "sent").await;
 
     let mails = app.smtp.messages();
@@ -285,13 +277,7 @@ async fn pause_holds_the_queue_resume_drains_it_and_cancel_skips_the_rest() {
     let port = app.smtp.port();
     let id = app.create_update(&token, "Pausable").await;
 
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{id}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &id).await;
     app.wait_for_update_status(&id, "sending").await;
     let paused = app
         .api(
@@ -327,13 +313,7 @@ async fn pause_holds_the_queue_resume_drains_it_and_cancel_skips_the_rest() {
 
     let second = app.create_update(&token, "Cancelled").await;
     relay.stop().await;
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{second}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &second).await;
     app.wait_for_update_status(&second, "sending").await;
     let cancelled = app
         .api(
@@ -456,13 +436,7 @@ async fn with_dkim_configured_every_mail_is_signed_over_both_list_unsubscribe_he
     app.seed_confirmed(2, "example.org").await;
     let id = app.create_update(&token, "Signed").await;
 
-    app.api(
-        Method::POST,
-        &format!("/api/v1/updates/{id}/send"),
-        &token,
-        None,
-    )
-    .await;
+    app.send_now(&token, &id).await;
     let mails = app.smtp.wait_for(2, WAIT).await;
     let _ = std::fs::remove_file(&key_file);
 

@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::spawn_app_with;
 use crate::smtp_server::Faults;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -24,20 +22,6 @@ pub fn busiest_window(mut times: Vec<Instant>, width: Duration) -> usize {
     best
 }
 
-async fn send(app: &TestApp, token: &str) -> String {
-    let id = app.create_update(token, "Rated").await;
-    let response = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{id}/send"),
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    id
-}
-
 #[tokio::test]
 async fn with_a_rate_of_50_no_one_second_window_has_more_than_rate_plus_burst() {
     let _turn = crate::exclusive().await;
@@ -51,7 +35,7 @@ async fn with_a_rate_of_50_no_one_second_window_has_more_than_rate_plus_burst() 
     let token = app.api_token().await;
     app.seed_confirmed(500, "example.org").await;
 
-    let id = send(&app, &token).await;
+    let id = app.create_and_send(&token, "Rated").await;
     let mails = app.smtp.wait_for(500, WAIT).await;
     app.wait_for_update_status(&id, "sent").await;
 
@@ -79,7 +63,7 @@ async fn a_domain_limit_holds_while_other_domains_go_faster() {
     app.seed_confirmed_from(0, 20, "slow.example").await;
     app.seed_confirmed_from(100, 200, "fast.example").await;
 
-    let id = send(&app, &token).await;
+    let id = app.create_and_send(&token, "Rated").await;
     let mails = app.smtp.wait_for(220, WAIT).await;
     app.wait_for_update_status(&id, "sent").await;
 
@@ -123,7 +107,7 @@ async fn a_throttle_reply_slows_that_domain_down_and_bounces_nobody() {
         ..Faults::default()
     });
 
-    send(&app, &token).await;
+    app.create_and_send(&token, "Rated").await;
     app.smtp.wait_for(20, WAIT).await;
     app.wait_for_queue_to_drain().await;
 
@@ -178,7 +162,7 @@ async fn policy_refusals_trip_the_circuit_breaker_which_pauses_the_update_with_a
         ..Faults::default()
     });
 
-    let id = send(&app, &token).await;
+    let id = app.create_and_send(&token, "Rated").await;
     app.wait_for_update_status(&id, "paused").await;
     app.wait_for_no_mail_in_flight(&id).await;
 
