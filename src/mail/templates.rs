@@ -60,7 +60,15 @@ impl MailTemplates {
                     .with_context(|| format!("loading mail template {}", path.display()))?;
             }
         }
-        Ok(Self { html, text, names })
+        let templates = Self { html, text, names };
+        for name in &templates.names {
+            templates
+                .render(name, &sample_data(name))
+                .with_context(|| {
+                    format!("mail template {name} does not render with sample data")
+                })?;
+        }
+        Ok(templates)
     }
 
     /// Whether a mail template of this name was loaded.
@@ -91,6 +99,32 @@ impl MailTemplates {
     }
 }
 
+/// Data of the shape the worker gives each mail, so a broken template fails at start-up
+/// rather than at the ten-thousandth send. Folders other than the built-in mails are update
+/// templates.
+fn sample_data(name: &str) -> serde_json::Value {
+    let links = serde_json::json!({
+        "name": "Sample Reader", "email": "reader@example.org", "postal_address": "1 Sample Street",
+        "manage_url": "https://example.org/manage/x", "unsubscribe_url": "https://example.org/unsubscribe/x",
+    });
+    let mut data = match name {
+        "confirmation" => serde_json::json!({
+            "confirm_url": "https://example.org/subscriptions/confirm?token=x", "expires_hours": 72,
+        }),
+        "welcome" => serde_json::json!({ "lists": ["Sample list"] }),
+        _ => serde_json::json!({
+            "subject": "Sample update", "preheader": "Sample", "intro": "Hello", "intro_html": "<p>Hello</p>",
+            "web_url": "https://example.org/updates/x",
+            "news_items": [{"title": "Item", "summary": "Summary", "source": "Source",
+                            "url": "https://example.org/item", "published_on": "2026-11-20", "topic": "congress"}],
+        }),
+    };
+    if let (Some(d), Some(l)) = (data.as_object_mut(), links.as_object()) {
+        d.extend(l.clone());
+    }
+    data
+}
+
 /// Collapses all whitespace runs (CR and LF included) to one space.
 pub fn single_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -99,6 +133,42 @@ pub fn single_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_templates_load_and_render_with_sample_data() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"));
+        let t = MailTemplates::load(dir).unwrap();
+        assert!(t.has("update") && t.has("confirmation") && t.has("welcome"));
+        let r = t.render("update", &sample_data("update")).unwrap();
+        assert_eq!(r.subject, "Sample update");
+        assert!(
+            r.html.contains("Sample Reader")
+                && r.text.contains("https://example.org/unsubscribe/x")
+        );
+    }
+
+    #[test]
+    fn a_template_naming_a_missing_field_fails_the_load() {
+        let dir =
+            std::env::temp_dir().join(format!("newsletter-templates-{}", uuid::Uuid::new_v4()));
+        let shipped = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/email"));
+        for name in REQUIRED {
+            let to = dir.join("email").join(name);
+            std::fs::create_dir_all(&to).unwrap();
+            for file in ["subject.txt.hbs", "body.txt.hbs", "body.html.hbs"] {
+                std::fs::copy(shipped.join(name).join(file), to.join(file)).unwrap();
+            }
+        }
+        std::fs::write(dir.join("email/welcome/body.txt.hbs"), "{{no_such_field}}").unwrap();
+        let err = format!(
+            "{:#}",
+            MailTemplates::load(&dir)
+                .err()
+                .expect("a broken template fails the load")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.contains("welcome"), "{err}");
+    }
 
     #[test]
     fn single_line_removes_line_breaks() {
