@@ -116,50 +116,33 @@ impl SmtpPool {
         }
     }
 
+    /// A connection ready for MAIL FROM: greeted, upgraded to TLS as configured, authenticated.
+    /// With `tls=opportunistic`, a relay that advertises STARTTLS but fails it gets a second,
+    /// plain connection (as Postfix does at its `may` level); with `tls=required` it is an error
+    /// and nothing is sent in the clear.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let c = &self.config;
-        let tls = || TlsParameters::new(c.host.clone()).map_err(|e| classify(&e, Phase::Connect));
-        let mut conn = if c.tls == TlsMode::Implicit {
-            let params = tls()?;
-            self.step(
-                Phase::Connect,
-                AsyncSmtpConnection::connect_tokio1(
-                    (c.host.as_str(), c.port),
-                    Some(c.timeout),
-                    &self.hello,
-                    Some(params),
-                    None,
-                ),
-            )
-            .await?
-        } else {
-            let stream =
-                tokio::time::timeout(c.timeout, TcpStream::connect((c.host.as_str(), c.port)))
-                    .await
-                    .map_err(|_| {
-                        SendError::transient("connecting to the relay timed out".into(), false)
-                    })?
-                    .map_err(|e| {
-                        SendError::transient(format!("connecting to the relay: {e}"), false)
-                    })?;
-            stream
-                .set_nodelay(true)
-                .map_err(|e| SendError::transient(format!("setting TCP_NODELAY: {e}"), false))?;
-            self.step(
-                Phase::Connect,
-                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
-            )
-            .await?
-        };
+        let mut conn = self.open().await?;
         let wants_tls = match c.tls {
             TlsMode::Required => true,
             TlsMode::Opportunistic => conn.can_starttls(),
             TlsMode::None | TlsMode::Implicit => false,
         };
         if wants_tls {
-            let params = tls()?;
-            self.step(Phase::Connect, conn.starttls(params, &self.hello))
-                .await?;
+            let upgraded = match self.tls_parameters() {
+                Ok(params) => {
+                    self.step(Phase::Connect, conn.starttls(params, &self.hello))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = upgraded {
+                if c.tls == TlsMode::Required {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e.reply, "STARTTLS failed; sending without TLS (smtp.url has tls=opportunistic)");
+                conn = self.open().await?;
+            }
         }
         if let Some(credentials) = &c.credentials {
             self.step(
@@ -169,6 +152,42 @@ impl SmtpPool {
             .await?;
         }
         Ok(conn)
+    }
+
+    fn tls_parameters(&self) -> Result<TlsParameters, SendError> {
+        TlsParameters::new(self.config.host.clone()).map_err(|e| classify(&e, Phase::Connect))
+    }
+
+    /// A new connection, greeted (EHLO): a plain TCP_NODELAY socket, or implicit TLS.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let c = &self.config;
+        if c.tls == TlsMode::Implicit {
+            let params = self.tls_parameters()?;
+            return self
+                .step(
+                    Phase::Connect,
+                    AsyncSmtpConnection::connect_tokio1(
+                        (c.host.as_str(), c.port),
+                        Some(c.timeout),
+                        &self.hello,
+                        Some(params),
+                        None,
+                    ),
+                )
+                .await;
+        }
+        let stream = tokio::time::timeout(c.timeout, TcpStream::connect((c.host.as_str(), c.port)))
+            .await
+            .map_err(|_| SendError::transient("connecting to the relay timed out".into(), false))?
+            .map_err(|e| SendError::transient(format!("connecting to the relay: {e}"), false))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| SendError::transient(format!("setting TCP_NODELAY: {e}"), false))?;
+        self.step(
+            Phase::Connect,
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+        )
+        .await
     }
 
     /// Sends one message; on any error the connection is dropped, never reused.
@@ -245,7 +264,9 @@ impl SmtpPool {
 fn classify(e: &lettre::transport::smtp::Error, phase: Phase) -> SendError {
     let reply = super::transport::error_chain(e);
     let code = e.status().map(u16::from);
-    let kind = if e.is_permanent() {
+    // Before MAIL FROM, a refusal (a 554 greeting, a failed STARTTLS, 535 on AUTH) is about the
+    // relay or our configuration, never about the recipient: it must not fail or bounce them.
+    let kind = if e.is_permanent() && phase != Phase::Connect {
         SendErrorKind::Permanent
     } else {
         SendErrorKind::Transient

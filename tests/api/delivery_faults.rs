@@ -383,3 +383,130 @@ async fn a_relay_that_stalls_past_the_timeout_is_given_up_on_and_retried() {
         "each delivered once"
     );
 }
+
+/// Waits until every delivery of the update was tried at least `attempts` times and none is in
+/// flight; returns (status, attempts, last reply) by subscriber e-mail.
+async fn wait_for_attempts(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    attempts: i32,
+) -> Vec<(String, i32, String)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows: Vec<(String, i32, Option<String>)> = sqlx::query_as(
+            "SELECT d.status, d.attempts, d.last_reply FROM deliveries d
+             JOIN subscribers s ON s.id = d.subscriber_id WHERE d.update_id = $1::uuid ORDER BY s.email",
+        )
+        .bind(id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        if rows
+            .iter()
+            .all(|(s, a, _)| s != "sending" && *a >= attempts)
+        {
+            return rows
+                .into_iter()
+                .map(|(s, a, r)| (s, a, r.unwrap_or_default()))
+                .collect();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries not tried {attempts} times: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_tls_required_a_relay_that_refuses_starttls_gets_nothing_in_the_clear() {
+    let smtp = crate::smtp_server::TestSmtp::start().await;
+    smtp.set_faults(Faults {
+        refuse_starttls: true,
+        ..Faults::default()
+    });
+    let url = format!("{}?tls=required", smtp.url());
+    let app = crate::helpers::spawn_app_on(smtp, &[("smtp.url", url.into())]).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+
+    let id = app.create_and_send(&token, "Faults").await;
+    let rows = wait_for_attempts(&app, &id, 2).await;
+
+    assert_eq!(app.smtp.count(), 0, "no mail went out without TLS");
+    for (status, _, reply) in &rows {
+        assert_eq!(status, "deferred", "{rows:?}");
+        assert!(
+            reply.contains("454") || reply.contains("STARTTLS"),
+            "{rows:?}"
+        );
+    }
+    for n in 0..3 {
+        assert_eq!(
+            app.subscriber_status(&format!("reader{n}@example.org"))
+                .await
+                .as_deref(),
+            Some("confirmed")
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_opportunistic_tls_a_refused_starttls_falls_back_to_a_plain_connection() {
+    let smtp = crate::smtp_server::TestSmtp::start().await;
+    smtp.set_faults(Faults {
+        refuse_starttls: true,
+        ..Faults::default()
+    });
+    let url = format!("{}?tls=opportunistic", smtp.url());
+    let app = crate::helpers::spawn_app_on(smtp, &[("smtp.url", url.into())]).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+
+    let id = app.create_and_send(&token, "Faults").await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    assert_eq!(app.smtp.count(), 3);
+    assert!(
+        app.delivery_statuses(&id)
+            .await
+            .iter()
+            .all(|(_, s, attempts)| s == "sent" && *attempts == 1),
+        "sent at the first attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_relay_that_refuses_auth_defers_the_mail_and_fails_or_bounces_nobody() {
+    let smtp = crate::smtp_server::TestSmtp::start().await;
+    smtp.set_faults(Faults {
+        require_auth: Some(("newsletter".into(), "s3cret pass".into())),
+        refuse_auth_times: 4,
+        ..Faults::default()
+    });
+    let url = format!("smtp://newsletter:s3cret%20pass@127.0.0.1:{}", smtp.port());
+    let app = crate::helpers::spawn_app_on(smtp, &[("smtp.url", url.into())]).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(3, "example.org").await;
+
+    let id = app.create_and_send(&token, "Faults").await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let mails = app.smtp.messages();
+    assert_eq!(mails.len(), 3, "each delivered once");
+    assert!(mails
+        .iter()
+        .all(|m| m.authenticated_as.as_deref() == Some("newsletter")));
+    let statuses = app.delivery_statuses(&id).await;
+    assert!(statuses.iter().all(|(_, s, _)| s == "sent"), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|(_, _, attempts)| *attempts >= 2),
+        "the refusals deferred some mail: {statuses:?}"
+    );
+    for (email, _, _) in &statuses {
+        assert_eq!(
+            app.subscriber_status(email).await.as_deref(),
+            Some("confirmed")
+        );
+    }
+}

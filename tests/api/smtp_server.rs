@@ -1,6 +1,7 @@
 //! An SMTP server for tests: real SMTP over TCP on 127.0.0.1, with faults that can be injected
 //! at run time (rejections by recipient, transient failures, throttling, connections cut in the
-//! middle of DATA, mail taken without a reply, stalls).
+//! middle of DATA, mail taken without a reply, stalls, a refused STARTTLS, AUTH with credentials
+//! to check or refuse).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ pub struct ReceivedMail {
     /// sender decided to send (rate-limit tests measure this).
     #[allow(dead_code)] // read by the engine tests
     pub started_at: Instant,
+    /// The user name of a successful AUTH on its connection, if any.
+    #[allow(dead_code)] // read by the delivery-fault tests
+    pub authenticated_as: Option<String>,
 }
 
 /// Faults to inject; `Default` is a well-behaved relay. Substring rules match recipient addresses.
@@ -53,6 +57,13 @@ pub struct Faults {
     pub close_before_250_times: Vec<(String, u32)>,
     /// Wait this long before each reply after the greeting.
     pub stall: Option<Duration>,
+    /// Advertise STARTTLS and answer it with `454 4.7.0` (TLS not available).
+    pub refuse_starttls: bool,
+    /// Advertise `AUTH PLAIN LOGIN`, accept only this (user, password), and answer MAIL FROM
+    /// with `530 5.7.0` until a client authenticated.
+    pub require_auth: Option<(String, String)>,
+    /// The first N AUTH attempts get `535 5.7.8` whatever the credentials.
+    pub refuse_auth_times: u32,
 }
 
 #[derive(Default)]
@@ -229,6 +240,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
     let mut mail_from: Option<String> = None;
     let mut started_at = Instant::now();
     let mut rcpt_to: Vec<String> = Vec::new();
+    let mut authenticated_as: Option<String> = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -251,7 +263,19 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
         let upper = text.to_ascii_uppercase();
         let verb = upper.split_whitespace().next().unwrap_or("");
         let reply: String = match verb {
-            "EHLO" => "250-test-smtp\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760".into(),
+            "EHLO" => ehlo_reply(&state.faults.lock().unwrap()),
+            "STARTTLS" if state.faults.lock().unwrap().refuse_starttls => {
+                "454 4.7.0 TLS not available due to temporary reason".into()
+            }
+            "AUTH" if state.faults.lock().unwrap().require_auth.is_some() => {
+                match authenticate(&mut reader, &mut write, state, &text).await? {
+                    Some(user) => {
+                        authenticated_as = Some(user);
+                        "235 2.7.0 authentication successful".into()
+                    }
+                    None => "535 5.7.8 authentication credentials invalid".into(),
+                }
+            }
             "HELO" => "250 test-smtp".into(),
             "NOOP" => "250 2.0.0 ok".into(),
             "RSET" => {
@@ -262,6 +286,12 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
             "QUIT" => {
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
+            }
+            "MAIL"
+                if authenticated_as.is_none()
+                    && state.faults.lock().unwrap().require_auth.is_some() =>
+            {
+                "530 5.7.0 authentication required".into()
             }
             "MAIL" => {
                 let throttle = state.faults.lock().unwrap().throttle_after.clone();
@@ -299,6 +329,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
                     connection_id: id,
                     received_at: Instant::now(),
                     started_at,
+                    authenticated_as: authenticated_as.clone(),
                 };
                 match receive_data(&mut reader, &mut write, state, mail).await? {
                     After::Continue => continue,
@@ -310,6 +341,71 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
         };
         write.write_all(format!("{reply}\r\n").as_bytes()).await?;
     }
+}
+
+fn ehlo_reply(faults: &Faults) -> String {
+    let mut reply = String::from("250-test-smtp\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n");
+    if faults.refuse_starttls {
+        reply.push_str("250-STARTTLS\r\n");
+    }
+    if faults.require_auth.is_some() {
+        reply.push_str("250-AUTH PLAIN LOGIN\r\n");
+    }
+    reply.push_str("250 SIZE 10485760");
+    reply
+}
+
+/// Runs one AUTH exchange (PLAIN with an initial response or after a 334, or LOGIN); the user
+/// name when the credentials match and no refusal is due.
+async fn authenticate(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    state: &State,
+    command: &str,
+) -> std::io::Result<Option<String>> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut ask = async |prompt: &str| -> std::io::Result<Vec<u8>> {
+        write
+            .write_all(format!("334 {prompt}\r\n").as_bytes())
+            .await?;
+        let mut answer = String::new();
+        (&mut *reader)
+            .take(MAX_LINE as u64)
+            .read_line(&mut answer)
+            .await?;
+        Ok(b64.decode(answer.trim_end()).unwrap_or_default())
+    };
+    let mut words = command.split_whitespace().skip(1);
+    let (user, password) = match words.next().map(str::to_ascii_uppercase).as_deref() {
+        Some("PLAIN") => {
+            let blob = match words.next() {
+                Some(initial) => b64.decode(initial).unwrap_or_default(),
+                None => ask("").await?,
+            };
+            let mut parts = blob.split(|b| *b == 0).skip(1);
+            let field =
+                |p: Option<&[u8]>| String::from_utf8_lossy(p.unwrap_or_default()).into_owned();
+            (field(parts.next()), field(parts.next()))
+        }
+        Some("LOGIN") => {
+            let user = ask(&b64.encode("Username:")).await?;
+            let password = ask(&b64.encode("Password:")).await?;
+            (
+                String::from_utf8_lossy(&user).into_owned(),
+                String::from_utf8_lossy(&password).into_owned(),
+            )
+        }
+        _ => return Ok(None),
+    };
+    let times = state.faults.lock().unwrap().refuse_auth_times;
+    if fire(state, "refuse_auth", 0, times) {
+        return Ok(None);
+    }
+    let expected = state.faults.lock().unwrap().require_auth.clone();
+    Ok(expected
+        .filter(|(u, p)| *u == user && *p == password)
+        .map(|(u, _)| u))
 }
 
 fn rcpt_reply(state: &State, rcpt: &str) -> Option<String> {
@@ -469,5 +565,41 @@ mod self_checks {
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
         let again = TestSmtp::start_on(port).await.unwrap();
         connect(&again).await;
+    }
+
+    #[tokio::test]
+    async fn smtp_server_refuses_starttls_and_checks_auth_login_before_mail() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let smtp = TestSmtp::start().await;
+        smtp.set_faults(Faults {
+            refuse_starttls: true,
+            require_auth: Some(("user".into(), "secret".into())),
+            refuse_auth_times: 1,
+            ..Faults::default()
+        });
+        let mut s = connect(&smtp).await;
+        let ehlo = command(&mut s, "EHLO me").await;
+        assert!(ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"));
+        assert!(command(&mut s, "STARTTLS").await.starts_with("454 4.7.0"));
+        assert!(command(&mut s, "MAIL FROM:<a@example.org>")
+            .await
+            .starts_with("530"));
+        let plain = b64("\0user\0secret");
+        assert!(command(&mut s, &format!("AUTH PLAIN {plain}"))
+            .await
+            .starts_with("535"));
+        assert!(command(&mut s, "AUTH LOGIN").await.starts_with("334"));
+        assert!(command(&mut s, &b64("user")).await.starts_with("334"));
+        assert!(command(&mut s, &b64("wrong")).await.starts_with("535"));
+        command(&mut s, "AUTH LOGIN").await;
+        command(&mut s, &b64("user")).await;
+        assert!(command(&mut s, &b64("secret")).await.starts_with("235"));
+        command(&mut s, "MAIL FROM:<a@example.org>").await;
+        command(&mut s, "RCPT TO:<b@example.org>").await;
+        command(&mut s, "DATA").await;
+        command(&mut s, "Subject: x\r\n\r\nhi\r\n.").await;
+        let mail = smtp.wait_for(1, Duration::from_secs(2)).await.remove(0);
+        assert_eq!(mail.authenticated_as.as_deref(), Some("user"));
     }
 }
