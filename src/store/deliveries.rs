@@ -88,62 +88,82 @@ pub enum Outcome {
     },
 }
 
-/// Records the outcome of attempt `attempt` of row `id`. Returns false when the row was taken
-/// over by another worker in the meantime (nothing is written then).
-pub async fn record(
-    db: impl PgExecutor<'_>,
-    id: i64,
-    attempt: i32,
-    outcome: &Outcome,
-) -> sqlx::Result<bool> {
-    let (status, reply, message_id, retry_in, ambiguous) = match outcome {
-        Outcome::Sent { message_id, reply } => (
-            "sent",
-            reply.as_str(),
-            Some(message_id.as_str()),
-            None,
-            false,
-        ),
+/// The columns an outcome writes: status, reply, Message-ID, retry delay, ambiguous.
+fn columns(outcome: &Outcome) -> (&'static str, &str, Option<&str>, Option<f64>, bool) {
+    match outcome {
+        Outcome::Sent { message_id, reply } => ("sent", reply, Some(message_id), None, false),
         Outcome::Deferred {
             retry_in,
             reply,
             ambiguous,
         } => (
             "deferred",
-            reply.as_str(),
+            reply,
             None,
-            Some(*retry_in),
+            Some(seconds(*retry_in)),
             *ambiguous,
         ),
-        Outcome::Failed { reply, ambiguous } => ("failed", reply.as_str(), None, None, *ambiguous),
-        Outcome::Skipped { reason } => ("skipped", reason.as_str(), None, None, false),
+        Outcome::Failed { reply, ambiguous } => ("failed", reply, None, None, *ambiguous),
+        Outcome::Skipped { reason } => ("skipped", reason, None, None, false),
         Outcome::Postponed { retry_in, reason } => {
-            ("queued", reason.as_str(), None, Some(*retry_in), false)
+            ("queued", reason, None, Some(seconds(*retry_in)), false)
         }
-    };
-    let done = sqlx::query(
-        "UPDATE deliveries
-         SET status = $3,
-             last_reply = CASE WHEN $3 = 'queued' THEN last_reply ELSE left($4, 1000) END,
-             message_id = coalesce($5, message_id),
-             sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END,
-             next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at
-                                    ELSE now() + make_interval(secs => $6) END,
-             ambiguous = ambiguous OR $7,
-             attempts = CASE WHEN $3 = 'queued' THEN attempts - 1 ELSE attempts END,
+    }
+}
+
+/// One claimed attempt and how it ended.
+pub struct Attempted<'a> {
+    pub id: i64,
+    pub attempt: i32,
+    pub outcome: &'a Outcome,
+}
+
+/// Records the outcomes of many attempts in one statement (one commit). An outcome is written
+/// only while its row is still `sending` under the attempt that was claimed; returns the ids
+/// written (the others were taken over by another worker after their lease ran out).
+pub async fn record(db: impl PgExecutor<'_>, attempts: &[Attempted<'_>]) -> sqlx::Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(attempts.len());
+    let mut numbers = Vec::with_capacity(attempts.len());
+    let mut statuses = Vec::with_capacity(attempts.len());
+    let mut replies = Vec::with_capacity(attempts.len());
+    let mut message_ids = Vec::with_capacity(attempts.len());
+    let mut retries = Vec::with_capacity(attempts.len());
+    let mut ambiguous = Vec::with_capacity(attempts.len());
+    for a in attempts {
+        let (status, reply, message_id, retry_in, amb) = columns(a.outcome);
+        ids.push(a.id);
+        numbers.push(a.attempt);
+        statuses.push(status);
+        replies.push(reply);
+        message_ids.push(message_id);
+        retries.push(retry_in);
+        ambiguous.push(amb);
+    }
+    sqlx::query_scalar(
+        "UPDATE deliveries d
+         SET status = o.status,
+             last_reply = CASE WHEN o.status = 'queued' THEN d.last_reply ELSE left(o.reply, 1000) END,
+             message_id = coalesce(o.message_id, d.message_id),
+             sent_at = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
+             next_attempt_at = CASE WHEN o.retry_in IS NULL THEN d.next_attempt_at
+                                    ELSE now() + make_interval(secs => o.retry_in) END,
+             ambiguous = d.ambiguous OR o.ambiguous,
+             attempts = CASE WHEN o.status = 'queued' THEN d.attempts - 1 ELSE d.attempts END,
              -- a one-off mail's nonce is no longer needed once it is final
-             payload = CASE WHEN $3 IN ('deferred', 'queued') THEN payload ELSE payload - 'nonce' END,
+             payload = CASE WHEN o.status IN ('deferred', 'queued') THEN d.payload ELSE d.payload - 'nonce' END,
              updated_at = now()
-         WHERE id = $1 AND attempts = $2 AND status = 'sending'",
+         FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bool[])
+              AS o(id, attempt, status, reply, message_id, retry_in, ambiguous)
+         WHERE d.id = o.id AND d.attempts = o.attempt AND d.status = 'sending'
+         RETURNING d.id",
     )
-    .bind(id)
-    .bind(attempt)
-    .bind(status)
-    .bind(reply)
-    .bind(message_id)
-    .bind(retry_in.map(seconds))
+    .bind(ids)
+    .bind(numbers)
+    .bind(statuses)
+    .bind(replies)
+    .bind(message_ids)
+    .bind(retries)
     .bind(ambiguous)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_all(db)
+    .await
 }

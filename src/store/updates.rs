@@ -1,5 +1,5 @@
 //! Updates, their lists and news items, their status machine, and the set-based start that
-//! creates one delivery row per recipient.
+//! creates one delivery row per recipient, in chunks.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
 use super::seconds;
@@ -338,37 +338,85 @@ pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx:
     Ok(done.rows_affected())
 }
 
-/// Starts one due update: one delivery row per confirmed subscriber of its lists, each once,
-/// in one statement, and the update becomes `sending`. Returns the update and its row count.
+/// Delivery rows written per statement when an update starts and while it goes out.
+pub const RECIPIENT_CHUNK: i64 = 10_000;
+
+/// Starts one due update: it becomes `sending` with the first chunk of its delivery rows, in
+/// one transaction; `add_recipients` writes the rest. Returns the update and the rows written.
 pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>> {
     let mut tx = pool.begin().await?;
     let id: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM updates WHERE status = 'scheduled' AND scheduled_at <= now()
-         ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        "UPDATE updates SET status = 'sending', started_at = now(), updated_at = now(),
+                recipients_after = NULL, recipients_complete = false
+         WHERE id = (SELECT id FROM updates WHERE status = 'scheduled' AND scheduled_at <= now()
+                     ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = id else { return Ok(None) };
-    let created = sqlx::query(
-        "INSERT INTO deliveries (kind, update_id, subscriber_id)
-         SELECT DISTINCT 'update', $1::uuid, s.id
-         FROM update_lists ul
-         JOIN subscriptions sub ON sub.list_id = ul.list_id AND sub.status = 'confirmed'
-         JOIN subscribers s ON s.id = sub.subscriber_id AND s.status = 'confirmed'
-         WHERE ul.update_id = $1
-         ON CONFLICT (update_id, subscriber_id) WHERE update_id IS NOT NULL DO NOTHING",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await
-    .context("creating the delivery rows")?
-    .rows_affected();
-    sqlx::query("UPDATE updates SET status = 'sending', started_at = now(), updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let created = add_recipients_chunk(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Some((id, created)))
+}
+
+/// Writes the next chunk of delivery rows of one started update whose rows are not all written
+/// (a sending or paused one), if any; returns the update and the rows written. Safe with any
+/// number of workers: the update row is locked for the chunk, and a locked one is left alone.
+pub async fn add_recipients(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>> {
+    let mut tx = pool.begin().await?;
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM updates WHERE NOT recipients_complete AND status IN ('sending', 'paused')
+         ORDER BY started_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else { return Ok(None) };
+    let created = add_recipients_chunk(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some((id, created)))
+}
+
+/// One row per confirmed subscriber of the update's lists after the cursor, at most
+/// `RECIPIENT_CHUNK`, each once (the unique index holds even if two chunks overlapped). People
+/// who confirmed after the update started are not its recipients. Moves the cursor; marks the
+/// rows complete when the chunk came out short. The update row must be locked by the caller.
+async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid) -> anyhow::Result<u64> {
+    let (found, last): (i64, Option<Uuid>) = sqlx::query_as(
+        "WITH u AS (SELECT started_at, recipients_after FROM updates WHERE id = $1),
+         batch AS (
+             SELECT s.id FROM subscribers s, u
+             WHERE s.status = 'confirmed'
+               AND (u.recipients_after IS NULL OR s.id > u.recipients_after)
+               AND (s.confirmed_at IS NULL OR s.confirmed_at <= u.started_at)
+               AND EXISTS (SELECT 1 FROM update_lists ul
+                           JOIN subscriptions sub ON sub.list_id = ul.list_id
+                           WHERE ul.update_id = $1 AND sub.subscriber_id = s.id
+                             AND sub.status = 'confirmed')
+             ORDER BY s.id
+             LIMIT $2),
+         created AS (
+             INSERT INTO deliveries (kind, update_id, subscriber_id)
+             SELECT 'update', $1, id FROM batch
+             ON CONFLICT (update_id, subscriber_id) WHERE update_id IS NOT NULL DO NOTHING)
+         SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch",
+    )
+    .bind(id)
+    .bind(RECIPIENT_CHUNK)
+    .fetch_one(&mut *tx)
+    .await
+    .context("creating a chunk of delivery rows")?;
+    sqlx::query(
+        "UPDATE updates SET recipients_after = coalesce($2, recipients_after),
+                recipients_complete = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(last)
+    .bind(found < RECIPIENT_CHUNK)
+    .execute(&mut *tx)
+    .await?;
+    Ok(u64::try_from(found).unwrap_or(0))
 }
 
 /// Skips the rows of cancelled updates that were in flight at the cancel and came back
@@ -388,7 +436,7 @@ pub async fn skip_cancelled_leftovers(db: impl PgExecutor<'_>) -> sqlx::Result<u
 pub async fn finish_done(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "UPDATE updates u SET status = 'sent', finished_at = now(), updated_at = now()
-         WHERE status = 'sending' AND NOT EXISTS (
+         WHERE status = 'sending' AND recipients_complete AND NOT EXISTS (
              SELECT 1 FROM deliveries d
              WHERE d.update_id = u.id AND d.status IN ('queued', 'sending', 'deferred'))
          RETURNING id",

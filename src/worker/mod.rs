@@ -4,6 +4,7 @@
 mod backoff;
 mod delivery;
 mod prepared;
+mod recorder;
 mod scheduler;
 mod throttle;
 
@@ -113,21 +114,24 @@ impl Worker {
     }
 
     /// Runs until `shutdown` fires; the batch in hand is finished first, so no mail is cut off
-    /// in the middle.
+    /// in the middle. The scheduler runs beside it, as its own task.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!("worker started");
-        let mut last_tick: Option<tokio::time::Instant> = None;
+        let scheduler = tokio::spawn(scheduler::run(
+            self.pool.clone(),
+            Arc::clone(&self.settings),
+            shutdown.clone(),
+        ));
+        let recorder = recorder::Recorder::start(self.pool.clone());
+        let mut last_beat: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
-            if last_tick.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {
+            if last_beat.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {
                 if let Err(e) = self.beat().await {
                     tracing::error!(error = ?e, "worker heartbeat failed");
                 }
-                if let Err(e) = scheduler::tick(&self.pool, &self.settings).await {
-                    tracing::error!(error = ?e, "scheduler tick failed");
-                }
-                last_tick = Some(tokio::time::Instant::now());
+                last_beat = Some(tokio::time::Instant::now());
             }
-            let idle = match self.run_once().await {
+            let idle = match self.run_once(&recorder).await {
                 Ok(0) => true,
                 Ok(_) => false,
                 Err(e) => {
@@ -142,6 +146,9 @@ impl Worker {
                 }
             }
         }
+        if scheduler.await.is_err() {
+            tracing::error!("the scheduler task panicked");
+        }
         if let Err(e) = store::workers::leave(&self.pool, self.id).await {
             tracing::warn!(error = ?e, "could not leave the worker registry");
         }
@@ -150,7 +157,7 @@ impl Worker {
 
     /// Claims one batch, sends each mail in it concurrently, records every outcome.
     /// Returns how many mails were claimed.
-    pub async fn run_once(&self) -> anyhow::Result<usize> {
+    async fn run_once(&self, recorder: &recorder::Recorder) -> anyhow::Result<usize> {
         let claimed =
             store::deliveries::claim(&self.pool, self.claim_size(), self.settings.worker.lease)
                 .await
@@ -158,13 +165,13 @@ impl Worker {
         let count = claimed.len();
         let mut tasks = JoinSet::new();
         for job in claimed {
-            let worker = self.clone();
+            let (worker, recorder) = (self.clone(), recorder.clone());
             let permit = Arc::clone(&self.in_flight)
                 .acquire_owned()
                 .await
                 .expect("the in-flight semaphore is never closed");
             tasks.spawn(async move {
-                let done = worker.deliver(job).await;
+                let done = worker.deliver(job, &recorder).await;
                 drop(permit);
                 done
             });
@@ -178,19 +185,23 @@ impl Worker {
     }
 
     #[tracing::instrument(skip_all, fields(delivery_id = job.id, kind = %job.kind, attempt = job.attempt))]
-    async fn deliver(&self, job: store::deliveries::Claimed) -> anyhow::Result<()> {
+    async fn deliver(
+        &self,
+        job: store::deliveries::Claimed,
+        recorder: &recorder::Recorder,
+    ) -> anyhow::Result<()> {
         let outcome = delivery::attempt(self, &job).await;
         tracing::info!(outcome = ?delivery::summary(&outcome), "delivery attempt done");
-        let recorded = store::deliveries::record(&self.pool, job.id, job.attempt, &outcome)
-            .await
-            .context("recording the delivery outcome")?;
+        let failed_reply = match &outcome {
+            store::deliveries::Outcome::Failed { reply, .. } => Some(reply.clone()),
+            _ => None,
+        };
+        let recorded = recorder.record(job.id, job.attempt, outcome).await?;
         if !recorded {
             tracing::warn!("delivery was taken over by another worker after its lease ran out");
         }
-        if let (Some(update_id), store::deliveries::Outcome::Failed { reply, .. }) =
-            (job.update_id, &outcome)
-        {
-            if crate::mail::enhanced_code(reply).is_some_and(|c| c.starts_with("5.7.")) {
+        if let (Some(update_id), Some(reply)) = (job.update_id, failed_reply) {
+            if crate::mail::enhanced_code(&reply).is_some_and(|c| c.starts_with("5.7.")) {
                 let b = &self.settings.sending.breaker;
                 if store::updates::trip_breaker_if_needed(
                     &self.pool,

@@ -1,13 +1,34 @@
-//! The scheduler: holds stale schedules for staff, starts due updates (creating their delivery
-//! rows in one statement) and marks finished ones sent. Safe with any number of workers.
+//! The scheduler: holds stale schedules for staff, starts due updates (their first chunk of
+//! delivery rows), writes the remaining rows chunk by chunk while the first mails go out, and
+//! marks finished updates sent. Runs beside the delivery loop; safe with any number of workers.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::store::updates;
 
-pub async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
+/// Ticks every `worker.poll_interval` until `shutdown` fires (between two statements).
+pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        if let Err(e) = tick(&pool, &settings, &shutdown).await {
+            tracing::error!(error = ?e, "scheduler tick failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(settings.worker.poll_interval) => {}
+        }
+    }
+}
+
+async fn tick(
+    pool: &PgPool,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let held = updates::hold_stale(pool, settings.sending.stale_after)
         .await
         .context("holding stale schedules")?;
@@ -22,6 +43,15 @@ pub async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
         .context("starting a due update")?
     {
         tracing::info!(%update_id, recipients, "update started");
+    }
+    while !shutdown.is_cancelled() {
+        let Some((update_id, recipients)) = updates::add_recipients(pool)
+            .await
+            .context("writing delivery rows")?
+        else {
+            break;
+        };
+        tracing::debug!(%update_id, recipients, "delivery rows written");
     }
     updates::skip_cancelled_leftovers(pool)
         .await
