@@ -47,19 +47,29 @@ pub enum Command {
     /// Create, schedule, send and inspect updates (the same operations as /api/v1/updates).
     #[command(subcommand)]
     Update(UpdateCommand),
-    /// Measure: send, render, sign-up, one-click unsubscribe and import, each beside a ceiling
-    /// measured in the same run. Uses its own database (dropped after) and a local SMTP sink.
+    /// Measure: send, scale, start, render, sign-up, one-click unsubscribe, import and a
+    /// fixed-rate load, each beside a ceiling measured in the same run where there is one. Uses
+    /// its own database (dropped after) and a local SMTP sink.
     Bench {
         /// Subscribers in the send scenario.
         #[arg(long, default_value_t = 100_000)]
         subscribers: i64,
-        /// Seconds each HTTP load runs.
+        /// List sizes of the scale scenario (the largest also gives the start figures).
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        scale: Vec<i64>,
+        /// Seconds each closed-loop HTTP load (signup, unsubscribe) runs.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Requests per second on each endpoint in the fixed-rate load scenario.
+        #[arg(long, default_value_t = 200)]
+        load_rate: u32,
+        /// Seconds the fixed-rate load scenario runs.
+        #[arg(long, default_value_t = 180)]
+        load_seconds: u64,
         /// Rows in the import scenario.
         #[arg(long, default_value_t = 100_000)]
         import_rows: usize,
-        /// Only these scenarios (send, signup, unsubscribe, import); all by default.
+        /// Only these scenarios (send, scale, signup, unsubscribe, import, load); all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Where the table is written as JSON.
@@ -175,14 +185,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Update(command) => run_update(&settings, &pool, command).await,
         Command::Bench {
             subscribers,
+            scale,
             seconds,
+            load_rate,
+            load_seconds,
             import_rows,
             only,
             json,
         } => {
             let options = crate::bench::BenchOptions {
                 subscribers,
+                scale,
                 seconds,
+                load_rate,
+                load_seconds,
                 import_rows,
                 only,
                 json,

@@ -1,15 +1,21 @@
 //! A bounded HTTP/1.1 load generator for 127.0.0.1: `connections` keep-alive connections each
-//! sending POSTs for `duration`, recording latencies.
+//! sending POSTs as fast as answers come for `duration` (closed loop), or requests scheduled at a
+//! fixed rate (open loop, latency counted from the scheduled moment), recording latencies.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Mutex};
 
 pub struct LoadResult {
     pub requests: usize,
+    /// 5xx answers.
     pub errors: usize,
+    /// 4xx answers.
+    pub rejected: usize,
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
 }
@@ -41,40 +47,128 @@ pub async fn post_load(
     for c in 0..connections {
         let (content_type, make) = (content_type.to_owned(), request.clone());
         tasks.spawn(async move {
-            let mut stream = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await?);
-            stream.get_ref().set_nodelay(true)?;
-            let mut latencies = Vec::new();
-            let mut errors = 0;
+            let mut connection = Connection::open(port).await?;
             let mut n = 0;
             while started.elapsed() < duration {
                 let (path, payload) = make(c, n);
                 n += 1;
-                let request = format!(
-                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{payload}",
-                    payload.len()
-                );
-                let sent = Instant::now();
-                stream.get_mut().write_all(request.as_bytes()).await?;
-                let status = read_response(&mut stream).await?;
-                latencies.push(sent.elapsed());
-                if status >= 500 {
-                    errors += 1;
-                }
+                connection
+                    .post(&path, &content_type, &payload, Instant::now())
+                    .await?;
             }
-            anyhow::Ok((latencies, errors))
+            anyhow::Ok(connection.tally)
         });
     }
+    collect(tasks, started).await
+}
+
+/// Sends `rate` requests a second for `duration` (so `rate × duration` in all, whatever the
+/// answers), over at most `connections` keep-alive connections; a request waits for a free
+/// connection, and that wait counts in its latency. `request(n)` makes the n-th path and body.
+pub async fn fixed_rate(
+    port: u16,
+    content_type: &str,
+    connections: usize,
+    rate: u32,
+    duration: Duration,
+    request: impl Fn(usize) -> (String, String) + Send + Sync + 'static,
+) -> anyhow::Result<LoadResult> {
+    let total = (f64::from(rate) * duration.as_secs_f64()) as usize;
+    let (queue, jobs) = mpsc::unbounded_channel::<(String, String, Instant)>();
+    let jobs = Arc::new(Mutex::new(jobs));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (content_type, jobs) = (content_type.to_owned(), Arc::clone(&jobs));
+        tasks.spawn(async move {
+            let mut connection = Connection::open(port).await?;
+            loop {
+                let job = jobs.lock().await.recv().await;
+                let Some((path, payload, due)) = job else {
+                    break;
+                };
+                connection.post(&path, &content_type, &payload, due).await?;
+            }
+            anyhow::Ok(connection.tally)
+        });
+    }
+    let start = tokio::time::Instant::now();
+    for n in 0..total {
+        let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
+        tokio::time::sleep_until(due).await;
+        let (path, payload) = request(n);
+        if queue.send((path, payload, due.into_std())).is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    collect(tasks, started).await
+}
+
+/// What one connection saw.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: usize,
+    rejected: usize,
+}
+
+struct Connection {
+    stream: BufReader<TcpStream>,
+    tally: Tally,
+}
+
+impl Connection {
+    async fn open(port: u16) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            tally: Tally::default(),
+        })
+    }
+
+    /// One POST; its latency counts from `since`.
+    async fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        payload: &str,
+        since: Instant,
+    ) -> anyhow::Result<()> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{payload}",
+            payload.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        let status = read_response(&mut self.stream).await?;
+        self.tally.latencies.push(since.elapsed());
+        match status {
+            500.. => self.tally.errors += 1,
+            400..=499 => self.tally.rejected += 1,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn collect(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<Tally>>,
+    started: Instant,
+) -> anyhow::Result<LoadResult> {
     let mut result = LoadResult {
         requests: 0,
         errors: 0,
+        rejected: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
     };
     while let Some(done) = tasks.join_next().await {
-        let (latencies, errors) = done.context("load task panicked")??;
-        result.requests += latencies.len();
-        result.errors += errors;
-        result.latencies.extend(latencies);
+        let tally = done.context("load task panicked")??;
+        result.requests += tally.latencies.len();
+        result.errors += tally.errors;
+        result.rejected += tally.rejected;
+        result.latencies.extend(tally.latencies);
     }
     result.elapsed = started.elapsed();
     Ok(result)

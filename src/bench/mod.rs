@@ -3,6 +3,8 @@
 //! traffic only to 127.0.0.1; every loop is bounded in count and time.
 
 mod http_load;
+mod load;
+mod send;
 mod sink;
 
 use std::sync::Arc;
@@ -14,21 +16,28 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::{self, Application};
+use crate::app::Application;
 use crate::config::{Secret, Settings};
 use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::UpdateInput;
 use crate::mail::{Envelope, ListHeaders, MailTemplates, Mailer};
-use crate::store::{self, updates::Action};
+use crate::store;
 
 use sink::Sink;
 
-/// Longest any scenario may wait for its work to finish.
+/// Longest any scenario may wait for its work to finish (a send run gets 1 ms more per mail).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(600);
+/// Pre-built messages the ceiling run pushes through a bare pool, cycling over 1,000 of them.
+const CEILING_MAILS: usize = 100_000;
 
 pub struct BenchOptions {
     pub subscribers: i64,
+    /// List sizes of the scale scenario.
+    pub scale: Vec<i64>,
     pub seconds: u64,
+    /// The fixed-rate load: requests per second on each endpoint, and for how long.
+    pub load_rate: u32,
+    pub load_seconds: u64,
     pub import_rows: usize,
     pub only: Vec<String>,
     pub json: std::path::PathBuf,
@@ -104,17 +113,68 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Peak resident memory of this process so far, in MB.
-fn peak_rss_mb() -> f64 {
+/// CPU time (user + system) of every process named `postgres` on this machine: the database
+/// server's share of the work, when it runs here (None when none is visible).
+fn postgres_cpu_time() -> Option<Duration> {
+    let mut ticks = 0u64;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((name, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        if !name.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        seen = true;
+        ticks += fields
+            .get(11)
+            .and_then(|u| u.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+    }
+    seen.then(|| Duration::from_millis(ticks * 10))
+}
+
+fn status_kb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
-async fn wait_until<F, Fut>(what: &str, mut done: F) -> anyhow::Result<Instant>
+/// Peak resident memory of this process since the last `reset_peak_rss`, in MB.
+fn peak_rss_mb() -> f64 {
+    status_kb("VmHWM:") / 1024.0
+}
+
+/// Resident memory of this process now, in MB.
+fn rss_mb() -> f64 {
+    status_kb("VmRSS:") / 1024.0
+}
+
+/// Starts a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM).
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        tracing::warn!(error = %e, "could not reset the peak RSS; figures are peaks since start");
+    }
+}
+
+/// Polls `done` every `poll` until it holds; an error after `limit`.
+async fn wait_until<F, Fut>(
+    what: &str,
+    limit: Duration,
+    poll: Duration,
+    mut done: F,
+) -> anyhow::Result<Instant>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
@@ -122,10 +182,10 @@ where
     let started = Instant::now();
     while !done().await? {
         anyhow::ensure!(
-            started.elapsed() < SCENARIO_LIMIT,
-            "{what} took longer than {SCENARIO_LIMIT:?}"
+            started.elapsed() < limit,
+            "{what} took longer than {limit:?}"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(poll).await;
     }
     Ok(Instant::now())
 }
@@ -147,22 +207,27 @@ fn update_input() -> UpdateInput {
     .expect("the bench update is valid")
 }
 
-/// `n` confirmed subscribers of the default list, `reader{i}@{domain}`.
-async fn seed(pool: &PgPool, n: i64, domain: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "WITH people AS (
-             INSERT INTO subscribers (id, email, email_normalized, name, status, confirmed_at)
-             SELECT gen_random_uuid(), 'reader' || i || '@' || $2, 'reader' || i || '@' || $2,
-                    'Reader ' || i, 'confirmed', now()
-             FROM generate_series(1, $1) AS i RETURNING id)
-         INSERT INTO subscriptions (subscriber_id, list_id, status)
-         SELECT p.id, l.id, 'confirmed' FROM people p, lists l WHERE l.slug = 'us-icc-updates'",
-    )
-    .bind(n)
-    .bind(domain)
-    .execute(pool)
-    .await
-    .context("seeding subscribers")?;
+/// `n` confirmed subscribers of the list `list`, `reader{i}@{domain}`, 100,000 a statement.
+async fn seed(pool: &PgPool, n: i64, domain: &str, list: &str) -> anyhow::Result<()> {
+    const CHUNK: i64 = 100_000;
+    for from in (1..=n).step_by(CHUNK as usize) {
+        sqlx::query(
+            "WITH people AS (
+                 INSERT INTO subscribers (id, email, email_normalized, name, status, confirmed_at)
+                 SELECT gen_random_uuid(), 'reader' || i || '@' || $3, 'reader' || i || '@' || $3,
+                        'Reader ' || i, 'confirmed', now()
+                 FROM generate_series($1, $2) AS i RETURNING id)
+             INSERT INTO subscriptions (subscriber_id, list_id, status)
+             SELECT p.id, l.id, 'confirmed' FROM people p, lists l WHERE l.slug = $4",
+        )
+        .bind(from)
+        .bind((from + CHUNK - 1).min(n))
+        .bind(domain)
+        .bind(list)
+        .execute(pool)
+        .await
+        .context("seeding subscribers")?;
+    }
     Ok(())
 }
 
@@ -194,74 +259,112 @@ async fn scenarios(
     let templates = MailTemplates::load(&settings.templates.dir)?;
     let mut rows = Vec::new();
 
+    let mut runs: Vec<send::SendRun> = Vec::new();
     if wants("send") {
-        let n = opts.subscribers;
-        seed(&pool, n, "bench.example").await?;
-        let update = update_input()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let list_ids: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-                .fetch_all(&pool)
-                .await?;
-        let id = store::updates::create(&pool, &update, &list_ids).await?;
-        let worker = app::build_worker(Arc::new(settings.clone()), pool.clone())?;
-        let stop = CancellationToken::new();
-        let worker_task = tokio::spawn(worker.run(stop.clone()));
-        let (cpu0, t0) = (cpu_time(), Instant::now());
-        store::updates::apply(&pool, id, Action::SendNow).await?;
-        let first = wait_until("the first mail", || async { Ok(sink.received() > 0) }).await?;
-        let rows_created = wait_until("creating the delivery rows", || async {
-            Ok(store::updates::get(&pool, id)
-                .await?
-                .is_some_and(|u| u.status != "scheduled"))
-        })
-        .await?;
-        let done = wait_until("sending", || async { Ok(sink.received() >= n as u64) }).await?;
-        let cpu = cpu_time() - cpu0;
-        let rss = peak_rss_mb();
-        stop.cancel();
-        let _ = worker_task.await;
-        let elapsed = done - t0;
-        let rate = n as f64 / elapsed.as_secs_f64();
-
-        let ceiling = bare_pool_ceiling(&settings, &templates, n as usize).await?;
+        let pg0 = postgres_cpu_time();
+        let run = send::run(&settings, &pool, &sink, opts.subscribers).await?;
+        let pg = postgres_cpu_time()
+            .zip(pg0)
+            .map(|(b, a)| b.saturating_sub(a));
+        let n = run.subscribers;
+        let render = render_only(&settings, &templates, 20_000)?;
+        let ceiling_mails = usize::try_from(n).unwrap_or(0).clamp(1, CEILING_MAILS);
+        let ceiling = bare_pool_ceiling(&settings, &templates, ceiling_mails).await?;
         rows.push(row(
             "send",
-            rate,
+            run.mails_per_second,
             "mails/s",
-            Some(ceiling),
-            format!("{n} subscribers, 8 news items; claim → render → SMTP → ledger"),
+            Some(ceiling.mails_per_second),
+            format!("{n} subscribers, 8 news items; claim → render → SMTP → ledger. Ceiling: {ceiling_mails} pre-built mails through a bare pool"),
         ));
+        let per_mail = |d: Duration| d.as_secs_f64() * 1e6;
+        let total = per_mail(run.cpu_per_mail);
+        let render_us = 1e6 / render.figure;
+        let smtp_us = per_mail(ceiling.cpu_per_mail);
         rows.push(row(
             "send CPU per mail",
-            cpu.as_secs_f64() * 1e6 / n as f64,
+            total,
             "µs",
             None,
-            "whole process, sink included".into(),
+            "this process: worker and sink".into(),
         ));
         rows.push(row(
+            "  render + build",
+            render_us,
+            "µs",
+            None,
+            "from the render-only run".into(),
+        ));
+        rows.push(row(
+            "  SMTP client + sink",
+            smtp_us,
+            "µs",
+            None,
+            "from the ceiling run".into(),
+        ));
+        rows.push(row(
+            "  queue, ledger, rest",
+            (total - render_us - smtp_us).max(0.0),
+            "µs",
+            None,
+            "the remainder: claims, lookups, records, scheduling".into(),
+        ));
+        if let Some(pg) = pg {
+            rows.push(row(
+                "  PostgreSQL server",
+                per_mail(pg) / n as f64,
+                "µs",
+                None,
+                "CPU of the postgres processes on this machine during the send".into(),
+            ));
+        }
+        rows.push(row(
+            "peak RSS during send",
+            run.peak_rss_mb,
+            "MB",
+            None,
+            "VmHWM of the bench process".into(),
+        ));
+        rows.push(render);
+        runs.push(run);
+    }
+    if wants("scale") {
+        for &n in &opts.scale {
+            if !runs.iter().any(|r| r.subscribers == n) {
+                runs.push(send::run(&settings, &pool, &sink, n).await?);
+            }
+        }
+        runs.sort_by_key(|r| r.subscribers);
+        for r in runs.iter().filter(|r| opts.scale.contains(&r.subscribers)) {
+            rows.push(row(
+                &format!("scale {}", r.subscribers),
+                r.mails_per_second,
+                "mails/s",
+                None,
+                format!(
+                    "peak RSS {:.0} MB, CPU {:.0} µs a mail",
+                    r.peak_rss_mb,
+                    r.cpu_per_mail.as_secs_f64() * 1e6
+                ),
+            ));
+        }
+    }
+    if let Some(largest) = runs.iter().max_by_key(|r| r.subscribers) {
+        let n = largest.subscribers;
+        rows.push(row(
             "start: first mail",
-            (first - t0).as_secs_f64(),
+            largest.first_mail.as_secs_f64(),
             "s",
             None,
             format!("after send now, {n} subscribers"),
         ));
         rows.push(row(
-            "start: rows created",
-            (rows_created - t0).as_secs_f64(),
+            "start: rows written",
+            largest.rows_written.as_secs_f64(),
             "s",
             None,
-            "all delivery rows, one statement".into(),
+            format!("all {n} delivery rows, in chunks, while sending"),
         ));
-        rows.push(row(
-            "peak RSS after send",
-            rss,
-            "MB",
-            None,
-            "VmHWM of the bench process".into(),
-        ));
-        rows.push(render_only(&settings, &templates, 20_000)?);
     }
 
     if wants("signup") {
@@ -272,6 +375,17 @@ async fn scenarios(
     }
     if wants("import") {
         rows.extend(import(&pool, opts.import_rows).await?);
+    }
+    if wants("load") {
+        rows.extend(
+            load::run(
+                &settings,
+                &pool,
+                opts.load_rate,
+                Duration::from_secs(opts.load_seconds),
+            )
+            .await?,
+        );
     }
     Ok(rows)
 }
@@ -322,36 +436,46 @@ fn render_only(settings: &Settings, templates: &MailTemplates, n: usize) -> anyh
     ))
 }
 
-/// The same number of pre-built messages pushed by our bare pool to the same sink.
+struct Ceiling {
+    mails_per_second: f64,
+    cpu_per_mail: Duration,
+}
+
+/// `n` pre-built messages (1,000 built, cycled) pushed by our bare pool to the same sink.
 async fn bare_pool_ceiling(
     settings: &Settings,
     templates: &MailTemplates,
     n: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Ceiling> {
     let mailer = Arc::new(Mailer::from_settings(&settings.smtp, None)?);
-    let messages: Vec<lettre::Message> = (0..n)
+    let messages: Vec<lettre::Message> = (0..n.min(1_000))
         .map(|i| bench_message(settings, templates, i))
         .collect::<anyhow::Result<_>>()?;
     let slots = Arc::new(tokio::sync::Semaphore::new(
         settings.sending.concurrency as usize,
     ));
-    let started = Instant::now();
+    let (cpu0, started) = (cpu_time(), Instant::now());
     let mut tasks = tokio::task::JoinSet::new();
-    for m in messages {
+    for m in messages.iter().cycle().take(n) {
         let permit = Arc::clone(&slots).acquire_owned().await?;
-        let mailer = Arc::clone(&mailer);
+        let (mailer, m) = (Arc::clone(&mailer), m.clone());
         tasks.spawn(async move {
             let ok = mailer.send(m).await.is_ok();
             drop(permit);
             ok
         });
+        while tasks.try_join_next().is_some() {}
         anyhow::ensure!(
             started.elapsed() < SCENARIO_LIMIT,
             "the ceiling run took too long"
         );
     }
     while tasks.join_next().await.is_some() {}
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed();
+    Ok(Ceiling {
+        mails_per_second: n as f64 / elapsed.as_secs_f64(),
+        cpu_per_mail: (cpu_time() - cpu0) / u32::try_from(n).unwrap_or(u32::MAX).max(1),
+    })
 }
 
 /// Serves `router` on 127.0.0.1 until the token is cancelled; returns the port.
@@ -447,15 +571,22 @@ async fn signup(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow::Res
     ])
 }
 
-async fn unsubscribe(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow::Result<Row> {
-    seed(pool, 20_000, "unsubscribe.example").await?;
+/// Seeds `n` subscribers at `domain` and returns the one-click unsubscribe path of each.
+async fn unsubscribe_paths(
+    settings: &Settings,
+    pool: &PgPool,
+    n: i64,
+    domain: &str,
+) -> anyhow::Result<Arc<Vec<String>>> {
+    seed(pool, n, domain, "us-icc-updates").await?;
     let people: Vec<(Uuid, i32)> = sqlx::query_as(
-        "SELECT id, link_version FROM subscribers WHERE email_normalized LIKE '%@unsubscribe.example'",
+        "SELECT id, link_version FROM subscribers WHERE email_normalized LIKE '%@' || $1",
     )
+    .bind(domain)
     .fetch_all(pool)
     .await?;
     let secret = settings.security.secret_key.expose().as_bytes();
-    let paths: Arc<Vec<String>> = Arc::new(
+    Ok(Arc::new(
         people
             .iter()
             .map(|(id, v)| {
@@ -465,7 +596,11 @@ async fn unsubscribe(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow
                 )
             })
             .collect(),
-    );
+    ))
+}
+
+async fn unsubscribe(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow::Result<Row> {
+    let paths = unsubscribe_paths(settings, pool, 20_000, "unsubscribe.example").await?;
     let stop = CancellationToken::new();
     let app = Application::build(settings.clone(), false).await?;
     let port = app.port();

@@ -274,6 +274,12 @@ async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
             "1",
             "--import-rows",
             "300",
+            "--scale",
+            "200,300",
+            "--load-rate",
+            "20",
+            "--load-seconds",
+            "2",
             "--json",
         ])
         .arg(&json)
@@ -305,7 +311,24 @@ async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
         );
     }
     assert!(find("unsubscribe (one-click)")["figure"].as_f64().unwrap() > 0.0);
-    assert!(find("peak RSS after send")["figure"].as_f64().unwrap() > 1.0);
+    assert!(find("peak RSS during send")["figure"].as_f64().unwrap() > 1.0);
+    for name in [
+        "scale 200",
+        "scale 300",
+        "start: first mail",
+        "start: rows written",
+    ] {
+        assert!(find(name)["figure"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    for name in ["load: sign-up", "load: one-click"] {
+        let note = find(name)["note"].as_str().unwrap().to_owned();
+        assert!(
+            note.starts_with("40 requests at 20/s for 2 s: 0 5xx, 0 4xx"),
+            "{name}: {note}"
+        );
+    }
+    let pool = find("load: pool connections busy");
+    assert!(pool["figure"].as_f64().unwrap() <= pool["ceiling"].as_f64().unwrap());
     let leftover: i64 = {
         let pool = sqlx::PgPool::connect(&crate::helpers::server_url())
             .await
