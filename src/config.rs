@@ -179,6 +179,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     pub batch_size: u32,
     pub lease: Duration,
+    /// Delivery rows of an update written per statement.
+    pub recipient_chunk: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +316,7 @@ impl Settings {
                 poll_interval: Duration::from_millis(r.positive("worker.poll_interval_ms")?),
                 batch_size: r.positive("worker.batch_size")? as u32,
                 lease: Duration::from_secs(r.positive("worker.lease_seconds")?),
+                recipient_chunk: r.positive("worker.recipient_chunk")?.min(1_000_000) as u32,
             },
             sending: SendingSettings {
                 rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32)

@@ -338,12 +338,10 @@ pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx:
     Ok(done.rows_affected())
 }
 
-/// Delivery rows written per statement when an update starts and while it goes out.
-pub const RECIPIENT_CHUNK: i64 = 10_000;
-
-/// Starts one due update: it becomes `sending` with the first chunk of its delivery rows, in
-/// one transaction; `add_recipients` writes the rest. Returns the update and the rows written.
-pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>> {
+/// Starts one due update: it becomes `sending` with the first chunk (`chunk` rows at most) of
+/// its delivery rows, in one transaction; `add_recipients` writes the rest. Returns the update
+/// and the rows written.
+pub async fn start_one_due(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(Uuid, u64)>> {
     let mut tx = pool.begin().await?;
     let id: Option<Uuid> = sqlx::query_scalar(
         "UPDATE updates SET status = 'sending', started_at = now(), updated_at = now(),
@@ -355,7 +353,7 @@ pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>>
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = id else { return Ok(None) };
-    let created = add_recipients_chunk(&mut tx, id).await?;
+    let created = add_recipients_chunk(&mut tx, id, chunk).await?;
     tx.commit().await?;
     Ok(Some((id, created)))
 }
@@ -363,7 +361,7 @@ pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>>
 /// Writes the next chunk of delivery rows of one started update whose rows are not all written
 /// (a sending or paused one), if any; returns the update and the rows written. Safe with any
 /// number of workers: the update row is locked for the chunk, and a locked one is left alone.
-pub async fn add_recipients(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>> {
+pub async fn add_recipients(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(Uuid, u64)>> {
     let mut tx = pool.begin().await?;
     let id: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM updates WHERE NOT recipients_complete AND status IN ('sending', 'paused')
@@ -372,16 +370,16 @@ pub async fn add_recipients(pool: &PgPool) -> anyhow::Result<Option<(Uuid, u64)>
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = id else { return Ok(None) };
-    let created = add_recipients_chunk(&mut tx, id).await?;
+    let created = add_recipients_chunk(&mut tx, id, chunk).await?;
     tx.commit().await?;
     Ok(Some((id, created)))
 }
 
 /// One row per confirmed subscriber of the update's lists after the cursor, at most
-/// `RECIPIENT_CHUNK`, each once (the unique index holds even if two chunks overlapped). People
+/// `chunk`, each once (the unique index holds even if two chunks overlapped). People
 /// who confirmed after the update started are not its recipients. Moves the cursor; marks the
 /// rows complete when the chunk came out short. The update row must be locked by the caller.
-async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid) -> anyhow::Result<u64> {
+async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid, chunk: u32) -> anyhow::Result<u64> {
     let (found, last): (i64, Option<Uuid>) = sqlx::query_as(
         "WITH u AS (SELECT started_at, recipients_after FROM updates WHERE id = $1),
          batch AS (
@@ -402,7 +400,7 @@ async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid) -> anyhow::Result
          SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch",
     )
     .bind(id)
-    .bind(RECIPIENT_CHUNK)
+    .bind(i64::from(chunk))
     .fetch_one(&mut *tx)
     .await
     .context("creating a chunk of delivery rows")?;
@@ -413,7 +411,7 @@ async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid) -> anyhow::Result
     )
     .bind(id)
     .bind(last)
-    .bind(found < RECIPIENT_CHUNK)
+    .bind(found < i64::from(chunk))
     .execute(&mut *tx)
     .await?;
     Ok(u64::try_from(found).unwrap_or(0))

@@ -6,6 +6,7 @@ mod cli;
 mod confirm;
 mod delivery_faults;
 mod health;
+mod recipients;
 mod helpers;
 mod self_service;
 mod signup;
