@@ -52,6 +52,24 @@ pub(crate) fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// Whether `e` says the database could not be reached or went away (connection lost, pool
+/// exhausted, server shutting down), as opposed to a statement that failed: worth retrying.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+        .any(|e| match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // 08: connection exception; 57P: operator intervention (shutdown, restart)
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        })
+}
+
 /// `url` with its database name replaced by `db` (query parameters kept).
 pub fn url_with_database(url: &str, db: &str) -> String {
     let (base, query) = url
@@ -68,7 +86,19 @@ pub fn url_with_database(url: &str, db: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::url_with_database;
+    use super::{is_unavailable, url_with_database};
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_a_failed_statement_is_not() {
+        let lost = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("reading the subscriber");
+        let reset = anyhow::Error::new(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        let missing = anyhow::Error::new(sqlx::Error::RowNotFound).context("reading the update");
+        assert!(is_unavailable(&lost) && is_unavailable(&reset));
+        assert!(!is_unavailable(&missing));
+        assert!(!is_unavailable(&anyhow::anyhow!("template error")));
+    }
 
     #[test]
     fn the_database_name_is_replaced_or_added_and_the_query_kept() {

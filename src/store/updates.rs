@@ -379,20 +379,31 @@ pub async fn add_recipients(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<
 /// `chunk`, each once (the unique index holds even if two chunks overlapped). People
 /// who confirmed after the update started are not its recipients. Moves the cursor; marks the
 /// rows complete when the chunk came out short. The update row must be locked by the caller.
+///
+/// The plan matters: subscribers are walked in primary-key order from the cursor and each is
+/// probed for a subscription (a correlated subquery the planner cannot turn into a join over
+/// the whole list), so a chunk costs the same at the start and the end of a million-row list.
+/// The nil uuid, which no subscriber has, stands before the first.
 async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid, chunk: u32) -> anyhow::Result<u64> {
+    let (started_at, after, lists): (DateTime<Utc>, Option<Uuid>, Vec<Uuid>) = sqlx::query_as(
+        "SELECT started_at, recipients_after,
+                ARRAY(SELECT list_id FROM update_lists WHERE update_id = $1)
+         FROM updates WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     let (found, last): (i64, Option<Uuid>) = sqlx::query_as(
-        "WITH u AS (SELECT started_at, recipients_after FROM updates WHERE id = $1),
-         batch AS (
-             SELECT s.id FROM subscribers s, u
-             WHERE s.status = 'confirmed'
-               AND (u.recipients_after IS NULL OR s.id > u.recipients_after)
-               AND (s.confirmed_at IS NULL OR s.confirmed_at <= u.started_at)
-               AND EXISTS (SELECT 1 FROM update_lists ul
-                           JOIN subscriptions sub ON sub.list_id = ul.list_id
-                           WHERE ul.update_id = $1 AND sub.subscriber_id = s.id
-                             AND sub.status = 'confirmed')
+        "WITH batch AS (
+             SELECT s.id FROM subscribers s
+             WHERE s.id > $2 AND s.status = 'confirmed'
+               AND (s.confirmed_at IS NULL OR s.confirmed_at <= $3)
+               AND (SELECT true FROM subscriptions sub
+                    WHERE sub.subscriber_id = s.id AND sub.list_id = ANY($4)
+                      AND sub.status = 'confirmed'
+                    LIMIT 1)
              ORDER BY s.id
-             LIMIT $2),
+             LIMIT $5),
          created AS (
              INSERT INTO deliveries (kind, update_id, subscriber_id)
              SELECT 'update', $1, id FROM batch
@@ -400,6 +411,9 @@ async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid, chunk: u32) -> an
          SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch",
     )
     .bind(id)
+    .bind(after.unwrap_or(Uuid::nil()))
+    .bind(started_at)
+    .bind(&lists)
     .bind(i64::from(chunk))
     .fetch_one(&mut *tx)
     .await

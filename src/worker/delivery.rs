@@ -26,10 +26,20 @@ enum Composed {
 /// postpones the mail (back to the queue, spread out so postponed mails do not return together).
 const MAX_DOMAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 const POSTPONE_SPREAD: std::time::Duration = std::time::Duration::from_secs(2);
+/// When a mail could not be composed because the database did not answer.
+const DATABASE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
     let composed = match compose(worker, job).await {
         Ok(c) => c,
+        // The database did not answer: nothing was tried, so the attempt does not count.
+        Err(e) if crate::store::is_unavailable(&e) => {
+            tracing::warn!(error = ?e, "could not read what the mail needs; postponed");
+            return Outcome::Postponed {
+                retry_in: DATABASE_RETRY,
+                reason: format!("postponed: the database did not answer: {e:#}"),
+            };
+        }
         Err(e) => {
             tracing::error!(error = ?e, "could not compose the mail");
             return retry_or_give_up(

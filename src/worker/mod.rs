@@ -122,7 +122,7 @@ impl Worker {
             Arc::clone(&self.settings),
             shutdown.clone(),
         ));
-        let recorder = recorder::Recorder::start(self.pool.clone());
+        let recorder = recorder::Recorder::start(self.pool.clone(), self.settings.worker.lease / 2);
         let mut last_beat: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if last_beat.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {

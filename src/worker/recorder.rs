@@ -4,7 +4,12 @@
 //!
 //! A delivery task keeps its in-flight slot until its outcome is written, so the mails a crash
 //! can leave unrecorded (and send again after their lease) are still at most
-//! `sending.concurrency` per worker.
+//! `sending.concurrency` per worker. When the database does not answer (restarted, pool
+//! exhausted), a write is tried again for up to `retry_for` (half the lease, so it lands before
+//! another worker may take the rows over); the attempt-number fence makes a repeated write
+//! harmless. Only after that is the outcome given up, and the mail is sent again after its lease.
+
+use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -30,9 +35,9 @@ pub struct Recorder {
 impl Recorder {
     /// Starts the writing task; it ends when every `Recorder` clone is dropped, after writing
     /// what it was handed.
-    pub fn start(pool: PgPool) -> Self {
+    pub fn start(pool: PgPool, retry_for: Duration) -> Self {
         let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(write_loop(pool, pending));
+        tokio::spawn(write_loop(pool, pending, retry_for));
         Self { queue }
     }
 
@@ -55,7 +60,11 @@ impl Recorder {
     }
 }
 
-async fn write_loop(pool: PgPool, mut pending: mpsc::Receiver<Pending>) {
+/// First wait before writing again after an error; it doubles up to `MAX_RETRY_WAIT`.
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+
+async fn write_loop(pool: PgPool, mut pending: mpsc::Receiver<Pending>, retry_for: Duration) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let attempts: Vec<Attempted<'_>> = batch
@@ -66,7 +75,18 @@ async fn write_loop(pool: PgPool, mut pending: mpsc::Receiver<Pending>) {
                 outcome: &p.outcome,
             })
             .collect();
-        let result = deliveries::record(&pool, &attempts).await;
+        let deadline = tokio::time::Instant::now() + retry_for;
+        let mut wait = FIRST_RETRY_WAIT;
+        let result = loop {
+            match deliveries::record(&pool, &attempts).await {
+                Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                    tracing::warn!(error = %e, ?wait, "recording outcomes failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_RETRY_WAIT);
+                }
+                done => break done,
+            }
+        };
         drop(attempts);
         match result {
             Ok(written) => {

@@ -38,16 +38,18 @@ async fn tick(
             "scheduled updates found far past their time were paused for staff to confirm"
         );
     }
-    while let Some((update_id, recipients)) = updates::start_one_due(pool, settings.worker.recipient_chunk)
-        .await
-        .context("starting a due update")?
+    while let Some((update_id, recipients)) =
+        updates::start_one_due(pool, settings.worker.recipient_chunk)
+            .await
+            .context("starting a due update")?
     {
         tracing::info!(%update_id, recipients, "update started");
     }
     while !shutdown.is_cancelled() {
-        let Some((update_id, recipients)) = updates::add_recipients(pool, settings.worker.recipient_chunk)
-            .await
-            .context("writing delivery rows")?
+        let Some((update_id, recipients)) =
+            updates::add_recipients(pool, settings.worker.recipient_chunk)
+                .await
+                .context("writing delivery rows")?
         else {
             break;
         };

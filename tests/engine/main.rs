@@ -1,10 +1,11 @@
-//! Timing-sensitive tests of the sending engine: rate limits and worker processes. A separate
-//! test binary, so no other test loads the machine while they measure; within it they take
-//! turns (`exclusive()`).
+//! Timing-sensitive tests of the sending engine: rate limits, worker processes, and the database
+//! restarted under them. A separate test binary, so no other test loads the machine while they
+//! measure; within it they take turns (`exclusive()`).
 
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+mod postgres_restart;
 mod rate_limits;
 #[path = "../api/smtp_server.rs"]
 #[allow(dead_code)]

@@ -16,10 +16,10 @@ use crate::rate_limits::busiest_window;
 use crate::smtp_server::TestSmtp;
 
 /// A worker process; killed (SIGKILL) on drop.
-struct WorkerProcess(Child);
+pub(crate) struct WorkerProcess(Child);
 
 impl WorkerProcess {
-    fn start(db_url: &str, smtp_url: &str, extra: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(db_url: &str, smtp_url: &str, extra: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsletter"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg("worker")
@@ -43,7 +43,7 @@ impl WorkerProcess {
         Self(cmd.spawn().expect("starting a worker process"))
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -56,14 +56,14 @@ impl Drop for WorkerProcess {
 }
 
 /// The web server alone (no worker in the test process), for the API.
-struct Web {
+pub(crate) struct Web {
     base: String,
     pool: sqlx::PgPool,
     shutdown: CancellationToken,
 }
 
 impl Web {
-    async fn start(db: &TestDatabase, smtp: &TestSmtp) -> Self {
+    pub(crate) async fn start(db: &TestDatabase, smtp: &TestSmtp) -> Self {
         let settings = test_settings(&db.url, &smtp.url(), &[]);
         let app = Application::build(settings, false).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -77,7 +77,7 @@ impl Web {
         }
     }
 
-    async fn send_update(&self, recipients: i64) -> String {
+    pub(crate) async fn send_update(&self, recipients: i64) -> String {
         sqlx::query(
             "WITH people AS (
                  INSERT INTO subscribers (id, email, email_normalized, status)
@@ -115,7 +115,7 @@ impl Web {
         id
     }
 
-    async fn status(&self, id: &str) -> String {
+    pub(crate) async fn status(&self, id: &str) -> String {
         sqlx::query_scalar("SELECT status FROM updates WHERE id = $1::uuid")
             .bind(id)
             .fetch_one(&self.pool)
@@ -123,7 +123,7 @@ impl Web {
             .unwrap()
     }
 
-    async fn wait_until_sent(&self, id: &str, within: Duration) {
+    pub(crate) async fn wait_until_sent(&self, id: &str, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         while self.status(id).await != "sent" {
             assert!(
@@ -134,7 +134,7 @@ impl Web {
         }
     }
 
-    async fn live_workers(&self) -> i64 {
+    pub(crate) async fn live_workers(&self) -> i64 {
         sqlx::query_scalar(
             "SELECT count(*) FROM workers WHERE heartbeat_at > now() - interval '10 seconds'",
         )
@@ -147,6 +147,61 @@ impl Web {
 impl Drop for Web {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// What the relay received for an update of `recipients` mails, held against its ledger.
+pub(crate) struct Ledger {
+    /// Mails the relay received, per recipient.
+    pub(crate) per_recipient: HashMap<String, usize>,
+    /// Mails received beyond the first for their recipient.
+    pub(crate) duplicates: usize,
+    /// Recipients the relay received nothing for.
+    pub(crate) lost: usize,
+    /// Recipients whose ledger row is `sent`.
+    pub(crate) sent_rows: Vec<String>,
+    /// The ledger rows of the recipients received more than once: address, attempts, ambiguous.
+    pub(crate) duplicated: Vec<(String, i32, bool)>,
+}
+
+impl Ledger {
+    pub(crate) async fn read(web: &Web, smtp: &TestSmtp, id: &str, recipients: i64) -> Self {
+        let mails = smtp.messages();
+        let mut per_recipient: HashMap<String, usize> = HashMap::new();
+        for m in &mails {
+            *per_recipient.entry(m.rcpt_to[0].clone()).or_default() += 1;
+        }
+        let duplicates = mails.len() - per_recipient.len();
+        let sent_rows: Vec<String> = sqlx::query_scalar(
+            "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.update_id = $1::uuid AND d.status = 'sent'",
+        )
+        .bind(id)
+        .fetch_all(&web.pool)
+        .await
+        .unwrap();
+        let lost = recipients as usize - per_recipient.len();
+        let twice: Vec<String> = per_recipient
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let duplicated: Vec<(String, i32, bool)> = sqlx::query_as(
+            "SELECT s.email, d.attempts, d.ambiguous FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.update_id = $1::uuid AND s.email = ANY($2)",
+        )
+        .bind(id)
+        .bind(&twice)
+        .fetch_all(&web.pool)
+        .await
+        .unwrap();
+        Self {
+            per_recipient,
+            duplicates,
+            lost,
+            sent_rows,
+            duplicated,
+        }
     }
 }
 
@@ -189,35 +244,13 @@ async fn workers_killed_with_sigkill_mid_update_lose_nobody_and_duplicate_within
     }
     web.wait_until_sent(&id, Duration::from_secs(300)).await;
 
-    let mails = smtp.messages();
-    let mut per_recipient: HashMap<String, usize> = HashMap::new();
-    for m in &mails {
-        *per_recipient.entry(m.rcpt_to[0].clone()).or_default() += 1;
-    }
-    let duplicates = mails.len() - per_recipient.len();
-    let sent_rows: Vec<String> = sqlx::query_scalar(
-        "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-         WHERE d.update_id = $1::uuid AND d.status = 'sent'",
-    )
-    .bind(&id)
-    .fetch_all(&web.pool)
-    .await
-    .unwrap();
-    let lost = recipients as usize - per_recipient.len();
-    let twice: Vec<String> = per_recipient
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(r, _)| r.clone())
-        .collect();
-    let explained: Vec<(String, i32, bool)> = sqlx::query_as(
-        "SELECT s.email, d.attempts, d.ambiguous FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-         WHERE d.update_id = $1::uuid AND s.email = ANY($2)",
-    )
-    .bind(&id)
-    .bind(&twice)
-    .fetch_all(&web.pool)
-    .await
-    .unwrap();
+    let Ledger {
+        per_recipient,
+        duplicates,
+        lost,
+        sent_rows,
+        duplicated: explained,
+    } = Ledger::read(&web, &smtp, &id, recipients).await;
     let (ambiguous, in_flight): (Vec<_>, Vec<_>) = explained.iter().partition(|(_, _, amb)| *amb);
     println!(
         "duplicates: {} in flight at a kill (sent again after the lease expired), {} ambiguous replies",
