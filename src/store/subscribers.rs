@@ -22,27 +22,31 @@ impl Contact {
     }
 }
 
-/// The subscriber with their confirmed lists. The lists are read through the subscriber's own
-/// rows (primary key), never by scanning a list, so this stays fast however big a list is.
-pub async fn contact(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Contact>> {
-    let row = sqlx::query(
+/// The subscribers with these ids (those that still exist), each with their confirmed lists.
+/// The lists are read through each subscriber's own rows (primary key), never by scanning a
+/// list, so this stays fast however big a list is.
+pub async fn contacts(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Contact>> {
+    let rows = sqlx::query(
         "SELECT s.id, s.email, s.name, s.status, s.link_version, s.topics,
                 ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
                       WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed') AS lists
-         FROM subscribers s WHERE s.id = $1",
+         FROM subscribers s WHERE s.id = ANY($1)",
     )
-    .bind(id)
-    .fetch_optional(db)
+    .bind(ids)
+    .fetch_all(db)
     .await?;
-    Ok(row.map(|r| Contact {
-        id: r.get("id"),
-        email: r.get("email"),
-        name: r.get("name"),
-        status: r.get("status"),
-        link_version: r.get("link_version"),
-        topics: r.get("topics"),
-        lists: r.get("lists"),
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|r| Contact {
+            id: r.get("id"),
+            email: r.get("email"),
+            name: r.get("name"),
+            status: r.get("status"),
+            link_version: r.get("link_version"),
+            topics: r.get("topics"),
+            lists: r.get("lists"),
+        })
+        .collect())
 }
 
 /// Counts a hard bounce; at `limit` bounces the subscriber becomes `bounced` and is never

@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::contacts::Contacts;
 use super::prepared::PreparedUpdate;
 use super::{backoff, Worker};
 use crate::domain::subscriber_link::{self, LinkPurpose};
@@ -29,8 +30,8 @@ const POSTPONE_SPREAD: std::time::Duration = std::time::Duration::from_secs(2);
 /// When a mail could not be composed because the database did not answer.
 const DATABASE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub async fn attempt(worker: &Worker, job: &Claimed) -> Outcome {
-    let composed = match compose(worker, job).await {
+pub async fn attempt(worker: &Worker, job: &Claimed, contacts: &Contacts) -> Outcome {
+    let composed = match compose(worker, job, contacts).await {
         Ok(c) => c,
         // The database did not answer: nothing was tried, so the attempt does not count.
         Err(e) if crate::store::is_unavailable(&e) => {
@@ -133,14 +134,14 @@ fn retry_or_give_up(worker: &Worker, job: &Claimed, e: SendError) -> Outcome {
     }
 }
 
-async fn compose(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
+async fn compose(worker: &Worker, job: &Claimed, contacts: &Contacts) -> anyhow::Result<Composed> {
     if job.kind == "test" {
         return compose_test(worker, job).await;
     }
     let Some(subscriber_id) = job.subscriber_id else {
         return Ok(Composed::Skip("the subscriber's data was erased".into()));
     };
-    let Some(contact) = subscribers::contact(&worker.pool, subscriber_id).await? else {
+    let Some(contact) = contacts.ask(subscriber_id).await? else {
         return Ok(Composed::Skip("the subscriber no longer exists".into()));
     };
     match (job.kind.as_str(), job.update_id) {

@@ -2,6 +2,8 @@
 //! No database transaction is open while an SMTP conversation runs.
 
 mod backoff;
+mod batched;
+mod contacts;
 mod delivery;
 mod prepared;
 mod recorder;
@@ -21,6 +23,13 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::mail::{MailTemplates, Mailer};
 use crate::store;
+
+/// What the delivery tasks of one running worker share: their reads and writes, batched.
+#[derive(Clone)]
+struct Batches {
+    contacts: contacts::Contacts,
+    recorder: recorder::Recorder,
+}
 
 #[derive(Clone)]
 pub struct Worker {
@@ -122,7 +131,10 @@ impl Worker {
             Arc::clone(&self.settings),
             shutdown.clone(),
         ));
-        let recorder = recorder::Recorder::start(self.pool.clone(), self.settings.worker.lease / 2);
+        let batches = Batches {
+            contacts: contacts::start(self.pool.clone()),
+            recorder: recorder::start(self.pool.clone(), self.settings.worker.lease / 2),
+        };
         let mut last_beat: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if last_beat.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {
@@ -131,7 +143,7 @@ impl Worker {
                 }
                 last_beat = Some(tokio::time::Instant::now());
             }
-            let idle = match self.run_once(&recorder).await {
+            let idle = match self.run_once(&batches).await {
                 Ok(0) => true,
                 Ok(_) => false,
                 Err(e) => {
@@ -157,7 +169,7 @@ impl Worker {
 
     /// Claims one batch, sends each mail in it concurrently, records every outcome.
     /// Returns how many mails were claimed.
-    async fn run_once(&self, recorder: &recorder::Recorder) -> anyhow::Result<usize> {
+    async fn run_once(&self, batches: &Batches) -> anyhow::Result<usize> {
         let claimed =
             store::deliveries::claim(&self.pool, self.claim_size(), self.settings.worker.lease)
                 .await
@@ -165,13 +177,13 @@ impl Worker {
         let count = claimed.len();
         let mut tasks = JoinSet::new();
         for job in claimed {
-            let (worker, recorder) = (self.clone(), recorder.clone());
+            let (worker, batches) = (self.clone(), batches.clone());
             let permit = Arc::clone(&self.in_flight)
                 .acquire_owned()
                 .await
                 .expect("the in-flight semaphore is never closed");
             tasks.spawn(async move {
-                let done = worker.deliver(job, &recorder).await;
+                let done = worker.deliver(job, &batches).await;
                 drop(permit);
                 done
             });
@@ -188,15 +200,22 @@ impl Worker {
     async fn deliver(
         &self,
         job: store::deliveries::Claimed,
-        recorder: &recorder::Recorder,
+        batches: &Batches,
     ) -> anyhow::Result<()> {
-        let outcome = delivery::attempt(self, &job).await;
+        let outcome = delivery::attempt(self, &job, &batches.contacts).await;
         tracing::info!(outcome = ?delivery::summary(&outcome), "delivery attempt done");
         let failed_reply = match &outcome {
             store::deliveries::Outcome::Failed { reply, .. } => Some(reply.clone()),
             _ => None,
         };
-        let recorded = recorder.record(job.id, job.attempt, outcome).await?;
+        let recorded = batches
+            .recorder
+            .ask(recorder::Finished {
+                id: job.id,
+                attempt: job.attempt,
+                outcome,
+            })
+            .await?;
         if !recorded {
             tracing::warn!("delivery was taken over by another worker after its lease ran out");
         }

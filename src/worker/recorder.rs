@@ -1,6 +1,5 @@
-//! Group commit for delivery outcomes: every finished attempt hands its outcome here and waits
-//! until it is written; whatever arrived while one statement was running goes into the next,
-//! so under load one commit records many mails, and when idle each is written at once.
+//! Group commit for delivery outcomes: every finished attempt hands its outcome over and waits
+//! until it is written; outcomes that arrive together are written by one statement.
 //!
 //! A delivery task keeps its in-flight slot until its outcome is written, so the mails a crash
 //! can leave unrecorded (and send again after their lease) are still at most
@@ -12,96 +11,52 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 
+use super::batched::Batched;
 use crate::store::deliveries::{self, Attempted, Outcome};
 
 /// Most outcomes written by one statement.
 const MAX_BATCH: usize = 256;
-
-struct Pending {
-    id: i64,
-    attempt: i32,
-    outcome: Outcome,
-    /// Whether the row was still ours to write (false: taken over after the lease ran out).
-    written: oneshot::Sender<anyhow::Result<bool>>,
-}
-
-#[derive(Clone)]
-pub struct Recorder {
-    queue: mpsc::Sender<Pending>,
-}
-
-impl Recorder {
-    /// Starts the writing task; it ends when every `Recorder` clone is dropped, after writing
-    /// what it was handed.
-    pub fn start(pool: PgPool, retry_for: Duration) -> Self {
-        let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(write_loop(pool, pending, retry_for));
-        Self { queue }
-    }
-
-    /// Records the outcome of attempt `attempt` of row `id`; returns once it is committed, with
-    /// false when the row was taken over by another worker (nothing was written then).
-    pub async fn record(&self, id: i64, attempt: i32, outcome: Outcome) -> anyhow::Result<bool> {
-        let (written, answer) = oneshot::channel();
-        self.queue
-            .send(Pending {
-                id,
-                attempt,
-                outcome,
-                written,
-            })
-            .await
-            .map_err(|_| anyhow::anyhow!("the outcome recorder has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the outcome recorder dropped an outcome"))?
-    }
-}
-
 /// First wait before writing again after an error; it doubles up to `MAX_RETRY_WAIT`.
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 
-async fn write_loop(pool: PgPool, mut pending: mpsc::Receiver<Pending>, retry_for: Duration) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let attempts: Vec<Attempted<'_>> = batch
-            .iter()
-            .map(|p| Attempted {
-                id: p.id,
-                attempt: p.attempt,
-                outcome: &p.outcome,
-            })
-            .collect();
-        let deadline = tokio::time::Instant::now() + retry_for;
-        let mut wait = FIRST_RETRY_WAIT;
-        let result = loop {
-            match deliveries::record(&pool, &attempts).await {
-                Err(e) if tokio::time::Instant::now() + wait < deadline => {
-                    tracing::warn!(error = %e, ?wait, "recording outcomes failed; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(MAX_RETRY_WAIT);
+/// Attempt `attempt` of delivery row `id` ended with `outcome`.
+pub struct Finished {
+    pub id: i64,
+    pub attempt: i32,
+    pub outcome: Outcome,
+}
+
+/// Answers whether each outcome was written (false: the row was taken over by another worker
+/// after its lease ran out, and nothing was written).
+pub type Recorder = Batched<Finished, bool>;
+
+pub fn start(pool: PgPool, retry_for: Duration) -> Recorder {
+    Batched::start(MAX_BATCH, move |finished: Vec<Finished>| {
+        let pool = pool.clone();
+        async move {
+            let attempts: Vec<Attempted<'_>> = finished
+                .iter()
+                .map(|f| Attempted {
+                    id: f.id,
+                    attempt: f.attempt,
+                    outcome: &f.outcome,
+                })
+                .collect();
+            let deadline = tokio::time::Instant::now() + retry_for;
+            let mut wait = FIRST_RETRY_WAIT;
+            let written = loop {
+                match deliveries::record(&pool, &attempts).await {
+                    Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                        tracing::warn!(error = %e, ?wait, "recording outcomes failed; trying again");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_RETRY_WAIT);
+                    }
+                    done => break done?,
                 }
-                done => break done,
-            }
-        };
-        drop(attempts);
-        match result {
-            Ok(written) => {
-                for p in batch.drain(..) {
-                    let _ = p.written.send(Ok(written.contains(&p.id)));
-                }
-            }
-            Err(e) => {
-                let reason = format!("{e:#}");
-                for p in batch.drain(..) {
-                    let _ = p
-                        .written
-                        .send(Err(anyhow::anyhow!("recording the outcome: {reason}")));
-                }
-            }
+            };
+            Ok(finished.iter().map(|f| written.contains(&f.id)).collect())
         }
-    }
+    })
 }
