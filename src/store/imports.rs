@@ -39,7 +39,7 @@ pub async fn import(
     sqlx::query(
         "CREATE TEMPORARY TABLE import_rows (
              line integer NOT NULL, email text NOT NULL, normalized text NOT NULL,
-             name text, us_state text, first boolean NOT NULL DEFAULT false
+             name text, us_state text, first boolean NOT NULL DEFAULT false, id uuid
          ) ON COMMIT DROP",
     )
     .execute(&mut *tx)
@@ -69,6 +69,8 @@ pub async fn import(
         .await
         .context("loading the rows")?;
     }
+    // Without statistics on the temporary table the planner guesses, and may loop.
+    sqlx::query("ANALYZE import_rows").execute(&mut *tx).await?;
     // The first line of each address counts; later ones are duplicates within the file.
     sqlx::query(
         "UPDATE import_rows r SET first = true
@@ -77,48 +79,52 @@ pub async fn import(
     )
     .execute(&mut *tx)
     .await?;
-    let refused: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT r.line, CASE WHEN x.email_hash IS NOT NULL THEN 'suppressed: this address was erased on request'
-                             ELSE 'suppressed: the address is ' || s.status END
-         FROM import_rows r
-         LEFT JOIN suppressions x ON x.email_hash = sha256(convert_to(r.normalized, 'UTF8'))
-         LEFT JOIN subscribers s ON s.email_normalized = r.normalized
-         WHERE x.email_hash IS NOT NULL OR s.status IN ('unsubscribed', 'bounced', 'complained')
-         ORDER BY r.line",
+    let mut refused: Vec<(i32, String)> = sqlx::query_as(
+        "DELETE FROM import_rows r
+         USING (SELECT r2.line,
+                       CASE WHEN x.email_hash IS NOT NULL THEN 'suppressed: this address was erased on request'
+                            ELSE 'suppressed: the address is ' || s.status END AS why
+                FROM import_rows r2
+                LEFT JOIN suppressions x ON x.email_hash = sha256(convert_to(r2.normalized, 'UTF8'))
+                LEFT JOIN subscribers s ON s.email_normalized = r2.normalized
+                WHERE x.email_hash IS NOT NULL OR s.status IN ('unsubscribed', 'bounced', 'complained')) gone
+         WHERE r.line = gone.line
+         RETURNING r.line, gone.why",
     )
     .fetch_all(&mut *tx)
     .await
     .context("checking suppressions")?;
-    sqlx::query(
-        "DELETE FROM import_rows r
-         USING (SELECT r2.line FROM import_rows r2
-                LEFT JOIN suppressions x ON x.email_hash = sha256(convert_to(r2.normalized, 'UTF8'))
-                LEFT JOIN subscribers s ON s.email_normalized = r2.normalized
-                WHERE x.email_hash IS NOT NULL OR s.status IN ('unsubscribed', 'bounced', 'complained')) gone
-         WHERE r.line = gone.line",
+    refused.sort();
+    // New addresses are added; pending ones become confirmed; either way each import row
+    // learns its subscriber's id, so what follows needs no lookup by address.
+    let imported: i64 = sqlx::query_scalar(
+        "WITH people AS (
+             INSERT INTO subscribers (id, email, email_normalized, name, us_state, status, confirmed_at)
+             SELECT gen_random_uuid(), email, normalized, name, us_state, 'confirmed', now()
+             FROM import_rows WHERE first
+             ON CONFLICT (email_normalized) DO UPDATE
+                 SET status = 'confirmed',
+                     confirmed_at = CASE WHEN subscribers.status = 'pending' THEN now()
+                                         ELSE subscribers.confirmed_at END,
+                     updated_at = CASE WHEN subscribers.status = 'pending' THEN now()
+                                       ELSE subscribers.updated_at END
+             RETURNING xmax = 0 AS added)
+         SELECT count(*) FILTER (WHERE added) FROM people",
     )
-    .execute(&mut *tx)
-    .await?;
-    let imported = sqlx::query(
-        "INSERT INTO subscribers (id, email, email_normalized, name, us_state, status, confirmed_at)
-         SELECT gen_random_uuid(), email, normalized, name, us_state, 'confirmed', now()
-         FROM import_rows WHERE first
-         ON CONFLICT (email_normalized) DO NOTHING",
-    )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .context("adding subscribers")?
-    .rows_affected() as usize;
+    .context("adding subscribers")?;
+    // One join by address, after which each import row carries its subscriber's id.
     sqlx::query(
-        "UPDATE subscribers s SET status = 'confirmed', confirmed_at = now(), updated_at = now()
-         FROM import_rows r WHERE r.first AND s.email_normalized = r.normalized AND s.status = 'pending'",
+        "UPDATE import_rows r SET id = s.id FROM subscribers s
+         WHERE r.first AND s.email_normalized = r.normalized",
     )
     .execute(&mut *tx)
     .await?;
+    let imported = usize::try_from(imported).unwrap_or(0);
     sqlx::query(
         "INSERT INTO subscriptions (subscriber_id, list_id, status)
-         SELECT s.id, l, 'confirmed' FROM import_rows r
-         JOIN subscribers s ON s.email_normalized = r.normalized, unnest($1::uuid[]) AS l
+         SELECT r.id, l, 'confirmed' FROM import_rows r, unnest($1::uuid[]) AS l
          WHERE r.first
          ON CONFLICT (subscriber_id, list_id) DO UPDATE SET status = 'confirmed', updated_at = now()
              WHERE subscriptions.status = 'pending'",
@@ -129,8 +135,7 @@ pub async fn import(
     .context("adding subscriptions")?;
     sqlx::query(
         "INSERT INTO consent_events (subscriber_id, kind, source, consent_text, consent_version, lists)
-         SELECT s.id, 'signup', 'import', $1, 'import', $2 FROM import_rows r
-         JOIN subscribers s ON s.email_normalized = r.normalized WHERE r.first",
+         SELECT r.id, 'signup', 'import', $1, 'import', $2 FROM import_rows r WHERE r.first",
     )
     .bind(note)
     .bind(&slugs)

@@ -257,6 +257,60 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
     .await
     .unwrap();
     assert_eq!(erased_back, 0);
+
+    // A pending sign-up in the file becomes confirmed on the default list; someone already
+    // imported counts as already subscribed; a second line for one address counts once.
+    sqlx::query(
+        "WITH s AS (INSERT INTO subscribers (id, email, email_normalized, status)
+                    VALUES (gen_random_uuid(), 'waiting@example.org', 'waiting@example.org', 'pending')
+                    RETURNING id)
+         INSERT INTO subscriptions (subscriber_id, list_id)
+         SELECT s.id, l.id FROM s, lists l WHERE l.slug = 'us-icc-updates'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (ok, out, err) = run(
+        "email\nnew@example.org\nwaiting@example.org\nsecond@example.org\nSecond@example.org\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported 1, already subscribed 3, refused 0"),
+        "{out}"
+    );
+    let confirmed: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT s.email, s.status, sub.status FROM subscribers s
+         JOIN subscriptions sub ON sub.subscriber_id = s.id ORDER BY s.email",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        confirmed,
+        [
+            (
+                "new@example.org".into(),
+                "confirmed".into(),
+                "confirmed".into()
+            ),
+            (
+                "second@example.org".into(),
+                "confirmed".into(),
+                "confirmed".into()
+            ),
+            (
+                "waiting@example.org".into(),
+                "confirmed".into(),
+                "confirmed".into()
+            ),
+        ]
+    );
+    let imports_logged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM consent_events WHERE source = 'import'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(imports_logged, 4, "one consent event per person per import");
     let _ = std::fs::remove_file(&file);
 }
 
