@@ -418,19 +418,25 @@ async fn wait_for_attempts(
     }
 }
 
-#[tokio::test]
-async fn with_tls_required_a_relay_that_refuses_starttls_gets_nothing_in_the_clear() {
+/// An update to 3 readers, sent through a relay that advertises STARTTLS and refuses it, with
+/// `tls=<mode>` in `smtp.url`; returns the app and the update id.
+async fn update_through_a_relay_refusing_starttls(mode: &str) -> (crate::helpers::TestApp, String) {
     let smtp = crate::smtp_server::TestSmtp::start().await;
     smtp.set_faults(Faults {
         refuse_starttls: true,
         ..Faults::default()
     });
-    let url = format!("{}?tls=required", smtp.url());
+    let url = format!("{}?tls={mode}", smtp.url());
     let app = crate::helpers::spawn_app_on(smtp, &[("smtp.url", url.into())]).await;
     let token = app.api_token().await;
     app.seed_confirmed(3, "example.org").await;
-
     let id = app.create_and_send(&token, "Faults").await;
+    (app, id)
+}
+
+#[tokio::test]
+async fn with_tls_required_a_relay_that_refuses_starttls_gets_nothing_in_the_clear() {
+    let (app, id) = update_through_a_relay_refusing_starttls("required").await;
     let rows = wait_for_attempts(&app, &id, 2).await;
 
     assert_eq!(app.smtp.count(), 0, "no mail went out without TLS");
@@ -453,17 +459,7 @@ async fn with_tls_required_a_relay_that_refuses_starttls_gets_nothing_in_the_cle
 
 #[tokio::test]
 async fn with_opportunistic_tls_a_refused_starttls_falls_back_to_a_plain_connection() {
-    let smtp = crate::smtp_server::TestSmtp::start().await;
-    smtp.set_faults(Faults {
-        refuse_starttls: true,
-        ..Faults::default()
-    });
-    let url = format!("{}?tls=opportunistic", smtp.url());
-    let app = crate::helpers::spawn_app_on(smtp, &[("smtp.url", url.into())]).await;
-    let token = app.api_token().await;
-    app.seed_confirmed(3, "example.org").await;
-
-    let id = app.create_and_send(&token, "Faults").await;
+    let (app, id) = update_through_a_relay_refusing_starttls("opportunistic").await;
     app.wait_for_update_status(&id, "sent").await;
 
     assert_eq!(app.smtp.count(), 3);
