@@ -24,8 +24,9 @@ pub struct Throttle {
     pub share_per_second: Option<f64>,
 }
 
-/// A limiter for `rate` per second and `burst` at once, divided among `workers`.
-fn limiter(rate: u32, burst: u32, workers: u32) -> (DefaultDirectRateLimiter, f64) {
+/// This worker's share of `rate` per second and `burst` at once, divided among `workers`:
+/// the quota its limiter enforces, and the share in mails per second.
+fn share(rate: u32, burst: u32, workers: u32) -> (Quota, f64) {
     let share = f64::from(rate) / f64::from(workers.max(1));
     let burst_share = (f64::from(burst.max(1)) / f64::from(workers.max(1)))
         .ceil()
@@ -33,6 +34,11 @@ fn limiter(rate: u32, burst: u32, workers: u32) -> (DefaultDirectRateLimiter, f6
     let quota = Quota::with_period(Duration::from_secs_f64(1.0 / share))
         .expect("a positive rate gives a positive period")
         .allow_burst(NonZeroU32::new(burst_share).unwrap_or(NonZeroU32::MIN));
+    (quota, share)
+}
+
+fn limiter(rate: u32, burst: u32, workers: u32) -> (DefaultDirectRateLimiter, f64) {
+    let (quota, share) = share(rate, burst, workers);
     (RateLimiter::direct(quota), share)
 }
 
@@ -120,6 +126,87 @@ mod tests {
             backoff: vec![Duration::from_secs(1)],
             give_up_after: Duration::from_secs(3600),
             stale_after: Duration::from_secs(3600),
+        }
+    }
+
+    /// Every moment (from the start) at which greedy senders, one per quota, were let through
+    /// by limiters on one controlled clock during `span`: the limiter's own decisions, free of
+    /// the machine's speed.
+    fn releases(quotas: &[Quota], span: Duration) -> Vec<Duration> {
+        use governor::clock::{FakeRelativeClock, Reference};
+        let clock = FakeRelativeClock::default();
+        let start = clock.now();
+        let limiters: Vec<_> = quotas
+            .iter()
+            .map(|q| RateLimiter::direct_with_clock(*q, clock.clone()))
+            .collect();
+        let mut released = Vec::new();
+        loop {
+            let now = clock.now();
+            let at = Duration::from(now.duration_since(start));
+            if at >= span {
+                return released;
+            }
+            let mut next = span - at;
+            for limiter in &limiters {
+                loop {
+                    match limiter.check() {
+                        Ok(()) => released.push(at),
+                        Err(not_until) => {
+                            next = next.min(not_until.wait_time_from(now));
+                            break;
+                        }
+                    }
+                }
+            }
+            clock.advance(next.max(Duration::from_nanos(1)));
+        }
+    }
+
+    /// The most moments in any window of `width` that starts at one of them.
+    fn busiest(times: &[Duration], width: Duration) -> usize {
+        let mut start = 0;
+        (0..times.len())
+            .map(|end| {
+                while times[end] - times[start] >= width {
+                    start += 1;
+                }
+                end - start + 1
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn no_one_second_window_releases_more_than_rate_plus_burst() {
+        for (rate, burst, workers) in [
+            (50, 10, 1),
+            (200, 20, 2),
+            (10, 1, 3),
+            (7, 0, 1),
+            (1000, 50, 4),
+        ] {
+            let quotas: Vec<Quota> = (0..workers)
+                .map(|_| share(rate, burst, workers).0)
+                .collect();
+            let mut times = releases(&quotas, Duration::from_secs(10));
+            times.sort();
+            let bound = (rate + burst.max(1) + workers) as usize; // burst shares round up
+            let busiest = busiest(&times, Duration::from_secs(1));
+            assert!(
+                busiest <= bound,
+                "{rate}/s + {burst} over {workers}: {busiest} in 1 s"
+            );
+            assert!(
+                busiest >= rate as usize,
+                "{rate}/s + {burst} over {workers}: only {busiest} in 1 s"
+            );
+            let total = times.len();
+            let most = 10 * rate as usize + bound;
+            assert!(
+                total <= most && total >= 10 * rate as usize - workers as usize,
+                "{rate}/s + {burst} over {workers}: {total} in 10 s"
+            );
         }
     }
 
