@@ -165,7 +165,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            store::migrate(&pool).await?;
+            for done in store::migrate(&pool).await? {
+                println!("{done}");
+            }
             println!("migrations applied");
             Ok(())
         }
@@ -232,10 +234,20 @@ pub(crate) async fn run_import(
         store::lists::resolve_any(pool, &slugs).await?
     }
     .map_err(|unknown| anyhow::anyhow!("--list: no such list: {}", unknown.join(", ")))?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    // The line in the file where a record starts: counted from its byte offset, since the csv
+    // reader's own line count drifts with CRLF line ends and blank lines.
+    let line_at = |byte: u64| {
+        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+        // A record's offset may point at blank lines the reader skipped before it.
+        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            start += 1;
+        }
+        1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
+    };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(file)
-        .with_context(|| format!("opening {}", file.display()))?;
+        .from_reader(bytes.as_slice());
     let headers: Vec<String> = reader
         .headers()
         .with_context(|| format!("{}: line 1: reading the header", file.display()))?
@@ -248,15 +260,16 @@ pub(crate) async fn run_import(
     let (name_col, state_col) = (column("name"), column("state"));
     let mut rows = Vec::new();
     let mut errors = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
+    for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
                 errors.push(format!("line {line}: {e}"));
                 continue;
             }
         };
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
         let email = EmailAddress::parse(field(Some(email_col)))
             .map_err(|e| format!("line {line}, field email: {e}"));
@@ -283,9 +296,10 @@ pub(crate) async fn run_import(
     }
     let report = imports::import(pool, &rows, &resolved, note).await?;
     println!(
-        "imported {}, already subscribed {}, refused {}",
+        "imported {}, already subscribed {}, duplicates {}, refused {}",
         report.imported,
         report.already_subscribed,
+        report.duplicates,
         report.refused.len()
     );
     for (line, why) in &report.refused {

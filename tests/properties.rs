@@ -5,12 +5,62 @@ use newsletter::domain::{EmailAddress, SignupInput, SubscriberName, Token};
 use newsletter::mail::{bulk_message, Envelope, ListHeaders, MailTemplates};
 use proptest::prelude::*;
 
-fn templates() -> MailTemplates {
-    MailTemplates::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/templates"
-    )))
-    .unwrap()
+fn templates() -> &'static MailTemplates {
+    static TEMPLATES: std::sync::OnceLock<MailTemplates> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        MailTemplates::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates"
+        )))
+        .unwrap()
+    })
+}
+
+fn settings() -> newsletter::config::Settings {
+    newsletter::config::Settings::from_overrides([("security.secret_key", "x".repeat(40).into())])
+        .unwrap()
+}
+
+/// An update mail to `to`, built the way the worker builds one.
+fn update_mail(to: &str, name: Option<&str>, subject: &str) -> Result<lettre::Message, String> {
+    let data = serde_json::json!({
+        "subject": subject, "preheader": "", "intro": "", "intro_html": "", "news_items": [],
+        "name": name, "email": to, "unsubscribe_url": "https://x.example/u",
+        "manage_url": "https://x.example/m", "web_url": "https://x.example/w", "postal_address": "1 St",
+    });
+    let envelope = Envelope::new(&settings().mail, to, name, "m.1@example.org".into());
+    let list = ListHeaders {
+        unsubscribe_url: "https://x.example/u".into(),
+        list_id: "l.example.org".into(),
+    };
+    bulk_message(templates(), "update", &envelope, &data, &list).map_err(|e| format!("{e:#}"))
+}
+
+/// `s` with each ASCII letter in upper or lower case as `mask`'s bits say.
+fn recase(s: &str, mask: u64) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask >> (i % 64) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// `s` with ASCII letters turned into their fullwidth compatibility forms where `mask` says.
+fn fullwidth(s: &str, mask: u64) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| match c {
+            'a'..='z' if mask >> (i % 64) & 1 == 1 => {
+                char::from_u32(c as u32 - 'a' as u32 + 0xFF41).unwrap()
+            }
+            _ => c,
+        })
+        .collect()
 }
 
 proptest! {
@@ -23,7 +73,58 @@ proptest! {
             prop_assert!(!a.as_str().chars().any(|c| c.is_whitespace() || c.is_control()));
             prop_assert_eq!(a.as_str().matches('@').count(), 1);
             prop_assert_eq!(EmailAddress::parse(a.as_str()).unwrap(), a.clone());
-            prop_assert_eq!(a.normalized(), a.normalized().to_lowercase());
+            prop_assert_eq!(a.canonical(), a.canonical().to_lowercase());
+            prop_assert!(a.as_str().is_ascii(), "the envelope form is ASCII: {}", a.as_str());
+            // whatever the parser accepts, the mail builder accepts, with it as the recipient
+            let mail = update_mail(a.as_str(), None, "s");
+            prop_assert!(mail.is_ok(), "{}: {:?}", a.as_str(), mail.err());
+            let mail = mail.unwrap();
+            let to: Vec<String> = mail.envelope().to().iter().map(|t| t.to_string()).collect();
+            prop_assert_eq!(to, vec![a.as_str().to_owned()]);
+        }
+    }
+
+    #[test]
+    fn quoted_and_international_addresses_build_mails_or_are_refused(raw in "\"?[a-zA-Z0-9.,+ @\\\\]{0,12}\"?@[a-zA-Z0-9üßéÄ\\-]{1,12}\\.[a-zA-Zü]{2,6}") {
+        if let Ok(a) = EmailAddress::parse(&raw) {
+            let mail = update_mail(a.as_str(), None, "s");
+            prop_assert!(mail.is_ok(), "{} -> {}: {:?}", raw, a.as_str(), mail.err());
+            prop_assert_eq!(mail.unwrap().envelope().to().len(), 1);
+        }
+    }
+
+    #[test]
+    fn spellings_of_one_mailbox_give_one_canonical_form(
+        local in "[a-z0-9]{1,10}([._+-][a-z0-9]{1,8}){0,2}",
+        label in "[a-z0-9äöüéñ]{1,12}",
+        tld in "[a-z]{2,6}",
+        case in any::<u64>(), width in any::<u64>(), quote in any::<bool>(), ascii in any::<bool>(),
+    ) {
+        prop_assume!(!label.starts_with("xn--") && !label.contains("--"));
+        let plain = format!("{local}@{label}.{tld}");
+        let Ok(reference) = EmailAddress::parse(&plain) else { return Ok(()) };
+        let domain = if ascii {
+            reference.domain().to_owned()
+        } else {
+            fullwidth(&recase(&format!("{label}.{tld}"), case.rotate_left(7)), width)
+        };
+        let local = recase(&local, case);
+        let local = if quote { format!("\"{local}\"") } else { local };
+        let spelling = format!("{local}@{domain}");
+        let other = EmailAddress::parse(&spelling);
+        prop_assert!(other.is_ok(), "{} refused: {:?}", spelling, other.err());
+        let other = other.unwrap();
+        prop_assert_eq!(other.canonical(), reference.canonical(), "{} vs {}", spelling, plain);
+    }
+
+    #[test]
+    fn different_mailboxes_keep_different_canonical_forms(
+        a in "[a-z0-9]{1,8}(\\.[a-z0-9]{1,4})?@[a-z0-9äöüéñ]{1,8}\\.[a-z]{2,3}",
+        b in "[a-z0-9]{1,8}(\\.[a-z0-9]{1,4})?@[a-z0-9äöüéñ]{1,8}\\.[a-z]{2,3}",
+    ) {
+        prop_assume!(a != b);
+        if let (Ok(x), Ok(y)) = (EmailAddress::parse(&a), EmailAddress::parse(&b)) {
+            prop_assert_ne!(x.canonical(), y.canonical(), "{} and {}", a, b);
         }
     }
 
@@ -58,15 +159,7 @@ proptest! {
     #[test]
     fn hostile_names_and_subjects_cannot_inject_headers_or_markup(name in "\\PC{0,100}", subject in "\\PC{1,100}") {
         let Ok(Some(name)) = SubscriberName::parse(&name) else { return Ok(()) };
-        let settings = newsletter::config::Settings::from_overrides([("security.secret_key", "x".repeat(40).into())]).unwrap();
-        let data = serde_json::json!({
-            "subject": subject, "preheader": "", "intro": "", "intro_html": "", "news_items": [],
-            "name": name.as_str(), "email": "a@example.org", "unsubscribe_url": "https://x.example/u",
-            "manage_url": "https://x.example/m", "web_url": "https://x.example/w", "postal_address": "1 St",
-        });
-        let envelope = Envelope::new(&settings.mail, "a@example.org", Some(name.as_str()), "m.1@example.org".into());
-        let list = ListHeaders { unsubscribe_url: "https://x.example/u".into(), list_id: "l.example.org".into() };
-        let message = bulk_message(&templates(), "update", &envelope, &data, &list).unwrap();
+        let message = update_mail("a@example.org", Some(name.as_str()), &subject).unwrap();
         let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
         let head = raw.split("\r\n\r\n").next().unwrap();
         prop_assert!(!head.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{}", head);

@@ -5,17 +5,59 @@ pub const MAX_ADDRESS_OCTETS: usize = 254;
 /// Longest local part accepted, in octets (RFC 5321 §4.5.3.1.1).
 pub const MAX_LOCAL_PART_OCTETS: usize = 64;
 
-/// An e-mail address as the person typed it (trimmed, domain lower-cased), plus the
-/// normalized form that identifies a subscriber (local part lower-cased too).
+/// An e-mail address in the one form this service sends to and identifies people by.
+///
+/// Two spellings of one mailbox give one `canonical()` form (RFC 5321/5322, RFC 5891, UTS #46):
+/// - the domain goes through UTS #46 mapping (Unicode compatibility forms folded, case folded)
+///   to its A-label (`bücher.example`, `BÜCHER.example` and `xn--bcher-kva.example` are one);
+/// - a quoted local part whose content is a dot-atom is the same mailbox as that dot-atom
+///   (`"ann.doe"@example.org` is `ann.doe@example.org`); any other quoted local part is refused,
+///   since no relay or mail client we send through handles it reliably;
+/// - the local part is lower-cased (providers treat it case-insensitively, RFC 5321 notwithstanding).
+///
+/// `as_str()` is what goes on the wire (envelope and `To`): the local part with its case kept and
+/// the A-label domain, so a relay without SMTPUTF8 accepts it. Uniqueness, suppression, imports
+/// and the erasure hash all use `canonical()`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EmailAddress {
-    as_typed: String,
-    normalized: String,
+    as_sent: String,
+    canonical: String,
+}
+
+/// Characters of an RFC 5322 `atext` besides letters and digits.
+const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+
+/// Whether `local` is an RFC 5322 dot-atom: atext runs separated by single dots.
+fn is_dot_atom(local: &str) -> bool {
+    !local.is_empty()
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c))
+        })
+}
+
+/// The content of a quoted local part with its quoted-pairs (`\x`) resolved, or `None` when
+/// `local` is not quoted.
+fn unquote(local: &str) -> Option<String> {
+    let inner = local.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(out)
 }
 
 impl EmailAddress {
-    /// Parses with an RFC 5322 parser (the `email_address` crate), not a regex, then applies our
-    /// limits: no display name, no IP literals, a dotted domain, and lettre must accept it too.
+    /// Parses with an RFC 5322 parser (the `email_address` crate), not a regex, then brings the
+    /// address to its canonical form and applies our limits: no display name, no IP literals, a
+    /// dotted domain of letters, digits and hyphens (after IDNA), an ASCII dot-atom local part
+    /// of at most 64 octets, at most 254 octets in all, and lettre must accept it too.
+    ///
+    /// # Errors
+    /// A sentence for the person who typed it, saying what is wrong.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -38,45 +80,87 @@ impl EmailAddress {
             email_address::EmailAddress::parse_with_options(trimmed, options).map_err(|_| {
                 "This does not look like an e-mail address (name@example.org).".to_owned()
             })?;
-        let local = parsed.local_part();
+        let local = match unquote(parsed.local_part()) {
+            Some(inner) if is_dot_atom(&inner) => inner,
+            Some(_) => {
+                return Err(
+                    "We cannot send to a quoted part before the @ that holds spaces, commas, \
+                     double dots or other special characters: please use another address."
+                        .into(),
+                )
+            }
+            None => parsed.local_part().to_owned(),
+        };
         if !local.is_ascii() {
             return Err(
                 "The part before the @ must use plain letters, digits and . _ + - only.".into(),
             );
+        }
+        if !is_dot_atom(&local) {
+            return Err("The part before the @ is not valid (two dots in a row?).".into());
         }
         if local.len() > MAX_LOCAL_PART_OCTETS {
             return Err(format!(
                 "The part before the @ has at most {MAX_LOCAL_PART_OCTETS} characters."
             ));
         }
-        let domain = parsed.domain().to_lowercase();
-        if domain
-            .split('.')
-            .any(|label| label.is_empty() || label.len() > 63)
+        let domain = idna::domain_to_ascii_strict(parsed.domain())
+            .map_err(|_| "The domain of this address is not valid.".to_owned())?;
+        if domain.split('.').count() < 2
+            || domain
+                .split('.')
+                .any(|label| label.is_empty() || label.len() > 63)
         {
             return Err("The domain of this address is not valid.".into());
         }
-        let as_typed = format!("{local}@{domain}");
-        if as_typed.parse::<lettre::Address>().is_err() {
+        let as_sent = format!("{local}@{domain}");
+        if as_sent.len() > MAX_ADDRESS_OCTETS {
+            return Err(format!(
+                "An e-mail address has at most {MAX_ADDRESS_OCTETS} characters."
+            ));
+        }
+        if as_sent.parse::<lettre::Address>().is_err() {
             return Err("This address cannot receive mail from us.".into());
         }
-        let normalized = format!("{}@{domain}", local.to_lowercase());
-        Ok(Self {
-            as_typed,
-            normalized,
-        })
+        let canonical = format!("{}@{domain}", local.to_ascii_lowercase());
+        Ok(Self { as_sent, canonical })
     }
 
+    /// The address as it goes on the wire: the local part as typed (unquoted), the A-label domain.
     pub fn as_str(&self) -> &str {
-        &self.as_typed
+        &self.as_sent
     }
 
-    pub fn normalized(&self) -> &str {
-        &self.normalized
+    /// The one form of this mailbox: what identifies a subscriber and what suppression hashes.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
     }
 
+    /// The domain as an A-label (ASCII, lower case).
     pub fn domain(&self) -> &str {
-        self.as_typed.rsplit_once('@').map_or("", |(_, d)| d)
+        self.as_sent.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// Every form under which this mailbox may have been put on the suppression list: the
+    /// canonical form first, then the spellings that releases before the canonical form stored
+    /// (the domain as its Unicode U-label, the local part in double quotes). Their SHA-256 hashes
+    /// are what an erasure left; none of them is a different mailbox.
+    pub fn suppression_keys(&self) -> Vec<String> {
+        let (local, domain) = self
+            .canonical
+            .rsplit_once('@')
+            .expect("a canonical address has an @");
+        let (unicode, _) = idna::domain_to_unicode(domain);
+        let mut keys = vec![self.canonical.clone()];
+        for d in [domain, unicode.as_str()] {
+            for l in [local.to_owned(), format!("\"{local}\"")] {
+                let key = format!("{l}@{d}");
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
     }
 }
 
@@ -95,7 +179,63 @@ mod tests {
     fn trims_and_lowercases_the_domain_but_keeps_the_local_part() {
         let a = EmailAddress::parse("  Jane.Doe@Example.ORG \n").unwrap();
         assert_eq!(a.as_str(), "Jane.Doe@example.org");
-        assert_eq!(a.normalized(), "jane.doe@example.org");
+        assert_eq!(a.canonical(), "jane.doe@example.org");
+    }
+
+    #[test]
+    fn one_mailbox_has_one_canonical_form_whatever_its_spelling() {
+        for (a, b) in [
+            ("ida@bücher.example", "ida@xn--bcher-kva.example"),
+            ("ida@BÜCHER.example", "IDA@xn--bcher-kva.EXAMPLE"),
+            ("ida@ｂücher.example", "ida@bücher.example"),
+            ("Ann.Doe@example.org", "\"ann.doe\"@example.org"),
+            ("\"a\\+b\"@example.org", "a+b@example.org"),
+        ] {
+            let (a, b) = (
+                EmailAddress::parse(a).unwrap(),
+                EmailAddress::parse(b).unwrap(),
+            );
+            assert_eq!(a.canonical(), b.canonical());
+        }
+    }
+
+    #[test]
+    fn the_envelope_form_has_the_a_label_and_no_quotes() {
+        let a = EmailAddress::parse("Idn5@Bücher.example").unwrap();
+        assert_eq!(a.as_str(), "Idn5@xn--bcher-kva.example");
+        assert_eq!(a.domain(), "xn--bcher-kva.example");
+        let q = EmailAddress::parse("\"Ann.Doe\"@example.org").unwrap();
+        assert_eq!(q.as_str(), "Ann.Doe@example.org");
+    }
+
+    #[test]
+    fn suppression_keys_cover_the_spellings_earlier_releases_hashed() {
+        let keys = EmailAddress::parse("ida@xn--bcher-kva.example")
+            .unwrap()
+            .suppression_keys();
+        assert_eq!(keys[0], "ida@xn--bcher-kva.example");
+        assert!(keys.contains(&"ida@bücher.example".to_owned()));
+        assert!(keys.contains(&"\"ida\"@bücher.example".to_owned()));
+        assert_eq!(
+            EmailAddress::parse("a@example.org")
+                .unwrap()
+                .suppression_keys(),
+            ["a@example.org", "\"a\"@example.org"]
+        );
+    }
+
+    #[test]
+    fn quoted_local_parts_that_are_no_dot_atom_are_refused() {
+        for bad in [
+            "\"a,b\"@example.org",
+            "\"john..doe\"@example.org",
+            "\"a b\"@example.org",
+            "\".a\"@example.org",
+            "\"\"@example.org",
+            "\"a@b\"@example.org",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]
@@ -129,7 +269,7 @@ mod tests {
     fn accepts_an_internationalized_domain() {
         assert_eq!(
             EmailAddress::parse("a@Bücher.example").unwrap().domain(),
-            "bücher.example"
+            "xn--bcher-kva.example"
         );
     }
 

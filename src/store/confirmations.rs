@@ -4,7 +4,8 @@ use anyhow::Context;
 use sqlx::{PgExecutor, PgPool, Row};
 
 use super::consent::{self, ConsentEvent, RequestOrigin};
-use crate::domain::TokenHash;
+use super::preferences::suppression_hashes;
+use crate::domain::{EmailAddress, TokenHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenState {
@@ -81,18 +82,28 @@ pub async fn confirm(
     .fetch_all(&mut *tx)
     .await
     .context("confirming the subscriber")?;
-    // Welcome mail for the lists that have one; and a confirmed address is no longer suppressed.
+    // Welcome mail for the lists that have one; and a confirmed address is no longer
+    // suppressed, under any spelling it was erased under.
+    let address: String =
+        sqlx::query_scalar("SELECT email_normalized FROM subscribers WHERE id = $1")
+            .bind(subscriber_id)
+            .fetch_one(&mut *tx)
+            .await
+            .context("reading the confirmed address")?;
+    let hashes = EmailAddress::parse(&address)
+        .map(|a| suppression_hashes(&a))
+        .unwrap_or_default();
     sqlx::query(
         "WITH welcome AS (
              INSERT INTO deliveries (kind, subscriber_id, payload)
              SELECT 'welcome', $1, jsonb_build_object('lists', array_agg(l.name ORDER BY l.name))
              FROM lists l WHERE l.slug = ANY($2) AND l.welcome
              HAVING count(*) > 0)
-         DELETE FROM suppressions
-         WHERE email_hash = (SELECT sha256(convert_to(email_normalized, 'UTF8')) FROM subscribers WHERE id = $1)",
+         DELETE FROM suppressions WHERE email_hash = ANY($3)",
     )
     .bind(subscriber_id)
     .bind(&lists)
+    .bind(&hashes)
     .execute(&mut *tx)
     .await
     .context("queueing the welcome mail")?;

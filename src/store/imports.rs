@@ -6,6 +6,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::preferences::suppression_hashes;
 use crate::domain::{EmailAddress, SubscriberName, UsState};
 
 /// Rows sent to PostgreSQL per statement.
@@ -22,6 +23,8 @@ pub struct ImportRow {
 pub struct ImportReport {
     pub imported: usize,
     pub already_subscribed: usize,
+    /// Later lines of an address that an earlier line of the same file already had.
+    pub duplicates: usize,
     /// (line, why)
     pub refused: Vec<(usize, String)>,
 }
@@ -44,13 +47,19 @@ pub async fn import(
     )
     .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "CREATE TEMPORARY TABLE import_keys (line integer NOT NULL, hash bytea NOT NULL)
+         ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
     for chunk in rows.chunks(CHUNK) {
         let lines: Vec<i32> = chunk
             .iter()
             .map(|r| i32::try_from(r.line).unwrap_or(i32::MAX))
             .collect();
         let emails: Vec<&str> = chunk.iter().map(|r| r.email.as_str()).collect();
-        let normalized: Vec<&str> = chunk.iter().map(|r| r.email.normalized()).collect();
+        let normalized: Vec<&str> = chunk.iter().map(|r| r.email.canonical()).collect();
         let names: Vec<Option<&str>> = chunk
             .iter()
             .map(|r| r.name.as_ref().map(SubscriberName::as_str))
@@ -68,9 +77,23 @@ pub async fn import(
         .execute(&mut *tx)
         .await
         .context("loading the rows")?;
+        // Every spelling under which each address may have been erased.
+        let (key_lines, hashes): (Vec<i32>, Vec<Vec<u8>>) = chunk
+            .iter()
+            .zip(&lines)
+            .flat_map(|(r, line)| suppression_hashes(&r.email).into_iter().map(|h| (*line, h)))
+            .unzip();
+        sqlx::query("INSERT INTO import_keys SELECT * FROM unnest($1::int[], $2::bytea[])")
+            .bind(&key_lines)
+            .bind(&hashes)
+            .execute(&mut *tx)
+            .await
+            .context("loading the suppression keys")?;
     }
     // Without statistics on the temporary table the planner guesses, and may loop.
-    sqlx::query("ANALYZE import_rows").execute(&mut *tx).await?;
+    sqlx::raw_sql("ANALYZE import_rows; ANALYZE import_keys")
+        .execute(&mut *tx)
+        .await?;
     // The first line of each address counts; later ones are duplicates within the file.
     sqlx::query(
         "UPDATE import_rows r SET first = true
@@ -80,14 +103,16 @@ pub async fn import(
     .execute(&mut *tx)
     .await?;
     let mut refused: Vec<(i32, String)> = sqlx::query_as(
-        "DELETE FROM import_rows r
+        "WITH erased AS (
+             SELECT DISTINCT k.line FROM import_keys k JOIN suppressions x ON x.email_hash = k.hash)
+         DELETE FROM import_rows r
          USING (SELECT r2.line,
-                       CASE WHEN x.email_hash IS NOT NULL THEN 'suppressed: this address was erased on request'
+                       CASE WHEN e.line IS NOT NULL THEN 'suppressed: this address was erased on request'
                             ELSE 'suppressed: the address is ' || s.status END AS why
                 FROM import_rows r2
-                LEFT JOIN suppressions x ON x.email_hash = sha256(convert_to(r2.normalized, 'UTF8'))
+                LEFT JOIN erased e ON e.line = r2.line
                 LEFT JOIN subscribers s ON s.email_normalized = r2.normalized
-                WHERE x.email_hash IS NOT NULL OR s.status IN ('unsubscribed', 'bounced', 'complained')) gone
+                WHERE e.line IS NOT NULL OR s.status IN ('unsubscribed', 'bounced', 'complained')) gone
          WHERE r.line = gone.line
          RETURNING r.line, gone.why",
     )
@@ -142,11 +167,16 @@ pub async fn import(
     .execute(&mut *tx)
     .await
     .context("logging consent")?;
+    let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM import_rows WHERE NOT first")
+        .fetch_one(&mut *tx)
+        .await?;
+    let duplicates = usize::try_from(duplicates).unwrap_or(0);
     let accepted = rows.len() - refused.len();
     tx.commit().await.context("committing the import")?;
     Ok(ImportReport {
         imported,
-        already_subscribed: accepted - imported,
+        already_subscribed: accepted - duplicates - imported,
+        duplicates,
         refused: refused
             .into_iter()
             .map(|(line, why)| (line as usize, why))

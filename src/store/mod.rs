@@ -1,5 +1,6 @@
 //! All SQL lives here: one file per table family, bound parameters only.
 
+pub mod addresses;
 pub mod api_tokens;
 pub mod confirmations;
 pub mod consent;
@@ -36,11 +37,21 @@ pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .context("invalid database.url")
 }
 
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+/// Applies the SQL migrations, then the data migrations that need our own code (each once).
+/// Returns what the data migrations that ran this time did, a line each (also logged).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     MIGRATOR
         .run(pool)
         .await
-        .context("applying database migrations")
+        .context("applying database migrations")?;
+    if let Some(report) = addresses::canonicalize(pool)
+        .await
+        .context("bringing addresses to their canonical form")?
+    {
+        tracing::info!("data migration done: {report}");
+        return Ok(vec![report.to_string()]);
+    }
+    Ok(Vec::new())
 }
 
 pub async fn ping(pool: &PgPool) -> bool {

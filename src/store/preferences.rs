@@ -5,10 +5,11 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::{PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::consent::{self, ConsentEvent, RequestOrigin};
+use crate::domain::EmailAddress;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ListChoice {
@@ -221,9 +222,10 @@ async fn rows_json(
         .await
 }
 
-/// SHA-256 of a normalized address: what the suppression list keeps.
-pub fn address_hash(normalized: &str) -> [u8; 32] {
-    Sha256::digest(normalized.as_bytes()).into()
+/// SHA-256 of an address's canonical form (or of a legacy spelling, `EmailAddress::suppression_keys`):
+/// what the suppression list keeps.
+pub fn address_hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// Erases the person: their address's hash goes on the suppression list; their subscriber row
@@ -231,37 +233,44 @@ pub fn address_hash(normalized: &str) -> [u8; 32] {
 /// delivery rows stay, anonymous, without the relay's replies (which may name the address).
 pub async fn erase(pool: &PgPool, id: Uuid) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await.context("starting the erasure")?;
+    let erased = erase_in(&mut tx, id).await?;
+    tx.commit().await.context("committing the erasure")?;
+    Ok(erased)
+}
+
+/// `erase` inside the caller's transaction; `false` when there is no such subscriber.
+pub async fn erase_in(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> anyhow::Result<bool> {
     let normalized: Option<String> =
         sqlx::query_scalar("SELECT email_normalized FROM subscribers WHERE id = $1 FOR UPDATE")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
     let Some(normalized) = normalized else {
         return Ok(false);
     };
     sqlx::query("INSERT INTO suppressions (email_hash, reason) VALUES ($1, 'erased') ON CONFLICT DO NOTHING")
         .bind(address_hash(&normalized).as_slice())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     sqlx::query(
         "UPDATE deliveries SET last_reply = NULL, payload = '{}', message_id = NULL, subscriber_id = NULL
          WHERE subscriber_id = $1",
     )
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM subscribers WHERE id = $1")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await.context("committing the erasure")?;
     Ok(true)
 }
 
-/// Whether an address was erased (and so may come back only by its own double opt-in).
-pub async fn is_suppressed(db: impl PgExecutor<'_>, normalized: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $1)")
-        .bind(address_hash(normalized).as_slice())
-        .fetch_one(db)
-        .await
+/// The suppression hashes under which `address` may have been erased.
+pub fn suppression_hashes(address: &EmailAddress) -> Vec<Vec<u8>> {
+    address
+        .suppression_keys()
+        .iter()
+        .map(|k| address_hash(k).to_vec())
+        .collect()
 }

@@ -56,7 +56,7 @@ pub async fn record(pool: &PgPool, s: SignupRecord<'_>) -> anyhow::Result<Signup
     )
     .bind(Uuid::new_v4())
     .bind(s.request.email.as_str())
-    .bind(s.request.email.normalized())
+    .bind(s.request.email.canonical())
     .bind(s.request.name.as_ref().map(|n| n.as_str()))
     .bind(s.request.state.map(|st| st.code()))
     .bind(seconds(s.resend_after))

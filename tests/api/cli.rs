@@ -259,7 +259,7 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
     assert_eq!(erased_back, 0);
 
     // A pending sign-up in the file becomes confirmed on the default list; someone already
-    // imported counts as already subscribed; a second line for one address counts once.
+    // imported counts as already subscribed; a second line for one address is a duplicate.
     sqlx::query(
         "WITH s AS (INSERT INTO subscribers (id, email, email_normalized, status)
                     VALUES (gen_random_uuid(), 'waiting@example.org', 'waiting@example.org', 'pending')
@@ -275,7 +275,7 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
     );
     assert!(ok, "{err}");
     assert!(
-        out.contains("imported 1, already subscribed 3, refused 0"),
+        out.contains("imported 1, already subscribed 2, duplicates 1, refused 0"),
         "{out}"
     );
     let confirmed: Vec<(String, String, String)> = sqlx::query_as(
@@ -312,6 +312,114 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
             .unwrap();
     assert_eq!(imports_logged, 4, "one consent event per person per import");
     let _ = std::fs::remove_file(&file);
+}
+
+/// Runs `newsletter import` on `csv` against `db`: (success, stdout, stderr).
+fn import(db: &TestDatabase, csv: &[u8]) -> (bool, String, String) {
+    let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&file, csv).unwrap();
+    let out = newsletter()
+        .env("DATABASE_URL", &db.url)
+        .args(["import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn import_errors_name_the_line_in_the_file_not_the_record_number() {
+    let db = TestDatabase::create().await;
+    // line 1 header, 2 blank, 3 a, 4 blank, 5-6 a quoted name over two lines, 7 the bad row
+    for newline in ["\n", "\r\n"] {
+        let csv = [
+            "email,name",
+            "",
+            "a@example.org,A",
+            "",
+            "b@example.org,\"B",
+            "Two\"",
+            "bad@,C",
+            "",
+        ]
+        .join(newline);
+        let (ok, _, err) = import(&db, csv.as_bytes());
+        assert!(!ok);
+        assert!(err.contains("line 7, field email"), "{newline:?}: {err}");
+        assert!(err.contains("line 5, field name"), "{newline:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn import_refuses_every_spelling_of_an_unsubscribed_or_erased_mailbox() {
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let left = newsletter::domain::EmailAddress::parse("ida@bücher.example").unwrap();
+    let erased = newsletter::domain::EmailAddress::parse("Erik@Bücher.example").unwrap();
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO subscribers (id, email, email_normalized, status) VALUES
+           (gen_random_uuid(), $1, $2, 'unsubscribed'), (gen_random_uuid(), $3, $4, 'confirmed')
+         RETURNING id",
+    )
+    .bind(left.as_str())
+    .bind(left.canonical())
+    .bind(erased.as_str())
+    .bind(erased.canonical())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(newsletter::store::preferences::erase(&pool, ids[1])
+        .await
+        .unwrap());
+    // What releases before the canonical form left: hashes of the spelling as typed.
+    sqlx::query(
+        "INSERT INTO suppressions (email_hash, reason) VALUES
+           (sha256(convert_to('old@münchen.example', 'UTF8')), 'erased'),
+           (sha256(convert_to('\"quoted\"@example.org', 'UTF8')), 'erased')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let (ok, out, err) = import(
+        &db,
+        "email\nida@xn--bcher-kva.example\nerik@xn--bcher-kva.example\nOLD@xn--mnchen-3ya.example\n\
+         Quoted@example.org\nnew@bücher.example\nNEW@XN--BCHER-KVA.example\n"
+            .as_bytes(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported 1, already subscribed 0, duplicates 1, refused 4"),
+        "{out}"
+    );
+    for line in 2..=5 {
+        assert!(out.contains(&format!("line {line}: suppressed")), "{out}");
+    }
+    let people: Vec<String> = sqlx::query_scalar(
+        "SELECT email_normalized FROM subscribers WHERE status = 'confirmed' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(people, ["new@xn--bcher-kva.example"]);
+}
+
+#[tokio::test]
+async fn import_refuses_addresses_no_mail_can_be_built_for() {
+    let db = TestDatabase::create().await;
+    let (ok, _, err) = import(
+        &db,
+        b"email\nok@example.org\n\"a,b\"@example.org\n\"john..doe\"@example.org\n",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("line 3, field email") && err.contains("line 4, field email"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,9 @@ pub struct Faults {
     pub require_auth: Option<(String, String)>,
     /// The first N AUTH attempts get `535 5.7.8` whatever the credentials.
     pub refuse_auth_times: u32,
+    /// Do not offer SMTPUTF8, and refuse a non-ASCII address in MAIL FROM or RCPT TO with
+    /// `553 5.6.7`, as such a relay does (RFC 6531 §3.5).
+    pub no_smtputf8: bool,
 }
 
 #[derive(Default)]
@@ -310,7 +313,11 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
             }
             "RCPT" if mail_from.is_some() => {
                 let rcpt = angle_address(&text);
-                match rcpt_reply(state, &rcpt) {
+                let ascii_only = state.faults.lock().unwrap().no_smtputf8;
+                match rcpt_reply(state, &rcpt).or_else(|| {
+                    (ascii_only && !rcpt.is_ascii())
+                        .then(|| "553 5.6.7 non-ASCII address without SMTPUTF8".to_owned())
+                }) {
                     Some(reply) => reply,
                     None => {
                         rcpt_to.push(rcpt);
@@ -344,7 +351,10 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
 }
 
 fn ehlo_reply(faults: &Faults) -> String {
-    let mut reply = String::from("250-test-smtp\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n");
+    let mut reply = String::from("250-test-smtp\r\n250-8BITMIME\r\n");
+    if !faults.no_smtputf8 {
+        reply.push_str("250-SMTPUTF8\r\n");
+    }
     if faults.refuse_starttls {
         reply.push_str("250-STARTTLS\r\n");
     }
