@@ -26,7 +26,7 @@ pub struct AppState {
     pub mail_templates: Arc<MailTemplates>,
     pub signup_limiter: IpRateLimiter,
     pub link_limiter: IpRateLimiter,
-    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub struct Application {
@@ -64,7 +64,7 @@ impl Application {
         let state = AppState {
             signup_limiter: IpRateLimiter::per_minute(settings.signup.per_ip_per_minute),
             link_limiter: IpRateLimiter::per_minute(settings.links.per_ip_per_minute),
-            http_metrics: Arc::default(),
+            metrics: Arc::default(),
             pool,
             settings,
             pages,

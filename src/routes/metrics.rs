@@ -12,7 +12,7 @@ use axum::Router;
 use super::client::Origin;
 use super::AppError;
 use crate::app::AppState;
-use crate::metrics::family;
+use crate::metrics::Ledger;
 use crate::store;
 
 pub fn router() -> Router<AppState> {
@@ -26,10 +26,10 @@ pub async fn count(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    state.http_metrics.record(
+    state.metrics.record(
         &route,
         &method,
         response.status().as_u16(),
@@ -68,65 +68,23 @@ async fn metrics(
             .into_response());
     }
     let s = store::metrics::snapshot(&state.pool).await?;
-    let mut out = String::new();
-    let pairs =
-        |rows: &[(String, i64)], key: &'static str| -> Vec<(Vec<(&'static str, String)>, f64)> {
-            rows.iter()
-                .map(|(v, n)| (vec![(key, v.clone())], *n as f64))
-                .collect()
-        };
-    let deliveries: Vec<_> = s
-        .deliveries
-        .iter()
-        .map(|(kind, status, n)| {
-            (
-                vec![("kind", kind.clone()), ("status", status.clone())],
-                *n as f64,
-            )
+    let out = state
+        .metrics
+        .encode(&Ledger {
+            deliveries: &s.deliveries,
+            failures: &s.failures,
+            queue_depth: s.queue_depth,
+            send_rate: s.sent_last_10s as f64 / 10.0,
+            consent_events: &s.consent_events,
+            subscribers: &s.subscribers,
         })
-        .collect();
-    family(
-        &mut out,
-        "newsletter_deliveries",
-        "gauge",
-        "Mails in the ledger by kind and status (sent, deferred, failed, ...).",
-        &deliveries,
-    );
-    family(
-        &mut out,
-        "newsletter_failed_deliveries",
-        "gauge",
-        "Failed mails by class of enhanced status code (5.1 no such user, 5.7 policy, ...).",
-        &pairs(&s.failures, "class"),
-    );
-    family(
-        &mut out,
-        "newsletter_queue_depth",
-        "gauge",
-        "Mails queued, deferred or being sent.",
-        &[(vec![], s.queue_depth as f64)],
-    );
-    family(
-        &mut out,
-        "newsletter_send_rate",
-        "gauge",
-        "Mails sent per second over the last 10 seconds.",
-        &[(vec![], s.sent_last_10s as f64 / 10.0)],
-    );
-    family(
-        &mut out,
-        "newsletter_consent_events",
-        "gauge",
-        "Sign-ups, confirmations, unsubscribes and preference changes logged.",
-        &pairs(&s.consent_events, "kind"),
-    );
-    family(
-        &mut out,
-        "newsletter_subscribers",
-        "gauge",
-        "Subscribers by status.",
-        &pairs(&s.subscribers, "status"),
-    );
-    state.http_metrics.render(&mut out);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+        .await;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
 }

@@ -73,7 +73,7 @@ async fn metrics_count_requests_by_route_and_read_the_ledger() {
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("text/plain"));
+        .starts_with("application/openmetrics-text"));
     let text = response.text().await.unwrap();
     for line in [
         "newsletter_http_requests_total{route=\"/subscriptions\",method=\"POST\",status=\"303\"} 1",
@@ -107,4 +107,35 @@ async fn with_a_metrics_token_metrics_need_it() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 403);
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_add_no_series_to_the_metrics() {
+    let app = spawn_app().await;
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    let poke = |i: usize| {
+        let method =
+            reqwest::Method::from_bytes(format!("X{i}{}", "Y".repeat(i % 50)).as_bytes()).unwrap();
+        app.http
+            .request(
+                method,
+                app.url(&format!("/no/such/{i}/{}", uuid::Uuid::new_v4())),
+            )
+            .send()
+    };
+    for i in 0..20 {
+        poke(i).await.unwrap();
+    }
+    app.get("/metrics").await; // its own series, counted from the next scrape on
+    let before = app.get("/metrics").await.text().await.unwrap();
+    for i in 20..400 {
+        poke(i).await.unwrap();
+    }
+    let after = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(series(&before), series(&after), "{after}");
+    assert!(
+        after.contains("route=\"unmatched\",method=\"OTHER\""),
+        "{after}"
+    );
+    assert!(!after.contains("X399") && !after.contains("/no/such"));
 }
