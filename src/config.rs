@@ -77,6 +77,13 @@ impl BaseUrl {
     pub fn is_https(&self) -> bool {
         self.0.starts_with("https://")
     }
+    /// The origin (RFC 6454): scheme, host and port, as browsers send it in `Origin`.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
+        self.0[after_scheme..]
+            .find('/')
+            .map_or(self.0.as_str(), |i| &self.0[..after_scheme + i])
+    }
     /// The host part, used for Message-IDs and List-Id.
     pub fn host(&self) -> &str {
         let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::client::Origin;
+use super::form::{Arity, FormFields};
 use super::links::{self, invalid_link};
+use super::same_origin;
 use super::signup::state_options;
 use super::AppError;
 use crate::app::AppState;
@@ -103,31 +105,56 @@ struct Form {
     topics: Vec<String>,
 }
 
-fn form(body: &[u8]) -> Form {
-    let mut f = Form::default();
-    for (key, value) in form_urlencoded::parse(body) {
-        match key.as_ref() {
-            "action" => f.action = value.into_owned(),
-            "name" => f.name = value.into_owned(),
-            "state" => f.state = value.into_owned(),
-            "lists" => f.lists.push(value.into_owned()),
-            "topics" => f.topics.push(value.into_owned()),
-            _ => {}
-        }
-    }
-    f
+const FORM_FIELDS: &[(&str, Arity)] = &[
+    ("action", Arity::One),
+    ("name", Arity::One),
+    ("state", Arity::One),
+    ("lists", Arity::Many),
+    ("topics", Arity::Many),
+];
+
+fn form(body: &[u8]) -> Result<Form, FieldErrors> {
+    let f = FormFields::parse(body, FORM_FIELDS)?;
+    Ok(Form {
+        action: f.one("action"),
+        name: f.one("name"),
+        state: f.one("state"),
+        lists: f.many("lists"),
+        topics: f.many("topics"),
+    })
 }
 
 async fn change(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     Origin(origin): Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    if !same_origin::allowed(&headers, state.settings.server.base_url.origin()) {
+        return Ok(state.pages.message(
+            StatusCode::FORBIDDEN,
+            "Not sent from this site",
+            "This form was sent from another web site, so nothing was changed. Please use the link in one of our mails.",
+        ));
+    }
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
         return Ok(invalid_link(&state));
     };
-    let f = form(&body);
+    let f = match form(&body) {
+        Ok(f) => f,
+        Err(errors) => {
+            return page(
+                &state,
+                id,
+                &token,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &errors,
+                None,
+            )
+            .await
+        }
+    };
     match f.action.as_str() {
         "unsubscribe" => {
             unsubscribes::unsubscribe_all(&state.pool, id, "link", &origin).await?;
@@ -174,7 +201,12 @@ async fn change(
                 "Everything we held about you is gone. We keep only a one-way hash of your address, so that nobody can add it again without your own confirmation.",
             ))
         }
-        _ => save(&state, id, &token, f, &origin).await,
+        "save" => save(&state, id, &token, f, &origin).await,
+        _ => Ok(state.pages.message(
+            StatusCode::BAD_REQUEST,
+            "Nothing was changed",
+            "This request did not say what to do. Please use the buttons on your preferences page.",
+        )),
     }
 }
 

@@ -43,7 +43,7 @@ fn allowed(state: &AppState, origin_ip: Option<std::net::IpAddr>, headers: &Head
         Some(token) => headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(super::api::bearer)
             .is_some_and(|given| {
                 constant_time_eq(given.trim().as_bytes(), token.expose().as_bytes())
             }),

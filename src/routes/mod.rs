@@ -3,13 +3,16 @@
 mod api;
 mod client;
 mod confirm;
+mod edge;
 mod error;
+mod form;
 mod health;
 mod links;
 mod manage;
 mod metrics;
 mod pages;
 mod rate_limit;
+mod same_origin;
 mod security_headers;
 mod signup;
 mod unsubscribe;
@@ -43,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::refuse_unstorable,
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(security_headers::add))

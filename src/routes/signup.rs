@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::client::Origin;
+use super::form::{Arity, FormFields};
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::{FieldErrors, SignupInput, SignupSource};
@@ -146,7 +147,7 @@ async fn subscribe(
         }
     };
     let input = match format {
-        Format::Form => Ok(form_input(&body)),
+        Format::Form => form_input(&body).map_err(JsonProblem::Fields),
         Format::Json => json_input(&body),
     };
     let input = match input {
@@ -252,19 +253,27 @@ fn problem(format: Option<Format>, status: StatusCode, message: &str) -> Respons
     }
 }
 
-fn form_input(body: &[u8]) -> SignupInput {
-    let mut input = SignupInput::default();
-    for (key, value) in form_urlencoded::parse(body) {
-        match key.as_ref() {
-            "email" => input.email = value.into_owned(),
-            "name" => input.name = value.into_owned(),
-            "lists" | "lists[]" => input.lists.push(value.into_owned()),
-            "state" => input.state = value.into_owned(),
-            HONEYPOT_FIELD => input.honeypot = value.into_owned(),
-            _ => {}
-        }
-    }
-    input
+/// The sign-up form's fields (`lists[]` is what some form builders send for `lists`).
+const FORM_FIELDS: &[(&str, Arity)] = &[
+    ("email", Arity::One),
+    ("name", Arity::One),
+    ("lists", Arity::Many),
+    ("lists[]", Arity::Many),
+    ("state", Arity::One),
+    (HONEYPOT_FIELD, Arity::One),
+];
+
+fn form_input(body: &[u8]) -> Result<SignupInput, FieldErrors> {
+    let f = FormFields::parse(body, FORM_FIELDS)?;
+    let mut lists = f.many("lists");
+    lists.extend(f.many("lists[]"));
+    Ok(SignupInput {
+        email: f.one("email"),
+        name: f.one("name"),
+        lists,
+        state: f.one("state"),
+        honeypot: f.one(HONEYPOT_FIELD),
+    })
 }
 
 enum JsonProblem {
@@ -326,7 +335,7 @@ mod tests {
 
     #[test]
     fn form_fields_repeat_for_lists() {
-        let i = form_input(b"email=a%40example.org&name=Ann+Lee&lists=x&lists=y&website=");
+        let i = form_input(b"email=a%40example.org&name=Ann+Lee&lists=x&lists=y&website=").unwrap();
         assert_eq!(i.email, "a@example.org");
         assert_eq!(i.name, "Ann Lee");
         assert_eq!(i.lists, ["x", "y"]);

@@ -142,6 +142,34 @@ pub async fn save(
     )
     .await
     .context("logging the change")?;
+    // Someone who unticked every list has left: they are unsubscribed, as the page says.
+    if held.is_empty() {
+        let left: Vec<String> = sqlx::query_scalar(
+            "WITH person AS (
+                 UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+                 WHERE id = $1 AND status = 'confirmed' RETURNING id)
+             SELECT 'all' FROM person",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("unsubscribing someone left on no list")?;
+        if !left.is_empty() {
+            consent::record(
+                &mut *tx,
+                ConsentEvent {
+                    subscriber_id: id,
+                    kind: "unsubscribe",
+                    source: "link",
+                    origin,
+                    consent: None,
+                    lists: &[],
+                },
+            )
+            .await
+            .context("logging the unsubscribe")?;
+        }
+    }
     tx.commit().await.context("committing preferences")?;
     Ok(())
 }

@@ -139,7 +139,9 @@ async fn unknown_altered_or_missing_tokens_get_a_4xx_page_and_change_nothing() {
         "nothing=1".into(),
     ] {
         let get = app.get(&format!("/subscriptions/confirm?{query}")).await;
-        assert_eq!(get.status(), 404, "GET {query}");
+        // a NUL in a query is refused before routing, naming the parameter
+        let refused = if query.contains("%00") { 422 } else { 404 };
+        assert_eq!(get.status(), refused, "GET {query}");
         let post = app.post_form("/subscriptions/confirm", &query).await;
         assert_eq!(post.status(), 404, "POST {query}");
         assert!(post.text().await.unwrap().contains("not valid"));

@@ -8,6 +8,7 @@ mod confirm;
 mod delivery_faults;
 mod health;
 mod helpers;
+mod hostile;
 mod recipients;
 mod self_service;
 mod signup;

@@ -25,8 +25,55 @@ pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .nest("/api/v1", updates::router().merge(lists::router()))
+        .nest(
+            "/api/v1",
+            updates::router()
+                .merge(lists::router())
+                .fallback(not_found)
+                .layer(axum::middleware::from_fn(json_errors)),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::Status(StatusCode::NOT_FOUND, "No such route in /api/v1.".into())
+}
+
+/// Most bytes of a non-JSON error body carried over into the JSON one.
+const MAX_ERROR_TEXT: usize = 4096;
+
+/// Every error answer of the API is JSON: one that is not (a rejection by an extractor, a 405
+/// for a known route with another method) becomes `{"error": "<its text>"}`.
+async fn json_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut json = error(status, &message);
+    for (name, value) in parts.headers {
+        if let Some(name) =
+            name.filter(|n| *n != header::CONTENT_TYPE && *n != header::CONTENT_LENGTH)
+        {
+            json.headers_mut().insert(name, value);
+        }
+    }
+    json
 }
 
 /// The API token a request was made with.
@@ -45,7 +92,7 @@ impl FromRequestParts<AppState> for ApiClient {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer)
             .ok_or(ApiError::Unauthorized)?;
         let token = Token::parse(raw.trim()).map_err(|_| ApiError::Unauthorized)?;
         let token_id = store::api_tokens::authenticate(&state.pool, &token.hash())
@@ -54,6 +101,15 @@ impl FromRequestParts<AppState> for ApiClient {
             .ok_or(ApiError::Unauthorized)?;
         Ok(Self { token_id })
     }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value; the scheme is matched without
+/// regard to case (RFC 9110 §11.1).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
 }
 
 /// A JSON body: 415 without the JSON content type, 400 when it does not parse, 422 when it
@@ -84,19 +140,53 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|r| ApiError::Status(r.status(), r.body_text()))?;
-        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ApiError::Status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("The body does not fit: {e}"),
-                ),
-                _ => ApiError::Status(
-                    StatusCode::BAD_REQUEST,
-                    format!("The body is not valid JSON: {e}"),
-                ),
-            }
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::Status(
+                StatusCode::BAD_REQUEST,
+                format!("The body is not valid JSON: {e}"),
+            )
+        })?;
+        if let Some(field) = nul_in(&value, "") {
+            let message = format!("`{field}` contains a NUL character, which cannot be stored.");
+            return Err(ApiError::Fields(std::collections::BTreeMap::from([(
+                field, message,
+            )])));
+        }
+        serde_json::from_value(value).map(ApiJson).map_err(|e| {
+            ApiError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The body does not fit: {e}"),
+            )
         })
+    }
+}
+
+/// The path (`news_items[2].title`) of the first key or string in `value` that holds a NUL.
+fn nul_in(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v, &format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.replace('\0', "\u{FFFD}")
+            } else {
+                format!("{path}.{}", k.replace('\0', "\u{FFFD}"))
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_in(v, &here)
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -104,6 +194,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 pub enum ApiError {
     Unauthorized,
     Status(StatusCode, String),
+    /// 422 with a message per field, named by its path in the body.
+    Fields(std::collections::BTreeMap<String, String>),
     Update(UpdateError),
     Internal(anyhow::Error),
 }
@@ -141,6 +233,11 @@ impl IntoResponse for ApiError {
                 r
             }
             ApiError::Status(status, message) => error(status, &message),
+            ApiError::Fields(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": "invalid input", "errors": errors })),
+            )
+                .into_response(),
             ApiError::Update(UpdateError::NotFound) => {
                 error(StatusCode::NOT_FOUND, "No such update.")
             }
@@ -152,7 +249,18 @@ impl IntoResponse for ApiError {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
             ApiError::Update(UpdateError::Internal(e)) | ApiError::Internal(e) => {
-                super::AppError(e).into_response()
+                let page = super::AppError(e).into_response();
+                let message = if page.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    "The service is briefly unavailable. Please try again in a moment."
+                } else {
+                    "Something went wrong on our side."
+                };
+                let mut json = error(page.status(), message);
+                if let Some(retry) = page.headers().get(header::RETRY_AFTER) {
+                    json.headers_mut()
+                        .insert(header::RETRY_AFTER, retry.clone());
+                }
+                json
             }
         }
     }

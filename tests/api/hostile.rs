@@ -1,0 +1,237 @@
+//! Hostile input at the edge (issue 15): text PostgreSQL and mail cannot hold, stray and
+//! ambiguous form posts, foreign origins, header spellings. Each answer is a 4xx that names
+//! the field, never a 5xx, and nothing changes.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, TestApp, SECRET_KEY};
+use newsletter::domain::subscriber_link::{sign, LinkPurpose};
+
+fn manage_path(id: Uuid) -> String {
+    let token = sign(SECRET_KEY.as_bytes(), LinkPurpose::Manage, id, 1);
+    format!("/manage/{}", token.as_str())
+}
+
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn nul_characters_in_api_bodies_paths_and_queries_get_4xx_naming_the_field() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let cases = [
+        (
+            "/api/v1/lists",
+            json!({"slug": "ny-alliance", "name": "NY", "description": "a\u{0}b"}),
+            "description",
+        ),
+        (
+            "/api/v1/updates",
+            json!({"subject": "S", "intro": "x\u{0}", "lists": ["us-icc-updates"]}),
+            "intro",
+        ),
+        (
+            "/api/v1/updates",
+            json!({"subject": "S", "lists": ["us-icc-updates"],
+                   "news_items": [{"title": "ok"}, {"title": "t\u{0}"}]}),
+            "news_items[1].title",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, body) = json_of(app.api(Method::POST, path, &token, Some(body)).await).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert!(
+            body["errors"][field].as_str().unwrap().contains("NUL"),
+            "{body}"
+        );
+    }
+    let (status, _) = json_of(
+        app.api(Method::GET, "/api/v1/lists/a%00b", &token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let id = app.create_update(&token, "Query").await;
+    let (status, body) = json_of(
+        app.api(
+            Method::GET,
+            &format!("/api/v1/updates/{id}/deliveries?status=fail%00ed"),
+            &token,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"]["status"].is_string()),
+        (422, true),
+        "{body}"
+    );
+    let page = app.get("/subscriptions/confirm?token=a%00b").await;
+    assert_eq!(page.status(), 422);
+    assert_eq!(app.get("/manage/a%00b").await.status(), 404);
+    let lists: i64 = sqlx::query_scalar("SELECT count(*) FROM lists WHERE slug = 'ny-alliance'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(lists, 0);
+}
+
+#[tokio::test]
+async fn every_api_error_is_json_an_unknown_route_included() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let (status, body) = json_of(
+        app.api(Method::GET, "/api/v1/no/such/route", &token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].is_string());
+    let (status, _) = json_of(app.api(Method::DELETE, "/api/v1/lists", &token, None).await).await;
+    assert_eq!(status, 405);
+    let (status, _) = json_of(
+        app.api(Method::GET, "/api/v1/updates/not-a-uuid", &token, None)
+            .await,
+    )
+    .await;
+    assert!(status == 404 || status == 400, "{status}");
+}
+
+#[tokio::test]
+async fn a_lower_case_bearer_scheme_is_accepted() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let response = app
+        .http
+        .get(app.url("/api/v1/lists"))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_form_field_given_twice_is_refused_by_name_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let response = app
+        .post_form(
+            "/subscriptions",
+            "email=one%40example.org&email=two%40example.org",
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("more than once"));
+    let form_nul = app
+        .post_form("/subscriptions", "email=a%40example.org&name=A%00B")
+        .await;
+    assert_eq!(form_nul.status(), 422);
+    let (subscribers, deliveries, _, _) = app.row_counts().await;
+    assert_eq!((subscribers, deliveries), (0, 0));
+}
+
+/// One confirmed subscriber of the default list named "Reader 0"; their id.
+async fn reader(app: &TestApp) -> Uuid {
+    app.seed_confirmed(1, "example.org").await[0].0
+}
+
+async fn profile(app: &TestApp, id: Uuid) -> (String, Option<String>, Vec<String>) {
+    let (status, name): (String, Option<String>) =
+        sqlx::query_as("SELECT status, name FROM subscribers WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let lists: Vec<String> = sqlx::query_scalar(
+        "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id
+         WHERE s.subscriber_id = $1 AND s.status = 'confirmed' ORDER BY 1",
+    )
+    .bind(id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    (status, name, lists)
+}
+
+#[tokio::test]
+async fn a_manage_post_without_a_known_action_changes_nothing() {
+    let app = spawn_app().await;
+    let id = reader(&app).await;
+    let before = profile(&app, id).await;
+    for body in ["", "action=", "action=delete-everything", "name=&lists="] {
+        let response = app.post_form(&manage_path(id), body).await;
+        assert_eq!(response.status(), 400, "{body:?}");
+        assert_eq!(profile(&app, id).await, before, "{body:?}");
+    }
+    let nul = app
+        .post_form(&manage_path(id), "action=save&lists=us-icc-updates%00")
+        .await;
+    assert_eq!(nul.status(), 422);
+    assert_eq!(profile(&app, id).await, before);
+}
+
+#[tokio::test]
+async fn saving_preferences_with_no_list_left_unsubscribes_with_a_consent_event() {
+    let app = spawn_app().await;
+    let id = reader(&app).await;
+    let response = app
+        .post_form(&manage_path(id), "action=save&name=Reader")
+        .await;
+    assert_eq!(response.status(), 200);
+    let (status, _, lists) = profile(&app, id).await;
+    assert_eq!((status.as_str(), lists.len()), ("unsubscribed", 0));
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM consent_events WHERE subscriber_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(events, ["preferences", "unsubscribe"]);
+}
+
+#[tokio::test]
+async fn a_manage_form_posted_from_another_site_is_refused() {
+    let app = spawn_app().await;
+    let id = reader(&app).await;
+    let before = profile(&app, id).await;
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let response = app
+            .http
+            .post(app.url(&manage_path(id)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(header, value)
+            .body("action=unsubscribe")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{header}");
+    }
+    assert_eq!(profile(&app, id).await, before);
+    let own = app
+        .http
+        .post(app.url(&manage_path(id)))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", app.settings.server.base_url.origin())
+        .body("action=unsubscribe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(profile(&app, id).await.0, "unsubscribed");
+}
