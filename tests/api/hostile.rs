@@ -235,3 +235,97 @@ async fn a_manage_form_posted_from_another_site_is_refused() {
     assert_eq!(own.status(), 200);
     assert_eq!(profile(&app, id).await.0, "unsubscribed");
 }
+
+async fn create_keyed(app: &TestApp, token: &str, key: &str, subject: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/updates"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"subject": subject, "lists": ["us-icc-updates"]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_body_is_refused() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let first = create_keyed(&app, &token, "k-1", "First").await;
+    assert_eq!(first.status(), 201);
+    let id = first.json::<Value>().await.unwrap()["id"].clone();
+    let again = create_keyed(&app, &token, "k-1", "First").await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id, "replayed");
+    let (status, body) = json_of(create_keyed(&app, &token, "k-1", "Second").await).await;
+    assert_eq!(status, 422, "{body}");
+    let updates: i64 = sqlx::query_scalar("SELECT count(*) FROM updates")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(updates, 1);
+}
+
+#[tokio::test]
+async fn a_keyed_request_whose_client_went_away_still_finishes() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    // Hold the updates table, so the create waits inside the request.
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE updates IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let gone = {
+        let (http, url, token) = (app.http.clone(), app.url("/api/v1/updates"), token.clone());
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", "k-gone")
+                .json(&json!({"subject": "Gone", "lists": ["us-icc-updates"]}))
+                .send()
+                .await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    gone.abort(); // the client disconnects mid-request
+    let _ = gone.await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    lock.rollback().await.unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let retry = loop {
+        let retry = create_keyed(&app, &token, "k-gone", "Gone").await;
+        if retry.status() != 409 {
+            break retry;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key stayed \"still running\""
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(retry.status(), 201);
+    let updates: i64 = sqlx::query_scalar("SELECT count(*) FROM updates")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(updates, 1, "created once");
+}

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::Digest;
 use uuid::Uuid;
 
 use super::{ApiClient, ApiError, ApiJson};
@@ -53,23 +54,34 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Runs `work` once per Idempotency-Key (when one is given) and replays its answer after.
+/// A keyed claim left unanswered this long was abandoned by a process that died.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Runs `work` once per Idempotency-Key (when one is given) and replays its answer after; the
+/// same key with another request (`method`, `path`, `body`) is refused with 422.
+///
+/// Keyed work runs in its own task: a client that disconnects mid-request does not cancel it,
+/// so the key always ends answered (or released, when the work failed) and a retry gets the
+/// answer instead of "still running" forever.
 async fn once<F>(
     state: &AppState,
     client: &ApiClient,
     headers: &HeaderMap,
-    scope: &str,
+    (scope, request): (&str, &[u8]),
     work: F,
 ) -> Result<Response, ApiError>
 where
-    F: std::future::Future<Output = Result<(StatusCode, Value), ApiError>>,
+    F: std::future::Future<Output = Result<(StatusCode, Value), ApiError>> + Send + 'static,
 {
     let Some(key) = idempotency_key(headers)? else {
         let (status, body) = work.await?;
         return Ok((status, Json(body)).into_response());
     };
     let internal = |e: sqlx::Error| ApiError::Internal(e.into());
-    match idempotency::claim(&state.pool, client.token_id, &key, scope)
+    let hash: [u8; 32] = sha2::Sha256::digest(request).into();
+    let pool = state.pool.clone();
+    let token = client.token_id;
+    match idempotency::claim(&pool, token, &key, scope, &hash, ABANDONED_AFTER)
         .await
         .map_err(internal)?
     {
@@ -81,27 +93,31 @@ where
             StatusCode::CONFLICT,
             "A request with this Idempotency-Key is still running.".into(),
         )),
-        Claim::Fresh => match work.await {
-            Ok((status, body)) => {
-                idempotency::store(
-                    &state.pool,
-                    client.token_id,
-                    &key,
-                    scope,
-                    status.as_u16(),
-                    &body,
-                )
-                .await
-                .map_err(internal)?;
-                Ok((status, Json(body)).into_response())
-            }
-            Err(e) => {
-                idempotency::release(&state.pool, client.token_id, &key, scope)
-                    .await
-                    .map_err(internal)?;
-                Err(e)
-            }
-        },
+        Claim::Mismatch => Err(ApiError::Status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This Idempotency-Key was used for a different request: use a new key.".into(),
+        )),
+        Claim::Fresh => {
+            let scope = scope.to_owned();
+            let task = tokio::spawn(async move {
+                let result = work.await;
+                let recorded = match &result {
+                    Ok((status, body)) => {
+                        idempotency::store(&pool, token, &key, &scope, status.as_u16(), body).await
+                    }
+                    Err(_) => idempotency::release(&pool, token, &key, &scope).await,
+                };
+                if let Err(e) = &recorded {
+                    tracing::error!(error = ?e, "recording an idempotent answer failed");
+                }
+                recorded.map_err(internal)?;
+                result
+            });
+            let (status, body) = task.await.map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!("keyed request panicked: {e}"))
+            })??;
+            Ok((status, Json(body)).into_response())
+        }
     }
 }
 
@@ -115,10 +131,18 @@ async fn create(
     headers: HeaderMap,
     ApiJson(input): ApiJson<UpdateInput>,
 ) -> Result<Response, ApiError> {
-    once(&state, &client, &headers, "create", async {
-        let view = updates::create(&state.pool, &state.mail_templates, &input).await?;
-        Ok((StatusCode::CREATED, to_json(&view)?))
-    })
+    let request = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
+    let (pool, templates) = (state.pool.clone(), state.mail_templates.clone());
+    once(
+        &state,
+        &client,
+        &headers,
+        ("create", &request),
+        async move {
+            let view = updates::create(&pool, &templates, &input).await?;
+            Ok((StatusCode::CREATED, to_json(&view)?))
+        },
+    )
     .await
 }
 
@@ -164,8 +188,10 @@ async fn send_now(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = update_id(&id)?;
-    once(&state, &client, &headers, &format!("send:{id}"), async {
-        let view = updates::act(&state.pool, &state.settings, id, Action::SendNow).await?;
+    let scope = format!("send:{id}");
+    let (pool, settings) = (state.pool.clone(), state.settings.clone());
+    once(&state, &client, &headers, (&scope, b""), async move {
+        let view = updates::act(&pool, &settings, id, Action::SendNow).await?;
         Ok((StatusCode::OK, to_json(&view)?))
     })
     .await
