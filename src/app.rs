@@ -62,8 +62,14 @@ impl Application {
             .await
             .with_context(|| format!("binding server.bind {}", settings.server.bind))?;
         let state = AppState {
-            signup_limiter: IpRateLimiter::per_minute(settings.signup.per_ip_per_minute),
-            link_limiter: IpRateLimiter::per_minute(settings.links.per_ip_per_minute),
+            signup_limiter: IpRateLimiter::per_minute(
+                settings.signup.per_ip_per_minute,
+                settings.server.ipv6_limit_prefix,
+            ),
+            link_limiter: IpRateLimiter::per_minute(
+                settings.links.per_ip_per_minute,
+                settings.server.ipv6_limit_prefix,
+            ),
             metrics: Arc::default(),
             pool,
             settings,

@@ -126,6 +126,16 @@ pub struct ServerSettings {
     pub base_url: BaseUrl,
     pub trust_forwarded_for: bool,
     pub max_body_bytes: usize,
+    /// Leading bits of an IPv6 address that per-IP limits key on (1 to 128).
+    pub ipv6_limit_prefix: u8,
+    /// Time to send a request's whole header.
+    pub header_read_timeout: Duration,
+    /// Time to send a request's whole body.
+    pub body_read_timeout: Duration,
+    /// Longest time a connection may go without sending a byte.
+    pub idle_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +294,23 @@ impl Settings {
                 base_url: r.with("server.base_url", |s| BaseUrl::parse(&s))?,
                 trust_forwarded_for: r.bool("server.trust_forwarded_for")?,
                 max_body_bytes: r.positive("server.max_body_bytes")? as usize,
+                ipv6_limit_prefix: match r.positive("server.ipv6_limit_prefix")? {
+                    n @ 1..=128 => n as u8,
+                    _ => {
+                        return Err(key_error(
+                            "server.ipv6_limit_prefix",
+                            "expected a prefix length from 1 to 128",
+                        ))
+                    }
+                },
+                header_read_timeout: Duration::from_secs(
+                    r.positive("server.header_read_timeout_seconds")?,
+                ),
+                body_read_timeout: Duration::from_secs(
+                    r.positive("server.body_read_timeout_seconds")?,
+                ),
+                idle_timeout: Duration::from_secs(r.positive("server.idle_timeout_seconds")?),
+                max_connections: r.positive("server.max_connections")? as usize,
             },
             database: DatabaseSettings {
                 url: Secret::new(r.non_empty("database.url")?),

@@ -329,3 +329,28 @@ async fn a_keyed_request_whose_client_went_away_still_finishes() {
         .unwrap();
     assert_eq!(updates, 1, "created once");
 }
+
+#[tokio::test]
+async fn one_ipv6_host_cannot_escape_the_signup_limit_by_changing_address_in_its_slash_64() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("server.trust_forwarded_for", true.into()),
+        ("signup.per_ip_per_minute", 2.into()),
+    ])
+    .await;
+    let from = |ip: &'static str, n: usize| {
+        app.http
+            .post(app.url("/subscriptions"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "email": format!("v6-{n}@example.org") }))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for (n, ip) in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:a:b:c:d"]
+        .into_iter()
+        .enumerate()
+    {
+        statuses.push(from(ip, n).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 429]);
+    assert_eq!(from("2001:db8:5:7::1", 9).await.unwrap().status(), 202);
+}
