@@ -1,6 +1,5 @@
 //! Wiring: settings → pool, templates, mailer → web server and worker, one shutdown signal.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,18 +97,77 @@ impl Application {
             limiter.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
         }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
-        let app = routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = self.state.settings.server.clone();
+        let app = routes::router(self.state).layer(
+            tower_http::timeout::RequestBodyTimeoutLayer::new(server.body_read_timeout),
+        );
         tracing::info!(address = %self.listener.local_addr()?, "web server listening");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("running the web server")?;
+        serve(self.listener, app, &server, shutdown.clone()).await;
         if let Some(worker) = worker {
             worker.await.context("worker task panicked")?;
         }
         Ok(())
     }
 }
+
+/// Serves HTTP/1.1 on `listener` until `shutdown`, then lets open requests finish. At most
+/// `server.max_connections` connections at once (more wait in the kernel's backlog); a
+/// connection that takes longer than `server.header_read_timeout` to send a request's header
+/// (the first, or the next one on a kept-alive connection) is closed, so clients that send
+/// nothing, or a byte at a time, cannot hold a place for long.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    server: &crate::config::ServerSettings,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let places = Arc::new(tokio::sync::Semaphore::new(server.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout);
+    loop {
+        let place = tokio::select! {
+            place = Arc::clone(&places).acquire_owned() => place.expect("never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// How long to wait after a failed accept before the next.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A worker with its own templates (for `newsletter worker`).
 pub fn build_worker(settings: Arc<Settings>, pool: PgPool) -> anyhow::Result<Worker> {

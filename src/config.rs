@@ -128,12 +128,10 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Leading bits of an IPv6 address that per-IP limits key on (1 to 128).
     pub ipv6_limit_prefix: u8,
-    /// Time to send a request's whole header.
+    /// Time to send a request's whole header, from the connection's start or its last answer.
     pub header_read_timeout: Duration,
     /// Time to send a request's whole body.
     pub body_read_timeout: Duration,
-    /// Longest time a connection may go without sending a byte.
-    pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
 }
@@ -309,7 +307,6 @@ impl Settings {
                 body_read_timeout: Duration::from_secs(
                     r.positive("server.body_read_timeout_seconds")?,
                 ),
-                idle_timeout: Duration::from_secs(r.positive("server.idle_timeout_seconds")?),
                 max_connections: r.positive("server.max_connections")? as usize,
             },
             database: DatabaseSettings {

@@ -354,3 +354,98 @@ async fn one_ipv6_host_cannot_escape_the_signup_limit_by_changing_address_in_its
     assert_eq!(statuses, [202, 202, 429]);
     assert_eq!(from("2001:db8:5:7::1", 9).await.unwrap().status(), 202);
 }
+
+/// Whether the server closed `stream` (end of file or reset) within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {} // an answer (408 or 400): wait for the close after it
+        }
+    }
+}
+
+async fn connect(app: &TestApp) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let app = crate::helpers::spawn_app_with(&[
+        ("server.header_read_timeout_seconds", 1.into()),
+        ("server.body_read_timeout_seconds", 1.into()),
+    ])
+    .await;
+    let limit = std::time::Duration::from_secs(15);
+
+    let mut silent = connect(&app).await;
+    assert!(closed_within(&mut silent, limit).await, "a silent client");
+
+    let mut dribbling = connect(&app).await;
+    let dribble = async {
+        for byte in b"GET /health HTTP/1.1\r\nHost: x\r\n" {
+            if dribbling.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    dribble.await;
+    assert!(
+        closed_within(&mut dribbling, limit).await,
+        "a header a byte at a time"
+    );
+
+    let mut slow_body = connect(&app).await;
+    slow_body
+        .write_all(
+            b"POST /subscriptions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut slow_body, limit).await,
+        "a body that never ends"
+    );
+
+    // A well-behaved client is still served.
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_place() {
+    use tokio::io::AsyncWriteExt;
+    let app = crate::helpers::spawn_app_with(&[("server.max_connections", 2.into())]).await;
+    let held = [connect(&app).await, connect(&app).await];
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut third = connect(&app).await; // accepted by the kernel, not yet served
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let waiting = async {
+        use tokio::io::AsyncReadExt;
+        let mut answer = Vec::new();
+        third.read_to_end(&mut answer).await.map(|_| answer)
+    };
+    tokio::pin!(waiting);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err(),
+        "served while both places were held"
+    );
+    drop(held);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(15), waiting)
+        .await
+        .expect("served once a place was free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
