@@ -181,6 +181,8 @@ pub struct SecuritySettings {
 
 #[derive(Debug, Clone)]
 pub struct SignupSettings {
+    /// A valid sign-up is answered no sooner than this after it arrived.
+    pub min_answer: Duration,
     pub confirm_ttl: Duration,
     pub per_ip_per_minute: u32,
     pub resend_after: Duration,
@@ -339,6 +341,7 @@ impl Settings {
                 confirm_ttl: hours(r.positive("signup.confirm_ttl_hours")?),
                 per_ip_per_minute: r.positive("signup.per_ip_per_minute")? as u32,
                 resend_after: Duration::from_secs(60 * r.positive("signup.resend_after_minutes")?),
+                min_answer: Duration::from_millis(r.non_negative("signup.min_answer_ms")?),
                 consent_text: r.non_empty("signup.consent_text")?,
                 consent_version: r.non_empty("signup.consent_version")?,
                 purge_unconfirmed_after: hours(24 * r.positive("signup.purge_unconfirmed_days")?),

@@ -108,6 +108,8 @@ async fn subscribe(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
+    // Valid sign-ups are answered at the same moment whatever the address's state.
+    let answer_at = tokio::time::Instant::now() + state.settings.signup.min_answer;
     let format = format_of(&headers);
     if let Err(wait) = state.signup_limiter.check(origin.ip) {
         let seconds = wait.as_secs() + 1;
@@ -161,6 +163,7 @@ async fn subscribe(
     };
     if input.is_bot() {
         tracing::info!("honeypot filled: answered as a success, nothing stored");
+        tokio::time::sleep_until(answer_at).await;
         return Ok(accepted(format));
     }
     let request = match input.parse() {
@@ -188,6 +191,7 @@ async fn subscribe(
         domain = request.email.domain(),
         "sign-up recorded"
     );
+    tokio::time::sleep_until(answer_at).await;
     Ok(accepted(format))
 }
 

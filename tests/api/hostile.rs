@@ -449,3 +449,24 @@ async fn connections_beyond_the_cap_wait_for_a_free_place() {
         .unwrap();
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn a_signup_is_answered_at_the_same_moment_whatever_the_address_state() {
+    // The floor is set far above the work (a few ms), so every state answers at the floor;
+    // a slow machine can only make the work longer, never the floor shorter.
+    const FLOOR: std::time::Duration = std::time::Duration::from_millis(400);
+    let app = crate::helpers::spawn_app_with(&[("signup.min_answer_ms", 400.into())]).await;
+    app.seed_confirmed(1, "example.org").await;
+    app.signup("pending@example.org").await;
+    for email in [
+        "new@example.org",
+        "pending@example.org",
+        "reader0@example.org",
+    ] {
+        let started = std::time::Instant::now();
+        let response = app.signup(email).await;
+        let took = started.elapsed();
+        assert_eq!(response.status(), 303);
+        assert!(took >= FLOOR, "{email} answered after {took:?}");
+    }
+}
