@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod recipients;
 mod self_service;
+mod sending;
 mod signup;
 mod smtp_server;
 mod third_party_smtp;
