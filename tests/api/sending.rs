@@ -2,10 +2,16 @@
 
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 use crate::smtp_server::TestSmtp;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("MIME")
+}
 
 /// Polls `sql` (one text or NULL) until it returns a value, or panics after `WAIT`.
 async fn wait_for_value(app: &TestApp, sql: &str) -> String {
@@ -25,6 +31,40 @@ async fn wait_for_value(app: &TestApp, sql: &str) -> String {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The first update mail sent by an app with this `server.base_url`.
+async fn update_mail_with_base_url(base_url: &str) -> Vec<u8> {
+    let app = spawn_app_with(&[("server.base_url", base_url.into())]).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    app.create_and_send(&token, "Headers").await;
+    app.smtp.wait_for(1, WAIT).await.remove(0).data
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_is_offered_only_with_an_https_link() {
+    let https = update_mail_with_base_url("https://news.example.org").await;
+    let http = update_mail_with_base_url("http://news.example.org").await;
+
+    let https = parse(&https);
+    assert!(https
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .contains("<https://news.example.org/unsubscribe/"));
+    assert_eq!(
+        https.header_raw("List-Unsubscribe-Post").unwrap().trim(),
+        "List-Unsubscribe=One-Click"
+    );
+    let http = parse(&http);
+    assert!(http
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .contains("<http://news.example.org/unsubscribe/"));
+    assert!(
+        http.header_raw("List-Unsubscribe-Post").is_none(),
+        "RFC 8058 needs https"
+    );
 }
 
 #[tokio::test]
