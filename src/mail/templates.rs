@@ -125,7 +125,7 @@ fn sample_data(name: &str) -> serde_json::Value {
         "welcome" => serde_json::json!({ "lists": ["Sample list"] }),
         _ => serde_json::json!({
             "subject": "Sample update", "preheader": "Sample", "intro": "Hello", "intro_html": "<p>Hello</p>",
-            "web_url": "https://example.org/updates/x",
+            "web_url": "https://example.org/archive/2026-11-20-sample-update",
             "news_items": [{"title": "Item", "summary": "Summary", "source": "Source",
                             "url": "https://example.org/item", "published_on": "2026-11-20", "topic": "congress"}],
         }),

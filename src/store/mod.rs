@@ -1,6 +1,7 @@
 //! All SQL lives here: one file per table family, bound parameters only.
 
 pub mod api_tokens;
+pub mod archive;
 pub mod confirmations;
 pub mod consent;
 pub mod deliveries;

@@ -73,10 +73,12 @@ fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<Prepared
         from,
         reply_to,
         list_id: format!("{first_list}.{host}"),
-        web_url: settings
-            .server
-            .base_url
-            .join(&format!("/updates/{}", record.id)),
+        // Its page in the public archive once it is sending; a test mail of a draft, which
+        // has no page yet, links to the archive.
+        web_url: settings.server.base_url.join(&match &record.slug {
+            Some(slug) => format!("/archive/{slug}"),
+            None => "/archive".to_owned(),
+        }),
         record,
     })
 }
