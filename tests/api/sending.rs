@@ -296,3 +296,28 @@ async fn after_the_relay_restarts_the_next_mail_goes_out_at_once_on_a_new_connec
         "delivered on the first attempt, never deferred"
     );
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_relay_closed_with_421_while_idle_does_not_defer_the_next_mail() {
+    let app = spawn_app().await;
+    app.signup("before@example.org").await;
+    app.smtp.wait_for(1, WAIT).await;
+    // The relay says goodbye (421) to its idle clients; the line waits, unread, in the socket.
+    app.smtp.close_idle_connections();
+    // Longer idle than the pool's check threshold (2 s): waiting longer only makes it surer.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    app.signup("after@example.org").await;
+
+    app.smtp.wait_for(2, WAIT).await;
+    let attempts = wait_for_value(
+        &app,
+        "SELECT d.attempts::text FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE s.email = 'after@example.org' AND d.status = 'sent'",
+    )
+    .await;
+    assert_eq!(
+        attempts, "1",
+        "the idle connection was checked, not used blindly"
+    );
+}
