@@ -1,9 +1,9 @@
-//! One delivery attempt: look the recipient up, render, wait for the rate limit, look the
-//! recipient up again if the wait was not instant (an unsubscribe takes effect up to the moment
-//! the mail is handed to the relay), send, and say what happened.
+//! One delivery attempt: look the recipient up, render, wait for the rate limits, under a
+//! global rate look the recipient up again (an unsubscribe takes effect up to the moment the
+//! mail is handed to the relay), send, and say what happened.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -142,7 +142,9 @@ async fn composed(
         Ok(Composed::Send(message)) => Ok(message),
         Ok(Composed::Skip(reason)) => Err(Outcome::Skipped { reason }),
         Ok(Composed::Hold(reason)) => {
-            tracing::error!(%reason, "mail held back");
+            if hold_log_due() {
+                tracing::error!(%reason, "mail held back (logged at most once a minute)");
+            }
             Err(Outcome::Held {
                 retry_in: HOLD_RETRY,
                 reason,
@@ -172,6 +174,18 @@ async fn composed(
             })
         }
     }
+}
+
+/// Whether to log that mail is held back: at most once per `HOLD_RETRY` in this process, however
+/// many mails are held (each has the reason in the ledger).
+fn hold_log_due() -> bool {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().expect("hold log lock");
+    let due = last.is_none_or(|at| at.elapsed() >= HOLD_RETRY);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
 }
 
 fn retry_or_give_up(worker: &Worker, job: &Claimed, e: SendError) -> Outcome {
