@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::updates::{self, UpdateRecord};
 
 /// One line of the archive's list.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ArchiveEntry {
     pub slug: String,
     pub subject: String,
