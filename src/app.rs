@@ -180,6 +180,15 @@ fn new_worker(
     pool: PgPool,
     templates: Arc<MailTemplates>,
 ) -> anyhow::Result<Worker> {
+    let base_url = &settings.server.base_url;
+    if !base_url.is_https() && !base_url.is_loopback() {
+        tracing::warn!(
+            base_url = base_url.as_str(),
+            "server.base_url is not https: the links in every mail travel in the clear, and \
+             mails carry no List-Unsubscribe-Post header, so mail clients offer no one-click \
+             unsubscribe (RFC 8058 needs https); set an https server.base_url"
+        );
+    }
     let mailer = Arc::new(Mailer::from_settings(
         &settings.smtp,
         settings.mail.dkim.as_ref(),

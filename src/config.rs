@@ -84,6 +84,14 @@ impl BaseUrl {
             .find('/')
             .map_or(self.0.as_str(), |i| &self.0[..after_scheme + i])
     }
+    /// Whether the host is this machine (`localhost`, 127.0.0.0/8, `::1`): a development set-up.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host().trim_matches(['[', ']']);
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
     /// The host part, used for Message-IDs and List-Id.
     pub fn host(&self) -> &str {
         let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
@@ -823,6 +831,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mail.dkim"), "{err}");
+    }
+
+    #[test]
+    fn only_localhost_127_and_ipv6_loopback_hosts_are_loopback() {
+        for local in [
+            "http://localhost:8080",
+            "http://127.0.0.1",
+            "http://127.9.9.9:80/x",
+            "http://[::1]:8080",
+        ] {
+            assert!(BaseUrl::parse(local).unwrap().is_loopback(), "{local}");
+        }
+        for public in [
+            "https://news.example.org",
+            "http://128.0.0.1",
+            "http://localhost.example.org",
+            "http://[::2]",
+        ] {
+            assert!(!BaseUrl::parse(public).unwrap().is_loopback(), "{public}");
+        }
     }
 
     #[test]

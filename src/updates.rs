@@ -70,6 +70,14 @@ async fn checked(
             "template",
             format!("There is no mail template {:?}.", parsed.template),
         );
+    } else if !templates.is_for_updates(&parsed.template) {
+        errors.insert(
+            "template",
+            format!(
+                "The mail template {:?} is not made for updates; use \"update\" or a template made for updates.",
+                parsed.template
+            ),
+        );
     }
     let list_ids = match lists::resolve_any(pool, &parsed.lists).await? {
         Ok(found) => found.into_iter().map(|(id, _)| id).collect(),

@@ -404,7 +404,7 @@ fn bench_message(
         "intro_html": crate::mail::markdown::to_safe_html(&update.intro_markdown),
         "news_items": update.news_items, "name": format!("Reader {i}"), "email": email,
         "unsubscribe_url": "https://bench.example/unsubscribe/x", "manage_url": "https://bench.example/manage/x",
-        "web_url": "https://bench.example/updates/x", "postal_address": settings.mail.postal_address,
+        "web_url": "https://bench.example/archive/2026-11-20-x", "postal_address": settings.mail.postal_address,
     });
     let envelope = Envelope::new(
         &settings.mail,

@@ -1,6 +1,7 @@
 //! Domain types. No I/O here: nothing in `domain/` knows of SQL, HTTP or SMTP.
 //! Each type is built by a `parse` that rejects what it cannot represent.
 
+mod archive;
 mod email;
 mod list_slug;
 mod signup;
@@ -10,6 +11,7 @@ mod token;
 mod update;
 mod us_state;
 
+pub use archive::archive_slug;
 pub use email::EmailAddress;
 pub use list_slug::ListSlug;
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};

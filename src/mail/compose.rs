@@ -38,7 +38,7 @@ impl<'a> Envelope<'a> {
 
 /// The list headers of a bulk mail.
 pub struct ListHeaders {
-    /// An https (or, in development, http) one-click unsubscribe URL.
+    /// The unsubscribe URL; only an https one is offered for one-click (`List-Unsubscribe-Post`).
     pub unsubscribe_url: String,
     /// `slug.host`.
     pub list_id: String,
@@ -96,8 +96,11 @@ fn build(
     if let Some(list) = list {
         builder = builder
             .header(ListUnsubscribe(format!("<{}>", list.unsubscribe_url)))
-            .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()))
             .header(ListId(format!("<{}>", list.list_id)));
+        // RFC 8058 one-click needs an https URL; over http the link stays, one-click does not.
+        if list.unsubscribe_url.starts_with("https://") {
+            builder = builder.header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+        }
     }
     builder
         .multipart(MultiPart::alternative_plain_html(

@@ -1,16 +1,19 @@
 //! Our own pool of SMTP connections. lettre's stock transport never sets `TCP_NODELAY`, so every
 //! message waits ~40 ms for a delayed ACK (see shared/PERFORMANCE.md); here each socket is opened
 //! by us with `set_nodelay(true)` and handed to lettre's `AsyncSmtpConnection`. Connections stay
-//! open and are reused with no extra round trip. Each step of a send has its own timeout, and an
-//! error after the body was written is reported as ambiguous (the relay may have the mail).
+//! open and are reused with no extra round trip while they are busy; one idle for longer than
+//! `IDLE_CHECK` is checked with NOOP first, and a reused one that turns out dead before its
+//! `MAIL FROM` is answered (the relay restarted) is replaced once by a new connection, so
+//! neither costs the mail an attempt. Each step of a send has its own timeout, and an error
+//! after the body was written is reported as ambiguous (the relay may have the mail).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
@@ -90,10 +93,18 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A pooled connection idle for longer than this is checked (NOOP) before it is used again:
+/// relays drop idle clients, sometimes with a last `421` that would otherwise be read as the
+/// reply to our `MAIL FROM`.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+/// Longest wait for the reply to that NOOP.
+const NOOP_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct SmtpPool {
     config: RelayConfig,
     hello: ClientId,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    /// Open connections and when each was last used.
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
     /// One permit per connection that may be open at once.
     slots: Semaphore,
 }
@@ -198,18 +209,53 @@ impl SmtpPool {
             .await
             .expect("the pool's semaphore is never closed");
         let idle = self.idle.lock().await.pop();
-        let mut conn = match idle {
+        let reused = match idle {
+            Some((conn, last_used)) => self.still_open(conn, last_used).await,
+            None => None,
+        };
+        let was_reused = reused.is_some();
+        let mut conn = match reused {
             Some(conn) => conn,
             None => self.connect().await?,
         };
-        match self.transaction(&mut conn, envelope, body).await {
+        let mut result = self.transaction(&mut conn, envelope, body).await;
+        if was_reused && matches!(result, Err(Failure::Unanswered(_))) {
+            // The relay closed this pooled connection (it restarted, or dropped us) and has
+            // taken nothing from us: the mail goes on a new connection, as if this one had
+            // never been in the pool.
+            tracing::info!("a pooled SMTP connection was closed by the relay; reconnecting");
+            abort(conn).await;
+            conn = self.connect().await?;
+            result = self.transaction(&mut conn, envelope, body).await;
+        }
+        match result {
             Ok(response) => {
-                self.idle.lock().await.push(conn);
+                self.idle.lock().await.push((conn, Instant::now()));
                 Ok(response)
             }
-            Err(e) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
-                Err(e)
+            Err(failure) => {
+                abort(conn).await;
+                Err(failure.into_error())
+            }
+        }
+    }
+
+    /// A pooled connection, checked with NOOP when it sat idle for a while; None when the check
+    /// failed (the connection is dropped).
+    async fn still_open(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        last_used: Instant,
+    ) -> Option<AsyncSmtpConnection> {
+        if last_used.elapsed() < IDLE_CHECK {
+            return Some(conn);
+        }
+        match tokio::time::timeout(NOOP_TIMEOUT, conn.command(Noop)).await {
+            Ok(Ok(_)) => Some(conn),
+            _ => {
+                tracing::info!("an idle SMTP connection no longer answers; reconnecting");
+                abort(conn).await;
+                None
             }
         }
     }
@@ -219,7 +265,7 @@ impl SmtpPool {
         conn: &mut AsyncSmtpConnection,
         envelope: &Envelope,
         body: &[u8],
-    ) -> Result<Response, SendError> {
+    ) -> Result<Response, Failure> {
         let mut params = Vec::new();
         if !body.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
@@ -232,17 +278,24 @@ impl SmtpPool {
         if non_ascii && conn.server_info().supports_feature(Extension::SmtpUtfEight) {
             params.push(MailParameter::SmtpUtfEight);
         }
-        self.step(
-            Phase::Envelope,
+        let mail_from = tokio::time::timeout(
+            self.config.timeout,
             conn.command(Mail::new(envelope.from().cloned(), params)),
         )
-        .await?;
+        .await;
+        match mail_from {
+            // No reply at all, and not for want of time: the connection is closed.
+            Ok(Err(e)) if e.status().is_none() && !e.is_timeout() => {
+                return Err(Failure::Unanswered(classify(&e, Phase::Envelope)));
+            }
+            other => self.settle(Phase::Envelope, other)?,
+        };
         for to in envelope.to() {
             self.step(Phase::Envelope, conn.command(Rcpt::new(to.clone(), vec![])))
                 .await?;
         }
         self.step(Phase::Envelope, conn.command(Data)).await?;
-        self.step(Phase::Body, conn.message(body)).await
+        Ok(self.step(Phase::Body, conn.message(body)).await?)
     }
 
     async fn step<T>(
@@ -250,7 +303,16 @@ impl SmtpPool {
         phase: Phase,
         fut: impl std::future::Future<Output = Result<T, lettre::transport::smtp::Error>>,
     ) -> Result<T, SendError> {
-        match tokio::time::timeout(self.config.timeout, fut).await {
+        self.settle(phase, tokio::time::timeout(self.config.timeout, fut).await)
+    }
+
+    /// The result of a step run under the timeout.
+    fn settle<T>(
+        &self,
+        phase: Phase,
+        result: Result<Result<T, lettre::transport::smtp::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, SendError> {
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(classify(&e, phase)),
             Err(_) => Err(SendError::transient(
@@ -259,6 +321,32 @@ impl SmtpPool {
             )),
         }
     }
+}
+
+/// How a transaction failed.
+enum Failure {
+    /// The connection was closed before `MAIL FROM` was answered: the relay took nothing.
+    Unanswered(SendError),
+    Other(SendError),
+}
+
+impl Failure {
+    fn into_error(self) -> SendError {
+        match self {
+            Failure::Unanswered(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
+impl From<SendError> for Failure {
+    fn from(e: SendError) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// Closes a connection that will not be used again, without waiting long for the relay.
+async fn abort(mut conn: AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
 }
 
 fn classify(e: &lettre::transport::smtp::Error, phase: Phase) -> SendError {

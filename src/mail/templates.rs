@@ -11,6 +11,10 @@ use serde::Serialize;
 /// Mails the service itself sends; these folders must exist. Every folder under
 /// `templates/email/` is loaded, so staff can add templates for updates.
 pub const REQUIRED: &[&str] = &["confirmation", "update", "welcome"];
+/// The service's own mails that are not updates: each needs data an update mail does not
+/// have, so an update may not use them. Every other folder is an update template (and is
+/// checked at start-up with an update's data).
+const NOT_FOR_UPDATES: &[&str] = &["confirmation", "welcome"];
 
 pub struct MailTemplates {
     html: Handlebars<'static>,
@@ -76,6 +80,12 @@ impl MailTemplates {
         self.names.iter().any(|n| n == name)
     }
 
+    /// Whether an update may be sent with the template of this name: one that was loaded and
+    /// renders an update's data (not one of the service's own mails such as `confirmation`).
+    pub fn is_for_updates(&self, name: &str) -> bool {
+        self.has(name) && !NOT_FOR_UPDATES.contains(&name)
+    }
+
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> anyhow::Result<RenderedMail> {
         let subject = self
             .text
@@ -108,13 +118,14 @@ fn sample_data(name: &str) -> serde_json::Value {
         "manage_url": "https://example.org/manage/x", "unsubscribe_url": "https://example.org/unsubscribe/x",
     });
     let mut data = match name {
+        // NOT_FOR_UPDATES, each with its own data; everything else gets an update's.
         "confirmation" => serde_json::json!({
             "confirm_url": "https://example.org/subscriptions/confirm?token=x", "expires_hours": 72,
         }),
         "welcome" => serde_json::json!({ "lists": ["Sample list"] }),
         _ => serde_json::json!({
             "subject": "Sample update", "preheader": "Sample", "intro": "Hello", "intro_html": "<p>Hello</p>",
-            "web_url": "https://example.org/updates/x",
+            "web_url": "https://example.org/archive/2026-11-20-sample-update",
             "news_items": [{"title": "Item", "summary": "Summary", "source": "Source",
                             "url": "https://example.org/item", "published_on": "2026-11-20", "topic": "congress"}],
         }),
@@ -139,6 +150,9 @@ mod tests {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"));
         let t = MailTemplates::load(dir).unwrap();
         assert!(t.has("update") && t.has("confirmation") && t.has("welcome"));
+        assert!(t.is_for_updates("update"));
+        assert!(!t.is_for_updates("confirmation") && !t.is_for_updates("welcome"));
+        assert!(!t.is_for_updates("no-such-template"));
         let r = t.render("update", &sample_data("update")).unwrap();
         assert_eq!(r.subject, "Sample update");
         assert!(

@@ -47,6 +47,7 @@ async fn show(
     )
 }
 
+/// Confirms; a link the person has since unsubscribed after changes nothing and says so.
 async fn confirm(
     State(state): State<AppState>,
     Origin(origin): Origin,
@@ -74,6 +75,11 @@ fn confirmed_page(state: &AppState) -> Response {
 
 fn token_problem(state: &AppState, token_state: TokenState) -> Response {
     let (status, title, text) = match token_state {
+        TokenState::Unsubscribed => (
+            StatusCode::OK,
+            "You have unsubscribed",
+            "You unsubscribed after this confirmation link was sent, so it no longer subscribes you, and you will not receive our e-mail updates. To subscribe again, sign up again: we will send you a new link to confirm.",
+        ),
         TokenState::Expired => (
             StatusCode::GONE,
             "This link has expired",

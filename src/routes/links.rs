@@ -30,6 +30,30 @@ pub async fn verified(
     Ok(subscriber_link::verify(secret, purpose, &token, version).then_some((id, token)))
 }
 
+/// Link versions tried for a link whose subscriber is gone (their version went with them).
+const GONE_VERSIONS_TRIED: i32 = 16;
+
+/// Whether `raw` is a genuine link of this purpose for a subscriber who no longer exists
+/// (erased): its signature verifies under one of the first link versions.
+pub async fn for_a_gone_subscriber(
+    state: &AppState,
+    raw: &str,
+    purpose: LinkPurpose,
+) -> Result<bool, AppError> {
+    let Ok(token) = Token::parse(raw) else {
+        return Ok(false);
+    };
+    let id = subscriber_link::subscriber_of(&token);
+    if store::unsubscribes::link_version(&state.pool, id)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let secret = state.settings.security.secret_key.expose().as_bytes();
+    Ok((1..=GONE_VERSIONS_TRIED).any(|v| subscriber_link::verify(secret, purpose, &token, v)))
+}
+
 pub fn invalid_link(state: &AppState) -> Response {
     state.pages.message(
         StatusCode::NOT_FOUND,

@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers are thin: extract, parse into domain types, call `store::`, answer.
 
 mod api;
+mod archive;
 mod client;
 mod confirm;
 mod edge;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(signup::router())
+        .merge(archive::router())
         .merge(links)
         .merge(health::router())
         .merge(api::router())

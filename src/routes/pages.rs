@@ -22,6 +22,8 @@ const PAGES: &[&str] = &[
     "unsubscribed",
     "manage",
     "erase",
+    "archive",
+    "archived_update",
 ];
 const PARTIALS: &[&str] = &["header", "footer"];
 

@@ -1,7 +1,8 @@
 //! `GET /unsubscribe/{token}` shows a choice and changes nothing; `POST /unsubscribe/{token}`
 //! unsubscribes, from the page's form (this update's lists, or everything) or as an RFC 8058
 //! one-click POST from a mail client (body `List-Unsubscribe=One-Click`, no cookies, no CSRF
-//! token: everything, answered 200, never a redirect). The page then offers to come back.
+//! token: everything, answered 200, never a redirect, also when the person was erased and there
+//! is nothing left to do). The page then offers to come back.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -52,6 +53,10 @@ async fn show(
     ))
 }
 
+fn one_click_done() -> Response {
+    (StatusCode::OK, "Unsubscribed.").into_response()
+}
+
 async fn unsubscribe(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -70,13 +75,19 @@ async fn unsubscribe(
         }
     }
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Unsubscribe).await? else {
+        // RFC 8058 clients expect success when there is nothing left to do: the person was
+        // erased, and their genuine link has no one left to unsubscribe.
+        if one_click && links::for_a_gone_subscriber(&state, &raw, LinkPurpose::Unsubscribe).await?
+        {
+            return Ok(one_click_done());
+        }
         return Ok(invalid_link(&state));
     };
     if one_click {
         if unsubscribes::unsubscribe_all(&state.pool, id, "one_click", &origin).await? {
             tracing::info!("unsubscribed by one-click");
         }
-        return Ok((StatusCode::OK, "Unsubscribed.").into_response());
+        return Ok(one_click_done());
     }
     match action.as_str() {
         "resubscribe" => return links::resubscribe(&state, id, &origin).await,

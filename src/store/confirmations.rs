@@ -11,17 +11,22 @@ use crate::domain::{EmailAddress, TokenHash};
 pub enum TokenState {
     Valid,
     AlreadyUsed,
+    /// The person unsubscribed after this link was made (used or not): it confirms nothing;
+    /// only a new sign-up (and its new link) brings them back.
+    Unsubscribed,
     Expired,
     Unknown,
 }
 
 macro_rules! state_sql {
     () => {
-        "SELECT subscriber_id,
-        CASE WHEN used_at IS NOT NULL THEN 'used'
-             WHEN expires_at < now() THEN 'expired'
+        "SELECT t.subscriber_id,
+        CASE WHEN s.status = 'unsubscribed' AND s.unsubscribed_at >= t.created_at THEN 'unsubscribed'
+             WHEN t.used_at IS NOT NULL THEN 'used'
+             WHEN t.expires_at < now() THEN 'expired'
              ELSE 'valid' END AS state
-    FROM confirmation_tokens WHERE token_hash = $1"
+    FROM confirmation_tokens t JOIN subscribers s ON s.id = t.subscriber_id
+    WHERE t.token_hash = $1"
     };
 }
 
@@ -29,6 +34,7 @@ fn state_of(row: Option<&sqlx::postgres::PgRow>) -> TokenState {
     match row.map(|r| r.get::<String, _>("state")).as_deref() {
         Some("valid") => TokenState::Valid,
         Some("used") => TokenState::AlreadyUsed,
+        Some("unsubscribed") => TokenState::Unsubscribed,
         Some(_) => TokenState::Expired,
         None => TokenState::Unknown,
     }
@@ -44,7 +50,8 @@ pub async fn state(db: impl PgExecutor<'_>, hash: &TokenHash) -> sqlx::Result<To
 }
 
 /// Confirms the subscriber and their pending subscriptions. Returns the token's state before the
-/// call: `Valid` means this call confirmed; `AlreadyUsed` means an earlier call did.
+/// call: `Valid` means this call confirmed; `AlreadyUsed` means an earlier call did;
+/// `Unsubscribed` means the person left after the link was made, and nothing changed.
 pub async fn confirm(
     pool: &PgPool,
     hash: &TokenHash,

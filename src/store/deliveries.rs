@@ -20,6 +20,8 @@ pub struct Claimed {
     /// The attempt this claim is; the fence for recording its outcome.
     pub attempt: i32,
     pub created_at: DateTime<Utc>,
+    /// A random key fixed at the row's first claim (None for update rows), for its Message-ID.
+    pub message_key: Option<Uuid>,
 }
 
 /// Claims up to `limit` due rows (queued, deferred and due, or sending with an expired lease),
@@ -32,7 +34,9 @@ pub async fn claim(
     let rows = sqlx::query(
         "UPDATE deliveries d
          SET status = 'sending', attempts = d.attempts + 1,
-             next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+             next_attempt_at = now() + make_interval(secs => $2), updated_at = now(),
+             message_key = coalesce(d.message_key,
+                                    CASE WHEN d.kind <> 'update' THEN gen_random_uuid() END)
          WHERE d.id IN (
              SELECT q.id FROM deliveries q
              WHERE q.status IN ('queued', 'deferred', 'sending') AND q.next_attempt_at <= now()
@@ -42,7 +46,8 @@ pub async fn claim(
              ORDER BY q.next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
-         RETURNING d.id, d.kind, d.subscriber_id, d.update_id, d.payload, d.attempts, d.created_at",
+         RETURNING d.id, d.kind, d.subscriber_id, d.update_id, d.payload, d.attempts, d.created_at,
+                   d.message_key",
     )
     .bind(i64::from(limit))
     .bind(seconds(lease))
@@ -58,6 +63,7 @@ pub async fn claim(
             payload: r.get("payload"),
             attempt: r.get("attempts"),
             created_at: r.get("created_at"),
+            message_key: r.get("message_key"),
         })
         .collect())
 }
@@ -86,28 +92,43 @@ pub enum Outcome {
         retry_in: Duration,
         reason: String,
     },
+    /// Not attempted because this worker must not make the mail (its configuration lacks
+    /// something the mail needs): back to the queue, the attempt not counted, and unlike a
+    /// postponement the reason is recorded, for staff to see.
+    Held {
+        retry_in: Duration,
+        reason: String,
+    },
 }
 
-/// The columns an outcome writes: status, reply, Message-ID, retry delay, ambiguous.
-fn columns(outcome: &Outcome) -> (&'static str, &str, Option<&str>, Option<f64>, bool) {
+/// The columns an outcome writes: status, reply (None: the last one stays), Message-ID, retry
+/// delay, ambiguous.
+fn columns(outcome: &Outcome) -> (&'static str, Option<&str>, Option<&str>, Option<f64>, bool) {
     match outcome {
-        Outcome::Sent { message_id, reply } => ("sent", reply, Some(message_id), None, false),
+        Outcome::Sent { message_id, reply } => ("sent", Some(reply), Some(message_id), None, false),
         Outcome::Deferred {
             retry_in,
             reply,
             ambiguous,
         } => (
             "deferred",
-            reply,
+            Some(reply),
             None,
             Some(seconds(*retry_in)),
             *ambiguous,
         ),
-        Outcome::Failed { reply, ambiguous } => ("failed", reply, None, None, *ambiguous),
-        Outcome::Skipped { reason } => ("skipped", reason, None, None, false),
-        Outcome::Postponed { retry_in, reason } => {
-            ("queued", reason, None, Some(seconds(*retry_in)), false)
+        Outcome::Failed { reply, ambiguous } => ("failed", Some(reply), None, None, *ambiguous),
+        Outcome::Skipped { reason } => ("skipped", Some(reason), None, None, false),
+        Outcome::Postponed { retry_in, .. } => {
+            ("queued", None, None, Some(seconds(*retry_in)), false)
         }
+        Outcome::Held { retry_in, reason } => (
+            "queued",
+            Some(reason),
+            None,
+            Some(seconds(*retry_in)),
+            false,
+        ),
     }
 }
 
@@ -142,7 +163,7 @@ pub async fn record(db: impl PgExecutor<'_>, attempts: &[Attempted<'_>]) -> sqlx
     sqlx::query_scalar(
         "UPDATE deliveries d
          SET status = o.status,
-             last_reply = CASE WHEN o.status = 'queued' THEN d.last_reply ELSE left(o.reply, 1000) END,
+             last_reply = coalesce(left(o.reply, 1000), d.last_reply),
              message_id = coalesce(o.message_id, d.message_id),
              sent_at = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
              next_attempt_at = CASE WHEN o.retry_in IS NULL THEN d.next_attempt_at

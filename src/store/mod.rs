@@ -2,6 +2,7 @@
 
 pub mod addresses;
 pub mod api_tokens;
+pub mod archive;
 pub mod confirmations;
 pub mod consent;
 pub mod deliveries;

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
 use super::seconds;
-use crate::domain::{NewUpdate, NewsItem, NewsItemInput, UpdateInput};
+use crate::domain::{archive_slug, NewUpdate, NewsItem, NewsItemInput, UpdateInput};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UpdateRecord {
@@ -24,6 +24,8 @@ pub struct UpdateRecord {
     pub reply_to: Option<String>,
     pub status: String,
     pub status_reason: Option<String>,
+    /// Its address in the public archive (`/archive/{slug}`), set when it starts sending.
+    pub slug: Option<String>,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -210,6 +212,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         reply_to: r.get("reply_to_override"),
         status: r.get("status"),
         status_reason: r.get("status_reason"),
+        slug: r.get("slug"),
         scheduled_at: r.get("scheduled_at"),
         started_at: r.get("started_at"),
         finished_at: r.get("finished_at"),
@@ -343,19 +346,44 @@ pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx:
 /// and the rows written.
 pub async fn start_one_due(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(Uuid, u64)>> {
     let mut tx = pool.begin().await?;
-    let id: Option<Uuid> = sqlx::query_scalar(
+    let started: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "UPDATE updates SET status = 'sending', started_at = now(), updated_at = now(),
                 recipients_after = NULL, recipients_complete = false
          WHERE id = (SELECT id FROM updates WHERE status = 'scheduled' AND scheduled_at <= now()
                      ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id",
+         RETURNING id, subject, started_at",
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(id) = id else { return Ok(None) };
+    let Some((id, subject, started_at)) = started else {
+        return Ok(None);
+    };
+    set_slug(
+        &mut tx,
+        id,
+        &archive_slug(&subject, started_at.date_naive()),
+    )
+    .await?;
     let created = add_recipients_chunk(&mut tx, id, chunk).await?;
     tx.commit().await?;
     Ok(Some((id, created)))
+}
+
+/// Gives a starting update its archive slug, once: `slug`, or when another update has it
+/// already (one subject twice on one day), `slug` and the start of the update's id.
+async fn set_slug(tx: &mut PgConnection, id: Uuid, slug: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE updates SET slug = CASE
+                WHEN EXISTS (SELECT 1 FROM updates WHERE slug = $2) THEN $2 || '-' || left(replace(id::text, '-', ''), 8)
+                ELSE $2 END
+         WHERE id = $1 AND slug IS NULL",
+    )
+    .bind(id)
+    .bind(slug)
+    .execute(&mut *tx)
+    .await
+    .context("giving the update its archive slug")?;
+    Ok(())
 }
 
 /// Writes the next chunk of delivery rows of one started update whose rows are not all written

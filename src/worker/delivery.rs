@@ -1,7 +1,9 @@
-//! One delivery attempt: look the recipient up (an unsubscribe takes effect here, at claim
-//! time), render, send, and say what happened.
+//! One delivery attempt: look the recipient up, render, wait for the rate limits, under a
+//! global rate look the recipient up again (an unsubscribe takes effect up to the moment the
+//! mail is handed to the relay), send, and say what happened.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -17,42 +19,40 @@ use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;
 use crate::store::subscribers::{self, Contact};
 
-/// The message to send, or why there is nothing to send any more.
+/// The message to send, or why there is nothing to send (any more, or from this worker).
 enum Composed {
     Send(lettre::Message),
     Skip(String),
+    /// This worker must not make the mail (its configuration lacks something the mail needs);
+    /// it goes back to the queue, its attempt not counted, for a worker that can.
+    Hold(String),
+}
+
+/// Why a mail could not be composed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ComposeError {
+    /// Reading what the mail needs failed (the database): a later attempt may succeed.
+    #[error("{0:#}")]
+    Database(anyhow::Error),
+    /// The mail cannot be built from what it is made of (a template that needs data this kind
+    /// of mail does not have, an address or header lettre refuses): no retry will change that.
+    #[error("{0:#}")]
+    Broken(anyhow::Error),
 }
 
 /// Longest wait for a domain's rate limit inside an attempt, holding a slot; a longer one
 /// postpones the mail (back to the queue, spread out so postponed mails do not return together).
-const MAX_DOMAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
-const POSTPONE_SPREAD: std::time::Duration = std::time::Duration::from_secs(2);
+const MAX_DOMAIN_WAIT: Duration = Duration::from_millis(100);
+const POSTPONE_SPREAD: Duration = Duration::from_secs(2);
 /// When a mail could not be composed because the database did not answer.
-const DATABASE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+const DATABASE_RETRY: Duration = Duration::from_secs(5);
+/// When a mail this worker must not make is offered again.
+const HOLD_RETRY: Duration = Duration::from_secs(60);
 
 pub async fn attempt(worker: &Worker, job: &Claimed, contacts: &Contacts) -> Outcome {
-    let composed = match compose(worker, job, contacts).await {
-        Ok(c) => c,
-        // The database did not answer: nothing was tried, so the attempt does not count.
-        Err(e) if crate::store::is_unavailable(&e) => {
-            tracing::warn!(error = ?e, "could not read what the mail needs; postponed");
-            return Outcome::Postponed {
-                retry_in: DATABASE_RETRY,
-                reason: format!("postponed: the database did not answer: {e:#}"),
-            };
-        }
-        Err(e) => {
-            tracing::error!(error = ?e, "could not compose the mail");
-            return retry_or_give_up(
-                worker,
-                job,
-                SendError::transient(format!("compose: {e:#}"), false),
-            );
-        }
-    };
-    let message = match composed {
-        Composed::Send(message) => message,
-        Composed::Skip(reason) => return Outcome::Skipped { reason },
+    let message = match composed(worker, job, contacts).await {
+        Ok(message) => message,
+        Err(outcome) => return outcome,
     };
     let domain = message
         .envelope()
@@ -72,7 +72,18 @@ pub async fn attempt(worker: &Worker, job: &Claimed, contacts: &Contacts) -> Out
         tokio::time::sleep(wait).await;
         waited = true;
     }
-    throttle.wait_global().await;
+    // Under a global rate, a mail is composed again once its turn has come, from the recipient
+    // as they are then: someone who unsubscribed (or left the lists) while it waited does not
+    // get it. The recipient is checked before the wait too, so a mail that will be skipped or
+    // held back for its domain never takes a share of the global rate.
+    let message = if throttle.wait_global().await {
+        match composed(worker, job, contacts).await {
+            Ok(message) => message,
+            Err(outcome) => return outcome,
+        }
+    } else {
+        message
+    };
     match worker.mailer.send(message).await {
         Ok(reply) => Outcome::Sent {
             message_id: message_id(worker, job),
@@ -119,6 +130,64 @@ pub async fn attempt(worker: &Worker, job: &Claimed, contacts: &Contacts) -> Out
     }
 }
 
+/// The mail for the recipient as they are now, or the outcome of an attempt that ends before
+/// sending: skipped, held back, postponed while the database is away, retried after a database
+/// error, or failed at once when the mail cannot be built (retrying would not change it).
+async fn composed(
+    worker: &Worker,
+    job: &Claimed,
+    contacts: &Contacts,
+) -> Result<lettre::Message, Outcome> {
+    match compose(worker, job, contacts).await {
+        Ok(Composed::Send(message)) => Ok(message),
+        Ok(Composed::Skip(reason)) => Err(Outcome::Skipped { reason }),
+        Ok(Composed::Hold(reason)) => {
+            if hold_log_due() {
+                tracing::error!(%reason, "mail held back (logged at most once a minute)");
+            }
+            Err(Outcome::Held {
+                retry_in: HOLD_RETRY,
+                reason,
+            })
+        }
+        // The database did not answer: nothing was tried, so the attempt does not count.
+        Err(ComposeError::Database(e)) if crate::store::is_unavailable(&e) => {
+            tracing::warn!(error = %format!("{e:#}"), "could not read what the mail needs; postponed");
+            Err(Outcome::Postponed {
+                retry_in: DATABASE_RETRY,
+                reason: format!("postponed: the database did not answer: {e:#}"),
+            })
+        }
+        Err(ComposeError::Database(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "could not read what the mail needs; retried later");
+            Err(retry_or_give_up(
+                worker,
+                job,
+                SendError::transient(format!("compose: {e:#}"), false),
+            ))
+        }
+        Err(ComposeError::Broken(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "the mail cannot be composed; failed");
+            Err(Outcome::Failed {
+                reply: format!("the mail cannot be composed: {e:#}"),
+                ambiguous: false,
+            })
+        }
+    }
+}
+
+/// Whether to log that mail is held back: at most once per `HOLD_RETRY` in this process, however
+/// many mails are held (each has the reason in the ledger).
+fn hold_log_due() -> bool {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().expect("hold log lock");
+    let due = last.is_none_or(|at| at.elapsed() >= HOLD_RETRY);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
+}
+
 fn retry_or_give_up(worker: &Worker, job: &Claimed, e: SendError) -> Outcome {
     let age = (Utc::now() - job.created_at).to_std().unwrap_or_default();
     if age >= worker.settings.sending.give_up_after {
@@ -134,14 +203,34 @@ fn retry_or_give_up(worker: &Worker, job: &Claimed, e: SendError) -> Outcome {
     }
 }
 
-async fn compose(worker: &Worker, job: &Claimed, contacts: &Contacts) -> anyhow::Result<Composed> {
+/// Mails that must show the postal address (CAN-SPAM): a worker without one does not make them.
+const NEED_POSTAL_ADDRESS: &[&str] = &["update", "welcome"];
+
+async fn compose(
+    worker: &Worker,
+    job: &Claimed,
+    contacts: &Contacts,
+) -> Result<Composed, ComposeError> {
+    if NEED_POSTAL_ADDRESS.contains(&job.kind.as_str())
+        && worker.settings.mail.postal_address.is_empty()
+    {
+        return Ok(Composed::Hold(
+            "held back: mail.postal_address is empty in this worker's configuration; \
+             every update and welcome mail must show it"
+                .into(),
+        ));
+    }
     if job.kind == "test" {
         return compose_test(worker, job).await;
     }
     let Some(subscriber_id) = job.subscriber_id else {
         return Ok(Composed::Skip("the subscriber's data was erased".into()));
     };
-    let Some(contact) = contacts.ask(subscriber_id).await? else {
+    let Some(contact) = contacts
+        .ask(subscriber_id)
+        .await
+        .map_err(ComposeError::Database)?
+    else {
         return Ok(Composed::Skip("the subscriber no longer exists".into()));
     };
     match (job.kind.as_str(), job.update_id) {
@@ -186,7 +275,7 @@ fn compose_confirmation(
     worker: &Worker,
     job: &Claimed,
     contact: &Contact,
-) -> anyhow::Result<Composed> {
+) -> Result<Composed, ComposeError> {
     let Some(nonce) = job.payload.get("nonce").and_then(|n| n.as_str()) else {
         return Ok(Composed::Skip(
             "the confirmation link was already used or withdrawn".into(),
@@ -217,11 +306,12 @@ fn compose_confirmation(
             expires_hours: settings.signup.confirm_ttl.as_secs() / 3600,
             postal_address: &settings.mail.postal_address,
         },
-    )?;
+    )
+    .map_err(ComposeError::Broken)?;
     Ok(Composed::Send(message))
 }
 
-async fn compose_test(worker: &Worker, job: &Claimed) -> anyhow::Result<Composed> {
+async fn compose_test(worker: &Worker, job: &Claimed) -> Result<Composed, ComposeError> {
     let update_id = job
         .payload
         .get("update_id")
@@ -283,7 +373,7 @@ fn compose_update(
     to: &str,
     name: Option<&str>,
     links: &Links,
-) -> anyhow::Result<lettre::Message> {
+) -> Result<lettre::Message, ComposeError> {
     let settings = &worker.settings;
     let record = &update.record;
     let envelope = Envelope {
@@ -315,6 +405,7 @@ fn compose_update(
             list_id: update.list_id.clone(),
         },
     )
+    .map_err(ComposeError::Broken)
 }
 
 /// The news items for someone who chose `topics` (None: all). Items without a topic go to all.
@@ -341,7 +432,7 @@ fn compose_welcome(
     worker: &Worker,
     job: &Claimed,
     contact: &Contact,
-) -> anyhow::Result<lettre::Message> {
+) -> Result<lettre::Message, ComposeError> {
     let settings = &worker.settings;
     let lists: Vec<&str> = job
         .payload
@@ -371,17 +462,25 @@ fn compose_welcome(
             list_id: format!("welcome.{}", settings.server.base_url.host()),
         },
     )
+    .map_err(ComposeError::Broken)
 }
 
-/// Deterministic: per (update, subscriber) for updates, per row otherwise, so a retry carries
-/// the same Message-ID.
+/// Stable across the retries of a row: per (update, subscriber) for updates (the update's
+/// UUID makes it unique), and for every other mail the random key the row got at its first
+/// claim, so no two installations (or one restored from a backup) ever reuse an id.
 fn message_id(worker: &Worker, job: &Claimed) -> String {
     let host = worker.settings.server.base_url.host();
     match (job.update_id, job.subscriber_id) {
         (Some(update), Some(subscriber)) => {
             format!("update.{}.{}@{host}", update.simple(), subscriber.simple())
         }
-        _ => format!("{}.{}@{host}", job.kind, job.id),
+        // Only update rows lack a key (the claim gives every other row one), and an update row
+        // without a subscriber is skipped before anything is composed.
+        _ => format!(
+            "{}.{}@{host}",
+            job.kind,
+            job.message_key.unwrap_or_else(Uuid::new_v4).simple()
+        ),
     }
 }
 
@@ -393,5 +492,6 @@ pub fn summary(outcome: &Outcome) -> &'static str {
         Outcome::Failed { .. } => "failed",
         Outcome::Skipped { .. } => "skipped",
         Outcome::Postponed { .. } => "postponed",
+        Outcome::Held { .. } => "held",
     }
 }

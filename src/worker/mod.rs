@@ -106,7 +106,7 @@ impl Worker {
     async fn prepared(
         &self,
         update_id: uuid::Uuid,
-    ) -> anyhow::Result<Arc<prepared::PreparedUpdate>> {
+    ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
         self.prepared
             .get(&self.pool, &self.settings, update_id, false)
             .await
@@ -116,7 +116,7 @@ impl Worker {
     async fn prepared_fresh(
         &self,
         update_id: uuid::Uuid,
-    ) -> anyhow::Result<Arc<prepared::PreparedUpdate>> {
+    ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
         self.prepared
             .get(&self.pool, &self.settings, update_id, true)
             .await

@@ -8,6 +8,7 @@ use lettre::message::Mailbox;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use super::delivery::ComposeError;
 use crate::config::Settings;
 use crate::mail::markdown;
 use crate::store::updates::{self, UpdateRecord};
@@ -36,16 +37,17 @@ impl PreparedCache {
         settings: &Settings,
         id: Uuid,
         fresh: bool,
-    ) -> anyhow::Result<Arc<PreparedUpdate>> {
+    ) -> Result<Arc<PreparedUpdate>, ComposeError> {
         if !fresh {
             if let Some(hit) = self.0.lock().await.get(&id) {
                 return Ok(Arc::clone(hit));
             }
         }
         let record = updates::get(pool, id)
-            .await?
-            .with_context(|| format!("update {id} is gone"))?;
-        let prepared = Arc::new(prepare(settings, record)?);
+            .await
+            .map_err(ComposeError::Database)?
+            .ok_or_else(|| ComposeError::Broken(anyhow::anyhow!("update {id} is gone")))?;
+        let prepared = Arc::new(prepare(settings, record).map_err(ComposeError::Broken)?);
         let mut cache = self.0.lock().await;
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -71,10 +73,12 @@ fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<Prepared
         from,
         reply_to,
         list_id: format!("{first_list}.{host}"),
-        web_url: settings
-            .server
-            .base_url
-            .join(&format!("/updates/{}", record.id)),
+        // Its page in the public archive once it is sending; a test mail of a draft, which
+        // has no page yet, links to the archive.
+        web_url: settings.server.base_url.join(&match &record.slug {
+            Some(slug) => format!("/archive/{slug}"),
+            None => "/archive".to_owned(),
+        }),
         record,
     })
 }

@@ -85,11 +85,14 @@ impl Throttle {
             .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// Waits for the global limiter.
-    pub async fn wait_global(&self) {
-        if let Some(global) = &self.global {
-            global.until_ready().await;
-        }
+    /// Waits for the global limiter; returns whether there is one (and so whether the mail
+    /// may have waited for its turn).
+    pub async fn wait_global(&self) -> bool {
+        let Some(global) = &self.global else {
+            return false;
+        };
+        global.until_ready().await;
+        true
     }
 
     /// A `421 4.7.x` from `domain`: hold its mail back, longer each time it happens again.

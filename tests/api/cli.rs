@@ -176,6 +176,10 @@ async fn the_cli_creates_an_api_token_and_drives_an_update() {
     for (body, field) in [
         (r#"{"subject": "", "lists": ["us-icc-updates"]}"#, "subject"),
         (r#"{"subject": "x", "lists": ["nope"]}"#, "lists"),
+        (
+            r#"{"subject": "x", "lists": ["us-icc-updates"], "template": "confirmation"}"#,
+            "template",
+        ),
     ] {
         std::fs::write(&file, body).unwrap();
         let (ok, _, err) = run(&["update", "create", file.to_str().unwrap()]);

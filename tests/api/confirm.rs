@@ -195,3 +195,53 @@ async fn confirming_an_unsubscribed_person_again_needs_the_new_link() {
         .unwrap();
     assert_eq!(list_status, "confirmed");
 }
+
+#[tokio::test]
+async fn after_an_unsubscribe_the_old_confirmation_link_says_so_and_does_not_resubscribe() {
+    let app = spawn_app().await;
+    app.signup("left@example.org").await;
+    let link = confirmation_link(&app.smtp.wait_for(1, WAIT).await[0].data);
+    let body = format!("token={}", token_of(&link));
+    app.post_form("/subscriptions/confirm", &body).await;
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email = 'left@example.org'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let unsubscribe = newsletter::domain::subscriber_link::sign(
+        crate::helpers::SECRET_KEY.as_bytes(),
+        newsletter::domain::subscriber_link::LinkPurpose::Unsubscribe,
+        id,
+        1,
+    );
+    let one_click = app
+        .post_form(
+            &format!("/unsubscribe/{}", unsubscribe.as_str()),
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
+    assert_eq!(one_click.status(), 200);
+
+    let shown = app.get(&path_of(&link, &app)).await;
+    let posted = app.post_form("/subscriptions/confirm", &body).await;
+
+    for (how, answer) in [("GET", shown), ("POST", posted)] {
+        assert_eq!(answer.status(), 200, "{how}");
+        let page = answer.text().await.unwrap();
+        assert!(!page.contains("You are subscribed"), "{how}: {page}");
+        assert!(page.contains("You have unsubscribed"), "{how}: {page}");
+        assert!(page.contains("sign up again"), "{how}: {page}");
+        assert!(page.contains(r#"href="/""#), "{how}: a link to sign up");
+    }
+    assert_eq!(
+        app.subscriber_status("left@example.org").await.as_deref(),
+        Some("unsubscribed"),
+        "the old link does not bring them back"
+    );
+    let confirmed_lists: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE status <> 'unsubscribed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(confirmed_lists, 0);
+}

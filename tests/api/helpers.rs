@@ -124,10 +124,26 @@ pub async fn spawn_app_on_url(smtp_url: &str, overrides: &[(&str, Value)]) -> Te
     spawn(TestSmtp::start().await, smtp_url, overrides).await
 }
 
+/// The web server alone, no worker: start workers with [`TestApp::start_worker`].
+pub async fn spawn_app_without_worker(overrides: &[(&str, Value)]) -> TestApp {
+    let smtp = TestSmtp::start().await;
+    let url = smtp.url();
+    spawn_with(smtp, &url, overrides, false).await
+}
+
 async fn spawn(smtp: TestSmtp, smtp_url: &str, overrides: &[(&str, Value)]) -> TestApp {
+    spawn_with(smtp, smtp_url, overrides, true).await
+}
+
+async fn spawn_with(
+    smtp: TestSmtp,
+    smtp_url: &str,
+    overrides: &[(&str, Value)],
+    with_worker: bool,
+) -> TestApp {
     let db = TestDatabase::create().await;
     let settings = test_settings(&db.url, smtp_url, overrides);
-    let app = Application::build(settings.clone(), true)
+    let app = Application::build(settings.clone(), with_worker)
         .await
         .expect("building the app");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -235,6 +251,20 @@ impl TestApp {
             .fetch_optional(&self.pool)
             .await
             .unwrap()
+    }
+
+    /// A worker on this app's database and relay, with its own settings (the app's test
+    /// settings with `overrides`), as `newsletter worker` runs one; it stops with the app.
+    pub fn start_worker(&self, overrides: &[(&str, Value)]) {
+        let settings = test_settings(
+            self.settings.database.url.expose(),
+            &self.smtp.url(),
+            overrides,
+        );
+        let worker =
+            newsletter::app::build_worker(std::sync::Arc::new(settings), self.pool.clone())
+                .expect("building the worker");
+        tokio::spawn(worker.run(self.shutdown.child_token()));
     }
 
     pub async fn stop(mut self) {

@@ -1,6 +1,7 @@
 //! Black-box tests: the real service, a real PostgreSQL database per test, a real SMTP server.
 
 mod addresses;
+mod archive;
 mod bad_input;
 mod browser;
 mod cli;
@@ -11,6 +12,7 @@ mod helpers;
 mod hostile;
 mod recipients;
 mod self_service;
+mod sending;
 mod signup;
 mod smtp_server;
 mod third_party_smtp;

@@ -77,6 +77,8 @@ struct State {
     /// How many times each counted rule fired, by rule kind and index.
     fired: Mutex<HashMap<(&'static str, usize), u32>>,
     arrived: Notify,
+    /// Wakes every connection waiting for a command, to say 421 and close.
+    closing: Notify,
     connections: AtomicU64,
     open: AtomicUsize,
     max_open: AtomicUsize,
@@ -186,6 +188,13 @@ impl TestSmtp {
         }
     }
 
+    /// Every connection waiting for a command gets `421 4.4.2` and is closed, as a relay
+    /// does with idle clients; the server keeps listening.
+    #[allow(dead_code)] // used by the api tests
+    pub fn close_idle_connections(&self) {
+        self.state.closing.notify_waiters();
+    }
+
     /// Stops listening and drops every open connection: the relay is down, its port free.
     pub async fn stop(&self) {
         let tasks = self.tasks.lock().unwrap().take();
@@ -247,10 +256,14 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 2)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 2);
+        let n = tokio::select! {
+            n = limited.read_until(b'\n', &mut line) => n?,
+            _ = state.closing.notified() => {
+                write.write_all(b"421 4.4.2 test-smtp closing idle connection\r\n").await?;
+                return Ok(());
+            }
+        };
         if n == 0 {
             return Ok(());
         }

@@ -68,7 +68,12 @@ impl Drop for Aiosmtpd {
 #[tokio::test]
 async fn an_update_goes_through_aiosmtpd_once_per_recipient_with_its_headers() {
     let relay = Aiosmtpd::start().await;
-    let app = spawn_app_on_url(&format!("smtp://127.0.0.1:{}", relay.port), &[]).await;
+    // https: one-click (List-Unsubscribe-Post) is offered only with https links
+    let app = spawn_app_on_url(
+        &format!("smtp://127.0.0.1:{}", relay.port),
+        &[("server.base_url", "https://news.example.org".into())],
+    )
+    .await;
     let token = app.api_token().await;
     app.seed_confirmed(25, "example.org").await;
     let id = app.create_update(&token, "Through aiosmtpd").await;

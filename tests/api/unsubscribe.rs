@@ -181,3 +181,42 @@ async fn link_pages_are_rate_limited_per_ip_but_one_click_posts_are_not() {
         Some("unsubscribed")
     );
 }
+
+#[tokio::test]
+async fn a_one_click_post_for_an_erased_person_succeeds_with_nothing_left_to_do() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let id = app.create_update(&token, "First").await;
+    app.send_now(&token, &id).await;
+    let path = unsubscribe_path(&app, &app.smtp.wait_for(1, WAIT).await[0].data);
+    sqlx::query("DELETE FROM subscribers")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let one_click = app.post_form(&path, "List-Unsubscribe=One-Click").await;
+
+    assert_eq!(
+        one_click.status(),
+        200,
+        "RFC 8058: nothing left to do is success"
+    );
+    let forged = newsletter::domain::subscriber_link::sign(
+        b"not the service's secret key, long enough",
+        newsletter::domain::subscriber_link::LinkPurpose::Unsubscribe,
+        uuid::Uuid::new_v4(),
+        1,
+    );
+    let forged = app
+        .post_form(
+            &format!("/unsubscribe/{}", forged.as_str()),
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
+    assert_eq!(
+        forged.status(),
+        404,
+        "a link we never signed is still refused"
+    );
+}

@@ -141,7 +141,12 @@ async fn scheduling_is_refused_while_the_postal_address_is_empty() {
 #[tokio::test]
 async fn an_update_to_1000_subscribers_delivers_exactly_1000_personalised_mails_with_list_headers()
 {
-    let app = spawn_app_with(&[("smtp.pool_size", 8.into())]).await;
+    // https: one-click (List-Unsubscribe-Post) is offered only with https links
+    let app = spawn_app_with(&[
+        ("smtp.pool_size", 8.into()),
+        ("server.base_url", "https://news.example.org".into()),
+    ])
+    .await;
     let token = app.api_token().await;
     let people = app.seed_confirmed(1000, "example.org").await;
     sqlx::query(
@@ -220,11 +225,11 @@ async fn an_update_to_1000_subscribers_delivers_exactly_1000_personalised_mails_
         );
         assert_eq!(
             parsed.header_raw("List-Id").unwrap().trim(),
-            "<us-icc-updates.127.0.0.1>"
+            "<us-icc-updates.news.example.org>"
         );
         assert_eq!(
             parsed.message_id().unwrap(),
-            format!("update.{update_simple}.{}@127.0.0.1", ids[to]),
+            format!("update.{update_simple}.{}@news.example.org", ids[to]),
             "Message-ID is deterministic per (update, subscriber)"
         );
         assert!(parsed.date().is_some());
@@ -430,6 +435,8 @@ async fn with_dkim_configured_every_mail_is_signed_over_both_list_unsubscribe_he
             key_file.to_str().unwrap().into(),
         ),
         ("mail.dkim.algorithm", "ed25519".into()),
+        // one-click (List-Unsubscribe-Post) is offered only with https links
+        ("server.base_url", "https://news.example.org".into()),
     ])
     .await;
     let token = app.api_token().await;

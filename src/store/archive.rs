@@ -1,0 +1,58 @@
+//! The public archive: updates that went out (sending or sent), read by their slug. Only what
+//! every recipient got alike is read here: subject, intro and news items, never a recipient.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use super::updates::{self, UpdateRecord};
+
+/// One line of the archive's list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ArchiveEntry {
+    pub slug: String,
+    pub subject: String,
+    pub preheader: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Published updates, newest first: `limit` of them after skipping `offset`.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<ArchiveEntry>> {
+    sqlx::query_as(
+        "SELECT slug, subject, preheader, started_at FROM updates
+         WHERE slug IS NOT NULL AND status IN ('sending', 'sent')
+         ORDER BY started_at DESC, id DESC OFFSET $1 LIMIT $2",
+    )
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// The update with this archive slug, if it went out (an update that started and was then
+/// paused or cancelled keeps its page: some people have it in their inbox).
+pub async fn by_slug(pool: &PgPool, slug: &str) -> anyhow::Result<Option<UpdateRecord>> {
+    let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM updates WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(pool)
+        .await?;
+    match id {
+        Some(id) => updates::get(pool, id).await,
+        None => Ok(None),
+    }
+}
+
+/// The archive slug of an update, if it has one (it started sending).
+pub async fn slug_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT slug FROM updates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?
+            .flatten(),
+    )
+}
