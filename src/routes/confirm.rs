@@ -1,16 +1,18 @@
 //! `GET /subscriptions/confirm?token=` shows a button and changes nothing (mail scanners
 //! prefetch links); `POST /subscriptions/confirm` confirms.
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::client::Origin;
+use super::form::{Arity, FormFields};
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::Token;
@@ -51,9 +53,19 @@ async fn show(
 async fn confirm(
     State(state): State<AppState>,
     Origin(origin): Origin,
-    form: Result<Form<TokenParam>, FormRejection>,
+    body: Bytes,
 ) -> Result<Response, AppError> {
-    let raw = form.map(|f| f.0.token).unwrap_or_default();
+    let raw = match FormFields::parse(&body, &[("token", Arity::One)]) {
+        Ok(form) => form.one("token"),
+        Err(errors) => {
+            let text = errors.values().cloned().collect::<Vec<_>>().join(" ");
+            return Ok(state.pages.message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This link is not valid",
+                &text,
+            ));
+        }
+    };
     let Ok(token) = Token::parse(&raw) else {
         return Ok(token_problem(&state, TokenState::Unknown));
     };

@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -15,7 +15,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::client::Origin;
+use super::form::{Arity, FormFields};
 use super::links::{self, invalid_link};
+use super::same_origin;
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::subscriber_link::LinkPurpose;
@@ -57,22 +59,39 @@ fn one_click_done() -> Response {
     (StatusCode::OK, "Unsubscribed.").into_response()
 }
 
+const FORM_FIELDS: &[(&str, Arity)] = &[
+    ("List-Unsubscribe", Arity::One),
+    ("action", Arity::One),
+    ("lists", Arity::Many),
+];
+
 async fn unsubscribe(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     Origin(origin): Origin,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let mut one_click = false;
-    let mut action = String::new();
-    let mut lists = Vec::new();
-    for (key, value) in form_urlencoded::parse(&body) {
-        match key.as_ref() {
-            "List-Unsubscribe" => one_click = value == "One-Click",
-            "action" => action = value.into_owned(),
-            "lists" => lists.push(value.into_owned()),
-            _ => {}
+    let form = match FormFields::parse(&body, FORM_FIELDS) {
+        Ok(form) => form,
+        Err(errors) => {
+            let text = errors.values().cloned().collect::<Vec<_>>().join(" ");
+            return Ok(state.pages.message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Nothing was changed",
+                &text,
+            ));
         }
+    };
+    let one_click = form.one("List-Unsubscribe") == "One-Click";
+    let (action, lists) = (form.one("action"), form.many("lists"));
+    // The one-click POST must work from any origin (RFC 8058); the page's own forms must not.
+    if !one_click && !same_origin::allowed(&headers, state.settings.server.base_url.origin()) {
+        return Ok(state.pages.message(
+            StatusCode::FORBIDDEN,
+            "Not sent from this site",
+            "This form was sent from another web site, so nothing was changed. Please use the link in one of our mails.",
+        ));
     }
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Unsubscribe).await? else {
         // RFC 8058 clients expect success when there is nothing left to do: the person was
@@ -94,9 +113,15 @@ async fn unsubscribe(
         "lists" if !lists.is_empty() => {
             unsubscribes::unsubscribe_lists(&state.pool, id, &lists, "link", &origin).await?;
         }
-        _ => {
+        // An unsubscribe link posted with no choice means what it says: everything.
+        "lists" | "all" | "" => {
             unsubscribes::unsubscribe_all(&state.pool, id, "link", &origin).await?;
         }
+        _ => return Ok(state.pages.message(
+            StatusCode::BAD_REQUEST,
+            "Nothing was changed",
+            "This request did not say what to do. Please use the buttons on the unsubscribe page.",
+        )),
     }
     tracing::info!("unsubscribed from the page");
     Ok(state.pages.page(

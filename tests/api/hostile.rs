@@ -470,3 +470,53 @@ async fn a_signup_is_answered_at_the_same_moment_whatever_the_address_state() {
         assert!(took >= FLOOR, "{email} answered after {took:?}");
     }
 }
+
+#[tokio::test]
+async fn the_unsubscribe_page_refuses_foreign_posts_and_unknown_actions_but_one_click_is_open() {
+    let app = spawn_app().await;
+    let id = reader(&app).await;
+    let token = sign(SECRET_KEY.as_bytes(), LinkPurpose::Unsubscribe, id, 1);
+    let path = format!("/unsubscribe/{}", token.as_str());
+    let post = |body: &'static str, origin: Option<&'static str>| {
+        let mut request = app
+            .http
+            .post(app.url(&path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let foreign = post("action=all", Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert_eq!(post("action=explode", None).await.unwrap().status(), 400);
+    assert_eq!(
+        post("action=all&action=lists", None)
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    assert_eq!(profile(&app, id).await.0, "confirmed", "nothing changed");
+    let one_click = post(
+        "List-Unsubscribe=One-Click",
+        Some("https://mail.provider.example"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(one_click.status(), 200);
+    assert_eq!(profile(&app, id).await.0, "unsubscribed");
+}
+
+#[tokio::test]
+async fn a_confirm_post_with_the_token_twice_is_refused_by_name() {
+    let app = spawn_app().await;
+    let response = app
+        .post_form("/subscriptions/confirm", "token=abc&token=def")
+        .await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("more than once"));
+}

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod confirm;
 mod delivery_faults;
+mod fuzz;
 mod health;
 mod helpers;
 mod hostile;
