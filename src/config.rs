@@ -107,6 +107,7 @@ pub struct Settings {
     pub bounce: BounceSettings,
     pub preferences: PreferenceSettings,
     pub links: LinkSettings,
+    pub admin: AdminSettings,
     /// Bearer token for /metrics; None: loopback clients only.
     pub metrics_token: Option<Secret>,
     pub templates: TemplateSettings,
@@ -195,6 +196,17 @@ pub struct SendingSettings {
     pub backoff: Vec<Duration>,
     pub give_up_after: Duration,
     pub stale_after: Duration,
+    /// Two-person rule: updates to more than this many recipients wait for a second admin.
+    /// `None`: no approval needed.
+    pub approval_threshold: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub session_idle: Duration,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    pub login_window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +344,16 @@ impl Settings {
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
+                approval_threshold: r
+                    .bool("sending.require_approval")?
+                    .then(|| r.non_negative("sending.approval_threshold"))
+                    .transpose()?,
+            },
+            admin: AdminSettings {
+                session_idle: Duration::from_secs(60 * r.positive("admin.session_idle_minutes")?),
+                login_failures_per_account: r.positive("admin.login_failures_per_account")? as u32,
+                login_failures_per_ip: r.positive("admin.login_failures_per_ip")? as u32,
+                login_window: Duration::from_secs(60 * r.positive("admin.login_window_minutes")?),
             },
             metrics_token: Some(r.string("metrics.token")?)
                 .filter(|t| !t.trim().is_empty())

@@ -4,6 +4,7 @@
 mod email;
 mod list_slug;
 mod signup;
+mod staff;
 pub mod subscriber_link;
 mod subscriber_name;
 mod token;
@@ -13,6 +14,7 @@ mod us_state;
 pub use email::EmailAddress;
 pub use list_slug::ListSlug;
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
+pub use staff::{dummy_hash, verify_password, NewPassword, StaffRole};
 pub use subscriber_name::SubscriberName;
 pub use token::{Token, TokenHash};
 pub use update::{safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput};

@@ -10,6 +10,7 @@ pub mod lists;
 pub mod metrics;
 pub mod preferences;
 pub mod signups;
+pub mod staff;
 pub mod subscribers;
 pub mod unsubscribes;
 pub mod updates;

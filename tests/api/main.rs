@@ -1,5 +1,6 @@
 //! Black-box tests: the real service, a real PostgreSQL database per test, a real SMTP server.
 
+mod admin;
 mod bad_input;
 mod browser;
 mod cli;

@@ -1,0 +1,37 @@
+//! Operations staff perform, one file per subject. The admin pages, the JSON API and the command
+//! line all call these: each rule ("only an admin sends", "a second admin approves") is written
+//! once, here. They take parsed input and a pool and return domain results or a typed error;
+//! nothing here knows of HTTP or the terminal. Updates live in `crate::updates` for now.
+
+pub mod news;
+pub mod staff;
+
+use uuid::Uuid;
+
+use crate::domain::StaffRole;
+
+/// Who asks for an operation. API tokens and the command line act with an admin's rights (whoever
+/// holds them runs the service); a member of staff acts with their role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Staff { id: Uuid, role: StaffRole },
+    ApiToken(Uuid),
+    CommandLine,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Actor::Staff { role, .. } => *role == StaffRole::Admin,
+            Actor::ApiToken(_) | Actor::CommandLine => true,
+        }
+    }
+
+    /// The member of staff, if a person signed in is asking.
+    pub fn staff_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::Staff { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+}
