@@ -90,7 +90,8 @@ pub async fn create(
     templates: &MailTemplates,
     input: &UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
-    let (update, list_ids) = checked(pool, templates, input).await?;
+    let input = crate::ops::news::expand(pool, input).await?;
+    let (update, list_ids) = checked(pool, templates, &input).await?;
     let id = store::create(pool, &update, &list_ids).await?;
     view(pool, id).await
 }
@@ -102,7 +103,7 @@ pub async fn patch(
     patch: UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
     let current = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
-    let merged = current.as_input().merged(patch);
+    let merged = crate::ops::news::expand(pool, &current.as_input().merged(patch)).await?;
     let (update, list_ids) = checked(pool, templates, &merged).await?;
     match store::replace(pool, id, &update, &list_ids).await? {
         None => Err(UpdateError::NotFound),

@@ -12,9 +12,13 @@ use crate::domain::StaffRole;
 
 /// Who asks for an operation. API tokens and the command line act with an admin's rights (whoever
 /// holds them runs the service); a member of staff acts with their role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Staff { id: Uuid, role: StaffRole },
+    Staff {
+        id: Uuid,
+        role: StaffRole,
+        email: String,
+    },
     ApiToken(Uuid),
     CommandLine,
 }
@@ -24,6 +28,15 @@ impl Actor {
         match self {
             Actor::Staff { role, .. } => *role == StaffRole::Admin,
             Actor::ApiToken(_) | Actor::CommandLine => true,
+        }
+    }
+
+    /// Who did it, as records keep it ("added by").
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Staff { email, .. } => email.clone(),
+            Actor::ApiToken(id) => format!("API token {id}"),
+            Actor::CommandLine => "command line".into(),
         }
     }
 

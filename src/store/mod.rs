@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod lists;
 pub mod metrics;
+pub mod news;
 pub mod preferences;
 pub mod signups;
 pub mod staff;

@@ -51,9 +51,11 @@ impl UpdateRecord {
                         url: n.url.clone(),
                         published_on: n.published_on.map(|d| d.to_string()),
                         topic: n.topic.clone(),
+                        news_id: n.news_id,
                     })
                     .collect(),
             ),
+            news_item_ids: None,
             template: Some(self.template.clone()),
             from: self.from.clone(),
             reply_to: self.reply_to.clone(),
@@ -91,6 +93,7 @@ async fn write_content(
     let mut urls = Vec::with_capacity(n);
     let mut dates = Vec::with_capacity(n);
     let mut topics = Vec::with_capacity(n);
+    let mut news_ids = Vec::with_capacity(n);
     for item in &u.news_items {
         titles.push(item.title.clone());
         summaries.push(item.summary.clone());
@@ -98,12 +101,13 @@ async fn write_content(
         urls.push(item.url.clone());
         dates.push(item.published_on);
         topics.push(item.topic.clone());
+        news_ids.push(item.news_id);
     }
     sqlx::query(
-        "INSERT INTO news_items (update_id, position, title, summary, source, url, published_on, topic)
-         SELECT $1, ord::int, t, s, src, u, d, tp
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::text[])
-              WITH ORDINALITY AS x(t, s, src, u, d, tp, ord)",
+        "INSERT INTO news_items (update_id, position, title, summary, source, url, published_on, topic, news_id)
+         SELECT $1, ord::int, t, s, src, u, d, tp, nid
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::text[], $8::uuid[])
+              WITH ORDINALITY AS x(t, s, src, u, d, tp, nid, ord)",
     )
     .bind(id)
     .bind(&titles)
@@ -112,6 +116,7 @@ async fn write_content(
     .bind(&urls)
     .bind(&dates)
     .bind(&topics)
+    .bind(&news_ids)
     .execute(&mut *tx)
     .await
     .context("storing the news items")?;
@@ -193,7 +198,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         return Ok(None);
     };
     let items = sqlx::query(
-        "SELECT title, summary, source, url, published_on, topic FROM news_items
+        "SELECT title, summary, source, url, published_on, topic, news_id FROM news_items
          WHERE update_id = $1 ORDER BY position",
     )
     .bind(id)
@@ -225,6 +230,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
                 url: i.get("url"),
                 published_on: i.get::<Option<NaiveDate>, _>("published_on"),
                 topic: i.get("topic"),
+                news_id: i.get("news_id"),
             })
             .collect(),
     }))

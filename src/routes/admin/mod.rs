@@ -9,6 +9,7 @@
 mod assets;
 mod dashboard;
 mod login;
+mod news;
 mod pages;
 mod staff;
 
@@ -38,6 +39,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(login::router())
         .merge(dashboard::router())
+        .merge(news::router())
         .merge(staff::router())
         .merge(assets::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -81,6 +83,7 @@ pub enum AdminError {
     /// No live session: a GET goes to the login page.
     SignIn,
     Forbidden(String),
+    NotFound,
     Status(StatusCode, String),
     Internal(anyhow::Error),
 }
@@ -91,9 +94,9 @@ struct ErrorPage {
     text: String,
 }
 
-impl<E: Into<anyhow::Error>> From<E> for AdminError {
-    fn from(e: E) -> Self {
-        Self::Internal(e.into())
+impl From<anyhow::Error> for AdminError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
     }
 }
 
@@ -102,6 +105,11 @@ impl IntoResponse for AdminError {
         let (status, title, text) = match self {
             AdminError::SignIn => return Redirect::to("/admin/login").into_response(),
             AdminError::Forbidden(text) => (StatusCode::FORBIDDEN, "Not allowed", text),
+            AdminError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing at this address.".into(),
+            ),
             AdminError::Status(status, text) => (status, "Not done", text),
             AdminError::Internal(e) => return super::AppError(e).into_response(),
         };
@@ -172,6 +180,7 @@ impl CurrentStaff {
         Actor::Staff {
             id: self.member.id,
             role: self.member.role,
+            email: self.member.email.clone(),
         }
     }
 

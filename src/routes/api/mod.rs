@@ -3,6 +3,7 @@
 //! per field for 422.
 
 mod lists;
+mod news;
 mod updates;
 
 use axum::body::Bytes;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
+use crate::ops::news::NewsError;
 use crate::store;
 use crate::updates::UpdateError;
 
@@ -25,7 +27,12 @@ pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .nest("/api/v1", updates::router().merge(lists::router()))
+        .nest(
+            "/api/v1",
+            updates::router()
+                .merge(lists::router())
+                .merge(news::router()),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
 }
 
@@ -105,7 +112,14 @@ pub enum ApiError {
     Unauthorized,
     Status(StatusCode, String),
     Update(UpdateError),
+    News(NewsError),
     Internal(anyhow::Error),
+}
+
+impl From<NewsError> for ApiError {
+    fn from(e: NewsError) -> Self {
+        Self::News(e)
+    }
 }
 
 impl From<UpdateError> for ApiError {
@@ -151,9 +165,15 @@ impl IntoResponse for ApiError {
             ApiError::Update(UpdateError::Refused(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
-            ApiError::Update(UpdateError::Internal(e)) | ApiError::Internal(e) => {
-                super::AppError(e).into_response()
+            ApiError::News(NewsError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such news item.")
             }
+            ApiError::News(NewsError::Invalid(message)) => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            }
+            ApiError::Update(UpdateError::Internal(e))
+            | ApiError::News(NewsError::Internal(e))
+            | ApiError::Internal(e) => super::AppError(e).into_response(),
         }
     }
 }

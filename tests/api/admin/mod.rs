@@ -1,6 +1,7 @@
 //! The staff area: sign-in, roles, CSRF and Origin checks, news desk, composer, progress.
 
 mod login;
+mod news;
 
 use std::net::TcpListener;
 
