@@ -11,6 +11,7 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::domain::UpdateInput;
 use crate::mail::MailTemplates;
+use crate::ops::Actor;
 use crate::store::updates::Action;
 use crate::updates::{self, UpdateError};
 use crate::{store, telemetry};
@@ -417,22 +418,32 @@ async fn run_update(
             }
             UpdateCommand::Schedule { id, at } => {
                 let at = updates::parse_time(&at)?;
-                show(&updates::act(pool, settings, id, Action::Schedule(at)).await?)
-                    .context("printing")?;
+                show(
+                    &updates::act(
+                        pool,
+                        settings,
+                        &Actor::CommandLine,
+                        id,
+                        Action::Schedule(at),
+                    )
+                    .await?,
+                )
+                .context("printing")?;
             }
             UpdateCommand::Send { id } => {
-                show(&updates::act(pool, settings, id, Action::SendNow).await?)
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::SendNow).await?)
                     .context("printing")?
             }
             UpdateCommand::Pause { id } => {
-                show(&updates::act(pool, settings, id, Action::Pause).await?).context("printing")?
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Pause).await?)
+                    .context("printing")?
             }
             UpdateCommand::Resume { id } => {
-                show(&updates::act(pool, settings, id, Action::Resume).await?)
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Resume).await?)
                     .context("printing")?
             }
             UpdateCommand::Cancel { id } => {
-                show(&updates::act(pool, settings, id, Action::Cancel).await?)
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Cancel).await?)
                     .context("printing")?
             }
             UpdateCommand::Test { id, to } => {
@@ -445,7 +456,10 @@ async fn run_update(
                 }
             }
             UpdateCommand::RetryFailed { id } => {
-                println!("requeued {}", updates::retry_failed(pool, id).await?)
+                println!(
+                    "requeued {}",
+                    updates::retry_failed(pool, &Actor::CommandLine, id).await?
+                )
             }
         }
         Ok(())

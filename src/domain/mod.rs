@@ -3,6 +3,7 @@
 
 mod email;
 mod list_slug;
+pub mod schedule;
 mod signup;
 mod staff;
 pub mod subscriber_link;

@@ -186,3 +186,29 @@ pub async fn end_session(db: impl PgExecutor<'_>, id_hash: &TokenHash) -> sqlx::
         .await?;
     Ok(())
 }
+
+/// Claims the key of a staff-area form; `false` when it was used before (a double submit).
+pub async fn claim_form_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    staff_id: Uuid,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO staff_form_keys (key, staff_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(staff_id)
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Frees a form key whose action failed, so the same form can be sent again.
+pub async fn release_form_key(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM staff_form_keys WHERE key = $1")
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -31,6 +31,11 @@ pub struct UpdateRecord {
     pub updated_at: DateTime<Utc>,
     pub lists: Vec<String>,
     pub news_items: Vec<NewsItem>,
+    /// The admin who asked to send it, while it awaits a second admin's approval.
+    pub approval_requested_by: Option<Uuid>,
+    pub approved_by: Option<Uuid>,
+    /// The IANA zone its schedule was given in (the staff area shows the time back in it).
+    pub time_zone: Option<String>,
 }
 
 impl UpdateRecord {
@@ -221,6 +226,9 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         lists: r.get("list_slugs"),
+        approval_requested_by: r.get("approval_requested_by"),
+        approved_by: r.get("approved_by"),
+        time_zone: r.get("time_zone"),
         news_items: items
             .iter()
             .map(|i| NewsItem {
@@ -273,6 +281,10 @@ pub enum Action {
     Pause,
     Resume,
     Cancel,
+    /// Send (at the time given) once a second admin approves; by the member of staff who asks.
+    RequestApproval(DateTime<Utc>, Option<Uuid>),
+    /// A second admin approves: the update is scheduled for its time, or now if that passed.
+    Approve(Uuid),
 }
 
 /// Applies `action` if the update's status allows it. `Ok(Err(status))`: not allowed from
@@ -283,12 +295,14 @@ pub async fn apply(
     action: Action,
 ) -> anyhow::Result<Option<Result<String, String>>> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT status, started_at FROM updates WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((status, started_at)) = row else {
+    type Locked = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let row: Option<Locked> = sqlx::query_as(
+        "SELECT status, started_at, scheduled_at FROM updates WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((status, started_at, scheduled_at)) = row else {
         return Ok(None);
     };
     let started = started_at.is_some();
@@ -301,20 +315,49 @@ pub async fn apply(
             (Action::Pause, "scheduled" | "sending") => ("paused", None, Some("paused by staff")),
             (Action::Resume, "paused") if started => ("sending", None, None),
             (Action::Resume, "paused") => ("scheduled", Some(Utc::now()), None),
-            (Action::Cancel, "draft" | "scheduled" | "sending" | "paused") => {
-                ("cancelled", None, Some("cancelled by staff"))
+            (Action::RequestApproval(at, _), "draft" | "scheduled") => (
+                "awaiting_approval",
+                Some(at),
+                Some("waiting for a second admin to approve"),
+            ),
+            (Action::RequestApproval(at, _), "paused") if !started => (
+                "awaiting_approval",
+                Some(at),
+                Some("waiting for a second admin to approve"),
+            ),
+            (Action::Approve(_), "awaiting_approval") => {
+                let now = Utc::now();
+                (
+                    "scheduled",
+                    Some(scheduled_at.map_or(now, |t| t.max(now))),
+                    None,
+                )
             }
+            (
+                Action::Cancel,
+                "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused",
+            ) => ("cancelled", None, Some("cancelled by staff")),
             _ => return Ok(Some(Err(status))),
         };
     sqlx::query(
         "UPDATE updates SET status = $2, scheduled_at = coalesce($3, scheduled_at), status_reason = $4,
-                finished_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE finished_at END, updated_at = now()
+                finished_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE finished_at END, updated_at = now(),
+                approval_requested_by = CASE WHEN $2 = 'awaiting_approval' THEN $5 ELSE approval_requested_by END,
+                approved_by = coalesce($6, approved_by)
          WHERE id = $1",
     )
     .bind(id)
     .bind(new_status)
     .bind(at)
     .bind(reason)
+    .bind(match action {
+        Action::RequestApproval(_, by) => by,
+        _ => None,
+    })
+    .bind(match action {
+        Action::Approve(by) => Some(by),
+        _ => None,
+    })
     .execute(&mut *tx)
     .await?;
     if new_status == "cancelled" {
@@ -328,6 +371,70 @@ pub async fn apply(
     }
     tx.commit().await?;
     Ok(Some(Ok(new_status.to_owned())))
+}
+
+/// The people an update would go to if it started now: confirmed subscribers confirmed on any
+/// of its lists (the same rule as the rows written at start).
+pub async fn recipient_count(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM subscribers s
+         WHERE s.status = 'confirmed'
+           AND EXISTS (SELECT 1 FROM subscriptions sub
+                       WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed'
+                         AND sub.list_id IN (SELECT list_id FROM update_lists WHERE update_id = $1))",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
+/// Notes the IANA zone a schedule was given in.
+pub async fn set_time_zone(db: impl PgExecutor<'_>, id: Uuid, zone: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE updates SET time_zone = $2 WHERE id = $1")
+        .bind(id)
+        .bind(zone)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// An update in a listing, with its delivery counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateSummary {
+    pub id: Uuid,
+    pub subject: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub sent: i64,
+    pub failed: i64,
+    pub total: i64,
+}
+
+/// Recent updates, newest first, with their delivery counts.
+pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<UpdateSummary>> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.subject, u.status, u.created_at,
+                count(d.id) FILTER (WHERE d.status = 'sent') AS sent,
+                count(d.id) FILTER (WHERE d.status = 'failed') AS failed,
+                count(d.id) AS total
+         FROM updates u LEFT JOIN deliveries d ON d.update_id = u.id
+         GROUP BY u.id ORDER BY u.created_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| UpdateSummary {
+            id: r.get("id"),
+            subject: r.get("subject"),
+            status: r.get("status"),
+            created_at: r.get("created_at"),
+            sent: r.get("sent"),
+            failed: r.get("failed"),
+            total: r.get("total"),
+        })
+        .collect())
 }
 
 /// Pauses scheduled updates whose time passed more than `stale_after` ago: after downtime,

@@ -12,6 +12,7 @@ mod login;
 mod news;
 mod pages;
 mod staff;
+mod updates;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -40,6 +41,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(dashboard::router())
         .merge(news::router())
+        .merge(updates::router())
         .merge(staff::router())
         .merge(assets::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -265,6 +267,14 @@ impl Fields {
     /// The field, or "" when absent.
     pub fn text(&self, name: &str) -> String {
         self.get(name).unwrap_or_default().to_owned()
+    }
+    /// Every value of a repeated field, in order, blanks left out.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 

@@ -162,6 +162,9 @@ impl IntoResponse for ApiError {
             ApiError::Update(e @ UpdateError::Conflict(_)) => {
                 error(StatusCode::CONFLICT, &e.to_string())
             }
+            ApiError::Update(UpdateError::Forbidden(message)) => {
+                error(StatusCode::FORBIDDEN, &message)
+            }
             ApiError::Update(UpdateError::Refused(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }

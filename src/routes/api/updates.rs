@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{ApiClient, ApiError, ApiJson};
 use crate::app::AppState;
 use crate::domain::UpdateInput;
+use crate::ops::Actor;
 use crate::store::idempotency::{self, Claim};
 use crate::store::updates::Action;
 use crate::updates::{self, UpdateError};
@@ -149,12 +150,12 @@ struct ScheduleBody {
 
 async fn schedule(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> Result<Json<Value>, ApiError> {
     let at = updates::parse_time(&body.at)?;
-    act(&state, &id, Action::Schedule(at)).await
+    act(&state, &client, &id, Action::Schedule(at)).await
 }
 
 async fn send_now(
@@ -165,39 +166,46 @@ async fn send_now(
 ) -> Result<Response, ApiError> {
     let id = update_id(&id)?;
     once(&state, &client, &headers, &format!("send:{id}"), async {
-        let view = updates::act(&state.pool, &state.settings, id, Action::SendNow).await?;
+        let actor = Actor::ApiToken(client.token_id);
+        let view = updates::act(&state.pool, &state.settings, &actor, id, Action::SendNow).await?;
         Ok((StatusCode::OK, to_json(&view)?))
     })
     .await
 }
 
-async fn act(state: &AppState, id: &str, action: Action) -> Result<Json<Value>, ApiError> {
-    let view = updates::act(&state.pool, &state.settings, update_id(id)?, action).await?;
+async fn act(
+    state: &AppState,
+    client: &ApiClient,
+    id: &str,
+    action: Action,
+) -> Result<Json<Value>, ApiError> {
+    let actor = Actor::ApiToken(client.token_id);
+    let view = updates::act(&state.pool, &state.settings, &actor, update_id(id)?, action).await?;
     Ok(Json(to_json(&view)?))
 }
 
 async fn pause(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, Action::Pause).await
+    act(&state, &client, &id, Action::Pause).await
 }
 
 async fn resume(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, Action::Resume).await
+    act(&state, &client, &id, Action::Resume).await
 }
 
 async fn cancel(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, Action::Cancel).await
+    act(&state, &client, &id, Action::Cancel).await
 }
 
 #[derive(Deserialize)]
@@ -250,9 +258,10 @@ async fn deliveries(
 
 async fn retry_failed(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let requeued = updates::retry_failed(&state.pool, update_id(&id)?).await?;
+    let actor = Actor::ApiToken(client.token_id);
+    let requeued = updates::retry_failed(&state.pool, &actor, update_id(&id)?).await?;
     Ok(Json(json!({ "requeued": requeued })))
 }

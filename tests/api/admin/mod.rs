@@ -2,6 +2,7 @@
 
 mod login;
 mod news;
+mod updates;
 
 use std::net::TcpListener;
 
