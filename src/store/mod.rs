@@ -3,6 +3,7 @@
 pub mod api_tokens;
 pub mod confirmations;
 pub mod consent;
+pub mod dashboard;
 pub mod deliveries;
 pub mod idempotency;
 pub mod imports;

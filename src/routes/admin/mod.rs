@@ -7,6 +7,7 @@
 //! `crate::updates`, as the API and the CLI do; rules live there, not here.
 
 mod assets;
+mod chart;
 mod dashboard;
 mod login;
 mod news;

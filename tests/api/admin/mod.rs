@@ -2,6 +2,7 @@
 
 mod login;
 mod news;
+mod progress;
 mod updates;
 
 use std::net::TcpListener;

@@ -51,7 +51,7 @@ pub async fn compose(browser: &mut Browser<'_>, subject: &str, items: &[&str]) -
 }
 
 /// The hidden `idempotency_key` of the update page's send form.
-async fn send_key(browser: &mut Browser<'_>, id: &str) -> String {
+pub async fn send_key(browser: &mut Browser<'_>, id: &str) -> String {
     let page = browser
         .get(&format!("/admin/updates/{id}"))
         .await
