@@ -1,5 +1,6 @@
 //! The staff area: sign-in, roles, CSRF and Origin checks, news desk, composer, progress.
 
+mod browser;
 mod login;
 mod news;
 mod progress;
