@@ -139,6 +139,7 @@ pub async fn log_in(
                 staff_id,
                 &id.hash(),
                 previous_session.map(Token::hash).as_ref(),
+                settings.session_idle,
             )
             .await?;
             Ok(SessionId(id))

@@ -139,21 +139,24 @@ pub async fn record_failure(
 }
 
 /// Starts a session for `staff_id` under `id_hash`, ending `previous` (the id is rotated at
-/// login), and notes the login.
+/// login) and every session idle longer than `idle`, and notes the login.
 pub async fn start_session(
     db: impl PgExecutor<'_>,
     staff_id: Uuid,
     id_hash: &TokenHash,
     previous: Option<&TokenHash>,
+    idle: Duration,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "WITH gone AS (DELETE FROM staff_sessions WHERE id_hash = $3)
+        "WITH gone AS (DELETE FROM staff_sessions
+                       WHERE id_hash = $3 OR last_seen_at < now() - make_interval(secs => $4))
          , seen AS (UPDATE staff SET last_login_at = now() WHERE id = $1)
          INSERT INTO staff_sessions (id_hash, staff_id) VALUES ($2, $1)",
     )
     .bind(staff_id)
     .bind(id_hash.0.as_slice())
     .bind(previous.map(|h| h.0.to_vec()))
+    .bind(seconds(idle))
     .execute(db)
     .await?;
     Ok(())
