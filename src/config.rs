@@ -670,6 +670,24 @@ mod tests {
     }
 
     #[test]
+    fn the_staff_area_and_the_approval_rule_have_defaults_and_take_overrides() {
+        let s = Settings::from_overrides(with_key()).unwrap();
+        assert_eq!(s.admin.session_idle, Duration::from_secs(120 * 60));
+        assert_eq!(s.sending.approval_threshold, None, "off by default");
+        let mut o = with_key();
+        o.push(("sending.require_approval", Value::Boolean(true)));
+        o.push(("sending.approval_threshold", Value::Integer(500)));
+        o.push(("admin.session_idle_minutes", Value::Integer(30)));
+        let s = Settings::from_overrides(o).unwrap();
+        assert_eq!(s.sending.approval_threshold, Some(500));
+        assert_eq!(s.admin.session_idle, Duration::from_secs(30 * 60));
+        let mut bad = with_key();
+        bad.push(("admin.session_idle_minutes", Value::Integer(0)));
+        let err = Settings::from_overrides(bad).unwrap_err().to_string();
+        assert!(err.contains("admin.session_idle_minutes"), "{err}");
+    }
+
+    #[test]
     fn a_missing_secret_key_names_the_key() {
         let err = Settings::from_overrides([]).unwrap_err().to_string();
         assert!(err.contains("security.secret_key"), "{err}");

@@ -48,3 +48,23 @@ impl Actor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admins_api_tokens_and_the_command_line_have_an_admins_rights() {
+        let staff = |role| Actor::Staff {
+            id: Uuid::nil(),
+            role,
+            email: "a@example.org".into(),
+        };
+        assert!(staff(StaffRole::Admin).is_admin());
+        assert!(!staff(StaffRole::Editor).is_admin());
+        assert!(Actor::ApiToken(Uuid::nil()).is_admin());
+        assert!(Actor::CommandLine.is_admin());
+        assert_eq!(Actor::CommandLine.staff_id(), None);
+        assert_eq!(staff(StaffRole::Editor).label(), "a@example.org");
+    }
+}

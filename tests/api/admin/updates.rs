@@ -341,6 +341,20 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
     app.wait_for_update_status(&id, "sent").await;
     assert_eq!(app.smtp.wait_for(2, Duration::from_secs(30)).await.len(), 2);
 
+    // The API is a door to the same rule: its send waits for a staff admin too.
+    let token = app.api_token().await;
+    let via_api = app.create_update(&token, "Through the API").await;
+    app.send_now(&token, &via_api).await;
+    assert_eq!(
+        status_and_rows(&app, &via_api).await,
+        ("awaiting_approval".into(), 0)
+    );
+    let approved = bo
+        .post(&format!("/admin/updates/{via_api}/approve"), &[])
+        .await;
+    assert_eq!(approved.status(), 303);
+    assert_eq!(status_and_rows(&app, &via_api).await.0, "scheduled");
+
     // At or under the threshold, no approval is needed.
     sqlx::query(
         "UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'reader1@example.org'",
@@ -436,4 +450,36 @@ async fn a_draft_is_edited_in_place_and_its_items_reordered() {
         .await;
     assert_eq!(invalid.status(), 422);
     assert!(invalid.text().await.unwrap().contains("subject"));
+}
+
+#[tokio::test]
+async fn a_send_without_the_csrf_token_or_from_another_origin_is_refused_and_sends_nothing() {
+    let app = spawn_staff_app(&[]).await;
+    app.seed_confirmed(2, "example.org").await;
+    let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let id = compose(&mut admin, "Weekly", &[]).await;
+    let key = send_key(&mut admin, &id).await;
+    let csrf = admin.csrf().await;
+    let base = app.settings.server.base_url.as_str().to_owned();
+    let path = format!("/admin/updates/{id}/send");
+    let without = admin
+        .post_with(&path, &[("idempotency_key", &key)], Some(&base))
+        .await;
+    assert_eq!(without.status(), 403);
+    let foreign = admin
+        .post_with(
+            &path,
+            &[("csrf_token", &csrf), ("idempotency_key", &key)],
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(foreign.status(), 403);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_and_rows(&app, &id).await, ("draft".into(), 0));
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_form_keys")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0, "the form key is still unused");
+    assert_eq!(app.smtp.count(), 0);
 }
