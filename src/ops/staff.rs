@@ -121,6 +121,7 @@ pub async fn log_in(
     if by_account >= i64::from(settings.login_failures_per_account)
         || by_ip >= i64::from(settings.login_failures_per_ip)
     {
+        tracing::warn!(by_account, by_ip, "staff login throttled");
         return Err(LoginError::Throttled);
     }
     let found = store::credentials(pool, &parsed).await?;
@@ -142,9 +143,11 @@ pub async fn log_in(
                 settings.session_idle,
             )
             .await?;
+            tracing::info!(%staff_id, "staff login");
             Ok(SessionId(id))
         }
         _ => {
+            tracing::info!("failed staff login");
             store::record_failure(pool, &parsed, ip, settings.login_window).await?;
             Err(LoginError::Wrong)
         }

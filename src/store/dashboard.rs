@@ -17,14 +17,17 @@ pub async fn daily_signups_and_unsubscribes(
     days: i32,
 ) -> sqlx::Result<Vec<(NaiveDate, i64, i64)>> {
     sqlx::query_as(
-        "SELECT d::date,
-                count(e.id) FILTER (WHERE e.kind = 'signup'),
-                count(e.id) FILTER (WHERE e.kind = 'unsubscribe')
+        "WITH per_day AS (
+             SELECT occurred_at::date AS day,
+                    count(*) FILTER (WHERE kind = 'signup') AS signups,
+                    count(*) FILTER (WHERE kind = 'unsubscribe') AS unsubscribes
+             FROM consent_events
+             WHERE occurred_at >= current_date - ($1 - 1) AND kind IN ('signup', 'unsubscribe')
+             GROUP BY 1)
+         SELECT d::date, coalesce(p.signups, 0), coalesce(p.unsubscribes, 0)
          FROM generate_series(current_date - ($1 - 1), current_date, interval '1 day') AS d
-         LEFT JOIN consent_events e
-                ON e.occurred_at >= d AND e.occurred_at < d + interval '1 day'
-               AND e.kind IN ('signup', 'unsubscribe')
-         GROUP BY d ORDER BY d",
+         LEFT JOIN per_day p ON p.day = d::date
+         ORDER BY d",
     )
     .bind(days)
     .fetch_all(db)

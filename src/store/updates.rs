@@ -413,12 +413,15 @@ pub struct UpdateSummary {
 /// Recent updates, newest first, with their delivery counts.
 pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<UpdateSummary>> {
     let rows = sqlx::query(
-        "SELECT u.id, u.subject, u.status, u.created_at,
-                count(d.id) FILTER (WHERE d.status = 'sent') AS sent,
-                count(d.id) FILTER (WHERE d.status = 'failed') AS failed,
-                count(d.id) AS total
-         FROM updates u LEFT JOIN deliveries d ON d.update_id = u.id
-         GROUP BY u.id ORDER BY u.created_at DESC LIMIT $1",
+        "SELECT u.id, u.subject, u.status, u.created_at, c.sent, c.failed, c.total
+         FROM (SELECT id, subject, status, created_at FROM updates
+               ORDER BY created_at DESC LIMIT $1) u
+         CROSS JOIN LATERAL (
+             SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,
+                    count(*) FILTER (WHERE d.status = 'failed') AS failed,
+                    count(*) AS total
+             FROM deliveries d WHERE d.update_id = u.id) c
+         ORDER BY u.created_at DESC",
     )
     .bind(limit)
     .fetch_all(db)
