@@ -22,9 +22,6 @@ impl Contact {
     }
 }
 
-/// The subscribers with these ids (those that still exist), each with their confirmed lists.
-/// The lists are read through each subscriber's own rows (primary key), never by scanning a
-/// list, so this stays fast however big a list is.
 /// The contact with this normalized address, if any.
 pub async fn contact_by_email(
     db: impl PgExecutor<'_> + Copy,
@@ -41,6 +38,9 @@ pub async fn contact_by_email(
     }
 }
 
+/// The subscribers with these ids (those that still exist), each with their confirmed lists.
+/// The lists are read through each subscriber's own rows (primary key), never by scanning a
+/// list, so this stays fast however big a list is.
 pub async fn contacts(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Contact>> {
     let rows = sqlx::query(
         "SELECT s.id, s.email, s.name, s.status, s.link_version, s.topics,

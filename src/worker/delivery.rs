@@ -157,12 +157,12 @@ async fn compose(worker: &Worker, job: &Claimed, contacts: &Contacts) -> anyhow:
             if !contact.on_any(&update.record.lists) {
                 return Ok(Composed::Skip("subscriber left the update's lists".into()));
             }
-            let items = items_for(&update.record.news_items, contact.topics.as_deref());
-            if !update.record.news_items.is_empty() && items.is_empty() {
+            let Some(items) = items_for(&update.record.news_items, contact.topics.as_deref())
+            else {
                 return Ok(Composed::Skip(
                     "none of the update's news items is in the subscriber's topics".into(),
                 ));
-            }
+            };
             let links = Links::for_subscriber(&worker.settings, &contact);
             compose_update(
                 worker,
@@ -311,10 +311,9 @@ pub fn render_update_for(
     update: &PreparedUpdate,
     contact: &Contact,
 ) -> anyhow::Result<Option<RenderedMail>> {
-    let items = items_for(&update.record.news_items, contact.topics.as_deref());
-    if !update.record.news_items.is_empty() && items.is_empty() {
+    let Some(items) = items_for(&update.record.news_items, contact.topics.as_deref()) else {
         return Ok(None);
-    }
+    };
     let links = Links::for_subscriber(settings, contact);
     let data = update_mail(
         settings,
@@ -358,14 +357,16 @@ fn compose_update(
 }
 
 /// The news items for someone who chose `topics` (None: all). Items without a topic go to all.
-fn items_for<'a>(items: &'a [NewsItem], topics: Option<&[String]>) -> Vec<&'a NewsItem> {
-    items
+/// `None` when the update has items but none for them: they get no mail of it.
+fn items_for<'a>(items: &'a [NewsItem], topics: Option<&[String]>) -> Option<Vec<&'a NewsItem>> {
+    let chosen: Vec<&NewsItem> = items
         .iter()
         .filter(|item| match (topics, &item.topic) {
             (Some(chosen), Some(topic)) => chosen.contains(topic),
             _ => true,
         })
-        .collect()
+        .collect();
+    (items.is_empty() || !chosen.is_empty()).then_some(chosen)
 }
 
 #[derive(Serialize)]

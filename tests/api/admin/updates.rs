@@ -221,6 +221,22 @@ async fn the_preview_is_the_mail_the_subscriber_gets_in_a_sandboxed_frame() {
         ))
         .await;
     assert_eq!(unknown.status(), 422);
+    app.seed_confirmed_from(5, 1, "example.org").await;
+    sqlx::query(
+        "UPDATE subscribers SET topics = ARRAY['court'] WHERE email = 'reader5@example.org'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let none = admin
+        .get(&format!(
+            "/admin/updates/{id}/preview?email=reader5%40example.org"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(none.contains("would get no mail"), "{none}");
 
     let key = send_key(&mut admin, &id).await;
     admin
@@ -229,7 +245,9 @@ async fn the_preview_is_the_mail_the_subscriber_gets_in_a_sandboxed_frame() {
             &[("idempotency_key", &key)],
         )
         .await;
-    let mails = app.smtp.wait_for(1, Duration::from_secs(30)).await;
+    app.wait_for_update_status(&id, "sent").await;
+    let mails = app.smtp.messages();
+    assert_eq!(mails.len(), 1, "reader5 is skipped, as the preview said");
     let parsed = mail_parser::MessageParser::default()
         .parse(&mails[0].data)
         .unwrap();
