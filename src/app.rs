@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::mail::{MailTemplates, Mailer};
-use crate::routes::{self, IpRateLimiter, Pages};
+use crate::routes::{self, AdminPages, IpRateLimiter, Pages};
 use crate::store;
 use crate::worker::Worker;
 
@@ -22,6 +22,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub pages: Arc<Pages>,
+    pub admin_pages: Arc<AdminPages>,
     pub mail_templates: Arc<MailTemplates>,
     pub signup_limiter: IpRateLimiter,
     pub link_limiter: IpRateLimiter,
@@ -47,6 +48,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| "Newsletter".into());
         let pages = Arc::new(Pages::load(&settings.templates.dir, &site_name)?);
+        let admin_pages = Arc::new(AdminPages::load(&settings.templates.dir, &site_name)?);
         let mail_templates = Arc::new(MailTemplates::load(&settings.templates.dir)?);
         let worker = if with_worker {
             Some(new_worker(
@@ -73,6 +75,7 @@ impl Application {
             pool,
             settings,
             pages,
+            admin_pages,
             mail_templates,
         };
         Ok(Self {

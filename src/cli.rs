@@ -11,6 +11,7 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::domain::UpdateInput;
 use crate::mail::MailTemplates;
+use crate::ops::Actor;
 use crate::store::updates::Action;
 use crate::updates::{self, UpdateError};
 use crate::{store, telemetry};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     ApiToken(ApiTokenCommand),
+    /// Manage staff accounts for the admin area (/admin).
+    #[command(subcommand)]
+    Staff(StaffCommand),
     /// Create, schedule, send and inspect updates (the same operations as /api/v1/updates).
     #[command(subcommand)]
     Update(UpdateCommand),
@@ -96,6 +100,31 @@ pub enum ApiTokenCommand {
     Create {
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StaffCommand {
+    /// Add an account. The password is read from standard input when it is not a terminal;
+    /// otherwise one is generated and printed once.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// admin (sends, schedules, manages staff) or editor (news and drafts).
+        #[arg(long)]
+        role: String,
+    },
+    /// Set a new password (read or generated as for `add`); the account's sessions end.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+    /// List accounts.
+    List,
+    /// Remove an account; its sessions end.
+    Remove {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -184,6 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", token.as_str());
             Ok(())
         }
+        Command::Staff(command) => run_staff(&pool, command).await,
         Command::Update(command) => run_update(&settings, &pool, command).await,
         Command::Bench {
             subscribers,
@@ -308,6 +338,69 @@ pub(crate) async fn run_import(
     Ok(())
 }
 
+async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result<()> {
+    use crate::domain::{NewPassword, StaffRole};
+    use crate::ops::staff;
+
+    /// The password from standard input when it is piped, else a generated one (and whether it
+    /// was generated, so it is printed once).
+    fn password() -> anyhow::Result<(NewPassword, bool)> {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            return Ok((NewPassword::generate(), true));
+        }
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let password = NewPassword::parse(&line).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+        Ok((password, false))
+    }
+    /// After success only: a generated password, printed once.
+    fn show_once(generated: Option<String>) {
+        if let Some(password) = generated {
+            eprintln!("Generated password (shown once; store it now):");
+            println!("{password}");
+        }
+    }
+    let result = match command {
+        StaffCommand::Add { email, role } => {
+            let role = StaffRole::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let (password, generated) = password()?;
+            let shown = generated.then(|| password.expose().to_owned());
+            staff::add(pool, &email, role, password).await.map(|()| {
+                eprintln!("staff account {email} ({}) added", role.as_str());
+                show_once(shown);
+            })
+        }
+        StaffCommand::ResetPassword { email } => {
+            let (password, generated) = password()?;
+            let shown = generated.then(|| password.expose().to_owned());
+            staff::reset_password(pool, &email, password)
+                .await
+                .map(|()| {
+                    eprintln!("password of {email} changed; its sessions ended");
+                    show_once(shown);
+                })
+        }
+        StaffCommand::List => staff::list(pool).await.map(|members| {
+            for m in members {
+                let last = m
+                    .last_login_at
+                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                println!("{}\t{}\tlast login {last}", m.email, m.role.as_str());
+            }
+        }),
+        StaffCommand::Remove { email } => staff::remove(pool, &email)
+            .await
+            .map(|()| eprintln!("staff account {email} removed")),
+    };
+    result.map_err(|e| match e {
+        staff::StaffError::Internal(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    })
+}
+
 async fn run_update(
     settings: &Settings,
     pool: &sqlx::PgPool,
@@ -339,22 +432,32 @@ async fn run_update(
             }
             UpdateCommand::Schedule { id, at } => {
                 let at = updates::parse_time(&at)?;
-                show(&updates::act(pool, settings, id, Action::Schedule(at)).await?)
-                    .context("printing")?;
+                show(
+                    &updates::act(
+                        pool,
+                        settings,
+                        &Actor::CommandLine,
+                        id,
+                        Action::Schedule(at),
+                    )
+                    .await?,
+                )
+                .context("printing")?;
             }
             UpdateCommand::Send { id } => {
-                show(&updates::act(pool, settings, id, Action::SendNow).await?)
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::SendNow).await?)
                     .context("printing")?
             }
             UpdateCommand::Pause { id } => {
-                show(&updates::act(pool, settings, id, Action::Pause).await?).context("printing")?
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Pause).await?)
+                    .context("printing")?
             }
             UpdateCommand::Resume { id } => {
-                show(&updates::act(pool, settings, id, Action::Resume).await?)
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Resume).await?)
                     .context("printing")?
             }
             UpdateCommand::Cancel { id } => {
-                show(&updates::act(pool, settings, id, Action::Cancel).await?)
+                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Cancel).await?)
                     .context("printing")?
             }
             UpdateCommand::Test { id, to } => {
@@ -367,7 +470,10 @@ async fn run_update(
                 }
             }
             UpdateCommand::RetryFailed { id } => {
-                println!("requeued {}", updates::retry_failed(pool, id).await?)
+                println!(
+                    "requeued {}",
+                    updates::retry_failed(pool, &Actor::CommandLine, id).await?
+                )
             }
         }
         Ok(())

@@ -122,6 +122,7 @@ pub struct Settings {
     pub bounce: BounceSettings,
     pub preferences: PreferenceSettings,
     pub links: LinkSettings,
+    pub admin: AdminSettings,
     /// Bearer token for /metrics; None: loopback clients only.
     pub metrics_token: Option<Secret>,
     pub templates: TemplateSettings,
@@ -220,6 +221,17 @@ pub struct SendingSettings {
     pub backoff: Vec<Duration>,
     pub give_up_after: Duration,
     pub stale_after: Duration,
+    /// Two-person rule: updates to more than this many recipients wait for a second admin.
+    /// `None`: no approval needed.
+    pub approval_threshold: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub session_idle: Duration,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    pub login_window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -374,6 +386,16 @@ impl Settings {
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
+                approval_threshold: r
+                    .bool("sending.require_approval")?
+                    .then(|| r.non_negative("sending.approval_threshold"))
+                    .transpose()?,
+            },
+            admin: AdminSettings {
+                session_idle: Duration::from_secs(60 * r.positive("admin.session_idle_minutes")?),
+                login_failures_per_account: r.positive("admin.login_failures_per_account")? as u32,
+                login_failures_per_ip: r.positive("admin.login_failures_per_ip")? as u32,
+                login_window: Duration::from_secs(60 * r.positive("admin.login_window_minutes")?),
             },
             metrics_token: Some(r.string("metrics.token")?)
                 .filter(|t| !t.trim().is_empty())
@@ -687,6 +709,24 @@ mod tests {
         assert_eq!(s.signup.confirm_ttl, Duration::from_secs(72 * 3600));
         assert_eq!(s.signup.per_ip_per_minute, 5);
         assert!(s.smtp.url.is_none());
+    }
+
+    #[test]
+    fn the_staff_area_and_the_approval_rule_have_defaults_and_take_overrides() {
+        let s = Settings::from_overrides(with_key()).unwrap();
+        assert_eq!(s.admin.session_idle, Duration::from_secs(120 * 60));
+        assert_eq!(s.sending.approval_threshold, None, "off by default");
+        let mut o = with_key();
+        o.push(("sending.require_approval", Value::Boolean(true)));
+        o.push(("sending.approval_threshold", Value::Integer(500)));
+        o.push(("admin.session_idle_minutes", Value::Integer(30)));
+        let s = Settings::from_overrides(o).unwrap();
+        assert_eq!(s.sending.approval_threshold, Some(500));
+        assert_eq!(s.admin.session_idle, Duration::from_secs(30 * 60));
+        let mut bad = with_key();
+        bad.push(("admin.session_idle_minutes", Value::Integer(0)));
+        let err = Settings::from_overrides(bad).unwrap_err().to_string();
+        assert!(err.contains("admin.session_idle_minutes"), "{err}");
     }
 
     #[test]

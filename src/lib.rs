@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
+pub mod ops;
 pub mod routes;
 pub mod store;
 pub mod telemetry;

@@ -10,10 +10,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::domain::schedule;
 use crate::domain::{EmailAddress, FieldErrors, UpdateInput};
-use crate::mail::MailTemplates;
+use crate::mail::{MailTemplates, RenderedMail};
+use crate::ops::Actor;
 use crate::store::lists;
+use crate::store::subscribers::{self, Contact};
 use crate::store::updates::{self as store, Action, DeliveryRow, UpdateRecord};
+use crate::worker::{prepare, render_update_for};
 
 /// Window over which the current send rate is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -30,6 +34,9 @@ pub enum UpdateError {
     Conflict(String),
     #[error("{0}")]
     Refused(String),
+    /// The actor's role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -98,7 +105,8 @@ pub async fn create(
     templates: &MailTemplates,
     input: &UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
-    let (update, list_ids) = checked(pool, templates, input).await?;
+    let input = crate::ops::news::expand(pool, input).await?;
+    let (update, list_ids) = checked(pool, templates, &input).await?;
     let id = store::create(pool, &update, &list_ids).await?;
     view(pool, id).await
 }
@@ -110,7 +118,7 @@ pub async fn patch(
     patch: UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
     let current = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
-    let merged = current.as_input().merged(patch);
+    let merged = crate::ops::news::expand(pool, &current.as_input().merged(patch)).await?;
     let (update, list_ids) = checked(pool, templates, &merged).await?;
     match store::replace(pool, id, &update, &list_ids).await? {
         None => Err(UpdateError::NotFound),
@@ -119,23 +127,41 @@ pub async fn patch(
     }
 }
 
-/// Schedules, sends now, pauses, resumes or cancels.
+/// Schedules, sends now, pauses, resumes, cancels or approves. Only an admin may; with
+/// `sending.require_approval`, a send or schedule to more than the threshold of recipients
+/// waits in `awaiting_approval` until a different admin approves it.
 pub async fn act(
     pool: &PgPool,
     settings: &Settings,
+    actor: &Actor,
     id: Uuid,
     action: Action,
 ) -> Result<UpdateView, UpdateError> {
+    if !actor.is_admin() {
+        return Err(UpdateError::Forbidden(
+            "Only an admin may send, schedule, pause, resume, cancel or approve an update.".into(),
+        ));
+    }
+    let action = match action {
+        Action::Approve(_) => approval(pool, actor, id).await?,
+        Action::Schedule(at) if needs_approval(pool, settings, id).await? => {
+            Action::RequestApproval(at, actor.staff_id())
+        }
+        Action::SendNow if needs_approval(pool, settings, id).await? => {
+            Action::RequestApproval(Utc::now(), actor.staff_id())
+        }
+        other => other,
+    };
     let starts = matches!(
         action,
-        Action::Schedule(_) | Action::SendNow | Action::Resume
+        Action::Schedule(_) | Action::SendNow | Action::Resume | Action::RequestApproval(..)
     );
     if starts && settings.mail.postal_address.is_empty() {
         return Err(UpdateError::Refused(
             "mail.postal_address is empty: every update must show a postal address; set it before sending".into(),
         ));
     }
-    if let Action::Schedule(at) = action {
+    if let Action::Schedule(at) | Action::RequestApproval(at, _) = action {
         if at < Utc::now() - chrono::Duration::minutes(1) {
             let errors = FieldErrors::from([(
                 "at",
@@ -149,6 +175,95 @@ pub async fn act(
         Some(Err(status)) => Err(UpdateError::Conflict(status)),
         Some(Ok(_)) => view(pool, id).await,
     }
+}
+
+/// Whether sending this update now needs a second admin.
+async fn needs_approval(pool: &PgPool, settings: &Settings, id: Uuid) -> Result<bool, UpdateError> {
+    match settings.sending.approval_threshold {
+        None => Ok(false),
+        Some(threshold) => {
+            let n = store::recipient_count(pool, id).await?;
+            Ok(u64::try_from(n).unwrap_or(0) > threshold)
+        }
+    }
+}
+
+/// An approval by `actor`: a member of staff other than the admin who asked.
+async fn approval(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<Action, UpdateError> {
+    let Some(approver) = actor.staff_id() else {
+        return Err(UpdateError::Forbidden(
+            "An update is approved by a second admin in the staff area.".into(),
+        ));
+    };
+    let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    if update.approval_requested_by == Some(approver) {
+        return Err(UpdateError::Forbidden(
+            "A different admin must approve this update.".into(),
+        ));
+    }
+    Ok(Action::Approve(approver))
+}
+
+/// The people the update would go to if it started now.
+pub async fn recipient_count(pool: &PgPool, id: Uuid) -> Result<i64, UpdateError> {
+    store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    Ok(store::recipient_count(pool, id).await?)
+}
+
+/// Schedules for a local time in an IANA zone (the staff area's form), remembering the zone.
+pub async fn schedule_local(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    id: Uuid,
+    at: &str,
+    zone: &str,
+) -> Result<UpdateView, UpdateError> {
+    let invalid =
+        |field: &'static str, m: String| UpdateError::Invalid(FieldErrors::from([(field, m)]));
+    let tz = schedule::time_zone(zone).map_err(|m| invalid("time_zone", m))?;
+    let at = schedule::local_to_utc(at, tz).map_err(|m| invalid("at", m))?;
+    let view = act(pool, settings, actor, id, Action::Schedule(at)).await?;
+    store::set_time_zone(pool, id, tz.name()).await?;
+    Ok(view)
+}
+
+/// The update's mail as one subscriber would get it (a sample person when `email` is None), by
+/// the worker's own rendering code. `Ok(None)`: that person would get no mail of it (none of
+/// its news items is in their topics).
+pub async fn preview(
+    pool: &PgPool,
+    settings: &Settings,
+    templates: &MailTemplates,
+    id: Uuid,
+    email: Option<&str>,
+) -> Result<Option<RenderedMail>, UpdateError> {
+    let record = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    let contact = match email.map(str::trim).filter(|e| !e.is_empty()) {
+        None => Contact {
+            id: Uuid::nil(),
+            email: "reader@example.org".into(),
+            name: Some("Sample Reader".into()),
+            status: "confirmed".into(),
+            link_version: 0,
+            topics: None,
+            lists: record.lists.clone(),
+        },
+        Some(raw) => {
+            let address = EmailAddress::parse(raw)
+                .map_err(|e| UpdateError::Invalid(FieldErrors::from([("email", e)])))?;
+            subscribers::contact_by_email(pool, address.canonical())
+                .await?
+                .ok_or_else(|| {
+                    UpdateError::Invalid(FieldErrors::from([(
+                        "email",
+                        format!("{raw} is not a subscriber."),
+                    )]))
+                })?
+        }
+    };
+    let prepared = prepare(settings, record)?;
+    Ok(render_update_for(settings, templates, &prepared, &contact)?)
 }
 
 /// Parses an RFC 3339 time for scheduling.
@@ -190,7 +305,12 @@ pub async fn deliveries(
     Ok(store::deliveries(pool, id, status, after, limit.clamp(1, MAX_PAGE)).await?)
 }
 
-pub async fn retry_failed(pool: &PgPool, id: Uuid) -> Result<u64, UpdateError> {
+pub async fn retry_failed(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<u64, UpdateError> {
+    if !actor.is_admin() {
+        return Err(UpdateError::Forbidden(
+            "Only an admin may send failed mails again.".into(),
+        ));
+    }
     store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
     Ok(store::retry_failed(pool, id).await?)
 }

@@ -26,6 +26,9 @@ pub struct UpdateInput {
     pub intro: Option<String>,
     pub lists: Option<Vec<String>>,
     pub news_items: Option<Vec<NewsItemInput>>,
+    /// News desk items to include, in order, after `news_items`; resolved into news items
+    /// (`ops::news::expand`) before parsing.
+    pub news_item_ids: Option<Vec<uuid::Uuid>>,
     pub template: Option<String>,
     pub from: Option<String>,
     pub reply_to: Option<String>,
@@ -42,6 +45,9 @@ pub struct NewsItemInput {
     pub url: Option<String>,
     pub published_on: Option<String>,
     pub topic: Option<String>,
+    /// The news desk record this item was taken from (set by the service, never read from input).
+    #[serde(skip)]
+    pub news_id: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +70,9 @@ pub struct NewsItem {
     pub url: Option<String>,
     pub published_on: Option<NaiveDate>,
     pub topic: Option<String>,
+    /// The news desk record this item was taken from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub news_id: Option<uuid::Uuid>,
 }
 
 impl UpdateInput {
@@ -72,7 +81,12 @@ impl UpdateInput {
         macro_rules! take {
             ($($f:ident),*) => { $( if patch.$f.is_some() { self.$f = patch.$f; } )* };
         }
-        take!(subject, preheader, intro, lists, news_items, template, from, reply_to);
+        take!(subject, preheader, intro, lists, template, from, reply_to);
+        // The items are replaced as a whole, whichever way the patch names them.
+        if patch.news_items.is_some() || patch.news_item_ids.is_some() {
+            self.news_items = patch.news_items;
+            self.news_item_ids = patch.news_item_ids;
+        }
         self
     }
 
@@ -167,7 +181,7 @@ impl UpdateInput {
 }
 
 impl NewsItemInput {
-    fn parse(&self) -> Result<NewsItem, String> {
+    pub fn parse(&self) -> Result<NewsItem, String> {
         let title = line("title", &self.title, MAX_TITLE_CHARS, true)?;
         let summary = text("summary", &self.summary, MAX_SUMMARY_CHARS)?;
         let source = line("source", &self.source, MAX_SOURCE_CHARS, false)?;
@@ -208,6 +222,7 @@ impl NewsItemInput {
             url,
             published_on,
             topic,
+            news_id: self.news_id,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers are thin: extract, parse into domain types, call `store::`, answer.
 
+mod admin;
 mod api;
 mod archive;
 mod client;
@@ -23,6 +24,7 @@ use axum::Router;
 
 use crate::app::AppState;
 
+pub use admin::AdminPages;
 pub use error::AppError;
 pub use pages::Pages;
 pub use rate_limit::IpRateLimiter;
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(links)
         .merge(health::router())
         .merge(api::router())
+        .merge(admin::router(&state))
         .merge(metrics::router())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(

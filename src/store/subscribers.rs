@@ -22,6 +22,22 @@ impl Contact {
     }
 }
 
+/// The contact with this normalized address, if any.
+pub async fn contact_by_email(
+    db: impl PgExecutor<'_> + Copy,
+    normalized: &str,
+) -> sqlx::Result<Option<Contact>> {
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email_normalized = $1")
+            .bind(normalized)
+            .fetch_optional(db)
+            .await?;
+    match id {
+        Some(id) => Ok(contacts(db, &[id]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
 /// The subscribers with these ids (those that still exist), each with their confirmed lists.
 /// The lists are read through each subscriber's own rows (primary key), never by scanning a
 /// list, so this stays fast however big a list is.

@@ -33,6 +33,11 @@ pub struct UpdateRecord {
     pub updated_at: DateTime<Utc>,
     pub lists: Vec<String>,
     pub news_items: Vec<NewsItem>,
+    /// The admin who asked to send it, while it awaits a second admin's approval.
+    pub approval_requested_by: Option<Uuid>,
+    pub approved_by: Option<Uuid>,
+    /// The IANA zone its schedule was given in (the staff area shows the time back in it).
+    pub time_zone: Option<String>,
 }
 
 impl UpdateRecord {
@@ -53,9 +58,11 @@ impl UpdateRecord {
                         url: n.url.clone(),
                         published_on: n.published_on.map(|d| d.to_string()),
                         topic: n.topic.clone(),
+                        news_id: n.news_id,
                     })
                     .collect(),
             ),
+            news_item_ids: None,
             template: Some(self.template.clone()),
             from: self.from.clone(),
             reply_to: self.reply_to.clone(),
@@ -93,6 +100,7 @@ async fn write_content(
     let mut urls = Vec::with_capacity(n);
     let mut dates = Vec::with_capacity(n);
     let mut topics = Vec::with_capacity(n);
+    let mut news_ids = Vec::with_capacity(n);
     for item in &u.news_items {
         titles.push(item.title.clone());
         summaries.push(item.summary.clone());
@@ -100,12 +108,13 @@ async fn write_content(
         urls.push(item.url.clone());
         dates.push(item.published_on);
         topics.push(item.topic.clone());
+        news_ids.push(item.news_id);
     }
     sqlx::query(
-        "INSERT INTO news_items (update_id, position, title, summary, source, url, published_on, topic)
-         SELECT $1, ord::int, t, s, src, u, d, tp
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::text[])
-              WITH ORDINALITY AS x(t, s, src, u, d, tp, ord)",
+        "INSERT INTO news_items (update_id, position, title, summary, source, url, published_on, topic, news_id)
+         SELECT $1, ord::int, t, s, src, u, d, tp, nid
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::text[], $8::uuid[])
+              WITH ORDINALITY AS x(t, s, src, u, d, tp, nid, ord)",
     )
     .bind(id)
     .bind(&titles)
@@ -114,6 +123,7 @@ async fn write_content(
     .bind(&urls)
     .bind(&dates)
     .bind(&topics)
+    .bind(&news_ids)
     .execute(&mut *tx)
     .await
     .context("storing the news items")?;
@@ -195,7 +205,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         return Ok(None);
     };
     let items = sqlx::query(
-        "SELECT title, summary, source, url, published_on, topic FROM news_items
+        "SELECT title, summary, source, url, published_on, topic, news_id FROM news_items
          WHERE update_id = $1 ORDER BY position",
     )
     .bind(id)
@@ -219,6 +229,9 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         lists: r.get("list_slugs"),
+        approval_requested_by: r.get("approval_requested_by"),
+        approved_by: r.get("approved_by"),
+        time_zone: r.get("time_zone"),
         news_items: items
             .iter()
             .map(|i| NewsItem {
@@ -228,6 +241,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
                 url: i.get("url"),
                 published_on: i.get::<Option<NaiveDate>, _>("published_on"),
                 topic: i.get("topic"),
+                news_id: i.get("news_id"),
             })
             .collect(),
     }))
@@ -270,6 +284,10 @@ pub enum Action {
     Pause,
     Resume,
     Cancel,
+    /// Send (at the time given) once a second admin approves; by the member of staff who asks.
+    RequestApproval(DateTime<Utc>, Option<Uuid>),
+    /// A second admin approves: the update is scheduled for its time, or now if that passed.
+    Approve(Uuid),
 }
 
 /// Applies `action` if the update's status allows it. `Ok(Err(status))`: not allowed from
@@ -280,12 +298,14 @@ pub async fn apply(
     action: Action,
 ) -> anyhow::Result<Option<Result<String, String>>> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT status, started_at FROM updates WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((status, started_at)) = row else {
+    type Locked = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let row: Option<Locked> = sqlx::query_as(
+        "SELECT status, started_at, scheduled_at FROM updates WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((status, started_at, scheduled_at)) = row else {
         return Ok(None);
     };
     let started = started_at.is_some();
@@ -298,20 +318,49 @@ pub async fn apply(
             (Action::Pause, "scheduled" | "sending") => ("paused", None, Some("paused by staff")),
             (Action::Resume, "paused") if started => ("sending", None, None),
             (Action::Resume, "paused") => ("scheduled", Some(Utc::now()), None),
-            (Action::Cancel, "draft" | "scheduled" | "sending" | "paused") => {
-                ("cancelled", None, Some("cancelled by staff"))
+            (Action::RequestApproval(at, _), "draft" | "scheduled") => (
+                "awaiting_approval",
+                Some(at),
+                Some("waiting for a second admin to approve"),
+            ),
+            (Action::RequestApproval(at, _), "paused") if !started => (
+                "awaiting_approval",
+                Some(at),
+                Some("waiting for a second admin to approve"),
+            ),
+            (Action::Approve(_), "awaiting_approval") => {
+                let now = Utc::now();
+                (
+                    "scheduled",
+                    Some(scheduled_at.map_or(now, |t| t.max(now))),
+                    None,
+                )
             }
+            (
+                Action::Cancel,
+                "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused",
+            ) => ("cancelled", None, Some("cancelled by staff")),
             _ => return Ok(Some(Err(status))),
         };
     sqlx::query(
         "UPDATE updates SET status = $2, scheduled_at = coalesce($3, scheduled_at), status_reason = $4,
-                finished_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE finished_at END, updated_at = now()
+                finished_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE finished_at END, updated_at = now(),
+                approval_requested_by = CASE WHEN $2 = 'awaiting_approval' THEN $5 ELSE approval_requested_by END,
+                approved_by = coalesce($6, approved_by)
          WHERE id = $1",
     )
     .bind(id)
     .bind(new_status)
     .bind(at)
     .bind(reason)
+    .bind(match action {
+        Action::RequestApproval(_, by) => by,
+        _ => None,
+    })
+    .bind(match action {
+        Action::Approve(by) => Some(by),
+        _ => None,
+    })
     .execute(&mut *tx)
     .await?;
     if new_status == "cancelled" {
@@ -325,6 +374,73 @@ pub async fn apply(
     }
     tx.commit().await?;
     Ok(Some(Ok(new_status.to_owned())))
+}
+
+/// The people an update would go to if it started now: confirmed subscribers confirmed on any
+/// of its lists (the same rule as the rows written at start).
+pub async fn recipient_count(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM subscribers s
+         WHERE s.status = 'confirmed'
+           AND EXISTS (SELECT 1 FROM subscriptions sub
+                       WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed'
+                         AND sub.list_id IN (SELECT list_id FROM update_lists WHERE update_id = $1))",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
+/// Notes the IANA zone a schedule was given in.
+pub async fn set_time_zone(db: impl PgExecutor<'_>, id: Uuid, zone: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE updates SET time_zone = $2 WHERE id = $1")
+        .bind(id)
+        .bind(zone)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// An update in a listing, with its delivery counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateSummary {
+    pub id: Uuid,
+    pub subject: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub sent: i64,
+    pub failed: i64,
+    pub total: i64,
+}
+
+/// Recent updates, newest first, with their delivery counts.
+pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<UpdateSummary>> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.subject, u.status, u.created_at, c.sent, c.failed, c.total
+         FROM (SELECT id, subject, status, created_at FROM updates
+               ORDER BY created_at DESC LIMIT $1) u
+         CROSS JOIN LATERAL (
+             SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,
+                    count(*) FILTER (WHERE d.status = 'failed') AS failed,
+                    count(*) AS total
+             FROM deliveries d WHERE d.update_id = u.id) c
+         ORDER BY u.created_at DESC",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| UpdateSummary {
+            id: r.get("id"),
+            subject: r.get("subject"),
+            status: r.get("status"),
+            created_at: r.get("created_at"),
+            sent: r.get("sent"),
+            failed: r.get("failed"),
+            total: r.get("total"),
+        })
+        .collect())
 }
 
 /// Pauses scheduled updates whose time passed more than `stale_after` ago: after downtime,

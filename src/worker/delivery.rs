@@ -12,9 +12,12 @@ use uuid::Uuid;
 use super::contacts::Contacts;
 use super::prepared::PreparedUpdate;
 use super::{backoff, Worker};
+use crate::config::Settings;
 use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::{NewsItem, Token};
-use crate::mail::{self, ConfirmationMail, Envelope, SendError, SendErrorKind};
+use crate::mail::{
+    self, ConfirmationMail, Envelope, MailTemplates, RenderedMail, SendError, SendErrorKind,
+};
 use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;
 use crate::store::subscribers::{self, Contact};
@@ -243,13 +246,13 @@ async fn compose(
             if !contact.on_any(&update.record.lists) {
                 return Ok(Composed::Skip("subscriber left the update's lists".into()));
             }
-            let items = items_for(&update.record.news_items, contact.topics.as_deref());
-            if !update.record.news_items.is_empty() && items.is_empty() {
+            let Some(items) = items_for(&update.record.news_items, contact.topics.as_deref())
+            else {
                 return Ok(Composed::Skip(
                     "none of the update's news items is in the subscriber's topics".into(),
                 ));
-            }
-            let links = Links::for_subscriber(worker, &contact);
+            };
+            let links = Links::for_subscriber(&worker.settings, &contact);
             compose_update(
                 worker,
                 job,
@@ -323,7 +326,7 @@ async fn compose_test(worker: &Worker, job: &Claimed) -> Result<Composed, Compos
     };
     let update = worker.prepared_fresh(update_id).await?;
     // A test mail's links point nowhere real: they are signed for the nil subscriber.
-    let links = Links::for_id(worker, Uuid::nil(), 0);
+    let links = Links::for_id(&worker.settings, Uuid::nil(), 0);
     let items: Vec<&NewsItem> = update.record.news_items.iter().collect();
     compose_update(worker, job, &update, &items, to, None, &links).map(Composed::Send)
 }
@@ -334,13 +337,13 @@ struct Links {
 }
 
 impl Links {
-    fn for_subscriber(worker: &Worker, contact: &Contact) -> Self {
-        Self::for_id(worker, contact.id, contact.link_version)
+    fn for_subscriber(settings: &Settings, contact: &Contact) -> Self {
+        Self::for_id(settings, contact.id, contact.link_version)
     }
 
-    fn for_id(worker: &Worker, id: Uuid, version: i32) -> Self {
-        let secret = worker.settings.security.secret_key.expose().as_bytes();
-        let base = &worker.settings.server.base_url;
+    fn for_id(settings: &Settings, id: Uuid, version: i32) -> Self {
+        let secret = settings.security.secret_key.expose().as_bytes();
+        let base = &settings.server.base_url;
         let unsubscribe = subscriber_link::sign(secret, LinkPurpose::Unsubscribe, id, version);
         let manage = subscriber_link::sign(secret, LinkPurpose::Manage, id, version);
         Self {
@@ -359,10 +362,58 @@ struct UpdateMail<'a> {
     news_items: &'a [&'a NewsItem],
     name: Option<&'a str>,
     email: &'a str,
-    unsubscribe_url: &'a str,
+    unsubscribe_url: String,
     manage_url: &'a str,
     web_url: &'a str,
     postal_address: &'a str,
+}
+
+/// What an update's template is given for one recipient.
+fn update_mail<'a>(
+    settings: &'a Settings,
+    update: &'a PreparedUpdate,
+    items: &'a [&'a NewsItem],
+    to: &'a str,
+    name: Option<&'a str>,
+    links: &'a Links,
+) -> UpdateMail<'a> {
+    let record = &update.record;
+    UpdateMail {
+        subject: &record.subject,
+        preheader: &record.preheader,
+        intro: &record.intro,
+        intro_html: &update.intro_html,
+        news_items: items,
+        name,
+        email: to,
+        unsubscribe_url: format!("{}?update={}", links.unsubscribe, record.id),
+        manage_url: &links.manage,
+        web_url: &update.web_url,
+        postal_address: &settings.mail.postal_address,
+    }
+}
+
+/// An update's mail rendered for `contact` by the same code a send uses (the staff preview);
+/// `None` when none of its news items is in the person's topics, so they would get no mail.
+pub fn render_update_for(
+    settings: &Settings,
+    templates: &MailTemplates,
+    update: &PreparedUpdate,
+    contact: &Contact,
+) -> anyhow::Result<Option<RenderedMail>> {
+    let Some(items) = items_for(&update.record.news_items, contact.topics.as_deref()) else {
+        return Ok(None);
+    };
+    let links = Links::for_subscriber(settings, contact);
+    let data = update_mail(
+        settings,
+        update,
+        &items,
+        &contact.email,
+        contact.name.as_deref(),
+        &links,
+    );
+    templates.render(&update.record.template, &data).map(Some)
 }
 
 fn compose_update(
@@ -387,19 +438,7 @@ fn compose_update(
         &worker.templates,
         &record.template,
         &envelope,
-        &UpdateMail {
-            subject: &record.subject,
-            preheader: &record.preheader,
-            intro: &record.intro,
-            intro_html: &update.intro_html,
-            news_items: items,
-            name,
-            email: to,
-            unsubscribe_url: &format!("{}?update={}", links.unsubscribe, record.id),
-            manage_url: &links.manage,
-            web_url: &update.web_url,
-            postal_address: &settings.mail.postal_address,
-        },
+        &update_mail(settings, update, items, to, name, links),
         &mail::ListHeaders {
             unsubscribe_url: links.unsubscribe.clone(),
             list_id: update.list_id.clone(),
@@ -409,14 +448,16 @@ fn compose_update(
 }
 
 /// The news items for someone who chose `topics` (None: all). Items without a topic go to all.
-fn items_for<'a>(items: &'a [NewsItem], topics: Option<&[String]>) -> Vec<&'a NewsItem> {
-    items
+/// `None` when the update has items but none for them: they get no mail of it.
+fn items_for<'a>(items: &'a [NewsItem], topics: Option<&[String]>) -> Option<Vec<&'a NewsItem>> {
+    let chosen: Vec<&NewsItem> = items
         .iter()
         .filter(|item| match (topics, &item.topic) {
             (Some(chosen), Some(topic)) => chosen.contains(topic),
             _ => true,
         })
-        .collect()
+        .collect();
+    (items.is_empty() || !chosen.is_empty()).then_some(chosen)
 }
 
 #[derive(Serialize)]
@@ -440,7 +481,7 @@ fn compose_welcome(
         .and_then(|l| l.as_array())
         .map(|l| l.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    let links = Links::for_subscriber(worker, contact);
+    let links = Links::for_subscriber(&worker.settings, contact);
     mail::bulk_message(
         &worker.templates,
         "welcome",

@@ -10,6 +10,9 @@ mod recorder;
 mod scheduler;
 mod throttle;
 
+pub use delivery::render_update_for;
+pub use prepared::{prepare, PreparedUpdate};
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 

@@ -57,7 +57,8 @@ impl PreparedCache {
     }
 }
 
-fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<PreparedUpdate> {
+/// An update made ready to render (also for the staff preview).
+pub fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<PreparedUpdate> {
     let from = match &record.from {
         Some(f) => f.parse().context("the update's from address")?,
         None => settings.mail.from.clone(),

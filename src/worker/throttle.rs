@@ -129,6 +129,7 @@ mod tests {
             backoff: vec![Duration::from_secs(1)],
             give_up_after: Duration::from_secs(3600),
             stale_after: Duration::from_secs(3600),
+            approval_threshold: None,
         }
     }
 

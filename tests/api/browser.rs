@@ -14,13 +14,13 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// chromedriver on a free local port, killed on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start() -> Self {
+    pub fn start() -> Self {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
             "chromium and chromium-driver are needed: scripts/test installs them (apt-get install chromium chromium-driver)"
@@ -39,7 +39,7 @@ impl Driver {
         Self { child, port }
     }
 
-    async fn connect(&self) -> Client {
+    pub async fn connect(&self) -> Client {
         let profile =
             std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
         let mut caps = serde_json::Map::new();

@@ -291,7 +291,8 @@ async fn a_keyed_request_whose_client_went_away_still_finishes() {
     loop {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE 'INSERT INTO updates %'",
         )
         .fetch_one(&app.pool)
         .await

@@ -1,6 +1,7 @@
 //! Black-box tests: the real service, a real PostgreSQL database per test, a real SMTP server.
 
 mod addresses;
+mod admin;
 mod archive;
 mod bad_input;
 mod browser;

@@ -3,6 +3,7 @@
 //! per field for 422.
 
 mod lists;
+mod news;
 mod updates;
 
 use axum::body::Bytes;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
+use crate::ops::news::NewsError;
 use crate::store;
 use crate::updates::UpdateError;
 
@@ -29,6 +31,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1",
             updates::router()
                 .merge(lists::router())
+                .merge(news::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -197,7 +200,14 @@ pub enum ApiError {
     /// 422 with a message per field, named by its path in the body.
     Fields(std::collections::BTreeMap<String, String>),
     Update(UpdateError),
+    News(NewsError),
     Internal(anyhow::Error),
+}
+
+impl From<NewsError> for ApiError {
+    fn from(e: NewsError) -> Self {
+        Self::News(e)
+    }
 }
 
 impl From<UpdateError> for ApiError {
@@ -245,10 +255,21 @@ impl IntoResponse for ApiError {
             ApiError::Update(e @ UpdateError::Conflict(_)) => {
                 error(StatusCode::CONFLICT, &e.to_string())
             }
+            ApiError::Update(UpdateError::Forbidden(message)) => {
+                error(StatusCode::FORBIDDEN, &message)
+            }
             ApiError::Update(UpdateError::Refused(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
-            ApiError::Update(UpdateError::Internal(e)) | ApiError::Internal(e) => {
+            ApiError::News(NewsError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such news item.")
+            }
+            ApiError::News(NewsError::Invalid(message)) => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            }
+            ApiError::Update(UpdateError::Internal(e))
+            | ApiError::News(NewsError::Internal(e))
+            | ApiError::Internal(e) => {
                 let page = super::AppError(e).into_response();
                 let message = if page.status() == StatusCode::SERVICE_UNAVAILABLE {
                     "The service is briefly unavailable. Please try again in a moment."

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{ApiClient, ApiError, ApiJson};
 use crate::app::AppState;
 use crate::domain::UpdateInput;
+use crate::ops::Actor;
 use crate::store::idempotency::{self, Claim};
 use crate::store::updates::Action;
 use crate::updates::{self, UpdateError};
@@ -60,9 +61,10 @@ const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(10 *
 /// Runs `work` once per Idempotency-Key (when one is given) and replays its answer after; the
 /// same key with another request (`method`, `path`, `body`) is refused with 422.
 ///
-/// Keyed work runs in its own task: a client that disconnects mid-request does not cancel it,
-/// so the key always ends answered (or released, when the work failed) and a retry gets the
-/// answer instead of "still running" forever.
+/// The keyed part (claiming the key, the work, recording its answer) runs in its own task: a
+/// client that disconnects mid-request drops this handler, not that task, so the key always
+/// ends answered (or released, when the work failed) and a retry gets the answer instead of
+/// "still running" forever.
 async fn once<F>(
     state: &AppState,
     client: &ApiClient,
@@ -77,29 +79,26 @@ where
         let (status, body) = work.await?;
         return Ok((status, Json(body)).into_response());
     };
-    let internal = |e: sqlx::Error| ApiError::Internal(e.into());
     let hash: [u8; 32] = sha2::Sha256::digest(request).into();
-    let pool = state.pool.clone();
-    let token = client.token_id;
-    match idempotency::claim(&pool, token, &key, scope, &hash, ABANDONED_AFTER)
-        .await
-        .map_err(internal)?
-    {
-        Claim::Done(status, body) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            Ok((status, Json(body)).into_response())
-        }
-        Claim::InProgress => Err(ApiError::Status(
-            StatusCode::CONFLICT,
-            "A request with this Idempotency-Key is still running.".into(),
-        )),
-        Claim::Mismatch => Err(ApiError::Status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "This Idempotency-Key was used for a different request: use a new key.".into(),
-        )),
-        Claim::Fresh => {
-            let scope = scope.to_owned();
-            let task = tokio::spawn(async move {
+    let (pool, token, scope) = (state.pool.clone(), client.token_id, scope.to_owned());
+    let keyed = tokio::spawn(async move {
+        let internal = |e: sqlx::Error| ApiError::Internal(e.into());
+        match idempotency::claim(&pool, token, &key, &scope, &hash, ABANDONED_AFTER)
+            .await
+            .map_err(internal)?
+        {
+            Claim::Done(status, body) => {
+                Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
+            }
+            Claim::InProgress => Err(ApiError::Status(
+                StatusCode::CONFLICT,
+                "A request with this Idempotency-Key is still running.".into(),
+            )),
+            Claim::Mismatch => Err(ApiError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This Idempotency-Key was used for a different request: use a new key.".into(),
+            )),
+            Claim::Fresh => {
                 let result = work.await;
                 let recorded = match &result {
                     Ok((status, body)) => {
@@ -112,13 +111,13 @@ where
                 }
                 recorded.map_err(internal)?;
                 result
-            });
-            let (status, body) = task.await.map_err(|e| {
-                ApiError::Internal(anyhow::anyhow!("keyed request panicked: {e}"))
-            })??;
-            Ok((status, Json(body)).into_response())
+            }
         }
-    }
+    });
+    let (status, body) = keyed
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("keyed request panicked: {e}")))??;
+    Ok((status, Json(body)).into_response())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
@@ -173,12 +172,12 @@ struct ScheduleBody {
 
 async fn schedule(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> Result<Json<Value>, ApiError> {
     let at = updates::parse_time(&body.at)?;
-    act(&state, &id, Action::Schedule(at)).await
+    act(&state, &client, &id, Action::Schedule(at)).await
 }
 
 async fn send_now(
@@ -190,40 +189,47 @@ async fn send_now(
     let id = update_id(&id)?;
     let scope = format!("send:{id}");
     let (pool, settings) = (state.pool.clone(), state.settings.clone());
+    let actor = Actor::ApiToken(client.token_id);
     once(&state, &client, &headers, (&scope, b""), async move {
-        let view = updates::act(&pool, &settings, id, Action::SendNow).await?;
+        let view = updates::act(&pool, &settings, &actor, id, Action::SendNow).await?;
         Ok((StatusCode::OK, to_json(&view)?))
     })
     .await
 }
 
-async fn act(state: &AppState, id: &str, action: Action) -> Result<Json<Value>, ApiError> {
-    let view = updates::act(&state.pool, &state.settings, update_id(id)?, action).await?;
+async fn act(
+    state: &AppState,
+    client: &ApiClient,
+    id: &str,
+    action: Action,
+) -> Result<Json<Value>, ApiError> {
+    let actor = Actor::ApiToken(client.token_id);
+    let view = updates::act(&state.pool, &state.settings, &actor, update_id(id)?, action).await?;
     Ok(Json(to_json(&view)?))
 }
 
 async fn pause(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, Action::Pause).await
+    act(&state, &client, &id, Action::Pause).await
 }
 
 async fn resume(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, Action::Resume).await
+    act(&state, &client, &id, Action::Resume).await
 }
 
 async fn cancel(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &id, Action::Cancel).await
+    act(&state, &client, &id, Action::Cancel).await
 }
 
 #[derive(Deserialize)]
@@ -276,9 +282,10 @@ async fn deliveries(
 
 async fn retry_failed(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let requeued = updates::retry_failed(&state.pool, update_id(&id)?).await?;
+    let actor = Actor::ApiToken(client.token_id);
+    let requeued = updates::retry_failed(&state.pool, &actor, update_id(&id)?).await?;
     Ok(Json(json!({ "requeued": requeued })))
 }

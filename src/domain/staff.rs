@@ -1,0 +1,129 @@
+//! Staff accounts: roles and passwords (argon2id). Hashing is CPU work, not I/O; callers run it
+//! off the async threads.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted (hashing cost does not depend on it, but memory does).
+pub const MAX_PASSWORD_CHARS: usize = 1_024;
+
+/// What a member of staff may do. An editor collects news and composes drafts; an admin also
+/// sends, schedules, pauses, resumes, cancels, approves and manages staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaffRole {
+    Admin,
+    Editor,
+}
+
+impl StaffRole {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "admin" => Ok(Self::Admin),
+            "editor" => Ok(Self::Editor),
+            other => Err(format!("{other:?} is not a role: admin or editor")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Editor => "editor",
+        }
+    }
+}
+
+/// A password a person chose, checked for length. Never shown in `Debug`.
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim_end_matches(['\r', '\n']);
+        let n = raw.chars().count();
+        if n < MIN_PASSWORD_CHARS {
+            return Err(format!(
+                "A password has at least {MIN_PASSWORD_CHARS} characters."
+            ));
+        }
+        if n > MAX_PASSWORD_CHARS {
+            return Err(format!(
+                "A password has at most {MAX_PASSWORD_CHARS} characters."
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// 20 random characters from an alphabet without look-alikes (about 115 bits).
+    pub fn generate() -> Self {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let mut rng = rand::rngs::OsRng;
+        Self(
+            (0..20)
+                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+                .collect(),
+        )
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The argon2id PHC string to store.
+    pub fn hash(&self) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        hasher()
+            .hash_password(self.0.as_bytes(), &salt)
+            .expect("argon2 hashes any password with valid parameters")
+            .to_string()
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword([redacted])")
+    }
+}
+
+/// argon2id with m = 19456 KiB, t = 2, p = 1 (the OWASP minimum).
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Whether `password` matches the stored PHC string. A malformed hash never matches.
+pub fn verify_password(stored: &str, password: &str) -> bool {
+    argon2::password_hash::PasswordHash::new(stored)
+        .is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash of a random password nobody knows, verified against when the account does not
+/// exist, so an unknown address costs the same time as a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| NewPassword::generate().hash())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_verifies_its_password_only_and_is_argon2id_with_the_minimum_cost() {
+        let p = NewPassword::parse("correct horse battery").unwrap();
+        let h = p.hash();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password(&h, "correct horse battery"));
+        assert!(!verify_password(&h, "correct horse batterz"));
+        assert!(!verify_password("not a hash", "correct horse battery"));
+    }
+
+    #[test]
+    fn short_passwords_are_refused_and_generated_ones_are_long() {
+        assert!(NewPassword::parse("short").is_err());
+        assert_eq!(NewPassword::generate().expose().chars().count(), 20);
+        assert!(!format!("{:?}", NewPassword::generate()).contains('$'));
+    }
+}

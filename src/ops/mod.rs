@@ -1,0 +1,70 @@
+//! Operations staff perform, one file per subject. The admin pages, the JSON API and the command
+//! line all call these: each rule ("only an admin sends", "a second admin approves") is written
+//! once, here. They take parsed input and a pool and return domain results or a typed error;
+//! nothing here knows of HTTP or the terminal. Updates live in `crate::updates` for now.
+
+pub mod news;
+pub mod staff;
+
+use uuid::Uuid;
+
+use crate::domain::StaffRole;
+
+/// Who asks for an operation. API tokens and the command line act with an admin's rights (whoever
+/// holds them runs the service); a member of staff acts with their role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Staff {
+        id: Uuid,
+        role: StaffRole,
+        email: String,
+    },
+    ApiToken(Uuid),
+    CommandLine,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Actor::Staff { role, .. } => *role == StaffRole::Admin,
+            Actor::ApiToken(_) | Actor::CommandLine => true,
+        }
+    }
+
+    /// Who did it, as records keep it ("added by").
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Staff { email, .. } => email.clone(),
+            Actor::ApiToken(id) => format!("API token {id}"),
+            Actor::CommandLine => "command line".into(),
+        }
+    }
+
+    /// The member of staff, if a person signed in is asking.
+    pub fn staff_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::Staff { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admins_api_tokens_and_the_command_line_have_an_admins_rights() {
+        let staff = |role| Actor::Staff {
+            id: Uuid::nil(),
+            role,
+            email: "a@example.org".into(),
+        };
+        assert!(staff(StaffRole::Admin).is_admin());
+        assert!(!staff(StaffRole::Editor).is_admin());
+        assert!(Actor::ApiToken(Uuid::nil()).is_admin());
+        assert!(Actor::CommandLine.is_admin());
+        assert_eq!(Actor::CommandLine.staff_id(), None);
+        assert_eq!(staff(StaffRole::Editor).label(), "a@example.org");
+    }
+}

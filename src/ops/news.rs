@@ -1,0 +1,118 @@
+//! The news desk: add, edit, delete and list news items, and pick them for an update. The same
+//! checks as an update's inline items (bounded texts, http(s)/mailto links, topic slugs).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::Actor;
+use crate::domain::{FieldErrors, ListSlug, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
+use crate::store::news::{self as store, NewsRecord};
+use crate::updates::UpdateError;
+
+/// Most items one listing shows.
+pub const MAX_LIST: i64 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NewsError {
+    #[error("no such news item")]
+    NotFound,
+    #[error("invalid news item: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for NewsError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Which items a listing shows.
+#[derive(Debug, Default, Clone)]
+pub struct NewsFilter {
+    pub topic: Option<String>,
+    /// Only items not yet in an update that has started sending.
+    pub unsent_only: bool,
+}
+
+pub async fn list(pool: &PgPool, filter: &NewsFilter) -> Result<Vec<NewsRecord>, NewsError> {
+    let topic = match filter
+        .topic
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        Some(t) => Some(
+            ListSlug::parse(t)
+                .map_err(|_| NewsError::Invalid(format!("topic {t:?} uses a-z, 0-9 and - only")))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(store::list(pool, topic.as_deref(), filter.unsent_only, MAX_LIST).await?)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<NewsRecord, NewsError> {
+    store::get(pool, id).await?.ok_or(NewsError::NotFound)
+}
+
+pub async fn add(
+    pool: &PgPool,
+    actor: &Actor,
+    input: &NewsItemInput,
+) -> Result<NewsRecord, NewsError> {
+    let item = input.parse().map_err(NewsError::Invalid)?;
+    let id = store::insert(pool, &item, &actor.label()).await?;
+    get(pool, id).await
+}
+
+/// Replaces an item's content. Updates that already carry it keep their copy until their
+/// draft is saved again.
+pub async fn edit(pool: &PgPool, id: Uuid, input: &NewsItemInput) -> Result<NewsRecord, NewsError> {
+    let item = input.parse().map_err(NewsError::Invalid)?;
+    if !store::replace(pool, id, &item).await? {
+        return Err(NewsError::NotFound);
+    }
+    get(pool, id).await
+}
+
+/// Deletes an item from the desk; updates that carried it keep their copy.
+pub async fn delete(pool: &PgPool, id: Uuid) -> Result<(), NewsError> {
+    if store::delete(pool, id).await? {
+        Ok(())
+    } else {
+        Err(NewsError::NotFound)
+    }
+}
+
+/// `input` with its `news_item_ids` turned into news items (after the inline ones, in the order
+/// given), each linked to its desk record. Unknown ids are an invalid field.
+pub async fn expand(pool: &PgPool, input: &UpdateInput) -> Result<UpdateInput, UpdateError> {
+    let mut input = input.clone();
+    let Some(ids) = input.news_item_ids.take() else {
+        return Ok(input);
+    };
+    let invalid = |m: String| UpdateError::Invalid(FieldErrors::from([("news_item_ids", m)]));
+    if ids.len() > MAX_NEWS_ITEMS {
+        return Err(invalid(format!("At most {MAX_NEWS_ITEMS} news items.")));
+    }
+    let found = store::get_many(pool, &ids).await?;
+    let mut items = input.news_items.take().unwrap_or_default();
+    let mut unknown = Vec::new();
+    for id in &ids {
+        match found.iter().find(|r| r.id == *id) {
+            Some(record) => items.push(record.as_input()),
+            None => unknown.push(id.to_string()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(invalid(format!(
+            "No such news items: {}.",
+            unknown.join(", ")
+        )));
+    }
+    input.news_items = Some(items);
+    Ok(input)
+}

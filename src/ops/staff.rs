@@ -1,0 +1,168 @@
+//! Staff accounts and sign-in: add, reset a password, list, remove; log in (throttled per
+//! account and per IP, the same answer and about the same time for an unknown account and a
+//! wrong password); sessions.
+
+use std::net::IpAddr;
+
+use anyhow::Context;
+use sqlx::PgPool;
+
+use crate::config::AdminSettings;
+use crate::domain::{dummy_hash, verify_password, EmailAddress, NewPassword, StaffRole, Token};
+use crate::store::staff::{self as store, StaffMember};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already has a staff account")]
+    Exists(String),
+    #[error("there is no staff account for {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StaffError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown account or wrong password: the caller must not tell which.
+    #[error("the e-mail address or the password is wrong")]
+    Wrong,
+    #[error("too many failed logins; try again later")]
+    Throttled,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for LoginError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+fn address(raw: &str) -> Result<EmailAddress, StaffError> {
+    EmailAddress::parse(raw).map_err(StaffError::Invalid)
+}
+
+async fn hash(password: NewPassword) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || password.hash())
+        .await
+        .context("hashing the password")
+}
+
+pub async fn add(
+    pool: &PgPool,
+    email: &str,
+    role: StaffRole,
+    password: NewPassword,
+) -> Result<(), StaffError> {
+    let email = address(email)?;
+    let hash = hash(password).await?;
+    match store::insert(pool, &email, role, &hash).await? {
+        Some(_) => Ok(()),
+        None => Err(StaffError::Exists(email.as_str().to_owned())),
+    }
+}
+
+/// Sets a new password; every session of the account ends.
+pub async fn reset_password(
+    pool: &PgPool,
+    email: &str,
+    password: NewPassword,
+) -> Result<(), StaffError> {
+    let email = address(email)?;
+    let hash = hash(password).await?;
+    if store::set_password(pool, &email, &hash).await? {
+        Ok(())
+    } else {
+        Err(StaffError::NotFound(email.as_str().to_owned()))
+    }
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<StaffMember>, StaffError> {
+    Ok(store::list(pool).await?)
+}
+
+pub async fn remove(pool: &PgPool, email: &str) -> Result<(), StaffError> {
+    let email = address(email)?;
+    if store::delete(pool, &email).await? {
+        Ok(())
+    } else {
+        Err(StaffError::NotFound(email.as_str().to_owned()))
+    }
+}
+
+/// A new session id: given to the browser once; only its hash is stored.
+pub struct SessionId(pub Token);
+
+/// Checks a login. Throttled (before any password work) once the account or the IP has had too
+/// many failures in the window. An unknown or malformed address is verified against a dummy
+/// hash, so it costs what a wrong password costs and gets the same error.
+pub async fn log_in(
+    pool: &PgPool,
+    settings: &AdminSettings,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+    previous_session: Option<&Token>,
+) -> Result<SessionId, LoginError> {
+    // A malformed address is still throttled by IP and costs one hash.
+    let parsed = EmailAddress::parse(email)
+        .or_else(|_| EmailAddress::parse("nobody@invalid.invalid"))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (by_account, by_ip) =
+        store::recent_failures(pool, &parsed, ip, settings.login_window).await?;
+    if by_account >= i64::from(settings.login_failures_per_account)
+        || by_ip >= i64::from(settings.login_failures_per_ip)
+    {
+        tracing::warn!(by_account, by_ip, "staff login throttled");
+        return Err(LoginError::Throttled);
+    }
+    let found = store::credentials(pool, &parsed).await?;
+    let stored = found
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |(_, h)| h.clone());
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&stored, &password))
+        .await
+        .context("verifying the password")?;
+    match found {
+        Some((staff_id, _)) if matches => {
+            let id = Token::generate();
+            store::start_session(
+                pool,
+                staff_id,
+                &id.hash(),
+                previous_session.map(Token::hash).as_ref(),
+                settings.session_idle,
+            )
+            .await?;
+            tracing::info!(%staff_id, "staff login");
+            Ok(SessionId(id))
+        }
+        _ => {
+            tracing::info!("failed staff login");
+            store::record_failure(pool, &parsed, ip, settings.login_window).await?;
+            Err(LoginError::Wrong)
+        }
+    }
+}
+
+/// The member of staff behind a session id still in use (not idle longer than the setting).
+pub async fn session(
+    pool: &PgPool,
+    settings: &AdminSettings,
+    id: &Token,
+) -> anyhow::Result<Option<StaffMember>> {
+    Ok(store::touch_session(pool, &id.hash(), settings.session_idle).await?)
+}
+
+pub async fn log_out(pool: &PgPool, id: &Token) -> anyhow::Result<()> {
+    Ok(store::end_session(pool, &id.hash()).await?)
+}

@@ -1,0 +1,371 @@
+//! The staff area under `/admin`: server-rendered pages (`templates/admin/`), no inline script.
+//!
+//! The doors into it are here: [`CurrentStaff`] (a live session; GETs without one are sent to
+//! the login page), [`AdminOnly`] (an admin's session), and [`AdminForm`] (a state-changing
+//! POST: a session, a valid `csrf_token` field and, when the browser sends one, an `Origin` equal
+//! to `server.base_url`'s; else 403 and nothing changes). Handlers call `ops::` and
+//! `crate::updates`, as the API and the CLI do; rules live there, not here.
+
+mod assets;
+mod chart;
+mod dashboard;
+mod login;
+mod news;
+mod pages;
+mod staff;
+mod updates;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+
+use crate::app::AppState;
+use crate::domain::Token;
+use crate::ops::Actor;
+use crate::store::staff::StaffMember;
+
+pub use pages::AdminPages;
+
+/// Largest admin form body (an update with a long intro fits).
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+/// Admin pages run no inline script and cannot be framed; the preview route sets its own.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(login::router())
+        .merge(dashboard::router())
+        .merge(news::router())
+        .merge(updates::router())
+        .merge(staff::router())
+        .merge(assets::router())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages_and_headers,
+        ))
+}
+
+/// Renders [`AdminError`]s as pages and adds the admin security headers (a route that sets its
+/// own CSP, the preview, keeps it).
+async fn pages_and_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(error) = response.extensions_mut().remove::<ErrorPage>() {
+        response = state
+            .admin_pages
+            .message(response.status(), &error.title, &error.text);
+    }
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// What went wrong, as the staff area answers it (a page rendered by the admin middleware).
+#[derive(Debug)]
+pub enum AdminError {
+    /// No live session: a GET goes to the login page.
+    SignIn,
+    Forbidden(String),
+    NotFound,
+    Status(StatusCode, String),
+    Internal(anyhow::Error),
+}
+
+#[derive(Clone)]
+struct ErrorPage {
+    title: String,
+    text: String,
+}
+
+impl From<anyhow::Error> for AdminError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match self {
+            AdminError::SignIn => return Redirect::to("/admin/login").into_response(),
+            AdminError::Forbidden(text) => (StatusCode::FORBIDDEN, "Not allowed", text),
+            AdminError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing at this address.".into(),
+            ),
+            AdminError::Status(status, text) => (status, "Not done", text),
+            AdminError::Internal(e) => return super::AppError(e).into_response(),
+        };
+        let mut response = status.into_response();
+        response.extensions_mut().insert(ErrorPage {
+            title: title.into(),
+            text,
+        });
+        response
+    }
+}
+
+/// The value of cookie `name` in the request, if any.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A cookie name: with the `__Host-` prefix (which browsers accept only with `Secure`, `Path=/`
+/// and no domain) when the service is on https.
+fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.settings.server.base_url.is_https() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// `Set-Cookie` for `value` (an empty value with `Max-Age=0` removes the cookie).
+fn set_cookie(state: &AppState, base: &str, value: Option<&str>) -> HeaderValue {
+    let secure = if state.settings.server.base_url.is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let (value, expiry) = match value {
+        Some(v) => (v, ""),
+        None => ("", "; Max-Age=0"),
+    };
+    HeaderValue::try_from(format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{expiry}",
+        cookie_name(state, base)
+    ))
+    .expect("cookie values are base64url")
+}
+
+const SESSION_COOKIE: &str = "newsletter_staff";
+
+/// The session id the browser holds, if it has the shape we issue.
+fn session_token(state: &AppState, headers: &HeaderMap) -> Option<Token> {
+    cookie(headers, &cookie_name(state, SESSION_COOKIE)).and_then(|v| Token::parse(v).ok())
+}
+
+/// A member of staff with a live session.
+pub struct CurrentStaff {
+    pub member: StaffMember,
+    session: Token,
+}
+
+impl CurrentStaff {
+    pub fn actor(&self) -> Actor {
+        Actor::Staff {
+            id: self.member.id,
+            role: self.member.role,
+            email: self.member.email.clone(),
+        }
+    }
+
+    /// The CSRF token of this session: derived from the session id with the secret key, so
+    /// nothing more is stored and it changes with every login.
+    pub fn csrf_token(&self, state: &AppState) -> String {
+        csrf_for(state, "admin-csrf", self.session.as_str())
+    }
+}
+
+fn csrf_for(state: &AppState, purpose: &str, value: &str) -> String {
+    let secret = state.settings.security.secret_key.expose().as_bytes();
+    Token::derive(secret, purpose, value).as_str().to_owned()
+}
+
+/// Equality that takes the same time wherever the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl FromRequestParts<AppState> for CurrentStaff {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let refuse = || {
+            if parts.method == Method::GET || parts.method == Method::HEAD {
+                AdminError::SignIn
+            } else {
+                AdminError::Forbidden("Log in first.".into())
+            }
+        };
+        let Some(session) = session_token(state, &parts.headers) else {
+            return Err(refuse());
+        };
+        match crate::ops::staff::session(&state.pool, &state.settings.admin, &session).await? {
+            Some(member) => Ok(Self { member, session }),
+            None => Err(refuse()),
+        }
+    }
+}
+
+/// An admin with a live session (an editor gets 403).
+pub struct AdminOnly(pub CurrentStaff);
+
+impl FromRequestParts<AppState> for AdminOnly {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let staff = CurrentStaff::from_request_parts(parts, state).await?;
+        if staff.actor().is_admin() {
+            Ok(Self(staff))
+        } else {
+            Err(AdminError::Forbidden("Only an admin may do this.".into()))
+        }
+    }
+}
+
+/// The fields of a urlencoded form, in order; repeated names kept.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &[u8]) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().collect())
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// The field, or "" when absent.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default().to_owned()
+    }
+    /// Every value of a repeated field, in order, blanks left out.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Refuses a request whose `Origin` is not the service's own (a browser sends it on every
+/// cross-site POST).
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let base = state.settings.server.base_url.as_str();
+    let own = base
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
+    if own.as_deref() == origin.to_str().ok() {
+        Ok(())
+    } else {
+        Err(AdminError::Forbidden(
+            "This form was sent from another site.".into(),
+        ))
+    }
+}
+
+async fn form_fields(req: Request, state: &AppState) -> Result<(Parts, Fields), AdminError> {
+    let (parts, body) = req.into_parts();
+    check_origin(state, &parts.headers)?;
+    let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+        .await
+        .map_err(|r| AdminError::Status(r.status(), r.body_text()))?;
+    Ok((parts, Fields::parse(&body)))
+}
+
+/// A state-changing form from a member of staff: a live session, the session's CSRF token in
+/// `csrf_token`, and no foreign `Origin`.
+pub struct AdminForm {
+    pub staff: CurrentStaff,
+    pub fields: Fields,
+}
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, fields) = form_fields(req, state).await?;
+        let staff = CurrentStaff::from_request_parts(&mut parts, state).await?;
+        let expected = staff.csrf_token(state);
+        if !fields
+            .get("csrf_token")
+            .is_some_and(|given| same(given, &expected))
+        {
+            return Err(AdminError::Forbidden(
+                "The form has expired or did not come from this site. Go back, reload the page and try again.".into(),
+            ));
+        }
+        Ok(Self { staff, fields })
+    }
+}
+
+impl AdminForm {
+    /// The sender, if an admin (an editor gets 403).
+    pub fn admin(&self) -> Result<AdminOnly, AdminError> {
+        if self.staff.actor().is_admin() {
+            Ok(AdminOnly(CurrentStaff {
+                member: self.staff.member.clone(),
+                session: self.staff.session.clone(),
+            }))
+        } else {
+            Err(AdminError::Forbidden("Only an admin may do this.".into()))
+        }
+    }
+}
+
+/// A page for a signed-in member of staff: the layout shows who they are and a logout button,
+/// and every form gets the session's CSRF token.
+fn staff_page(
+    state: &AppState,
+    staff: &CurrentStaff,
+    status: StatusCode,
+    name: &str,
+    mut data: serde_json::Value,
+) -> Response {
+    if let serde_json::Value::Object(map) = &mut data {
+        map.insert(
+            "me".into(),
+            serde_json::json!({
+                "email": staff.member.email,
+                "role": staff.member.role.as_str(),
+                "is_admin": staff.actor().is_admin(),
+            }),
+        );
+        map.insert("csrf_token".into(), staff.csrf_token(state).into());
+    }
+    state.admin_pages.page(status, name, data)
+}

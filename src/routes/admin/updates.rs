@@ -1,0 +1,552 @@
+//! `/admin/updates`: the composer (new, edit a draft, preview, test send) and sending (send now
+//! with an idempotency key, schedule in a time zone, pause, resume, cancel, approve, retry
+//! failed), and the progress page. Who may do what is decided in `crate::updates`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{staff_page, AdminError, AdminForm, CurrentStaff, Fields};
+use crate::app::AppState;
+use crate::domain::schedule::{self, DEFAULT_TIME_ZONE};
+use crate::domain::{NewsItemInput, Token, UpdateInput};
+use crate::ops::news::{self, NewsFilter};
+use crate::store;
+use crate::store::updates::{Action, UpdateRecord};
+use crate::updates::{self, UpdateError};
+
+/// Failed deliveries shown on the progress page.
+const FAILED_SHOWN: i64 = 200;
+/// Seconds between reloads of the progress page while the update goes out.
+const REFRESH_SECONDS: u32 = 2;
+
+/// The preview frame's own policy: the mail's inline styles and remote images, no script, and
+/// framed only by our own pages.
+const PREVIEW_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; \
+                           frame-ancestors 'self'; sandbox";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/updates", get(list).post(create))
+        .route("/admin/updates/new", get(new_form))
+        .route("/admin/updates/{id}", get(show).post(save))
+        .route("/admin/updates/{id}/edit", get(edit_form))
+        .route("/admin/updates/{id}/preview", get(preview))
+        .route("/admin/updates/{id}/test", post(test))
+        .route("/admin/updates/{id}/send", post(send))
+        .route("/admin/updates/{id}/schedule", post(schedule_at))
+        .route("/admin/updates/{id}/pause", post(pause))
+        .route("/admin/updates/{id}/resume", post(resume))
+        .route("/admin/updates/{id}/cancel", post(cancel))
+        .route("/admin/updates/{id}/approve", post(approve))
+        .route("/admin/updates/{id}/retry-failed", post(retry_failed))
+}
+
+impl From<UpdateError> for AdminError {
+    fn from(e: UpdateError) -> Self {
+        match e {
+            UpdateError::NotFound => AdminError::NotFound,
+            UpdateError::Invalid(errors) => AdminError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors.into_values().collect::<Vec<_>>().join(" "),
+            ),
+            e @ UpdateError::Conflict(_) => AdminError::Status(StatusCode::CONFLICT, e.to_string()),
+            UpdateError::Refused(m) => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, m),
+            UpdateError::Forbidden(m) => AdminError::Forbidden(m),
+            UpdateError::Internal(e) => AdminError::Internal(e),
+        }
+    }
+}
+
+fn update_id(raw: &str) -> Result<Uuid, AdminError> {
+    raw.parse().map_err(|_| AdminError::NotFound)
+}
+
+fn back_to(id: Uuid, done: &str) -> Response {
+    Redirect::to(&format!("/admin/updates/{id}?done={done}")).into_response()
+}
+
+async fn list(State(state): State<AppState>, staff: CurrentStaff) -> Result<Response, AdminError> {
+    let updates = store::updates::recent(&state.pool, 200)
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(staff_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        "updates",
+        json!({ "title": "Updates", "updates": updates }),
+    ))
+}
+
+/// The composer's fields as an update (the desk items by id, in the order of the form).
+fn input_from(fields: &Fields) -> Result<UpdateInput, AdminError> {
+    let ids = fields
+        .all("news_item_ids")
+        .iter()
+        .map(|raw| raw.parse::<Uuid>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            AdminError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "A news item was not recognised; reload the page.".into(),
+            )
+        })?;
+    Ok(UpdateInput {
+        subject: Some(fields.text("subject")),
+        preheader: Some(fields.text("preheader")),
+        intro: Some(fields.text("intro")),
+        lists: Some(fields.all("lists")),
+        news_items: None,
+        news_item_ids: Some(ids),
+        template: Some(fields.text("template")).filter(|t| !t.trim().is_empty()),
+        from: None,
+        reply_to: None,
+    })
+}
+
+/// The composer page: new (`id` None) or editing a draft.
+async fn composer(
+    state: &AppState,
+    staff: &CurrentStaff,
+    id: Option<Uuid>,
+    input: &UpdateInput,
+    inline_items: &[NewsItemInput],
+    status: StatusCode,
+    errors: Option<&crate::domain::FieldErrors>,
+) -> Result<Response, AdminError> {
+    let lists = store::lists::all(&state.pool)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let chosen_lists = input.lists.clone().unwrap_or_default();
+    let lists: Vec<_> = lists
+        .iter()
+        .map(|l| {
+            json!({ "slug": l.slug, "name": l.name, "confirmed": l.confirmed_subscribers,
+                    "checked": chosen_lists.contains(&l.slug) || (id.is_none() && chosen_lists.is_empty() && l.default) })
+        })
+        .collect();
+    let desk = news::list(
+        &state.pool,
+        &NewsFilter {
+            topic: None,
+            unsent_only: false,
+        },
+    )
+    .await?;
+    let picked = input.news_item_ids.clone().unwrap_or_default();
+    // One slot per chosen item and a few empty ones, each a choice among the desk's items.
+    let slots = (0..(picked.len() + 5).min(crate::domain::MAX_NEWS_ITEMS))
+        .map(|i| {
+            let options: Vec<_> = desk
+                .iter()
+                .map(|n| {
+                    json!({ "id": n.id, "title": n.title, "topic": n.topic, "sent": n.sent,
+                                 "selected": picked.get(i) == Some(&n.id) })
+                })
+                .collect();
+            json!({ "number": i + 1, "options": options })
+        })
+        .collect::<Vec<_>>();
+    Ok(staff_page(
+        state,
+        staff,
+        status,
+        "update_form",
+        json!({
+            "title": if id.is_some() { "Edit the draft" } else { "New update" },
+            "id": id,
+            "values": input,
+            "template": input.template.clone().unwrap_or_else(|| "update".into()),
+            "lists": lists,
+            "slots": slots,
+            "inline_items": inline_items,
+            "errors": errors,
+        }),
+    ))
+}
+
+async fn new_form(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+) -> Result<Response, AdminError> {
+    composer(
+        &state,
+        &staff,
+        None,
+        &UpdateInput::default(),
+        &[],
+        StatusCode::OK,
+        None,
+    )
+    .await
+}
+
+async fn create(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
+    let input = input_from(&form.fields)?;
+    match updates::create(&state.pool, &state.mail_templates, &input).await {
+        Ok(view) => Ok(Redirect::to(&format!("/admin/updates/{}", view.update.id)).into_response()),
+        Err(UpdateError::Invalid(errors)) => {
+            composer(
+                &state,
+                &form.staff,
+                None,
+                &input,
+                &[],
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&errors),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Items written into the update directly (through the API), which the composer keeps as they are.
+fn inline_items(record: &UpdateRecord) -> Vec<NewsItemInput> {
+    record
+        .as_input()
+        .news_items
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.news_id.is_none())
+        .collect()
+}
+
+async fn edit_form(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let view = updates::view(&state.pool, update_id(&id)?).await?;
+    let record = &view.update;
+    let mut input = record.as_input();
+    input.news_item_ids = Some(record.news_items.iter().filter_map(|i| i.news_id).collect());
+    composer(
+        &state,
+        &staff,
+        Some(record.id),
+        &input,
+        &inline_items(record),
+        StatusCode::OK,
+        None,
+    )
+    .await
+}
+
+async fn save(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let current = updates::view(&state.pool, id).await?.update;
+    let kept = inline_items(&current);
+    let mut input = input_from(&form.fields)?;
+    input.news_items = Some(kept.clone());
+    match updates::patch(&state.pool, &state.mail_templates, id, input.clone()).await {
+        Ok(_) => Ok(back_to(id, "saved")),
+        Err(UpdateError::Invalid(errors)) => {
+            composer(
+                &state,
+                &form.staff,
+                Some(id),
+                &input,
+                &kept,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&errors),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ShowQuery {
+    done: Option<String>,
+    email: Option<String>,
+}
+
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "saved" => "The draft was saved.",
+        "test" => "The test mail is queued; it arrives in a moment.",
+        "sent" => "Sending has started.",
+        "awaiting" => "The update waits for a second admin to approve it.",
+        "scheduled" => "The update is scheduled.",
+        "paused" => "The update is paused.",
+        "resumed" => "The update goes out again.",
+        "cancelled" => "The update was cancelled.",
+        "approved" => "Approved: the update goes out at its time.",
+        "retried" => "The failed mails are queued again.",
+        _ => return None,
+    })
+}
+
+/// "about 3 minutes" for a number of seconds.
+fn about(seconds: f64) -> String {
+    match seconds {
+        s if s < 90.0 => format!("about {} seconds", s.ceil() as u64),
+        s if s < 5400.0 => format!("about {} minutes", (s / 60.0).ceil() as u64),
+        s => format!("about {} hours", (s / 3600.0).ceil() as u64),
+    }
+}
+
+async fn show(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let view = updates::view(&state.pool, id).await?;
+    let recipients = updates::recipient_count(&state.pool, id).await?;
+    let failed = updates::deliveries(&state.pool, id, Some("failed"), 0, FAILED_SHOWN).await?;
+    let record = &view.update;
+    let status = record.status.as_str();
+    let counts = &view.counts;
+    let count = |s: &str| counts.get(s).copied().unwrap_or(0);
+    let written: i64 = counts.values().sum();
+    let remaining = count("queued")
+        + count("sending")
+        + count("deferred")
+        + if record.started_at.is_some() {
+            (recipients - written).max(0)
+        } else {
+            0
+        };
+    let estimate = (status == "sending" && view.rate_per_second > 0.0).then(|| {
+        let seconds = remaining as f64 / view.rate_per_second;
+        let at = Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
+        json!({ "in": about(seconds), "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
+    });
+    let zone = schedule::time_zone(record.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let due = record.scheduled_at.is_some_and(|t| t <= Utc::now());
+    let going = status == "sending" || (status == "scheduled" && due);
+    let preview_email = q.email.clone().unwrap_or_default();
+    let preview_query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("email", &preview_email)
+        .finish();
+    Ok(staff_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        "update",
+        json!({
+            "title": record.subject,
+            "update": record,
+            "counts": counts,
+            "rate": format!("{:.1}", view.rate_per_second),
+            "estimate": estimate,
+            "recipients": recipients,
+            "scheduled_at": record.scheduled_at.map(|t| schedule::shown_in(t, zone)),
+            "editable": matches!(status, "draft" | "scheduled"),
+            "can_send": matches!(status, "draft" | "scheduled") || (status == "paused" && record.started_at.is_none()),
+            "can_pause": matches!(status, "scheduled" | "sending"),
+            "can_resume": status == "paused",
+            "can_cancel": matches!(status, "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused"),
+            "awaiting_approval": status == "awaiting_approval",
+            "failed": failed,
+            "send_key": Token::generate().as_str(),
+            "time_zone": zone.name(),
+            "preview_email": preview_email,
+            "preview_query": preview_query,
+            "notice": notice(q.done.as_deref()),
+            "refresh_seconds": going.then_some(REFRESH_SECONDS),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    email: Option<String>,
+    format: Option<String>,
+}
+
+/// The mail alone, for the sandboxed frame on the update's page (or read as plain text).
+async fn preview(
+    State(state): State<AppState>,
+    _staff: CurrentStaff,
+    Path(id): Path<String>,
+    Query(q): Query<PreviewQuery>,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let rendered = updates::preview(
+        &state.pool,
+        &state.settings,
+        &state.mail_templates,
+        id,
+        q.email.as_deref(),
+    )
+    .await?;
+    let mut response = match (rendered, q.format.as_deref()) {
+        (None, _) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This person would get no mail of this update: none of its news items is in their topics.",
+        )
+            .into_response(),
+        (Some(mail), Some("text")) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("Subject: {}\n\n{}", mail.subject, mail.text),
+        )
+            .into_response(),
+        (Some(mail), None | Some("html")) => Html(mail.html).into_response(),
+        (Some(_), Some(_)) => {
+            return Err(AdminError::Status(
+                StatusCode::BAD_REQUEST,
+                "format is html or text.".into(),
+            ))
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PREVIEW_CSP),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    Ok(response)
+}
+
+async fn test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    updates::send_test(&state.pool, id, &form.fields.text("to")).await?;
+    Ok(back_to(id, "test"))
+}
+
+/// Send now. The form's key is claimed first, so a second submit of the same form (a double
+/// click, a reload) does nothing more.
+async fn send(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let key = form.fields.text("idempotency_key");
+    if Token::parse(&key).is_err() {
+        return Err(AdminError::Status(
+            StatusCode::BAD_REQUEST,
+            "The form is incomplete; reload the page.".into(),
+        ));
+    }
+    let internal = |e: sqlx::Error| AdminError::Internal(e.into());
+    if !store::staff::claim_form_key(&state.pool, &key, form.staff.member.id)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(back_to(id, "sent"));
+    }
+    let actor = form.staff.actor();
+    match updates::act(&state.pool, &state.settings, &actor, id, Action::SendNow).await {
+        Ok(view) if view.update.status == "awaiting_approval" => Ok(back_to(id, "awaiting")),
+        Ok(_) => Ok(back_to(id, "sent")),
+        Err(e) => {
+            store::staff::release_form_key(&state.pool, &key)
+                .await
+                .map_err(internal)?;
+            Err(e.into())
+        }
+    }
+}
+
+async fn schedule_at(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let view = updates::schedule_local(
+        &state.pool,
+        &state.settings,
+        &form.staff.actor(),
+        id,
+        &form.fields.text("at"),
+        &form.fields.text("time_zone"),
+    )
+    .await?;
+    Ok(back_to(
+        id,
+        if view.update.status == "awaiting_approval" {
+            "awaiting"
+        } else {
+            "scheduled"
+        },
+    ))
+}
+
+async fn act(
+    state: &AppState,
+    form: &AdminForm,
+    id: &str,
+    action: Action,
+    done: &str,
+) -> Result<Response, AdminError> {
+    let id = update_id(id)?;
+    updates::act(
+        &state.pool,
+        &state.settings,
+        &form.staff.actor(),
+        id,
+        action,
+    )
+    .await?;
+    Ok(back_to(id, done))
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    act(&state, &form, &id, Action::Pause, "paused").await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    act(&state, &form, &id, Action::Resume, "resumed").await
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    act(&state, &form, &id, Action::Cancel, "cancelled").await
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    // The approver is filled in by `updates::act` from the actor.
+    act(&state, &form, &id, Action::Approve(Uuid::nil()), "approved").await
+}
+
+async fn retry_failed(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    updates::retry_failed(&state.pool, &form.staff.actor(), id).await?;
+    Ok(back_to(id, "retried"))
+}

@@ -1,0 +1,217 @@
+//! Staff accounts, their sessions (only the SHA-256 of a session id is stored) and failed
+//! logins (for throttling).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Row};
+use uuid::Uuid;
+
+use super::seconds;
+use crate::domain::{EmailAddress, StaffRole, TokenHash};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StaffMember {
+    pub id: Uuid,
+    pub email: String,
+    pub role: StaffRole,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
+    StaffMember {
+        id: r.get("id"),
+        email: r.get("email"),
+        role: StaffRole::parse(r.get("role")).unwrap_or(StaffRole::Editor),
+        created_at: r.get("created_at"),
+        last_login_at: r.get("last_login_at"),
+    }
+}
+
+/// Adds an account; `Ok(None)` when the address already has one.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    email: &EmailAddress,
+    role: StaffRole,
+    password_hash: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "INSERT INTO staff (id, email, email_normalized, role, password_hash)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email_normalized) DO NOTHING RETURNING id",
+    )
+    .bind(Uuid::new_v4())
+    .bind(email.as_str())
+    .bind(email.canonical())
+    .bind(role.as_str())
+    .bind(password_hash)
+    .fetch_optional(db)
+    .await
+}
+
+/// Sets a new password and ends every session of the account. `false`: no such account.
+pub async fn set_password(
+    db: impl PgExecutor<'_>,
+    email: &EmailAddress,
+    password_hash: &str,
+) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "WITH s AS (UPDATE staff SET password_hash = $2 WHERE email_normalized = $1 RETURNING id)
+         , gone AS (DELETE FROM staff_sessions WHERE staff_id IN (SELECT id FROM s))
+         SELECT 1 FROM s",
+    )
+    .bind(email.canonical())
+    .bind(password_hash)
+    .fetch_all(db)
+    .await?
+    .len();
+    Ok(n == 1)
+}
+
+pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StaffMember>> {
+    Ok(sqlx::query("SELECT * FROM staff ORDER BY email_normalized")
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(member)
+        .collect())
+}
+
+/// Removes an account (its sessions go with it). `false`: no such account.
+pub async fn delete(db: impl PgExecutor<'_>, email: &EmailAddress) -> sqlx::Result<bool> {
+    let n = sqlx::query("DELETE FROM staff WHERE email_normalized = $1")
+        .bind(email.canonical())
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// The account's id and password hash, for a login.
+pub async fn credentials(
+    db: impl PgExecutor<'_>,
+    email: &EmailAddress,
+) -> sqlx::Result<Option<(Uuid, String)>> {
+    sqlx::query_as("SELECT id, password_hash FROM staff WHERE email_normalized = $1")
+        .bind(email.canonical())
+        .fetch_optional(db)
+        .await
+}
+
+/// Failed logins within `window` for this account and from this IP.
+pub async fn recent_failures(
+    db: impl PgExecutor<'_>,
+    email: &EmailAddress,
+    ip: Option<IpAddr>,
+    window: Duration,
+) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE email_normalized = $1),
+                count(*) FILTER (WHERE ip = $2::inet)
+         FROM staff_login_failures
+         WHERE at > now() - make_interval(secs => $3) AND (email_normalized = $1 OR ip = $2::inet)",
+    )
+    .bind(email.canonical())
+    .bind(ip.map(|ip| ip.to_string()))
+    .bind(seconds(window))
+    .fetch_one(db)
+    .await
+}
+
+/// Records a failed login and forgets those older than `window`.
+pub async fn record_failure(
+    db: impl PgExecutor<'_>,
+    email: &EmailAddress,
+    ip: Option<IpAddr>,
+    window: Duration,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH old AS (DELETE FROM staff_login_failures WHERE at < now() - make_interval(secs => $3))
+         INSERT INTO staff_login_failures (email_normalized, ip) VALUES ($1, $2::inet)",
+    )
+    .bind(email.canonical())
+    .bind(ip.map(|ip| ip.to_string()))
+    .bind(seconds(window))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Starts a session for `staff_id` under `id_hash`, ending `previous` (the id is rotated at
+/// login) and every session idle longer than `idle`, and notes the login.
+pub async fn start_session(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    id_hash: &TokenHash,
+    previous: Option<&TokenHash>,
+    idle: Duration,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM staff_sessions
+                       WHERE id_hash = $3 OR last_seen_at < now() - make_interval(secs => $4))
+         , seen AS (UPDATE staff SET last_login_at = now() WHERE id = $1)
+         INSERT INTO staff_sessions (id_hash, staff_id) VALUES ($2, $1)",
+    )
+    .bind(staff_id)
+    .bind(id_hash.0.as_slice())
+    .bind(previous.map(|h| h.0.to_vec()))
+    .bind(seconds(idle))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The member of a live session (used within `idle`), marking it used now.
+pub async fn touch_session(
+    db: impl PgExecutor<'_>,
+    id_hash: &TokenHash,
+    idle: Duration,
+) -> sqlx::Result<Option<StaffMember>> {
+    Ok(sqlx::query(
+        "WITH s AS (UPDATE staff_sessions SET last_seen_at = now()
+                    WHERE id_hash = $1 AND last_seen_at > now() - make_interval(secs => $2)
+                    RETURNING staff_id)
+         SELECT st.* FROM s JOIN staff st ON st.id = s.staff_id",
+    )
+    .bind(id_hash.0.as_slice())
+    .bind(seconds(idle))
+    .fetch_optional(db)
+    .await?
+    .as_ref()
+    .map(member))
+}
+
+pub async fn end_session(db: impl PgExecutor<'_>, id_hash: &TokenHash) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1")
+        .bind(id_hash.0.as_slice())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Claims the key of a staff-area form; `false` when it was used before (a double submit).
+pub async fn claim_form_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    staff_id: Uuid,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO staff_form_keys (key, staff_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(staff_id)
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Frees a form key whose action failed, so the same form can be sent again.
+pub async fn release_form_key(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM staff_form_keys WHERE key = $1")
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
+}

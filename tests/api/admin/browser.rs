@@ -1,0 +1,193 @@
+//! The whole path in a real headless Chromium: log in, add two news items, compose, preview as
+//! a subscriber, send a test, send to a list, watch the progress page reach "sent".
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use newsletter::domain::StaffRole;
+
+use super::{add_staff, spawn_staff_app, PASSWORD};
+use crate::browser::Driver;
+
+async fn fill(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the first element matching `css`, once the page shows one (a page that is being
+/// replaced is read again).
+async fn text_of(browser: &Client, css: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(el) = browser.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no {css} on the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the element matching `css` reads `expected` (the page may reload meanwhile).
+async fn wait_for_text(browser: &Client, css: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = text_of(browser, css).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} stayed {now:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_composes_previews_tests_and_sends_an_update_in_a_real_browser() {
+    let app = spawn_staff_app(&[]).await;
+    let readers = app.seed_confirmed(3, "example.org").await;
+    app.seed_confirmed_from(10, 1, "example.org").await;
+    sqlx::query(
+        "UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'reader10@example.org'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(&browser, "#email", "ana@example.org").await;
+    fill(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    wait_for_text(&browser, "h1", "Dashboard").await;
+
+    for (title, topic) in [
+        ("Senate hearing on the ICC", "congress"),
+        ("Assembly of States Parties opens", "asp"),
+    ] {
+        browser.goto(&app.url("/admin/news")).await.unwrap();
+        fill(&browser, "#title", title).await;
+        fill(&browser, "#url", "https://example.org/news").await;
+        fill(&browser, "#source", "Reuters").await;
+        browser
+            .find(Locator::Css("#topic"))
+            .await
+            .unwrap()
+            .select_by_value(topic)
+            .await
+            .unwrap();
+        fill(&browser, "#summary", "What happened.").await;
+        click(&browser, "#add-news").await;
+        browser
+            .wait()
+            .for_element(Locator::XPath(&format!("//td/a[text()='{title}']")))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id::text FROM news ORDER BY title DESC")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+
+    browser.goto(&app.url("/admin/updates/new")).await.unwrap();
+    fill(
+        &browser,
+        "#subject",
+        "This week: the Senate and the Assembly",
+    )
+    .await;
+    fill(&browser, "#intro", "Dear reader, *two* things happened.").await;
+    for (slot, id) in ids.iter().enumerate() {
+        browser
+            .find(Locator::Css(&format!("#item-{}", slot + 1)))
+            .await
+            .unwrap()
+            .select_by_value(id)
+            .await
+            .unwrap();
+    }
+    click(&browser, "#save-draft").await;
+    wait_for_text(&browser, "h1", "This week: the Senate and the Assembly").await;
+    assert_eq!(text_of(&browser, "#status").await, "draft");
+
+    let mut previewed = browser.current_url().await.unwrap();
+    previewed.set_query(Some("email=reader0%40example.org"));
+    fill(&browser, "#preview-email", "reader0@example.org").await;
+    click(&browser, "#show-preview").await;
+    browser.wait().for_url(&previewed).await.unwrap();
+    let frame = browser
+        .wait()
+        .for_element(Locator::Css("iframe.preview"))
+        .await
+        .unwrap();
+    frame.enter_frame().await.unwrap();
+    let mail = text_of(&browser, "body").await;
+    browser.enter_parent_frame().await.unwrap();
+    assert!(
+        mail.contains("Senate hearing on the ICC")
+            && mail.contains("Assembly of States Parties opens"),
+        "the preview shows both items: {mail}"
+    );
+    assert!(mail.contains("Reader 0"), "as reader0 gets it: {mail}");
+
+    click(&browser, "#send-test").await;
+    wait_for_text(
+        &browser,
+        "p.notice",
+        "The test mail is queued; it arrives in a moment.",
+    )
+    .await;
+    let test = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(test[0].rcpt_to, ["ana@example.org"]);
+
+    let send = text_of(&browser, "#send-now").await;
+    assert_eq!(send, "Send now to 3 recipients");
+    click(&browser, "#send-now").await;
+    // The page reloads itself while the update goes out.
+    wait_for_text(&browser, "#status", "sent").await;
+    assert_eq!(text_of(&browser, "#count-sent").await, "3");
+    browser.close().await.unwrap();
+
+    app.smtp.wait_for(4, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mails = app.smtp.messages();
+    assert_eq!(mails.len(), 4, "the test mail and one per recipient");
+    let mut per_reader: HashMap<String, usize> = HashMap::new();
+    let parser = mail_parser::MessageParser::default();
+    for mail in mails.iter().filter(|m| m.rcpt_to[0] != "ana@example.org") {
+        *per_reader.entry(mail.rcpt_to[0].clone()).or_default() += 1;
+        let text = parser
+            .parse(&mail.data)
+            .unwrap()
+            .body_text(0)
+            .unwrap()
+            .into_owned();
+        assert!(
+            text.contains("Senate hearing on the ICC")
+                && text.contains("Assembly of States Parties opens"),
+            "{text}"
+        );
+    }
+    let expected: HashMap<String, usize> = readers
+        .iter()
+        .map(|(_, email)| (email.clone(), 1))
+        .collect();
+    assert_eq!(per_reader, expected, "one mail per confirmed subscriber");
+}

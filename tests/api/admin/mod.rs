@@ -1,0 +1,173 @@
+//! The staff area: sign-in, roles, CSRF and Origin checks, news desk, composer, progress.
+
+mod browser;
+mod login;
+mod news;
+mod progress;
+mod updates;
+
+use std::net::TcpListener;
+
+use newsletter::domain::{NewPassword, StaffRole};
+use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
+use toml::Value;
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+pub const PASSWORD: &str = "a long enough password";
+
+/// The app on a port known in advance, with `server.base_url` naming it, so a browser's
+/// `Origin` is the service's own.
+pub async fn spawn_staff_app(overrides: &[(&str, Value)]) -> TestApp {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut all: Vec<(&str, Value)> = vec![
+        ("server.bind", bind.as_str().into()),
+        ("server.base_url", base.as_str().into()),
+    ];
+    all.extend(overrides.iter().cloned());
+    spawn_app_with(&all).await
+}
+
+/// Adds a staff account with [`PASSWORD`], as `newsletter staff add` does.
+pub async fn add_staff(app: &TestApp, email: &str, role: StaffRole) {
+    newsletter::ops::staff::add(
+        &app.pool,
+        email,
+        role,
+        NewPassword::parse(PASSWORD).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The `name=value` of a Set-Cookie header for cookie `name`.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the first hidden `csrf_token` field in a page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("the page has a csrf_token field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// A browser-like visitor of the staff area: cookies kept by hand, `Origin` sent on POSTs.
+pub struct Browser<'a> {
+    pub app: &'a TestApp,
+    pub cookies: Vec<String>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn keep_cookies(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let pair = value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let name = pair.split('=').next().unwrap().to_owned();
+            self.cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            if !pair.ends_with('=') {
+                self.cookies.push(pair);
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
+        let response = self
+            .app
+            .http
+            .get(self.app.url(path))
+            .header(COOKIE, self.cookies.join("; "))
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookies(&response);
+        response
+    }
+
+    /// POSTs `fields` as a form, with `Origin` set to `origin` when given.
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .app
+            .http
+            .post(self.app.url(path))
+            .header(COOKIE, self.cookies.join("; "))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap());
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookies(&response);
+        response
+    }
+
+    /// POSTs `fields` as the service's own page would: its Origin and the page's CSRF token.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut all = vec![("csrf_token", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let origin = self.app.settings.server.base_url.as_str().to_owned();
+        self.post_with(path, &all, Some(&origin)).await
+    }
+
+    /// The CSRF token of the current session (from the dashboard's logout form).
+    pub async fn csrf(&mut self) -> String {
+        let page = self.get("/admin").await.text().await.unwrap();
+        csrf_in(&page)
+    }
+
+    /// Fills and sends the login form; returns the answer.
+    pub async fn try_log_in(&mut self, email: &str, password: &str) -> reqwest::Response {
+        let page = self.get("/admin/login").await.text().await.unwrap();
+        let csrf = csrf_in(&page);
+        let origin = self.app.settings.server.base_url.as_str().to_owned();
+        self.post_with(
+            "/admin/login",
+            &[
+                ("csrf_token", &csrf),
+                ("email", email),
+                ("password", password),
+            ],
+            Some(&origin),
+        )
+        .await
+    }
+}
+
+/// A browser signed in as a new account of `role`.
+pub async fn signed_in<'a>(app: &'a TestApp, email: &str, role: StaffRole) -> Browser<'a> {
+    add_staff(app, email, role).await;
+    let mut browser = Browser::new(app);
+    let response = browser.try_log_in(email, PASSWORD).await;
+    assert_eq!(response.status(), 303, "logging in as {email}");
+    browser
+}

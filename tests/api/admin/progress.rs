@@ -1,0 +1,111 @@
+//! The progress page (counts, failed recipients with the relay's replies, retry failed) and the
+//! dashboard.
+
+use std::time::Duration;
+
+use newsletter::domain::StaffRole;
+
+use super::updates::{compose, desk_item, send_key};
+use super::{signed_in, spawn_staff_app};
+use crate::smtp_server::Faults;
+
+#[tokio::test]
+async fn the_progress_page_shows_failed_recipients_with_the_relays_reply_and_retries_them() {
+    let app = spawn_staff_app(&[]).await;
+    app.seed_confirmed(3, "example.org").await;
+    app.smtp.set_faults(Faults {
+        rcpt: vec![(
+            "reader1@example.org".into(),
+            552,
+            "5.2.2 Mailbox full, try another day".into(),
+        )],
+        ..Faults::default()
+    });
+    let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let item = desk_item(&mut admin, "Senate hearing", "congress").await;
+    let id = compose(&mut admin, "Weekly", &[&item]).await;
+    let key = send_key(&mut admin, &id).await;
+    admin
+        .post(
+            &format!("/admin/updates/{id}/send"),
+            &[("idempotency_key", &key)],
+        )
+        .await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let page = admin
+        .get(&format!("/admin/updates/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<strong id=\"count-sent\">2</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("reader1@example.org"));
+    assert!(
+        page.contains("Mailbox full, try another day"),
+        "the relay's reply"
+    );
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "no reloading once sent"
+    );
+
+    app.smtp.set_faults(Faults::default());
+    let retry = admin
+        .post(&format!("/admin/updates/{id}/retry-failed"), &[])
+        .await;
+    assert_eq!(retry.status(), 303);
+    app.smtp.wait_for(3, Duration::from_secs(30)).await;
+    app.wait_for_update_status(&id, "sent").await;
+    let statuses = app.delivery_statuses(&id).await;
+    assert!(statuses.iter().all(|(_, s, _)| s == "sent"), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn the_progress_page_reloads_itself_while_the_update_goes_out() {
+    let app = spawn_staff_app(&[("sending.rate_per_second", 2.into())]).await;
+    app.seed_confirmed(6, "example.org").await;
+    let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let id = compose(&mut admin, "Slow", &[]).await;
+    let key = send_key(&mut admin, &id).await;
+    admin
+        .post(
+            &format!("/admin/updates/{id}/send"),
+            &[("idempotency_key", &key)],
+        )
+        .await;
+    app.wait_for_update_status(&id, "sending").await;
+    let page = admin
+        .get(&format!("/admin/updates/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<meta http-equiv=\"refresh\" content=\"2\">"),
+        "{page}"
+    );
+    assert!(page.contains("Current rate"));
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_subscribers_by_status_and_list_a_chart_and_the_last_updates() {
+    let app = spawn_staff_app(&[]).await;
+    app.seed_confirmed(4, "example.org").await;
+    assert_eq!(app.signup("new@example.org").await.status(), 303);
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    compose(&mut editor, "A draft on the dashboard", &[]).await;
+    let page = editor.get("/admin").await.text().await.unwrap();
+    assert!(page.contains("<strong>4</strong>confirmed"), "{page}");
+    assert!(page.contains("<strong>1</strong>pending"), "{page}");
+    assert!(page.contains("<svg class=\"chart\""));
+    assert!(
+        page.contains("1 sign-ups and 0 unsubscribes"),
+        "today's sign-up is counted"
+    );
+    assert!(page.contains("A draft on the dashboard"));
+    assert!(page.contains("<td>4</td>"), "confirmed on the default list");
+}
