@@ -45,8 +45,10 @@ pub struct ListHeaders {
 }
 
 #[derive(Serialize)]
+/// What a confirmation mail shows. It carries no text the requester typed (no name, in the
+/// greeting or in `To`): until the address is confirmed, anyone could have typed it, and it
+/// must not be a way to send words of their choosing from our domain to a stranger.
 pub struct ConfirmationMail<'a> {
-    pub name: Option<&'a str>,
     pub email: &'a str,
     pub confirm_url: &'a str,
     pub expires_hours: u64,

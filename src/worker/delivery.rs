@@ -299,11 +299,10 @@ fn compose_confirmation(
         &Envelope::new(
             &settings.mail,
             &contact.email,
-            contact.name.as_deref(),
+            None,
             message_id(worker, job),
         ),
         &ConfirmationMail {
-            name: contact.name.as_deref(),
             email: &contact.email,
             confirm_url: &confirm_url,
             expires_hours: settings.signup.confirm_ttl.as_secs() / 3600,

@@ -521,3 +521,39 @@ async fn a_confirm_post_with_the_token_twice_is_refused_by_name() {
     assert_eq!(response.status(), 422);
     assert!(response.text().await.unwrap().contains("more than once"));
 }
+
+#[tokio::test]
+async fn a_confirmation_mail_carries_no_text_the_requester_typed() {
+    let app = spawn_app().await;
+    let name = "URGENT your account is locked verify at https://evil.example/login";
+    let response = app
+        .post_form(
+            "/subscriptions",
+            &format!(
+                "email=victim%40example.org&name={}",
+                crate::helpers::urlencode(name)
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let mail = app
+        .smtp
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await
+        .remove(0);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.data)
+        .unwrap();
+    let mut seen = String::from_utf8_lossy(&mail.data).into_owned();
+    seen.push_str(&parsed.body_text(0).unwrap_or_default());
+    seen.push_str(&parsed.body_html(0).unwrap_or_default());
+    for word in ["URGENT", "evil.example", "locked"] {
+        assert!(!seen.contains(word), "{word} reached the mail");
+    }
+    // The name is kept for later mails, once the address is confirmed.
+    let stored: Option<String> = sqlx::query_scalar("SELECT name FROM subscribers")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(name));
+}
