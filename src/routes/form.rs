@@ -47,6 +47,28 @@ impl FormFields {
         }
     }
 
+    /// Reads `body` for a form whose fields are not listed one by one (the staff area's): any
+    /// field is kept, and every field but those in `repeatable` holds one value.
+    ///
+    /// # Errors
+    /// A sentence naming the first field that holds a NUL, or that was given more than once.
+    pub fn parse_any(body: &[u8], repeatable: &[&str]) -> Result<Vec<(String, String)>, String> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            let name = key.replace('\0', "\u{FFFD}");
+            if key.contains('\0') || value.contains('\0') {
+                return Err(format!(
+                    "`{name}` contains a NUL character, which cannot be stored."
+                ));
+            }
+            if !repeatable.contains(&name.as_str()) && out.iter().any(|(n, _)| *n == name) {
+                return Err(format!("`{name}` was given more than once."));
+            }
+            out.push((name, value.into_owned()));
+        }
+        Ok(out)
+    }
+
     /// The value of a single-valued field; empty when absent.
     pub fn one(&self, name: &str) -> String {
         self.0
@@ -91,6 +113,17 @@ mod tests {
         let e = FormFields::parse(b"email=a&lists=x%00y", FIELDS).unwrap_err();
         assert_eq!(e.keys().copied().collect::<Vec<_>>(), ["lists"]);
         assert!(FormFields::parse(b"other=%00", FIELDS).is_ok());
+    }
+
+    #[test]
+    fn an_open_form_refuses_nul_and_repeats_except_where_allowed() {
+        assert!(FormFields::parse_any(b"a=1&lists=x&lists=y", &["lists"]).is_ok());
+        assert!(FormFields::parse_any(b"a=1&a=2", &["lists"])
+            .unwrap_err()
+            .contains("`a`"));
+        assert!(FormFields::parse_any(b"b=x%00", &[])
+            .unwrap_err()
+            .contains("`b`"));
     }
 
     #[test]

@@ -255,9 +255,16 @@ impl FromRequestParts<AppState> for AdminOnly {
 #[derive(Debug, Default)]
 pub struct Fields(Vec<(String, String)>);
 
+/// The staff forms' fields that hold several values; every other field holds one.
+const REPEATABLE: &[&str] = &["lists", "news_item_ids"];
+
 impl Fields {
-    fn parse(body: &[u8]) -> Self {
-        Self(form_urlencoded::parse(body).into_owned().collect())
+    /// NUL characters and repeated single-valued fields are refused by name (`422`), as on
+    /// every public form (`routes::form`).
+    fn parse(body: &[u8]) -> Result<Self, AdminError> {
+        super::form::FormFields::parse_any(body, REPEATABLE)
+            .map(Self)
+            .map_err(|message| AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, message))
     }
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -304,7 +311,7 @@ async fn form_fields(req: Request, state: &AppState) -> Result<(Parts, Fields), 
     let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
         .await
         .map_err(|r| AdminError::Status(r.status(), r.body_text()))?;
-    Ok((parts, Fields::parse(&body)))
+    Ok((parts, Fields::parse(&body)?))
 }
 
 /// A state-changing form from a member of staff: a live session, the session's CSRF token in

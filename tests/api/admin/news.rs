@@ -247,3 +247,26 @@ async fn the_api_news_desk_feeds_updates_by_id_beside_inline_items() {
         "the sent update keeps its copy"
     );
 }
+
+#[tokio::test]
+async fn a_staff_form_with_a_nul_or_a_repeated_field_is_refused_by_name() {
+    let app = spawn_staff_app(&[]).await;
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let nul = editor
+        .post(
+            "/admin/news",
+            &[("title", "a\u{0}b"), ("topic", "congress")],
+        )
+        .await;
+    assert_eq!(nul.status(), 422);
+    assert!(nul.text().await.unwrap().contains("title"));
+    let twice = editor
+        .post("/admin/news", &[("title", "One"), ("title", "Two")])
+        .await;
+    assert_eq!(twice.status(), 422);
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM news")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(items, 0);
+}
