@@ -13,19 +13,27 @@ mod throttle;
 pub use delivery::render_update_for;
 pub use prepared::{prepare, PreparedUpdate};
 
+use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::mail::{MailTemplates, Mailer};
 use crate::store;
+
+/// Logs a delivery task that failed to record its outcome (its lease expires and it is retried).
+fn log_task(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    if let Err(e) = done.context("delivery task panicked").and_then(|r| r) {
+        tracing::error!(error = ?e, "recording a delivery failed; its lease will expire and it is retried");
+    }
+}
 
 /// What the delivery tasks of one running worker share: their reads and writes, batched.
 #[derive(Clone)]
@@ -125,8 +133,15 @@ impl Worker {
             .await
     }
 
-    /// Runs until `shutdown` fires; the batch in hand is finished first, so no mail is cut off
-    /// in the middle. The scheduler runs beside it, as its own task.
+    /// Runs until `shutdown` fires, then lets every mail in flight finish (none is cut off in
+    /// the middle) and hands back claimed mails that had not started. The scheduler runs
+    /// beside it, as its own task.
+    ///
+    /// A streaming pipeline: mails are claimed ahead into a small local queue (the next claim
+    /// starts while the queue still holds half the in-flight limit), and each mail takes a
+    /// slot of `sending.concurrency` as soon as one is free. No batch waits for its slowest
+    /// mail: a recipient whose relay stalls holds only its own slot. Each slot is held until
+    /// its mail's outcome is committed, so a crash duplicates at most the mails in flight.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!("worker started");
         let scheduler = tokio::spawn(scheduler::run(
@@ -138,28 +153,101 @@ impl Worker {
             contacts: contacts::start(self.pool.clone()),
             recorder: recorder::start(self.pool.clone(), self.settings.worker.lease / 2),
         };
+        let poll = self.settings.worker.poll_interval;
+        let low_water = (self.settings.sending.concurrency as usize / 2).max(1);
+        let mut queue: VecDeque<store::deliveries::Claimed> = VecDeque::new();
+        let mut claiming: Option<JoinHandle<sqlx::Result<Vec<store::deliveries::Claimed>>>> = None;
+        let mut next_claim_at = tokio::time::Instant::now();
         let mut last_beat: Option<tokio::time::Instant> = None;
+        let mut tasks = JoinSet::new();
         while !shutdown.is_cancelled() {
-            if last_beat.is_none_or(|t| t.elapsed() >= self.settings.worker.poll_interval) {
+            if last_beat.is_none_or(|t| t.elapsed() >= poll) {
                 if let Err(e) = self.beat().await {
                     tracing::error!(error = ?e, "worker heartbeat failed");
                 }
                 last_beat = Some(tokio::time::Instant::now());
             }
-            let idle = match self.run_once(&batches).await {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => {
-                    tracing::error!(error = ?e, "worker batch failed");
-                    true
+            while let Some(done) = tasks.try_join_next() {
+                log_task(done);
+            }
+            let now = tokio::time::Instant::now();
+            if queue.len() <= low_water && claiming.is_none() && now >= next_claim_at {
+                let (pool, size, lease) = (
+                    self.pool.clone(),
+                    self.claim_size(),
+                    self.settings.worker.lease,
+                );
+                claiming = Some(tokio::spawn(async move {
+                    store::deliveries::claim(&pool, size, lease).await
+                }));
+            }
+            if queue.is_empty() {
+                let Some(claim) = claiming.take() else {
+                    // Nothing due at the last look: wait for the next one, or a shutdown.
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep_until(next_claim_at) => {}
+                    }
+                    continue;
+                };
+                match claim.await {
+                    Ok(Ok(rows)) if !rows.is_empty() => queue.extend(rows),
+                    Ok(Ok(_)) => next_claim_at = tokio::time::Instant::now() + poll,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = ?e, "claiming deliveries failed");
+                        next_claim_at = tokio::time::Instant::now() + poll;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = ?e, "the claim task panicked");
+                        next_claim_at = tokio::time::Instant::now() + poll;
+                    }
                 }
-            };
-            if idle {
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(self.settings.worker.poll_interval) => {}
+                continue;
+            }
+            if let Some(claim) = claiming.take_if(|c| c.is_finished()) {
+                match claim.await {
+                    Ok(Ok(rows)) if !rows.is_empty() => queue.extend(rows),
+                    Ok(Ok(_)) => next_claim_at = tokio::time::Instant::now() + poll,
+                    Ok(Err(e)) => tracing::error!(error = ?e, "claiming deliveries failed"),
+                    Err(e) => tracing::error!(error = ?e, "the claim task panicked"),
                 }
             }
+            let slot = tokio::select! {
+                slot = Arc::clone(&self.in_flight).acquire_owned() => {
+                    slot.expect("the in-flight semaphore is never closed")
+                }
+                () = shutdown.cancelled() => break,
+            };
+            let job = queue.pop_front().expect("the queue is not empty here");
+            let (worker, batches) = (self.clone(), batches.clone());
+            tasks.spawn(async move {
+                let done = worker.deliver(job, &batches).await;
+                drop(slot);
+                done
+            });
+        }
+        // Claimed mails that never started go back to the queue, their attempt not counted.
+        if let Some(claim) = claiming.take() {
+            if let Ok(Ok(rows)) = claim.await {
+                queue.extend(rows);
+            }
+        }
+        for job in queue {
+            let back = store::deliveries::Outcome::Postponed {
+                retry_in: Duration::ZERO,
+                reason: "the worker stopped before sending it".into(),
+            };
+            let finished = recorder::Finished {
+                id: job.id,
+                attempt: job.attempt,
+                outcome: back,
+            };
+            if let Err(e) = batches.recorder.ask(finished).await {
+                tracing::warn!(error = ?e, "could not hand a claimed mail back; its lease will expire");
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            log_task(done);
         }
         if scheduler.await.is_err() {
             tracing::error!("the scheduler task panicked");
@@ -168,35 +256,6 @@ impl Worker {
             tracing::warn!(error = ?e, "could not leave the worker registry");
         }
         tracing::info!("worker stopped");
-    }
-
-    /// Claims one batch, sends each mail in it concurrently, records every outcome.
-    /// Returns how many mails were claimed.
-    async fn run_once(&self, batches: &Batches) -> anyhow::Result<usize> {
-        let claimed =
-            store::deliveries::claim(&self.pool, self.claim_size(), self.settings.worker.lease)
-                .await
-                .context("claiming deliveries")?;
-        let count = claimed.len();
-        let mut tasks = JoinSet::new();
-        for job in claimed {
-            let (worker, batches) = (self.clone(), batches.clone());
-            let permit = Arc::clone(&self.in_flight)
-                .acquire_owned()
-                .await
-                .expect("the in-flight semaphore is never closed");
-            tasks.spawn(async move {
-                let done = worker.deliver(job, &batches).await;
-                drop(permit);
-                done
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            if let Err(e) = done.context("delivery task panicked").and_then(|r| r) {
-                tracing::error!(error = ?e, "recording a delivery failed; its lease will expire and it is retried");
-            }
-        }
-        Ok(count)
     }
 
     #[tracing::instrument(skip_all, fields(delivery_id = job.id, kind = %job.kind, attempt = job.attempt))]

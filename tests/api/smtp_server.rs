@@ -57,6 +57,8 @@ pub struct Faults {
     pub close_before_250_times: Vec<(String, u32)>,
     /// Wait this long before each reply after the greeting.
     pub stall: Option<Duration>,
+    /// Wait this long before answering RCPT for a matching recipient (that connection only).
+    pub stall_rcpt: Vec<(String, Duration)>,
     /// Advertise STARTTLS and answer it with `454 4.7.0` (TLS not available).
     pub refuse_starttls: bool,
     /// Advertise `AUTH PLAIN LOGIN`, accept only this (user, password), and answer MAIL FROM
@@ -326,6 +328,17 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
             }
             "RCPT" if mail_from.is_some() => {
                 let rcpt = angle_address(&text);
+                let stall = state
+                    .faults
+                    .lock()
+                    .unwrap()
+                    .stall_rcpt
+                    .iter()
+                    .find(|(m, _)| rcpt.contains(m.as_str()))
+                    .map(|(_, d)| *d);
+                if let Some(stall) = stall {
+                    tokio::time::sleep(stall).await;
+                }
                 let ascii_only = state.faults.lock().unwrap().no_smtputf8;
                 match rcpt_reply(state, &rcpt).or_else(|| {
                     (ascii_only && !rcpt.is_ascii())

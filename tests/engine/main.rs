@@ -5,6 +5,7 @@
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+mod pipeline;
 mod postgres_restart;
 mod rate_limits;
 #[path = "../api/smtp_server.rs"]
