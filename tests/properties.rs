@@ -2,7 +2,7 @@
 //! hostile subscriber data cannot break out of a header or of HTML escaping.
 
 use newsletter::domain::{EmailAddress, SignupInput, SubscriberName, Token};
-use newsletter::mail::{bulk_message, Envelope, ListHeaders, MailTemplates};
+use newsletter::mail::{bulk_message, Envelope, ListHeaders, MailTemplates, Stencil};
 use proptest::prelude::*;
 
 fn templates() -> &'static MailTemplates {
@@ -173,5 +173,35 @@ proptest! {
         } else {
             prop_assert!(html.contains(&greeting) || name.as_str().contains(['\'', '`', '=']));
         }
+    }
+
+    #[test]
+    fn a_stencil_fills_in_exactly_what_rendering_per_recipient_gives(
+        name in proptest::option::of("\\PC{0,40}|[<>&\"'`= a-z]{0,12}"),
+        email in "[a-z0-9.+]{1,20}@[a-z0-9.-]{1,20}",
+        unsubscribe in "https://[a-z.]{1,20}/unsubscribe/[A-Za-z0-9_&=?-]{0,40}",
+        manage in "https://[a-z.]{1,20}/manage/[A-Za-z0-9_&=?<>-]{0,40}",
+        items in 0usize..3,
+    ) {
+        let data = |name: Option<&str>, email: &str, unsubscribe: &str, manage: &str| serde_json::json!({
+            "subject": "Weekly <news> & more", "preheader": "Pre \"header\"", "intro": "Dear *reader*",
+            "intro_html": "<p>Dear <em>reader</em></p>",
+            "news_items": (0..items).map(|i| serde_json::json!({"title": format!("Item {i} <b>"), "summary": "S & T",
+                "source": "Src", "url": "https://example.org/a?b=1&c=2", "published_on": "2026-11-20", "topic": null}))
+                .collect::<Vec<_>>(),
+            "name": name, "email": email, "unsubscribe_url": unsubscribe, "manage_url": manage,
+            "web_url": "https://example.org/archive/x", "postal_address": "1 St & Co",
+        });
+        // An empty name is no name, as the worker has it.
+        let name = name.filter(|n| !n.is_empty());
+        let named = name.is_some();
+        let stencil = Stencil::new(templates(), "update", 4, |holes| {
+            data(named.then_some(holes[0].as_str()), &holes[1], &holes[2], &holes[3])
+        })
+        .unwrap()
+        .expect("the shipped update template takes a stencil");
+        let filled = stencil.fill(&[name.as_deref().unwrap_or(""), &email, &unsubscribe, &manage]);
+        let rendered = templates().render("update", &data(name.as_deref(), &email, &unsubscribe, &manage)).unwrap();
+        prop_assert_eq!(filled, rendered);
     }
 }

@@ -76,6 +76,15 @@ pub fn bulk_message<T: Serialize>(
     build(envelope, rendered, Some(list))
 }
 
+/// Builds a mail with list headers from a rendering done already (a filled `Stencil`).
+pub fn bulk_message_rendered(
+    envelope: &Envelope<'_>,
+    rendered: RenderedMail,
+    list: &ListHeaders,
+) -> anyhow::Result<Message> {
+    build(envelope, rendered, Some(list))
+}
+
 fn build(
     envelope: &Envelope<'_>,
     rendered: RenderedMail,

@@ -4,9 +4,11 @@ mod compose;
 mod headers;
 pub mod markdown;
 mod smtp_pool;
+mod stencil;
 mod templates;
 mod transport;
 
-pub use compose::{bulk_message, confirmation_message, ConfirmationMail, Envelope, ListHeaders};
+pub use compose::{bulk_message, bulk_message_rendered, confirmation_message, ConfirmationMail, Envelope, ListHeaders};
+pub use stencil::Stencil;
 pub use templates::{MailTemplates, RenderedMail};
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

@@ -137,7 +137,7 @@ fn sample_data(name: &str) -> serde_json::Value {
 }
 
 /// Collapses all whitespace runs (CR and LF included) to one space.
-pub fn single_line(s: &str) -> String {
+pub(crate) fn single_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -10,13 +10,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::contacts::Contacts;
-use super::prepared::PreparedUpdate;
+use super::prepared::{PreparedUpdate, StencilKey};
 use super::{backoff, Worker};
 use crate::config::Settings;
 use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::{NewsItem, Token};
 use crate::mail::{
-    self, ConfirmationMail, Envelope, MailTemplates, RenderedMail, SendError, SendErrorKind,
+    self, ConfirmationMail, Envelope, MailTemplates, RenderedMail, SendError, SendErrorKind, Stencil,
 };
 use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;
@@ -426,6 +426,8 @@ fn compose_update(
 ) -> Result<lettre::Message, ComposeError> {
     let settings = &worker.settings;
     let record = &update.record;
+    // An empty name is no name (a template's `{{#if name}}` reads it so).
+    let name = name.filter(|n| !n.is_empty());
     let envelope = Envelope {
         to_email: to,
         to_name: name,
@@ -433,17 +435,81 @@ fn compose_update(
         from: update.from.clone(),
         reply_to: update.reply_to.clone(),
     };
-    mail::bulk_message(
-        &worker.templates,
-        &record.template,
-        &envelope,
-        &update_mail(settings, update, items, to, name, links),
-        &mail::ListHeaders {
-            unsubscribe_url: links.unsubscribe.clone(),
-            list_id: update.list_id.clone(),
-        },
-    )
-    .map_err(ComposeError::Broken)
+    let list = mail::ListHeaders {
+        unsubscribe_url: links.unsubscribe.clone(),
+        list_id: update.list_id.clone(),
+    };
+    let rendered = match stencil_for(worker, update, items, name.is_some())? {
+        Some(stencil) => {
+            let unsubscribe = format!("{}?update={}", links.unsubscribe, record.id);
+            stencil.fill(&[name.unwrap_or(""), to, &unsubscribe, &links.manage])
+        }
+        None => worker
+            .templates
+            .render(
+                &record.template,
+                &update_mail(settings, update, items, to, name, links),
+            )
+            .map_err(ComposeError::Broken)?,
+    };
+    mail::bulk_message_rendered(&envelope, rendered, &list).map_err(ComposeError::Broken)
+}
+
+/// The update rendered once for every recipient with `items` and a name or none: made on first
+/// use, kept with the prepared update. `None`: this template needs a rendering per recipient.
+fn stencil_for(
+    worker: &Worker,
+    update: &PreparedUpdate,
+    items: &[&NewsItem],
+    named: bool,
+) -> Result<Option<Arc<Stencil>>, ComposeError> {
+    let key = StencilKey {
+        named,
+        items: items
+            .iter()
+            .filter_map(|item| {
+                update
+                    .record
+                    .news_items
+                    .iter()
+                    .position(|i| std::ptr::eq(i, *item))
+            })
+            .collect(),
+    };
+    if let Some(known) = update.stencils.lock().expect("stencil lock").get(&key) {
+        return Ok(known.clone());
+    }
+    let settings = &worker.settings;
+    let stencil = Stencil::new(&worker.templates, &update.record.template, 4, |holes| {
+        let links = Links {
+            unsubscribe: String::new(),
+            manage: holes[3].clone(),
+        };
+        let mut data = update_mail(
+            settings,
+            update,
+            items,
+            &holes[1],
+            named.then_some(holes[0].as_str()),
+            &links,
+        );
+        data.unsubscribe_url.clone_from(&holes[2]);
+        serde_json::to_value(data).unwrap_or_default()
+    })
+    .map_err(ComposeError::Broken)?
+    .map(Arc::new);
+    if stencil.is_none() {
+        tracing::warn!(
+            template = %update.record.template,
+            "this template uses personal fields beyond plain substitution: rendered per recipient"
+        );
+    }
+    update
+        .stencils
+        .lock()
+        .expect("stencil lock")
+        .insert(key, stencil.clone());
+    Ok(stencil)
 }
 
 /// The news items for someone who chose `topics` (None: all). Items without a topic go to all.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::delivery::ComposeError;
 use crate::config::Settings;
-use crate::mail::markdown;
+use crate::mail::{markdown, Stencil};
 use crate::store::updates::{self, UpdateRecord};
 
 /// Most prepared updates kept at once.
@@ -23,6 +23,17 @@ pub struct PreparedUpdate {
     pub reply_to: Option<Mailbox>,
     pub list_id: String,
     pub web_url: String,
+    /// The update rendered once per variant (with or without a name; which news items),
+    /// with holes for the personal fields; `None` where the template needs a full rendering.
+    pub stencils: std::sync::Mutex<HashMap<StencilKey, Option<Arc<Stencil>>>>,
+}
+
+/// What varies between recipients beyond their own fields: whether they have a name, and
+/// which of the update's news items (by index) their topics give them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StencilKey {
+    pub named: bool,
+    pub items: Vec<usize>,
 }
 
 /// Prepared updates by id. An update's content cannot change once it is sending, so an entry
@@ -80,6 +91,7 @@ pub fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<Prep
             Some(slug) => format!("/archive/{slug}"),
             None => "/archive".to_owned(),
         }),
+        stencils: std::sync::Mutex::default(),
         record,
     })
 }
