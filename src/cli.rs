@@ -73,7 +73,12 @@ pub enum Command {
         /// Rows in the import scenario.
         #[arg(long, default_value_t = 100_000)]
         import_rows: usize,
-        /// Only these scenarios (send, scale, signup, unsubscribe, import, load); all by default.
+        /// Worker process counts of the workers scenario (one update sent by that many
+        /// `newsletter worker` processes each time).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+        /// Only these scenarios (send, scale, workers, signup, unsubscribe, import, load); all by
+        /// default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Where the table is written as JSON.
@@ -222,6 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             load_rate,
             load_seconds,
             import_rows,
+            workers,
             only,
             json,
         } => {
@@ -232,6 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 load_rate,
                 load_seconds,
                 import_rows,
+                workers,
                 only,
                 json,
             };

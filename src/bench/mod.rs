@@ -6,6 +6,7 @@ mod http_load;
 mod load;
 mod send;
 mod sink;
+mod workers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,8 @@ pub struct BenchOptions {
     pub load_rate: u32,
     pub load_seconds: u64,
     pub import_rows: usize,
+    /// Worker process counts of the workers scenario.
+    pub workers: Vec<usize>,
     pub only: Vec<String>,
     pub json: std::path::PathBuf,
 }
@@ -367,6 +370,9 @@ async fn scenarios(
         ));
     }
 
+    if wants("workers") {
+        rows.extend(workers::run(&settings, &pool, &sink, opts.subscribers, &opts.workers).await?);
+    }
     if wants("signup") {
         rows.extend(signup(&settings, &pool, opts.seconds).await?);
     }

@@ -25,10 +25,10 @@ pub struct SendRun {
     pub peak_rss_mb: f64,
 }
 
-/// `n` confirmed subscribers on a new list `bench-{n}`, `reader{i}@{n}.bench.example`; returns
-/// the list's id.
-async fn seed_list(pool: &PgPool, n: i64) -> anyhow::Result<Uuid> {
-    let slug = format!("bench-{n}");
+/// `n` confirmed subscribers on a new list `bench-{name}`, `reader{i}@{name}.bench.example`;
+/// returns the list's id.
+pub(super) async fn seed_list(pool: &PgPool, n: i64, name: &str) -> anyhow::Result<Uuid> {
+    let slug = format!("bench-{name}");
     let list: Uuid = sqlx::query_scalar(
         "INSERT INTO lists (slug, name) VALUES ($1, $1) ON CONFLICT (slug) DO UPDATE SET name = $1
          RETURNING id",
@@ -36,7 +36,7 @@ async fn seed_list(pool: &PgPool, n: i64) -> anyhow::Result<Uuid> {
     .bind(&slug)
     .fetch_one(pool)
     .await?;
-    super::seed(pool, n, &format!("{n}.bench.example"), &slug)
+    super::seed(pool, n, &format!("{name}.bench.example"), &slug)
         .await
         .with_context(|| format!("seeding {n} subscribers"))?;
     sqlx::query("ANALYZE subscribers").execute(pool).await?;
@@ -52,7 +52,7 @@ pub async fn run(
     sink: &Sink,
     n: i64,
 ) -> anyhow::Result<SendRun> {
-    let list = seed_list(pool, n).await?;
+    let list = seed_list(pool, n, &n.to_string()).await?;
     let update = update_input()
         .parse()
         .map_err(|e| anyhow::anyhow!("the bench update does not parse: {e:?}"))?;

@@ -8,7 +8,10 @@ mod stencil;
 mod templates;
 mod transport;
 
-pub use compose::{bulk_message, bulk_message_rendered, confirmation_message, ConfirmationMail, Envelope, ListHeaders};
+pub use compose::{
+    bulk_message, bulk_message_rendered, confirmation_message, ConfirmationMail, Envelope,
+    ListHeaders,
+};
 pub use stencil::Stencil;
 pub use templates::{MailTemplates, RenderedMail};
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

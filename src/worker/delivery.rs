@@ -16,7 +16,8 @@ use crate::config::Settings;
 use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::{NewsItem, Token};
 use crate::mail::{
-    self, ConfirmationMail, Envelope, MailTemplates, RenderedMail, SendError, SendErrorKind, Stencil,
+    self, ConfirmationMail, Envelope, MailTemplates, RenderedMail, SendError, SendErrorKind,
+    Stencil,
 };
 use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;

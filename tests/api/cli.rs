@@ -446,6 +446,8 @@ async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
             "20",
             "--load-seconds",
             "2",
+            "--workers",
+            "1,2",
             "--json",
         ])
         .arg(&json)
@@ -477,6 +479,13 @@ async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
         );
     }
     assert!(find("unsubscribe (one-click)")["figure"].as_f64().unwrap() > 0.0);
+    for name in ["workers 1", "workers 2"] {
+        assert!(find(name)["figure"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    assert!(find("workers 2")["note"]
+        .as_str()
+        .unwrap()
+        .contains("the rate of one"));
     assert!(find("peak RSS during send")["figure"].as_f64().unwrap() > 1.0);
     for name in [
         "scale 200",
