@@ -264,8 +264,13 @@ async fn scenarios(
 
     let mut runs: Vec<send::SendRun> = Vec::new();
     if wants("send") {
+        let statements = statements_start(&pool).await;
         let pg0 = postgres_cpu_time();
         let run = send::run(&settings, &pool, &sink, opts.subscribers).await?;
+        let statements = match statements {
+            Ok(()) => statements_per_mail(&pool, run.subscribers).await,
+            Err(why) => Ok(vec![row("PostgreSQL statements", 0.0, "-", None, why)]),
+        }?;
         let pg = postgres_cpu_time()
             .zip(pg0)
             .map(|(b, a)| b.saturating_sub(a));
@@ -329,6 +334,7 @@ async fn scenarios(
             "VmHWM of the bench process".into(),
         ));
         rows.extend(render);
+        rows.extend(statements);
         runs.push(run);
     }
     if wants("scale") {
@@ -423,6 +429,60 @@ fn bench_message(
         list_id: "bench.example".into(),
     };
     crate::mail::bulk_message(templates, "update", &envelope, &data, &list)
+}
+
+/// Starts counting statements with pg_stat_statements; why not, when the server lacks it
+/// (it must be in `shared_preload_libraries`).
+async fn statements_start(pool: &PgPool) -> Result<(), String> {
+    let ready = async {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(pool)
+            .await?;
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(pool)
+            .await?;
+        Ok::<_, sqlx::Error>(())
+    };
+    ready
+        .await
+        .map_err(|e| format!("not measured: pg_stat_statements is not loaded on this server ({e})"))
+}
+
+/// The statements this database ran since `statements_start`, costliest first (at most 8):
+/// calls and execution time per mail.
+async fn statements_per_mail(pool: &PgPool, mails: i64) -> anyhow::Result<Vec<Row>> {
+    let top: Vec<(i64, f64, String)> = sqlx::query_as(
+        "SELECT s.calls, s.total_exec_time,
+                left(regexp_replace(s.query, '\\s+', ' ', 'g'), 70)
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+         WHERE d.datname = current_database() AND s.query NOT ILIKE '%pg_stat_statements%'
+         ORDER BY s.total_exec_time DESC LIMIT 8",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading pg_stat_statements")?;
+    let mails = mails.max(1) as f64;
+    let (calls, ms): (i64, f64) = top.iter().fold((0, 0.0), |(c, t), s| (c + s.0, t + s.1));
+    let mut rows = vec![row(
+        "PostgreSQL statements",
+        calls as f64 / mails,
+        "per mail",
+        None,
+        format!(
+            "the 8 costliest: {:.1} µs of execution per mail in all",
+            ms * 1e3 / mails
+        ),
+    )];
+    for (i, (calls, total, query)) in top.into_iter().enumerate() {
+        rows.push(row(
+            &format!("  statement {}", i + 1),
+            total * 1e3 / mails,
+            "µs/mail",
+            None,
+            format!("{:.3} calls a mail: {query}", calls as f64 / mails),
+        ));
+    }
+    Ok(rows)
 }
 
 /// Templates + message building + formatting only, on one task, the update's data made once
