@@ -20,5 +20,7 @@ pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
 pub use staff::{dummy_hash, verify_password, NewPassword, StaffRole};
 pub use subscriber_name::SubscriberName;
 pub use token::{Token, TokenHash};
-pub use update::{safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
+pub use update::{
+    parse_topic, safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS,
+};
 pub use us_state::{UsState, US_STATES};

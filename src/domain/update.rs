@@ -180,6 +180,19 @@ impl UpdateInput {
     }
 }
 
+/// A news item's topic: blank is none; otherwise a slug (a-z, 0-9 and -).
+///
+/// # Errors
+/// A sentence naming the topic, when it is not a slug.
+pub fn parse_topic(raw: Option<&str>) -> Result<Option<String>, String> {
+    match raw.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => ListSlug::parse(t)
+            .map(|slug| Some(slug.as_str().to_owned()))
+            .map_err(|_| format!("topic {t:?} uses a-z, 0-9 and - only")),
+        None => Ok(None),
+    }
+}
+
 impl NewsItemInput {
     pub fn parse(&self) -> Result<NewsItem, String> {
         let title = line("title", &self.title, MAX_TITLE_CHARS, true)?;
@@ -201,20 +214,7 @@ impl NewsItemInput {
             ),
             None => None,
         };
-        let topic = match self
-            .topic
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            Some(t) => Some(
-                ListSlug::parse(t)
-                    .map_err(|_| format!("topic {t:?} uses a-z, 0-9 and - only"))?
-                    .as_str()
-                    .to_owned(),
-            ),
-            None => None,
-        };
+        let topic = parse_topic(self.topic.as_deref())?;
         Ok(NewsItem {
             title,
             summary,

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Actor;
-use crate::domain::{FieldErrors, ListSlug, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
+use crate::domain::{parse_topic, FieldErrors, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
 use crate::store::news::{self as store, NewsRecord};
 use crate::updates::UpdateError;
 
@@ -37,20 +37,7 @@ pub struct NewsFilter {
 }
 
 pub async fn list(pool: &PgPool, filter: &NewsFilter) -> Result<Vec<NewsRecord>, NewsError> {
-    let topic = match filter
-        .topic
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        Some(t) => Some(
-            ListSlug::parse(t)
-                .map_err(|_| NewsError::Invalid(format!("topic {t:?} uses a-z, 0-9 and - only")))?
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let topic = parse_topic(filter.topic.as_deref()).map_err(NewsError::Invalid)?;
     Ok(store::list(pool, topic.as_deref(), filter.unsent_only, MAX_LIST).await?)
 }
 
