@@ -230,9 +230,11 @@ async fn an_unknown_account_and_a_wrong_password_get_the_same_answer_in_similar_
         v[v.len() / 2].as_secs_f64()
     };
     let (wrong, unknown) = (median(&mut times[0]), median(&mut times[1]));
+    // An unknown account skipping the hash would answer some 50 times faster; a busy machine
+    // can shift one median by a little, never by 4×.
     let ratio = unknown / wrong;
     assert!(
-        (0.5..2.0).contains(&ratio),
+        (0.25..4.0).contains(&ratio),
         "wrong password {wrong:.3}s, unknown account {unknown:.3}s"
     );
 }
