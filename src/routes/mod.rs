@@ -17,6 +17,7 @@ mod same_origin;
 mod security_headers;
 mod signup;
 mod unsubscribe;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router())
         .merge(metrics::router())
+        .merge(webhooks::router())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -3,12 +3,14 @@
 pub mod addresses;
 pub mod api_tokens;
 pub mod archive;
+pub mod bounces;
 pub mod confirmations;
 pub mod consent;
 pub mod deliveries;
 pub mod idempotency;
 pub mod imports;
 pub mod lists;
+pub mod mailbox;
 pub mod metrics;
 pub mod preferences;
 pub mod signups;

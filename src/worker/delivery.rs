@@ -293,12 +293,15 @@ fn compose_confirmation(
         .join(&format!("/subscriptions/confirm?token={}", token.as_str()));
     let message = mail::confirmation_message(
         &worker.templates,
-        &Envelope::new(
-            &settings.mail,
-            &contact.email,
-            contact.name.as_deref(),
-            message_id(worker, job),
-        ),
+        &Envelope {
+            return_path: return_path(worker, job),
+            ..Envelope::new(
+                &settings.mail,
+                &contact.email,
+                contact.name.as_deref(),
+                message_id(worker, job),
+            )
+        },
         &ConfirmationMail {
             name: contact.name.as_deref(),
             email: &contact.email,
@@ -382,6 +385,7 @@ fn compose_update(
         message_id: message_id(worker, job),
         from: update.from.clone(),
         reply_to: update.reply_to.clone(),
+        return_path: return_path(worker, job),
     };
     mail::bulk_message(
         &worker.templates,
@@ -444,12 +448,15 @@ fn compose_welcome(
     mail::bulk_message(
         &worker.templates,
         "welcome",
-        &Envelope::new(
-            &settings.mail,
-            &contact.email,
-            contact.name.as_deref(),
-            message_id(worker, job),
-        ),
+        &Envelope {
+            return_path: return_path(worker, job),
+            ..Envelope::new(
+                &settings.mail,
+                &contact.email,
+                contact.name.as_deref(),
+                message_id(worker, job),
+            )
+        },
         &WelcomeMail {
             name: contact.name.as_deref(),
             lists,
@@ -482,6 +489,19 @@ fn message_id(worker: &Worker, job: &Claimed) -> String {
             job.message_key.unwrap_or_else(Uuid::new_v4).simple()
         ),
     }
+}
+
+/// The VERP envelope sender naming this row (`bounces+<token>@bounce.return_path_domain`), or
+/// None when `bounce.return_path_domain` is empty (the From address is the envelope sender).
+fn return_path(worker: &Worker, job: &Claimed) -> Option<String> {
+    let domain = &worker.settings.bounce.return_path_domain;
+    (!domain.is_empty()).then(|| {
+        crate::domain::verp::return_path(
+            worker.settings.security.secret_key.expose().as_bytes(),
+            job.id,
+            domain,
+        )
+    })
 }
 
 /// A log-safe summary of an outcome (no addresses).

@@ -320,10 +320,15 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
 
 /// Runs `newsletter import` on `csv` against `db`: (success, stdout, stderr).
 fn import(db: &TestDatabase, csv: &[u8]) -> (bool, String, String) {
+    import_into(&db.url, csv)
+}
+
+/// Runs `newsletter import` on `csv` against the database at `db_url`.
+pub fn import_into(db_url: &str, csv: &[u8]) -> (bool, String, String) {
     let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4()));
     std::fs::write(&file, csv).unwrap();
     let out = newsletter()
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", db_url)
         .args(["import", file.to_str().unwrap()])
         .output()
         .unwrap();
