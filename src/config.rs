@@ -276,6 +276,8 @@ pub struct ImapSettings {
 pub struct WebhookSettings {
     /// The PEM text of the SNS signing certificate (read from `webhooks.ses_certificate_file`).
     pub ses_certificate_pem: Option<String>,
+    /// The only SNS topic accepted.
+    pub ses_topic_arn: Option<String>,
     /// (user, password)
     pub postmark: Option<(String, Secret)>,
     pub sendgrid_public_key: Option<String>,
@@ -797,6 +799,13 @@ impl Reader<'_> {
                 })
             })
             .transpose()?;
+        let ses_topic_arn = set("webhooks.ses_topic_arn")?;
+        if ses_certificate_pem.is_some() != ses_topic_arn.is_some() {
+            return Err(key_error(
+                "webhooks.ses_topic_arn",
+                "set both webhooks.ses_certificate_file and webhooks.ses_topic_arn, or neither",
+            ));
+        }
         let postmark = match (
             set("webhooks.postmark_username")?,
             set("webhooks.postmark_password")?,
@@ -810,6 +819,7 @@ impl Reader<'_> {
         };
         Ok(WebhookSettings {
             ses_certificate_pem,
+            ses_topic_arn,
             postmark,
             sendgrid_public_key: set("webhooks.sendgrid_public_key")?,
             mailgun_signing_key: set("webhooks.mailgun_signing_key")?.map(Secret::new),

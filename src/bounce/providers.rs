@@ -115,15 +115,23 @@ pub enum SnsCall {
     Other,
 }
 
-/// Checks an SNS message's signature (RFC-less: the SNS "verifying message signatures"
-/// procedure, version 2) and reads SES bounce and complaint notifications from it.
-pub fn ses(body: &[u8], certificate: &SnsCertificate) -> Result<SnsCall, SignatureError> {
+/// Checks an SNS message's signature (the SNS "verifying message signatures" procedure,
+/// version 2) and its topic, and reads SES bounce and complaint notifications from it. Amazon
+/// signs every customer's topics with one certificate, so only `topic_arn` is accepted.
+pub fn ses(
+    body: &[u8],
+    certificate: &SnsCertificate,
+    topic_arn: &str,
+) -> Result<SnsCall, SignatureError> {
     let envelope: Value = serde_json::from_slice(body).map_err(|_| SignatureError::Missing)?;
     let signature = text(&envelope, "/Signature").ok_or(SignatureError::Missing)?;
     if text(&envelope, "/SignatureVersion") != Some("2") {
         return Err(SignatureError::Invalid);
     }
     let kind = text(&envelope, "/Type").ok_or(SignatureError::Invalid)?;
+    if text(&envelope, "/TopicArn") != Some(topic_arn) {
+        return Err(SignatureError::Invalid);
+    }
     let fields: &[&str] = match kind {
         "Notification" => &[
             "Message",

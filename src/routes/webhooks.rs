@@ -27,7 +27,8 @@ const MAX_WEBHOOK_BODY: usize = 4 * 1024 * 1024;
 /// The providers' keys, parsed once at start-up.
 #[derive(Default)]
 pub struct WebhookKeys {
-    ses: Option<SnsCertificate>,
+    /// The SNS signing certificate and the one topic accepted.
+    ses: Option<(SnsCertificate, String)>,
     sendgrid: Option<SendgridKey>,
 }
 
@@ -41,7 +42,8 @@ impl WebhookKeys {
                 .map(SnsCertificate::from_pem)
                 .transpose()
                 .map_err(anyhow::Error::msg)
-                .context("webhooks.ses_certificate_file")?,
+                .context("webhooks.ses_certificate_file")?
+                .zip(settings.ses_topic_arn.clone()),
             sendgrid: settings
                 .sendgrid_public_key
                 .as_deref()
@@ -104,10 +106,10 @@ async fn record(state: &AppState, source: Source, events: Vec<Event>) -> Respons
 }
 
 async fn ses(State(state): State<AppState>, body: Bytes) -> Response {
-    let Some(certificate) = state.webhooks.ses.as_ref() else {
+    let Some((certificate, topic)) = state.webhooks.ses.as_ref() else {
         return not_configured();
     };
-    match providers::ses(&body, certificate) {
+    match providers::ses(&body, certificate, topic) {
         Err(e) => refused(Source::Ses, e),
         Ok(SnsCall::SubscriptionConfirmation { subscribe_url }) => {
             tracing::warn!(%subscribe_url, "SNS subscription to confirm: open this URL once to start receiving SES events");

@@ -86,7 +86,14 @@ async fn status(app: &TestApp, email: &str) -> String {
     app.subscriber_status(email).await.unwrap()
 }
 
-fn sns_message(keys: &Keys, recipient: &str, forge_recipient: Option<&str>) -> Vec<u8> {
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-bounces";
+
+fn sns_message(
+    keys: &Keys,
+    topic: &str,
+    recipient: &str,
+    forge_recipient: Option<&str>,
+) -> Vec<u8> {
     let notification = |to: &str| {
         json!({
             "notificationType": "Bounce",
@@ -98,11 +105,7 @@ fn sns_message(keys: &Keys, recipient: &str, forge_recipient: Option<&str>) -> V
         .to_string()
     };
     let message = notification(recipient);
-    let (id, time, topic) = (
-        "9f1b-sns",
-        "2026-12-01T01:00:00.000Z",
-        "arn:aws:sns:us-east-1:123456789012:ses-bounces",
-    );
+    let (id, time) = ("9f1b-sns", "2026-12-01T01:00:00.000Z");
     let signed = format!(
         "Message\n{message}\nMessageId\n{id}\nTimestamp\n{time}\nTopicArn\n{topic}\nType\nNotification\n"
     );
@@ -134,25 +137,38 @@ async fn ses_through_sns_accepts_a_signed_bounce_and_refuses_a_forged_or_unsigne
         "/CN=sns.amazonaws.com",
     ]);
     let cert = keys.path("sns.pem");
-    let app = app_with(&[(
-        "webhooks.ses_certificate_file",
-        cert.to_str().unwrap().into(),
-    )])
+    let app = app_with(&[
+        (
+            "webhooks.ses_certificate_file",
+            cert.to_str().unwrap().into(),
+        ),
+        ("webhooks.ses_topic_arn", TOPIC.into()),
+    ])
     .await;
 
-    let forged = sns_message(&keys, "reader0@example.net", Some("reader1@example.net"));
+    let forged = sns_message(
+        &keys,
+        TOPIC,
+        "reader0@example.net",
+        Some("reader1@example.net"),
+    );
     assert_eq!(post(&app, "/webhooks/ses", &[], &forged).await, 401);
     let mut unsigned: serde_json::Value =
-        serde_json::from_slice(&sns_message(&keys, "reader1@example.net", None)).unwrap();
+        serde_json::from_slice(&sns_message(&keys, TOPIC, "reader1@example.net", None)).unwrap();
     unsigned.as_object_mut().unwrap().remove("Signature");
     assert_eq!(
         post(&app, "/webhooks/ses", &[], unsigned.to_string().as_bytes()).await,
         401
     );
+    // Amazon signs every customer's topics with the same certificate: a correctly signed
+    // message of someone else's topic is refused.
+    let foreign_topic = "arn:aws:sns:us-east-1:999999999999:not-ours";
+    let foreign = sns_message(&keys, foreign_topic, "reader1@example.net", None);
+    assert_eq!(post(&app, "/webhooks/ses", &[], &foreign).await, 401);
     assert_eq!(reports(&app).await, 0, "nothing recorded");
     assert_eq!(status(&app, "reader1@example.net").await, "confirmed");
 
-    let signed = sns_message(&keys, "reader0@example.net", None);
+    let signed = sns_message(&keys, TOPIC, "reader0@example.net", None);
     assert_eq!(post(&app, "/webhooks/ses", &[], &signed).await, 200);
     assert_eq!(status(&app, "reader0@example.net").await, "bounced");
     assert_eq!(status(&app, "reader1@example.net").await, "confirmed");
