@@ -37,7 +37,8 @@ pub enum Command {
         #[arg(long)]
         no_worker: bool,
     },
-    /// Run the background worker alone (any number may run against one database).
+    /// Run the background worker alone (any number may run against one database); it also
+    /// polls the bounce mailbox when bounce.imap_url is set.
     Worker,
     /// Run the inbound SMTP listener for bounces and complaints alone (`inbound.bind`).
     Inbound,
