@@ -58,6 +58,9 @@ pub struct Report {
     pub recipient: Option<String>,
     /// The Message-ID of the original mail, without angle brackets, when the report carries it.
     pub message_id: Option<String>,
+    /// The envelope sender of the original mail as the report states it (ARF
+    /// `Original-Mail-From`), lower-cased: a VERP address there names the mail exactly.
+    pub original_sender: Option<String>,
     /// One line for staff: the diagnostic, the feedback type, or why it is unknown. At most
     /// [`MAX_DETAIL`] characters.
     pub detail: String,
@@ -74,6 +77,7 @@ impl Report {
             status: None,
             recipient: None,
             message_id: None,
+            original_sender: None,
             detail: one_line(&detail),
         }
     }
@@ -238,6 +242,7 @@ fn from_arf(text: &str, message: &Message<'_>) -> Report {
         .filter(|a| !a.ends_with('@') && a.split('@').nth(1).is_some_and(|d| d.contains('.')));
     Report {
         recipient,
+        original_sender: field(&fields, "original-mail-from").and_then(bare_address),
         ..Report::new(kind, format!("feedback report, type {feedback:?}"))
     }
 }
@@ -504,6 +509,10 @@ mod tests {
         assert_eq!(y.kind, ReportKind::Complaint);
         assert_eq!(y.recipient.as_deref(), Some("annoyed@yahoo.com"));
         assert_eq!(y.message_id, update_mid("deadbeefdeadbeefdeadbeefdeadbeef"));
+        assert_eq!(
+            y.original_sender.as_deref(),
+            Some("bounces+aaaaaaaaaaaaaaaaaaaaaaaaaaaaa@bounces.example.org")
+        );
         // AOL redacts the address: the report names its mail only by the Message-ID.
         let a = classify(fixture!("aol_arf_headers_only.eml"));
         assert_eq!(a.kind, ReportKind::Complaint);

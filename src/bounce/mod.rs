@@ -4,7 +4,7 @@
 //! its effects (`store::bounces`).
 //!
 //! Matching, most exact first: a VERP token (`domain::verp`, the address the report was sent
-//! to) names the delivery row; otherwise the original mail's Message-ID carried in the report
+//! to, or the ARF `Original-Mail-From` it states) names the delivery row; otherwise the original mail's Message-ID carried in the report
 //! (`update.<update>.<subscriber>@host`, or `<kind>.<key>@host` for other mails); otherwise
 //! (provider events) the recipient's address. A report whose contents contradict its token
 //! (it carries the Message-ID of another mail, or names another recipient) is kept unmatched
@@ -69,6 +69,17 @@ pub async fn record(
     report: &Report,
     verp_delivery: Option<i64>,
 ) -> anyhow::Result<Processed> {
+    // A feedback report sent elsewhere (the complaints address, a mailbox) may still state the
+    // VERP envelope sender of the original: its token names the mail as exactly.
+    let verp_delivery = verp_delivery.or_else(|| {
+        let domain = &settings.bounce.return_path_domain;
+        let secret = settings.security.secret_key.expose().as_bytes();
+        report
+            .original_sender
+            .as_deref()
+            .filter(|_| !domain.is_empty())
+            .and_then(|sender| crate::domain::verp::delivery_of(secret, sender, domain))
+    });
     let (target, why_unmatched) = match_report(pool, settings, report, verp_delivery).await?;
     let target = target.filter(|t| t.subscriber_id.is_some() || t.delivery_id.is_some());
     let detail = match (&target, why_unmatched) {

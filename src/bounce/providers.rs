@@ -57,6 +57,7 @@ fn report(
             .map(str::to_owned),
         recipient: recipient.map(|r| r.trim().to_ascii_lowercase()),
         message_id: message_id.map(|m| m.trim().trim_matches(['<', '>']).to_owned()),
+        original_sender: None,
         detail: detail
             .split_whitespace()
             .collect::<Vec<_>>()

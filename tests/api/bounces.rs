@@ -73,6 +73,12 @@ fn dsn(mail: &ReceivedMail, action: &str, status: &str) -> Vec<u8> {
 
 /// A Yahoo-style ARF abuse report about `mail`.
 fn arf(mail: &ReceivedMail) -> Vec<u8> {
+    arf_with(mail, "", &message_id(mail))
+}
+
+/// An ARF abuse report about `mail` with these extra feedback fields and this original
+/// Message-ID.
+fn arf_with(mail: &ReceivedMail, fields: &str, mid: &str) -> Vec<u8> {
     format!(
         "From: feedback@arf.mail.example.com\r\nTo: {COMPLAINTS}\r\nSubject: FW: This week\r\n\
          MIME-Version: 1.0\r\n\
@@ -80,11 +86,10 @@ fn arf(mail: &ReceivedMail) -> Vec<u8> {
          --A\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n\
          --A\r\nContent-Type: message/feedback-report\r\n\r\n\
          Feedback-Type: abuse\r\nUser-Agent: Test-FBL/1.0\r\nVersion: 1\r\n\
-         Original-Rcpt-To: <{rcpt}>\r\n\r\n\
+         {fields}Original-Rcpt-To: <{rcpt}>\r\n\r\n\
          --A\r\nContent-Type: message/rfc822\r\n\r\n\
          To: {rcpt}\r\nSubject: This week\r\nMessage-ID: <{mid}>\r\n\r\nHello.\r\n--A--\r\n",
         rcpt = mail.rcpt_to[0],
-        mid = message_id(mail),
     )
     .into_bytes()
 }
@@ -471,4 +476,34 @@ async fn the_complaint_breaker_pauses_an_update_with_the_reason() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(app.smtp.count(), sent, "no mail after the pause");
     assert!(sent < 40);
+}
+
+#[tokio::test]
+async fn an_arf_report_is_matched_by_the_verp_sender_it_states() {
+    let (app, update, mails) = sent_update(2, &[]).await;
+    let target = &mails[1];
+    // A feedback loop that rewrote the Message-ID and redacted the recipient still states the
+    // original envelope sender.
+    let report = arf_with(
+        target,
+        &format!("Original-Mail-From: <{}>\r\n", target.mail_from),
+        "rewritten-by-the-provider@fbl.example.com",
+    );
+    let report = String::from_utf8(report)
+        .unwrap()
+        .replace(
+            &format!("Original-Rcpt-To: <{}>", target.rcpt_to[0]),
+            "Original-Rcpt-To: <redacted@>",
+        )
+        .replace(&format!("To: {}", target.rcpt_to[0]), "To: redacted@");
+    app.send_report(COMPLAINTS, report.as_bytes())
+        .await
+        .unwrap();
+
+    assert_eq!(status_of(&app, "reader1@example.net").await, "complained");
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    assert_eq!(
+        reports(&app, &update).await[1].1.as_deref(),
+        Some("complaint")
+    );
 }
