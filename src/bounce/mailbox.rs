@@ -36,6 +36,8 @@ const TOO_BIG_KEYWORD: &str = "NewsletterTooBig";
 const MAX_LINE: usize = 64 * 1024;
 /// Messages handled per poll (the rest wait for the next).
 const MAX_PER_POLL: usize = 500;
+/// How long a done claim is kept.
+const KEEP_DONE_CLAIMS: Duration = Duration::from_secs(30 * 24 * 3600);
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -289,6 +291,7 @@ pub async fn poll_once(settings: &Settings, pool: &PgPool) -> anyhow::Result<usi
         }
     }
     let _ = session.command("LOGOUT").await;
+    store::purge_done(pool, KEEP_DONE_CLAIMS).await?;
     Ok(processed)
 }
 

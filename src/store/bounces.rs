@@ -204,9 +204,20 @@ async fn bounce(
     hard: bool,
     limits: Limits,
 ) -> anyhow::Result<Effect> {
+    // Lock the subscriber first, in a statement of its own: the count below then runs with a
+    // snapshot taken after any concurrent report for them committed, so two soft bounces
+    // arriving together both count.
+    let before: Option<String> =
+        sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .context("locking the subscriber")?;
+    let Some(before) = before else {
+        return Ok(Effect::Recorded);
+    };
     let became: Option<bool> = sqlx::query_scalar(
-        "WITH before AS (SELECT status FROM subscribers WHERE id = $1 FOR UPDATE)
-         UPDATE subscribers s
+        "UPDATE subscribers s
          SET hard_bounces = hard_bounces + CASE WHEN $2 THEN 1 ELSE 0 END, updated_at = now(),
              status = CASE
                  WHEN s.status IN ('confirmed', 'pending')
@@ -215,14 +226,15 @@ async fn bounce(
                                            WHERE subscriber_id = $1 AND kind = 'soft'
                                              AND received_at > now() - make_interval(secs => $5)) >= $4))
                  THEN 'bounced' ELSE s.status END
-         FROM before b WHERE s.id = $1
-         RETURNING s.status = 'bounced' AND b.status <> 'bounced'",
+         WHERE s.id = $1
+         RETURNING s.status = 'bounced' AND $6 <> 'bounced'",
     )
     .bind(id)
     .bind(hard)
     .bind(i64::from(limits.hard_limit))
     .bind(i64::from(limits.soft_limit))
     .bind(seconds(limits.soft_window))
+    .bind(before)
     .fetch_optional(&mut **tx)
     .await
     .context("counting the bounce")?;

@@ -70,3 +70,14 @@ pub async fn release(
     .await?;
     Ok(())
 }
+
+/// Forgets claims done more than `older_than` ago (their messages were moved or flagged, so no
+/// poll finds them again). Returns how many.
+pub async fn purge_done(db: impl PgExecutor<'_>, older_than: Duration) -> sqlx::Result<u64> {
+    let done =
+        sqlx::query("DELETE FROM mailbox_claims WHERE done_at < now() - make_interval(secs => $1)")
+            .bind(seconds(older_than))
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected())
+}
