@@ -73,9 +73,13 @@ impl Session {
         let stream: Box<dyn Stream> = if imap.tls {
             let mut roots = rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .context("TLS settings")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
             let name = rustls_pki_types::ServerName::try_from(imap.host.clone())
                 .context("the IMAP host name")?;
             let tls = tokio_rustls::TlsConnector::from(Arc::new(config))

@@ -18,7 +18,17 @@ const PASSWORD: &str = "mailbox-password";
 struct Dovecot {
     dir: PathBuf,
     port: u16,
+    /// IMAP over TLS, with a self-signed certificate no client trusts.
+    tls_port: u16,
     child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Dovecot {
@@ -32,21 +42,35 @@ impl Dovecot {
         std::os::unix::fs::chown(dir.join("home"), Some(nobody), Some(nobody)).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, tls_port) = (free_port(), free_port());
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.pem",
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(made.status.success());
         let d = dir.display();
         let config = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
-             instance_name = test-{port}\nlog_path = {d}/log\nssl = no\n\
+             instance_name = test-{port}\nlog_path = {d}/log\n\
+             ssl = yes\nssl_cert = <{d}/tls.pem\nssl_key = <{d}/tls.key\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\n\
              passdb {{\n driver = passwd-file\n args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
              userdb {{\n driver = static\n args = uid={nobody} gid={nobody} home={d}/home/%u\n}}\n\
              mail_location = maildir:~/Maildir\n\
              service imap-login {{\n chroot =\n inet_listener imap {{\n  address = 127.0.0.1\n  port = {port}\n }}\n \
-             inet_listener imaps {{\n  port = 0\n }}\n}}\nservice anvil {{\n chroot =\n}}\n"
+             inet_listener imaps {{\n  address = 127.0.0.1\n  port = {tls_port}\n  ssl = yes\n }}\n}}\n\
+             service anvil {{\n chroot =\n}}\n"
         );
         std::fs::write(dir.join("dovecot.conf"), config).unwrap();
         std::fs::write(dir.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
@@ -56,7 +80,12 @@ impl Dovecot {
             .arg(dir.join("dovecot.conf"))
             .spawn()
             .expect("dovecot runs (scripts/test installs dovecot-imapd)");
-        let dovecot = Self { dir, port, child };
+        let dovecot = Self {
+            dir,
+            port,
+            tls_port,
+            child,
+        };
         for _ in 0..200 {
             if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return dovecot;
@@ -71,6 +100,10 @@ impl Dovecot {
 
     fn url(&self) -> String {
         format!("imap://{USER}:{PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    fn tls_url(&self) -> String {
+        format!("imaps://{USER}:{PASSWORD}@127.0.0.1:{}", self.tls_port)
     }
 
     /// A raw IMAP session for the test's own checks.
@@ -325,4 +358,31 @@ async fn a_failed_processing_leaves_the_message_in_the_mailbox() {
         1,
         "into the processed folder"
     );
+}
+
+#[tokio::test]
+async fn over_imaps_an_untrusted_certificate_is_refused_and_the_message_stays() {
+    let dovecot = Dovecot::start().await;
+    let app = spawn_app_without_worker(&[("bounce.imap_url", dovecot.tls_url().into())]).await;
+    dovecot
+        .deliver(
+            "INBOX",
+            b"From: MAILER-DAEMON@mx.example.net\r\nSubject: x\r\n\r\n550 5.1.1\r\n",
+        )
+        .await;
+
+    let refused = newsletter::bounce::mailbox::poll_once(&app.settings, &app.pool)
+        .await
+        .expect_err("a self-signed certificate is not trusted");
+    assert!(format!("{refused:#}").contains("TLS"), "{refused:#}");
+    assert_eq!(
+        dovecot.search("INBOX", "UNSEEN").await.len(),
+        1,
+        "the message stays"
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM bounce_reports")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0);
 }
