@@ -507,3 +507,43 @@ async fn an_arf_report_is_matched_by_the_verp_sender_it_states() {
         Some("complaint")
     );
 }
+
+/// The first line the listener sends on a new connection.
+async fn greeting(app: &TestApp) -> (String, tokio::io::BufReader<tokio::net::TcpStream>) {
+    use tokio::io::AsyncBufReadExt;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", app.inbound_port.unwrap()))
+        .await
+        .unwrap();
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    (line, reader)
+}
+
+#[tokio::test]
+async fn the_listener_limits_sessions_per_client_and_closes_silent_ones() {
+    use tokio::io::AsyncBufReadExt;
+    let app = spawn_app_with(&overrides(&[
+        ("inbound.per_ip_per_minute", 2.into()),
+        ("inbound.timeout_seconds", 1.into()),
+    ]))
+    .await;
+    let (first, mut silent) = greeting(&app).await;
+    assert!(first.starts_with("220"), "{first}");
+    let (second, _) = greeting(&app).await;
+    assert!(second.starts_with("220"), "{second}");
+    let (third, _) = greeting(&app).await;
+    assert!(
+        third.starts_with("421"),
+        "over inbound.per_ip_per_minute: {third}"
+    );
+
+    // The first client says nothing: closed after inbound.timeout_seconds.
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    silent.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("421 4.4.2"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    line.clear();
+    assert_eq!(silent.read_line(&mut line).await.unwrap(), 0, "and closed");
+}
