@@ -547,3 +547,38 @@ async fn the_listener_limits_sessions_per_client_and_closes_silent_ones() {
     line.clear();
     assert_eq!(silent.read_line(&mut line).await.unwrap(), 0, "and closed");
 }
+
+#[tokio::test]
+async fn the_token_of_one_update_with_the_message_id_of_another_changes_nothing() {
+    let (app, first, mails) = sent_update(1, &[]).await;
+    let token = app.api_token().await;
+    let second = app.create_and_send(&token, "Next week").await;
+    let all = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    app.wait_for_queue_to_drain().await;
+    let later = all
+        .iter()
+        .find(|m| m.mail_from != mails[0].mail_from)
+        .expect("the second update's mail");
+
+    // The first update's token, a DSN about the second update's mail.
+    let report = dsn(later, "failed", "5.1.1");
+    app.send_report(&mails[0].mail_from, &report).await.unwrap();
+
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    for update in [&first, &second] {
+        assert_eq!(
+            reports(&app, update).await[0].1,
+            None,
+            "no delivery row marked"
+        );
+    }
+    let (matched, detail): (bool, String) =
+        sqlx::query_as("SELECT matched, detail FROM bounce_reports")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !matched && detail.contains("Message-ID of another mail"),
+        "{detail}"
+    );
+}
