@@ -154,8 +154,9 @@ enum Line {
     Closed,
 }
 
-/// Reads one line of at most `max` bytes (CRLF included). A longer line is consumed to its end
-/// (at most `max` more bytes a read) and reported as [`Line::TooLong`].
+/// Reads one line of at most `max` bytes (CRLF included). A longer line is read to its end,
+/// dropped as it comes (memory stays bounded; the caller's timeout bounds the time), and
+/// reported as [`Line::TooLong`].
 async fn read_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     max: usize,
