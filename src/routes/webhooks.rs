@@ -128,7 +128,12 @@ async fn postmark(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if let Err(e) = providers::postmark_authorized(authorization, user, password.expose()) {
-        return refused(Source::Postmark, e);
+        let mut response = refused(Source::Postmark, e);
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Basic realm=\"webhooks\""),
+        );
+        return response;
     }
     record(&state, Source::Postmark, providers::postmark(&body)).await
 }

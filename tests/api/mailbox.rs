@@ -74,7 +74,12 @@ impl Dovecot {
         );
         std::fs::write(dir.join("dovecot.conf"), config).unwrap();
         std::fs::write(dir.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
-        let child = Command::new("dovecot")
+        // Debian puts it in /usr/sbin, which not every PATH holds.
+        let binary = ["/usr/sbin/dovecot", "dovecot"]
+            .into_iter()
+            .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
+            .unwrap();
+        let child = Command::new(binary)
             .arg("-F")
             .arg("-c")
             .arg(dir.join("dovecot.conf"))
