@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::helpers::{TestDatabase, SECRET_KEY};
 
-fn newsletter() -> Command {
+pub fn newsletter() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsletter"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("DATABASE_URL")

@@ -391,3 +391,73 @@ async fn over_imaps_an_untrusted_certificate_is_refused_and_the_message_stays() 
         .unwrap();
     assert_eq!(recorded, 0);
 }
+
+#[tokio::test]
+async fn two_newsletter_worker_processes_poll_the_mailbox_and_process_each_message_once() {
+    let dovecot = Dovecot::start().await;
+    let (app, update, readers) = app_and_update(&dovecot, &[]).await;
+    dovecot
+        .deliver("INBOX", &dsn(&app, &update, readers[0].0, &readers[0].1))
+        .await;
+    for i in 0..3 {
+        let letter = format!("From: someone@example.net\r\nSubject: letter {i}\r\n\r\nHello.\r\n");
+        dovecot.deliver("INBOX", letter.as_bytes()).await;
+    }
+
+    let workers: Vec<Child> = (0..2)
+        .map(|_| {
+            crate::cli::newsletter()
+                .env("DATABASE_URL", app.database_url())
+                .env("NEWSLETTER__SMTP__URL", app.smtp.url())
+                .env("NEWSLETTER__BOUNCE__IMAP_URL", dovecot.url())
+                .env("NEWSLETTER__BOUNCE__IMAP_POLL_SECONDS", "1")
+                .arg("worker")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while dovecot
+        .search("INBOX", "KEYWORD NewsletterProcessed")
+        .await
+        .len()
+        < 4
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workers did not process the mailbox"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for worker in workers {
+        let _ = Command::new("kill").arg(worker.id().to_string()).status();
+        let mut worker = worker;
+        let _ = worker.wait();
+    }
+
+    assert_eq!(
+        app.subscriber_status(&readers[0].1).await.unwrap(),
+        "bounced"
+    );
+    let (reports, claims): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM bounce_reports),
+                (SELECT count(*) FROM mailbox_claims WHERE done_at IS NOT NULL)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (reports, claims),
+        (4, 4),
+        "each message recorded and claimed once"
+    );
+    let bounces: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM consent_events WHERE kind = 'bounce' AND source = 'report'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(bounces, 1);
+}
