@@ -582,3 +582,32 @@ async fn the_token_of_one_update_with_the_message_id_of_another_changes_nothing(
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn after_a_complaint_only_the_persons_own_new_double_opt_in_brings_them_back() {
+    let (app, _, mails) = sent_update(1, &[]).await;
+    app.send_report(COMPLAINTS, &arf(&mails[0])).await.unwrap();
+    assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
+
+    assert_eq!(app.signup("reader0@example.net").await.status(), 303);
+    let received = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    let confirmation = received
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.data).contains("/subscriptions/confirm?token="))
+        .expect("a confirmation mail");
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "complained",
+        "a sign-up alone changes nothing"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 1);
+
+    let link = crate::helpers::confirmation_link(&confirmation.data);
+    let token = link.split("token=").nth(1).unwrap();
+    let page = app
+        .post_form("/subscriptions/confirm", &format!("token={token}"))
+        .await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 0);
+}
