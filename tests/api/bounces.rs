@@ -611,3 +611,30 @@ async fn after_a_complaint_only_the_persons_own_new_double_opt_in_brings_them_ba
     assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
     assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 0);
 }
+
+#[tokio::test]
+async fn a_confirmation_link_made_before_a_complaint_confirms_nothing() {
+    let (app, _, mails) = sent_update(1, &[]).await;
+    // The reader asks for another list's confirmation, then reports the update as spam.
+    let signup = app
+        .post_form(
+            "/subscriptions",
+            "email=reader0%40example.net&lists=new-york-alliance",
+        )
+        .await;
+    assert_eq!(signup.status(), 303);
+    let received = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    let confirmation = received
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.data).contains("/subscriptions/confirm?token="))
+        .expect("a confirmation mail");
+    app.send_report(COMPLAINTS, &arf(&mails[0])).await.unwrap();
+    assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
+
+    let link = crate::helpers::confirmation_link(&confirmation.data);
+    let token = link.split("token=").nth(1).unwrap();
+    app.post_form("/subscriptions/confirm", &format!("token={token}"))
+        .await;
+    assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
+    assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 1);
+}
