@@ -638,3 +638,32 @@ async fn a_confirmation_link_made_before_a_complaint_confirms_nothing() {
     assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
     assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 1);
 }
+
+#[tokio::test]
+async fn erasing_a_person_blanks_their_reports_and_keeps_the_counts() {
+    let (app, update, mails) = sent_update(1, &[]).await;
+    app.send_report(&mails[0].mail_from, &dsn(&mails[0], "failed", "5.1.1"))
+        .await
+        .unwrap();
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email = 'reader0@example.net'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+
+    assert!(newsletter::store::preferences::erase(&app.pool, id)
+        .await
+        .unwrap());
+
+    let (kind, raw, subscriber): (String, String, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT kind, raw, subscriber_id FROM bounce_reports")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (kind.as_str(), raw.as_str(), subscriber),
+        ("hard", "", None)
+    );
+    let view = app.update_view(&app.api_token().await, &update).await;
+    assert_eq!(view["bounced"], 1, "the update's figures stay true");
+}
