@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::bounce::inbound::InboundServer;
 use crate::config::Settings;
 use crate::mail::{MailTemplates, Mailer};
 use crate::routes::{self, AdminPages, IpRateLimiter, Pages};
@@ -27,12 +28,16 @@ pub struct AppState {
     pub signup_limiter: IpRateLimiter,
     pub link_limiter: IpRateLimiter,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Sending providers' webhook keys, parsed at start-up.
+    pub webhooks: Arc<routes::webhooks::WebhookKeys>,
 }
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     worker: Option<Worker>,
+    /// The inbound SMTP listener for bounces and complaints, when `inbound.bind` is set.
+    inbound: Option<InboundServer>,
 }
 
 impl Application {
@@ -62,6 +67,7 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("binding server.bind {}", settings.server.bind))?;
+        let inbound = InboundServer::bind(Arc::clone(&settings), pool.clone()).await?;
         let state = AppState {
             signup_limiter: IpRateLimiter::per_minute(
                 settings.signup.per_ip_per_minute,
@@ -72,6 +78,7 @@ impl Application {
                 settings.server.ipv6_limit_prefix,
             ),
             metrics: Arc::default(),
+            webhooks: routes::webhooks::keys(&settings.webhooks)?,
             pool,
             settings,
             pages,
@@ -82,11 +89,20 @@ impl Application {
             listener,
             state,
             worker,
+            inbound,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The port of the inbound SMTP listener, when it is on.
+    pub fn inbound_port(&self) -> Option<u16> {
+        self.inbound
+            .as_ref()
+            .and_then(|i| i.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -99,7 +115,15 @@ impl Application {
         for limiter in [&self.state.signup_limiter, &self.state.link_limiter] {
             limiter.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
         }
+        if self.worker.is_some() {
+            tokio::spawn(crate::bounce::mailbox::run(
+                Arc::clone(&self.state.settings),
+                self.state.pool.clone(),
+                shutdown.clone(),
+            ));
+        }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let inbound = self.inbound.map(|i| tokio::spawn(i.run(shutdown.clone())));
         let server = self.state.settings.server.clone();
         let app = routes::router(self.state).layer(
             tower_http::timeout::RequestBodyTimeoutLayer::new(server.body_read_timeout),
@@ -108,6 +132,9 @@ impl Application {
         serve(self.listener, app, &server, shutdown.clone()).await;
         if let Some(worker) = worker {
             worker.await.context("worker task panicked")?;
+        }
+        if let Some(inbound) = inbound {
+            inbound.await.context("inbound listener task panicked")?;
         }
         Ok(())
     }

@@ -38,8 +38,11 @@ pub enum Command {
         #[arg(long)]
         no_worker: bool,
     },
-    /// Run the background worker alone (any number may run against one database).
+    /// Run the background worker alone (any number may run against one database); it also
+    /// polls the bounce mailbox when bounce.imap_url is set.
     Worker,
+    /// Run the inbound SMTP listener for bounces and complaints alone (`inbound.bind`).
+    Inbound,
     /// Apply database migrations.
     Migrate,
     /// Manage API tokens.
@@ -194,8 +197,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(app::shutdown_on_signals()).await
         }
         Command::Worker => {
-            let worker = app::build_worker(Arc::new(settings), pool)?;
-            worker.run(app::shutdown_on_signals()).await;
+            let settings = Arc::new(settings);
+            let shutdown = app::shutdown_on_signals();
+            let mailbox = tokio::spawn(crate::bounce::mailbox::run(
+                Arc::clone(&settings),
+                pool.clone(),
+                shutdown.clone(),
+            ));
+            let worker = app::build_worker(settings, pool)?;
+            worker.run(shutdown).await;
+            mailbox.await.context("the mailbox poller panicked")?;
+            Ok(())
+        }
+        Command::Inbound => {
+            let inbound = crate::bounce::inbound::InboundServer::bind(Arc::new(settings), pool)
+                .await?
+                .context("inbound.bind is empty: set it (e.g. 0.0.0.0:2525) to run the listener")?;
+            inbound.run(app::shutdown_on_signals()).await;
             Ok(())
         }
         Command::Migrate => {
@@ -512,5 +530,8 @@ fn print_banner(settings: &Settings, port: u16, with_worker: bool) {
     println!("  mail goes {mail}");
     if !with_worker {
         println!("  no worker in this process: run `newsletter worker` to send mail");
+    }
+    if let Some(inbound) = settings.inbound.bind {
+        println!("  bounces and complaints by SMTP on {inbound}");
     }
 }

@@ -120,6 +120,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub sending: SendingSettings,
     pub bounce: BounceSettings,
+    pub inbound: InboundSettings,
+    pub webhooks: WebhookSettings,
     pub preferences: PreferenceSettings,
     pub links: LinkSettings,
     pub admin: AdminSettings,
@@ -255,6 +257,55 @@ pub struct PreferenceSettings {
 #[derive(Debug, Clone)]
 pub struct BounceSettings {
     pub hard_limit: u32,
+    pub soft_limit: u32,
+    pub soft_window: Duration,
+    /// Lower-case domain of VERP envelope senders; empty: VERP off.
+    pub return_path_domain: String,
+    /// Bytes of a report's raw text kept.
+    pub max_report_bytes: usize,
+    /// `sending.complaint_percent`: complaints per 100 delivered mails of an update above
+    /// which it is paused (kept here, beside the other report settings).
+    pub complaint_percent: f64,
+    /// The bounce mailbox; None: no polling.
+    pub imap: Option<ImapSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    /// `imaps://`: TLS from the first byte.
+    pub tls: bool,
+    pub user: String,
+    pub password: Secret,
+    pub folder: String,
+    pub processed_folder: Option<String>,
+    pub poll_interval: Duration,
+}
+
+/// Providers' webhook credentials; None: that provider's webhook is off.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The PEM text of the SNS signing certificate (read from `webhooks.ses_certificate_file`).
+    pub ses_certificate_pem: Option<String>,
+    /// The only SNS topic accepted.
+    pub ses_topic_arn: Option<String>,
+    /// (user, password)
+    pub postmark: Option<(String, Secret)>,
+    pub sendgrid_public_key: Option<String>,
+    pub mailgun_signing_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundSettings {
+    /// None: no inbound SMTP listener.
+    pub bind: Option<std::net::SocketAddr>,
+    /// Lower-case; None: only VERP addresses are accepted.
+    pub complaints_address: Option<String>,
+    pub max_message_bytes: usize,
+    pub max_sessions: usize,
+    pub per_ip_per_minute: u32,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -383,6 +434,7 @@ impl Settings {
                     percent: r.positive("sending.breaker_percent")?.min(100) as u32,
                     min_sends: r.positive("sending.breaker_min_sends")? as u32,
                 },
+
                 backoff: r.backoff("sending.backoff_seconds")?,
                 give_up_after: hours(r.positive("sending.give_up_after_hours")?),
                 stale_after: hours(r.positive("sending.stale_after_hours")?),
@@ -408,6 +460,46 @@ impl Settings {
             },
             bounce: BounceSettings {
                 hard_limit: r.positive("bounce.hard_limit")? as u32,
+                soft_limit: r.positive("bounce.soft_limit")? as u32,
+                soft_window: hours(24 * r.positive("bounce.soft_window_days")?),
+                return_path_domain: r.with("bounce.return_path_domain", |d| {
+                    let d = d.trim().to_ascii_lowercase();
+                    let ok = d.is_empty()
+                        || (d.contains('.')
+                            && d.split('.').all(|l| {
+                                !l.is_empty()
+                                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            }));
+                    ok.then_some(d)
+                        .ok_or_else(|| "expected a domain like bounces.example.org".to_owned())
+                })?,
+                max_report_bytes: r.positive("bounce.max_report_bytes")? as usize,
+                imap: r.imap()?,
+                complaint_percent: r.with_value("sending.complaint_percent", |v| {
+                    v.as_float()
+                        .or_else(|| v.as_integer().map(|i| i as f64))
+                        .filter(|p| (0.0..=100.0).contains(p))
+                        .ok_or("expected a percentage from 0 to 100, e.g. 0.3")
+                })?,
+            },
+            webhooks: r.webhooks()?,
+            inbound: InboundSettings {
+                bind: Some(r.string("inbound.bind")?)
+                    .filter(|b| !b.trim().is_empty())
+                    .map(|_| r.parsed("inbound.bind"))
+                    .transpose()?,
+                complaints_address: r.with("inbound.complaints_address", |a| {
+                    let a = a.trim().to_ascii_lowercase();
+                    match a.split_once('@') {
+                        _ if a.is_empty() => Ok(None),
+                        Some((l, d)) if !l.is_empty() && d.contains('.') => Ok(Some(a)),
+                        _ => Err("expected an address like abuse-reports@example.org".to_owned()),
+                    }
+                })?,
+                max_message_bytes: r.positive("inbound.max_message_bytes")? as usize,
+                max_sessions: r.positive("inbound.max_sessions")? as usize,
+                per_ip_per_minute: r.positive("inbound.per_ip_per_minute")? as u32,
+                timeout: Duration::from_secs(r.positive("inbound.timeout_seconds")?),
             },
             templates: TemplateSettings {
                 dir: PathBuf::from(r.non_empty("templates.dir")?),
@@ -668,6 +760,99 @@ impl Reader<'_> {
         f: impl FnOnce(String) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
         f(self.string(key)?).map_err(|m| key_error(key, m))
+    }
+    fn imap(&self) -> Result<Option<ImapSettings>, ConfigError> {
+        let raw = self.string("bounce.imap_url")?;
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        let bad = |m: &str| key_error("bounce.imap_url", m.to_owned());
+        let url = url::Url::parse(raw.trim())
+            .map_err(|_| bad("expected imaps://user:password@host:993"))?;
+        let tls = match url.scheme() {
+            "imaps" => true,
+            "imap" => false,
+            _ => return Err(bad("expected an imaps:// (or imap://) URL")),
+        };
+        let host = url.host_str().ok_or_else(|| bad("no host"))?.to_owned();
+        if !tls && !matches!(host.as_str(), "127.0.0.1" | "::1" | "[::1]" | "localhost") {
+            return Err(bad(
+                "imap:// (no TLS) only for a server on this machine: use imaps://",
+            ));
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| bad("the user and password must be UTF-8"))
+        };
+        let user = decode(url.username())?;
+        let password = decode(url.password().unwrap_or(""))?;
+        if user.is_empty() {
+            return Err(bad("no user name"));
+        }
+        let folder = self.non_empty("bounce.imap_folder")?.trim().to_owned();
+        let processed = self
+            .string("bounce.imap_processed_folder")?
+            .trim()
+            .to_owned();
+        Ok(Some(ImapSettings {
+            port: url.port().unwrap_or(if tls { 993 } else { 143 }),
+            host,
+            tls,
+            user,
+            password: Secret::new(password),
+            folder,
+            processed_folder: (!processed.is_empty()).then_some(processed),
+            poll_interval: Duration::from_secs(self.positive("bounce.imap_poll_seconds")?),
+        }))
+    }
+    fn webhooks(&self) -> Result<WebhookSettings, ConfigError> {
+        let set = |key: &str| -> Result<Option<String>, ConfigError> {
+            Ok(Some(self.string(key)?.trim().to_owned()).filter(|v| !v.is_empty()))
+        };
+        let ses_certificate_pem = set("webhooks.ses_certificate_file")?
+            .map(|path| {
+                std::fs::read_to_string(&path).map_err(|e| {
+                    key_error(
+                        "webhooks.ses_certificate_file",
+                        format!("reading {path}: {e}"),
+                    )
+                })
+            })
+            .transpose()?;
+        let ses_topic_arn = set("webhooks.ses_topic_arn")?;
+        if ses_certificate_pem.is_some() != ses_topic_arn.is_some() {
+            return Err(key_error(
+                "webhooks.ses_topic_arn",
+                "set both webhooks.ses_certificate_file and webhooks.ses_topic_arn, or neither",
+            ));
+        }
+        let postmark = match (
+            set("webhooks.postmark_username")?,
+            set("webhooks.postmark_password")?,
+        ) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (None, None) => None,
+            _ => return Err(key_error(
+                "webhooks.postmark_password",
+                "set both webhooks.postmark_username and webhooks.postmark_password, or neither",
+            )),
+        };
+        Ok(WebhookSettings {
+            ses_certificate_pem,
+            ses_topic_arn,
+            postmark,
+            sendgrid_public_key: set("webhooks.sendgrid_public_key")?,
+            mailgun_signing_key: set("webhooks.mailgun_signing_key")?.map(Secret::new),
+        })
+    }
+    fn with_value<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Value) -> Result<T, &'static str>,
+    ) -> Result<T, ConfigError> {
+        f(self.value(key)?).map_err(|m| key_error(key, m))
     }
     fn parsed<T: std::str::FromStr>(&self, key: &str) -> Result<T, ConfigError>
     where

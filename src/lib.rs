@@ -3,11 +3,13 @@
 //! Code map: `config` reads settings (the only module that reads the environment); `domain`
 //! holds the parsed types (no I/O); `store` holds all SQL; `routes` the HTTP handlers;
 //! `mail` templates, message building and transports; `worker` claims queued mail from the
-//! delivery ledger and sends it; `app` wires them together; `cli` is the command line.
+//! delivery ledger and sends it; `bounce` classifies and records the bounces and complaints
+//! that come back later (inbound SMTP listener); `app` wires them together; `cli` is the command line.
 //! See ARCHITECTURE.md.
 
 pub mod app;
 pub mod bench;
+pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -85,6 +85,12 @@ struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindSource {
+    kind: String,
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Status {
     status: String,
 }
@@ -108,6 +114,8 @@ pub struct Ledger<'a> {
     pub consent_events: &'a [(String, i64)],
     /// (status, subscribers)
     pub subscribers: &'a [(String, i64)],
+    /// (kind, source, reports): bounces, complaints, auto-replies and unknown reports received
+    pub reports: &'a [(String, String, i64)],
 }
 
 /// The registry and its families; one per process.
@@ -121,6 +129,7 @@ pub struct Metrics {
     send_rate: Gauge<f64, AtomicU64>,
     consent_events: Family<Kind, Gauge>,
     subscribers: Family<Status, Gauge>,
+    reports: Family<KindSource, Gauge>,
     /// One scrape at a time refreshes the gauges and encodes.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -176,8 +185,16 @@ impl Default for Metrics {
             "Subscribers by status",
             subscribers.clone(),
         );
+        let reports = Family::<KindSource, Gauge>::default();
+        registry.register(
+            "newsletter_reports",
+            "Bounce and complaint reports received after sending, by kind (hard, soft, complaint, \
+             auto_reply, unknown) and source (smtp, imap, ses, postmark, sendgrid, mailgun)",
+            reports.clone(),
+        );
         Self {
             registry,
+            reports,
             requests,
             latency,
             deliveries,
@@ -255,6 +272,18 @@ impl Metrics {
                 )
             }),
         );
+        set_all(
+            &self.reports,
+            ledger.reports.iter().map(|(kind, source, n)| {
+                (
+                    KindSource {
+                        kind: kind.clone(),
+                        source: source.clone(),
+                    },
+                    *n,
+                )
+            }),
+        );
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -285,6 +314,7 @@ mod tests {
             send_rate: 0.0,
             consent_events: &[],
             subscribers: &[],
+            reports: &[],
         }
     }
 

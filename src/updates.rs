@@ -53,13 +53,20 @@ pub struct UpdateView {
     #[serde(flatten)]
     pub update: UpdateRecord,
     pub counts: BTreeMap<String, i64>,
+    /// Mails reported bounced (hard or soft) after the relay took them.
+    pub bounced: i64,
+    /// Mails reported as spam (ARF reports, provider complaint events).
+    pub complained: i64,
     pub rate_per_second: f64,
 }
 
 pub async fn view(pool: &PgPool, id: Uuid) -> Result<UpdateView, UpdateError> {
     let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+    let (bounced, complained) = crate::store::bounces::update_counts(pool, id).await?;
     Ok(UpdateView {
         counts: store::counts(pool, id).await?,
+        bounced,
+        complained,
         rate_per_second: store::recent_rate(pool, id, RATE_WINDOW).await?,
         update,
     })

@@ -12,6 +12,7 @@ mod subscriber_name;
 mod token;
 mod update;
 mod us_state;
+pub mod verp;
 
 pub use archive::archive_slug;
 pub use email::EmailAddress;

@@ -17,6 +17,9 @@ pub struct Envelope<'a> {
     pub message_id: String,
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
+    /// The envelope sender (SMTP `MAIL FROM`, the `Return-Path` at the recipient): a VERP
+    /// address naming this mail's delivery row (`domain::verp`). None: the From address.
+    pub return_path: Option<String>,
 }
 
 impl<'a> Envelope<'a> {
@@ -32,6 +35,7 @@ impl<'a> Envelope<'a> {
             message_id,
             from: mail.from.clone(),
             reply_to: mail.reply_to.clone(),
+            return_path: None,
         }
     }
 }
@@ -90,10 +94,8 @@ fn build(
     rendered: RenderedMail,
     list: Option<&ListHeaders>,
 ) -> anyhow::Result<Message> {
-    let to = Mailbox::new(
-        envelope.to_name.map(str::to_owned),
-        envelope.to_email.parse().context("recipient address")?,
-    );
+    let to_address: lettre::Address = envelope.to_email.parse().context("recipient address")?;
+    let to = Mailbox::new(envelope.to_name.map(str::to_owned), to_address.clone());
     let mut builder = Message::builder()
         .from(envelope.from.clone())
         .to(to)
@@ -103,6 +105,15 @@ fn build(
         .header(header::MIME_VERSION_1_0);
     if let Some(reply_to) = &envelope.reply_to {
         builder = builder.reply_to(reply_to.clone());
+    }
+    if let Some(return_path) = &envelope.return_path {
+        let sender = return_path
+            .parse()
+            .context("envelope sender (VERP) address")?;
+        builder = builder.envelope(
+            lettre::address::Envelope::new(Some(sender), vec![to_address])
+                .context("the envelope")?,
+        );
     }
     if let Some(list) = list {
         builder = builder

@@ -77,6 +77,7 @@ async fn metrics(
             send_rate: s.sent_last_10s as f64 / 10.0,
             consent_events: &s.consent_events,
             subscribers: &s.subscribers,
+            reports: &s.reports,
         })
         .await;
     Ok((

@@ -18,6 +18,7 @@ mod same_origin;
 mod security_headers;
 mod signup;
 mod unsubscribe;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(admin::router(&state))
         .merge(metrics::router())
+        .merge(webhooks::router())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

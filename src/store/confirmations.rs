@@ -21,7 +21,7 @@ pub enum TokenState {
 macro_rules! state_sql {
     () => {
         "SELECT t.subscriber_id,
-        CASE WHEN s.status = 'unsubscribed' AND s.unsubscribed_at >= t.created_at THEN 'unsubscribed'
+        CASE WHEN s.status IN ('unsubscribed', 'complained') AND s.unsubscribed_at >= t.created_at THEN 'unsubscribed'
              WHEN t.used_at IS NOT NULL THEN 'used'
              WHEN t.expires_at < now() THEN 'expired'
              ELSE 'valid' END AS state

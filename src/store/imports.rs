@@ -104,10 +104,13 @@ pub async fn import(
     .await?;
     let mut refused: Vec<(i32, String)> = sqlx::query_as(
         "WITH erased AS (
-             SELECT DISTINCT k.line FROM import_keys k JOIN suppressions x ON x.email_hash = k.hash)
+             SELECT DISTINCT ON (k.line) k.line, x.reason
+             FROM import_keys k JOIN suppressions x ON x.email_hash = k.hash
+             ORDER BY k.line, x.reason = 'complained' DESC)
          DELETE FROM import_rows r
          USING (SELECT r2.line,
-                       CASE WHEN e.line IS NOT NULL THEN 'suppressed: this address was erased on request'
+                       CASE WHEN e.reason = 'complained' THEN 'suppressed: this address reported our mail as spam'
+                            WHEN e.line IS NOT NULL THEN 'suppressed: this address was erased on request'
                             ELSE 'suppressed: the address is ' || s.status END AS why
                 FROM import_rows r2
                 LEFT JOIN erased e ON e.line = r2.line

@@ -13,6 +13,8 @@ pub struct Snapshot {
     pub consent_events: Vec<(String, i64)>,
     /// (status, count)
     pub subscribers: Vec<(String, i64)>,
+    /// (kind, source, count) of bounce and complaint reports received
+    pub reports: Vec<(String, String, i64)>,
 }
 
 pub async fn snapshot(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<Snapshot> {
@@ -36,6 +38,9 @@ pub async fn snapshot(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<Snapshot> 
             .fetch_all(db)
             .await?,
         subscribers: sqlx::query_as("SELECT status, count(*) FROM subscribers GROUP BY 1 ORDER BY 1")
+            .fetch_all(db)
+            .await?,
+        reports: sqlx::query_as("SELECT kind, source, count(*) FROM bounce_reports GROUP BY 1, 2 ORDER BY 1, 2")
             .fetch_all(db)
             .await?,
     })

@@ -3,6 +3,7 @@
 pub mod addresses;
 pub mod api_tokens;
 pub mod archive;
+pub mod bounces;
 pub mod confirmations;
 pub mod consent;
 pub mod dashboard;
@@ -10,6 +11,7 @@ pub mod deliveries;
 pub mod idempotency;
 pub mod imports;
 pub mod lists;
+pub mod mailbox;
 pub mod metrics;
 pub mod news;
 pub mod preferences;

@@ -297,12 +297,10 @@ fn compose_confirmation(
         .join(&format!("/subscriptions/confirm?token={}", token.as_str()));
     let message = mail::confirmation_message(
         &worker.templates,
-        &Envelope::new(
-            &settings.mail,
-            &contact.email,
-            None,
-            message_id(worker, job),
-        ),
+        &Envelope {
+            return_path: return_path(worker, job),
+            ..Envelope::new(&settings.mail, &contact.email, None, message_id(worker, job))
+        },
         &ConfirmationMail {
             email: &contact.email,
             confirm_url: &confirm_url,
@@ -435,6 +433,7 @@ fn compose_update(
         message_id: message_id(worker, job),
         from: update.from.clone(),
         reply_to: update.reply_to.clone(),
+        return_path: return_path(worker, job),
     };
     let list = mail::ListHeaders {
         unsubscribe_url: links.unsubscribe.clone(),
@@ -551,12 +550,15 @@ fn compose_welcome(
     mail::bulk_message(
         &worker.templates,
         "welcome",
-        &Envelope::new(
-            &settings.mail,
-            &contact.email,
-            contact.name.as_deref(),
-            message_id(worker, job),
-        ),
+        &Envelope {
+            return_path: return_path(worker, job),
+            ..Envelope::new(
+                &settings.mail,
+                &contact.email,
+                contact.name.as_deref(),
+                message_id(worker, job),
+            )
+        },
         &WelcomeMail {
             name: contact.name.as_deref(),
             lists,
@@ -589,6 +591,19 @@ fn message_id(worker: &Worker, job: &Claimed) -> String {
             job.message_key.unwrap_or_else(Uuid::new_v4).simple()
         ),
     }
+}
+
+/// The VERP envelope sender naming this row (`bounces+<token>@bounce.return_path_domain`), or
+/// None when `bounce.return_path_domain` is empty (the From address is the envelope sender).
+fn return_path(worker: &Worker, job: &Claimed) -> Option<String> {
+    let domain = &worker.settings.bounce.return_path_domain;
+    (!domain.is_empty()).then(|| {
+        crate::domain::verp::return_path(
+            worker.settings.security.secret_key.expose().as_bytes(),
+            job.id,
+            domain,
+        )
+    })
 }
 
 /// A log-safe summary of an outcome (no addresses).

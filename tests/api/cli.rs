@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::helpers::{TestDatabase, SECRET_KEY};
 
-fn newsletter() -> Command {
+pub fn newsletter() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsletter"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("DATABASE_URL")
@@ -320,10 +320,15 @@ async fn import_checks_every_row_and_refuses_erased_and_unsubscribed_addresses()
 
 /// Runs `newsletter import` on `csv` against `db`: (success, stdout, stderr).
 fn import(db: &TestDatabase, csv: &[u8]) -> (bool, String, String) {
+    import_into(&db.url, csv)
+}
+
+/// Runs `newsletter import` on `csv` against the database at `db_url`.
+pub fn import_into(db_url: &str, csv: &[u8]) -> (bool, String, String) {
     let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4()));
     std::fs::write(&file, csv).unwrap();
     let out = newsletter()
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", db_url)
         .args(["import", file.to_str().unwrap()])
         .output()
         .unwrap();
@@ -516,4 +521,81 @@ async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
         .unwrap()
     };
     assert_eq!(leftover, 0, "the bench drops its database");
+}
+
+#[tokio::test]
+async fn inbound_alone_needs_its_address_then_takes_reports_and_refuses_relaying() {
+    let out = newsletter().arg("inbound").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("inbound.bind"),
+        "the error names the key"
+    );
+
+    let db = TestDatabase::create().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = newsletter()
+        .env("DATABASE_URL", &db.url)
+        .env("NEWSLETTER__INBOUND__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "NEWSLETTER__BOUNCE__RETURN_PATH_DOMAIN",
+            "bounces.example.org",
+        )
+        .arg("inbound")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stream = None;
+    for _ in 0..200 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            stream = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stream = stream.expect("`newsletter inbound` listens on inbound.bind");
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read);
+    use tokio::io::AsyncWriteExt;
+    assert!(smtp_reply(&mut lines).await.starts_with("220"));
+    for (command, expected) in [
+        ("EHLO mx.example.net", "250"),
+        ("MAIL FROM:<>", "250"),
+        ("RCPT TO:<someone@elsewhere.example>", "550"),
+        ("RCPT TO:<bounces+notatoken@bounces.example.org>", "550"),
+        ("QUIT", "221"),
+    ] {
+        write
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let answer = smtp_reply(&mut lines).await;
+        assert!(answer.starts_with(expected), "{command}: {answer}");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "stops cleanly on SIGTERM");
+}
+
+/// The last line of an SMTP reply (multi-line replies have a `-` after the code).
+async fn smtp_reply(lines: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        lines.read_line(&mut line).await.unwrap();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line;
+        }
+    }
 }

@@ -95,6 +95,8 @@ pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) 
 
 pub struct TestApp {
     pub address: String,
+    /// The port of the app's inbound SMTP listener, when `inbound.bind` is set.
+    pub inbound_port: Option<u16>,
     pub pool: PgPool,
     pub smtp: TestSmtp,
     pub settings: Settings,
@@ -147,11 +149,13 @@ async fn spawn_with(
         .await
         .expect("building the app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let inbound_port = app.inbound_port();
     let pool = app.pool().clone();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
     TestApp {
         address,
+        inbound_port,
         pool,
         smtp,
         settings,
@@ -265,6 +269,29 @@ impl TestApp {
             newsletter::app::build_worker(std::sync::Arc::new(settings), self.pool.clone())
                 .expect("building the worker");
         tokio::spawn(worker.run(self.shutdown.child_token()));
+    }
+
+    /// The URL of this app's database.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
+    /// Sends `raw` by SMTP to the app's inbound listener, from the null sender (as bounces
+    /// come) to `rcpt`: the listener's final reply, or its refusal.
+    pub async fn send_report(
+        &self,
+        rcpt: &str,
+        raw: &[u8],
+    ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+        use lettre::AsyncTransport;
+        let port = self.inbound_port.expect("inbound.bind is set for this app");
+        let transport =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+                .port(port)
+                .timeout(Some(Duration::from_secs(10)))
+                .build();
+        let envelope = lettre::address::Envelope::new(None, vec![rcpt.parse().unwrap()]).unwrap();
+        transport.send_raw(&envelope, raw).await
     }
 
     pub async fn stop(mut self) {

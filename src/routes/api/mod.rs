@@ -2,6 +2,7 @@
 //! (`newsletter api-token create --name NAME`). Errors are `{"error": "..."}`, with `"errors"`
 //! per field for 422.
 
+mod bounces;
 mod lists;
 mod news;
 mod updates;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
             updates::router()
                 .merge(lists::router())
                 .merge(news::router())
+                .merge(bounces::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )

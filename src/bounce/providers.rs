@@ -1,0 +1,576 @@
+//! Sending providers' bounce and complaint events: each provider's own credential or signature
+//! check, and its events read into the same [`Report`] the mail classifier makes. Pure: no
+//! I/O (the routes in `routes::webhooks` read the request and record the reports).
+//!
+//! - Amazon SES through SNS: the SNS message signature (`SignatureVersion` 2, SHA256withRSA)
+//!   checked against the configured signing certificate (`webhooks.ses_certificate_file`, PEM);
+//!   version 1 (SHA-1) is refused.
+//! - Postmark: HTTP basic credentials set on the webhook (`webhooks.postmark_username`,
+//!   `webhooks.postmark_password`), compared in constant time.
+//! - SendGrid: the signed event webhook, ECDSA P-256 over `timestamp || body`
+//!   (`X-Twilio-Email-Event-Webhook-Signature`, `…-Timestamp`) with the public key SendGrid
+//!   shows (`webhooks.sendgrid_public_key`, base64 DER).
+//! - Mailgun: HMAC-SHA256 of `timestamp || token` under the webhook signing key
+//!   (`webhooks.mailgun_signing_key`).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::classify::{Report, ReportKind, MAX_DETAIL};
+
+/// Why a call is refused (401).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("no signature or credentials")]
+    Missing,
+    #[error("the signature or credentials do not match")]
+    Invalid,
+}
+
+/// One event read from a provider's call: the report and the event's own JSON (kept as its raw
+/// text, and fingerprinted so a provider's retry is recorded once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub report: Report,
+    pub raw: String,
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn report(
+    kind: ReportKind,
+    recipient: Option<&str>,
+    message_id: Option<&str>,
+    status: Option<&str>,
+    detail: String,
+) -> Report {
+    Report {
+        kind,
+        status: status
+            .map(str::trim)
+            .filter(|s| s.split('.').count() == 3 && s.len() <= 11)
+            .map(str::to_owned),
+        recipient: recipient.map(|r| r.trim().to_ascii_lowercase()),
+        message_id: message_id.map(|m| m.trim().trim_matches(['<', '>']).to_owned()),
+        original_sender: None,
+        detail: detail
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(MAX_DETAIL)
+            .collect(),
+    }
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+// ---- Amazon SES through SNS ----
+
+/// The SNS signing certificate: a PEM file's first certificate.
+pub struct SnsCertificate(Vec<u8>);
+
+impl SnsCertificate {
+    /// Reads the first `CERTIFICATE` block of a PEM text; checks it parses as X.509.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let body: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+            .collect();
+        let der = STANDARD
+            .decode(body.trim())
+            .map_err(|_| "no PEM certificate in the file".to_owned())?;
+        let pki = rustls_pki_types::CertificateDer::from(der.as_slice());
+        webpki::EndEntityCert::try_from(&pki)
+            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        Ok(Self(der))
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let pki = rustls_pki_types::CertificateDer::from(self.0.as_slice());
+        webpki::EndEntityCert::try_from(&pki).is_ok_and(|cert| {
+            cert.verify_signature(webpki::ring::RSA_PKCS1_2048_8192_SHA256, message, signature)
+                .is_ok()
+        })
+    }
+}
+
+/// What an SNS call is.
+#[derive(Debug, PartialEq)]
+pub enum SnsCall {
+    /// A new subscription: staff confirm it by opening this URL once.
+    SubscriptionConfirmation {
+        subscribe_url: String,
+    },
+    Notification(Vec<Event>),
+    /// Anything else that was correctly signed (UnsubscribeConfirmation).
+    Other,
+}
+
+/// Checks an SNS message's signature (the SNS "verifying message signatures" procedure,
+/// version 2) and its topic, and reads SES bounce and complaint notifications from it. Amazon
+/// signs every customer's topics with one certificate, so only `topic_arn` is accepted.
+pub fn ses(
+    body: &[u8],
+    certificate: &SnsCertificate,
+    topic_arn: &str,
+) -> Result<SnsCall, SignatureError> {
+    let envelope: Value = serde_json::from_slice(body).map_err(|_| SignatureError::Missing)?;
+    let signature = text(&envelope, "/Signature").ok_or(SignatureError::Missing)?;
+    if text(&envelope, "/SignatureVersion") != Some("2") {
+        return Err(SignatureError::Invalid);
+    }
+    let kind = text(&envelope, "/Type").ok_or(SignatureError::Invalid)?;
+    if text(&envelope, "/TopicArn") != Some(topic_arn) {
+        return Err(SignatureError::Invalid);
+    }
+    let fields: &[&str] = match kind {
+        "Notification" => &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ],
+        _ => &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ],
+    };
+    let mut signed = String::new();
+    for field in fields {
+        match text(&envelope, &format!("/{field}")) {
+            Some(value) => {
+                signed.push_str(field);
+                signed.push('\n');
+                signed.push_str(value);
+                signed.push('\n');
+            }
+            None if *field == "Subject" => {}
+            None => return Err(SignatureError::Invalid),
+        }
+    }
+    let signature = STANDARD
+        .decode(signature)
+        .map_err(|_| SignatureError::Invalid)?;
+    if !certificate.verify(signed.as_bytes(), &signature) {
+        return Err(SignatureError::Invalid);
+    }
+    match kind {
+        "SubscriptionConfirmation" => Ok(SnsCall::SubscriptionConfirmation {
+            subscribe_url: text(&envelope, "/SubscribeURL").unwrap_or("").to_owned(),
+        }),
+        "Notification" => {
+            let message = text(&envelope, "/Message").unwrap_or("");
+            Ok(SnsCall::Notification(ses_events(message)))
+        }
+        _ => Ok(SnsCall::Other),
+    }
+}
+
+/// The reports in an SES notification (`notificationType`, or `eventType` of an event
+/// publishing configuration set): one per bounced or complaining recipient.
+fn ses_events(message: &str) -> Vec<Event> {
+    let Ok(n) = serde_json::from_str::<Value>(message) else {
+        return Vec::new();
+    };
+    let kind = text(&n, "/notificationType")
+        .or_else(|| text(&n, "/eventType"))
+        .unwrap_or("");
+    let message_id = n
+        .pointer("/mail/headers")
+        .and_then(Value::as_array)
+        .and_then(|h| {
+            h.iter().find(|h| {
+                text(h, "/name").is_some_and(|name| name.eq_ignore_ascii_case("message-id"))
+            })
+        })
+        .and_then(|h| text(h, "/value"))
+        .or_else(|| text(&n, "/mail/commonHeaders/messageId"));
+    let one = |r: &Value, report: Report| Event {
+        raw: serde_json::json!({ "notification": kind, "recipient": r, "mail": n.get("mail") })
+            .to_string(),
+        report,
+    };
+    match kind {
+        "Bounce" => {
+            let bounce_type = text(&n, "/bounce/bounceType").unwrap_or("");
+            let sub_type = text(&n, "/bounce/bounceSubType").unwrap_or("");
+            let recipients = n
+                .pointer("/bounce/bouncedRecipients")
+                .and_then(Value::as_array);
+            recipients
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let status = text(r, "/status");
+                    let kind = match (bounce_type, status) {
+                        ("Permanent", Some(s)) if s.starts_with("5.1.") || s == "5.2.1" => {
+                            ReportKind::Hard
+                        }
+                        ("Permanent", None) if sub_type == "General" || sub_type == "NoEmail" => {
+                            ReportKind::Hard
+                        }
+                        _ => ReportKind::Soft,
+                    };
+                    one(
+                        r,
+                        report(
+                            kind,
+                            text(r, "/emailAddress"),
+                            message_id,
+                            status,
+                            format!(
+                                "SES {bounce_type}/{sub_type}: {}",
+                                text(r, "/diagnosticCode").unwrap_or("")
+                            ),
+                        ),
+                    )
+                })
+                .collect()
+        }
+        "Complaint" => {
+            let feedback = text(&n, "/complaint/complaintFeedbackType").unwrap_or("abuse");
+            let kind = if feedback == "not-spam" {
+                ReportKind::Unknown
+            } else {
+                ReportKind::Complaint
+            };
+            let recipients = n
+                .pointer("/complaint/complainedRecipients")
+                .and_then(Value::as_array);
+            recipients
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    one(
+                        r,
+                        report(
+                            kind,
+                            text(r, "/emailAddress"),
+                            message_id,
+                            None,
+                            format!("SES complaint, type {feedback:?}"),
+                        ),
+                    )
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+// ---- Postmark ----
+
+/// Checks the basic credentials of a Postmark webhook call (`Authorization` header value).
+pub fn postmark_authorized(
+    authorization: Option<&str>,
+    user: &str,
+    password: &str,
+) -> Result<(), SignatureError> {
+    let value = authorization.ok_or(SignatureError::Missing)?;
+    let (scheme, credentials) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(SignatureError::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(SignatureError::Invalid);
+    }
+    let decoded = STANDARD
+        .decode(credentials.trim())
+        .map_err(|_| SignatureError::Invalid)?;
+    let expected = format!("{user}:{password}");
+    constant_time_eq(&decoded, expected.as_bytes())
+        .then_some(())
+        .ok_or(SignatureError::Invalid)
+}
+
+/// The report in a Postmark bounce or spam complaint webhook body.
+pub fn postmark(body: &[u8]) -> Vec<Event> {
+    let Ok(e) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let record = text(&e, "/RecordType").unwrap_or("");
+    let kind = match (record, text(&e, "/Type").unwrap_or("")) {
+        ("SpamComplaint", _) | ("Bounce", "SpamComplaint") => ReportKind::Complaint,
+        ("Bounce", "HardBounce" | "BadEmailAddress" | "ManuallyDeactivated") => ReportKind::Hard,
+        ("Bounce", "AutoResponder") => ReportKind::AutoReply,
+        ("Bounce", _) => ReportKind::Soft,
+        _ => return Vec::new(),
+    };
+    let detail = format!(
+        "Postmark {record} {}: {}",
+        text(&e, "/Type").unwrap_or(""),
+        text(&e, "/Description")
+            .or_else(|| text(&e, "/Details"))
+            .unwrap_or("")
+    );
+    let message_id = e
+        .pointer("/Headers")
+        .and_then(Value::as_array)
+        .and_then(|h| {
+            h.iter()
+                .find(|h| text(h, "/Name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
+        })
+        .and_then(|h| text(h, "/Value"));
+    vec![Event {
+        report: report(kind, text(&e, "/Email"), message_id, None, detail),
+        raw: e.to_string(),
+    }]
+}
+
+// ---- SendGrid ----
+
+/// The DER prefix of a P-256 public key's SubjectPublicKeyInfo, before the 65-byte point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// SendGrid's verification key: the uncompressed P-256 point from its base64 DER
+/// SubjectPublicKeyInfo.
+pub struct SendgridKey(Vec<u8>);
+
+impl SendgridKey {
+    pub fn from_base64(spki: &str) -> Result<Self, String> {
+        let der = STANDARD
+            .decode(spki.trim())
+            .map_err(|_| "expected the base64 public key SendGrid shows".to_owned())?;
+        match der.strip_prefix(&P256_SPKI_PREFIX[..]) {
+            Some(point) if point.len() == 65 && point[0] == 4 => Ok(Self(point.to_vec())),
+            _ => Err("expected an ECDSA P-256 public key (base64 DER)".to_owned()),
+        }
+    }
+}
+
+/// Checks a SendGrid signed event webhook call: the signature (base64 DER ECDSA) of
+/// `timestamp || body`.
+pub fn sendgrid_verified(
+    body: &[u8],
+    signature: Option<&str>,
+    timestamp: Option<&str>,
+    key: &SendgridKey,
+) -> Result<(), SignatureError> {
+    let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
+        return Err(SignatureError::Missing);
+    };
+    let signature = STANDARD
+        .decode(signature.trim())
+        .map_err(|_| SignatureError::Invalid)?;
+    let mut signed = timestamp.trim().as_bytes().to_vec();
+    signed.extend_from_slice(body);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &key.0)
+        .verify(&signed, &signature)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// The reports in a SendGrid event batch (a JSON array): `bounce` (type `bounce` or
+/// `blocked`), `dropped` for a bounced address, `deferred`, `spamreport`.
+pub fn sendgrid(body: &[u8]) -> Vec<Event> {
+    let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    events
+        .into_iter()
+        .filter_map(|e| {
+            let status = text(&e, "/status");
+            let kind = match (text(&e, "/event")?, text(&e, "/type")) {
+                ("spamreport", _) => ReportKind::Complaint,
+                ("bounce", Some("blocked")) | ("deferred", _) => ReportKind::Soft,
+                ("bounce", _) => match status {
+                    Some(s) if s.starts_with("5.1.") || s == "5.2.1" => ReportKind::Hard,
+                    _ => ReportKind::Soft,
+                },
+                _ => return None,
+            };
+            let detail = format!(
+                "SendGrid {}: {}",
+                text(&e, "/event").unwrap_or(""),
+                text(&e, "/reason")
+                    .or_else(|| text(&e, "/response"))
+                    .unwrap_or("")
+            );
+            Some(Event {
+                report: report(
+                    kind,
+                    text(&e, "/email"),
+                    text(&e, "/smtp-id"),
+                    status,
+                    detail,
+                ),
+                raw: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+// ---- Mailgun ----
+
+/// Checks a Mailgun webhook body's `signature` object: HMAC-SHA256 of `timestamp || token`
+/// under the signing key, hex.
+pub fn mailgun_verified(body: &Value, signing_key: &str) -> Result<(), SignatureError> {
+    let (Some(timestamp), Some(token), Some(signature)) = (
+        text(body, "/signature/timestamp"),
+        text(body, "/signature/token"),
+        text(body, "/signature/signature"),
+    ) else {
+        return Err(SignatureError::Missing);
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(signing_key.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(timestamp.as_bytes());
+    mac.update(token.as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    constant_time_eq(
+        expected.as_bytes(),
+        signature.to_ascii_lowercase().as_bytes(),
+    )
+    .then_some(())
+    .ok_or(SignatureError::Invalid)
+}
+
+/// The report in a Mailgun webhook's `event-data`: `failed` (permanent or temporary) or
+/// `complained`.
+pub fn mailgun(body: &Value) -> Vec<Event> {
+    let Some(e) = body.get("event-data") else {
+        return Vec::new();
+    };
+    let status = text(e, "/delivery-status/enhanced-code")
+        .map(str::to_owned)
+        .or_else(|| {
+            text(e, "/delivery-status/message")
+                .or_else(|| text(e, "/delivery-status/description"))
+                .and_then(|m| {
+                    m.split_whitespace()
+                        .find(|w| w.split('.').count() == 3 && w.starts_with(['4', '5']))
+                })
+                .map(str::to_owned)
+        });
+    let kind = match (text(e, "/event").unwrap_or(""), text(e, "/severity")) {
+        ("complained", _) => ReportKind::Complaint,
+        ("failed", Some("permanent")) => match status.as_deref() {
+            Some(s) if s.starts_with("5.1.") || s == "5.2.1" => ReportKind::Hard,
+            None if text(e, "/reason") == Some("bounce") => ReportKind::Hard,
+            _ => ReportKind::Soft,
+        },
+        ("failed", _) => ReportKind::Soft,
+        _ => return Vec::new(),
+    };
+    let detail = format!(
+        "Mailgun {}: {}",
+        text(e, "/event").unwrap_or(""),
+        text(e, "/delivery-status/message")
+            .or_else(|| text(e, "/delivery-status/description"))
+            .unwrap_or("")
+    );
+    vec![Event {
+        report: report(
+            kind,
+            text(e, "/recipient"),
+            text(e, "/message/headers/message-id"),
+            status.as_deref(),
+            detail,
+        ),
+        raw: e.to_string(),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postmark_credentials_are_checked() {
+        let good = format!("Basic {}", STANDARD.encode("hooks:s3cret"));
+        assert_eq!(postmark_authorized(Some(&good), "hooks", "s3cret"), Ok(()));
+        assert_eq!(
+            postmark_authorized(None, "hooks", "s3cret"),
+            Err(SignatureError::Missing)
+        );
+        let bad = format!("Basic {}", STANDARD.encode("hooks:guess"));
+        assert_eq!(
+            postmark_authorized(Some(&bad), "hooks", "s3cret"),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            postmark_authorized(Some("Bearer x"), "hooks", "s3cret"),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn provider_events_map_to_the_classifier_kinds() {
+        let pm = postmark(br#"{"RecordType":"Bounce","Type":"HardBounce","Email":"A@Example.net","Description":"gone"}"#);
+        assert_eq!(pm[0].report.kind, ReportKind::Hard);
+        assert_eq!(pm[0].report.recipient.as_deref(), Some("a@example.net"));
+        let pm = postmark(br#"{"RecordType":"SpamComplaint","Email":"a@example.net"}"#);
+        assert_eq!(pm[0].report.kind, ReportKind::Complaint);
+        assert!(postmark(br#"{"RecordType":"Delivery"}"#).is_empty());
+
+        let sg = sendgrid(br#"[{"event":"bounce","type":"bounce","status":"5.1.1","email":"a@example.net","smtp-id":"<m@x>"},
+                               {"event":"deferred","email":"b@example.net"},{"event":"open","email":"c@example.net"},
+                               {"event":"spamreport","email":"d@example.net"}]"#);
+        let kinds: Vec<ReportKind> = sg.iter().map(|e| e.report.kind).collect();
+        assert_eq!(
+            kinds,
+            [ReportKind::Hard, ReportKind::Soft, ReportKind::Complaint]
+        );
+        assert_eq!(sg[0].report.message_id.as_deref(), Some("m@x"));
+
+        let mg: Value = serde_json::from_str(r#"{"event-data":{"event":"failed","severity":"temporary","recipient":"a@example.net","delivery-status":{"message":"452 4.2.2 full"}}}"#).unwrap();
+        let mg = mailgun(&mg);
+        assert_eq!(mg[0].report.kind, ReportKind::Soft);
+        assert_eq!(mg[0].report.status.as_deref(), Some("4.2.2"));
+
+        let ses = ses_events(
+            r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",
+            "bouncedRecipients":[{"emailAddress":"a@example.net","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 unknown"}]},
+            "mail":{"headers":[{"name":"Message-ID","value":"<m@x>"}]}}"#,
+        );
+        assert_eq!(ses[0].report.kind, ReportKind::Hard);
+        assert_eq!(ses[0].report.message_id.as_deref(), Some("m@x"));
+    }
+
+    #[test]
+    fn mailgun_signatures_are_checked() {
+        let key = "key-0123456789";
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(b"1700000000abcdef");
+        let sig: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let body = serde_json::json!({"signature": {"timestamp": "1700000000", "token": "abcdef", "signature": sig}});
+        assert_eq!(mailgun_verified(&body, key), Ok(()));
+        assert_eq!(
+            mailgun_verified(&body, "another-key"),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            mailgun_verified(&serde_json::json!({}), key),
+            Err(SignatureError::Missing)
+        );
+    }
+}

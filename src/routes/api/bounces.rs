@@ -1,0 +1,61 @@
+//! `/api/v1/bounces`: bounce and complaint reports received after sending, for staff to read.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{ApiClient, ApiError};
+use crate::app::AppState;
+use crate::store::bounces::{self, Filter};
+use crate::updates::MAX_PAGE;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/bounces", get(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BounceQuery {
+    /// Only the reports about this update's mails.
+    update: Option<Uuid>,
+    /// Only the reports that matched no mail.
+    #[serde(default)]
+    unmatched: bool,
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/bounces?update=ID | ?unmatched=true [&after=0&limit=100]`: reports oldest
+/// first, each with its kind, source, status code, detail, the mail it matched and its raw
+/// text (cut to `bounce.max_report_bytes`); `next_after` pages on. `limit` 1 to 1,000.
+async fn list(
+    State(state): State<AppState>,
+    _: ApiClient,
+    query: Result<Query<BounceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let filter = match (q.update, q.unmatched) {
+        (Some(_), true) => {
+            return Err(ApiError::Status(
+                StatusCode::BAD_REQUEST,
+                "Ask for `update` or `unmatched`, not both.".into(),
+            ))
+        }
+        (Some(id), false) => Filter::Update(id),
+        (None, true) => Filter::Unmatched,
+        (None, false) => Filter::All,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let rows = bounces::list(&state.pool, &filter, q.after, limit)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({ "reports": rows, "next_after": next_after })))
+}

@@ -1,0 +1,669 @@
+//! Bounces and complaints that arrive later: real reports sent by SMTP to the app's inbound
+//! listener after an update went out with VERP envelope senders.
+
+use std::time::Duration;
+
+use toml::Value;
+
+use crate::helpers::{spawn_app_with, TestApp};
+use crate::smtp_server::ReceivedMail;
+
+const VERP_DOMAIN: &str = "bounces.example.org";
+const COMPLAINTS: &str = "fbl@example.org";
+
+fn overrides(extra: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
+    let mut all = vec![
+        ("bounce.return_path_domain", VERP_DOMAIN.into()),
+        ("inbound.bind", "127.0.0.1:0".into()),
+        ("inbound.complaints_address", COMPLAINTS.into()),
+    ];
+    all.extend(extra.iter().cloned());
+    all
+}
+
+/// An app with VERP and the listener on, `n` confirmed readers, an update sent to them all;
+/// returns the app, the update id and the mails the relay received (by recipient).
+async fn sent_update(
+    n: i64,
+    extra: &[(&'static str, Value)],
+) -> (TestApp, String, Vec<ReceivedMail>) {
+    let app = spawn_app_with(&overrides(extra)).await;
+    app.seed_confirmed(n, "example.net").await;
+    let token = app.api_token().await;
+    let id = app.create_and_send(&token, "This week").await;
+    let mut mails = app.smtp.wait_for(n as usize, Duration::from_secs(20)).await;
+    mails.sort_by(|a, b| a.rcpt_to.cmp(&b.rcpt_to));
+    app.wait_for_queue_to_drain().await;
+    (app, id, mails)
+}
+
+fn message_id(mail: &ReceivedMail) -> String {
+    mail_parser::MessageParser::default()
+        .parse(&mail.data)
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// A Postfix-style delivery status notification for `mail`.
+fn dsn(mail: &ReceivedMail, action: &str, status: &str) -> Vec<u8> {
+    let rcpt = &mail.rcpt_to[0];
+    format!(
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
+         To: {verp}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\
+         Message-Id: <{nonce}@mx.example.net>\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\n<{rcpt}>: host said: {status}\r\n\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.example.net\r\n\r\n\
+         Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; 550 {status} <{rcpt}>: recipient problem\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+         To: {rcpt}\r\nSubject: This week\r\nMessage-ID: <{mid}>\r\n\r\n--B--\r\n",
+        verp = mail.mail_from,
+        nonce = uuid::Uuid::new_v4().simple(),
+        mid = message_id(mail),
+    )
+    .into_bytes()
+}
+
+/// A Yahoo-style ARF abuse report about `mail`.
+fn arf(mail: &ReceivedMail) -> Vec<u8> {
+    arf_with(mail, "", &message_id(mail))
+}
+
+/// An ARF abuse report about `mail` with these extra feedback fields and this original
+/// Message-ID.
+fn arf_with(mail: &ReceivedMail, fields: &str, mid: &str) -> Vec<u8> {
+    format!(
+        "From: feedback@arf.mail.example.com\r\nTo: {COMPLAINTS}\r\nSubject: FW: This week\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"A\"\r\n\r\n\
+         --A\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n\
+         --A\r\nContent-Type: message/feedback-report\r\n\r\n\
+         Feedback-Type: abuse\r\nUser-Agent: Test-FBL/1.0\r\nVersion: 1\r\n\
+         {fields}Original-Rcpt-To: <{rcpt}>\r\n\r\n\
+         --A\r\nContent-Type: message/rfc822\r\n\r\n\
+         To: {rcpt}\r\nSubject: This week\r\nMessage-ID: <{mid}>\r\n\r\nHello.\r\n--A--\r\n",
+        rcpt = mail.rcpt_to[0],
+    )
+    .into_bytes()
+}
+
+async fn status_of(app: &TestApp, email: &str) -> String {
+    app.subscriber_status(email).await.unwrap()
+}
+
+/// (email, delivery report) of an update's rows, by email.
+async fn reports(app: &TestApp, update: &str) -> Vec<(String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT s.email, d.report FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE d.update_id = $1::uuid ORDER BY s.email",
+    )
+    .bind(update)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn with_verp_each_mail_has_its_own_envelope_sender_naming_no_address() {
+    let (_app, _, mails) = sent_update(3, &[]).await;
+    let senders: std::collections::BTreeSet<&str> =
+        mails.iter().map(|m| m.mail_from.as_str()).collect();
+    assert_eq!(
+        senders.len(),
+        3,
+        "one envelope sender per mail: {senders:?}"
+    );
+    for mail in &mails {
+        assert!(
+            mail.mail_from.starts_with("bounces+")
+                && mail.mail_from.ends_with("@bounces.example.org"),
+            "{}",
+            mail.mail_from
+        );
+        let local = mail.rcpt_to[0].split('@').next().unwrap();
+        assert!(
+            !mail.mail_from.contains(local),
+            "the token does not show the address"
+        );
+        // The From header stays the configured one.
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&mail.data)
+            .unwrap();
+        let from = parsed
+            .from()
+            .and_then(|f| f.first())
+            .and_then(|a| a.address());
+        assert_eq!(from, Some("updates@example.org"));
+    }
+}
+
+#[tokio::test]
+async fn a_dsn_for_one_recipient_bounces_exactly_that_subscriber_and_delivery() {
+    let (app, update, mails) = sent_update(3, &[]).await;
+    let target = &mails[1];
+
+    let report = dsn(target, "failed", "5.1.1");
+    let reply = app
+        .send_report(&target.mail_from, &report)
+        .await
+        .expect("the listener takes the DSN");
+    assert_eq!(reply.code().to_string(), "250");
+
+    assert_eq!(status_of(&app, "reader1@example.net").await, "bounced");
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    assert_eq!(status_of(&app, "reader2@example.net").await, "confirmed");
+    assert_eq!(
+        reports(&app, &update).await,
+        vec![
+            ("reader0@example.net".into(), None),
+            ("reader1@example.net".into(), Some("hard".into())),
+            ("reader2@example.net".into(), None),
+        ]
+    );
+    let (kind, source, matched, status, raw): (String, String, bool, Option<String>, String) =
+        sqlx::query_as("SELECT kind, source, matched, status_code, raw FROM bounce_reports")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (kind.as_str(), source.as_str(), matched),
+        ("hard", "smtp", true)
+    );
+    assert_eq!(status.as_deref(), Some("5.1.1"));
+    assert!(
+        raw.contains("Final-Recipient: rfc822; reader1@example.net"),
+        "the raw report is kept"
+    );
+    let logged = count(
+        &app,
+        "SELECT count(*) FROM consent_events c JOIN subscribers s ON s.id = c.subscriber_id
+         WHERE c.kind = 'bounce' AND c.source = 'report' AND s.email = 'reader1@example.net'",
+    )
+    .await;
+    assert_eq!(logged, 1, "the bounce is in the consent log");
+    let token = app.api_token().await;
+    let view = app.update_view(&token, &update).await;
+    assert_eq!(view["bounced"], 1, "{view}");
+    assert_eq!(view["complained"], 0, "{view}");
+    let listed: serde_json::Value = app
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/v1/bounces?update={update}"),
+            &token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = listed["reports"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["kind"], "hard");
+    assert_eq!(listed[0]["status_code"], "5.1.1");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("newsletter_reports{kind=\"hard\",source=\"smtp\"} 1"),
+        "{metrics}"
+    );
+
+    // The same DSN again (a sender's retry) is recorded once.
+    app.send_report(&target.mail_from, &report).await.unwrap();
+    assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 1);
+}
+
+#[tokio::test]
+async fn a_4_2_2_dsn_counts_soft_and_soft_limit_of_them_bounce_the_subscriber() {
+    let (app, update, mails) = sent_update(2, &[("bounce.soft_limit", 2.into())]).await;
+    let target = &mails[0];
+
+    app.send_report(&target.mail_from, &dsn(target, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "confirmed",
+        "one soft bounce is not enough"
+    );
+    assert_eq!(reports(&app, &update).await[0].1.as_deref(), Some("soft"));
+    let kind: String = sqlx::query_scalar("SELECT kind FROM bounce_reports")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kind, "soft");
+
+    app.send_report(&target.mail_from, &dsn(target, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "bounced",
+        "soft_limit reached"
+    );
+    assert_eq!(status_of(&app, "reader1@example.net").await, "confirmed");
+}
+
+#[tokio::test]
+async fn an_arf_complaint_unsubscribes_and_suppresses_one_person_and_an_import_is_refused() {
+    let (app, update, mails) = sent_update(3, &[]).await;
+    let target = &mails[2];
+
+    let reply = app.send_report(COMPLAINTS, &arf(target)).await.unwrap();
+    assert_eq!(reply.code().to_string(), "250");
+
+    assert_eq!(status_of(&app, "reader2@example.net").await, "complained");
+    for other in ["reader0@example.net", "reader1@example.net"] {
+        assert_eq!(status_of(&app, other).await, "confirmed");
+    }
+    let still_subscribed = count(
+        &app,
+        "SELECT count(*) FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+         WHERE s.email = 'reader2@example.net' AND x.status <> 'unsubscribed'",
+    )
+    .await;
+    assert_eq!(still_subscribed, 0, "unsubscribed from every list");
+    let suppressed: Vec<String> = sqlx::query_scalar("SELECT reason FROM suppressions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(suppressed, vec!["complained".to_owned()]);
+    assert_eq!(
+        reports(&app, &update).await[2].1.as_deref(),
+        Some("complaint")
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM consent_events WHERE kind = 'complaint'"
+        )
+        .await,
+        1
+    );
+
+    let (ok, out, err) = crate::cli::import_into(
+        app.database_url(),
+        b"email\nreader2@example.net\nnew.reader@example.net\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported 1") && out.contains("refused 1"),
+        "{out}"
+    );
+    assert_eq!(status_of(&app, "reader2@example.net").await, "complained");
+}
+
+#[tokio::test]
+async fn a_vacation_auto_reply_changes_nothing() {
+    let (app, update, mails) = sent_update(1, &[]).await;
+    let target = &mails[0];
+    let vacation = format!(
+        "From: Reader <{rcpt}>\r\nTo: {verp}\r\nSubject: Out of office: This week\r\n\
+         Auto-Submitted: auto-replied\r\nIn-Reply-To: <{mid}>\r\n\r\n\
+         I am away until Monday.\r\n",
+        rcpt = target.rcpt_to[0],
+        verp = target.mail_from,
+        mid = message_id(target),
+    );
+    app.send_report(&target.mail_from, vacation.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    assert_eq!(reports(&app, &update).await[0].1, None);
+    let kind: String = sqlx::query_scalar("SELECT kind FROM bounce_reports")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kind, "auto_reply", "counted, nothing else");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM consent_events WHERE source = 'report'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn hostile_reports_change_nothing_else() {
+    let (app, update, mails) =
+        sent_update(2, &[("inbound.max_message_bytes", 100_000.into())]).await;
+
+    // Huge: refused with 552, nothing recorded.
+    let mut huge = dsn(&mails[0], "failed", "5.1.1");
+    huge.extend(std::iter::repeat_n(b"x".repeat(76).into_iter().chain(*b"\r\n"), 2000).flatten());
+    let refused = app
+        .send_report(&mails[0].mail_from, &huge)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.status().map(|c| c.to_string()).as_deref(),
+        Some("552"),
+        "{refused}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 0);
+
+    // Malformed MIME: kept as unknown for staff, nobody touched.
+    let junk =
+        b"Content-Type: multipart/report; boundary=\"\r\n\r\n--\x00\xff\r\nAction: failed\r\n";
+    app.send_report(&mails[0].mail_from, junk).await.unwrap();
+
+    // The token of reader0's mail, carrying the Message-ID of reader1's: the report is not
+    // trusted for either.
+    let mut forged = dsn(&mails[1], "failed", "5.1.1");
+    let text = String::from_utf8(forged.clone()).unwrap().replacen(
+        &format!("To: {}", mails[1].mail_from),
+        &format!("To: {}", mails[0].mail_from),
+        1,
+    );
+    forged = text.into_bytes();
+    app.send_report(&mails[0].mail_from, &forged).await.unwrap();
+
+    // Recipients that are not ours: refused, nothing relayed.
+    let other = app
+        .send_report("someone@elsewhere.example", b"Subject: hi\r\n\r\nhi\r\n")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        other.status().map(|c| c.to_string()).as_deref(),
+        Some("550")
+    );
+    let bad_token = app
+        .send_report(
+            &format!("bounces+{}@{VERP_DOMAIN}", "a".repeat(29)),
+            b"Subject: hi\r\n\r\nhi\r\n",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_token.status().map(|c| c.to_string()).as_deref(),
+        Some("550")
+    );
+
+    for reader in ["reader0@example.net", "reader1@example.net"] {
+        assert_eq!(status_of(&app, reader).await, "confirmed");
+    }
+    assert_eq!(
+        reports(&app, &update)
+            .await
+            .iter()
+            .filter(|r| r.1.is_some())
+            .count(),
+        0
+    );
+    let kept: Vec<(String, bool, String)> =
+        sqlx::query_as("SELECT kind, matched, detail FROM bounce_reports ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[1].0, "hard");
+    assert!(
+        !kept[1].1,
+        "a report that contradicts its token stays unmatched"
+    );
+    assert!(
+        kept[1].2.contains("Message-ID of another mail"),
+        "{}",
+        kept[1].2
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM consent_events WHERE source = 'report'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(app.smtp.count(), 2, "nothing relayed");
+    let token = app.api_token().await;
+    let unmatched: serde_json::Value = app
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/bounces?unmatched=true",
+            &token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        unmatched["reports"].as_array().unwrap().len(),
+        1,
+        "{unmatched}"
+    );
+}
+
+#[tokio::test]
+async fn the_complaint_breaker_pauses_an_update_with_the_reason() {
+    let app = spawn_app_with(&overrides(&[
+        ("sending.rate_per_second", 4.into()),
+        ("sending.burst", 1.into()),
+        ("sending.breaker_min_sends", 3.into()),
+    ]))
+    .await;
+    app.seed_confirmed(40, "example.net").await;
+    let token = app.api_token().await;
+    let update = app.create_and_send(&token, "This week").await;
+    let mails = app.smtp.wait_for(4, Duration::from_secs(20)).await;
+
+    app.send_report(COMPLAINTS, &arf(&mails[0])).await.unwrap();
+
+    app.wait_for_update_status(&update, "paused").await;
+    let reason: String =
+        sqlx::query_scalar("SELECT status_reason FROM updates WHERE id = $1::uuid")
+            .bind(&update)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        reason.contains("complaint breaker") && reason.contains("1 complaints"),
+        "{reason}"
+    );
+    app.wait_for_no_mail_in_flight(&update).await;
+    let sent = app.smtp.count();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(app.smtp.count(), sent, "no mail after the pause");
+    assert!(sent < 40);
+}
+
+#[tokio::test]
+async fn an_arf_report_is_matched_by_the_verp_sender_it_states() {
+    let (app, update, mails) = sent_update(2, &[]).await;
+    let target = &mails[1];
+    // A feedback loop that rewrote the Message-ID and redacted the recipient still states the
+    // original envelope sender.
+    let report = arf_with(
+        target,
+        &format!("Original-Mail-From: <{}>\r\n", target.mail_from),
+        "rewritten-by-the-provider@fbl.example.com",
+    );
+    let report = String::from_utf8(report)
+        .unwrap()
+        .replace(
+            &format!("Original-Rcpt-To: <{}>", target.rcpt_to[0]),
+            "Original-Rcpt-To: <redacted@>",
+        )
+        .replace(&format!("To: {}", target.rcpt_to[0]), "To: redacted@");
+    app.send_report(COMPLAINTS, report.as_bytes())
+        .await
+        .unwrap();
+
+    assert_eq!(status_of(&app, "reader1@example.net").await, "complained");
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    assert_eq!(
+        reports(&app, &update).await[1].1.as_deref(),
+        Some("complaint")
+    );
+}
+
+/// The first line the listener sends on a new connection.
+async fn greeting(app: &TestApp) -> (String, tokio::io::BufReader<tokio::net::TcpStream>) {
+    use tokio::io::AsyncBufReadExt;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", app.inbound_port.unwrap()))
+        .await
+        .unwrap();
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    (line, reader)
+}
+
+#[tokio::test]
+async fn the_listener_limits_sessions_per_client_and_closes_silent_ones() {
+    use tokio::io::AsyncBufReadExt;
+    let app = spawn_app_with(&overrides(&[
+        ("inbound.per_ip_per_minute", 2.into()),
+        ("inbound.timeout_seconds", 1.into()),
+    ]))
+    .await;
+    let (first, mut silent) = greeting(&app).await;
+    assert!(first.starts_with("220"), "{first}");
+    let (second, _) = greeting(&app).await;
+    assert!(second.starts_with("220"), "{second}");
+    let (third, _) = greeting(&app).await;
+    assert!(
+        third.starts_with("421"),
+        "over inbound.per_ip_per_minute: {third}"
+    );
+
+    // The first client says nothing: closed after inbound.timeout_seconds.
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    silent.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("421 4.4.2"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    line.clear();
+    assert_eq!(silent.read_line(&mut line).await.unwrap(), 0, "and closed");
+}
+
+#[tokio::test]
+async fn the_token_of_one_update_with_the_message_id_of_another_changes_nothing() {
+    let (app, first, mails) = sent_update(1, &[]).await;
+    let token = app.api_token().await;
+    let second = app.create_and_send(&token, "Next week").await;
+    let all = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    app.wait_for_queue_to_drain().await;
+    let later = all
+        .iter()
+        .find(|m| m.mail_from != mails[0].mail_from)
+        .expect("the second update's mail");
+
+    // The first update's token, a DSN about the second update's mail.
+    let report = dsn(later, "failed", "5.1.1");
+    app.send_report(&mails[0].mail_from, &report).await.unwrap();
+
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    for update in [&first, &second] {
+        assert_eq!(
+            reports(&app, update).await[0].1,
+            None,
+            "no delivery row marked"
+        );
+    }
+    let (matched, detail): (bool, String) =
+        sqlx::query_as("SELECT matched, detail FROM bounce_reports")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !matched && detail.contains("Message-ID of another mail"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_complaint_only_the_persons_own_new_double_opt_in_brings_them_back() {
+    let (app, _, mails) = sent_update(1, &[]).await;
+    app.send_report(COMPLAINTS, &arf(&mails[0])).await.unwrap();
+    assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
+
+    assert_eq!(app.signup("reader0@example.net").await.status(), 303);
+    let received = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    let confirmation = received
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.data).contains("/subscriptions/confirm?token="))
+        .expect("a confirmation mail");
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "complained",
+        "a sign-up alone changes nothing"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 1);
+
+    let link = crate::helpers::confirmation_link(&confirmation.data);
+    let token = link.split("token=").nth(1).unwrap();
+    let page = app
+        .post_form("/subscriptions/confirm", &format!("token={token}"))
+        .await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+    assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 0);
+}
+
+#[tokio::test]
+async fn a_confirmation_link_made_before_a_complaint_confirms_nothing() {
+    let (app, _, mails) = sent_update(1, &[]).await;
+    // The reader asks for another list's confirmation, then reports the update as spam.
+    let signup = app
+        .post_form(
+            "/subscriptions",
+            "email=reader0%40example.net&lists=new-york-alliance",
+        )
+        .await;
+    assert_eq!(signup.status(), 303);
+    let received = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    let confirmation = received
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.data).contains("/subscriptions/confirm?token="))
+        .expect("a confirmation mail");
+    app.send_report(COMPLAINTS, &arf(&mails[0])).await.unwrap();
+    assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
+
+    let link = crate::helpers::confirmation_link(&confirmation.data);
+    let token = link.split("token=").nth(1).unwrap();
+    app.post_form("/subscriptions/confirm", &format!("token={token}"))
+        .await;
+    assert_eq!(status_of(&app, "reader0@example.net").await, "complained");
+    assert_eq!(count(&app, "SELECT count(*) FROM suppressions").await, 1);
+}
+
+#[tokio::test]
+async fn erasing_a_person_blanks_their_reports_and_keeps_the_counts() {
+    let (app, update, mails) = sent_update(1, &[]).await;
+    app.send_report(&mails[0].mail_from, &dsn(&mails[0], "failed", "5.1.1"))
+        .await
+        .unwrap();
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email = 'reader0@example.net'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+
+    assert!(newsletter::store::preferences::erase(&app.pool, id)
+        .await
+        .unwrap());
+
+    let (kind, raw, subscriber): (String, String, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT kind, raw, subscriber_id FROM bounce_reports")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (kind.as_str(), raw.as_str(), subscriber),
+        ("hard", "", None)
+    );
+    let view = app.update_view(&app.api_token().await, &update).await;
+    assert_eq!(view["bounced"], 1, "the update's figures stay true");
+}
