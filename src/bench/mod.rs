@@ -77,6 +77,7 @@ pub async fn run(base: &Settings, opts: BenchOptions) -> anyhow::Result<()> {
     admin
         .execute(format!(r#"CREATE DATABASE "{db_name}""#).as_str())
         .await?;
+    println!("bench database: {db_name} (dropped at the end)");
     let result = scenarios(base, &opts, &db_name, &server_url, &wants).await;
     let _ = admin
         .execute(format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#).as_str())

@@ -299,7 +299,12 @@ fn compose_confirmation(
         &worker.templates,
         &Envelope {
             return_path: return_path(worker, job),
-            ..Envelope::new(&settings.mail, &contact.email, None, message_id(worker, job))
+            ..Envelope::new(
+                &settings.mail,
+                &contact.email,
+                None,
+                message_id(worker, job),
+            )
         },
         &ConfirmationMail {
             email: &contact.email,
