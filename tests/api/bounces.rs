@@ -210,6 +210,23 @@ async fn a_dsn_for_one_recipient_bounces_exactly_that_subscriber_and_delivery() 
     let listed = listed["reports"].as_array().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["kind"], "hard");
+    let mut admin = crate::admin::signed_in(
+        &app,
+        "ana@example.org",
+        newsletter::domain::StaffRole::Admin,
+    )
+    .await;
+    let page = admin
+        .get(&format!("/admin/updates/{update}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<strong id=\"count-bounced\">1</strong>")
+            && page.contains("<strong id=\"count-complained\">0</strong>"),
+        "the staff page shows the reported bounce"
+    );
     assert_eq!(listed[0]["status_code"], "5.1.1");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(

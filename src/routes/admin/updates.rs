@@ -345,6 +345,8 @@ async fn show(
             "title": record.subject,
             "update": record,
             "counts": counts,
+            "bounced": view.bounced,
+            "complained": view.complained,
             "rate": format!("{:.1}", view.rate_per_second),
             "estimate": estimate,
             "recipients": recipients,
