@@ -209,6 +209,8 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// Delivery rows of an update written per statement.
     pub recipient_chunk: u32,
+    /// Time between two runs of the housekeeping in one worker.
+    pub housekeeping: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -422,6 +424,7 @@ impl Settings {
                 batch_size: r.positive("worker.batch_size")? as u32,
                 lease: Duration::from_secs(r.positive("worker.lease_seconds")?),
                 recipient_chunk: r.positive("worker.recipient_chunk")?.min(1_000_000) as u32,
+                housekeeping: Duration::from_secs(r.positive("worker.housekeeping_seconds")?),
             },
             sending: SendingSettings {
                 rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32)

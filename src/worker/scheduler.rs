@@ -13,9 +13,17 @@ use crate::store::updates;
 
 /// Ticks every `worker.poll_interval` until `shutdown` fires (between two statements).
 pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let mut chores_due = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
         if let Err(e) = tick(&pool, &settings, &shutdown).await {
             tracing::error!(error = ?e, "scheduler tick failed");
+        }
+        if tokio::time::Instant::now() >= chores_due {
+            // No deadline to keep, and each run reads the pending sign-ups: not every tick.
+            chores_due = tokio::time::Instant::now() + settings.worker.housekeeping;
+            if let Err(e) = chores(&pool, &settings).await {
+                tracing::error!(error = ?e, "scheduler chores failed");
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => {}
@@ -58,18 +66,22 @@ async fn tick(
     updates::skip_cancelled_leftovers(pool)
         .await
         .context("skipping the rest of cancelled updates")?;
+    for update_id in updates::finish_done(pool)
+        .await
+        .context("finishing updates")?
+    {
+        tracing::info!(%update_id, "update sent");
+    }
+    Ok(())
+}
+
+async fn chores(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     let purged =
         crate::store::subscribers::purge_unconfirmed(pool, settings.signup.purge_unconfirmed_after)
             .await
             .context("purging unconfirmed sign-ups")?;
     if purged > 0 {
         tracing::info!(purged, "unconfirmed sign-ups purged");
-    }
-    for update_id in updates::finish_done(pool)
-        .await
-        .context("finishing updates")?
-    {
-        tracing::info!(%update_id, "update sent");
     }
     Ok(())
 }

@@ -418,7 +418,7 @@ async fn the_unsubscribe_page_offers_this_updates_lists_or_everything_and_then_t
 
 #[tokio::test]
 async fn sign_ups_never_confirmed_are_purged_after_the_configured_days() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_with(&[("worker.housekeeping_seconds", 1.into())]).await;
     sqlx::query(
         "INSERT INTO subscribers (id, email, email_normalized, status, created_at, confirmed_at) VALUES
            (gen_random_uuid(), 'old@example.org', 'old@example.org', 'pending', now() - interval '31 days', NULL),
