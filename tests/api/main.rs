@@ -8,6 +8,8 @@ mod browser;
 mod cli;
 mod confirm;
 mod delivery_faults;
+mod feed_server;
+mod feeds;
 mod fuzz;
 mod health;
 mod helpers;

@@ -133,14 +133,7 @@ async fn composer(
                     "checked": chosen_lists.contains(&l.slug) || (id.is_none() && chosen_lists.is_empty() && l.default) })
         })
         .collect();
-    let desk = news::list(
-        &state.pool,
-        &NewsFilter {
-            topic: None,
-            unsent_only: false,
-        },
-    )
-    .await?;
+    let desk = news::list(&state.pool, &NewsFilter::default()).await?;
     let picked = input.news_item_ids.clone().unwrap_or_default();
     // One slot per chosen item and a few empty ones, each a choice among the desk's items.
     let slots = (0..(picked.len() + 5).min(crate::domain::MAX_NEWS_ITEMS))
