@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod confirm;
 mod delivery_faults;
+mod digests;
 mod feed_server;
 mod feeds;
 mod fuzz;
