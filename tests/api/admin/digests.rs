@@ -1,0 +1,79 @@
+//! `/admin/feeds` and `/admin/digests`: the staff door to feeds and digest schedules (the rules
+//! are tested through the API; here that the pages are wired and an editor cannot set up a
+//! digest that sends without review).
+
+use newsletter::domain::StaffRole;
+
+use super::{signed_in, spawn_staff_app};
+
+#[tokio::test]
+async fn staff_follow_a_feed_and_see_it_with_its_state() {
+    let app = spawn_staff_app(&[]).await;
+    let mut editor = signed_in(&app, "editor@example.org", StaffRole::Editor).await;
+
+    let added = editor
+        .post(
+            "/admin/feeds",
+            &[
+                ("url", "https://court.example/press.xml"),
+                ("topic", "court"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), 303);
+    let refused = editor
+        .post("/admin/feeds", &[("url", "file:///etc/passwd")])
+        .await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("is not an http:// or https:// address"),
+        "{page}"
+    );
+
+    let page = editor.get("/admin/feeds").await.text().await.unwrap();
+    assert!(page.contains("https://court.example/press.xml"));
+    assert!(page.contains("awaiting review"));
+}
+
+#[tokio::test]
+async fn an_editor_sets_up_a_review_digest_but_not_one_that_sends_on_its_own() {
+    let app = spawn_staff_app(&[]).await;
+    let mut editor = signed_in(&app, "editor@example.org", StaffRole::Editor).await;
+    let form = |mode: &'static str| {
+        vec![
+            ("name", "Friday digest"),
+            ("lists", "us-icc-updates"),
+            ("topics", "court"),
+            ("intro", "{{count}} items this week."),
+            ("frequency", "weekly"),
+            ("weekdays", "friday"),
+            ("time", "16:30"),
+            ("time_zone", "America/Chicago"),
+            ("mode", mode),
+        ]
+    };
+
+    let refused = editor.post("/admin/digests", &form("send")).await;
+    assert_eq!(refused.status(), 403);
+    let created = editor.post("/admin/digests", &form("review")).await;
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+
+    let page = editor.get(&location).await.text().await.unwrap();
+    assert!(
+        page.contains("every Friday at 16:30 America/Chicago"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches(" 16:30 C").count(),
+        5,
+        "five next occurrences: {page}"
+    );
+    let list = editor.get("/admin/digests").await.text().await.unwrap();
+    assert!(list.contains("Friday digest"));
+
+    let mut admin = signed_in(&app, "admin@example.org", StaffRole::Admin).await;
+    let sends = admin.post("/admin/digests", &form("send")).await;
+    assert_eq!(sends.status(), 303);
+}
