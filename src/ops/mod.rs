@@ -3,6 +3,7 @@
 //! once, here. They take parsed input and a pool and return domain results or a typed error;
 //! nothing here knows of HTTP or the terminal. Updates live in `crate::updates` for now.
 
+pub mod archive;
 pub mod digests;
 pub mod feeds;
 pub mod news;

@@ -3,6 +3,7 @@
 mod addresses;
 mod admin;
 mod archive;
+mod archive_feed;
 mod bad_input;
 mod browser;
 mod cli;

@@ -1,6 +1,7 @@
 //! `/admin/feeds` (feeds the worker polls into the news desk, with their last error) and
 //! `/admin/digests` (digest schedules, their next occurrences and what each occurrence did).
-//! Rules live in `ops::feeds` and `ops::digests`.
+//! Also the archive switch of an update's page (`/admin/updates/{id}/archive`). Rules live in
+//! `ops::feeds`, `ops::digests` and `ops::archive`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/feeds", get(feed_list).post(feed_add))
         .route("/admin/feeds/{id}/active", post(feed_active))
         .route("/admin/feeds/{id}/delete", post(feed_delete))
+        .route("/admin/updates/{id}/archive", post(archive_state))
         .route("/admin/digests", get(digest_list).post(digest_add))
         .route("/admin/digests/{id}", get(digest_show))
         .route("/admin/digests/{id}/active", post(digest_active))
@@ -301,6 +303,18 @@ async fn digest_active(
     )
     .await?;
     Ok(Redirect::to(&format!("/admin/digests/{id}")).into_response())
+}
+
+/// Puts an update in the public archive or leaves it out (`in_archive=true|false`).
+async fn archive_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = id_of(&id)?;
+    let listed = form.fields.get("in_archive") == Some("true");
+    crate::ops::archive::set_listed(&state.pool, &form.staff.actor(), id, listed).await?;
+    Ok(Redirect::to(&format!("/admin/updates/{id}")).into_response())
 }
 
 async fn digest_delete(

@@ -303,6 +303,7 @@ async fn show(
     let view = updates::view(&state.pool, id).await?;
     let recipients = updates::recipient_count(&state.pool, id).await?;
     let failed = updates::deliveries(&state.pool, id, Some("failed"), 0, FAILED_SHOWN).await?;
+    let in_archive = crate::ops::archive::is_listed(&state.pool, id).await?;
     let record = &view.update;
     let status = record.status.as_str();
     let counts = &view.counts;
@@ -349,6 +350,7 @@ async fn show(
             "can_cancel": matches!(status, "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused"),
             "awaiting_approval": status == "awaiting_approval",
             "failed": failed,
+            "in_archive": in_archive,
             "send_key": Token::generate().as_str(),
             "time_zone": zone.name(),
             "preview_email": preview_email,

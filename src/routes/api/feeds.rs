@@ -1,5 +1,5 @@
 //! `/api/v1/feeds`: feeds the worker polls into the news desk; `/api/v1/digests`: digest
-//! schedules. Both take the fields of `ops::feeds::FeedInput` / `ops::digests::DigestInput`; a
+//! schedules; `/api/v1/updates/{id}/archive`: an update in or out of the public archive. Both take the fields of `ops::feeds::FeedInput` / `ops::digests::DigestInput`; a
 //! PATCH changes the fields it names.
 
 use axum::extract::{Path, State};
@@ -14,7 +14,47 @@ use super::{ApiClient, ApiError, ApiJson};
 use crate::app::AppState;
 use crate::ops::digests::{self, DigestError, DigestInput};
 use crate::ops::feeds::{self, FeedError, FeedInput};
-use crate::ops::Actor;
+use crate::ops::{archive, Actor};
+use crate::updates::UpdateError;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveState {
+    in_archive: bool,
+}
+
+fn update_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::Update(UpdateError::NotFound))
+}
+
+/// `{"in_archive": bool}`: whether the update is (or will be) in the public archive.
+async fn archive_state(
+    State(state): State<AppState>,
+    _: ApiClient,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = update_id(&id)?;
+    let listed = archive::is_listed(&state.pool, id).await?;
+    Ok(Json(json!({ "id": id, "in_archive": listed })).into_response())
+}
+
+async fn set_archive_state(
+    State(state): State<AppState>,
+    client: ApiClient,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ArchiveState>,
+) -> Result<Response, ApiError> {
+    let id = update_id(&id)?;
+    archive::set_listed(
+        &state.pool,
+        &Actor::ApiToken(client.token_id),
+        id,
+        body.in_archive,
+    )
+    .await?;
+    Ok(Json(json!({ "id": id, "in_archive": body.in_archive })).into_response())
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +62,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/feeds/{id}",
             get(show_feed).patch(change_feed).delete(remove_feed),
+        )
+        .route(
+            "/updates/{id}/archive",
+            get(archive_state).put(set_archive_state),
         )
         .route("/digests", get(list_digests).post(add_digest))
         .route(
