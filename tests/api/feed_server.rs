@@ -19,6 +19,10 @@ pub struct Counts {
     pub rss_full: AtomicUsize,
     pub rss_not_modified: AtomicUsize,
     pub atom: AtomicUsize,
+    /// Requests of /slow.xml in progress, and the most at once.
+    pub slow_in_flight: AtomicUsize,
+    pub slow_most_at_once: AtomicUsize,
+    pub slow: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -48,6 +52,8 @@ impl FeedServer {
             .route("/big.xml", get(big))
             .route("/page.html", get(page))
             .route("/moved.xml", get(moved))
+            .route("/moved-twice.xml", get(moved_twice))
+            .route("/slow.xml", get(slow))
             .with_state(served.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -165,7 +171,32 @@ async fn page() -> Response {
         .into_response()
 }
 
-/// A redirect to the loopback address under another name: refused when internal addresses are.
+/// One redirect to the RSS feed.
 async fn moved() -> Response {
     (StatusCode::FOUND, [(header::LOCATION, "/rss.xml")]).into_response()
+}
+
+/// Two redirects to the RSS feed.
+async fn moved_twice() -> Response {
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, "/moved.xml")],
+    )
+        .into_response()
+}
+
+/// A feed that takes a moment, counting how many fetch it at once.
+async fn slow(State(s): State<Served>) -> Response {
+    let now = s.counts.slow_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.counts.slow_most_at_once.fetch_max(now, Ordering::SeqCst);
+    s.counts.slow.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.counts.slow_in_flight.fetch_sub(1, Ordering::SeqCst);
+    (
+        [(header::CONTENT_TYPE, "text/xml")],
+        r#"<rss version="2.0"><channel><title>Slow</title>
+<item><title>One</title><guid>s1</guid></item><item><title>Two</title><guid>s2</guid></item>
+</channel></rss>"#,
+    )
+        .into_response()
 }

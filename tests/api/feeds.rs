@@ -272,3 +272,43 @@ async fn the_feeds_api_checks_its_input_and_answers_errors_in_json() {
     let unauthorized = app.http.get(app.url("/api/v1/feeds")).send().await.unwrap();
     assert_eq!(unauthorized.status(), 401);
 }
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_the_limit() {
+    let server = FeedServer::start().await;
+    let app = spawn_app_with(&[("feeds.max_redirects", 1.into())]).await;
+    let token = app.api_token().await;
+    let start = poll_again(&app).await;
+    add_feed(&app, &token, json!({"url": server.url("/moved.xml")})).await;
+    add_feed(&app, &token, json!({"url": server.url("/moved-twice.xml")})).await;
+
+    let feeds = wait_polled(&app, &token, start).await;
+
+    assert_eq!(error_of(&feeds, &server.url("/moved.xml")), None);
+    let refused = error_of(&feeds, &server.url("/moved-twice.xml")).unwrap();
+    assert!(refused.contains("more than 1 redirects"), "{refused}");
+    assert_eq!(
+        news(&app, &token).await.len(),
+        2,
+        "the RSS feed's two entries, once"
+    );
+}
+
+#[tokio::test]
+async fn several_workers_never_fetch_one_feed_at_once_nor_store_an_entry_twice() {
+    let server = FeedServer::start().await;
+    let app = spawn_app_with(&[]).await;
+    app.start_worker(&[]);
+    app.start_worker(&[]);
+    let token = app.api_token().await;
+    add_feed(&app, &token, json!({"url": server.url("/slow.xml")})).await;
+
+    for _ in 0..4 {
+        let since = poll_again(&app).await;
+        wait_polled(&app, &token, since).await;
+    }
+
+    assert!(server.counts.slow.load(Ordering::SeqCst) >= 4);
+    assert_eq!(server.counts.slow_most_at_once.load(Ordering::SeqCst), 1);
+    assert_eq!(news(&app, &token).await.len(), 2);
+}
