@@ -309,6 +309,23 @@ pub async fn fire_due(
     }))
 }
 
+/// Marks failed the occurrences still `building` after `after` (their worker died between
+/// firing and building; the occurrence is not fired again). Returns how many.
+pub async fn fail_interrupted(
+    db: impl PgExecutor<'_>,
+    after: std::time::Duration,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE digest_runs SET outcome = 'failed',
+                reason = 'interrupted while its update was being built; see /admin/updates for a draft'
+         WHERE outcome = 'building' AND fired_at < now() - make_interval(secs => $1)",
+    )
+    .bind(super::seconds(after))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records what became of a fired occurrence.
 pub async fn finish_run(
     db: impl PgExecutor<'_>,

@@ -326,3 +326,29 @@ async fn the_digests_api_checks_its_input_and_answers_errors_in_json() {
         "No such digest schedule."
     );
 }
+
+#[tokio::test]
+async fn an_occurrence_left_building_by_a_dead_worker_is_marked_failed_with_its_reason() {
+    let app = spawn_app_with(&[]).await;
+    let token = app.api_token().await;
+    let created = create_digest(&app, &token, digest("send")).await;
+    let id = created["id"].as_str().unwrap();
+    // A worker fired this occurrence eleven minutes ago and died before building it.
+    sqlx::query(
+        "INSERT INTO digest_runs (digest_id, due_at, fired_at, outcome)
+         VALUES ($1::uuid, now() - interval '11 minutes', now() - interval '11 minutes', 'building')",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let runs = wait_runs(&app, &token, id, 1).await;
+
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["outcome"], "failed");
+    assert!(runs[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("interrupted while its update was being built"));
+}

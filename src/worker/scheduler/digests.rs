@@ -18,6 +18,8 @@ use crate::updates::UpdateError;
 
 /// How often the task looks for due occurrences.
 const TICK: Duration = Duration::from_secs(1);
+/// An occurrence still being built after this long was interrupted (its worker died).
+const INTERRUPTED_AFTER: Duration = Duration::from_secs(10 * 60);
 
 pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
     let templates = match MailTemplates::load(&settings.templates.dir) {
@@ -50,6 +52,15 @@ async fn fire_due(
     templates: &MailTemplates,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
+    let interrupted = store::fail_interrupted(pool, INTERRUPTED_AFTER)
+        .await
+        .context("closing interrupted digest occurrences")?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "digest occurrences interrupted while being built"
+        );
+    }
     while !shutdown.is_cancelled() {
         let Some(fired) = store::fire_due(pool, |r, after| r.next_after(after))
             .await
