@@ -150,6 +150,16 @@ async fn review_leaves_a_draft_of_the_approved_items_and_mails_staff_a_notice() 
     app.seed_confirmed(2, "example.com").await;
     let token = app.api_token().await;
     add_news(&app, &token, "Approved by staff").await;
+    // Not one of the digest's topics.
+    let other = app
+        .api(
+            Method::POST,
+            "/api/v1/news",
+            &token,
+            Some(json!({"title": "About Congress", "topic": "congress"})),
+        )
+        .await;
+    assert_eq!(other.status(), 201);
     // An entry awaiting review is not in a digest until approved.
     sqlx::query(
         "INSERT INTO news (id, title, added_by, status) VALUES (gen_random_uuid(), 'Unreviewed', 'feed', 'awaiting_review')",
@@ -157,7 +167,9 @@ async fn review_leaves_a_draft_of_the_approved_items_and_mails_staff_a_notice() 
     .execute(&app.pool)
     .await
     .unwrap();
-    let created = create_digest(&app, &token, digest("review")).await;
+    let mut court_only = digest("review");
+    court_only["topics"] = json!(["court"]);
+    let created = create_digest(&app, &token, court_only).await;
     let id = created["id"].as_str().unwrap();
     due_since(&app, id, "1 minute").await;
 

@@ -77,3 +77,39 @@ async fn an_editor_sets_up_a_review_digest_but_not_one_that_sends_on_its_own() {
     let sends = admin.post("/admin/digests", &form("send")).await;
     assert_eq!(sends.status(), 303);
 }
+
+#[tokio::test]
+async fn an_item_a_feed_brought_waits_on_the_desk_until_staff_approve_it() {
+    let app = spawn_staff_app(&[]).await;
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO news (id, title, added_by, status) VALUES (gen_random_uuid(), 'From a feed', 'feed x', 'awaiting_review') RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let mut editor = signed_in(&app, "editor@example.org", StaffRole::Editor).await;
+
+    let page = editor
+        .get("/admin/news?review=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("From a feed") && page.contains(&format!("id=\"approve-{id}\"")));
+    let approved = editor.post(&format!("/admin/news/{id}/approve"), &[]).await;
+    assert_eq!(approved.status(), 303);
+
+    let status: String = sqlx::query_scalar("SELECT status FROM news WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "approved");
+    let page = editor
+        .get("/admin/news?review=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("From a feed"), "{page}");
+}
