@@ -25,7 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/feeds/{id}/delete", post(feed_delete))
         .route("/admin/updates/{id}/archive", post(archive_state))
         .route("/admin/digests", get(digest_list).post(digest_add))
-        .route("/admin/digests/{id}", get(digest_show))
+        .route("/admin/digests/{id}", get(digest_show).post(digest_save))
+        .route("/admin/digests/{id}/edit", get(digest_edit))
         .route("/admin/digests/{id}/active", post(digest_active))
         .route("/admin/digests/{id}/delete", post(digest_delete))
 }
@@ -170,18 +171,16 @@ fn digest_input(fields: &Fields) -> DigestInput {
         }),
         time_zone: optional("time_zone"),
         mode: optional("mode"),
-        active: Some(true),
+        active: None,
     }
 }
 
-async fn digest_page(
+/// What the digest form (`partials/digest_fields`) shows for `values`.
+async fn form_data(
     state: &AppState,
-    staff: &CurrentStaff,
-    status: StatusCode,
     errors: Option<Value>,
     values: &DigestInput,
-) -> Result<Response, AdminError> {
-    let digests = digests::list(&state.pool).await?;
+) -> Result<serde_json::Map<String, Value>, AdminError> {
     let chosen_lists = values.lists.clone().unwrap_or_default();
     let lists: Vec<Value> = store::lists::all(&state.pool)
         .await
@@ -202,24 +201,104 @@ async fn digest_page(
     .iter()
     .map(|d| json!({ "value": d, "checked": recurrence.weekdays.iter().any(|w| w == d) }))
     .collect();
+    let data = json!({
+        "lists": lists,
+        "topics": topics(state, &values.topics.clone().unwrap_or_default()),
+        "weekdays": weekdays,
+        "errors": errors,
+        "values": values,
+        "monthly": recurrence.frequency == "monthly",
+        "review": values.mode.as_deref() != Some("send"),
+        "default_zone": crate::domain::schedule::DEFAULT_TIME_ZONE,
+    });
+    match data {
+        Value::Object(map) => Ok(map),
+        _ => unreachable!("json! of an object is an object"),
+    }
+}
+
+async fn digest_page(
+    state: &AppState,
+    staff: &CurrentStaff,
+    status: StatusCode,
+    errors: Option<Value>,
+    values: &DigestInput,
+) -> Result<Response, AdminError> {
+    let mut data = form_data(state, errors, values).await?;
+    data.insert("title".into(), "Digests".into());
+    data.insert(
+        "digests".into(),
+        serde_json::to_value(digests::list(&state.pool).await?).map_err(anyhow::Error::from)?,
+    );
     Ok(staff_page(
         state,
         staff,
         status,
         "digests",
-        json!({
-            "title": "Digests",
-            "digests": digests,
-            "lists": lists,
-            "topics": topics(state, &values.topics.clone().unwrap_or_default()),
-            "weekdays": weekdays,
-            "errors": errors,
-            "values": values,
-            "monthly": recurrence.frequency == "monthly",
-            "review": values.mode.as_deref() != Some("send"),
-            "default_zone": crate::domain::schedule::DEFAULT_TIME_ZONE,
-        }),
+        Value::Object(data),
     ))
+}
+
+async fn edit_page(
+    state: &AppState,
+    staff: &CurrentStaff,
+    id: Uuid,
+    status: StatusCode,
+    errors: Option<Value>,
+    values: &DigestInput,
+) -> Result<Response, AdminError> {
+    let mut data = form_data(state, errors, values).await?;
+    data.insert("title".into(), "Edit a digest".into());
+    data.insert("id".into(), id.to_string().into());
+    Ok(staff_page(
+        state,
+        staff,
+        status,
+        "digest_edit",
+        Value::Object(data),
+    ))
+}
+
+async fn digest_edit(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let view = digests::view(&state.pool, id_of(&id)?).await?;
+    edit_page(&state, &staff, view.id, StatusCode::OK, None, &view.input).await
+}
+
+async fn digest_save(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = id_of(&id)?;
+    let input = digest_input(&form.fields);
+    let saved = digests::change(
+        &state.pool,
+        &state.settings,
+        &state.mail_templates,
+        &form.staff.actor(),
+        id,
+        input.clone(),
+    )
+    .await;
+    match saved {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/digests/{id}")).into_response()),
+        Err(DigestError::Invalid(errors)) => {
+            edit_page(
+                &state,
+                &form.staff,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(json!(errors)),
+                &input,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn digest_list(

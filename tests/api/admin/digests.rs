@@ -73,6 +73,31 @@ async fn an_editor_sets_up_a_review_digest_but_not_one_that_sends_on_its_own() {
     let list = editor.get("/admin/digests").await.text().await.unwrap();
     assert!(list.contains("Friday digest"));
 
+    let edit = editor
+        .get(&format!("{location}/edit"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(edit.contains(r#"value="Friday digest""#), "{edit}");
+    assert!(edit.contains(r#"value="16:30""#), "{edit}");
+    let mut changed = form("review");
+    changed.retain(|(k, _)| *k != "time");
+    changed.push(("time", "08:15"));
+    let saved = editor.post(&location, &changed).await;
+    assert_eq!(saved.status(), 303);
+    let page = editor.get(&location).await.text().await.unwrap();
+    assert!(
+        page.contains("every Friday at 08:15 America/Chicago"),
+        "{page}"
+    );
+    let sends = editor.post(&location, &form("send")).await;
+    assert_eq!(
+        sends.status(),
+        403,
+        "an editor cannot turn it into a sending digest"
+    );
+
     let mut admin = signed_in(&app, "admin@example.org", StaffRole::Admin).await;
     let sends = admin.post("/admin/digests", &form("send")).await;
     assert_eq!(sends.status(), 303);
