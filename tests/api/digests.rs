@@ -364,3 +364,40 @@ async fn an_occurrence_left_building_by_a_dead_worker_is_marked_failed_with_its_
         .unwrap()
         .starts_with("interrupted while its update was being built"));
 }
+
+#[tokio::test]
+async fn a_sending_digest_follows_the_update_rules_postal_address_and_two_person_approval() {
+    for (overrides, outcome, reason) in [
+        (
+            vec![("mail.postal_address", "".into())],
+            "failed",
+            "left as a draft: mail.postal_address is empty",
+        ),
+        (
+            vec![
+                ("sending.require_approval", true.into()),
+                ("sending.approval_threshold", 0.into()),
+            ],
+            "sent",
+            "waiting for a second admin's approval",
+        ),
+    ] {
+        let app = spawn_app_with(&overrides).await;
+        app.seed_confirmed(1, "example.com").await;
+        let token = app.api_token().await;
+        add_news(&app, &token, "Some news").await;
+        let created = create_digest(&app, &token, digest("send")).await;
+        let id = created["id"].as_str().unwrap();
+        due_since(&app, id, "1 minute").await;
+
+        let runs = wait_runs(&app, &token, id, 1).await;
+
+        assert_eq!(runs[0]["outcome"], outcome, "{runs:#?}");
+        assert!(
+            runs[0]["reason"].as_str().unwrap().starts_with(reason),
+            "{runs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(app.smtp.count(), 0, "nothing sent");
+    }
+}
