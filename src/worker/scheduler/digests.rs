@@ -16,7 +16,7 @@ use crate::ops::digests;
 use crate::store::digests as store;
 use crate::updates::UpdateError;
 
-/// How often the task looks for due occurrences.
+/// How often the task looks for due occurrences (or `worker.poll_interval_ms`, when longer).
 const TICK: Duration = Duration::from_secs(1);
 /// An occurrence still being built after this long was interrupted (its worker died).
 const INTERRUPTED_AFTER: Duration = Duration::from_secs(10 * 60);
@@ -29,12 +29,7 @@ pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationTo
             return;
         }
     };
-    let tick = TICK.min(
-        settings
-            .worker
-            .poll_interval
-            .max(Duration::from_millis(100)),
-    );
+    let tick = TICK.max(settings.worker.poll_interval);
     while !shutdown.is_cancelled() {
         if let Err(e) = fire_due(&pool, &settings, &templates, &shutdown).await {
             tracing::error!(error = ?e, "firing digests failed");

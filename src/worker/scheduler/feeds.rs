@@ -25,7 +25,7 @@ use crate::store::feeds::{self as store, Claimed, PollResult};
 
 /// Feeds fetched at once by one worker.
 const CONCURRENT_FETCHES: usize = 4;
-/// How often the task looks for due feeds.
+/// How often the task looks for due feeds (or `worker.poll_interval_ms`, when longer).
 const TICK: Duration = Duration::from_secs(1);
 
 pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
@@ -36,12 +36,7 @@ pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationTo
             return;
         }
     };
-    let tick = TICK.min(
-        settings
-            .worker
-            .poll_interval
-            .max(Duration::from_millis(100)),
-    );
+    let tick = TICK.max(settings.worker.poll_interval);
     while !shutdown.is_cancelled() {
         if let Err(e) = poll_due(&pool, &settings, &client, &shutdown).await {
             tracing::error!(error = ?e, "polling feeds failed");
