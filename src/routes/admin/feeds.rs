@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/feeds", get(feed_list).post(feed_add))
         .route("/admin/feeds/{id}/active", post(feed_active))
+        .route("/admin/feeds/{id}/trust", post(feed_trust))
         .route("/admin/feeds/{id}/delete", post(feed_delete))
         .route("/admin/updates/{id}/archive", post(archive_state))
         .route("/admin/digests", get(digest_list).post(digest_add))
@@ -139,6 +140,20 @@ async fn feed_active(
 ) -> Result<Response, AdminError> {
     let patch = FeedInput {
         active: Some(form.fields.get("active") == Some("true")),
+        ..FeedInput::default()
+    };
+    feeds::change(&state.pool, id_of(&id)?, patch).await?;
+    Ok(Redirect::to("/admin/feeds").into_response())
+}
+
+/// Trusts a feed (its new items approved at once) or stops trusting it (`approve=true|false`).
+async fn feed_trust(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let patch = FeedInput {
+        approve: Some(form.fields.get("approve") == Some("true")),
         ..FeedInput::default()
     };
     feeds::change(&state.pool, id_of(&id)?, patch).await?;

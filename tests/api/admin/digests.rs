@@ -34,6 +34,26 @@ async fn staff_follow_a_feed_and_see_it_with_its_state() {
     let page = editor.get("/admin/feeds").await.text().await.unwrap();
     assert!(page.contains("https://court.example/press.xml"));
     assert!(page.contains("awaiting review"));
+
+    // What the worker recorded of a failed read is shown, escaped.
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "UPDATE feeds SET last_error = 'the server answered 404 <Not Found>', last_error_at = now() RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let page = editor.get("/admin/feeds").await.text().await.unwrap();
+    assert!(
+        page.contains("the server answered 404 &lt;Not Found&gt;"),
+        "{page}"
+    );
+
+    let trusted = editor
+        .post(&format!("/admin/feeds/{id}/trust"), &[("approve", "true")])
+        .await;
+    assert_eq!(trusted.status(), 303);
+    let page = editor.get("/admin/feeds").await.text().await.unwrap();
+    assert!(page.contains("approved at once"), "{page}");
 }
 
 #[tokio::test]
