@@ -164,6 +164,43 @@ async fn feeds_give_news_items_once_each_and_broken_feeds_record_their_error_alo
     assert_eq!(judges["source"], "Court press releases");
     assert_eq!(judges["url"], "https://court.example/pr/1");
     assert_eq!(judges["published_on"], "2026-11-23");
+    assert_eq!(
+        judges["feed_id"],
+        feeds
+            .iter()
+            .find(|f| f["url"] == server.url("/rss.xml"))
+            .unwrap()["id"]
+    );
+    let waiting: Value = app
+        .api(
+            Method::GET,
+            "/api/v1/news?status=awaiting_review",
+            &token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waiting["news"].as_array().unwrap().len(), 2);
+    let approved: Value = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/news/{}/approve", judges["id"].as_str().unwrap()),
+            &token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["status"], "approved");
+    assert!(approved["approved_at"].is_string());
+    let bad = app
+        .api(Method::GET, "/api/v1/news?status=whatever", &token, None)
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.json::<Value>().await.unwrap()["error"].is_string());
 
     // A second round: the RSS feed answers 304 to its ETag, the Atom feed (no validators)
     // sends everything again; nothing is stored twice.
