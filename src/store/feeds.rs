@@ -113,6 +113,16 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<FeedRecord>> {
         .await
 }
 
+/// What waits for staff: news items awaiting review, and feeds whose last read failed.
+pub async fn needing_attention(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM news WHERE status = 'awaiting_review'),
+                (SELECT count(*) FROM feeds WHERE active AND last_error IS NOT NULL)",
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// A feed claimed for one poll.
 #[derive(Debug, Clone)]
 pub struct Claimed {
