@@ -202,19 +202,13 @@ async fn checked(
         }
         Some(r) => match Recurrence::parse(r, input.time_zone.as_deref().unwrap_or("")) {
             Ok(r) => Some(r),
-            Err((field, message)) => {
-                errors.insert(
-                    if field == "time_zone" {
-                        "time_zone"
-                    } else {
-                        "recurrence"
-                    },
-                    if field == "time_zone" {
-                        message
-                    } else {
-                        format!("{field}: {message}")
-                    },
-                );
+            // The zone is a field of its own; the others are parts of `recurrence`.
+            Err(("time_zone", message)) => {
+                errors.insert("time_zone", message);
+                None
+            }
+            Err((part, message)) => {
+                errors.insert("recurrence", format!("{part}: {message}"));
                 None
             }
         },
