@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+mod digests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -54,6 +56,12 @@ pub enum Command {
     /// Create, schedule, send and inspect updates (the same operations as /api/v1/updates).
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Feeds whose entries come to the news desk.
+    #[command(subcommand)]
+    Feed(digests::FeedCommand),
+    /// Digest schedules.
+    #[command(subcommand)]
+    Digest(digests::DigestCommand),
     /// Measure: send, scale, start, render, sign-up, one-click unsubscribe, import and a
     /// fixed-rate load, each beside a ceiling measured in the same run where there is one. Uses
     /// its own database (dropped after) and a local SMTP sink.
@@ -238,6 +246,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Staff(command) => run_staff(&pool, command).await,
         Command::Update(command) => run_update(&settings, &pool, command).await,
+        Command::Feed(command) => digests::run_feed(&pool, command).await,
+        Command::Digest(command) => digests::run_digest(&settings, &pool, command).await,
         Command::Bench {
             subscribers,
             scale,

@@ -125,6 +125,7 @@ pub struct Settings {
     pub preferences: PreferenceSettings,
     pub links: LinkSettings,
     pub admin: AdminSettings,
+    pub feeds: FeedSettings,
     /// Bearer token for /metrics; None: loopback clients only.
     pub metrics_token: Option<Secret>,
     pub templates: TemplateSettings,
@@ -228,6 +229,15 @@ pub struct SendingSettings {
     /// Two-person rule: updates to more than this many recipients wait for a second admin.
     /// `None`: no approval needed.
     pub approval_threshold: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedSettings {
+    pub poll_every: Duration,
+    pub timeout: Duration,
+    pub max_bytes: u64,
+    pub max_redirects: usize,
+    pub allow_private_addresses: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -451,6 +461,13 @@ impl Settings {
                 login_failures_per_account: r.positive("admin.login_failures_per_account")? as u32,
                 login_failures_per_ip: r.positive("admin.login_failures_per_ip")? as u32,
                 login_window: Duration::from_secs(60 * r.positive("admin.login_window_minutes")?),
+            },
+            feeds: FeedSettings {
+                poll_every: Duration::from_secs(60 * r.positive("feeds.poll_minutes")?),
+                timeout: Duration::from_secs(r.positive("feeds.timeout_seconds")?),
+                max_bytes: r.positive("feeds.max_bytes")?,
+                max_redirects: r.non_negative("feeds.max_redirects")?.min(20) as usize,
+                allow_private_addresses: r.bool("feeds.allow_private_addresses")?,
             },
             metrics_token: Some(r.string("metrics.token")?)
                 .filter(|t| !t.trim().is_empty())

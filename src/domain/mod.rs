@@ -3,7 +3,9 @@
 
 mod archive;
 mod email;
+mod feed;
 mod list_slug;
+pub mod recurrence;
 pub mod schedule;
 mod signup;
 mod staff;
@@ -16,7 +18,9 @@ pub mod verp;
 
 pub use archive::archive_slug;
 pub use email::EmailAddress;
+pub use feed::{parse_feed, FeedEntry, ParsedFeed};
 pub use list_slug::ListSlug;
+pub use recurrence::{Recurrence, RecurrenceInput};
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
 pub use staff::{dummy_hash, verify_password, NewPassword, StaffRole};
 pub use subscriber_name::SubscriberName;

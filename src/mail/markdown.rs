@@ -5,6 +5,21 @@ use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag};
 
 use crate::domain::safe_url;
 
+/// The words of a Markdown text without its markup (for a page's description).
+pub fn to_plain_text(markdown: &str) -> String {
+    let mut out = String::new();
+    for event in Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH) {
+        match event {
+            Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
+                out.push_str(&t)
+            }
+            Event::SoftBreak | Event::HardBreak | Event::End(_) => out.push(' '),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 pub fn to_safe_html(markdown: &str) -> String {
     let parser =
         Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH).map(|event| match event {

@@ -3,6 +3,9 @@
 //! once, here. They take parsed input and a pool and return domain results or a typed error;
 //! nothing here knows of HTTP or the terminal. Updates live in `crate::updates` for now.
 
+pub mod archive;
+pub mod digests;
+pub mod feeds;
 pub mod news;
 pub mod staff;
 
@@ -11,7 +14,8 @@ use uuid::Uuid;
 use crate::domain::StaffRole;
 
 /// Who asks for an operation. API tokens and the command line act with an admin's rights (whoever
-/// holds them runs the service); a member of staff acts with their role.
+/// holds them runs the service), and so does a digest schedule in `send` mode (only staff, an
+/// API token or the command line can make one); a member of staff acts with their role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     Staff {
@@ -21,13 +25,15 @@ pub enum Actor {
     },
     ApiToken(Uuid),
     CommandLine,
+    /// The worker, firing a digest schedule that an admin or the API set up.
+    DigestSchedule(Uuid),
 }
 
 impl Actor {
     pub fn is_admin(&self) -> bool {
         match self {
             Actor::Staff { role, .. } => *role == StaffRole::Admin,
-            Actor::ApiToken(_) | Actor::CommandLine => true,
+            Actor::ApiToken(_) | Actor::CommandLine | Actor::DigestSchedule(_) => true,
         }
     }
 
@@ -37,6 +43,7 @@ impl Actor {
             Actor::Staff { email, .. } => email.clone(),
             Actor::ApiToken(id) => format!("API token {id}"),
             Actor::CommandLine => "command line".into(),
+            Actor::DigestSchedule(id) => format!("digest schedule {id}"),
         }
     }
 

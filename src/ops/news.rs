@@ -34,11 +34,14 @@ pub struct NewsFilter {
     pub topic: Option<String>,
     /// Only items not yet in an update that has started sending.
     pub unsent_only: bool,
+    /// Only items awaiting review (from feeds not trusted to approve their own).
+    pub awaiting_review_only: bool,
 }
 
 pub async fn list(pool: &PgPool, filter: &NewsFilter) -> Result<Vec<NewsRecord>, NewsError> {
     let topic = parse_topic(filter.topic.as_deref()).map_err(NewsError::Invalid)?;
-    Ok(store::list(pool, topic.as_deref(), filter.unsent_only, MAX_LIST).await?)
+    let status = filter.awaiting_review_only.then_some("awaiting_review");
+    Ok(store::list(pool, topic.as_deref(), filter.unsent_only, status, MAX_LIST).await?)
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<NewsRecord, NewsError> {
@@ -60,6 +63,14 @@ pub async fn add(
 pub async fn edit(pool: &PgPool, id: Uuid, input: &NewsItemInput) -> Result<NewsRecord, NewsError> {
     let item = input.parse().map_err(NewsError::Invalid)?;
     if !store::replace(pool, id, &item).await? {
+        return Err(NewsError::NotFound);
+    }
+    get(pool, id).await
+}
+
+/// Approves an item awaiting review: from now on digests may carry it.
+pub async fn approve(pool: &PgPool, id: Uuid) -> Result<NewsRecord, NewsError> {
+    if !store::approve(pool, id).await? {
         return Err(NewsError::NotFound);
     }
     get(pool, id).await

@@ -24,7 +24,7 @@ pub async fn page(
 ) -> sqlx::Result<Vec<ArchiveEntry>> {
     sqlx::query_as(
         "SELECT slug, subject, preheader, started_at FROM updates
-         WHERE slug IS NOT NULL AND status IN ('sending', 'sent')
+         WHERE slug IS NOT NULL AND in_archive AND status IN ('sending', 'sent')
          ORDER BY started_at DESC, id DESC OFFSET $1 LIMIT $2",
     )
     .bind(offset)
@@ -34,7 +34,8 @@ pub async fn page(
 }
 
 /// The update with this archive slug, if it went out (an update that started and was then
-/// paused or cancelled keeps its page: some people have it in their inbox).
+/// paused or cancelled keeps its page: some people have it in their inbox; so does one staff
+/// left out of the archive's list and feed).
 pub async fn by_slug(pool: &PgPool, slug: &str) -> anyhow::Result<Option<UpdateRecord>> {
     let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM updates WHERE slug = $1")
         .bind(slug)
@@ -55,4 +56,22 @@ pub async fn slug_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<S
             .await?
             .flatten(),
     )
+}
+
+/// Puts an update in the public archive or leaves it out; `false` when there is no such update.
+pub async fn set_listed(db: impl PgExecutor<'_>, id: Uuid, listed: bool) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE updates SET in_archive = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(listed)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether the update is (or, once sent, will be) in the public archive.
+pub async fn is_listed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar("SELECT in_archive FROM updates WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }

@@ -8,6 +8,8 @@ pub mod confirmations;
 pub mod consent;
 pub mod dashboard;
 pub mod deliveries;
+pub mod digests;
+pub mod feeds;
 pub mod idempotency;
 pub mod imports;
 pub mod lists;

@@ -21,6 +21,11 @@ pub struct NewsRecord {
     pub added_at: DateTime<Utc>,
     /// Whether an update that carries it has started sending.
     pub sent: bool,
+    /// `approved`, or `awaiting_review` (an entry of a feed not trusted to approve its own).
+    pub status: String,
+    pub approved_at: Option<DateTime<Utc>>,
+    /// The feed it came from, if any.
+    pub feed_id: Option<Uuid>,
 }
 
 impl NewsRecord {
@@ -59,6 +64,9 @@ fn record(r: &sqlx::postgres::PgRow) -> NewsRecord {
         added_by: r.get("added_by"),
         added_at: r.get("added_at"),
         sent: r.get("sent"),
+        status: r.get("status"),
+        approved_at: r.get("approved_at"),
+        feed_id: r.get("feed_id"),
     }
 }
 
@@ -69,8 +77,8 @@ pub async fn insert(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO news (id, title, summary, source, url, published_on, topic, added_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO news (id, title, summary, source, url, published_on, topic, added_by, approved_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())",
     )
     .bind(id)
     .bind(&item.title)
@@ -99,6 +107,21 @@ pub async fn replace(db: impl PgExecutor<'_>, id: Uuid, item: &NewsItem) -> sqlx
     .bind(&item.url)
     .bind(item.published_on)
     .bind(&item.topic)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Approves an item awaiting review; `false` when there is no such item. Approving an approved
+/// item changes nothing.
+pub async fn approve(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE news SET status = 'approved', approved_at = coalesce(approved_at, now()),
+                updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
     .execute(db)
     .await?
     .rows_affected();
@@ -134,22 +157,25 @@ pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec
         .collect())
 }
 
-/// Newest first, optionally of one topic and only those not yet sent.
+/// Newest first, optionally of one topic, of one status, and only those not yet sent.
 pub async fn list(
     db: impl PgExecutor<'_>,
     topic: Option<&str>,
     unsent_only: bool,
+    status: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<NewsRecord>> {
     Ok(sqlx::query(concat!(
         "SELECT * FROM (",
         select!(),
         ") x WHERE ($1::text IS NULL OR topic = $1) AND NOT ($2 AND sent)
+           AND ($4::text IS NULL OR status = $4)
          ORDER BY added_at DESC, id LIMIT $3"
     ))
     .bind(topic)
     .bind(unsent_only)
     .bind(limit)
+    .bind(status)
     .fetch_all(db)
     .await?
     .iter()

@@ -1,6 +1,10 @@
 //! The scheduler: holds stale schedules for staff, starts due updates (their first chunk of
 //! delivery rows), writes the remaining rows chunk by chunk while the first mails go out, and
 //! marks finished updates sent. Runs beside the delivery loop; safe with any number of workers.
+//! Beside it, as their own tasks: feed polling (`feeds`) and digest occurrences (`digests`).
+
+mod digests;
+mod feeds;
 
 use std::sync::Arc;
 
@@ -13,6 +17,18 @@ use crate::store::updates;
 
 /// Ticks every `worker.poll_interval` until `shutdown` fires (between two statements).
 pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let beside = [
+        tokio::spawn(feeds::run(
+            pool.clone(),
+            Arc::clone(&settings),
+            shutdown.clone(),
+        )),
+        tokio::spawn(digests::run(
+            pool.clone(),
+            Arc::clone(&settings),
+            shutdown.clone(),
+        )),
+    ];
     let mut chores_due = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
         if let Err(e) = tick(&pool, &settings, &shutdown).await {
@@ -28,6 +44,11 @@ pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationTo
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(settings.worker.poll_interval) => {}
+        }
+    }
+    for task in beside {
+        if task.await.is_err() {
+            tracing::error!("a scheduler task (feeds or digests) panicked");
         }
     }
 }

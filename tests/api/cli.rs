@@ -605,3 +605,71 @@ async fn smtp_reply(lines: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadH
         }
     }
 }
+
+#[tokio::test]
+async fn the_cli_follows_feeds_and_sets_up_digests_through_the_same_rules() {
+    let db = TestDatabase::create().await;
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = newsletter()
+            .env("DATABASE_URL", &db.url)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, out, err) = run(
+        &[
+            "feed",
+            "add",
+            "https://court.example/feed.xml",
+            "--topic",
+            "court",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let feed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(feed["approve"], false);
+    let (ok, _, err) = run(&["feed", "add", "gopher://court.example/"], None);
+    assert!(!ok);
+    assert!(err.contains("url: "), "{err}");
+    let (ok, out, _) = run(&["feed", "list"], None);
+    assert!(ok && out.contains("https://court.example/feed.xml"));
+    let (ok, _, _) = run(&["feed", "remove", feed["id"].as_str().unwrap()], None);
+    assert!(ok);
+
+    let schedule = r#"{"name": "Monthly", "lists": ["us-icc-updates"], "mode": "send",
+        "recurrence": {"frequency": "monthly", "day": 31, "time": "18:00"}, "time_zone": "Asia/Tokyo"}"#;
+    let (ok, out, err) = run(&["digest", "create", "-"], Some(schedule));
+    assert!(ok, "{err}");
+    let digest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(digest["describes"], "monthly on day 31 at 18:00 Asia/Tokyo");
+    let (ok, _, err) = run(
+        &["digest", "create", "-"],
+        Some(
+            r#"{"name": "x", "lists": ["nope"], "recurrence": {"frequency": "weekly", "weekdays": ["monday"], "time": "09:00"}}"#,
+        ),
+    );
+    assert!(!ok);
+    assert!(err.contains("lists: Unknown lists: nope."), "{err}");
+    let (ok, out, _) = run(&["digest", "list"], None);
+    assert!(ok && out.contains("Asia/Tokyo"));
+}

@@ -186,6 +186,23 @@ async fn targets(app: &TestApp, token: &str) -> Vec<Target> {
         ),
         api(Method::POST, "/api/v1/lists".into(), list.clone()),
         api(Method::PUT, "/api/v1/lists/us-icc-updates".into(), list),
+        api(
+            Method::POST,
+            "/api/v1/feeds".into(),
+            json!({"url": "https://feeds.invalid/f.xml", "topic": "court", "approve": false}),
+        ),
+        api(
+            Method::POST,
+            "/api/v1/digests".into(),
+            json!({"name": "D", "lists": ["us-icc-updates"], "intro": "{{count}}", "mode": "review",
+                   "recurrence": {"frequency": "weekly", "weekdays": ["monday"], "time": "09:00"},
+                   "time_zone": "America/New_York"}),
+        ),
+        api(
+            Method::PUT,
+            format!("/api/v1/updates/{update}/archive"),
+            json!({"in_archive": false}),
+        ),
     ]
 }
 

@@ -84,6 +84,8 @@ pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) 
         ("worker.poll_interval_ms", 50.into()),
         ("worker.lease_seconds", 30.into()),
         ("sending.backoff_seconds", Value::Array(vec![1.into()])),
+        // The tests' feed servers listen on 127.0.0.1.
+        ("feeds.allow_private_addresses", true.into()),
         (
             "mail.postal_address",
             "1 Test Street, Springfield, IL 62701, USA".into(),

@@ -3,12 +3,16 @@
 mod addresses;
 mod admin;
 mod archive;
+mod archive_feed;
 mod bad_input;
 mod bounces;
 mod browser;
 pub mod cli;
 mod confirm;
 mod delivery_faults;
+mod digests;
+mod feed_server;
+mod feeds;
 mod fuzz;
 mod health;
 mod helpers;

@@ -2,6 +2,7 @@
 //! restarted under them. A separate test binary, so no other test loads the machine while they
 //! measure; within it they take turns (`exclusive()`).
 
+mod digests;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;

@@ -37,6 +37,9 @@ async fn dashboard(
     let updates = store::updates::recent(pool, LAST_UPDATES)
         .await
         .map_err(internal)?;
+    let (awaiting_review, failing_feeds) = store::feeds::needing_attention(pool)
+        .await
+        .map_err(internal)?;
     let busy_days: Vec<_> = days
         .iter()
         .filter(|(_, s, u)| *s > 0 || *u > 0)
@@ -54,6 +57,8 @@ async fn dashboard(
             "chart": chart::daily_svg(&days),
             "busy_days": busy_days,
             "updates": updates,
+            "awaiting_review": awaiting_review,
+            "failing_feeds": failing_feeds,
         }),
     ))
 }

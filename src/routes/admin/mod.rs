@@ -9,6 +9,7 @@
 mod assets;
 mod chart;
 mod dashboard;
+mod feeds;
 mod login;
 mod news;
 mod pages;
@@ -42,6 +43,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(dashboard::router())
         .merge(news::router())
+        .merge(feeds::router())
         .merge(updates::router())
         .merge(staff::router())
         .merge(assets::router())

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/news", get(list).post(add))
         .route("/admin/news/{id}", get(edit_form).post(save))
         .route("/admin/news/{id}/delete", post(delete))
+        .route("/admin/news/{id}/approve", post(approve))
 }
 
 impl From<NewsError> for AdminError {
@@ -63,6 +64,7 @@ fn topics(state: &AppState, chosen: Option<&str>) -> serde_json::Value {
 struct ListQuery {
     topic: Option<String>,
     unsent: Option<String>,
+    review: Option<String>,
 }
 
 async fn list_page(
@@ -76,6 +78,7 @@ async fn list_page(
     let filter = NewsFilter {
         topic: q.topic.clone().filter(|t| !t.is_empty()),
         unsent_only: q.unsent.is_some(),
+        awaiting_review_only: q.review.is_some(),
     };
     let items = news::list(&state.pool, &filter).await?;
     Ok(staff_page(
@@ -89,6 +92,7 @@ async fn list_page(
             "filter_topics": topics(state, filter.topic.as_deref()),
             "topics": topics(state, values["topic"].as_str()),
             "unsent": filter.unsent_only,
+            "review": filter.awaiting_review_only,
             "error": error,
             "values": values,
         }),
@@ -181,6 +185,15 @@ async fn save(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _form: AdminForm,
+) -> Result<Response, AdminError> {
+    news::approve(&state.pool, news_id(&id)?).await?;
+    Ok(Redirect::to("/admin/news?review=1").into_response())
 }
 
 async fn delete(

@@ -133,14 +133,7 @@ async fn composer(
                     "checked": chosen_lists.contains(&l.slug) || (id.is_none() && chosen_lists.is_empty() && l.default) })
         })
         .collect();
-    let desk = news::list(
-        &state.pool,
-        &NewsFilter {
-            topic: None,
-            unsent_only: false,
-        },
-    )
-    .await?;
+    let desk = news::list(&state.pool, &NewsFilter::default()).await?;
     let picked = input.news_item_ids.clone().unwrap_or_default();
     // One slot per chosen item and a few empty ones, each a choice among the desk's items.
     let slots = (0..(picked.len() + 5).min(crate::domain::MAX_NEWS_ITEMS))
@@ -310,6 +303,7 @@ async fn show(
     let view = updates::view(&state.pool, id).await?;
     let recipients = updates::recipient_count(&state.pool, id).await?;
     let failed = updates::deliveries(&state.pool, id, Some("failed"), 0, FAILED_SHOWN).await?;
+    let in_archive = crate::ops::archive::is_listed(&state.pool, id).await?;
     let record = &view.update;
     let status = record.status.as_str();
     let counts = &view.counts;
@@ -358,6 +352,7 @@ async fn show(
             "can_cancel": matches!(status, "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused"),
             "awaiting_approval": status == "awaiting_approval",
             "failed": failed,
+            "in_archive": in_archive,
             "send_key": Token::generate().as_str(),
             "time_zone": zone.name(),
             "preview_email": preview_email,

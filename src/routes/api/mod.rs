@@ -3,6 +3,7 @@
 //! per field for 422.
 
 mod bounces;
+mod feeds;
 mod lists;
 mod news;
 mod updates;
@@ -19,6 +20,8 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
+use crate::ops::digests::DigestError;
+use crate::ops::feeds::FeedError;
 use crate::ops::news::NewsError;
 use crate::store;
 use crate::updates::UpdateError;
@@ -34,6 +37,7 @@ pub fn router() -> Router<AppState> {
                 .merge(lists::router())
                 .merge(news::router())
                 .merge(bounces::router())
+                .merge(feeds::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -203,7 +207,21 @@ pub enum ApiError {
     Fields(std::collections::BTreeMap<String, String>),
     Update(UpdateError),
     News(NewsError),
+    Feed(FeedError),
+    Digest(DigestError),
     Internal(anyhow::Error),
+}
+
+impl From<FeedError> for ApiError {
+    fn from(e: FeedError) -> Self {
+        Self::Feed(e)
+    }
+}
+
+impl From<DigestError> for ApiError {
+    fn from(e: DigestError) -> Self {
+        Self::Digest(e)
+    }
 }
 
 impl From<NewsError> for ApiError {
@@ -269,8 +287,19 @@ impl IntoResponse for ApiError {
             ApiError::News(NewsError::Invalid(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
+            ApiError::Feed(FeedError::NotFound) => error(StatusCode::NOT_FOUND, "No such feed."),
+            ApiError::Feed(FeedError::Invalid(errors)) => invalid(&errors),
+            ApiError::Digest(DigestError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such digest schedule.")
+            }
+            ApiError::Digest(DigestError::Invalid(errors)) => invalid(&errors),
+            ApiError::Digest(DigestError::Forbidden(message)) => {
+                error(StatusCode::FORBIDDEN, &message)
+            }
             ApiError::Update(UpdateError::Internal(e))
             | ApiError::News(NewsError::Internal(e))
+            | ApiError::Feed(FeedError::Internal(e))
+            | ApiError::Digest(DigestError::Internal(e))
             | ApiError::Internal(e) => {
                 let page = super::AppError(e).into_response();
                 let message = if page.status() == StatusCode::SERVICE_UNAVAILABLE {

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/news", get(list).post(create))
         .route("/news/{id}", get(show).patch(change).delete(remove))
+        .route("/news/{id}/approve", axum::routing::post(approve))
 }
 
 fn news_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -30,6 +31,8 @@ struct ListQuery {
     topic: Option<String>,
     #[serde(default)]
     unsent: bool,
+    /// `awaiting_review` for the items waiting for a member of staff.
+    status: Option<String>,
 }
 
 async fn list(
@@ -38,9 +41,20 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let awaiting_review_only = match q.status.as_deref() {
+        None | Some("") => false,
+        Some("awaiting_review") => true,
+        Some(other) => {
+            return Err(ApiError::Status(
+                StatusCode::BAD_REQUEST,
+                format!("status {other:?}: only awaiting_review can be asked for"),
+            ))
+        }
+    };
     let filter = NewsFilter {
         topic: q.topic,
         unsent_only: q.unsent,
+        awaiting_review_only,
     };
     let items = news::list(&state.pool, &filter).await?;
     Ok(Json(json!({ "news": items })))
@@ -84,6 +98,14 @@ async fn change(
         )
     })?;
     Ok(Json(news::edit(&state.pool, id, &input).await?).into_response())
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    _: ApiClient,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(news::approve(&state.pool, news_id(&id)?).await?).into_response())
 }
 
 async fn remove(

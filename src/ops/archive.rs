@@ -1,0 +1,36 @@
+//! The public archive: staff may leave an update out of it (out of `/archive` and its feed;
+//! its page stays for the people who hold its link, marked not to be indexed).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::Actor;
+use crate::store::archive;
+use crate::updates::UpdateError;
+
+/// Puts the update in the archive (`listed`) or leaves it out. Only an admin may: what the
+/// public sees is a publishing decision, as sending is.
+pub async fn set_listed(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    listed: bool,
+) -> Result<(), UpdateError> {
+    if !actor.is_admin() {
+        return Err(UpdateError::Forbidden(
+            "Only an admin may put an update in the archive or leave it out.".into(),
+        ));
+    }
+    if archive::set_listed(pool, id, listed).await? {
+        Ok(())
+    } else {
+        Err(UpdateError::NotFound)
+    }
+}
+
+/// Whether the update is in the archive (once it goes out).
+pub async fn is_listed(pool: &PgPool, id: Uuid) -> Result<bool, UpdateError> {
+    archive::is_listed(pool, id)
+        .await?
+        .ok_or(UpdateError::NotFound)
+}

@@ -1,0 +1,443 @@
+//! Digest schedules: at each occurrence the worker builds an update from the approved news
+//! items added since the schedule's previous digest, and sends it (`send`) or leaves it as a
+//! draft for staff with a notice (`review`). Here: checking, storing and showing schedules, and
+//! building one occurrence's update (called by `worker::scheduler::digests`).
+
+use chrono::{DateTime, Utc};
+use handlebars::Handlebars;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::Actor;
+use crate::config::Settings;
+use crate::domain::{FieldErrors, ListSlug, Recurrence, RecurrenceInput, UpdateInput};
+use crate::mail::MailTemplates;
+use crate::store::digests::{self as store, DigestFields, DigestRecord, DigestRun, Fired};
+use crate::store::lists;
+use crate::store::updates::Action;
+use crate::updates::{self, UpdateError};
+
+const MAX_NAME: usize = 150;
+const MAX_INTRO: usize = 20_000;
+/// Occurrences shown ahead, and past ones shown back.
+pub const UPCOMING: usize = 5;
+pub const RECENT_RUNS: i64 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error("no such digest schedule")]
+    NotFound,
+    #[error("invalid digest schedule")]
+    Invalid(FieldErrors),
+    /// The actor's role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for DigestError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// A schedule as staff give it; on PATCH, absent fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestInput {
+    pub name: Option<String>,
+    pub lists: Option<Vec<String>>,
+    pub topics: Option<Vec<String>>,
+    /// Markdown; `{{name}}`, `{{date}}` and `{{count}}` are filled in at each occurrence.
+    pub intro: Option<String>,
+    pub template: Option<String>,
+    pub recurrence: Option<RecurrenceInput>,
+    /// IANA zone of the recurrence (default `America/New_York`).
+    pub time_zone: Option<String>,
+    /// `send` or `review`.
+    pub mode: Option<String>,
+    pub active: Option<bool>,
+}
+
+impl DigestInput {
+    pub fn merged(self, patch: DigestInput) -> DigestInput {
+        DigestInput {
+            name: patch.name.or(self.name),
+            lists: patch.lists.or(self.lists),
+            topics: patch.topics.or(self.topics),
+            intro: patch.intro.or(self.intro),
+            template: patch.template.or(self.template),
+            recurrence: patch.recurrence.or(self.recurrence),
+            time_zone: patch.time_zone.or(self.time_zone),
+            mode: patch.mode.or(self.mode),
+            active: patch.active.or(self.active),
+        }
+    }
+}
+
+impl From<&DigestRecord> for DigestInput {
+    fn from(r: &DigestRecord) -> Self {
+        let f = &r.fields;
+        Self {
+            name: Some(f.name.clone()),
+            lists: Some(f.lists.clone()),
+            topics: Some(f.topics.clone()),
+            intro: Some(f.intro.clone()),
+            template: Some(f.template.clone()),
+            recurrence: Some(f.recurrence.as_input()),
+            time_zone: Some(f.recurrence.zone.name().to_owned()),
+            mode: Some(f.mode.clone()),
+            active: Some(f.active),
+        }
+    }
+}
+
+/// A schedule as the API and the pages show it.
+#[derive(Debug, Serialize)]
+pub struct DigestView {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub input: DigestInput,
+    /// In words, e.g. "every Monday at 09:00 America/New_York".
+    pub describes: String,
+    /// The next occurrences (UTC), the first being the next to fire.
+    pub next_occurrences: Vec<DateTime<Utc>>,
+    /// The same, as read in the schedule's zone.
+    pub next_occurrences_local: Vec<String>,
+    pub runs: Vec<DigestRun>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Renders an intro template with the values of one occurrence (strict: an unknown name fails).
+fn render_intro(intro: &str, name: &str, date: &str, count: usize) -> Result<String, String> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.render_template(
+        intro,
+        &json!({ "name": name, "date": date, "count": count }),
+    )
+    .map_err(|e| format!("The intro template does not render: {e}"))
+}
+
+async fn checked(
+    pool: &PgPool,
+    settings: &Settings,
+    templates: &MailTemplates,
+    input: &DigestInput,
+) -> Result<DigestFields, DigestError> {
+    let mut errors = FieldErrors::new();
+    let name = input.name.as_deref().unwrap_or("").trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        errors.insert(
+            "name",
+            format!("A name of 1 to {MAX_NAME} characters, on one line."),
+        );
+    }
+    let mut slugs = Vec::new();
+    for raw in input.lists.clone().unwrap_or_default() {
+        match ListSlug::parse(raw.trim()) {
+            Ok(s) => slugs.push(s),
+            Err(e) => {
+                errors.insert("lists", e);
+            }
+        }
+    }
+    if slugs.is_empty() && !errors.contains_key("lists") {
+        errors.insert("lists", "Choose at least one list.".into());
+    } else if !slugs.is_empty() {
+        if let Err(unknown) = lists::resolve_any(pool, &slugs).await? {
+            errors.insert("lists", format!("Unknown lists: {}.", unknown.join(", ")));
+        }
+    }
+    let known_topics: Vec<&str> = settings
+        .preferences
+        .topics
+        .iter()
+        .map(|(slug, _)| slug.as_str())
+        .collect();
+    let topics: Vec<String> = input
+        .topics
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if let Some(bad) = topics.iter().find(|t| !known_topics.contains(&t.as_str())) {
+        errors.insert(
+            "topics",
+            format!(
+                "{bad:?} is not one of the topics: {}.",
+                known_topics.join(", ")
+            ),
+        );
+    }
+    let intro = input.intro.clone().unwrap_or_default();
+    if intro.chars().count() > MAX_INTRO {
+        errors.insert("intro", format!("At most {MAX_INTRO} characters."));
+    } else if let Err(e) = render_intro(&intro, "Digest", "December 7, 2026", 3) {
+        errors.insert("intro", e);
+    }
+    let template = input
+        .template
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| "update".into());
+    if !templates.is_for_updates(&template) {
+        errors.insert(
+            "template",
+            format!("{template:?} is not a mail template for updates."),
+        );
+    }
+    let recurrence = match &input.recurrence {
+        None => {
+            errors.insert("recurrence", "A digest needs a recurrence.".into());
+            None
+        }
+        Some(r) => match Recurrence::parse(r, input.time_zone.as_deref().unwrap_or("")) {
+            Ok(r) => Some(r),
+            // The zone is a field of its own; the others are parts of `recurrence`.
+            Err(("time_zone", message)) => {
+                errors.insert("time_zone", message);
+                None
+            }
+            Err((part, message)) => {
+                errors.insert("recurrence", format!("{part}: {message}"));
+                None
+            }
+        },
+    };
+    let mode = input.mode.clone().unwrap_or_else(|| "review".into());
+    if mode != "send" && mode != "review" {
+        errors.insert("mode", format!("{mode:?} is not send or review."));
+    }
+    match recurrence {
+        Some(recurrence) if errors.is_empty() => Ok(DigestFields {
+            name,
+            lists: slugs.iter().map(|s| s.as_str().to_owned()).collect(),
+            topics,
+            intro,
+            template,
+            recurrence,
+            mode,
+            active: input.active.unwrap_or(true),
+        }),
+        _ => Err(DigestError::Invalid(errors)),
+    }
+}
+
+pub async fn view(pool: &PgPool, id: Uuid) -> Result<DigestView, DigestError> {
+    let record = store::get(pool, id).await?.ok_or(DigestError::NotFound)?;
+    let runs = store::runs(pool, id, RECENT_RUNS).await?;
+    Ok(view_of(&record, runs))
+}
+
+fn view_of(record: &DigestRecord, runs: Vec<DigestRun>) -> DigestView {
+    let r = &record.fields.recurrence;
+    let next_occurrences = if record.fields.active {
+        let mut all = vec![record.next_at];
+        all.extend(r.upcoming(record.next_at, UPCOMING - 1));
+        all
+    } else {
+        Vec::new()
+    };
+    DigestView {
+        id: record.id,
+        input: DigestInput::from(record),
+        describes: r.describe(),
+        next_occurrences_local: next_occurrences
+            .iter()
+            .map(|t| crate::domain::schedule::shown_in(*t, r.zone))
+            .collect(),
+        next_occurrences,
+        runs,
+        created_by: record.created_by.clone(),
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    }
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<DigestView>, DigestError> {
+    let mut out = Vec::new();
+    for record in store::list(pool).await? {
+        let runs = store::runs(pool, record.id, 1).await?;
+        out.push(view_of(&record, runs));
+    }
+    Ok(out)
+}
+
+pub async fn create(
+    pool: &PgPool,
+    settings: &Settings,
+    templates: &MailTemplates,
+    actor: &Actor,
+    input: &DigestInput,
+) -> Result<DigestView, DigestError> {
+    let fields = checked(pool, settings, templates, input).await?;
+    only_admins_send(actor, &fields)?;
+    let next_at = fields.recurrence.next_after(Utc::now());
+    let id = store::insert(pool, &fields, next_at, &actor.label()).await?;
+    view(pool, id).await
+}
+
+/// Changes the fields `patch` names. A new recurrence, zone or a schedule switched on again
+/// counts from now: occurrences missed while it was off do not fire.
+pub async fn change(
+    pool: &PgPool,
+    settings: &Settings,
+    templates: &MailTemplates,
+    actor: &Actor,
+    id: Uuid,
+    patch: DigestInput,
+) -> Result<DigestView, DigestError> {
+    let current = store::get(pool, id).await?.ok_or(DigestError::NotFound)?;
+    if current.fields.mode == "send" && !actor.is_admin() {
+        return Err(forbidden());
+    }
+    let merged = DigestInput::from(&current).merged(patch);
+    let fields = checked(pool, settings, templates, &merged).await?;
+    only_admins_send(actor, &fields)?;
+    let restart =
+        fields.recurrence != current.fields.recurrence || (fields.active && !current.fields.active);
+    let next_at = if restart {
+        fields.recurrence.next_after(Utc::now())
+    } else {
+        current.next_at
+    };
+    if !store::replace(pool, id, &fields, next_at).await? {
+        return Err(DigestError::NotFound);
+    }
+    view(pool, id).await
+}
+
+fn forbidden() -> DigestError {
+    DigestError::Forbidden(
+        "Only an admin may set up or change a digest that is sent without review.".into(),
+    )
+}
+
+/// A schedule in `send` mode sends updates: only an admin may make or change one (an editor's
+/// schedules are `review`).
+fn only_admins_send(actor: &Actor, fields: &DigestFields) -> Result<(), DigestError> {
+    if fields.mode == "send" && !actor.is_admin() {
+        Err(forbidden())
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn remove(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), DigestError> {
+    let current = store::get(pool, id).await?.ok_or(DigestError::NotFound)?;
+    if current.fields.mode == "send" && !actor.is_admin() {
+        return Err(forbidden());
+    }
+    if store::delete(pool, id).await? {
+        Ok(())
+    } else {
+        Err(DigestError::NotFound)
+    }
+}
+
+/// What became of an occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub update_id: Option<Uuid>,
+}
+
+/// Builds the update of a fired occurrence and sends it or leaves it for review. An occurrence
+/// found more than `sending.stale_after_hours` late (the service was down) is not sent late
+/// silently: it is left as a draft for staff, with a notice, as a stale schedule is held.
+pub async fn build(
+    pool: &PgPool,
+    settings: &Settings,
+    templates: &MailTemplates,
+    fired: &Fired,
+) -> Result<Built, UpdateError> {
+    let f = &fired.digest.fields;
+    let date = fired
+        .due_at
+        .with_timezone(&f.recurrence.zone)
+        .format("%B %-d, %Y")
+        .to_string();
+    let count = fired.news_ids.len();
+    let intro = render_intro(&f.intro, &f.name, &date, count)
+        .map_err(|e| UpdateError::Invalid(FieldErrors::from([("intro", e)])))?;
+    let input = UpdateInput {
+        subject: Some(format!("{}: {date}", f.name)),
+        preheader: Some(if count == 1 {
+            "1 news item".to_owned()
+        } else {
+            format!("{count} news items")
+        }),
+        intro: Some(intro),
+        lists: Some(f.lists.clone()),
+        news_items: None,
+        news_item_ids: Some(fired.news_ids.clone()),
+        template: Some(f.template.clone()),
+        from: None,
+        reply_to: None,
+    };
+    let update = updates::create(pool, templates, &input).await?;
+    let id = update.update.id;
+    let late = Utc::now() - fired.due_at;
+    let stale = late
+        > chrono::Duration::from_std(settings.sending.stale_after).unwrap_or(chrono::Duration::MAX);
+    let (outcome, reason) = if stale {
+        (
+            "held",
+            Some(format!(
+                "its time passed while the service was down ({} h late); left as a draft for staff to send",
+                late.num_hours()
+            )),
+        )
+    } else if f.mode == "review" {
+        ("review", None)
+    } else {
+        let actor = Actor::DigestSchedule(fired.digest.id);
+        return match updates::act(pool, settings, &actor, id, Action::SendNow).await {
+            Ok(view) if view.update.status == "awaiting_approval" => Ok(Built {
+                outcome: "sent",
+                reason: Some("waiting for a second admin's approval".into()),
+                update_id: Some(id),
+            }),
+            Ok(_) => Ok(Built {
+                outcome: "sent",
+                reason: None,
+                update_id: Some(id),
+            }),
+            Err(UpdateError::Refused(reason) | UpdateError::Forbidden(reason)) => Ok(Built {
+                outcome: "failed",
+                reason: Some(format!("left as a draft: {reason}")),
+                update_id: Some(id),
+            }),
+            Err(e) => Err(e),
+        };
+    };
+    let noticed = notify_staff(pool, id).await?;
+    Ok(Built {
+        outcome,
+        reason: Some(match reason {
+            Some(r) => format!("{r}; {noticed} staff notified"),
+            None => format!("a draft for review; {noticed} staff notified"),
+        }),
+        update_id: Some(id),
+    })
+}
+
+/// Queues the draft's mail, as a test mail, to every member of staff: their notice that a
+/// digest waits for them (it links to the archive; the draft is on /admin/updates).
+async fn notify_staff(pool: &PgPool, update_id: Uuid) -> Result<usize, UpdateError> {
+    let staff = crate::store::staff::list(pool).await?;
+    for member in &staff {
+        updates::send_test(pool, update_id, &member.email).await?;
+    }
+    Ok(staff.len())
+}
