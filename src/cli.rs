@@ -11,9 +11,9 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::domain::UpdateInput;
 use crate::mail::MailTemplates;
+use crate::ops::updates::{self, UpdateError};
 use crate::ops::Actor;
 use crate::store::updates::Action;
-use crate::updates::{self, UpdateError};
 use crate::{store, telemetry};
 
 #[derive(Parser, Debug)]
@@ -368,15 +368,17 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
             let role = StaffRole::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let (password, generated) = password()?;
             let shown = generated.then(|| password.expose().to_owned());
-            staff::add(pool, &email, role, password).await.map(|()| {
-                eprintln!("staff account {email} ({}) added", role.as_str());
-                show_once(shown);
-            })
+            staff::add(pool, &Actor::CommandLine, &email, role, password)
+                .await
+                .map(|()| {
+                    eprintln!("staff account {email} ({}) added", role.as_str());
+                    show_once(shown);
+                })
         }
         StaffCommand::ResetPassword { email } => {
             let (password, generated) = password()?;
             let shown = generated.then(|| password.expose().to_owned());
-            staff::reset_password(pool, &email, password)
+            staff::reset_password(pool, &Actor::CommandLine, &email, password)
                 .await
                 .map(|()| {
                     eprintln!("password of {email} changed; its sessions ended");
@@ -391,7 +393,7 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
                 println!("{}\t{}\tlast login {last}", m.email, m.role.as_str());
             }
         }),
-        StaffCommand::Remove { email } => staff::remove(pool, &email)
+        StaffCommand::Remove { email } => staff::remove(pool, &Actor::CommandLine, &email)
             .await
             .map(|()| eprintln!("staff account {email} removed")),
     };

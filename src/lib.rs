@@ -17,5 +17,4 @@ pub mod ops;
 pub mod routes;
 pub mod store;
 pub mod telemetry;
-pub mod updates;
 pub mod worker;

@@ -91,9 +91,10 @@ pub async fn import(
             .context("loading the suppression keys")?;
     }
     // Without statistics on the temporary table the planner guesses, and may loop.
-    sqlx::raw_sql("ANALYZE import_rows; ANALYZE import_keys")
-        .execute(&mut *tx)
-        .await?;
+    // (Two plain statements: `raw_sql`'s future is not `Send`, which a web handler needs.)
+    for analyze in ["ANALYZE import_rows", "ANALYZE import_keys"] {
+        sqlx::query(analyze).execute(&mut *tx).await?;
+    }
     // The first line of each address counts; later ones are duplicates within the file.
     sqlx::query(
         "UPDATE import_rows r SET first = true

@@ -3,6 +3,7 @@
 pub mod addresses;
 pub mod api_tokens;
 pub mod archive;
+pub mod audit;
 pub mod confirmations;
 pub mod consent;
 pub mod dashboard;

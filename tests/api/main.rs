@@ -17,6 +17,7 @@ mod self_service;
 mod sending;
 mod signup;
 mod smtp_server;
+mod subscribers;
 mod third_party_smtp;
 mod unsubscribe;
 mod updates;

@@ -4,15 +4,17 @@
 //! the login page), [`AdminOnly`] (an admin's session), and [`AdminForm`] (a state-changing
 //! POST: a session, a valid `csrf_token` field and, when the browser sends one, an `Origin` equal
 //! to `server.base_url`'s; else 403 and nothing changes). Handlers call `ops::` and
-//! `crate::updates`, as the API and the CLI do; rules live there, not here.
+//! `crate::ops::updates`, as the API and the CLI do; rules live there, not here.
 
 mod assets;
+mod audit;
 mod chart;
 mod dashboard;
 mod login;
 mod news;
 mod pages;
 mod staff;
+mod subscribers;
 mod updates;
 
 use axum::body::Bytes;
@@ -44,6 +46,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(news::router())
         .merge(updates::router())
         .merge(staff::router())
+        .merge(subscribers::router())
+        .merge(audit::router())
         .merge(assets::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(

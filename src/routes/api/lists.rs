@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::{ApiClient, ApiError, ApiJson};
 use crate::app::AppState;
 use crate::domain::{FieldErrors, ListSlug, UsState};
+use crate::ops::updates::UpdateError;
 use crate::store::lists::{self, ListFields};
-use crate::updates::UpdateError;
 
 /// Longest list name and description.
 const MAX_NAME: usize = 200;

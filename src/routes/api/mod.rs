@@ -4,6 +4,7 @@
 
 mod lists;
 mod news;
+mod subscribers;
 mod updates;
 
 use axum::body::Bytes;
@@ -19,8 +20,9 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
 use crate::ops::news::NewsError;
+use crate::ops::subscribers::SubscriberError;
+use crate::ops::updates::UpdateError;
 use crate::store;
-use crate::updates::UpdateError;
 
 /// Largest API request body (an update with 50 long news items fits).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
             updates::router()
                 .merge(lists::router())
                 .merge(news::router())
+                .merge(subscribers::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -201,7 +204,14 @@ pub enum ApiError {
     Fields(std::collections::BTreeMap<String, String>),
     Update(UpdateError),
     News(NewsError),
+    Subscriber(SubscriberError),
     Internal(anyhow::Error),
+}
+
+impl From<SubscriberError> for ApiError {
+    fn from(e: SubscriberError) -> Self {
+        Self::Subscriber(e)
+    }
 }
 
 impl From<NewsError> for ApiError {
@@ -267,8 +277,19 @@ impl IntoResponse for ApiError {
             ApiError::News(NewsError::Invalid(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
+            ApiError::Subscriber(SubscriberError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such subscriber.")
+            }
+            ApiError::Subscriber(SubscriberError::Invalid(errors)) => invalid(&errors),
+            ApiError::Subscriber(SubscriberError::Forbidden(message)) => {
+                error(StatusCode::FORBIDDEN, &message)
+            }
+            ApiError::Subscriber(SubscriberError::Refused(message)) => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            }
             ApiError::Update(UpdateError::Internal(e))
             | ApiError::News(NewsError::Internal(e))
+            | ApiError::Subscriber(SubscriberError::Internal(e))
             | ApiError::Internal(e) => {
                 let page = super::AppError(e).into_response();
                 let message = if page.status() == StatusCode::SERVICE_UNAVAILABLE {

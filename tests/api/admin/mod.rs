@@ -4,6 +4,7 @@ mod browser;
 mod login;
 mod news;
 mod progress;
+mod subscribers;
 mod updates;
 
 use std::net::TcpListener;
@@ -38,6 +39,7 @@ pub async fn spawn_staff_app(overrides: &[(&str, Value)]) -> TestApp {
 pub async fn add_staff(app: &TestApp, email: &str, role: StaffRole) {
     newsletter::ops::staff::add(
         &app.pool,
+        &newsletter::ops::Actor::CommandLine,
         email,
         role,
         NewPassword::parse(PASSWORD).unwrap(),
