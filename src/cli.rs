@@ -73,7 +73,11 @@ pub enum Command {
         /// Rows in the import scenario.
         #[arg(long, default_value_t = 100_000)]
         import_rows: usize,
-        /// Only these scenarios (send, scale, signup, unsubscribe, import, load); all by default.
+        /// Subscribers the search scenario searches among.
+        #[arg(long, default_value_t = 1_000_000)]
+        search_subscribers: i64,
+        /// Only these scenarios (send, scale, signup, unsubscribe, import, search, load); all by
+        /// default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Where the table is written as JSON.
@@ -222,6 +226,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             load_rate,
             load_seconds,
             import_rows,
+            search_subscribers,
             only,
             json,
         } => {
@@ -232,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 load_rate,
                 load_seconds,
                 import_rows,
+                search_subscribers,
                 only,
                 json,
             };
@@ -251,8 +257,8 @@ pub(crate) async fn run_import(
     lists: &[String],
     note: &str,
 ) -> anyhow::Result<()> {
-    use crate::domain::{EmailAddress, ListSlug, SubscriberName, UsState};
-    use crate::store::imports::{self, ImportRow};
+    use crate::domain::ListSlug;
+    use crate::store::imports;
 
     let slugs = lists
         .iter()
@@ -265,65 +271,26 @@ pub(crate) async fn run_import(
     }
     .map_err(|unknown| anyhow::anyhow!("--list: no such list: {}", unknown.join(", ")))?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    // The line in the file where a record starts: counted from its byte offset, since the csv
-    // reader's own line count drifts with CRLF line ends and blank lines.
-    let line_at = |byte: u64| {
-        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
-        // A record's offset may point at blank lines the reader skipped before it.
-        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-            start += 1;
-        }
-        1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
-    let headers: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{}: line 1: reading the header", file.display()))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
+    let known: Vec<String> = store::lists::names(pool)
+        .await?
+        .into_iter()
+        .map(|(slug, _)| slug)
         .collect();
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    let email_col = column("email")
-        .with_context(|| format!("{}: line 1: no `email` column", file.display()))?;
-    let (name_col, state_col) = (column("name"), column("state"));
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| line_at(p.byte()));
-                errors.push(format!("line {line}: {e}"));
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| line_at(p.byte()));
-        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
-        let email = EmailAddress::parse(field(Some(email_col)))
-            .map_err(|e| format!("line {line}, field email: {e}"));
-        let name = SubscriberName::parse(field(name_col))
-            .map_err(|e| format!("line {line}, field name: {e}"));
-        let state =
-            UsState::parse(field(state_col)).map_err(|e| format!("line {line}, field state: {e}"));
-        match (email, name, state) {
-            (Ok(email), Ok(name), Ok(state)) => rows.push(ImportRow {
-                line,
-                email,
-                name,
-                state,
-            }),
-            (e, n, s) => errors.extend([e.err(), n.err(), s.err()].into_iter().flatten()),
-        }
-    }
-    if !errors.is_empty() {
+    let read = crate::ops::imports::read_csv(&bytes, &known)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if !read.errors.is_empty() {
+        let errors: Vec<String> = read
+            .errors
+            .iter()
+            .map(|e| format!("line {}, field {}: {}", e.line, e.field, e.message))
+            .collect();
         anyhow::bail!(
             "{}: nothing imported:\n  {}",
             file.display(),
             errors.join("\n  ")
         );
     }
+    let rows = read.rows;
     let report = imports::import(pool, &rows, &resolved, note).await?;
     println!(
         "imported {}, already subscribed {}, duplicates {}, refused {}",

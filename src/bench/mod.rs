@@ -4,6 +4,7 @@
 
 mod http_load;
 mod load;
+mod search;
 mod send;
 mod sink;
 
@@ -39,6 +40,8 @@ pub struct BenchOptions {
     pub load_rate: u32,
     pub load_seconds: u64,
     pub import_rows: usize,
+    /// Subscribers the search scenario searches among.
+    pub search_subscribers: i64,
     pub only: Vec<String>,
     pub json: std::path::PathBuf,
 }
@@ -375,6 +378,9 @@ async fn scenarios(
     }
     if wants("import") {
         rows.extend(import(&pool, opts.import_rows).await?);
+    }
+    if wants("search") {
+        rows.extend(search::run(&pool, opts.search_subscribers).await?);
     }
     if wants("load") {
         rows.extend(

@@ -4,6 +4,7 @@
 //! nothing here knows of HTTP or the terminal.
 
 pub mod audit;
+pub mod imports;
 pub mod news;
 pub mod staff;
 pub mod subscribers;

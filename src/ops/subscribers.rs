@@ -383,6 +383,7 @@ pub async fn create(
         email: email.clone(),
         name,
         state,
+        lists: Vec::new(),
     };
     let note = format!("added by {}: {source}", actor.label());
     let report = imports::import(pool, &[row], &lists, &note).await?;

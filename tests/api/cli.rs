@@ -508,3 +508,44 @@ async fn bench_runs_small_scenarios_and_writes_its_table_as_json() {
     };
     assert_eq!(leftover, 0, "the bench drops its database");
 }
+
+#[tokio::test]
+async fn import_reads_a_bom_semicolons_crlf_and_a_lists_column_in_any_order() {
+    let db = TestDatabase::create().await;
+    let csv = "\u{FEFF}lists;Email;name\r\nnew-york-alliance;ana@example.org;Ana\r\n;bo@example.org;Bo\r\n";
+    let (ok, out, err) = import(&db, csv.as_bytes());
+    assert!(ok, "{err}");
+    assert!(out.contains("imported 2"), "{out}");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let held: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.email, l.slug FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+         JOIN lists l ON l.id = x.list_id WHERE x.status = 'confirmed' ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let pair = |e: &str, l: &str| (e.to_owned(), l.to_owned());
+    assert_eq!(
+        held,
+        [
+            pair("ana@example.org", "new-york-alliance"),
+            pair("ana@example.org", "us-icc-updates"),
+            pair("bo@example.org", "us-icc-updates"),
+        ]
+    );
+    let logged: Vec<String> = sqlx::query_scalar(
+        "SELECT c.lists FROM consent_events c JOIN subscribers s ON s.id = c.subscriber_id
+         WHERE s.email = 'ana@example.org'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, ["new-york-alliance", "us-icc-updates"]);
+
+    let (ok, _, err) = import(&db, b"email,lists\ncy@example.org,no-such-list\n");
+    assert!(!ok);
+    assert!(
+        err.contains("line 2, field lists: No such list: no-such-list"),
+        "{err}"
+    );
+}
