@@ -7,3 +7,7 @@ CREATE INDEX subscribers_search_trgm ON subscribers
 CREATE INDEX subscribers_email_prefix ON subscribers (email_normalized text_pattern_ops);
 CREATE INDEX subscribers_name_prefix ON subscribers (lower(name) text_pattern_ops);
 CREATE INDEX subscribers_newest_first ON subscribers (created_at DESC, id DESC);
+-- Filters on status or state walk only their own rows, newest first, even when few match.
+CREATE INDEX subscribers_by_status ON subscribers (status, created_at DESC, id DESC);
+CREATE INDEX subscribers_by_state ON subscribers (us_state, created_at DESC, id DESC)
+    WHERE us_state IS NOT NULL;

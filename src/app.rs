@@ -100,6 +100,7 @@ impl Application {
             limiter.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
         }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        tokio::spawn(resume_imports(self.state.pool.clone(), shutdown.clone()));
         let server = self.state.settings.server.clone();
         let app = routes::router(self.state).layer(
             tower_http::timeout::RequestBodyTimeoutLayer::new(server.body_read_timeout),
@@ -110,6 +111,21 @@ impl Application {
             worker.await.context("worker task panicked")?;
         }
         Ok(())
+    }
+}
+
+/// How often the web process looks for import jobs another process left unfinished.
+const IMPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs import jobs left queued or unfinished (by a process that stopped), now and every
+/// [`IMPORTS_EVERY`], until `shutdown`.
+async fn resume_imports(pool: sqlx::PgPool, shutdown: CancellationToken) {
+    loop {
+        crate::ops::imports::run_pending(pool.clone()).await;
+        tokio::select! {
+            () = tokio::time::sleep(IMPORTS_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -21,6 +21,13 @@ fn search(query: &str, status: Option<&str>, state: Option<&str>) -> SearchQuery
     }
 }
 
+fn list_search(list: &str, status: Option<&str>) -> SearchQuery {
+    SearchQuery {
+        list: Some(list.to_owned()),
+        ..search("", status, None)
+    }
+}
+
 pub async fn run(pool: &PgPool, n: i64) -> anyhow::Result<Vec<Row>> {
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM subscribers")
         .fetch_one(pool)
@@ -35,6 +42,14 @@ pub async fn run(pool: &PgPool, n: i64) -> anyhow::Result<Vec<Row>> {
     .await?;
     sqlx::query(
         "UPDATE subscribers SET status = 'unsubscribed' WHERE email LIKE 'reader%77@search.example'",
+    )
+    .execute(pool)
+    .await?;
+    // A small local list: one person in a thousand.
+    sqlx::query(
+        "INSERT INTO subscriptions (subscriber_id, list_id, status)
+         SELECT s.id, l.id, 'confirmed' FROM subscribers s, lists l
+         WHERE l.slug = 'new-york-alliance' AND s.email LIKE 'reader%123@search.example'",
     )
     .execute(pool)
     .await?;
@@ -64,6 +79,11 @@ pub async fn run(pool: &PgPool, n: i64) -> anyhow::Result<Vec<Row>> {
         (
             "contained, filtered",
             search("77@", Some("unsubscribed"), None),
+        ),
+        ("a small list", list_search("new-york-alliance", None)),
+        (
+            "a small list, no match",
+            list_search("new-york-alliance", Some("unsubscribed")),
         ),
     ];
     let mut rows = Vec::new();

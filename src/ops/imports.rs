@@ -6,9 +6,14 @@
 //! field and the reason. The set-based import itself is `store::imports`.
 
 use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
 
-use crate::domain::{EmailAddress, ListSlug, SubscriberName, UsState};
-use crate::store::imports::ImportRow;
+use super::{audit, Actor};
+use crate::domain::{EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
+use crate::store::import_jobs::{self as jobs, ImportJob};
+use crate::store::imports::{self as store, ImportRow};
+use crate::store::lists;
 
 /// A problem with one row of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,14 +50,20 @@ pub fn read_csv(bytes: &[u8], known_lists: &[String]) -> Result<ReadCsv, FileErr
         b','
     };
     // The line in the file where a record starts: counted from its byte offset, since the csv
-    // reader's own line count drifts with CRLF line ends and blank lines.
-    let line_at = |byte: u64| {
+    // reader's own line count drifts with CRLF line ends and blank lines. Records come in
+    // order, so only the bytes since the previous record are counted.
+    let mut counted = (0usize, 1usize);
+    let mut line_at = |byte: u64| {
         let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
         // A record's offset may point at blank lines the reader skipped before it.
         while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
             start += 1;
         }
-        1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
+        let (from, line) = counted;
+        let from = from.min(start);
+        let line = line + bytes[from..start].iter().filter(|&&b| b == b'\n').count();
+        counted = (start, line);
+        line
     };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -128,6 +139,225 @@ fn row_lists(cell: &str, known: &[String]) -> Result<Vec<String>, String> {
         }
     }
     Ok(slugs)
+}
+
+/// Rows imported per transaction; the job's progress is written after each.
+const CHUNK: usize = 10_000;
+/// A running job without a heartbeat for this long is taken over by another process.
+const STALE_SECONDS: f64 = 60.0;
+/// Longest consent source.
+const MAX_SOURCE: usize = 500;
+/// Most problems a job keeps (the counts stay exact).
+const MAX_ERRORS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("invalid import")]
+    Invalid(FieldErrors),
+    #[error("no such import")]
+    NotFound,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ImportError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// How the people of an import join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// As confirmed, on staff's word that they consented (the source says where).
+    Confirmed,
+    /// Each new person gets a double opt-in mail.
+    OptIn,
+}
+
+impl ImportMode {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "" | "confirmed" => Ok(Self::Confirmed),
+            "opt-in" => Ok(Self::OptIn),
+            other => Err(format!("{other:?} is not a mode: confirmed or opt-in.")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::OptIn => "opt-in",
+        }
+    }
+}
+
+/// An import as asked for: the file, the lists (slugs; none: the default lists), the mode
+/// and the consent source.
+pub struct ImportRequest<'a> {
+    pub file: &'a [u8],
+    pub lists: &'a [String],
+    pub mode: &'a str,
+    pub source: &'a str,
+}
+
+/// Checks the request and queues the job; the caller starts [`run_pending`] (the web
+/// process does, in the background). Recorded in the audit log.
+pub async fn start(
+    pool: &PgPool,
+    actor: &Actor,
+    request: ImportRequest<'_>,
+) -> Result<Uuid, ImportError> {
+    let mut errors = FieldErrors::new();
+    let mode = ImportMode::parse(request.mode)
+        .map_err(|e| errors.insert("mode", e))
+        .ok();
+    if mode == Some(ImportMode::OptIn) {
+        errors.insert(
+            "mode",
+            "Imports with a double opt-in are not available yet; use mode=confirmed.".into(),
+        );
+    }
+    let source = request.source.trim();
+    if source.is_empty()
+        || source.chars().count() > MAX_SOURCE
+        || source.chars().any(char::is_control)
+    {
+        errors.insert(
+            "source",
+            format!("Say where the consent was given: 1 to {MAX_SOURCE} characters, one line."),
+        );
+    }
+    let slugs: Vec<ListSlug> = request
+        .lists
+        .iter()
+        .filter_map(|l| {
+            ListSlug::parse(l)
+                .map_err(|e| errors.insert("list", e))
+                .ok()
+        })
+        .collect();
+    let lists = if slugs.is_empty() {
+        lists::resolve_public(pool, &[], None).await?
+    } else {
+        lists::resolve_any(pool, &slugs).await?
+    };
+    let lists = lists
+        .map_err(|unknown| errors.insert("list", format!("No such list: {}.", unknown.join(", "))))
+        .unwrap_or_default();
+    if let Err(e) = read_csv(request.file, &[]).map(|_| ()) {
+        errors.insert("file", e.to_string());
+    }
+    let Some(mode) = mode.filter(|_| errors.is_empty()) else {
+        return Err(ImportError::Invalid(errors));
+    };
+    let slugs: Vec<String> = lists.into_iter().map(|(_, slug)| slug).collect();
+    let id = jobs::create(
+        pool,
+        jobs::NewJob {
+            mode: mode.as_str(),
+            source,
+            lists: &slugs,
+            file: request.file,
+            created_by: &actor.label(),
+        },
+    )
+    .await?;
+    let detail = serde_json::json!({ "lists": slugs, "mode": mode.as_str(), "source": source,
+                                     "bytes": request.file.len() });
+    audit::record(pool, actor, "import", Some(&id.to_string()), detail).await?;
+    Ok(id)
+}
+
+pub async fn status(pool: &PgPool, id: Uuid) -> Result<ImportJob, ImportError> {
+    jobs::get(pool, id).await?.ok_or(ImportError::NotFound)
+}
+
+/// Runs every pending job (queued, or left running by a process that stopped), one at a time,
+/// until none is left.
+pub async fn run_pending(pool: PgPool) {
+    loop {
+        match jobs::claim(&pool, STALE_SECONDS).await {
+            Ok(Some(job)) => {
+                let id = job.id;
+                if let Err(e) = run_one(&pool, job).await {
+                    tracing::error!(error = ?e, %id, "import failed");
+                    let _ = jobs::finish(
+                        &pool,
+                        id,
+                        Some("the import stopped on an error; see the log"),
+                    )
+                    .await;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = ?e, "claiming an import");
+                return;
+            }
+        }
+    }
+}
+
+fn errors_json(errors: &[RowError]) -> serde_json::Value {
+    serde_json::to_value(errors).unwrap_or_default()
+}
+
+/// Distinct lines among `errors`.
+fn lines(errors: &[RowError]) -> i32 {
+    let mut lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+    lines.dedup();
+    i32::try_from(lines.len()).unwrap_or(i32::MAX)
+}
+
+async fn run_one(pool: &PgPool, job: jobs::Claimed) -> anyhow::Result<()> {
+    let known: Vec<String> = lists::names(pool)
+        .await?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    let read = match read_csv(&job.file, &known) {
+        Ok(read) => read,
+        Err(e) => return Ok(jobs::finish(pool, job.id, Some(&e.to_string())).await?),
+    };
+    let slugs: Vec<ListSlug> = job
+        .lists
+        .iter()
+        .filter_map(|l| ListSlug::parse(l).ok())
+        .collect();
+    let Ok(chosen) = lists::resolve_any(pool, &slugs).await? else {
+        return Ok(jobs::finish(pool, job.id, Some("a list of this import was deleted")).await?);
+    };
+    let done = usize::try_from(job.processed).unwrap_or(0);
+    if done == 0 {
+        let kept = &read.errors[..read.errors.len().min(MAX_ERRORS)];
+        let rows = i32::try_from(read.records).unwrap_or(i32::MAX);
+        jobs::read(pool, job.id, rows, lines(&read.errors), &errors_json(kept)).await?;
+    }
+    let note = format!("import: {}", job.source);
+    let mut processed = done;
+    for chunk in read.rows[done.min(read.rows.len())..].chunks(CHUNK) {
+        let report = store::import(pool, chunk, &chosen, &note).await?;
+        processed += chunk.len();
+        let refused: Vec<RowError> = report
+            .refused
+            .iter()
+            .map(|(line, why)| RowError {
+                line: *line,
+                field: "email".into(),
+                message: why.clone(),
+            })
+            .collect();
+        jobs::progress(
+            pool,
+            job.id,
+            i32::try_from(processed).unwrap_or(i32::MAX),
+            i32::try_from(report.imported).unwrap_or(i32::MAX),
+            lines(&refused),
+            &errors_json(&refused),
+        )
+        .await?;
+    }
+    Ok(jobs::finish(pool, job.id, None).await?)
 }
 
 #[cfg(test)]

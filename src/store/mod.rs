@@ -9,6 +9,7 @@ pub mod consent;
 pub mod dashboard;
 pub mod deliveries;
 pub mod idempotency;
+pub mod import_jobs;
 pub mod imports;
 pub mod lists;
 pub mod metrics;

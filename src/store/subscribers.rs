@@ -133,8 +133,28 @@ fn like_escaped(text: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// The list a filter names, as `Ok(None)` when it names none and `Err(())` when no list has
+/// that slug. Looked up first so the planner sees the list's own id (and knows its size).
+async fn filter_list(
+    db: impl PgExecutor<'_>,
+    f: &SearchFilter,
+) -> sqlx::Result<Result<Option<Uuid>, ()>> {
+    let Some(slug) = &f.list else {
+        return Ok(Ok(None));
+    };
+    let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM lists WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(db)
+        .await?;
+    Ok(id.map(Some).ok_or(()))
+}
+
 /// Appends the filter's conditions (each after an `AND`).
-fn push_filter(q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &SearchFilter) {
+fn push_filter(
+    q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+    f: &SearchFilter,
+    list_id: Option<Uuid>,
+) {
     if let Some(text) = &f.contains {
         let escaped = like_escaped(text);
         if text.chars().count() >= MIN_CONTAINED {
@@ -155,12 +175,12 @@ fn push_filter(q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &SearchFilter)
     if let Some(state) = &f.us_state {
         q.push(" AND s.us_state = ").push_bind(state.clone());
     }
-    if let Some(list) = &f.list {
+    if let Some(list_id) = list_id {
         q.push(
-            " AND EXISTS (SELECT 1 FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-                          WHERE sub.subscriber_id = s.id AND sub.status <> 'unsubscribed' AND l.slug = ",
+            " AND s.id IN (SELECT sub.subscriber_id FROM subscriptions sub
+                           WHERE sub.status <> 'unsubscribed' AND sub.list_id = ",
         )
-        .push_bind(list.clone())
+        .push_bind(list_id)
         .push(")");
     }
 }
@@ -168,15 +188,18 @@ fn push_filter(q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, f: &SearchFilter)
 /// One page of subscribers matching `f`, newest first, after the keyset position `after`
 /// (`created_at`, `id` of the last row of the previous page).
 pub async fn search(
-    db: impl PgExecutor<'_>,
+    db: &sqlx::PgPool,
     f: &SearchFilter,
     after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<SubscriberRow>> {
+    let Ok(list_id) = filter_list(db, f).await? else {
+        return Ok(Vec::new());
+    };
     let mut q = sqlx::QueryBuilder::new(
         "SELECT s.id, s.email, s.name, s.status, s.us_state, s.created_at FROM subscribers s WHERE true",
     );
-    push_filter(&mut q, f);
+    push_filter(&mut q, f, list_id);
     if let Some((at, id)) = after {
         q.push(" AND (s.created_at, s.id) < (")
             .push_bind(at)
@@ -200,21 +223,22 @@ pub async fn search(
         .collect())
 }
 
-/// Every subscriber matching `f`, newest first, for an export: (email, name, status, state,
-/// created_at, confirmed lists).
-pub async fn export_rows(
-    db: impl PgExecutor<'_>,
-    f: &SearchFilter,
-) -> sqlx::Result<
-    Vec<(
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        String,
-        Vec<String>,
-    )>,
-> {
+/// A subscriber as the export has them: (email, name, status, state, created_at, confirmed
+/// lists).
+pub type ExportRow = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    Vec<String>,
+);
+
+/// Every subscriber matching `f`, newest first, for an export.
+pub async fn export_rows(db: &sqlx::PgPool, f: &SearchFilter) -> sqlx::Result<Vec<ExportRow>> {
+    let Ok(list_id) = filter_list(db, f).await? else {
+        return Ok(Vec::new());
+    };
     let mut q = sqlx::QueryBuilder::new(
         "SELECT s.email, s.name, s.status, s.us_state,
                 to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
@@ -222,7 +246,7 @@ pub async fn export_rows(
                       WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed' ORDER BY l.slug)
          FROM subscribers s WHERE true",
     );
-    push_filter(&mut q, f);
+    push_filter(&mut q, f, list_id);
     q.push(" ORDER BY s.created_at DESC, s.id DESC");
     q.build_query_as().fetch_all(db).await
 }

@@ -12,6 +12,7 @@ mod fuzz;
 mod health;
 mod helpers;
 mod hostile;
+mod imports;
 mod recipients;
 mod self_service;
 mod sending;

@@ -2,6 +2,7 @@
 //! (`newsletter api-token create --name NAME`). Errors are `{"error": "..."}`, with `"errors"`
 //! per field for 422.
 
+mod imports;
 mod lists;
 mod news;
 mod subscribers;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
+use crate::ops::imports::ImportError;
 use crate::ops::news::NewsError;
 use crate::ops::subscribers::SubscriberError;
 use crate::ops::updates::UpdateError;
@@ -35,6 +37,7 @@ pub fn router() -> Router<AppState> {
                 .merge(lists::router())
                 .merge(news::router())
                 .merge(subscribers::router())
+                .merge(imports::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -205,7 +208,14 @@ pub enum ApiError {
     Update(UpdateError),
     News(NewsError),
     Subscriber(SubscriberError),
+    Import(ImportError),
     Internal(anyhow::Error),
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        Self::Import(e)
+    }
 }
 
 impl From<SubscriberError> for ApiError {
@@ -287,7 +297,12 @@ impl IntoResponse for ApiError {
             ApiError::Subscriber(SubscriberError::Refused(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
+            ApiError::Import(ImportError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such import.")
+            }
+            ApiError::Import(ImportError::Invalid(errors)) => invalid(&errors),
             ApiError::Update(UpdateError::Internal(e))
+            | ApiError::Import(ImportError::Internal(e))
             | ApiError::News(NewsError::Internal(e))
             | ApiError::Subscriber(SubscriberError::Internal(e))
             | ApiError::Internal(e) => {
