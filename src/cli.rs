@@ -292,6 +292,11 @@ pub(crate) async fn run_import(
     }
     let rows = read.rows;
     let report = imports::import(pool, &rows, &resolved, note).await?;
+    let detail = serde_json::json!({
+        "file": file.display().to_string(), "rows": rows.len(), "imported": report.imported,
+        "refused": report.refused.len(), "source": note,
+    });
+    crate::ops::audit::record(pool, &Actor::CommandLine, "import", None, detail).await?;
     println!(
         "imported {}, already subscribed {}, duplicates {}, refused {}",
         report.imported,

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod imports;
+pub mod lists;
 pub mod news;
 pub mod staff;
 pub mod subscribers;

@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod chart;
 mod dashboard;
+mod lists;
 mod login;
 mod news;
 mod pages;
@@ -47,6 +48,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(updates::router())
         .merge(staff::router())
         .merge(subscribers::router())
+        .merge(lists::router())
         .merge(audit::router())
         .merge(assets::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
 use crate::ops::imports::ImportError;
+use crate::ops::lists::ListError;
 use crate::ops::news::NewsError;
 use crate::ops::subscribers::SubscriberError;
 use crate::ops::updates::UpdateError;
@@ -209,7 +210,14 @@ pub enum ApiError {
     News(NewsError),
     Subscriber(SubscriberError),
     Import(ImportError),
+    List(ListError),
     Internal(anyhow::Error),
+}
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> Self {
+        Self::List(e)
+    }
 }
 
 impl From<ImportError> for ApiError {
@@ -301,8 +309,15 @@ impl IntoResponse for ApiError {
                 error(StatusCode::NOT_FOUND, "No such import.")
             }
             ApiError::Import(ImportError::Invalid(errors)) => invalid(&errors),
+            ApiError::List(ListError::NotFound) => error(StatusCode::NOT_FOUND, "No such list."),
+            ApiError::List(ListError::Exists(slug)) => error(
+                StatusCode::CONFLICT,
+                &format!("A list {slug:?} exists already."),
+            ),
+            ApiError::List(ListError::Invalid(errors)) => invalid(&errors),
             ApiError::Update(UpdateError::Internal(e))
             | ApiError::Import(ImportError::Internal(e))
+            | ApiError::List(ListError::Internal(e))
             | ApiError::News(NewsError::Internal(e))
             | ApiError::Subscriber(SubscriberError::Internal(e))
             | ApiError::Internal(e) => {
