@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod chart;
 mod dashboard;
+mod imports;
 mod lists;
 mod login;
 mod news;
@@ -49,6 +50,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(staff::router())
         .merge(subscribers::router())
         .merge(lists::router())
+        .merge(imports::router())
         .merge(audit::router())
         .merge(assets::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

@@ -341,6 +341,8 @@ async fn admin_pages_carry_the_security_headers() {
         "/admin",
         "/admin/subscribers",
         "/admin/audit",
+        "/admin/lists",
+        "/admin/imports",
     ] {
         let r = if path == "/admin/login" {
             visitor.get(path).await

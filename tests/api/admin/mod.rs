@@ -1,6 +1,7 @@
 //! The staff area: sign-in, roles, CSRF and Origin checks, news desk, composer, progress.
 
 mod browser;
+mod imports;
 mod lists;
 mod login;
 mod news;
