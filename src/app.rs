@@ -100,7 +100,11 @@ impl Application {
             limiter.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
         }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
-        tokio::spawn(resume_imports(self.state.pool.clone(), shutdown.clone()));
+        tokio::spawn(resume_imports(
+            self.state.pool.clone(),
+            Arc::clone(&self.state.settings),
+            shutdown.clone(),
+        ));
         let server = self.state.settings.server.clone();
         let app = routes::router(self.state).layer(
             tower_http::timeout::RequestBodyTimeoutLayer::new(server.body_read_timeout),
@@ -119,9 +123,9 @@ const IMPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs import jobs left queued or unfinished (by a process that stopped), now and every
 /// [`IMPORTS_EVERY`], until `shutdown`.
-async fn resume_imports(pool: sqlx::PgPool, shutdown: CancellationToken) {
+async fn resume_imports(pool: sqlx::PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
     loop {
-        crate::ops::imports::run_pending(pool.clone()).await;
+        crate::ops::imports::run_pending(pool.clone(), Arc::clone(&settings)).await;
         tokio::select! {
             () = tokio::time::sleep(IMPORTS_EVERY) => {}
             () = shutdown.cancelled() => return,

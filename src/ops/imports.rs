@@ -10,10 +10,18 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{audit, Actor};
-use crate::domain::{EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::{
+    EmailAddress, FieldErrors, ListSlug, SignupRequest, SignupSource, SubscriberName, UsState,
+};
+use crate::store::consent::RequestOrigin;
 use crate::store::import_jobs::{self as jobs, ImportJob};
 use crate::store::imports::{self as store, ImportRow};
 use crate::store::lists;
+use crate::store::signups::{self, SignupOutcome, SignupRecord};
+use crate::store::{preferences, subscribers};
 
 /// A problem with one row of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -211,12 +219,6 @@ pub async fn start(
     let mode = ImportMode::parse(request.mode)
         .map_err(|e| errors.insert("mode", e))
         .ok();
-    if mode == Some(ImportMode::OptIn) {
-        errors.insert(
-            "mode",
-            "Imports with a double opt-in are not available yet; use mode=confirmed.".into(),
-        );
-    }
     let source = request.source.trim();
     if source.is_empty()
         || source.chars().count() > MAX_SOURCE
@@ -274,12 +276,12 @@ pub async fn status(pool: &PgPool, id: Uuid) -> Result<ImportJob, ImportError> {
 
 /// Runs every pending job (queued, or left running by a process that stopped), one at a time,
 /// until none is left.
-pub async fn run_pending(pool: PgPool) {
+pub async fn run_pending(pool: PgPool, settings: Arc<Settings>) {
     loop {
         match jobs::claim(&pool, STALE_SECONDS).await {
             Ok(Some(job)) => {
                 let id = job.id;
-                if let Err(e) = run_one(&pool, job).await {
+                if let Err(e) = run_one(&pool, &settings, job).await {
                     tracing::error!(error = ?e, %id, "import failed");
                     let _ = jobs::finish(
                         &pool,
@@ -309,7 +311,7 @@ fn lines(errors: &[RowError]) -> i32 {
     i32::try_from(lines.len()).unwrap_or(i32::MAX)
 }
 
-async fn run_one(pool: &PgPool, job: jobs::Claimed) -> anyhow::Result<()> {
+async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyhow::Result<()> {
     let known: Vec<String> = lists::names(pool)
         .await?
         .into_iter()
@@ -336,7 +338,11 @@ async fn run_one(pool: &PgPool, job: jobs::Claimed) -> anyhow::Result<()> {
     let note = format!("import: {}", job.source);
     let mut processed = done;
     for chunk in read.rows[done.min(read.rows.len())..].chunks(CHUNK) {
-        let report = store::import(pool, chunk, &chosen, &note).await?;
+        let report = if job.mode == ImportMode::OptIn.as_str() {
+            opt_in(pool, settings, chunk, &chosen).await?
+        } else {
+            store::import(pool, chunk, &chosen, &note).await?
+        };
         processed += chunk.len();
         let refused: Vec<RowError> = report
             .refused
@@ -358,6 +364,77 @@ async fn run_one(pool: &PgPool, job: jobs::Claimed) -> anyhow::Result<()> {
         .await?;
     }
     Ok(jobs::finish(pool, job.id, None).await?)
+}
+
+/// The double opt-in mode: each row is a sign-up (pending, a confirmation mail queued, the
+/// consent logged with source `import`), as if the person had filled in the form; someone
+/// erased, unsubscribed, bounced or complained is refused, as in the confirmed mode, and no
+/// mail goes to them. One round trip or three per row: opt-in imports are meant for the size
+/// of an event's sheet.
+async fn opt_in(
+    pool: &PgPool,
+    settings: &Settings,
+    rows: &[ImportRow],
+    chosen: &[(Uuid, String)],
+) -> anyhow::Result<store::ImportReport> {
+    let mut report = store::ImportReport::default();
+    let every: Vec<ListSlug> = lists::names(pool)
+        .await?
+        .iter()
+        .filter_map(|(slug, _)| ListSlug::parse(slug).ok())
+        .collect();
+    let known = lists::resolve_any(pool, &every).await?.unwrap_or_default();
+    for row in rows {
+        let hashes = preferences::suppression_hashes(&row.email);
+        if subscribers::is_suppressed(pool, &hashes).await? {
+            let why = "suppressed: this address was erased on request".to_owned();
+            report.refused.push((row.line, why));
+            continue;
+        }
+        let existing = subscribers::contact_by_email(pool, row.email.canonical()).await?;
+        if let Some(status) = existing
+            .as_ref()
+            .map(|c| c.status.as_str())
+            .filter(|s| matches!(*s, "unsubscribed" | "bounced" | "complained"))
+        {
+            report
+                .refused
+                .push((row.line, format!("suppressed: the address is {status}")));
+            continue;
+        }
+        let mut row_lists = chosen.to_vec();
+        row_lists.extend(known.iter().filter(|(_, s)| row.lists.contains(s)).cloned());
+        row_lists.sort();
+        row_lists.dedup();
+        let request = SignupRequest {
+            email: row.email.clone(),
+            name: row.name.clone(),
+            lists: Vec::new(),
+            state: row.state,
+        };
+        let signup = &settings.signup;
+        let outcome = signups::record(
+            pool,
+            SignupRecord {
+                request: &request,
+                lists: &row_lists,
+                source: SignupSource::Import,
+                origin: &RequestOrigin::default(),
+                consent_text: &signup.consent_text,
+                consent_version: &signup.consent_version,
+                resend_after: signup.resend_after,
+                confirm_ttl: signup.confirm_ttl,
+                secret_key: settings.security.secret_key.expose().as_bytes(),
+            },
+        )
+        .await?;
+        match (existing, outcome) {
+            (None, _) => report.imported += 1,
+            (Some(_), SignupOutcome::NothingToConfirm) => report.already_subscribed += 1,
+            (Some(_), _) => {}
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

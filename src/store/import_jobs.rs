@@ -26,6 +26,7 @@ pub struct ImportJob {
 /// A claimed job with what it needs to run.
 pub struct Claimed {
     pub id: Uuid,
+    pub mode: String,
     pub source: String,
     pub lists: Vec<String>,
     pub file: Vec<u8>,
@@ -65,13 +66,14 @@ pub async fn claim(db: impl PgExecutor<'_>, stale_seconds: f64) -> sqlx::Result<
                      WHERE status = 'queued'
                         OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => $1))
                      ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)
-         RETURNING id, source, lists, coalesce(file, '') AS file, processed",
+         RETURNING id, mode, source, lists, coalesce(file, '') AS file, processed",
     )
     .bind(stale_seconds)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| Claimed {
         id: r.get("id"),
+        mode: r.get("mode"),
         source: r.get("source"),
         lists: r.get("lists"),
         file: r.get("file"),

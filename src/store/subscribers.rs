@@ -424,3 +424,11 @@ pub async fn staff_edit(
     tx.commit().await.context("committing the change")?;
     Ok(true)
 }
+
+/// Whether any of `hashes` (the spellings of one address) is on the suppression list.
+pub async fn is_suppressed(db: impl PgExecutor<'_>, hashes: &[Vec<u8>]) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ANY($1))")
+        .bind(hashes)
+        .fetch_one(db)
+        .await
+}

@@ -173,3 +173,64 @@ async fn an_import_without_a_source_or_with_an_unknown_list_is_refused_before_it
         .unwrap();
     assert_eq!(jobs, 0);
 }
+
+#[tokio::test]
+async fn an_opt_in_import_asks_each_new_person_to_confirm_and_mails_no_one_who_left() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let people = app.seed_confirmed(2, "example.org").await;
+    let (left, member) = (&people[0], &people[1]);
+    app.api(
+        Method::POST,
+        &format!("/api/v1/subscribers/{}/unsubscribe", left.0),
+        &token,
+        None,
+    )
+    .await;
+    let csv = format!(
+        "email,name\nnew@example.org,New\n{}\n{}\n",
+        left.1, member.1
+    );
+    let r = start(&app, &token, "mode=opt-in&source=Event%20sheet", csv).await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let last = follow(&app, &token, &id).await.pop().unwrap();
+    assert_eq!(last["status"], "done", "{last}");
+    assert_eq!(
+        (last["imported"].as_i64(), last["refused"].as_i64()),
+        (Some(1), Some(1)),
+        "{last}"
+    );
+    assert_eq!(last["errors"][0]["line"], 3);
+    assert_eq!(
+        app.subscriber_status("new@example.org").await.as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        app.subscriber_status(&left.1).await.as_deref(),
+        Some("unsubscribed")
+    );
+    app.wait_for_queue_to_drain().await;
+    let to: Vec<String> = app
+        .smtp
+        .messages()
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    assert_eq!(
+        to,
+        ["new@example.org"],
+        "one confirmation, to the new person only"
+    );
+    let source: String = sqlx::query_scalar(
+        "SELECT c.source FROM consent_events c JOIN subscribers s ON s.id = c.subscriber_id
+         WHERE s.email = 'new@example.org'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(source, "import");
+}

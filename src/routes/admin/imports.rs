@@ -111,7 +111,10 @@ async fn upload(
     };
     match imports::start(&state.pool, &staff.actor(), request).await {
         Ok(id) => {
-            tokio::spawn(imports::run_pending(state.pool.clone()));
+            tokio::spawn(imports::run_pending(
+                state.pool.clone(),
+                state.settings.clone(),
+            ));
             Ok(Redirect::to(&format!("/admin/imports/{id}")).into_response())
         }
         Err(ImportError::Invalid(errors)) => {

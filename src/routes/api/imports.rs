@@ -74,7 +74,10 @@ async fn start(
     };
     let actor = Actor::ApiToken(client.token_id);
     let id = imports::start(&state.pool, &actor, request).await?;
-    tokio::spawn(imports::run_pending(state.pool.clone()));
+    tokio::spawn(imports::run_pending(
+        state.pool.clone(),
+        state.settings.clone(),
+    ));
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
 }
 
