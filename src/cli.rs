@@ -95,6 +95,10 @@ pub enum Command {
         /// How the consent was obtained, kept in the consent log.
         #[arg(long, default_value = "imported by staff, who attest to the consent")]
         consent_note: String,
+        /// Send each new person a double opt-in mail instead (they join when they confirm);
+        /// bad rows are then reported and the others imported. The worker sends the mails.
+        #[arg(long)]
+        opt_in: bool,
     },
 }
 
@@ -247,8 +251,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             lists,
             consent_note,
+            opt_in: true,
+        } => run_opt_in_import(&pool, Arc::new(settings), &file, &lists, &consent_note).await,
+        Command::Import {
+            file,
+            lists,
+            consent_note,
+            opt_in: false,
         } => run_import(&pool, &file, &lists, &consent_note).await,
     }
+}
+
+/// `newsletter import --opt-in`: the import runs as the staff area's and the API's do (a job),
+/// here in this process; then its outcome is printed.
+async fn run_opt_in_import(
+    pool: &sqlx::PgPool,
+    settings: Arc<Settings>,
+    file: &std::path::Path,
+    lists: &[String],
+    note: &str,
+) -> anyhow::Result<()> {
+    use crate::ops::imports::{self, ImportError, ImportRequest};
+
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let request = ImportRequest {
+        file: &bytes,
+        lists,
+        mode: "opt-in",
+        source: note,
+    };
+    let id = match imports::start(pool, &Actor::CommandLine, request).await {
+        Ok(id) => id,
+        Err(ImportError::Invalid(errors)) => {
+            let all: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            anyhow::bail!("{}: nothing imported: {}", file.display(), all.join("; "))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    imports::run_pending(pool.clone(), settings).await;
+    let job = imports::status(pool, id).await?;
+    if let Some(failure) = &job.failure {
+        anyhow::bail!("{}: the import failed: {failure}", file.display());
+    }
+    println!(
+        "rows {}, asked to confirm {}, refused {}",
+        job.rows, job.imported, job.refused
+    );
+    for e in job.errors.as_array().into_iter().flatten() {
+        println!(
+            "  line {}, field {}: {}",
+            e["line"],
+            e["field"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn run_import(

@@ -549,3 +549,47 @@ async fn import_reads_a_bom_semicolons_crlf_and_a_lists_column_in_any_order() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn import_with_opt_in_queues_a_confirmation_for_each_new_person_and_reports_bad_rows() {
+    let db = TestDatabase::create().await;
+    let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        "email,name\nnew@example.org,New\nnot-an-address,Bad\n",
+    )
+    .unwrap();
+    let out = newsletter()
+        .env("DATABASE_URL", &db.url)
+        .args([
+            "import",
+            "--opt-in",
+            "--consent-note",
+            "Event sheet",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rows 2, asked to confirm 1, refused 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 3, field email"), "{stdout}");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (status, queued): (String, i64) = sqlx::query_as(
+        "SELECT s.status, (SELECT count(*) FROM deliveries d
+                            WHERE d.subscriber_id = s.id AND d.kind = 'confirmation')
+         FROM subscribers s WHERE s.email = 'new@example.org'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), queued), ("pending", 1));
+}
