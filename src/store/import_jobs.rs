@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
-/// A job as its status page and the API show it.
+/// A job as its status page and the API show it: `running`, `done` or `failed`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportJob {
     pub id: Uuid,
@@ -142,7 +142,8 @@ pub async fn finish(db: impl PgExecutor<'_>, id: Uuid, failure: Option<&str>) ->
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<ImportJob>> {
     let row = sqlx::query(
-        "SELECT id, status, mode, lists, rows, processed, imported, refused, errors, failure,
+        // A queued job shows as running: to whoever waits for it, it has started.
+        "SELECT id, CASE status WHEN 'queued' THEN 'running' ELSE status END AS status, mode, lists, rows, processed, imported, refused, errors, failure,
                 created_by, created_at, finished_at
          FROM import_jobs WHERE id = $1",
     )

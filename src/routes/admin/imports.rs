@@ -141,7 +141,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let job = imports::status(&state.pool, import_id(&id)?).await?;
-    let running = job.status == "queued" || job.status == "running";
+    let running = job.status == "running";
     let errors: Vec<_> = job
         .errors
         .as_array()
