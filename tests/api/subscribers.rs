@@ -249,3 +249,51 @@ async fn the_export_is_csv_with_formula_cells_defused_and_is_audited() {
     assert_eq!(detail["rows"], 3);
     assert_eq!(detail["query"], "example");
 }
+
+#[tokio::test]
+async fn schedule_cancel_and_send_through_the_api_are_in_the_audit_log_with_the_token() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let later = app.create_update(&token, "Later").await;
+    let at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{later}/schedule"),
+            &token,
+            Some(json!({ "at": at })),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{later}/cancel"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let now = app.create_and_send(&token, "Now").await;
+    let entries: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT actor, action, subject FROM audit_log ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|(_, a, s)| (a.as_str(), s.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("schedule", later.as_str()),
+            ("cancel", later.as_str()),
+            ("send", now.as_str())
+        ]
+    );
+    assert!(entries
+        .iter()
+        .all(|(who, _, _)| who.starts_with("API token ")));
+}
