@@ -124,6 +124,11 @@ impl Application {
         }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let inbound = self.inbound.map(|i| tokio::spawn(i.run(shutdown.clone())));
+        tokio::spawn(resume_imports(
+            self.state.pool.clone(),
+            Arc::clone(&self.state.settings),
+            shutdown.clone(),
+        ));
         let server = self.state.settings.server.clone();
         let app = routes::router(self.state).layer(
             tower_http::timeout::RequestBodyTimeoutLayer::new(server.body_read_timeout),
@@ -137,6 +142,21 @@ impl Application {
             inbound.await.context("inbound listener task panicked")?;
         }
         Ok(())
+    }
+}
+
+/// How often the web process looks for import jobs another process left unfinished.
+const IMPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs import jobs left queued or unfinished (by a process that stopped), now and every
+/// [`IMPORTS_EVERY`], until `shutdown`.
+async fn resume_imports(pool: sqlx::PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    loop {
+        crate::ops::imports::run_pending(pool.clone(), Arc::clone(&settings)).await;
+        tokio::select! {
+            () = tokio::time::sleep(IMPORTS_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -13,9 +13,9 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::domain::UpdateInput;
 use crate::mail::MailTemplates;
+use crate::ops::updates::{self, UpdateError};
 use crate::ops::Actor;
 use crate::store::updates::Action;
-use crate::updates::{self, UpdateError};
 use crate::{store, telemetry};
 
 #[derive(Parser, Debug)]
@@ -88,8 +88,11 @@ pub enum Command {
         /// `newsletter worker` processes each time).
         #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
         workers: Vec<usize>,
-        /// Only these scenarios (send, scale, workers, signup, unsubscribe, import, load); all by
-        /// default.
+        /// Subscribers the search scenario searches among.
+        #[arg(long, default_value_t = 1_000_000)]
+        search_subscribers: i64,
+        /// Only these scenarios (send, scale, workers, signup, unsubscribe, import, search, load);
+        /// all by default.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Where the table is written as JSON.
@@ -107,6 +110,10 @@ pub enum Command {
         /// How the consent was obtained, kept in the consent log.
         #[arg(long, default_value = "imported by staff, who attest to the consent")]
         consent_note: String,
+        /// Send each new person a double opt-in mail instead (they join when they confirm);
+        /// bad rows are then reported and the others imported. The worker sends the mails.
+        #[arg(long)]
+        opt_in: bool,
     },
 }
 
@@ -256,6 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             load_seconds,
             import_rows,
             workers,
+            search_subscribers,
             only,
             json,
         } => {
@@ -267,6 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 load_seconds,
                 import_rows,
                 workers,
+                search_subscribers,
                 only,
                 json,
             };
@@ -276,8 +285,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             lists,
             consent_note,
+            opt_in: true,
+        } => run_opt_in_import(&pool, Arc::new(settings), &file, &lists, &consent_note).await,
+        Command::Import {
+            file,
+            lists,
+            consent_note,
+            opt_in: false,
         } => run_import(&pool, &file, &lists, &consent_note).await,
     }
+}
+
+/// `newsletter import --opt-in`: the import runs as the staff area's and the API's do (a job),
+/// here in this process; then its outcome is printed.
+async fn run_opt_in_import(
+    pool: &sqlx::PgPool,
+    settings: Arc<Settings>,
+    file: &std::path::Path,
+    lists: &[String],
+    note: &str,
+) -> anyhow::Result<()> {
+    use crate::ops::imports::{self, ImportError, ImportRequest};
+
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let request = ImportRequest {
+        file: &bytes,
+        lists,
+        mode: "opt-in",
+        source: note,
+    };
+    let id = match imports::start(pool, &Actor::CommandLine, request).await {
+        Ok(id) => id,
+        Err(ImportError::Invalid(errors)) => {
+            let all: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            anyhow::bail!("{}: nothing imported: {}", file.display(), all.join("; "))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    imports::run_pending(pool.clone(), settings).await;
+    let job = imports::status(pool, id).await?;
+    if let Some(failure) = &job.failure {
+        anyhow::bail!("{}: the import failed: {failure}", file.display());
+    }
+    println!(
+        "rows {}, asked to confirm {}, refused {}",
+        job.rows, job.imported, job.refused
+    );
+    for e in job.errors.as_array().into_iter().flatten() {
+        println!(
+            "  line {}, field {}: {}",
+            e["line"],
+            e["field"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn run_import(
@@ -286,8 +348,8 @@ pub(crate) async fn run_import(
     lists: &[String],
     note: &str,
 ) -> anyhow::Result<()> {
-    use crate::domain::{EmailAddress, ListSlug, SubscriberName, UsState};
-    use crate::store::imports::{self, ImportRow};
+    use crate::domain::ListSlug;
+    use crate::store::imports;
 
     let slugs = lists
         .iter()
@@ -300,66 +362,32 @@ pub(crate) async fn run_import(
     }
     .map_err(|unknown| anyhow::anyhow!("--list: no such list: {}", unknown.join(", ")))?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    // The line in the file where a record starts: counted from its byte offset, since the csv
-    // reader's own line count drifts with CRLF line ends and blank lines.
-    let line_at = |byte: u64| {
-        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
-        // A record's offset may point at blank lines the reader skipped before it.
-        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-            start += 1;
-        }
-        1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
-    let headers: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{}: line 1: reading the header", file.display()))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
+    let known: Vec<String> = store::lists::names(pool)
+        .await?
+        .into_iter()
+        .map(|(slug, _)| slug)
         .collect();
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    let email_col = column("email")
-        .with_context(|| format!("{}: line 1: no `email` column", file.display()))?;
-    let (name_col, state_col) = (column("name"), column("state"));
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| line_at(p.byte()));
-                errors.push(format!("line {line}: {e}"));
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| line_at(p.byte()));
-        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
-        let email = EmailAddress::parse(field(Some(email_col)))
-            .map_err(|e| format!("line {line}, field email: {e}"));
-        let name = SubscriberName::parse(field(name_col))
-            .map_err(|e| format!("line {line}, field name: {e}"));
-        let state =
-            UsState::parse(field(state_col)).map_err(|e| format!("line {line}, field state: {e}"));
-        match (email, name, state) {
-            (Ok(email), Ok(name), Ok(state)) => rows.push(ImportRow {
-                line,
-                email,
-                name,
-                state,
-            }),
-            (e, n, s) => errors.extend([e.err(), n.err(), s.err()].into_iter().flatten()),
-        }
-    }
-    if !errors.is_empty() {
+    let read = crate::ops::imports::read_csv(&bytes, &known)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if !read.errors.is_empty() {
+        let errors: Vec<String> = read
+            .errors
+            .iter()
+            .map(|e| format!("line {}, field {}: {}", e.line, e.field, e.message))
+            .collect();
         anyhow::bail!(
             "{}: nothing imported:\n  {}",
             file.display(),
             errors.join("\n  ")
         );
     }
+    let rows = read.rows;
     let report = imports::import(pool, &rows, &resolved, note).await?;
+    let detail = serde_json::json!({
+        "file": file.display().to_string(), "rows": rows.len(), "imported": report.imported,
+        "refused": report.refused.len(), "source": note,
+    });
+    crate::ops::audit::record(pool, &Actor::CommandLine, "import", None, detail).await?;
     println!(
         "imported {}, already subscribed {}, duplicates {}, refused {}",
         report.imported,
@@ -403,15 +431,17 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
             let role = StaffRole::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let (password, generated) = password()?;
             let shown = generated.then(|| password.expose().to_owned());
-            staff::add(pool, &email, role, password).await.map(|()| {
-                eprintln!("staff account {email} ({}) added", role.as_str());
-                show_once(shown);
-            })
+            staff::add(pool, &Actor::CommandLine, &email, role, password)
+                .await
+                .map(|()| {
+                    eprintln!("staff account {email} ({}) added", role.as_str());
+                    show_once(shown);
+                })
         }
         StaffCommand::ResetPassword { email } => {
             let (password, generated) = password()?;
             let shown = generated.then(|| password.expose().to_owned());
-            staff::reset_password(pool, &email, password)
+            staff::reset_password(pool, &Actor::CommandLine, &email, password)
                 .await
                 .map(|()| {
                     eprintln!("password of {email} changed; its sessions ended");
@@ -426,7 +456,7 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
                 println!("{}\t{}\tlast login {last}", m.email, m.role.as_str());
             }
         }),
-        StaffCommand::Remove { email } => staff::remove(pool, &email)
+        StaffCommand::Remove { email } => staff::remove(pool, &Actor::CommandLine, &email)
             .await
             .map(|()| eprintln!("staff account {email} removed")),
     };

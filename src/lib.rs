@@ -19,5 +19,4 @@ pub mod ops;
 pub mod routes;
 pub mod store;
 pub mod telemetry;
-pub mod updates;
 pub mod worker;

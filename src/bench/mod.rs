@@ -4,6 +4,7 @@
 
 mod http_load;
 mod load;
+mod search;
 mod send;
 mod sink;
 mod workers;
@@ -42,6 +43,8 @@ pub struct BenchOptions {
     pub import_rows: usize,
     /// Worker process counts of the workers scenario.
     pub workers: Vec<usize>,
+    /// Subscribers the search scenario searches among.
+    pub search_subscribers: i64,
     pub only: Vec<String>,
     pub json: std::path::PathBuf,
 }
@@ -388,6 +391,9 @@ async fn scenarios(
     }
     if wants("import") {
         rows.extend(import(&pool, opts.import_rows).await?);
+    }
+    if wants("search") {
+        rows.extend(search::run(&pool, opts.search_subscribers).await?);
     }
     if wants("load") {
         rows.extend(

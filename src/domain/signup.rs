@@ -12,6 +12,8 @@ pub enum SignupSource {
     Api,
     /// Asking to come back from an unsubscribe or preferences page.
     Link,
+    /// An import by staff in the double opt-in mode.
+    Import,
 }
 
 impl SignupSource {
@@ -20,6 +22,7 @@ impl SignupSource {
             SignupSource::Form => "form",
             SignupSource::Api => "api",
             SignupSource::Link => "link",
+            SignupSource::Import => "import",
         }
     }
 }

@@ -86,6 +86,14 @@ impl MailTemplates {
         self.has(name) && !NOT_FOR_UPDATES.contains(&name)
     }
 
+    /// The names of the templates an update may use, in order.
+    pub fn for_updates(&self) -> impl Iterator<Item = &str> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| self.is_for_updates(n))
+    }
+
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> anyhow::Result<RenderedMail> {
         let subject = self
             .text
@@ -153,6 +161,7 @@ mod tests {
         assert!(t.is_for_updates("update"));
         assert!(!t.is_for_updates("confirmation") && !t.is_for_updates("welcome"));
         assert!(!t.is_for_updates("no-such-template"));
+        assert_eq!(t.for_updates().collect::<Vec<_>>(), ["update"]);
         let r = t.render("update", &sample_data("update")).unwrap();
         assert_eq!(r.subject, "Sample update");
         assert!(

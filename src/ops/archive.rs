@@ -5,8 +5,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Actor;
+use crate::ops::updates::UpdateError;
 use crate::store::archive;
-use crate::updates::UpdateError;
 
 /// Puts the update in the archive (`listed`) or leaves it out. Only an admin may: what the
 /// public sees is a publishing decision, as sending is.

@@ -14,10 +14,10 @@ use super::Actor;
 use crate::config::Settings;
 use crate::domain::{FieldErrors, ListSlug, Recurrence, RecurrenceInput, UpdateInput};
 use crate::mail::MailTemplates;
+use crate::ops::updates::{self, UpdateError};
 use crate::store::digests::{self as store, DigestFields, DigestRecord, DigestRun, Fired};
 use crate::store::lists;
 use crate::store::updates::Action;
-use crate::updates::{self, UpdateError};
 
 const MAX_NAME: usize = 150;
 const MAX_INTRO: usize = 20_000;

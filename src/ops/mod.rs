@@ -1,13 +1,18 @@
 //! Operations staff perform, one file per subject. The admin pages, the JSON API and the command
 //! line all call these: each rule ("only an admin sends", "a second admin approves") is written
 //! once, here. They take parsed input and a pool and return domain results or a typed error;
-//! nothing here knows of HTTP or the terminal. Updates live in `crate::updates` for now.
+//! nothing here knows of HTTP or the terminal.
 
 pub mod archive;
+pub mod audit;
 pub mod digests;
 pub mod feeds;
+pub mod imports;
+pub mod lists;
 pub mod news;
 pub mod staff;
+pub mod subscribers;
+pub mod updates;
 
 use uuid::Uuid;
 

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::Actor;
 use crate::domain::{parse_topic, FieldErrors, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
+use crate::ops::updates::UpdateError;
 use crate::store::news::{self as store, NewsRecord};
-use crate::updates::UpdateError;
 
 /// Most items one listing shows.
 pub const MAX_LIST: i64 = 500;

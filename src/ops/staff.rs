@@ -5,10 +5,14 @@
 use std::net::IpAddr;
 
 use anyhow::Context;
+use serde_json::json;
 use sqlx::PgPool;
+
+use super::{audit, Actor};
 
 use crate::config::AdminSettings;
 use crate::domain::{dummy_hash, verify_password, EmailAddress, NewPassword, StaffRole, Token};
+use crate::store::audit::NewEntry;
 use crate::store::staff::{self as store, StaffMember};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,7 @@ async fn hash(password: NewPassword) -> anyhow::Result<String> {
 
 pub async fn add(
     pool: &PgPool,
+    actor: &Actor,
     email: &str,
     role: StaffRole,
     password: NewPassword,
@@ -65,7 +70,11 @@ pub async fn add(
     let email = address(email)?;
     let hash = hash(password).await?;
     match store::insert(pool, &email, role, &hash).await? {
-        Some(_) => Ok(()),
+        Some(_) => {
+            let detail = serde_json::json!({ "role": role.as_str() });
+            audit::record(pool, actor, "staff-add", Some(email.as_str()), detail).await?;
+            Ok(())
+        }
         None => Err(StaffError::Exists(email.as_str().to_owned())),
     }
 }
@@ -73,12 +82,21 @@ pub async fn add(
 /// Sets a new password; every session of the account ends.
 pub async fn reset_password(
     pool: &PgPool,
+    actor: &Actor,
     email: &str,
     password: NewPassword,
 ) -> Result<(), StaffError> {
     let email = address(email)?;
     let hash = hash(password).await?;
     if store::set_password(pool, &email, &hash).await? {
+        audit::record(
+            pool,
+            actor,
+            "staff-password",
+            Some(email.as_str()),
+            json!({}),
+        )
+        .await?;
         Ok(())
     } else {
         Err(StaffError::NotFound(email.as_str().to_owned()))
@@ -89,9 +107,10 @@ pub async fn list(pool: &PgPool) -> Result<Vec<StaffMember>, StaffError> {
     Ok(store::list(pool).await?)
 }
 
-pub async fn remove(pool: &PgPool, email: &str) -> Result<(), StaffError> {
+pub async fn remove(pool: &PgPool, actor: &Actor, email: &str) -> Result<(), StaffError> {
     let email = address(email)?;
     if store::delete(pool, &email).await? {
+        audit::record(pool, actor, "staff-remove", Some(email.as_str()), json!({})).await?;
         Ok(())
     } else {
         Err(StaffError::NotFound(email.as_str().to_owned()))
@@ -144,6 +163,14 @@ pub async fn log_in(
             )
             .await?;
             tracing::info!(%staff_id, "staff login");
+            let entry = NewEntry {
+                actor: parsed.canonical(),
+                staff_id: Some(staff_id),
+                action: "sign-in",
+                subject: None,
+                detail: json!({ "ip": ip }),
+            };
+            crate::store::audit::append(pool, entry).await?;
             Ok(SessionId(id))
         }
         _ => {

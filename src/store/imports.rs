@@ -12,11 +12,14 @@ use crate::domain::{EmailAddress, SubscriberName, UsState};
 /// Rows sent to PostgreSQL per statement.
 const CHUNK: usize = 10_000;
 
+#[derive(Debug)]
 pub struct ImportRow {
     pub line: usize,
     pub email: EmailAddress,
     pub name: Option<SubscriberName>,
     pub state: Option<UsState>,
+    /// Slugs of lists this row joins besides the import's own (known lists only).
+    pub lists: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +45,8 @@ pub async fn import(
     sqlx::query(
         "CREATE TEMPORARY TABLE import_rows (
              line integer NOT NULL, email text NOT NULL, normalized text NOT NULL,
-             name text, us_state text, first boolean NOT NULL DEFAULT false, id uuid
+             name text, us_state text, lists text[] NOT NULL, first boolean NOT NULL DEFAULT false,
+             id uuid
          ) ON COMMIT DROP",
     )
     .execute(&mut *tx)
@@ -65,15 +69,21 @@ pub async fn import(
             .map(|r| r.name.as_ref().map(SubscriberName::as_str))
             .collect();
         let states: Vec<Option<&str>> = chunk.iter().map(|r| r.state.map(UsState::code)).collect();
+        // Arrays of arrays must be rectangular: each row's lists go as one space-separated text.
+        let row_lists: Vec<String> = chunk.iter().map(|r| r.lists.join(" ")).collect();
         sqlx::query(
-            "INSERT INTO import_rows (line, email, normalized, name, us_state)
-             SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[])",
+            "INSERT INTO import_rows (line, email, normalized, name, us_state, lists)
+             SELECT line, email, normalized, name, us_state,
+                    coalesce(string_to_array(nullif(lists, ''), ' '), '{}')
+             FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                  AS u(line, email, normalized, name, us_state, lists)",
         )
         .bind(&lines)
         .bind(&emails)
         .bind(&normalized)
         .bind(&names)
         .bind(&states)
+        .bind(&row_lists)
         .execute(&mut *tx)
         .await
         .context("loading the rows")?;
@@ -91,9 +101,10 @@ pub async fn import(
             .context("loading the suppression keys")?;
     }
     // Without statistics on the temporary table the planner guesses, and may loop.
-    sqlx::raw_sql("ANALYZE import_rows; ANALYZE import_keys")
-        .execute(&mut *tx)
-        .await?;
+    // (Two plain statements: `raw_sql`'s future is not `Send`, which a web handler needs.)
+    for analyze in ["ANALYZE import_rows", "ANALYZE import_keys"] {
+        sqlx::query(analyze).execute(&mut *tx).await?;
+    }
     // The first line of each address counts; later ones are duplicates within the file.
     sqlx::query(
         "UPDATE import_rows r SET first = true
@@ -152,7 +163,8 @@ pub async fn import(
     let imported = usize::try_from(imported).unwrap_or(0);
     sqlx::query(
         "INSERT INTO subscriptions (subscriber_id, list_id, status)
-         SELECT r.id, l, 'confirmed' FROM import_rows r, unnest($1::uuid[]) AS l
+         SELECT DISTINCT r.id, l.id, 'confirmed' FROM import_rows r
+         JOIN lists l ON l.id = ANY($1::uuid[]) OR l.slug = ANY(r.lists)
          WHERE r.first
          ON CONFLICT (subscriber_id, list_id) DO UPDATE SET status = 'confirmed', updated_at = now()
              WHERE subscriptions.status = 'pending'",
@@ -163,7 +175,9 @@ pub async fn import(
     .context("adding subscriptions")?;
     sqlx::query(
         "INSERT INTO consent_events (subscriber_id, kind, source, consent_text, consent_version, lists)
-         SELECT r.id, 'signup', 'import', $1, 'import', $2 FROM import_rows r WHERE r.first",
+         SELECT r.id, 'signup', 'import', $1, 'import',
+                ARRAY(SELECT DISTINCT x FROM unnest($2::text[] || r.lists) AS x ORDER BY x)
+         FROM import_rows r WHERE r.first",
     )
     .bind(note)
     .bind(&slugs)

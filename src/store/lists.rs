@@ -188,3 +188,10 @@ pub async fn update(db: impl PgExecutor<'_>, slug: &str, f: &ListFields<'_>) -> 
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Every list's (slug, name), in the order pages show them; no counts, so it stays cheap.
+pub async fn names(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT slug, name FROM lists ORDER BY position, name")
+        .fetch_all(db)
+        .await
+}

@@ -3,6 +3,7 @@
 pub mod addresses;
 pub mod api_tokens;
 pub mod archive;
+pub mod audit;
 pub mod bounces;
 pub mod confirmations;
 pub mod consent;
@@ -11,6 +12,7 @@ pub mod deliveries;
 pub mod digests;
 pub mod feeds;
 pub mod idempotency;
+pub mod import_jobs;
 pub mod imports;
 pub mod lists;
 pub mod mailbox;

@@ -673,3 +673,88 @@ async fn the_cli_follows_feeds_and_sets_up_digests_through_the_same_rules() {
     let (ok, out, _) = run(&["digest", "list"], None);
     assert!(ok && out.contains("Asia/Tokyo"));
 }
+
+#[tokio::test]
+async fn import_reads_a_bom_semicolons_crlf_and_a_lists_column_in_any_order() {
+    let db = TestDatabase::create().await;
+    let csv = "\u{FEFF}lists;Email;name\r\nnew-york-alliance;ana@example.org;Ana\r\n;bo@example.org;Bo\r\n";
+    let (ok, out, err) = import(&db, csv.as_bytes());
+    assert!(ok, "{err}");
+    assert!(out.contains("imported 2"), "{out}");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let held: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.email, l.slug FROM subscriptions x JOIN subscribers s ON s.id = x.subscriber_id
+         JOIN lists l ON l.id = x.list_id WHERE x.status = 'confirmed' ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let pair = |e: &str, l: &str| (e.to_owned(), l.to_owned());
+    assert_eq!(
+        held,
+        [
+            pair("ana@example.org", "new-york-alliance"),
+            pair("ana@example.org", "us-icc-updates"),
+            pair("bo@example.org", "us-icc-updates"),
+        ]
+    );
+    let logged: Vec<String> = sqlx::query_scalar(
+        "SELECT c.lists FROM consent_events c JOIN subscribers s ON s.id = c.subscriber_id
+         WHERE s.email = 'ana@example.org'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, ["new-york-alliance", "us-icc-updates"]);
+
+    let (ok, _, err) = import(&db, b"email,lists\ncy@example.org,no-such-list\n");
+    assert!(!ok);
+    assert!(
+        err.contains("line 2, field lists: No such list: no-such-list"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn import_with_opt_in_queues_a_confirmation_for_each_new_person_and_reports_bad_rows() {
+    let db = TestDatabase::create().await;
+    let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        "email,name\nnew@example.org,New\nnot-an-address,Bad\n",
+    )
+    .unwrap();
+    let out = newsletter()
+        .env("DATABASE_URL", &db.url)
+        .args([
+            "import",
+            "--opt-in",
+            "--consent-note",
+            "Event sheet",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rows 2, asked to confirm 1, refused 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 3, field email"), "{stdout}");
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (status, queued): (String, i64) = sqlx::query_as(
+        "SELECT s.status, (SELECT count(*) FROM deliveries d
+                            WHERE d.subscriber_id = s.id AND d.kind = 'confirmation')
+         FROM subscribers s WHERE s.email = 'new@example.org'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), queued), ("pending", 1));
+}

@@ -59,8 +59,17 @@ fn login_page(
     response
 }
 
-async fn form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    login_page(&state, &headers, StatusCode::OK, "", None)
+/// The login page; someone already signed in goes to the dashboard.
+async fn form(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AdminError> {
+    if let Some(session) = session_token(&state, &headers) {
+        if staff::session(&state.pool, &state.settings.admin, &session)
+            .await?
+            .is_some()
+        {
+            return Ok(Redirect::to("/admin").into_response());
+        }
+    }
+    Ok(login_page(&state, &headers, StatusCode::OK, "", None))
 }
 
 async fn log_in(

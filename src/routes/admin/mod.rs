@@ -4,16 +4,20 @@
 //! the login page), [`AdminOnly`] (an admin's session), and [`AdminForm`] (a state-changing
 //! POST: a session, a valid `csrf_token` field and, when the browser sends one, an `Origin` equal
 //! to `server.base_url`'s; else 403 and nothing changes). Handlers call `ops::` and
-//! `crate::updates`, as the API and the CLI do; rules live there, not here.
+//! `crate::ops::updates`, as the API and the CLI do; rules live there, not here.
 
 mod assets;
+mod audit;
 mod chart;
 mod dashboard;
 mod feeds;
+mod imports;
+mod lists;
 mod login;
 mod news;
 mod pages;
 mod staff;
+mod subscribers;
 mod updates;
 
 use axum::body::Bytes;
@@ -46,6 +50,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(feeds::router())
         .merge(updates::router())
         .merge(staff::router())
+        .merge(subscribers::router())
+        .merge(lists::router())
+        .merge(imports::router())
+        .merge(audit::router())
         .merge(assets::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(

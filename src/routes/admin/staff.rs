@@ -65,7 +65,7 @@ async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response,
     };
     let password = NewPassword::generate();
     let shown = password.expose().to_owned();
-    match staff::add(&state.pool, &email, role, password).await {
+    match staff::add(&state.pool, &admin.0.actor(), &email, role, password).await {
         Ok(()) => {
             let notice = format!(
                 "{email} can now log in as {} with the password {shown} (shown once: pass it on safely).",
@@ -96,7 +96,7 @@ async fn remove(State(state): State<AppState>, form: AdminForm) -> Result<Respon
             "You cannot remove your own account.".into(),
         ));
     }
-    staff::remove(&state.pool, &email)
+    staff::remove(&state.pool, &admin.0.actor(), &email)
         .await
         .map_err(staff_error)?;
     list_page(

@@ -1,6 +1,6 @@
 //! `/admin/updates`: the composer (new, edit a draft, preview, test send) and sending (send now
 //! with an idempotency key, schedule in a time zone, pause, resume, cancel, approve, retry
-//! failed), and the progress page. Who may do what is decided in `crate::updates`.
+//! failed), and the progress page. Who may do what is decided in `crate::ops::updates`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,9 +17,9 @@ use crate::app::AppState;
 use crate::domain::schedule::{self, DEFAULT_TIME_ZONE};
 use crate::domain::{NewsItemInput, Token, UpdateInput};
 use crate::ops::news::{self, NewsFilter};
+use crate::ops::updates::{self, UpdateError};
 use crate::store;
 use crate::store::updates::{Action, UpdateRecord};
-use crate::updates::{self, UpdateError};
 
 /// Failed deliveries shown on the progress page.
 const FAILED_SHOWN: i64 = 200;
@@ -113,6 +113,19 @@ fn input_from(fields: &Fields) -> Result<UpdateInput, AdminError> {
 }
 
 /// The composer page: new (`id` None) or editing a draft.
+/// The templates an update may use, `chosen` selected (and listed even if it is no longer one,
+/// so saving the draft does not change it silently; the save then says why it is refused).
+fn templates(state: &AppState, chosen: &str) -> Vec<serde_json::Value> {
+    let mut names: Vec<&str> = state.mail_templates.for_updates().collect();
+    if !names.contains(&chosen) {
+        names.push(chosen);
+    }
+    names
+        .into_iter()
+        .map(|name| json!({ "name": name, "selected": name == chosen }))
+        .collect()
+}
+
 async fn composer(
     state: &AppState,
     staff: &CurrentStaff,
@@ -157,7 +170,7 @@ async fn composer(
             "title": if id.is_some() { "Edit the draft" } else { "New update" },
             "id": id,
             "values": input,
-            "template": input.template.clone().unwrap_or_else(|| "update".into()),
+            "templates": templates(state, input.template.as_deref().unwrap_or("update")),
             "lists": lists,
             "slots": slots,
             "inline_items": inline_items,

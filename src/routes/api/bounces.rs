@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{ApiClient, ApiError};
 use crate::app::AppState;
+use crate::ops::updates::MAX_PAGE;
 use crate::store::bounces::{self, Filter};
-use crate::updates::MAX_PAGE;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/bounces", get(list))

@@ -14,8 +14,8 @@ use super::{ApiClient, ApiError, ApiJson};
 use crate::app::AppState;
 use crate::ops::digests::{self, DigestError, DigestInput};
 use crate::ops::feeds::{self, FeedError, FeedInput};
+use crate::ops::updates::UpdateError;
 use crate::ops::{archive, Actor};
-use crate::updates::UpdateError;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,8 +4,10 @@
 
 mod bounces;
 mod feeds;
+mod imports;
 mod lists;
 mod news;
+mod subscribers;
 mod updates;
 
 use axum::body::Bytes;
@@ -22,9 +24,12 @@ use crate::app::AppState;
 use crate::domain::{FieldErrors, Token};
 use crate::ops::digests::DigestError;
 use crate::ops::feeds::FeedError;
+use crate::ops::imports::ImportError;
+use crate::ops::lists::ListError;
 use crate::ops::news::NewsError;
+use crate::ops::subscribers::SubscriberError;
+use crate::ops::updates::UpdateError;
 use crate::store;
-use crate::updates::UpdateError;
 
 /// Largest API request body (an update with 50 long news items fits).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
@@ -38,6 +43,8 @@ pub fn router() -> Router<AppState> {
                 .merge(news::router())
                 .merge(bounces::router())
                 .merge(feeds::router())
+                .merge(subscribers::router())
+                .merge(imports::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -209,6 +216,9 @@ pub enum ApiError {
     News(NewsError),
     Feed(FeedError),
     Digest(DigestError),
+    Subscriber(SubscriberError),
+    Import(ImportError),
+    List(ListError),
     Internal(anyhow::Error),
 }
 
@@ -221,6 +231,24 @@ impl From<FeedError> for ApiError {
 impl From<DigestError> for ApiError {
     fn from(e: DigestError) -> Self {
         Self::Digest(e)
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> Self {
+        Self::List(e)
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        Self::Import(e)
+    }
+}
+
+impl From<SubscriberError> for ApiError {
+    fn from(e: SubscriberError) -> Self {
+        Self::Subscriber(e)
     }
 }
 
@@ -296,10 +324,33 @@ impl IntoResponse for ApiError {
             ApiError::Digest(DigestError::Forbidden(message)) => {
                 error(StatusCode::FORBIDDEN, &message)
             }
+            ApiError::Subscriber(SubscriberError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such subscriber.")
+            }
+            ApiError::Subscriber(SubscriberError::Invalid(errors)) => invalid(&errors),
+            ApiError::Subscriber(SubscriberError::Forbidden(message)) => {
+                error(StatusCode::FORBIDDEN, &message)
+            }
+            ApiError::Subscriber(SubscriberError::Refused(message)) => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            }
+            ApiError::Import(ImportError::NotFound) => {
+                error(StatusCode::NOT_FOUND, "No such import.")
+            }
+            ApiError::Import(ImportError::Invalid(errors)) => invalid(&errors),
+            ApiError::List(ListError::NotFound) => error(StatusCode::NOT_FOUND, "No such list."),
+            ApiError::List(ListError::Exists(slug)) => error(
+                StatusCode::CONFLICT,
+                &format!("A list {slug:?} exists already."),
+            ),
+            ApiError::List(ListError::Invalid(errors)) => invalid(&errors),
             ApiError::Update(UpdateError::Internal(e))
+            | ApiError::Import(ImportError::Internal(e))
+            | ApiError::List(ListError::Internal(e))
             | ApiError::News(NewsError::Internal(e))
             | ApiError::Feed(FeedError::Internal(e))
             | ApiError::Digest(DigestError::Internal(e))
+            | ApiError::Subscriber(SubscriberError::Internal(e))
             | ApiError::Internal(e) => {
                 let page = super::AppError(e).into_response();
                 let message = if page.status() == StatusCode::SERVICE_UNAVAILABLE {

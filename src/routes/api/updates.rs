@@ -13,10 +13,10 @@ use uuid::Uuid;
 use super::{ApiClient, ApiError, ApiJson};
 use crate::app::AppState;
 use crate::domain::UpdateInput;
+use crate::ops::updates::{self, UpdateError};
 use crate::ops::Actor;
 use crate::store::idempotency::{self, Claim};
 use crate::store::updates::Action;
-use crate::updates::{self, UpdateError};
 
 /// Longest Idempotency-Key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::mail::MailTemplates;
 use crate::ops::digests;
+use crate::ops::updates::UpdateError;
 use crate::store::digests as store;
-use crate::updates::UpdateError;
 
 /// How often the task looks for due occurrences (or `worker.poll_interval_ms`, when longer).
 const TICK: Duration = Duration::from_secs(1);

@@ -191,3 +191,61 @@ async fn an_admin_composes_previews_tests_and_sends_an_update_in_a_real_browser(
         .collect();
     assert_eq!(per_reader, expected, "one mail per confirmed subscriber");
 }
+
+#[tokio::test]
+async fn an_admin_finds_and_unsubscribes_someone_and_imports_a_file_in_a_real_browser() {
+    let app = spawn_staff_app(&[]).await;
+    app.seed_confirmed(20, "example.org").await;
+    assert_eq!(app.signup("wrote.in@example.org").await.status(), 303);
+    add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let file = std::env::temp_dir().join(format!("event-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        "email,name\nnew@example.org,New\nnot-an-address,Bad\n",
+    )
+    .unwrap();
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(&browser, "#email", "ana@example.org").await;
+    fill(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    wait_for_text(&browser, "h1", "Dashboard").await;
+
+    browser.goto(&app.url("/admin/subscribers")).await.unwrap();
+    fill(&browser, "#query", "OTE.IN").await;
+    click(&browser, "#find").await;
+    wait_for_text(&browser, "tbody a", "wrote.in@example.org").await;
+    click(&browser, "tbody a").await;
+    wait_for_text(&browser, "h1", "wrote.in@example.org").await;
+    let log = text_of(&browser, "#consent-log tbody").await;
+    assert!(log.contains("signup") && log.contains("form"), "{log}");
+    assert_eq!(text_of(&browser, "#status").await, "pending");
+    click(&browser, "#unsubscribe").await;
+    wait_for_text(&browser, "#status", "unsubscribed").await;
+
+    browser.goto(&app.url("/admin/imports")).await.unwrap();
+    browser
+        .find(Locator::Css("#file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    fill(&browser, "#source", "Conference sign-up sheet").await;
+    click(&browser, "#start-import").await;
+    wait_for_text(&browser, "h1", "Import (done)").await;
+    assert_eq!(text_of(&browser, "#imported").await, "1");
+    let errors = text_of(&browser, "#errors tbody").await;
+    assert!(
+        errors.starts_with("3 email"),
+        "line 3 of the file: {errors}"
+    );
+    browser.close().await.unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        app.subscriber_status("new@example.org").await.as_deref(),
+        Some("confirmed")
+    );
+}

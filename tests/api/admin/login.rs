@@ -157,8 +157,24 @@ async fn login_sets_a_strict_cookie_rotates_the_id_and_logout_ends_the_session_s
     assert_eq!(dashboard.status(), 200);
     assert!(dashboard.text().await.unwrap().contains("ana@example.org"));
 
+    let signed_in_login = browser.get("/admin/login").await;
+    assert_eq!(signed_in_login.status(), 303, "already signed in");
+    assert_eq!(signed_in_login.headers()["location"], "/admin");
+
     let old_cookies = browser.cookies.clone();
-    let again = browser.try_log_in("ana@example.org", PASSWORD).await;
+    let origin = app.settings.server.base_url.as_str().to_owned();
+    let login_csrf = super::csrf_in(&html);
+    let again = browser
+        .post_with(
+            "/admin/login",
+            &[
+                ("csrf_token", &login_csrf),
+                ("email", "ana@example.org"),
+                ("password", PASSWORD),
+            ],
+            Some(&origin),
+        )
+        .await;
     assert_ne!(set_cookie(&again, "newsletter_staff").unwrap(), cookie);
     let mut stale = Browser::new(&app);
     stale.cookies = old_cookies;
@@ -320,9 +336,21 @@ async fn a_logout_without_the_csrf_token_or_from_another_origin_is_refused_and_c
 #[tokio::test]
 async fn admin_pages_carry_the_security_headers() {
     let app = spawn_staff_app(&[]).await;
+    let mut visitor = Browser::new(&app);
     let mut browser = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
-    for path in ["/admin/login", "/admin"] {
-        let r = browser.get(path).await;
+    for path in [
+        "/admin/login",
+        "/admin",
+        "/admin/subscribers",
+        "/admin/audit",
+        "/admin/lists",
+        "/admin/imports",
+    ] {
+        let r = if path == "/admin/login" {
+            visitor.get(path).await
+        } else {
+            browser.get(path).await
+        };
         assert_eq!(r.status(), 200, "{path}");
         let csp = r.headers()["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");

@@ -2,9 +2,12 @@
 
 mod browser;
 mod digests;
+mod imports;
+mod lists;
 mod login;
 mod news;
 mod progress;
+mod subscribers;
 mod updates;
 
 use std::net::TcpListener;
@@ -39,6 +42,7 @@ pub async fn spawn_staff_app(overrides: &[(&str, Value)]) -> TestApp {
 pub async fn add_staff(app: &TestApp, email: &str, role: StaffRole) {
     newsletter::ops::staff::add(
         &app.pool,
+        &newsletter::ops::Actor::CommandLine,
         email,
         role,
         NewPassword::parse(PASSWORD).unwrap(),

@@ -526,3 +526,21 @@ async fn a_send_without_the_csrf_token_or_from_another_origin_is_refused_and_sen
     assert_eq!(keys, 0, "the form key is still unused");
     assert_eq!(app.smtp.count(), 0);
 }
+
+#[tokio::test]
+async fn the_composer_offers_only_the_templates_made_for_updates() {
+    let app = spawn_staff_app(&[]).await;
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let page = editor.get("/admin/updates/new").await.text().await.unwrap();
+    let start = page
+        .find("<select id=\"template\" name=\"template\">")
+        .expect("a choice of templates");
+    let select = &page[start..start + page[start..].find("</select>").unwrap()];
+    assert!(
+        select.contains("<option value=\"update\" selected>"),
+        "{select}"
+    );
+    for not_for_updates in ["confirmation", "welcome"] {
+        assert!(!select.contains(not_for_updates), "{select}");
+    }
+}

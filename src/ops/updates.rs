@@ -1,4 +1,4 @@
-//! Operations on updates shared by the API and the command line: parse, check against the
+//! Operations on updates shared by the admin pages, the API and the command line: parse, check against the
 //! database and the templates, then call `store::updates`.
 
 use std::collections::BTreeMap;
@@ -149,6 +149,15 @@ pub async fn act(
             "Only an admin may send, schedule, pause, resume, cancel or approve an update.".into(),
         ));
     }
+    let (what, at) = match action {
+        Action::Schedule(at) => ("schedule", Some(at)),
+        Action::SendNow => ("send", None),
+        Action::Pause => ("pause", None),
+        Action::Resume => ("resume", None),
+        Action::Cancel => ("cancel", None),
+        Action::RequestApproval(at, _) => ("schedule", Some(at)),
+        Action::Approve(_) => ("approve", None),
+    };
     let action = match action {
         Action::Approve(_) => approval(pool, actor, id).await?,
         Action::Schedule(at) if needs_approval(pool, settings, id).await? => {
@@ -180,7 +189,11 @@ pub async fn act(
     match store::apply(pool, id, action).await? {
         None => Err(UpdateError::NotFound),
         Some(Err(status)) => Err(UpdateError::Conflict(status)),
-        Some(Ok(_)) => view(pool, id).await,
+        Some(Ok(status)) => {
+            let detail = serde_json::json!({ "at": at, "status": status });
+            crate::ops::audit::record(pool, actor, what, Some(&id.to_string()), detail).await?;
+            view(pool, id).await
+        }
     }
 }
 

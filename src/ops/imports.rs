@@ -1,0 +1,482 @@
+//! Importing subscribers from a CSV file, for every door (`newsletter import`, and the staff
+//! area and API to come): the file is read here, once. Columns `email` (required), `name`,
+//! `state` and `lists` (slugs separated by spaces or `|`), in any order and any case; UTF-8
+//! with or without a byte-order mark; comma or semicolon (whichever the header uses); CRLF
+//! or LF. Each problem names the line in the file where it is (not the record number), the
+//! field and the reason. The set-based import itself is `store::imports`.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{audit, Actor};
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::{
+    EmailAddress, FieldErrors, ListSlug, SignupRequest, SignupSource, SubscriberName, UsState,
+};
+use crate::store::consent::RequestOrigin;
+use crate::store::import_jobs::{self as jobs, ImportJob};
+use crate::store::imports::{self as store, ImportRow};
+use crate::store::lists;
+use crate::store::signups::{self, SignupOutcome, SignupRecord};
+use crate::store::{preferences, subscribers};
+
+/// A problem with one row of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// A file read: the rows that parse, and a problem per bad field.
+#[derive(Debug, Default)]
+pub struct ReadCsv {
+    /// Data records in the file (good and bad).
+    pub records: usize,
+    pub rows: Vec<ImportRow>,
+    pub errors: Vec<RowError>,
+}
+
+/// The file cannot be read at all (no header, no `email` column).
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct FileError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads `bytes` as an import file. `known_lists`: the slugs a `lists` cell may name.
+pub fn read_csv(bytes: &[u8], known_lists: &[String]) -> Result<ReadCsv, FileError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let header_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let delimiter = if header_line.contains(&b';') && !header_line.contains(&b',') {
+        b';'
+    } else {
+        b','
+    };
+    // The line in the file where a record starts: counted from its byte offset, since the csv
+    // reader's own line count drifts with CRLF line ends and blank lines. Records come in
+    // order, so only the bytes since the previous record are counted.
+    let mut counted = (0usize, 1usize);
+    let mut line_at = |byte: u64| {
+        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+        // A record's offset may point at blank lines the reader skipped before it.
+        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            start += 1;
+        }
+        let (from, line) = counted;
+        let from = from.min(start);
+        let line = line + bytes[from..start].iter().filter(|&&b| b == b'\n').count();
+        counted = (start, line);
+        line
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(bytes);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| FileError {
+            line: 1,
+            message: format!("reading the header: {e}"),
+        })?
+        .iter()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let email_col = column("email").ok_or_else(|| FileError {
+        line: 1,
+        message: "no `email` column".into(),
+    })?;
+    let (name_col, state_col, lists_col) = (column("name"), column("state"), column("lists"));
+    let mut read = ReadCsv::default();
+    for record in reader.records() {
+        read.records += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
+                read.errors.push(RowError {
+                    line,
+                    field: "row".into(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
+        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+        let mut problem = |field: &str, message: String| {
+            read.errors.push(RowError {
+                line,
+                field: field.into(),
+                message,
+            });
+        };
+        let email = EmailAddress::parse(field(Some(email_col))).map_err(|e| problem("email", e));
+        let name = SubscriberName::parse(field(name_col)).map_err(|e| problem("name", e));
+        let state = UsState::parse(field(state_col)).map_err(|e| problem("state", e));
+        let lists = row_lists(field(lists_col), known_lists).map_err(|e| problem("lists", e));
+        if let (Ok(email), Ok(name), Ok(state), Ok(lists)) = (email, name, state, lists) {
+            read.rows.push(ImportRow {
+                line,
+                email,
+                name,
+                state,
+                lists,
+            });
+        }
+    }
+    Ok(read)
+}
+
+/// The slugs of a `lists` cell, each a known list.
+fn row_lists(cell: &str, known: &[String]) -> Result<Vec<String>, String> {
+    let mut slugs = Vec::new();
+    for raw in cell.split([' ', '|']).filter(|s| !s.is_empty()) {
+        let slug = ListSlug::parse(raw)?.as_str().to_owned();
+        if !known.contains(&slug) {
+            return Err(format!("No such list: {slug}."));
+        }
+        if !slugs.contains(&slug) {
+            slugs.push(slug);
+        }
+    }
+    Ok(slugs)
+}
+
+/// Rows imported per transaction; the job's progress is written after each.
+const CHUNK: usize = 10_000;
+/// A running job without a heartbeat for this long is taken over by another process.
+const STALE_SECONDS: f64 = 60.0;
+/// Longest consent source.
+const MAX_SOURCE: usize = 500;
+/// Most problems a job keeps (the counts stay exact).
+const MAX_ERRORS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("invalid import")]
+    Invalid(FieldErrors),
+    #[error("no such import")]
+    NotFound,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ImportError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// How the people of an import join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// As confirmed, on staff's word that they consented (the source says where).
+    Confirmed,
+    /// Each new person gets a double opt-in mail.
+    OptIn,
+}
+
+impl ImportMode {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "" | "confirmed" => Ok(Self::Confirmed),
+            "opt-in" => Ok(Self::OptIn),
+            other => Err(format!("{other:?} is not a mode: confirmed or opt-in.")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::OptIn => "opt-in",
+        }
+    }
+}
+
+/// An import as asked for: the file, the lists (slugs; none: the default lists), the mode
+/// and the consent source.
+pub struct ImportRequest<'a> {
+    pub file: &'a [u8],
+    pub lists: &'a [String],
+    pub mode: &'a str,
+    pub source: &'a str,
+}
+
+/// Checks the request and queues the job; the caller starts [`run_pending`] (the web
+/// process does, in the background). Recorded in the audit log.
+pub async fn start(
+    pool: &PgPool,
+    actor: &Actor,
+    request: ImportRequest<'_>,
+) -> Result<Uuid, ImportError> {
+    let mut errors = FieldErrors::new();
+    let mode = ImportMode::parse(request.mode)
+        .map_err(|e| errors.insert("mode", e))
+        .ok();
+    let source = request.source.trim();
+    if source.is_empty()
+        || source.chars().count() > MAX_SOURCE
+        || source.chars().any(char::is_control)
+    {
+        errors.insert(
+            "source",
+            format!("Say where the consent was given: 1 to {MAX_SOURCE} characters, one line."),
+        );
+    }
+    let slugs: Vec<ListSlug> = request
+        .lists
+        .iter()
+        .filter_map(|l| {
+            ListSlug::parse(l)
+                .map_err(|e| errors.insert("list", e))
+                .ok()
+        })
+        .collect();
+    let lists = if slugs.is_empty() {
+        lists::resolve_public(pool, &[], None).await?
+    } else {
+        lists::resolve_any(pool, &slugs).await?
+    };
+    let lists = lists
+        .map_err(|unknown| errors.insert("list", format!("No such list: {}.", unknown.join(", "))))
+        .unwrap_or_default();
+    if let Err(e) = read_csv(request.file, &[]).map(|_| ()) {
+        errors.insert("file", e.to_string());
+    }
+    let Some(mode) = mode.filter(|_| errors.is_empty()) else {
+        return Err(ImportError::Invalid(errors));
+    };
+    let slugs: Vec<String> = lists.into_iter().map(|(_, slug)| slug).collect();
+    let id = jobs::create(
+        pool,
+        jobs::NewJob {
+            mode: mode.as_str(),
+            source,
+            lists: &slugs,
+            file: request.file,
+            created_by: &actor.label(),
+        },
+    )
+    .await?;
+    let detail = serde_json::json!({ "lists": slugs, "mode": mode.as_str(), "source": source,
+                                     "bytes": request.file.len() });
+    audit::record(pool, actor, "import", Some(&id.to_string()), detail).await?;
+    Ok(id)
+}
+
+pub async fn status(pool: &PgPool, id: Uuid) -> Result<ImportJob, ImportError> {
+    jobs::get(pool, id).await?.ok_or(ImportError::NotFound)
+}
+
+/// Runs every pending job (queued, or left running by a process that stopped), one at a time,
+/// until none is left.
+pub async fn run_pending(pool: PgPool, settings: Arc<Settings>) {
+    loop {
+        match jobs::claim(&pool, STALE_SECONDS).await {
+            Ok(Some(job)) => {
+                let id = job.id;
+                if let Err(e) = run_one(&pool, &settings, job).await {
+                    tracing::error!(error = ?e, %id, "import failed");
+                    let _ = jobs::finish(
+                        &pool,
+                        id,
+                        Some("the import stopped on an error; see the log"),
+                    )
+                    .await;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = ?e, "claiming an import");
+                return;
+            }
+        }
+    }
+}
+
+fn errors_json(errors: &[RowError]) -> serde_json::Value {
+    serde_json::to_value(errors).unwrap_or_default()
+}
+
+/// Distinct lines among `errors`.
+fn lines(errors: &[RowError]) -> i32 {
+    let mut lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+    lines.dedup();
+    i32::try_from(lines.len()).unwrap_or(i32::MAX)
+}
+
+async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyhow::Result<()> {
+    let known: Vec<String> = lists::names(pool)
+        .await?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    let read = match read_csv(&job.file, &known) {
+        Ok(read) => read,
+        Err(e) => return Ok(jobs::finish(pool, job.id, Some(&e.to_string())).await?),
+    };
+    let slugs: Vec<ListSlug> = job
+        .lists
+        .iter()
+        .filter_map(|l| ListSlug::parse(l).ok())
+        .collect();
+    let Ok(chosen) = lists::resolve_any(pool, &slugs).await? else {
+        return Ok(jobs::finish(pool, job.id, Some("a list of this import was deleted")).await?);
+    };
+    let done = usize::try_from(job.processed).unwrap_or(0);
+    if done == 0 {
+        let kept = &read.errors[..read.errors.len().min(MAX_ERRORS)];
+        let rows = i32::try_from(read.records).unwrap_or(i32::MAX);
+        jobs::read(pool, job.id, rows, lines(&read.errors), &errors_json(kept)).await?;
+    }
+    let note = format!("import: {}", job.source);
+    let mut processed = done;
+    for chunk in read.rows[done.min(read.rows.len())..].chunks(CHUNK) {
+        let report = if job.mode == ImportMode::OptIn.as_str() {
+            opt_in(pool, settings, chunk, &chosen).await?
+        } else {
+            store::import(pool, chunk, &chosen, &note).await?
+        };
+        processed += chunk.len();
+        let refused: Vec<RowError> = report
+            .refused
+            .iter()
+            .map(|(line, why)| RowError {
+                line: *line,
+                field: "email".into(),
+                message: why.clone(),
+            })
+            .collect();
+        jobs::progress(
+            pool,
+            job.id,
+            i32::try_from(processed).unwrap_or(i32::MAX),
+            i32::try_from(report.imported).unwrap_or(i32::MAX),
+            lines(&refused),
+            &errors_json(&refused),
+        )
+        .await?;
+    }
+    Ok(jobs::finish(pool, job.id, None).await?)
+}
+
+/// The double opt-in mode: each row is a sign-up (pending, a confirmation mail queued, the
+/// consent logged with source `import`), as if the person had filled in the form; someone
+/// erased, unsubscribed, bounced or complained is refused, as in the confirmed mode, and no
+/// mail goes to them. One round trip or three per row: opt-in imports are meant for the size
+/// of an event's sheet.
+async fn opt_in(
+    pool: &PgPool,
+    settings: &Settings,
+    rows: &[ImportRow],
+    chosen: &[(Uuid, String)],
+) -> anyhow::Result<store::ImportReport> {
+    let mut report = store::ImportReport::default();
+    let every: Vec<ListSlug> = lists::names(pool)
+        .await?
+        .iter()
+        .filter_map(|(slug, _)| ListSlug::parse(slug).ok())
+        .collect();
+    let known = lists::resolve_any(pool, &every).await?.unwrap_or_default();
+    for row in rows {
+        let hashes = preferences::suppression_hashes(&row.email);
+        if subscribers::is_suppressed(pool, &hashes).await? {
+            let why = "suppressed: this address was erased on request".to_owned();
+            report.refused.push((row.line, why));
+            continue;
+        }
+        let existing = subscribers::contact_by_email(pool, row.email.canonical()).await?;
+        if let Some(status) = existing
+            .as_ref()
+            .map(|c| c.status.as_str())
+            .filter(|s| matches!(*s, "unsubscribed" | "bounced" | "complained"))
+        {
+            report
+                .refused
+                .push((row.line, format!("suppressed: the address is {status}")));
+            continue;
+        }
+        let mut row_lists = chosen.to_vec();
+        row_lists.extend(known.iter().filter(|(_, s)| row.lists.contains(s)).cloned());
+        row_lists.sort();
+        row_lists.dedup();
+        let request = SignupRequest {
+            email: row.email.clone(),
+            name: row.name.clone(),
+            lists: Vec::new(),
+            state: row.state,
+        };
+        let signup = &settings.signup;
+        let outcome = signups::record(
+            pool,
+            SignupRecord {
+                request: &request,
+                lists: &row_lists,
+                source: SignupSource::Import,
+                origin: &RequestOrigin::default(),
+                consent_text: &signup.consent_text,
+                consent_version: &signup.consent_version,
+                resend_after: signup.resend_after,
+                confirm_ttl: signup.confirm_ttl,
+                secret_key: settings.security.secret_key.expose().as_bytes(),
+            },
+        )
+        .await?;
+        match (existing, outcome) {
+            (None, _) => report.imported += 1,
+            (Some(_), SignupOutcome::NothingToConfirm) => report.already_subscribed += 1,
+            (Some(_), _) => {}
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> Vec<String> {
+        vec!["us-icc-updates".into(), "new-york-alliance".into()]
+    }
+
+    #[test]
+    fn columns_in_any_order_with_a_bom_semicolons_and_crlf() {
+        let file = "\u{FEFF}Lists;State;EMAIL;Name\r\nnew-york-alliance|us-icc-updates;ny;ana@example.org;Ana\r\n;;bo@example.org;\r\n";
+        let read = read_csv(file.as_bytes(), &known()).unwrap();
+        assert!(read.errors.is_empty(), "{:?}", read.errors);
+        assert_eq!(read.records, 2);
+        let ana = &read.rows[0];
+        assert_eq!((ana.line, ana.email.as_str()), (2, "ana@example.org"));
+        assert_eq!(ana.state.map(UsState::code), Some("NY"));
+        assert_eq!(ana.lists, ["new-york-alliance", "us-icc-updates"]);
+        assert_eq!(read.rows[1].line, 3);
+        assert!(read.rows[1].lists.is_empty() && read.rows[1].name.is_none());
+    }
+
+    #[test]
+    fn each_bad_field_is_named_with_the_line_it_is_on() {
+        let file = "email,name,lists\n\nok@example.org,\"Two\nlines\",\nbad@,B,no-such-list\n";
+        let read = read_csv(file.as_bytes(), &known()).unwrap();
+        let found: Vec<(usize, &str)> = read
+            .errors
+            .iter()
+            .map(|e| (e.line, e.field.as_str()))
+            .collect();
+        assert_eq!(found, [(3, "name"), (5, "email"), (5, "lists")]);
+        assert!(read.rows.is_empty());
+        assert_eq!(read.records, 2);
+    }
+
+    #[test]
+    fn a_file_without_an_email_column_is_refused_as_a_whole() {
+        let e = read_csv(b"name\nAna\n", &known()).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("email"));
+    }
+}

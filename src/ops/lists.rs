@@ -1,0 +1,122 @@
+//! Lists: create and edit (name, description, public or private, the US state, the welcome
+//! mail), for the staff area and the API alike.
+
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::domain::{FieldErrors, ListSlug, UsState};
+use crate::store::lists::{self as store, ListFields, ListRecord};
+
+/// Longest list name and description.
+const MAX_NAME: usize = 200;
+const MAX_DESCRIPTION: usize = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("no such list")]
+    NotFound,
+    #[error("a list {0:?} exists already")]
+    Exists(String),
+    #[error("invalid list")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ListError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// A list as received (the API's body, the staff area's form).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListInput {
+    pub slug: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub public: bool,
+    pub state: Option<String>,
+    #[serde(default)]
+    pub welcome: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+struct Parsed {
+    name: String,
+    description: String,
+    state: Option<UsState>,
+}
+
+fn parse(input: &ListInput) -> Result<Parsed, ListError> {
+    let mut errors = FieldErrors::new();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        errors.insert(
+            "name",
+            format!("A name has 1 to {MAX_NAME} characters, no line breaks."),
+        );
+    }
+    if input.description.chars().count() > MAX_DESCRIPTION || input.description.contains('\0') {
+        errors.insert(
+            "description",
+            format!("At most {MAX_DESCRIPTION} characters."),
+        );
+    }
+    let state = UsState::parse(input.state.as_deref().unwrap_or(""))
+        .map_err(|e| errors.insert("state", e))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(ListError::Invalid(errors));
+    }
+    Ok(Parsed {
+        name: name.to_owned(),
+        description: input.description.trim().to_owned(),
+        state,
+    })
+}
+
+fn fields<'a>(p: &'a Parsed, input: &ListInput) -> ListFields<'a> {
+    ListFields {
+        name: &p.name,
+        description: &p.description,
+        public: input.public,
+        us_state: p.state.map(UsState::code),
+        welcome: input.welcome,
+    }
+}
+
+/// Every list with its confirmed subscriber count.
+pub async fn all(pool: &PgPool) -> Result<Vec<ListRecord>, ListError> {
+    Ok(store::all(pool).await?)
+}
+
+pub async fn get(pool: &PgPool, slug: &str) -> Result<ListRecord, ListError> {
+    store::by_slug(pool, slug).await?.ok_or(ListError::NotFound)
+}
+
+pub async fn create(pool: &PgPool, input: &ListInput) -> Result<ListRecord, ListError> {
+    let slug = ListSlug::parse(input.slug.as_deref().unwrap_or(""))
+        .map_err(|e| ListError::Invalid(FieldErrors::from([("slug", e)])))?;
+    let parsed = parse(input)?;
+    if !store::create(pool, slug.as_str(), &fields(&parsed, input)).await? {
+        return Err(ListError::Exists(slug.as_str().to_owned()));
+    }
+    get(pool, slug.as_str()).await
+}
+
+/// Replaces the list's fields (its slug stays).
+pub async fn update(pool: &PgPool, slug: &str, input: &ListInput) -> Result<ListRecord, ListError> {
+    let parsed = parse(input)?;
+    if !store::update(pool, slug, &fields(&parsed, input)).await? {
+        return Err(ListError::NotFound);
+    }
+    get(pool, slug).await
+}

@@ -1,0 +1,243 @@
+//! `/admin/subscribers`: search (keyset pages), one person's record with their lists, consent
+//! log and mail, edit, unsubscribe, erase (admins, after a confirmation) and the CSV export
+//! (admins). The rules are in `ops::subscribers`, shared with the API.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{staff_page, AdminError, AdminForm, AdminOnly, CurrentStaff};
+use crate::app::AppState;
+use crate::ops::subscribers::{self, EditInput, SearchQuery, SubscriberError, STATUSES};
+use crate::store::lists;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/subscribers", get(list))
+        .route("/admin/subscribers/export", get(export))
+        .route("/admin/subscribers/{id}", get(show).post(save))
+        .route("/admin/subscribers/{id}/unsubscribe", post(unsubscribe))
+        .route("/admin/subscribers/{id}/erase", post(erase))
+}
+
+impl From<SubscriberError> for AdminError {
+    fn from(e: SubscriberError) -> Self {
+        match e {
+            SubscriberError::NotFound => AdminError::NotFound,
+            SubscriberError::Invalid(errors) => AdminError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors.into_values().collect::<Vec<_>>().join(" "),
+            ),
+            SubscriberError::Forbidden(m) => AdminError::Forbidden(m),
+            SubscriberError::Refused(m) => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, m),
+            SubscriberError::Internal(e) => AdminError::Internal(e),
+        }
+    }
+}
+
+fn subscriber_id(raw: &str) -> Result<Uuid, AdminError> {
+    raw.parse().map_err(|_| AdminError::NotFound)
+}
+
+/// The query string of `q` without its page position.
+fn filter_query(q: &SearchQuery) -> String {
+    let without_position = SearchQuery {
+        after: None,
+        limit: None,
+        ..q.clone()
+    };
+    serde_urlencoded::to_string(&without_position).unwrap_or_default()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let (page, status, error) = match subscribers::search(&state.pool, &q).await {
+        Ok(page) => (Some(page), StatusCode::OK, None),
+        Err(SubscriberError::Invalid(errors)) => (
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(errors.into_values().collect::<Vec<_>>().join(" ")),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let next_url = page
+        .as_ref()
+        .and_then(|p| p.next_after.as_ref())
+        .map(|after| {
+            let next = SearchQuery {
+                after: Some(after.clone()),
+                ..q.clone()
+            };
+            format!(
+                "/admin/subscribers?{}",
+                serde_urlencoded::to_string(&next).unwrap_or_default()
+            )
+        });
+    let chosen_list = q.list.as_deref().unwrap_or("");
+    let all_lists: Vec<_> = lists::names(&state.pool)
+        .await
+        .map_err(anyhow::Error::from)?
+        .into_iter()
+        .map(|(slug, name)| json!({ "selected": slug == chosen_list, "slug": slug, "name": name }))
+        .collect();
+    let chosen_status = q.status.as_deref().unwrap_or("");
+    let statuses: Vec<_> = STATUSES
+        .iter()
+        .map(|s| json!({ "name": s, "selected": *s == chosen_status }))
+        .collect();
+    Ok(staff_page(
+        &state,
+        &staff,
+        status,
+        "subscribers",
+        json!({
+            "title": "Subscribers",
+            "q": q,
+            "page": page,
+            "next_url": next_url,
+            "filter_query": filter_query(&q),
+            "lists": all_lists,
+            "statuses": statuses,
+            "error": error,
+        }),
+    ))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    admin: AdminOnly,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let csv = subscribers::export(&state.pool, &admin.0.actor(), &q).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"subscribers.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+async fn profile_page(
+    state: &AppState,
+    staff: &CurrentStaff,
+    id: Uuid,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, AdminError> {
+    let s = subscribers::get(&state.pool, id).await?;
+    let held: Vec<&str> = s
+        .lists
+        .iter()
+        .filter(|m| m.status != "unsubscribed")
+        .map(|m| m.slug.as_str())
+        .collect();
+    let all_lists: Vec<_> = lists::names(&state.pool)
+        .await
+        .map_err(anyhow::Error::from)?
+        .into_iter()
+        .map(|(slug, name)| json!({ "checked": held.contains(&slug.as_str()), "slug": slug, "name": name }))
+        .collect();
+    let can_unsubscribe = matches!(s.status.as_str(), "pending" | "confirmed");
+    Ok(staff_page(
+        state,
+        staff,
+        status,
+        "subscriber",
+        json!({
+            "title": s.email,
+            "s": s,
+            "lists": all_lists,
+            "can_unsubscribe": can_unsubscribe,
+            "error": error,
+        }),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    profile_page(&state, &staff, subscriber_id(&id)?, StatusCode::OK, None).await
+}
+
+async fn save(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = subscriber_id(&id)?;
+    let input = EditInput {
+        name: Some(form.fields.text("name")),
+        state: Some(form.fields.text("state")),
+        lists: form
+            .fields
+            .get("lists_shown")
+            .map(|_| form.fields.all("lists")),
+    };
+    match subscribers::edit(&state.pool, &form.staff.actor(), id, &input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/subscribers/{id}")).into_response()),
+        Err(SubscriberError::Invalid(errors)) => {
+            let message = errors.into_values().collect::<Vec<_>>().join(" ");
+            profile_page(
+                &state,
+                &form.staff,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(message),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = subscriber_id(&id)?;
+    subscribers::unsubscribe(&state.pool, &form.staff.actor(), id).await?;
+    Ok(Redirect::to(&format!("/admin/subscribers/{id}")).into_response())
+}
+
+/// Erases after the confirmation box was ticked (else the page says so and nothing changes).
+async fn erase(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let admin = form.admin()?;
+    let id = subscriber_id(&id)?;
+    if form.fields.get("confirm") != Some("yes") {
+        return profile_page(
+            &state,
+            &admin.0,
+            id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Tick the box to confirm the erasure; nothing was erased.".into()),
+        )
+        .await;
+    }
+    subscribers::erase(&state.pool, &admin.0.actor(), id).await?;
+    Ok(state.admin_pages.message(
+        StatusCode::OK,
+        "Erased",
+        "The subscriber was erased. Only a hash of the address stays, on the suppression list.",
+    ))
+}

@@ -1,0 +1,70 @@
+//! The audit log of staff actions: appended to, read newest first, never changed (the table
+//! refuses UPDATE and DELETE).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, Row};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+pub struct NewEntry<'a> {
+    pub actor: &'a str,
+    pub staff_id: Option<Uuid>,
+    pub action: &'a str,
+    pub subject: Option<&'a str>,
+    pub detail: serde_json::Value,
+}
+
+pub async fn append(db: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor, staff_id, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(e.actor)
+    .bind(e.staff_id)
+    .bind(e.action)
+    .bind(e.subject)
+    .bind(e.detail)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Entries older than entry `before` (all when None), newest first, at most `limit`, only of
+/// `action` when given.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    action: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, subject, detail FROM audit_log
+         WHERE ($1::text IS NULL OR action = $1) AND ($2::bigint IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(action)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditEntry {
+            id: r.get("id"),
+            at: r.get("at"),
+            actor: r.get("actor"),
+            action: r.get("action"),
+            subject: r.get("subject"),
+            detail: r.get("detail"),
+        })
+        .collect())
+}

@@ -1,0 +1,110 @@
+//! Importing in the staff area: a file upload, the job's page with its progress, and the bad
+//! row's real line number, on the page and in the CSV download.
+
+use std::time::{Duration, Instant};
+
+use newsletter::domain::StaffRole;
+use reqwest::header::{CONTENT_TYPE, COOKIE, ORIGIN};
+
+use super::{signed_in, spawn_staff_app, Browser};
+
+const BOUNDARY: &str = "----newsletter-test-boundary";
+
+/// A multipart/form-data body as a browser sends the import form.
+fn multipart(fields: &[(&str, &str)], file: &str) -> String {
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"event.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{BOUNDARY}--\r\n"
+    ));
+    body
+}
+
+async fn upload(
+    browser: &mut Browser<'_>,
+    fields: &[(&str, &str)],
+    file: &str,
+) -> reqwest::Response {
+    let app = browser.app;
+    app.http
+        .post(app.url("/admin/imports"))
+        .header(COOKIE, browser.cookies.join("; "))
+        .header(ORIGIN, app.settings.server.base_url.as_str())
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(multipart(fields, file))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_editor_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
+    let app = spawn_staff_app(&[]).await;
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let file =
+        "name;email\r\nAna;ana@example.org\r\n\r\nBo;not-an-address\r\nCy;cy@example.org\r\n";
+
+    let forged = upload(
+        &mut editor,
+        &[("source", "Town hall"), ("csrf_token", "nope")],
+        file,
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    let csrf = editor.csrf().await;
+    let r = upload(
+        &mut editor,
+        &[
+            ("csrf_token", &csrf),
+            ("lists", "new-york-alliance"),
+            ("mode", "confirmed"),
+            ("source", "Town hall, 12 Nov"),
+        ],
+        file,
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let page = r.headers()["location"].to_str().unwrap().to_owned();
+
+    let started = Instant::now();
+    let html = loop {
+        let html = editor.get(&page).await.text().await.unwrap();
+        if html.contains("(done)") {
+            break html;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(html.contains("<dd id=\"imported\">2</dd>"), "{html}");
+    assert!(
+        html.contains("<tr><td>4</td><td>email</td>"),
+        "line 4 of the file: {html}"
+    );
+    let csv = editor
+        .get(&format!("{page}/errors.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("line,field,message\n4,email,"), "{csv}");
+    let on_list: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM subscriptions x JOIN lists l ON l.id = x.list_id
+         WHERE l.slug = 'new-york-alliance' AND x.status = 'confirmed'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(on_list, 2);
+    let audited: String = sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'import'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(audited, "ed@example.org");
+}

@@ -1,0 +1,72 @@
+//! Lists in the staff area: admins add and edit them; editors see them.
+
+use newsletter::domain::StaffRole;
+
+use super::{signed_in, spawn_staff_app};
+
+#[tokio::test]
+async fn an_admin_adds_a_private_state_list_and_edits_it_and_an_editor_may_not() {
+    let app = spawn_staff_app(&[]).await;
+    let mut admin = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let r = admin
+        .post(
+            "/admin/lists",
+            &[
+                ("slug", "ohio-alliance"),
+                ("name", "Ohio Alliance"),
+                ("state", "OH"),
+                ("description", "Local news"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (public, state): (bool, Option<String>) =
+        sqlx::query_as("SELECT is_public, us_state FROM lists WHERE slug = 'ohio-alliance'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (public, state.as_deref()),
+        (false, Some("OH")),
+        "unticked: private"
+    );
+
+    let again = admin
+        .post(
+            "/admin/lists",
+            &[("slug", "ohio-alliance"), ("name", "Again")],
+        )
+        .await;
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap().contains("exists already"));
+    let bad = admin
+        .post("/admin/lists", &[("slug", "Not A Slug"), ("name", "X")])
+        .await;
+    assert_eq!(bad.status(), 422);
+
+    let r = admin
+        .post(
+            "/admin/lists/ohio-alliance",
+            &[("name", "Ohio"), ("public", "1"), ("state", "")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (name, public, state): (String, bool, Option<String>) =
+        sqlx::query_as("SELECT name, is_public, us_state FROM lists WHERE slug = 'ohio-alliance'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((name.as_str(), public, state), ("Ohio", true, None));
+
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let page = editor.get("/admin/lists").await.text().await.unwrap();
+    assert!(page.contains("Ohio") && !page.contains("id=\"add-list\""));
+    let r = editor
+        .post("/admin/lists", &[("slug", "sneaky"), ("name", "Sneaky")])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = editor
+        .post("/admin/lists/ohio-alliance", &[("name", "Renamed")])
+        .await;
+    assert_eq!(r.status(), 403);
+}
