@@ -82,6 +82,103 @@ pub struct Changes<'a> {
     pub lists: Option<Vec<String>>,
 }
 
+/// Lists to be on: every other list is left; with `public_only` only public lists are joined or
+/// left (a subscriber's own page), and nothing is joined unless `join` (someone not confirmed).
+pub(crate) struct ListChange<'a> {
+    pub wanted: &'a [String],
+    pub public_only: bool,
+    pub join: bool,
+}
+
+/// Applies `lists` (None: lists unchanged), logs a consent event (`preferences`, from
+/// `source`) with the lists now held, and, when a change left the person on no list,
+/// unsubscribes them with its own consent event: nobody stays "confirmed" on nothing.
+pub(crate) async fn set_lists_in(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    lists: Option<ListChange<'_>>,
+    source: &'static str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<()> {
+    if let Some(change) = &lists {
+        if change.join {
+            sqlx::query(
+                "INSERT INTO subscriptions (subscriber_id, list_id, status)
+                 SELECT $1, l.id, 'confirmed' FROM lists l
+                 WHERE (l.is_public OR NOT $3) AND l.slug = ANY($2)
+                 ON CONFLICT (subscriber_id, list_id) DO UPDATE SET status = 'confirmed', updated_at = now()
+                     WHERE subscriptions.status <> 'confirmed'",
+            )
+            .bind(id)
+            .bind(change.wanted)
+            .bind(change.public_only)
+            .execute(&mut **tx)
+            .await
+            .context("joining lists")?;
+        }
+        sqlx::query(
+            "UPDATE subscriptions s SET status = 'unsubscribed', updated_at = now()
+             FROM lists l
+             WHERE s.subscriber_id = $1 AND l.id = s.list_id AND (l.is_public OR NOT $3)
+               AND NOT (l.slug = ANY($2)) AND s.status <> 'unsubscribed'",
+        )
+        .bind(id)
+        .bind(change.wanted)
+        .bind(change.public_only)
+        .execute(&mut **tx)
+        .await
+        .context("leaving lists")?;
+    }
+    let held: Vec<String> = sqlx::query_scalar(
+        "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id
+         WHERE s.subscriber_id = $1 AND s.status = 'confirmed' ORDER BY l.slug",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    consent::record(
+        &mut **tx,
+        ConsentEvent {
+            subscriber_id: id,
+            kind: "preferences",
+            source,
+            origin,
+            consent: None,
+            lists: &held,
+        },
+    )
+    .await
+    .context("logging the change")?;
+    if lists.is_some() && held.is_empty() {
+        let left: Vec<String> = sqlx::query_scalar(
+            "WITH person AS (
+                 UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+                 WHERE id = $1 AND status = 'confirmed' RETURNING id)
+             SELECT 'all' FROM person",
+        )
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await
+        .context("unsubscribing someone left on no list")?;
+        if !left.is_empty() {
+            consent::record(
+                &mut **tx,
+                ConsentEvent {
+                    subscriber_id: id,
+                    kind: "unsubscribe",
+                    source,
+                    origin,
+                    consent: None,
+                    lists: &[],
+                },
+            )
+            .await
+            .context("logging the unsubscribe")?;
+        }
+    }
+    Ok(())
+}
+
 /// Saves preferences and logs a consent event with the lists now held.
 pub async fn save(
     pool: &PgPool,
@@ -98,78 +195,12 @@ pub async fn save(
         .execute(&mut *tx)
         .await
         .context("saving the profile")?;
-    if let Some(wanted) = &c.lists {
-        sqlx::query(
-            "INSERT INTO subscriptions (subscriber_id, list_id, status)
-             SELECT $1, l.id, 'confirmed' FROM lists l WHERE l.is_public AND l.slug = ANY($2)
-             ON CONFLICT (subscriber_id, list_id) DO UPDATE SET status = 'confirmed', updated_at = now()
-                 WHERE subscriptions.status <> 'confirmed'",
-        )
-        .bind(id)
-        .bind(wanted)
-        .execute(&mut *tx)
-        .await
-        .context("joining lists")?;
-        sqlx::query(
-            "UPDATE subscriptions s SET status = 'unsubscribed', updated_at = now()
-             FROM lists l
-             WHERE s.subscriber_id = $1 AND l.id = s.list_id AND l.is_public
-               AND NOT (l.slug = ANY($2)) AND s.status <> 'unsubscribed'",
-        )
-        .bind(id)
-        .bind(wanted)
-        .execute(&mut *tx)
-        .await
-        .context("leaving lists")?;
-    }
-    let held: Vec<String> = sqlx::query_scalar(
-        "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id
-         WHERE s.subscriber_id = $1 AND s.status = 'confirmed' ORDER BY l.slug",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
-    consent::record(
-        &mut *tx,
-        ConsentEvent {
-            subscriber_id: id,
-            kind: "preferences",
-            source: "link",
-            origin,
-            consent: None,
-            lists: &held,
-        },
-    )
-    .await
-    .context("logging the change")?;
-    // Someone who unticked every list has left: they are unsubscribed, as the page says.
-    if held.is_empty() {
-        let left: Vec<String> = sqlx::query_scalar(
-            "WITH person AS (
-                 UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
-                 WHERE id = $1 AND status = 'confirmed' RETURNING id)
-             SELECT 'all' FROM person",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .context("unsubscribing someone left on no list")?;
-        if !left.is_empty() {
-            consent::record(
-                &mut *tx,
-                ConsentEvent {
-                    subscriber_id: id,
-                    kind: "unsubscribe",
-                    source: "link",
-                    origin,
-                    consent: None,
-                    lists: &[],
-                },
-            )
-            .await
-            .context("logging the unsubscribe")?;
-        }
-    }
+    let lists = c.lists.as_deref().map(|wanted| ListChange {
+        wanted,
+        public_only: true,
+        join: true,
+    });
+    set_lists_in(&mut tx, id, lists, "link", origin).await?;
     tx.commit().await.context("committing preferences")?;
     Ok(())
 }

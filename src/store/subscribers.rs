@@ -376,51 +376,19 @@ pub async fn staff_edit(
     let Some(status) = status else {
         return Ok(false);
     };
-    if let Some(wanted) = c.lists {
-        if status == "confirmed" {
-            sqlx::query(
-                "INSERT INTO subscriptions (subscriber_id, list_id, status)
-                 SELECT $1, l.id, 'confirmed' FROM lists l WHERE l.slug = ANY($2)
-                 ON CONFLICT (subscriber_id, list_id) DO UPDATE SET status = 'confirmed', updated_at = now()
-                     WHERE subscriptions.status <> 'confirmed'",
-            )
-            .bind(id)
-            .bind(wanted)
-            .execute(&mut *tx)
-            .await
-            .context("joining lists")?;
-        }
-        sqlx::query(
-            "UPDATE subscriptions s SET status = 'unsubscribed', updated_at = now() FROM lists l
-             WHERE s.subscriber_id = $1 AND l.id = s.list_id AND NOT (l.slug = ANY($2))
-               AND s.status <> 'unsubscribed'",
-        )
-        .bind(id)
-        .bind(wanted)
-        .execute(&mut *tx)
-        .await
-        .context("leaving lists")?;
-    }
-    let held: Vec<String> = sqlx::query_scalar(
-        "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id
-         WHERE s.subscriber_id = $1 AND s.status = 'confirmed' ORDER BY l.slug",
+    let lists = c.lists.map(|wanted| super::preferences::ListChange {
+        wanted,
+        public_only: false,
+        join: status == "confirmed",
+    });
+    super::preferences::set_lists_in(
+        &mut tx,
+        id,
+        lists,
+        source,
+        &super::consent::RequestOrigin::default(),
     )
-    .bind(id)
-    .fetch_all(&mut *tx)
     .await?;
-    super::consent::record(
-        &mut *tx,
-        super::consent::ConsentEvent {
-            subscriber_id: id,
-            kind: "preferences",
-            source,
-            origin: &super::consent::RequestOrigin::default(),
-            consent: None,
-            lists: &held,
-        },
-    )
-    .await
-    .context("logging the change")?;
     tx.commit().await.context("committing the change")?;
     Ok(true)
 }

@@ -138,6 +138,8 @@ async fn a_subscriber_added_with_a_consent_source_shows_it_in_the_consent_log() 
     assert_eq!(changed["name"], "Ana María");
     assert_eq!(changed["state"], "NY", "absent fields stay");
     assert_eq!(changed["lists"][0]["status"], "unsubscribed");
+    // Left on no list, the person is unsubscribed, as on their own preferences page.
+    assert_eq!(changed["status"], "unsubscribed", "{changed}");
 }
 
 #[tokio::test]
