@@ -68,6 +68,26 @@ pub fn confirmation_message(
     build(envelope, rendered, None)
 }
 
+/// A notice to a member of staff: what happened, and a link to act on it. Not bulk mail: no
+/// list headers.
+#[derive(Serialize)]
+pub struct Notice<'a> {
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// The link's words ("Review it").
+    pub action: &'a str,
+    pub url: &'a str,
+}
+
+pub fn notice_message(
+    templates: &MailTemplates,
+    envelope: &Envelope<'_>,
+    notice: &Notice<'_>,
+) -> anyhow::Result<Message> {
+    let rendered = templates.render("notice", notice)?;
+    build(envelope, rendered, None)
+}
+
 /// Renders template `name` with `data` and builds a mail with list headers.
 pub fn bulk_message<T: Serialize>(
     templates: &MailTemplates,

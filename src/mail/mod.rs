@@ -9,8 +9,8 @@ mod templates;
 mod transport;
 
 pub use compose::{
-    bulk_message, bulk_message_rendered, confirmation_message, ConfirmationMail, Envelope,
-    ListHeaders,
+    bulk_message, bulk_message_rendered, confirmation_message, notice_message, ConfirmationMail,
+    Envelope, ListHeaders, Notice,
 };
 pub use stencil::Stencil;
 pub use templates::{MailTemplates, RenderedMail};

@@ -10,11 +10,11 @@ use serde::Serialize;
 
 /// Mails the service itself sends; these folders must exist. Every folder under
 /// `templates/email/` is loaded, so staff can add templates for updates.
-pub const REQUIRED: &[&str] = &["confirmation", "update", "welcome"];
+pub const REQUIRED: &[&str] = &["confirmation", "notice", "update", "welcome"];
 /// The service's own mails that are not updates: each needs data an update mail does not
 /// have, so an update may not use them. Every other folder is an update template (and is
 /// checked at start-up with an update's data).
-const NOT_FOR_UPDATES: &[&str] = &["confirmation", "welcome"];
+const NOT_FOR_UPDATES: &[&str] = &["confirmation", "notice", "welcome"];
 
 pub struct MailTemplates {
     html: Handlebars<'static>,
@@ -131,6 +131,10 @@ fn sample_data(name: &str) -> serde_json::Value {
             "confirm_url": "https://example.org/subscriptions/confirm?token=x", "expires_hours": 72,
         }),
         "welcome" => serde_json::json!({ "lists": ["Sample list"] }),
+        "notice" => serde_json::json!({
+            "subject": "A digest waits for your review", "text": "The digest is ready.",
+            "action": "Review it", "url": "https://example.org/admin/updates/x",
+        }),
         _ => serde_json::json!({
             "subject": "Sample update", "preheader": "Sample", "intro": "Hello", "intro_html": "<p>Hello</p>",
             "web_url": "https://example.org/archive/2026-11-20-sample-update",

@@ -421,7 +421,10 @@ pub async fn build(
             Err(e) => Err(e),
         };
     };
-    let noticed = notify_staff(pool, id).await?;
+    let why = reason
+        .as_deref()
+        .unwrap_or("this schedule asks staff to review each digest before it goes out");
+    let noticed = notify_staff(pool, settings, id, &update.update.subject, why).await?;
     Ok(Built {
         outcome,
         reason: Some(match reason {
@@ -432,12 +435,32 @@ pub async fn build(
     })
 }
 
-/// Queues the draft's mail, as a test mail, to every member of staff: their notice that a
-/// digest waits for them (it links to the archive; the draft is on /admin/updates).
-async fn notify_staff(pool: &PgPool, update_id: Uuid) -> Result<usize, UpdateError> {
+/// Mails every member of staff a notice that the digest `update_id` waits for them, with a
+/// link to its page in the staff area (preview, edit, send).
+async fn notify_staff(
+    pool: &PgPool,
+    settings: &Settings,
+    update_id: Uuid,
+    subject: &str,
+    why: &str,
+) -> Result<usize, UpdateError> {
     let staff = crate::store::staff::list(pool).await?;
+    let url = settings
+        .server
+        .base_url
+        .join(&format!("/admin/updates/{update_id}"));
+    let text = format!("The digest \u{201c}{subject}\u{201d} is a draft: {why}.");
     for member in &staff {
-        updates::send_test(pool, update_id, &member.email).await?;
+        crate::store::updates::queue_notice(
+            pool,
+            &member.email,
+            &format!("Digest to review: {subject}"),
+            &text,
+            "Review, edit and send it",
+            &url,
+        )
+        .await
+        .map_err(|e| UpdateError::Internal(e.into()))?;
     }
     Ok(staff.len())
 }

@@ -687,6 +687,30 @@ pub async fn queue_test(db: impl PgExecutor<'_>, id: Uuid, to: &str) -> sqlx::Re
     Ok(())
 }
 
+/// Queues a notice to a member of staff at `to` (see `worker::delivery::compose_notice`).
+pub async fn queue_notice(
+    db: impl PgExecutor<'_>,
+    to: &str,
+    subject: &str,
+    text: &str,
+    action: &str,
+    url: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO deliveries (kind, payload)
+         VALUES ('notice', jsonb_build_object('to', $1::text, 'subject', $2::text,
+                                              'text', $3::text, 'action', $4::text, 'url', $5::text))",
+    )
+    .bind(to)
+    .bind(subject)
+    .bind(text)
+    .bind(action)
+    .bind(url)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// The circuit breaker: if at least `percent` % of the update's last `window` finished sends
 /// (and at least `min_sends` of them) were policy refusals (5.7.x), pauses it with the reason.
 /// Returns whether it paused the update.

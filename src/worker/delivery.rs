@@ -227,6 +227,9 @@ async fn compose(
     if job.kind == "test" {
         return compose_test(worker, job).await;
     }
+    if job.kind == "notice" {
+        return compose_notice(worker, job);
+    }
     let Some(subscriber_id) = job.subscriber_id else {
         return Ok(Composed::Skip("the subscriber's data was erased".into()));
     };
@@ -332,6 +335,35 @@ async fn compose_test(worker: &Worker, job: &Claimed) -> Result<Composed, Compos
     let links = Links::for_id(&worker.settings, Uuid::nil(), 0);
     let items: Vec<&NewsItem> = update.record.news_items.iter().collect();
     compose_update(worker, job, &update, &items, to, None, &links).map(Composed::Send)
+}
+
+/// A notice to a member of staff; its payload holds `to`, `subject`, `text`, `action`, `url`.
+fn compose_notice(worker: &Worker, job: &Claimed) -> Result<Composed, ComposeError> {
+    let field = |name: &str| job.payload.get(name).and_then(|v| v.as_str());
+    let (Some(to), Some(subject), Some(text), Some(action), Some(url)) = (
+        field("to"),
+        field("subject"),
+        field("text"),
+        field("action"),
+        field("url"),
+    ) else {
+        return Ok(Composed::Skip("malformed notice".into()));
+    };
+    let message = mail::notice_message(
+        &worker.templates,
+        &Envelope {
+            return_path: return_path(worker, job),
+            ..Envelope::new(&worker.settings.mail, to, None, message_id(worker, job))
+        },
+        &mail::Notice {
+            subject,
+            text,
+            action,
+            url,
+        },
+    )
+    .map_err(ComposeError::Broken)?;
+    Ok(Composed::Send(message))
 }
 
 struct Links {

@@ -196,6 +196,27 @@ async fn review_leaves_a_draft_of_the_approved_items_and_mails_staff_a_notice() 
         .starts_with("This week: 1 items ("));
     let mails = app.smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mails[0].rcpt_to, ["editor@example.org"]);
+    // The notice links to the draft's page in the staff area, which answers.
+    let notice = mail_parser::MessageParser::default()
+        .parse(&mails[0].data)
+        .unwrap();
+    assert!(notice.subject().unwrap().starts_with("Digest to review: "));
+    let text = notice.body_text(0).unwrap().into_owned();
+    let link = format!(
+        "{}/admin/updates/{update_id}",
+        app.settings.server.base_url.as_str()
+    );
+    assert!(text.contains(&link), "{text}");
+    let mut editor = crate::admin::Browser::new(&app);
+    assert_eq!(
+        editor
+            .try_log_in("editor@example.org", crate::admin::PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let page = editor.get(&format!("/admin/updates/{update_id}")).await;
+    assert_eq!(page.status(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.smtp.count(), 1, "no subscriber gets a draft");
 }
