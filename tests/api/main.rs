@@ -9,6 +9,7 @@ mod browser;
 pub mod cli;
 mod confirm;
 mod delivery_faults;
+mod dkim;
 mod fuzz;
 mod health;
 mod helpers;
