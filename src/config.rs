@@ -161,6 +161,8 @@ pub struct SmtpSettings {
     pub outbox_dir: PathBuf,
     pub timeout: Duration,
     pub pool_size: u32,
+    /// The name we greet the relay with (EHLO): a domain name or an IP address.
+    pub helo_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -412,6 +414,7 @@ impl Settings {
                 outbox_dir: PathBuf::from(r.non_empty("smtp.outbox_dir")?),
                 timeout: Duration::from_secs(r.positive("smtp.timeout_seconds")?),
                 pool_size: r.positive("smtp.pool_size")? as u32,
+                helo_name: r.helo_name()?,
             },
             mail: MailSettings {
                 from: r.parsed("mail.from")?,
@@ -700,6 +703,30 @@ impl Reader<'_> {
         match self.value(key)?.as_integer() {
             Some(n) if n > 0 => Ok(n as u64),
             _ => Err(key_error(key, "expected a positive integer")),
+        }
+    }
+    /// `smtp.helo_name`, or else the host of `server.base_url`.
+    fn helo_name(&self) -> Result<String, ConfigError> {
+        let name = self.string("smtp.helo_name")?.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return self.with("server.base_url", |s| {
+                BaseUrl::parse(&s).map(|u| u.host().to_owned())
+            });
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if name.parse::<std::net::IpAddr>().is_ok() || name.split('.').all(label_ok) {
+            Ok(name)
+        } else {
+            Err(key_error(
+                "smtp.helo_name",
+                "must be a domain name (e.g. news.example.org) or an IP address",
+            ))
         }
     }
     fn dkim(&self) -> Result<Option<DkimSettings>, ConfigError> {

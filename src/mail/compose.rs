@@ -5,7 +5,7 @@ use lettre::message::{header, Mailbox, MultiPart};
 use lettre::Message;
 use serde::Serialize;
 
-use super::headers::{ListId, ListUnsubscribe, ListUnsubscribePost};
+use super::headers::{ListId, ListUnsubscribe, ListUnsubscribePost, QuotedFrom};
 use super::{MailTemplates, RenderedMail};
 use crate::config::MailSettings;
 
@@ -98,6 +98,7 @@ fn build(
     let to = Mailbox::new(envelope.to_name.map(str::to_owned), to_address.clone());
     let mut builder = Message::builder()
         .from(envelope.from.clone())
+        .header(QuotedFrom(envelope.from.clone()))
         .to(to)
         .subject(rendered.subject)
         .message_id(Some(format!("<{}>", envelope.message_id)))

@@ -101,7 +101,11 @@ impl Mailer {
             Some(url) => {
                 let relay = RelayConfig::parse(url.expose(), settings.timeout)
                     .context("invalid smtp.url")?;
-                Transport::Smtp(SmtpPool::new(relay, settings.pool_size))
+                Transport::Smtp(SmtpPool::new(
+                    relay,
+                    settings.pool_size,
+                    &settings.helo_name,
+                ))
             }
             None => {
                 std::fs::create_dir_all(&settings.outbox_dir).with_context(|| {

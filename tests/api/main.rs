@@ -14,6 +14,7 @@ mod fuzz;
 mod health;
 mod helpers;
 mod hostile;
+mod mail_headers;
 mod mailbox;
 mod recipients;
 mod self_service;
