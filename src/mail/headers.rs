@@ -28,6 +28,22 @@ macro_rules! text_header {
 text_header!(ListUnsubscribe, "List-Unsubscribe");
 text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
 text_header!(ListId, "List-Id");
+text_header!(FeedbackId, "Feedback-ID");
+
+/// A List-Id value (RFC 2919): `"Name" <slug.host>`, the name as a quoted string when it is
+/// printable ASCII, else left out.
+pub fn list_id(name: Option<&str>, slug: &str, host: &str) -> String {
+    match name.filter(|n| {
+        !n.is_empty() && n.len() <= 200 && n.bytes().all(|b| (b' '..=b'~').contains(&b))
+    }) {
+        Some(name) => format!("\"{}\" <{slug}.{host}>", quote(name)),
+        None => format!("<{slug}.{host}>"),
+    }
+}
+
+fn quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
 
 /// `From` with an ASCII display name written as an RFC 5322 quoted string
 /// (`"US & ICC Updates" <updates@example.org>`), where lettre would encode any name holding a
@@ -50,8 +66,7 @@ impl Header for QuotedFrom {
                     && name.bytes().all(|b| (b' '..=b'~').contains(&b))
                     && name.len() <= 200 =>
             {
-                let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
-                let value = format!("\"{quoted}\" <{}>", self.0.email);
+                let value = format!("\"{}\" <{}>", quote(name), self.0.email);
                 HeaderValue::dangerous_new_pre_encoded(Self::name(), value.clone(), value)
             }
             _ => header::From::from(lettre::message::Mailboxes::from(self.0.clone())).display(),

@@ -14,6 +14,7 @@ pub use compose::{
     ListHeaders,
 };
 pub use dkim::aligned;
+pub use headers::list_id;
 pub use stencil::Stencil;
 pub use templates::{MailTemplates, RenderedMail};
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

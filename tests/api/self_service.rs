@@ -281,6 +281,15 @@ async fn the_welcome_mail_goes_once() {
     assert_eq!(welcome.subject(), Some("Welcome: you are subscribed"));
     assert!(welcome.body_text(0).unwrap().contains("US & ICC Updates"));
     assert!(welcome.header_raw("List-Unsubscribe").is_some());
+    assert_eq!(
+        welcome.header_raw("List-Id").unwrap().trim(),
+        "\"US & ICC Updates\" <us-icc-updates.127.0.0.1>",
+        "the same List-Id as the list's updates"
+    );
+    assert_eq!(
+        welcome.header_raw("Feedback-ID").unwrap().trim(),
+        "welcome:us-icc-updates:welcome:127.0.0.1"
+    );
 
     let link = confirmation_link(&mails[0].data);
     app.post_form(
