@@ -35,7 +35,9 @@ pub fn to_safe_html(markdown: &str) -> String {
         });
     let mut out = String::new();
     html::push_html(&mut out, parser);
-    out
+    // Images never wider than the column, in clients that ignore <style> too. Every `<img` in
+    // the output is pulldown-cmark's own: raw HTML became escaped text above.
+    out.replace("<img ", r#"<img style="max-width: 100%; height: auto;" "#)
 }
 
 /// Staff-written Markdown as the plain text of a mail's text part: no Markdown syntax left;

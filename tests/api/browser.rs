@@ -40,6 +40,18 @@ impl Driver {
     }
 
     pub async fn connect(&self) -> Client {
+        self.connect_with(None).await
+    }
+
+    /// A session emulating a phone 375 CSS pixels wide (Chrome's `mobileEmulation`).
+    pub async fn connect_phone(&self) -> Client {
+        self.connect_with(Some(json!({
+            "deviceMetrics": {"width": 375, "height": 812, "pixelRatio": 2.0, "touch": true, "mobile": true}
+        })))
+        .await
+    }
+
+    async fn connect_with(&self, mobile: Option<serde_json::Value>) -> Client {
         let profile =
             std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
         let mut caps = serde_json::Map::new();
@@ -53,6 +65,9 @@ impl Driver {
                          format!("--user-data-dir={}", profile.display())]
             }),
         );
+        if let Some(mobile) = mobile {
+            caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+        }
         let url = format!("http://127.0.0.1:{}", self.port);
         for _ in 0..100 {
             let builder = ClientBuilder::new(HttpConnector::new())

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod mail_headers;
+mod mail_layout;
 mod mail_text;
 mod mailbox;
 mod recipients;
