@@ -264,3 +264,87 @@ async fn a_subscriber_changes_lists_unsubscribes_and_resubscribes_in_a_real_brow
         Some("confirmed")
     );
 }
+
+/// WCAG relative luminance contrast of two `rgb(r, g, b)` colours.
+fn contrast(a: &str, b: &str) -> f64 {
+    let lum = |c: &str| {
+        let v: Vec<f64> = c
+            .trim_start_matches("rgba(")
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .take(3)
+            .map(|x| x.trim().parse::<f64>().unwrap() / 255.0)
+            .map(|x| {
+                if x <= 0.03928 {
+                    x / 12.92
+                } else {
+                    ((x + 0.055) / 1.055).powf(2.4)
+                }
+            })
+            .collect();
+        0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]
+    };
+    let (x, y) = (lum(a), lum(b));
+    (x.max(y) + 0.05) / (x.min(y) + 0.05)
+}
+
+#[tokio::test]
+async fn a_failed_sign_up_says_error_in_the_title_focuses_the_field_and_links_it() {
+    let app = spawn_app().await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    browser.goto(&app.url("/")).await.unwrap();
+    browser
+        .find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys("not-an-address")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(r#"button[type="submit"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#form-errors"))
+        .await
+        .unwrap();
+
+    let title = browser.title().await.unwrap();
+    assert!(title.starts_with("Error: "), "{title}");
+    let seen = browser
+        .execute(
+            "const f = document.activeElement; const s = getComputedStyle(f);
+             return {id: f.id, outline: s.outlineColor, width: parseFloat(s.outlineWidth),
+                     style: s.outlineStyle, border: s.borderTopColor,
+                     links: [...document.querySelectorAll('#form-errors a')].map(a => a.getAttribute('href'))};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["id"], "email",
+        "the invalid field has the focus: {seen}"
+    );
+    assert_eq!(seen["links"], json!(["#email"]), "{seen}");
+    assert!(
+        seen["width"].as_f64().unwrap() >= 2.0 && seen["style"] != "none",
+        "{seen}"
+    );
+    let ring = contrast(seen["outline"].as_str().unwrap(), "rgb(255, 255, 255)");
+    assert!(
+        ring >= 3.0,
+        "focus ring contrast {ring:.2}:1 against white: {seen}"
+    );
+    let border = contrast(seen["border"].as_str().unwrap(), "rgb(255, 255, 255)");
+    assert!(
+        border >= 3.0,
+        "the field in error's border {border:.2}:1: {seen}"
+    );
+    browser.close().await.unwrap();
+}
