@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fantoccini::Locator;
 use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,7 +85,7 @@ async fn every_mail_fits_a_375_px_phone_screen_without_horizontal_scrolling() {
         .to_owned();
     app.send_now(&token, &id).await;
     app.smtp.wait_for(1, WAIT).await;
-    let long = "a.reader.with.a.very.long.address.indeed.64@subdomain.example.com";
+    let long = "areaderwithaverylongaddressthatgoesonandonfortyseven@example.com";
     assert_eq!(
         app.post_form("/subscriptions", &format!("email={long}"))
             .await
@@ -125,5 +126,50 @@ async fn every_mail_fits_a_375_px_phone_screen_without_horizontal_scrolling() {
             assert!(m["image"].as_f64().unwrap() <= 375.0, "{m}");
         }
     }
+
+    // The welcome's preferences page, for that 64-character address, on the same phone.
+    assert!(long.len() >= 64);
+    let manage = crate::self_service::link_path(&app, &mails[2].data, "/manage/");
+    browser.goto(&app.url(&manage)).await.unwrap();
+    let m = browser.execute(MEASURE, vec![]).await.unwrap();
+    // A page too wide for its viewport widens the layout viewport on a phone (zooming out), so
+    // its width must stay that of the screen, too.
+    assert_eq!(
+        m["inner"], 375,
+        "the preferences page is wider than the phone: {m}"
+    );
+    assert!(
+        m["scroll"].as_f64().unwrap() <= m["inner"].as_f64().unwrap(),
+        "the preferences page scrolls sideways on a phone: {m}"
+    );
+    let name = browser.find(Locator::Css("#name")).await.unwrap();
+    assert_eq!(
+        name.attr("autocomplete").await.unwrap().as_deref(),
+        Some("name")
+    );
+    browser
+        .find(Locator::Css("#erase"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#erase-confirmed"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("a#keep"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#save"))
+        .await
+        .expect("the delete step leads back to the preferences");
     browser.close().await.unwrap();
 }
