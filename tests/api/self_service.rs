@@ -453,3 +453,39 @@ async fn sign_ups_never_confirmed_are_purged_after_the_configured_days() {
         "an unsubscribe record stays"
     );
 }
+
+#[tokio::test]
+async fn a_refused_preferences_form_shows_what_was_sent_with_each_error_tied_to_its_field() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    send_update_with_items(&app, &token, "First").await;
+    let manage = link_path(&app, &app.smtp.messages()[0].data, "/manage/");
+    let long = "Z".repeat(150);
+
+    let refused = app
+        .post_form(
+            &manage,
+            &format!("action=save&name={long}&state=XX&topics=asp"),
+        )
+        .await;
+
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("<title>Error: "), "{page}");
+    assert!(
+        page.contains(&format!(r#"value="{long}""#)),
+        "the name as sent, not the stored 'Reader 0'"
+    );
+    assert!(!page.contains(r#"value="Reader 0""#));
+    for field in ["name", "state"] {
+        assert!(
+            page.contains(&format!(
+                r#"aria-invalid="true" aria-describedby="{field}-error""#
+            )),
+            "{field} not tied to its error"
+        );
+        assert!(page.contains(&format!(r#"id="{field}-error""#)));
+    }
+    assert!(page.contains(r#"autocomplete="name""#));
+}
