@@ -3,6 +3,7 @@
 mod addresses;
 mod admin;
 mod archive;
+mod axe;
 mod bad_input;
 mod bounces;
 mod browser;
