@@ -41,3 +41,33 @@ async fn the_relay_is_greeted_with_the_host_of_base_url_unless_helo_name_is_set(
     app.signup("reader@example.com").await;
     assert_eq!(app.smtp.wait_for(1, WAIT).await[0].helo, "mx1.example.org");
 }
+
+#[tokio::test]
+async fn a_test_mails_unsubscribe_link_answers_and_changes_nothing() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let id = app.create_update(&token, "Draft").await;
+    let sent = app
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/updates/{id}/test"),
+            &token,
+            Some(serde_json::json!({"to": "editor@example.org"})),
+        )
+        .await;
+    assert!(sent.status().is_success(), "{}", sent.status());
+    let mail = &app.smtp.wait_for(1, WAIT).await[0];
+    let data = String::from_utf8_lossy(&mail.data);
+    let url = header(&data, "List-Unsubscribe")
+        .unwrap()
+        .trim_matches(['<', '>']);
+    let path = url
+        .strip_prefix(app.settings.server.base_url.as_str())
+        .unwrap();
+
+    let page = app.get(path).await;
+    assert_eq!(page.status(), 200, "it answered 404");
+    assert!(page.text().await.unwrap().contains("test mail"));
+    let one_click = app.post_form(path, "List-Unsubscribe=One-Click").await;
+    assert_eq!(one_click.status(), 200);
+}
