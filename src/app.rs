@@ -239,6 +239,17 @@ fn new_worker(
              unsubscribe (RFC 8058 needs https); set an https server.base_url"
         );
     }
+    if let Some(dkim) = &settings.mail.dkim {
+        let from = settings.mail.from.email.domain();
+        if !crate::mail::aligned(from, &dkim.domain) {
+            tracing::warn!(
+                from_domain = from,
+                dkim_domain = dkim.domain.as_str(),
+                "mail.dkim.domain is not aligned with the domain of mail.from: receivers fail \
+                 DMARC for every mail; sign with the From domain (or a parent or subdomain of it)"
+            );
+        }
+    }
     let mailer = Arc::new(Mailer::from_settings(
         &settings.smtp,
         settings.mail.dkim.as_ref(),

@@ -490,7 +490,8 @@ async fn run_update(
                     )
                 })?;
                 let templates = MailTemplates::load(&settings.templates.dir)?;
-                show(&updates::create(pool, &templates, &input).await?).context("printing")?;
+                show(&updates::create(pool, &templates, &settings.mail, &input).await?)
+                    .context("printing")?;
             }
             UpdateCommand::Show { id } => {
                 show(&updates::view(pool, id).await?).context("printing")?

@@ -162,6 +162,8 @@ pub struct SmtpSettings {
     pub outbox_dir: PathBuf,
     pub timeout: Duration,
     pub pool_size: u32,
+    /// The name we greet the relay with (EHLO): a domain name or an IP address.
+    pub helo_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -174,16 +176,34 @@ pub struct MailSettings {
 
 #[derive(Debug, Clone)]
 pub struct DkimSettings {
-    pub selector: String,
+    /// `d=`, lower case.
     pub domain: String,
-    pub private_key: Secret,
+    /// One signature per key: the main one, then the Ed25519 one of dual signing.
+    pub keys: Vec<DkimKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DkimKey {
+    pub selector: String,
     pub algorithm: DkimAlgorithm,
+    pub private_key: Secret,
+    /// The configuration key naming the key file, for error messages.
+    pub file_key: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DkimAlgorithm {
     Rsa,
     Ed25519,
+}
+
+impl std::fmt::Display for DkimAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rsa => "rsa",
+            Self::Ed25519 => "ed25519",
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -406,6 +426,7 @@ impl Settings {
                 outbox_dir: PathBuf::from(r.non_empty("smtp.outbox_dir")?),
                 timeout: Duration::from_secs(r.positive("smtp.timeout_seconds")?),
                 pool_size: r.positive("smtp.pool_size")? as u32,
+                helo_name: r.helo_name()?,
             },
             mail: MailSettings {
                 from: r.parsed("mail.from")?,
@@ -704,6 +725,30 @@ impl Reader<'_> {
             _ => Err(key_error(key, "expected a positive integer")),
         }
     }
+    /// `smtp.helo_name`, or else the host of `server.base_url`.
+    fn helo_name(&self) -> Result<String, ConfigError> {
+        let name = self.string("smtp.helo_name")?.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return self.with("server.base_url", |s| {
+                BaseUrl::parse(&s).map(|u| u.host().to_owned())
+            });
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if name.parse::<std::net::IpAddr>().is_ok() || name.split('.').all(label_ok) {
+            Ok(name)
+        } else {
+            Err(key_error(
+                "smtp.helo_name",
+                "must be a domain name (e.g. news.example.org) or an IP address",
+            ))
+        }
+    }
     fn dkim(&self) -> Result<Option<DkimSettings>, ConfigError> {
         let selector = self.string("mail.dkim.selector")?.trim().to_owned();
         let domain = self.string("mail.dkim.domain")?.trim().to_lowercase();
@@ -723,14 +768,44 @@ impl Reader<'_> {
                 ))
             }
         }
-        let private_key = std::fs::read_to_string(&key_file)
-            .map_err(|e| key_error("mail.dkim.private_key_file", format!("{key_file}: {e}")))?;
-        Ok(Some(DkimSettings {
+        let read = |key: &str, file: &str| {
+            std::fs::read_to_string(file)
+                .map(|k| Secret::new(k.trim()))
+                .map_err(|e| key_error(key, format!("{file}: {e}")))
+        };
+        let mut keys = vec![DkimKey {
             selector,
-            domain,
-            private_key: Secret::new(private_key.trim()),
             algorithm,
-        }))
+            private_key: read("mail.dkim.private_key_file", &key_file)?,
+            file_key: "mail.dkim.private_key_file",
+        }];
+        let ed_selector = self.string("mail.dkim.ed25519_selector")?.trim().to_owned();
+        let ed_file = self
+            .string("mail.dkim.ed25519_private_key_file")?
+            .trim()
+            .to_owned();
+        match (ed_selector.is_empty(), ed_file.is_empty()) {
+            (true, true) => {}
+            (false, false) if algorithm == DkimAlgorithm::Rsa => keys.push(DkimKey {
+                selector: ed_selector,
+                algorithm: DkimAlgorithm::Ed25519,
+                private_key: read("mail.dkim.ed25519_private_key_file", &ed_file)?,
+                file_key: "mail.dkim.ed25519_private_key_file",
+            }),
+            (false, false) => {
+                return Err(key_error(
+                    "mail.dkim.ed25519_selector",
+                    "a second, Ed25519 signature goes beside an RSA one: set mail.dkim.algorithm = \"rsa\"",
+                ))
+            }
+            _ => {
+                return Err(key_error(
+                    "mail.dkim.ed25519_selector",
+                    "set both ed25519_selector and ed25519_private_key_file, or neither",
+                ))
+            }
+        }
+        Ok(Some(DkimSettings { domain, keys }))
     }
     fn topics(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
         let items = self

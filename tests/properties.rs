@@ -31,7 +31,8 @@ fn update_mail(to: &str, name: Option<&str>, subject: &str) -> Result<lettre::Me
     let envelope = Envelope::new(&settings().mail, to, name, "m.1@example.org".into());
     let list = ListHeaders {
         unsubscribe_url: "https://x.example/u".into(),
-        list_id: "l.example.org".into(),
+        list_id: "<l.example.org>".into(),
+        feedback_id: "u:l:update:example.org".into(),
     };
     bulk_message(templates(), "update", &envelope, &data, &list).map_err(|e| format!("{e:#}"))
 }

@@ -433,7 +433,8 @@ fn bench_message(
     );
     let list = ListHeaders {
         unsubscribe_url: "https://bench.example/unsubscribe/x".into(),
-        list_id: "bench.example".into(),
+        list_id: "<bench.example>".into(),
+        feedback_id: "bench:bench:update:bench.example".into(),
     };
     crate::mail::bulk_message(templates, "update", &envelope, &data, &list)
 }
@@ -514,7 +515,8 @@ fn render_only(
     };
     let list = ListHeaders {
         unsubscribe_url: "https://bench.example/unsubscribe/x".into(),
-        list_id: "bench.example".into(),
+        list_id: "<bench.example>".into(),
+        feedback_id: "bench:bench:update:bench.example".into(),
     };
     let mail = |i: usize, rendered: crate::mail::RenderedMail| -> anyhow::Result<usize> {
         let email = format!("reader{i}@bench.example");

@@ -5,7 +5,7 @@ use lettre::message::{header, Mailbox, MultiPart};
 use lettre::Message;
 use serde::Serialize;
 
-use super::headers::{ListId, ListUnsubscribe, ListUnsubscribePost};
+use super::headers::{FeedbackId, ListId, ListUnsubscribe, ListUnsubscribePost, QuotedFrom};
 use super::{MailTemplates, RenderedMail};
 use crate::config::MailSettings;
 
@@ -44,8 +44,10 @@ impl<'a> Envelope<'a> {
 pub struct ListHeaders {
     /// The unsubscribe URL; only an https one is offered for one-click (`List-Unsubscribe-Post`).
     pub unsubscribe_url: String,
-    /// `slug.host`.
+    /// The whole List-Id value, `"Name" <slug.host>` (`headers::list_id`).
     pub list_id: String,
+    /// `Feedback-ID` for providers' complaint loops: `campaign:list:kind:sender`.
+    pub feedback_id: String,
 }
 
 #[derive(Serialize)]
@@ -118,6 +120,7 @@ fn build(
     let to = Mailbox::new(envelope.to_name.map(str::to_owned), to_address.clone());
     let mut builder = Message::builder()
         .from(envelope.from.clone())
+        .header(QuotedFrom(envelope.from.clone()))
         .to(to)
         .subject(rendered.subject)
         .message_id(Some(format!("<{}>", envelope.message_id)))
@@ -138,7 +141,8 @@ fn build(
     if let Some(list) = list {
         builder = builder
             .header(ListUnsubscribe(format!("<{}>", list.unsubscribe_url)))
-            .header(ListId(format!("<{}>", list.list_id)));
+            .header(ListId(list.list_id.clone()))
+            .header(FeedbackId(list.feedback_id.clone()));
         // RFC 8058 one-click needs an https URL; over http the link stays, one-click does not.
         if list.unsubscribe_url.starts_with("https://") {
             builder = builder.header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));

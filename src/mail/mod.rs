@@ -1,6 +1,7 @@
 //! Mail: the template registry, message building and the transports. Only `worker/` sends.
 
 mod compose;
+mod dkim;
 mod headers;
 pub mod markdown;
 mod smtp_pool;
@@ -12,6 +13,8 @@ pub use compose::{
     bulk_message, bulk_message_rendered, confirmation_message, notice_message, ConfirmationMail,
     Envelope, ListHeaders, Notice,
 };
+pub use dkim::aligned;
+pub use headers::list_id;
 pub use stencil::Stencil;
 pub use templates::{MailTemplates, RenderedMail};
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

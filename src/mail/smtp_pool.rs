@@ -118,10 +118,16 @@ enum Phase {
 }
 
 impl SmtpPool {
-    pub fn new(config: RelayConfig, size: u32) -> Self {
+    /// `helo_name`: a domain name or an IP address (sent as an address literal).
+    pub fn new(config: RelayConfig, size: u32, helo_name: &str) -> Self {
+        let hello = match helo_name.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => ClientId::Ipv4(ip),
+            Ok(std::net::IpAddr::V6(ip)) => ClientId::Ipv6(ip),
+            Err(_) => ClientId::Domain(helo_name.to_owned()),
+        };
         Self {
             config,
-            hello: ClientId::default(),
+            hello,
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(size as usize),
         }

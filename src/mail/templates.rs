@@ -36,6 +36,9 @@ impl MailTemplates {
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         text.register_escape_fn(handlebars::no_escape);
+        // `{{plain_text intro}}`: staff-written Markdown as plain text, for text parts.
+        handlebars::handlebars_helper!(plain_text: |markdown: str| super::markdown::to_text(markdown));
+        text.register_helper("plain_text", Box::new(plain_text));
         let email_dir = dir.join("email");
         let mut names: Vec<String> = std::fs::read_dir(&email_dir)
             .with_context(|| format!("reading {}", email_dir.display()))?

@@ -4,15 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
-use lettre::message::header::HeaderName;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
+use super::dkim::Dkim;
 use super::smtp_pool::{RelayConfig, SmtpPool};
-use crate::config::{DkimAlgorithm, DkimSettings, SmtpSettings};
+use crate::config::{DkimSettings, SmtpSettings};
 
 enum Transport {
     Smtp(SmtpPool),
@@ -22,46 +18,7 @@ enum Transport {
 /// Sends mail, DKIM-signed when `mail.dkim` is set.
 pub struct Mailer {
     transport: Transport,
-    dkim: Option<DkimConfig>,
-}
-
-/// Headers the DKIM signature covers (absent ones are signed as absent, so none can be added).
-const DKIM_HEADERS: &[&str] = &[
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "Reply-To",
-    "MIME-Version",
-    "List-Id",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-];
-
-fn dkim_config(settings: &DkimSettings) -> anyhow::Result<DkimConfig> {
-    let algorithm = match settings.algorithm {
-        DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
-        DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
-    };
-    let key = DkimSigningKey::new(settings.private_key.expose(), algorithm).map_err(|e| {
-        anyhow::anyhow!(
-            "configuration key `mail.dkim.private_key_file`: not a valid {algorithm} key: {e}"
-        )
-    })?;
-    Ok(DkimConfig::new(
-        settings.selector.clone(),
-        settings.domain.clone(),
-        key,
-        DKIM_HEADERS
-            .iter()
-            .map(|h| HeaderName::new_from_ascii_str(h))
-            .collect(),
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
+    dkim: Option<Dkim>,
 }
 
 /// How a failed send should be treated.
@@ -144,7 +101,11 @@ impl Mailer {
             Some(url) => {
                 let relay = RelayConfig::parse(url.expose(), settings.timeout)
                     .context("invalid smtp.url")?;
-                Transport::Smtp(SmtpPool::new(relay, settings.pool_size))
+                Transport::Smtp(SmtpPool::new(
+                    relay,
+                    settings.pool_size,
+                    &settings.helo_name,
+                ))
             }
             None => {
                 std::fs::create_dir_all(&settings.outbox_dir).with_context(|| {
@@ -155,18 +116,21 @@ impl Mailer {
         };
         Ok(Self {
             transport,
-            dkim: dkim.map(dkim_config).transpose()?,
+            dkim: dkim.map(Dkim::new).transpose()?,
         })
     }
 
     /// Signs (when configured) and sends one message; `Ok` carries the relay's reply.
-    pub async fn send(&self, mut message: Message) -> Result<String, SendError> {
+    pub async fn send(&self, message: Message) -> Result<String, SendError> {
+        let mut body = message.formatted();
         if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            body = dkim.sign(&body, now);
         }
         match &self.transport {
             Transport::Smtp(pool) => {
-                let body = message.formatted();
                 let response = pool.send(message.envelope(), &body).await?;
                 Ok(format!(
                     "{} {}",
@@ -175,7 +139,7 @@ impl Mailer {
                 ))
             }
             Transport::Files(t) => t
-                .send(message)
+                .send_raw(message.envelope(), &body)
                 .await
                 .map(|id| format!("written {id}.eml"))
                 .map_err(|e| SendError::transient(format!("writing the outbox file: {e}"), false)),

@@ -385,7 +385,7 @@ pub async fn build(
         from: None,
         reply_to: None,
     };
-    let update = updates::create(pool, templates, &input).await?;
+    let update = updates::create(pool, templates, &settings.mail, &input).await?;
     let id = update.update.id;
     let late = Utc::now() - fired.due_at;
     let stale = late

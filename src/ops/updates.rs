@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::config::Settings;
+use crate::config::{MailSettings, Settings};
 use crate::domain::schedule;
 use crate::domain::{EmailAddress, FieldErrors, UpdateInput};
 use crate::mail::{MailTemplates, RenderedMail};
@@ -75,10 +75,25 @@ pub async fn view(pool: &PgPool, id: Uuid) -> Result<UpdateView, UpdateError> {
 async fn checked(
     pool: &PgPool,
     templates: &MailTemplates,
+    mail: &MailSettings,
     input: &UpdateInput,
 ) -> Result<(crate::domain::NewUpdate, Vec<Uuid>), UpdateError> {
     let parsed = input.parse().map_err(UpdateError::Invalid)?;
     let mut errors = FieldErrors::new();
+    if let (Some(from), Some(dkim)) = (&parsed.from, &mail.dkim) {
+        let domain = from.email.domain();
+        if !crate::mail::aligned(domain, &dkim.domain) {
+            errors.insert(
+                "from",
+                format!(
+                    "The From domain {domain:?} is not aligned with the DKIM signing domain {:?} \
+                     (mail.dkim.domain): receivers would fail DMARC for it. Use an address at {:?} \
+                     or one of its subdomains.",
+                    dkim.domain, dkim.domain
+                ),
+            );
+        }
+    }
     if !templates.has(&parsed.template) {
         errors.insert(
             "template",
@@ -110,10 +125,11 @@ async fn checked(
 pub async fn create(
     pool: &PgPool,
     templates: &MailTemplates,
+    mail: &MailSettings,
     input: &UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
     let input = crate::ops::news::expand(pool, input).await?;
-    let (update, list_ids) = checked(pool, templates, &input).await?;
+    let (update, list_ids) = checked(pool, templates, mail, &input).await?;
     let id = store::create(pool, &update, &list_ids).await?;
     view(pool, id).await
 }
@@ -121,12 +137,13 @@ pub async fn create(
 pub async fn patch(
     pool: &PgPool,
     templates: &MailTemplates,
+    mail: &MailSettings,
     id: Uuid,
     patch: UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
     let current = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
     let merged = crate::ops::news::expand(pool, &current.as_input().merged(patch)).await?;
-    let (update, list_ids) = checked(pool, templates, &merged).await?;
+    let (update, list_ids) = checked(pool, templates, mail, &merged).await?;
     match store::replace(pool, id, &update, &list_ids).await? {
         None => Err(UpdateError::NotFound),
         Some(false) => Err(UpdateError::Conflict(current.status)),

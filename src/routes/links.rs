@@ -30,6 +30,26 @@ pub async fn verified(
     Ok(subscriber_link::verify(secret, purpose, &token, version).then_some((id, token)))
 }
 
+/// Whether `raw` is a genuine link of a test mail: signed for the nil subscriber, which no one
+/// is (test mails go to staff, not to subscribers).
+pub fn of_a_test_mail(state: &AppState, raw: &str, purpose: LinkPurpose) -> bool {
+    let Ok(token) = Token::parse(raw) else {
+        return false;
+    };
+    let secret = state.settings.security.secret_key.expose().as_bytes();
+    subscriber_link::subscriber_of(&token).is_nil()
+        && subscriber_link::verify(secret, purpose, &token, 0)
+}
+
+/// The answer to a test mail's unsubscribe link: it works, and there is no one to unsubscribe.
+pub fn test_mail_page(state: &AppState) -> Response {
+    state.pages.message(
+        StatusCode::OK,
+        "This was a test mail",
+        "This link came in a test mail of an update. In the update itself it unsubscribes the reader; here there is nobody to unsubscribe, so nothing was changed.",
+    )
+}
+
 /// Link versions tried for a link whose subscriber is gone (their version went with them).
 const GONE_VERSIONS_TRIED: i32 = 16;
 

@@ -53,9 +53,28 @@ async fn page(
     errors: &FieldErrors,
     saved: Option<&str>,
 ) -> Result<Response, AppError> {
-    let Some(profile) = preferences::profile(&state.pool, id).await? else {
+    page_with(state, id, token, status, errors, saved, None).await
+}
+
+/// The page; with `submitted`, a form refused, its name, state and topics shown as they were
+/// sent (not as stored), for the person to correct.
+async fn page_with(
+    state: &AppState,
+    id: Uuid,
+    token: &Token,
+    status: StatusCode,
+    errors: &FieldErrors,
+    saved: Option<&str>,
+    submitted: Option<&Form>,
+) -> Result<Response, AppError> {
+    let Some(mut profile) = preferences::profile(&state.pool, id).await? else {
         return Ok(invalid_link(state));
     };
+    if let Some(f) = submitted {
+        profile.name = Some(f.name.clone());
+        profile.us_state = Some(f.state.clone());
+        profile.topics = Some(f.topics.clone());
+    }
     Ok(state.pages.page(
         status,
         "manage",
@@ -235,13 +254,14 @@ async fn save(
         errors.insert("topics", format!("There is no topic {unknown:?}."));
     }
     if !errors.is_empty() {
-        return page(
+        return page_with(
             state,
             id,
             token,
             StatusCode::UNPROCESSABLE_ENTITY,
             &errors,
             None,
+            Some(&f),
         )
         .await;
     }

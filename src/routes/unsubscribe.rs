@@ -38,6 +38,9 @@ async fn show(
     query: Result<Query<FromUpdate>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
     let Some((_, token)) = links::verified(&state, &raw, LinkPurpose::Unsubscribe).await? else {
+        if links::of_a_test_mail(&state, &raw, LinkPurpose::Unsubscribe) {
+            return Ok(links::test_mail_page(&state));
+        }
         return Ok(invalid_link(&state));
     };
     let update_lists = match query.ok().and_then(|q| q.0.update) {
@@ -99,6 +102,13 @@ async fn unsubscribe(
         if one_click && links::for_a_gone_subscriber(&state, &raw, LinkPurpose::Unsubscribe).await?
         {
             return Ok(one_click_done());
+        }
+        if links::of_a_test_mail(&state, &raw, LinkPurpose::Unsubscribe) {
+            return Ok(if one_click {
+                one_click_done()
+            } else {
+                links::test_mail_page(&state)
+            });
         }
         return Ok(invalid_link(&state));
     };

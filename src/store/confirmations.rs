@@ -103,7 +103,8 @@ pub async fn confirm(
     sqlx::query(
         "WITH welcome AS (
              INSERT INTO deliveries (kind, subscriber_id, payload)
-             SELECT 'welcome', $1, jsonb_build_object('lists', array_agg(l.name ORDER BY l.name))
+             SELECT 'welcome', $1, jsonb_build_object('lists', array_agg(l.name ORDER BY l.name),
+                                                     'slugs', array_agg(l.slug ORDER BY l.name))
              FROM lists l WHERE l.slug = ANY($2) AND l.welcome
              HAVING count(*) > 0)
          DELETE FROM suppressions WHERE email_hash = ANY($3)",

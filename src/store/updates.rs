@@ -32,6 +32,9 @@ pub struct UpdateRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub lists: Vec<String>,
+    /// The lists' names, in the order of `lists` (for the List-Id header).
+    #[serde(skip)]
+    pub list_names: Vec<String>,
     pub news_items: Vec<NewsItem>,
     /// The admin who asked to send it, while it awaits a second admin's approval.
     pub approval_requested_by: Option<Uuid>,
@@ -194,7 +197,9 @@ pub async fn replace(
 pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>> {
     let Some(r) = sqlx::query(
         "SELECT u.*, ARRAY(SELECT l.slug FROM update_lists ul JOIN lists l ON l.id = ul.list_id
-                           WHERE ul.update_id = u.id ORDER BY l.slug) AS list_slugs
+                           WHERE ul.update_id = u.id ORDER BY l.slug) AS list_slugs,
+                ARRAY(SELECT l.name FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                      WHERE ul.update_id = u.id ORDER BY l.slug) AS list_names
          FROM updates u WHERE id = $1",
     )
     .bind(id)
@@ -229,6 +234,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         lists: r.get("list_slugs"),
+        list_names: r.get("list_names"),
         approval_requested_by: r.get("approval_requested_by"),
         approved_by: r.get("approved_by"),
         time_zone: r.get("time_zone"),

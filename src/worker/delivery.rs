@@ -475,6 +475,7 @@ fn compose_update(
     let list = mail::ListHeaders {
         unsubscribe_url: links.unsubscribe.clone(),
         list_id: update.list_id.clone(),
+        feedback_id: update.feedback_id.clone(),
     };
     let rendered = match stencil_for(worker, update, items, name.is_some())? {
         Some(stencil) => {
@@ -583,6 +584,13 @@ fn compose_welcome(
         .and_then(|l| l.as_array())
         .map(|l| l.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
+    let first_slug = job
+        .payload
+        .get("slugs")
+        .and_then(|l| l.get(0))
+        .and_then(|v| v.as_str());
+    let first_name = lists.first().copied();
+    let host = settings.server.base_url.host();
     let links = Links::for_subscriber(&worker.settings, contact);
     mail::bulk_message(
         &worker.templates,
@@ -605,7 +613,10 @@ fn compose_welcome(
         },
         &mail::ListHeaders {
             unsubscribe_url: links.unsubscribe.clone(),
-            list_id: format!("welcome.{}", settings.server.base_url.host()),
+            // The same List-Id as the list's updates (rows queued before slugs were kept: the
+            // first list's name only).
+            list_id: mail::list_id(first_name, first_slug.unwrap_or("welcome"), host),
+            feedback_id: format!("welcome:{}:welcome:{host}", first_slug.unwrap_or("welcome")),
         },
     )
     .map_err(ComposeError::Broken)

@@ -21,7 +21,9 @@ pub struct PreparedUpdate {
     pub intro_html: String,
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
+    /// The List-Id value.
     pub list_id: String,
+    pub feedback_id: String,
     pub web_url: String,
     /// The update rendered once per variant (with or without a name; which news items),
     /// with holes for the personal fields; `None` where the template needs a full rendering.
@@ -80,11 +82,13 @@ pub fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<Prep
     };
     let host = settings.server.base_url.host();
     let first_list = record.lists.first().map_or("updates", String::as_str);
+    let list_name = record.list_names.first().map(String::as_str);
     Ok(PreparedUpdate {
         intro_html: markdown::to_safe_html(&record.intro),
         from,
         reply_to,
-        list_id: format!("{first_list}.{host}"),
+        list_id: crate::mail::list_id(list_name, first_list, host),
+        feedback_id: format!("{}:{first_list}:update:{host}", record.id.simple()),
         // Its page in the public archive once it is sending; a test mail of a draft, which
         // has no page yet, links to the archive.
         web_url: settings.server.base_url.join(&match &record.slug {

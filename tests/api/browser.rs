@@ -40,6 +40,18 @@ impl Driver {
     }
 
     pub async fn connect(&self) -> Client {
+        self.connect_with(None).await
+    }
+
+    /// A session emulating a phone 375 CSS pixels wide (Chrome's `mobileEmulation`).
+    pub async fn connect_phone(&self) -> Client {
+        self.connect_with(Some(json!({
+            "deviceMetrics": {"width": 375, "height": 812, "pixelRatio": 2.0, "touch": true, "mobile": true}
+        })))
+        .await
+    }
+
+    async fn connect_with(&self, mobile: Option<serde_json::Value>) -> Client {
         let profile =
             std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
         let mut caps = serde_json::Map::new();
@@ -53,6 +65,9 @@ impl Driver {
                          format!("--user-data-dir={}", profile.display())]
             }),
         );
+        if let Some(mobile) = mobile {
+            caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+        }
         let url = format!("http://127.0.0.1:{}", self.port);
         for _ in 0..100 {
             let builder = ClientBuilder::new(HttpConnector::new())
@@ -248,4 +263,88 @@ async fn a_subscriber_changes_lists_unsubscribes_and_resubscribes_in_a_real_brow
             .as_deref(),
         Some("confirmed")
     );
+}
+
+/// WCAG relative luminance contrast of two `rgb(r, g, b)` colours.
+fn contrast(a: &str, b: &str) -> f64 {
+    let lum = |c: &str| {
+        let v: Vec<f64> = c
+            .trim_start_matches("rgba(")
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .take(3)
+            .map(|x| x.trim().parse::<f64>().unwrap() / 255.0)
+            .map(|x| {
+                if x <= 0.03928 {
+                    x / 12.92
+                } else {
+                    ((x + 0.055) / 1.055).powf(2.4)
+                }
+            })
+            .collect();
+        0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]
+    };
+    let (x, y) = (lum(a), lum(b));
+    (x.max(y) + 0.05) / (x.min(y) + 0.05)
+}
+
+#[tokio::test]
+async fn a_failed_sign_up_says_error_in_the_title_focuses_the_field_and_links_it() {
+    let app = spawn_app().await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    browser.goto(&app.url("/")).await.unwrap();
+    browser
+        .find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys("not-an-address")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(r#"button[type="submit"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#form-errors"))
+        .await
+        .unwrap();
+
+    let title = browser.title().await.unwrap();
+    assert!(title.starts_with("Error: "), "{title}");
+    let seen = browser
+        .execute(
+            "const f = document.activeElement; const s = getComputedStyle(f);
+             return {id: f.id, outline: s.outlineColor, width: parseFloat(s.outlineWidth),
+                     style: s.outlineStyle, border: s.borderTopColor,
+                     links: [...document.querySelectorAll('#form-errors a')].map(a => a.getAttribute('href'))};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["id"], "email",
+        "the invalid field has the focus: {seen}"
+    );
+    assert_eq!(seen["links"], json!(["#email"]), "{seen}");
+    assert!(
+        seen["width"].as_f64().unwrap() >= 2.0 && seen["style"] != "none",
+        "{seen}"
+    );
+    let ring = contrast(seen["outline"].as_str().unwrap(), "rgb(255, 255, 255)");
+    assert!(
+        ring >= 3.0,
+        "focus ring contrast {ring:.2}:1 against white: {seen}"
+    );
+    let border = contrast(seen["border"].as_str().unwrap(), "rgb(255, 255, 255)");
+    assert!(
+        border >= 3.0,
+        "the field in error's border {border:.2}:1: {seen}"
+    );
+    browser.close().await.unwrap();
 }

@@ -281,6 +281,15 @@ async fn the_welcome_mail_goes_once() {
     assert_eq!(welcome.subject(), Some("Welcome: you are subscribed"));
     assert!(welcome.body_text(0).unwrap().contains("US & ICC Updates"));
     assert!(welcome.header_raw("List-Unsubscribe").is_some());
+    assert_eq!(
+        welcome.header_raw("List-Id").unwrap().trim(),
+        "\"US & ICC Updates\" <us-icc-updates.127.0.0.1>",
+        "the same List-Id as the list's updates"
+    );
+    assert_eq!(
+        welcome.header_raw("Feedback-ID").unwrap().trim(),
+        "welcome:us-icc-updates:welcome:127.0.0.1"
+    );
 
     let link = confirmation_link(&mails[0].data);
     app.post_form(
@@ -443,4 +452,40 @@ async fn sign_ups_never_confirmed_are_purged_after_the_configured_days() {
         Some("unsubscribed"),
         "an unsubscribe record stays"
     );
+}
+
+#[tokio::test]
+async fn a_refused_preferences_form_shows_what_was_sent_with_each_error_tied_to_its_field() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    send_update_with_items(&app, &token, "First").await;
+    let manage = link_path(&app, &app.smtp.messages()[0].data, "/manage/");
+    let long = "Z".repeat(150);
+
+    let refused = app
+        .post_form(
+            &manage,
+            &format!("action=save&name={long}&state=XX&topics=asp"),
+        )
+        .await;
+
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("<title>Error: "), "{page}");
+    assert!(
+        page.contains(&format!(r#"value="{long}""#)),
+        "the name as sent, not the stored 'Reader 0'"
+    );
+    assert!(!page.contains(r#"value="Reader 0""#));
+    for field in ["name", "state"] {
+        assert!(
+            page.contains(&format!(
+                r#"aria-invalid="true" aria-describedby="{field}-error""#
+            )),
+            "{field} not tied to its error"
+        );
+        assert!(page.contains(&format!(r#"id="{field}-error""#)));
+    }
+    assert!(page.contains(r#"autocomplete="name""#));
 }

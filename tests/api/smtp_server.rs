@@ -24,6 +24,8 @@ pub struct ReceivedMail {
     pub rcpt_to: Vec<String>,
     /// The message as received, dot-unstuffed, without the final ".\r\n".
     pub data: Vec<u8>,
+    /// The name the client greeted with (EHLO or HELO).
+    pub helo: String,
     #[allow(dead_code)] // read by the sending-engine tests
     pub connection_id: u64,
     /// When the end of DATA arrived.
@@ -255,6 +257,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
     let mut started_at = Instant::now();
     let mut rcpt_to: Vec<String> = Vec::new();
     let mut authenticated_as: Option<String> = None;
+    let mut helo = String::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -280,6 +283,9 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
         let upper = text.to_ascii_uppercase();
         let verb = upper.split_whitespace().next().unwrap_or("");
+        if verb == "EHLO" || verb == "HELO" {
+            helo = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+        }
         let reply: String = match verb {
             "EHLO" => ehlo_reply(&state.faults.lock().unwrap()),
             "STARTTLS" if state.faults.lock().unwrap().refuse_starttls => {
@@ -359,6 +365,7 @@ async fn session(stream: TcpStream, state: &State, id: u64) -> std::io::Result<(
                     mail_from: mail_from.take().unwrap_or_default(),
                     rcpt_to: std::mem::take(&mut rcpt_to),
                     data: Vec::new(),
+                    helo: helo.clone(),
                     connection_id: id,
                     received_at: Instant::now(),
                     started_at,

@@ -225,7 +225,11 @@ async fn an_update_to_1000_subscribers_delivers_exactly_1000_personalised_mails_
         );
         assert_eq!(
             parsed.header_raw("List-Id").unwrap().trim(),
-            "<us-icc-updates.news.example.org>"
+            "\"US & ICC Updates\" <us-icc-updates.news.example.org>"
+        );
+        assert_eq!(
+            parsed.header_raw("Feedback-ID").unwrap().trim(),
+            format!("{update_simple}:us-icc-updates:update:news.example.org")
         );
         assert_eq!(
             parsed.message_id().unwrap(),

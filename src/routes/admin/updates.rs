@@ -197,7 +197,14 @@ async fn new_form(
 
 async fn create(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
     let input = input_from(&form.fields)?;
-    match updates::create(&state.pool, &state.mail_templates, &input).await {
+    match updates::create(
+        &state.pool,
+        &state.mail_templates,
+        &state.settings.mail,
+        &input,
+    )
+    .await
+    {
         Ok(view) => Ok(Redirect::to(&format!("/admin/updates/{}", view.update.id)).into_response()),
         Err(UpdateError::Invalid(errors)) => {
             composer(
@@ -257,7 +264,15 @@ async fn save(
     let kept = inline_items(&current);
     let mut input = input_from(&form.fields)?;
     input.news_items = Some(kept.clone());
-    match updates::patch(&state.pool, &state.mail_templates, id, input.clone()).await {
+    match updates::patch(
+        &state.pool,
+        &state.mail_templates,
+        &state.settings.mail,
+        id,
+        input.clone(),
+    )
+    .await
+    {
         Ok(_) => Ok(back_to(id, "saved")),
         Err(UpdateError::Invalid(errors)) => {
             composer(

@@ -132,13 +132,14 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let request = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
     let (pool, templates) = (state.pool.clone(), state.mail_templates.clone());
+    let settings = state.settings.clone();
     once(
         &state,
         &client,
         &headers,
         ("create", &request),
         async move {
-            let view = updates::create(&pool, &templates, &input).await?;
+            let view = updates::create(&pool, &templates, &settings.mail, &input).await?;
             Ok((StatusCode::CREATED, to_json(&view)?))
         },
     )
@@ -160,7 +161,14 @@ async fn change(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<UpdateInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = updates::patch(&state.pool, &state.mail_templates, update_id(&id)?, patch).await?;
+    let view = updates::patch(
+        &state.pool,
+        &state.mail_templates,
+        &state.settings.mail,
+        update_id(&id)?,
+        patch,
+    )
+    .await?;
     Ok(Json(to_json(&view)?))
 }
 
