@@ -35,7 +35,15 @@ async fn the_archive_and_its_atom_feed_parse_back_hold_no_subscriber_data_and_an
     let mails = app.smtp.wait_for(2, WAIT).await;
     let personal: Vec<String> = mails
         .iter()
-        .flat_map(|m| links_in(&String::from_utf8_lossy(&m.data)))
+        .flat_map(|m| {
+            // The decoded parts: a quoted-printable line break may fall inside a link.
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&m.data)
+                .unwrap();
+            let mut links = links_in(&parsed.body_text(0).unwrap());
+            links.extend(links_in(&parsed.body_html(0).unwrap()));
+            links
+        })
         .filter(|l| l.contains("/unsubscribe/") || l.contains("/manage/"))
         .map(|l| {
             l.split(['/', '?'])
