@@ -302,11 +302,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), AdminError>
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let base = state.settings.server.base_url.as_str();
-    let own = base
-        .split_once("://")
-        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
-    if own.as_deref() == origin.to_str().ok() {
+    if origin.to_str().ok() == Some(state.settings.server.base_url.origin()) {
         Ok(())
     } else {
         Err(AdminError::Forbidden(
