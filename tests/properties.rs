@@ -3,6 +3,7 @@
 
 use newsletter::domain::{EmailAddress, SignupInput, SubscriberName, Token};
 use newsletter::mail::{bulk_message, Envelope, ListHeaders, MailTemplates, Stencil};
+use newsletter::ops::imports::read_csv;
 use proptest::prelude::*;
 
 fn templates() -> &'static MailTemplates {
@@ -206,5 +207,64 @@ proptest! {
         let filled = stencil.fill(&[name.as_deref().unwrap_or(""), &email, &unsubscribe, &manage]);
         let rendered = templates().render("update", &data(name.as_deref(), &email, &unsubscribe, &manage)).unwrap();
         prop_assert_eq!(filled, rendered);
+    }
+
+    #[test]
+    fn an_import_file_never_panics_and_names_only_lines_it_has(
+        body in "\\PC{0,200}|[a-z@.,;\"\\r\\n ]{0,120}",
+        header in "(email|EMAIL|name|state|lists|x)([,;](email|name|state|lists|x)){0,4}",
+        bom in any::<bool>(),
+    ) {
+        let mut file = Vec::new();
+        if bom {
+            file.extend_from_slice(b"\xEF\xBB\xBF");
+        }
+        file.extend_from_slice(format!("{header}\n{body}").as_bytes());
+        let lines = file.iter().filter(|&&b| b == b'\n').count() + 1;
+        if let Ok(read) = read_csv(&file, &["news".to_string()]) {
+            prop_assert!(read.rows.len() <= read.records);
+            for line in read.errors.iter().map(|e| e.line).chain(read.rows.iter().map(|r| r.line)) {
+                prop_assert!((2..=lines).contains(&line), "line {} of a {}-line file", line, lines);
+            }
+        }
+    }
+
+    #[test]
+    fn each_row_and_each_bad_field_is_reported_on_the_line_it_is_on(
+        rows in proptest::collection::vec((any::<bool>(), 0usize..3, "[a-z]{1,8}"), 1..40),
+        crlf in any::<bool>(),
+        semicolon in any::<bool>(),
+        bom in any::<bool>(),
+    ) {
+        let (end, sep) = (if crlf { "\r\n" } else { "\n" }, if semicolon { ";" } else { "," });
+        let mut file = String::new();
+        if bom {
+            file.push('\u{feff}');
+        }
+        file.push_str(&format!("name{sep}email{end}"));
+        let (mut line, mut good, mut bad) = (1usize, Vec::new(), Vec::new());
+        for (is_good, blank_lines_before, local) in &rows {
+            for _ in 0..*blank_lines_before {
+                file.push_str(end);
+                line += 1;
+            }
+            line += 1;
+            if *is_good {
+                file.push_str(&format!("{local}{sep}{local}{line}@example.org{end}"));
+                good.push(line);
+            } else {
+                file.push_str(&format!("{local}{sep}{local} at example.org{end}"));
+                bad.push(line);
+            }
+        }
+        let read = read_csv(file.as_bytes(), &[]).unwrap();
+        prop_assert_eq!(read.records, rows.len());
+        prop_assert_eq!(read.rows.iter().map(|r| r.line).collect::<Vec<_>>(), good.clone());
+        for row in &read.rows {
+            let expected = format!("{}@example.org", row.line);
+            prop_assert!(row.email.as_str().ends_with(&expected), "{} on line {}", row.email.as_str(), row.line);
+        }
+        prop_assert_eq!(read.errors.iter().map(|e| (e.line, e.field.as_str())).collect::<Vec<_>>(),
+            bad.iter().map(|&l| (l, "email")).collect::<Vec<_>>());
     }
 }
