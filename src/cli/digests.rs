@@ -49,30 +49,22 @@ fn print(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each field error on its own line, `field: message`.
+fn field_errors(errors: &crate::domain::FieldErrors) -> anyhow::Error {
+    let lines: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    anyhow::anyhow!("{}", lines.join("\n"))
+}
+
 fn feed_error(e: FeedError) -> anyhow::Error {
     match e {
-        FeedError::Invalid(errors) => anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
+        FeedError::Invalid(errors) => field_errors(&errors),
         other => anyhow::Error::new(other),
     }
 }
 
 fn digest_error(e: DigestError) -> anyhow::Error {
     match e {
-        DigestError::Invalid(errors) => anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
+        DigestError::Invalid(errors) => field_errors(&errors),
         other => anyhow::Error::new(other),
     }
 }

@@ -113,6 +113,28 @@ fn recurrence_columns(r: &Recurrence) -> (&'static str, Vec<i16>, Option<i16>) {
     }
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a schedule's fields and its next occurrence as parameters `$2` to `$14`, in the
+/// column order `insert` and `replace` both name.
+fn bind_fields<'q>(query: PgQuery<'q>, f: &'q DigestFields, next_at: DateTime<Utc>) -> PgQuery<'q> {
+    let (frequency, weekdays, day) = recurrence_columns(&f.recurrence);
+    query
+        .bind(&f.name)
+        .bind(&f.lists)
+        .bind(&f.topics)
+        .bind(&f.intro)
+        .bind(&f.template)
+        .bind(frequency)
+        .bind(weekdays)
+        .bind(day)
+        .bind(f.recurrence.at)
+        .bind(f.recurrence.zone.name())
+        .bind(&f.mode)
+        .bind(f.active)
+        .bind(next_at)
+}
+
 pub async fn insert(
     db: impl PgExecutor<'_>,
     f: &DigestFields,
@@ -120,29 +142,16 @@ pub async fn insert(
     created_by: &str,
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
-    let (frequency, weekdays, day) = recurrence_columns(&f.recurrence);
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO digests (id, name, lists, topics, intro, template, frequency, weekdays,
                               day_of_month, at_time, time_zone, mode, active, next_at, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
-    .bind(id)
-    .bind(&f.name)
-    .bind(&f.lists)
-    .bind(&f.topics)
-    .bind(&f.intro)
-    .bind(&f.template)
-    .bind(frequency)
-    .bind(&weekdays)
-    .bind(day)
-    .bind(f.recurrence.at)
-    .bind(f.recurrence.zone.name())
-    .bind(&f.mode)
-    .bind(f.active)
-    .bind(next_at)
-    .bind(created_by)
-    .execute(db)
-    .await?;
+    .bind(id);
+    bind_fields(query, f, next_at)
+        .bind(created_by)
+        .execute(db)
+        .await?;
     Ok(id)
 }
 
@@ -153,29 +162,14 @@ pub async fn replace(
     f: &DigestFields,
     next_at: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    let (frequency, weekdays, day) = recurrence_columns(&f.recurrence);
-    let done = sqlx::query(
+    let query = sqlx::query(
         "UPDATE digests SET name = $2, lists = $3, topics = $4, intro = $5, template = $6,
                 frequency = $7, weekdays = $8, day_of_month = $9, at_time = $10, time_zone = $11,
                 mode = $12, active = $13, next_at = $14, updated_at = now()
          WHERE id = $1",
     )
-    .bind(id)
-    .bind(&f.name)
-    .bind(&f.lists)
-    .bind(&f.topics)
-    .bind(&f.intro)
-    .bind(&f.template)
-    .bind(frequency)
-    .bind(&weekdays)
-    .bind(day)
-    .bind(f.recurrence.at)
-    .bind(f.recurrence.zone.name())
-    .bind(&f.mode)
-    .bind(f.active)
-    .bind(next_at)
-    .execute(db)
-    .await?;
+    .bind(id);
+    let done = bind_fields(query, f, next_at).execute(db).await?;
     Ok(done.rows_affected() == 1)
 }
 

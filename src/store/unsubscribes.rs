@@ -42,21 +42,7 @@ pub async fn unsubscribe_all(
     let Some(lists) = lists else {
         return Ok(false);
     };
-    consent::record(
-        &mut *tx,
-        ConsentEvent {
-            subscriber_id: id,
-            kind: "unsubscribe",
-            source,
-            origin,
-            consent: None,
-            lists: &lists,
-        },
-    )
-    .await
-    .context("logging the unsubscribe")?;
-    tx.commit().await.context("committing the unsubscribe")?;
-    Ok(true)
+    log_and_commit(tx, id, &lists, source, origin).await
 }
 
 /// Leaves the lists named by `slugs`; when no confirmed list is left, the person is
@@ -91,6 +77,17 @@ pub async fn unsubscribe_lists(
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    log_and_commit(tx, id, &left, source, origin).await
+}
+
+/// Writes the unsubscribe (from `lists`) to the consent log and commits it; `Ok(true)`.
+async fn log_and_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+    lists: &[String],
+    source: &'static str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<bool> {
     consent::record(
         &mut *tx,
         ConsentEvent {
@@ -99,7 +96,7 @@ pub async fn unsubscribe_lists(
             source,
             origin,
             consent: None,
-            lists: &left,
+            lists,
         },
     )
     .await
