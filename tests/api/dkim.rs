@@ -335,6 +335,7 @@ fn start_up_log(dkim_domain: &str, key: &Key, db: &str) -> String {
         log.push('\n');
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("serve did not start: {log}");
 }
 
