@@ -39,7 +39,7 @@ async fn js(browser: &Client, script: &str) -> Value {
 
 /// Focuses every visible control of the page in turn (links, buttons, fields, checkboxes,
 /// selects) and reads its outline and the background around it.
-const FOCUS_STYLES: &str = "
+pub const FOCUS_STYLES: &str = "
     const controls = [...document.querySelectorAll(
         'a[href], button, input:not([type=hidden]), select, textarea, summary')]
       .filter(e => e.offsetParent !== null && e.tabIndex >= 0 && !e.closest('[aria-hidden=true]'));
@@ -58,7 +58,7 @@ const FOCUS_STYLES: &str = "
     });";
 
 /// [`FOCUS_STYLES`] on the page shown, each control marked with `state`.
-async fn focus_styles(browser: &Client, state: &str) -> Vec<Value> {
+pub async fn focus_styles(browser: &Client, state: &str) -> Vec<Value> {
     let mut controls = js(browser, FOCUS_STYLES).await;
     let controls = controls.as_array_mut().unwrap();
     for control in controls.iter_mut() {

@@ -1,5 +1,6 @@
 //! axe-core on every staff page state, in headless Chromium, signed in as an admin: no WCAG 2.1
-//! A or AA violation, and each state shows its main content (so this is also the browser test of
+//! A or AA violation, every control shows a focus ring with 3:1 contrast against what surrounds
+//! it, and each state shows its main content (so this is also the browser test of
 //! the pages nothing else opens in a browser: dashboard, lists, feeds, digests, audit log).
 //!
 //! A new page state is one more line in `states` (a `page(..)` to open, or a `form(..)` to fill
@@ -11,7 +12,9 @@ use fantoccini::{Client, Locator};
 use newsletter::domain::StaffRole;
 
 use super::{signed_in, spawn_staff_app, PASSWORD};
+use crate::accessibility::focus_styles;
 use crate::axe::{axe_source, violations};
+use crate::browser::contrast;
 use crate::browser::Driver;
 
 /// What the browser does on a page before the state is checked.
@@ -121,6 +124,14 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
     app.send_now(&token, &sent).await;
     app.wait_for_update_status(&sent, "sent").await;
     let draft = app.create_update(&token, "A draft for next week").await;
+    // The relay defers every mail from now on, so this update stays `sending`.
+    app.smtp.set_faults(crate::smtp_server::Faults {
+        rcpt: vec![("@".into(), 451, "4.3.0 Try again later".into())],
+        ..Default::default()
+    });
+    let going = app.create_update(&token, "Going out slowly").await;
+    app.send_now(&token, &going).await;
+    app.wait_for_update_status(&going, "sending").await;
 
     let mut staff = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
     let news = staff
@@ -199,7 +210,8 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         form("composer with errors", "/admin/updates/new", vec![Step::Click("#save-draft")], ".errors", "subject"),
         page("draft", format!("/admin/updates/{draft}"), "#send-now", "Send now to 3 recipients"),
         page("draft editor", format!("/admin/updates/{draft}/edit"), "#subject", ""),
-        page("progress", format!("/admin/updates/{sent}"), "#count-sent", "3"),
+        page("progress, sent", format!("/admin/updates/{sent}"), "#count-sent", "3"),
+        page("progress, going out", format!("/admin/updates/{going}"), "#auto-refresh label", "Reload this page every 2 seconds"),
         page("preview page", format!("/admin/updates/{draft}?email=reader0%40example.org"), "h2", "Preview"),
         page("news desk", "/admin/news", "main tbody a", "Senate hearing on the ICC"),
         page("news edit", format!("/admin/news/{news}"), "h1", "Edit a news item"),
@@ -214,7 +226,7 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         form("erase not confirmed", format!("/admin/subscribers/{leaving}"), vec![Step::Click("#erase")], ".errors", "Tick the box"),
         form("erased", format!("/admin/subscribers/{leaving}"), vec![Step::Click("input[name=confirm]"), Step::Click("#erase")], "h1", "Erased"),
         form("import with a file error", "/admin/imports", vec![Step::Type("#file", bad), typed("#source", "A sheet"), Step::Click("#start-import")], ".errors", "email"),
-        form("import job", "/admin/imports", vec![Step::Type("#file", good), typed("#source", "A sheet"), Step::Click("#start-import")], "#errors", "3 email"),
+        form("import job", "/admin/imports", vec![Step::Type("#file", good), typed("#source", "A sheet"), Step::Click("#start-import")], "h1", "Import (done)"),
         page("audit log", "/admin/audit", "#audit", "ana@example.org"),
         page("staff", "/admin/staff", "main tbody", "ana@example.org"),
         page("message", "/admin/updates/00000000-0000-0000-0000-000000000000", "h1", "Not found"),
@@ -233,12 +245,23 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         if !v.is_empty() {
             found.push(format!("{}: {v:?}", state.name));
         }
+        for control in focus_styles(&browser, state.name).await {
+            let ring = contrast(
+                control["color"].as_str().unwrap(),
+                control["around"].as_str().unwrap(),
+            );
+            let visible = control["width"].as_f64().unwrap() >= 2.0
+                && !control["style"].as_str().unwrap().starts_with("none");
+            if control["focused"] != true || !visible || ring < 3.0 {
+                found.push(format!("focus ring {ring:.2}:1: {control}"));
+            }
+        }
     }
     browser.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         found.is_empty(),
-        "WCAG 2.1 AA violations:\n{}",
+        "WCAG 2.1 AA violations and weak focus rings:\n{}",
         found.join("\n")
     );
 }
