@@ -209,7 +209,7 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         page("composer", "/admin/updates/new", "h1", "New update"),
         form("composer with errors", "/admin/updates/new", vec![Step::Click("#save-draft")], ".errors", "subject"),
         page("draft", format!("/admin/updates/{draft}"), "#send-now", "Send now to 3 recipients"),
-        page("draft editor", format!("/admin/updates/{draft}/edit"), "#subject", ""),
+        page("draft editor", format!("/admin/updates/{draft}/edit"), "h1", "Edit the draft"),
         page("progress, sent", format!("/admin/updates/{sent}"), "#count-sent", "3"),
         page("progress, going out", format!("/admin/updates/{going}"), "#auto-refresh label", "Reload this page every 2 seconds"),
         page("preview page", format!("/admin/updates/{draft}?email=reader0%40example.org"), "h2", "Preview"),
