@@ -32,7 +32,7 @@ async fn show(
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
-        return Ok(invalid_link(&state));
+        return Ok(not_verified(&state, &raw));
     };
     page(
         &state,
@@ -43,6 +43,19 @@ async fn show(
         None,
     )
     .await
+}
+
+/// The answer to a link that names no subscriber: a test mail's link (signed for nobody) is
+/// told apart from a broken one, and nothing is shown or changed.
+fn not_verified(state: &AppState, raw: &str) -> Response {
+    if links::of_a_test_mail(state, raw, LinkPurpose::Manage) {
+        return state.pages.message(
+            StatusCode::OK,
+            "This was a test mail",
+            "This link came in a test mail of an update. In the update itself it opens the reader's preferences; a test mail has no reader, so there are no preferences to show and nothing was changed.",
+        );
+    }
+    invalid_link(state)
 }
 
 async fn page(
@@ -158,7 +171,7 @@ async fn change(
         ));
     }
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
-        return Ok(invalid_link(&state));
+        return Ok(not_verified(&state, &raw));
     };
     let f = match form(&body) {
         Ok(f) => f,

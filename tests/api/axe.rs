@@ -9,7 +9,7 @@ use crate::browser::Driver;
 use crate::helpers::{confirmation_link, spawn_app};
 use crate::self_service::link_path;
 
-fn axe_source() -> String {
+pub fn axe_source() -> String {
     let path = std::env::var_os("NEWSLETTER_TEST_AXE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -24,7 +24,7 @@ fn axe_source() -> String {
 }
 
 /// The violations axe finds on the page shown, as `rule: selectors`.
-async fn violations(browser: &Client, axe: &str) -> Vec<String> {
+pub async fn violations(browser: &Client, axe: &str) -> Vec<String> {
     browser.execute(axe, vec![]).await.unwrap();
     let found = browser
         .execute_async(

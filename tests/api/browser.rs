@@ -266,7 +266,7 @@ async fn a_subscriber_changes_lists_unsubscribes_and_resubscribes_in_a_real_brow
 }
 
 /// WCAG relative luminance contrast of two `rgb(r, g, b)` colours.
-fn contrast(a: &str, b: &str) -> f64 {
+pub fn contrast(a: &str, b: &str) -> f64 {
     let lum = |c: &str| {
         let v: Vec<f64> = c
             .trim_start_matches("rgba(")
@@ -322,6 +322,7 @@ async fn a_failed_sign_up_says_error_in_the_title_focuses_the_field_and_links_it
             "const f = document.activeElement; const s = getComputedStyle(f);
              return {id: f.id, outline: s.outlineColor, width: parseFloat(s.outlineWidth),
                      style: s.outlineStyle, border: s.borderTopColor,
+                     valid_border: getComputedStyle(document.getElementById('name')).borderTopColor,
                      links: [...document.querySelectorAll('#form-errors a')].map(a => a.getAttribute('href'))};",
             vec![],
         )
@@ -340,6 +341,10 @@ async fn a_failed_sign_up_says_error_in_the_title_focuses_the_field_and_links_it
     assert!(
         ring >= 3.0,
         "focus ring contrast {ring:.2}:1 against white: {seen}"
+    );
+    assert_ne!(
+        seen["border"], seen["valid_border"],
+        "the field in error has a border of its own: {seen}"
     );
     let border = contrast(seen["border"].as_str().unwrap(), "rgb(255, 255, 255)");
     assert!(

@@ -288,3 +288,74 @@ async fn an_update_from_not_aligned_with_the_dkim_domain_is_refused() {
     assert_eq!(patched.status(), 422);
     let _ = std::fs::remove_file(ed.file);
 }
+
+/// What `newsletter serve` logs before it says where it listens, with DKIM set up for
+/// `dkim_domain` (and the default `mail.from`, at example.org).
+fn start_up_log(dkim_domain: &str, key: &Key, db: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = crate::cli::newsletter()
+        .env("DATABASE_URL", db)
+        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
+        .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
+        .env("NEWSLETTER__MAIL__DKIM__DOMAIN", dkim_domain)
+        .env("NEWSLETTER__MAIL__DKIM__SELECTOR", "ed1")
+        .env("NEWSLETTER__MAIL__DKIM__ALGORITHM", "ed25519")
+        .env("NEWSLETTER__MAIL__DKIM__PRIVATE_KEY_FILE", &key.file)
+        .env("NO_COLOR", "1")
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for lines in [
+        Box::new(stdout.lines()) as Box<dyn Iterator<Item = std::io::Result<String>> + Send>,
+        Box::new(stderr.lines()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut log = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        if line.trim().starts_with("listening on ") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return log;
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not start: {log}");
+}
+
+#[tokio::test]
+async fn start_up_warns_when_the_dkim_domain_is_not_aligned_with_mail_from() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let key = ed25519_key();
+
+    let unaligned = start_up_log("partner.example.net", &key, &db.url);
+    let aligned = start_up_log("mail.example.org", &key, &db.url);
+
+    let warning = "mail.dkim.domain is not aligned with the domain of mail.from";
+    let line = unaligned
+        .lines()
+        .find(|l| l.contains(warning))
+        .unwrap_or_else(|| panic!("no warning at start: {unaligned}"));
+    assert!(
+        line.contains("WARN") && line.contains("partner.example.net"),
+        "{line}"
+    );
+    assert!(!aligned.contains(warning), "{aligned}");
+    let _ = std::fs::remove_file(key.file);
+}

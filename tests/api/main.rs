@@ -1,5 +1,6 @@
 //! Black-box tests: the real service, a real PostgreSQL database per test, a real SMTP server.
 
+mod accessibility;
 mod addresses;
 mod admin;
 mod archive;

@@ -489,3 +489,38 @@ async fn a_refused_preferences_form_shows_what_was_sent_with_each_error_tied_to_
     }
     assert!(page.contains(r#"autocomplete="name""#));
 }
+
+#[tokio::test]
+async fn a_test_mails_manage_link_says_it_was_a_test_and_changes_nothing() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let id = app.create_update(&token, "Draft").await;
+    let sent = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/test"),
+            &token,
+            Some(json!({"to": "editor@example.org"})),
+        )
+        .await;
+    assert!(sent.status().is_success(), "{}", sent.status());
+    let manage = link_path(&app, &app.smtp.wait_for(1, WAIT).await[0].data, "/manage/");
+
+    let page = app.get(&manage).await;
+    assert_eq!(
+        page.status(),
+        200,
+        "it answered 404, calling the link broken"
+    );
+    let text = page.text().await.unwrap();
+    assert!(text.contains("This was a test mail"), "{text}");
+    assert!(!text.contains("not valid"), "{text}");
+    let saved = app.post_form(&manage, "action=save&name=Nobody").await;
+    assert_eq!(saved.status(), 200);
+    assert!(saved.text().await.unwrap().contains("nothing was changed"));
+    let subscribers: i64 = sqlx::query_scalar("SELECT count(*) FROM subscribers")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(subscribers, 0);
+}

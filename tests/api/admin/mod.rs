@@ -1,5 +1,6 @@
 //! The staff area: sign-in, roles, CSRF and Origin checks, news desk, composer, progress.
 
+mod axe;
 mod browser;
 mod digests;
 mod imports;

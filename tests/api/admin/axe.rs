@@ -1,0 +1,267 @@
+//! axe-core on every staff page state, in headless Chromium, signed in as an admin: no WCAG 2.1
+//! A or AA violation, every control shows a focus ring with 3:1 contrast against what surrounds
+//! it, and each state shows its main content (so this is also the browser test of
+//! the pages nothing else opens in a browser: dashboard, lists, feeds, digests, audit log).
+//!
+//! A new page state is one more line in `states` (a `page(..)` to open, or a `form(..)` to fill
+//! and send).
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use newsletter::domain::StaffRole;
+
+use super::{signed_in, spawn_staff_app, PASSWORD};
+use crate::accessibility::focus_styles;
+use crate::axe::{axe_source, violations};
+use crate::browser::contrast;
+use crate::browser::Driver;
+
+/// What the browser does on a page before the state is checked.
+enum Step {
+    /// Types into the field (cleared first where it can be).
+    Type(&'static str, String),
+    /// Clicks the element.
+    Click(&'static str),
+}
+
+/// A page state: open `path`, take the `steps` (the browser's own form checks switched off, so
+/// refused input reaches the server), then an element matching `css` must read `text` (a part
+/// of its text) before axe runs.
+struct PageState {
+    name: &'static str,
+    path: String,
+    steps: Vec<Step>,
+    css: &'static str,
+    text: String,
+}
+
+fn page(name: &'static str, path: impl Into<String>, css: &'static str, text: &str) -> PageState {
+    PageState {
+        name,
+        path: path.into(),
+        steps: Vec::new(),
+        css,
+        text: text.into(),
+    }
+}
+
+fn form(
+    name: &'static str,
+    path: impl Into<String>,
+    steps: Vec<Step>,
+    css: &'static str,
+    text: &str,
+) -> PageState {
+    PageState {
+        steps,
+        ..page(name, path, css, text)
+    }
+}
+
+fn typed(css: &'static str, text: &str) -> Step {
+    Step::Type(css, text.into())
+}
+
+/// Waits (generously) until an element matching `css` contains `text`; the page may still be
+/// replacing the previous one.
+async fn wait_for(browser: &Client, state: &str, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        if let Ok(found) = browser.find_all(Locator::Css(css)).await {
+            seen.clear();
+            for el in found {
+                if let Ok(t) = el.text().await {
+                    seen.push(t);
+                }
+            }
+            if seen.iter().any(|t| t.contains(text)) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{state}: no {css} reading {text:?} (seen {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn take(browser: &Client, step: &Step) {
+    match step {
+        Step::Type(css, text) => {
+            let field = browser.find(Locator::Css(css)).await.unwrap();
+            let _ = field.clear().await;
+            field.send_keys(text).await.unwrap();
+        }
+        Step::Click(css) => {
+            browser
+                .execute(
+                    "document.querySelectorAll('form').forEach(f => f.noValidate = true);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            browser
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
+    let axe = axe_source();
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    let people = app.seed_confirmed(3, "example.org").await;
+    let sent = app.create_update(&token, "Sent to everyone").await;
+    app.send_now(&token, &sent).await;
+    app.wait_for_update_status(&sent, "sent").await;
+    let draft = app.create_update(&token, "A draft for next week").await;
+    // The relay defers every mail from now on, so this update stays `sending`.
+    app.smtp.set_faults(crate::smtp_server::Faults {
+        rcpt: vec![("@".into(), 451, "4.3.0 Try again later".into())],
+        ..Default::default()
+    });
+    let going = app.create_update(&token, "Going out slowly").await;
+    app.send_now(&token, &going).await;
+    app.wait_for_update_status(&going, "sending").await;
+
+    let mut staff = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let news = staff
+        .post(
+            "/admin/news",
+            &[
+                ("title", "Senate hearing on the ICC"),
+                ("url", "https://example.org/news"),
+                ("source", "Reuters"),
+                ("topic", "congress"),
+                ("summary", "What happened."),
+            ],
+        )
+        .await;
+    assert_eq!(news.status(), 303);
+    let news: String = sqlx::query_scalar("SELECT id::text FROM news")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let feed = staff
+        .post(
+            "/admin/feeds",
+            &[
+                ("url", "https://court.example/press.xml"),
+                ("topic", "court"),
+            ],
+        )
+        .await;
+    assert_eq!(feed.status(), 303);
+    let digest = staff
+        .post(
+            "/admin/digests",
+            &[
+                ("name", "Friday digest"),
+                ("lists", "us-icc-updates"),
+                ("intro", "{{count}} items this week."),
+                ("frequency", "weekly"),
+                ("weekdays", "friday"),
+                ("time", "16:30"),
+                ("time_zone", "America/Chicago"),
+                ("mode", "review"),
+            ],
+        )
+        .await;
+    assert_eq!(digest.status(), 303);
+    let digest = digest.headers()["location"].to_str().unwrap().to_owned();
+    let reader = people[0].0;
+    let leaving = people[2].0;
+    let dir = std::env::temp_dir().join(format!("newsletter-axe-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.csv");
+    std::fs::write(
+        &good,
+        "email,name\nnew@example.org,New\nnot-an-address,Bad\n",
+    )
+    .unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "name\nNo address column\n").unwrap();
+    let (good, bad) = (good.display().to_string(), bad.display().to_string());
+
+    let log_in = |password: &str| {
+        vec![
+            typed("#email", "ana@example.org"),
+            typed("#password", password),
+            Step::Click("#log-in"),
+        ]
+    };
+    // One line per state, so the table stays a table.
+    #[rustfmt::skip]
+    let states = vec![
+        page("login", "/admin/login", "h1", "Staff login"),
+        form("login error", "/admin/login", log_in("not the password"), "#login-error", ""),
+        form("dashboard", "/admin/login", log_in(PASSWORD), ".counts", "confirmed"),
+        page("updates", "/admin/updates", "main tbody a", "Sent to everyone"),
+        page("composer", "/admin/updates/new", "h1", "New update"),
+        form("composer with errors", "/admin/updates/new", vec![Step::Click("#save-draft")], ".errors", "subject"),
+        page("draft", format!("/admin/updates/{draft}"), "#send-now", "Send now to 3 recipients"),
+        page("draft editor", format!("/admin/updates/{draft}/edit"), "h1", "Edit the draft"),
+        page("progress, sent", format!("/admin/updates/{sent}"), "#count-sent", "3"),
+        page("progress, going out", format!("/admin/updates/{going}"), "#auto-refresh label", "Reload this page every 2 seconds"),
+        page("preview page", format!("/admin/updates/{draft}?email=reader0%40example.org"), "h2", "Preview"),
+        page("news desk", "/admin/news", "main tbody a", "Senate hearing on the ICC"),
+        page("news edit", format!("/admin/news/{news}"), "h1", "Edit a news item"),
+        page("feeds", "/admin/feeds", "main tbody", "https://court.example/press.xml"),
+        page("digests", "/admin/digests", "main tbody a", "Friday digest"),
+        page("digest", digest.clone(), "main", "every Friday at 16:30 America/Chicago"),
+        page("digest edit", format!("{digest}/edit"), "h1", "Edit Friday digest"),
+        page("lists", "/admin/lists", "#lists", "US & ICC Updates"),
+        page("list edit", "/admin/lists/us-icc-updates", "h1", "US & ICC Updates"),
+        page("subscribers found", "/admin/subscribers?query=reader", "main tbody a", "reader1@example.org"),
+        page("subscriber", format!("/admin/subscribers/{reader}"), "#status", "confirmed"),
+        form("erase not confirmed", format!("/admin/subscribers/{leaving}"), vec![Step::Click("#erase")], ".errors", "Tick the box"),
+        form("erased", format!("/admin/subscribers/{leaving}"), vec![Step::Click("input[name=confirm]"), Step::Click("#erase")], "h1", "Erased"),
+        form("import with a file error", "/admin/imports", vec![Step::Type("#file", bad), typed("#source", "A sheet"), Step::Click("#start-import")], ".errors", "email"),
+        form("import job", "/admin/imports", vec![Step::Type("#file", good), typed("#source", "A sheet"), Step::Click("#start-import")], "h1", "Import (done)"),
+        page("audit log", "/admin/audit", "#audit", "ana@example.org"),
+        page("staff", "/admin/staff", "main tbody", "ana@example.org"),
+        page("message", "/admin/updates/00000000-0000-0000-0000-000000000000", "h1", "Not found"),
+    ];
+
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    let mut found = Vec::new();
+    for state in &states {
+        browser.goto(&app.url(&state.path)).await.unwrap();
+        for step in &state.steps {
+            take(&browser, step).await;
+        }
+        wait_for(&browser, state.name, state.css, &state.text).await;
+        let v = violations(&browser, &axe).await;
+        if !v.is_empty() {
+            found.push(format!("{}: {v:?}", state.name));
+        }
+        for control in focus_styles(&browser, state.name).await {
+            let ring = contrast(
+                control["color"].as_str().unwrap(),
+                control["around"].as_str().unwrap(),
+            );
+            let visible = control["width"].as_f64().unwrap() >= 2.0
+                && !control["style"].as_str().unwrap().starts_with("none");
+            if control["focused"] != true || !visible || ring < 3.0 {
+                found.push(format!("focus ring {ring:.2}:1: {control}"));
+            }
+        }
+    }
+    browser.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        found.is_empty(),
+        "WCAG 2.1 AA violations and weak focus rings:\n{}",
+        found.join("\n")
+    );
+}
