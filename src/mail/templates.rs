@@ -81,6 +81,17 @@ pub struct TemplateError {
     pub message: String,
 }
 
+impl TemplateError {
+    /// `reason` in `part`, prefixed with `line L, column C: ` where handlebars knows them.
+    fn at(part: Part, position: Option<(usize, usize)>, reason: impl std::fmt::Display) -> Self {
+        let message = match position {
+            Some((line, column)) => format!("line {line}, column {column}: {reason}"),
+            None => reason.to_string(),
+        };
+        Self { part, message }
+    }
+}
+
 pub struct MailTemplates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
@@ -123,15 +134,7 @@ fn register(
         };
         registry
             .register_template_string(&format!("{name}/{}", part.file()), part.of(source))
-            .map_err(|e| TemplateError {
-                part,
-                message: match e.pos() {
-                    Some((line, column)) => {
-                        format!("line {line}, column {column}: {}", e.reason())
-                    }
-                    None => e.reason().to_string(),
-                },
-            })?;
+            .map_err(|e| TemplateError::at(part, e.pos(), e.reason()))?;
     }
     Ok(())
 }
@@ -184,15 +187,7 @@ impl MailTemplates {
             let registry = if part == Part::Html { &html } else { &text };
             let rendered = registry
                 .render(&format!("{name}/{}", part.file()), &data)
-                .map_err(|e| TemplateError {
-                    part,
-                    message: match (e.line_no, e.column_no) {
-                        (Some(line), Some(column)) => {
-                            format!("line {line}, column {column}: {}", e.reason())
-                        }
-                        _ => e.reason().to_string(),
-                    },
-                })?;
+                .map_err(|e| TemplateError::at(part, e.line_no.zip(e.column_no), e.reason()))?;
             if part == Part::Subject && single_line(&rendered).is_empty() {
                 return Err(TemplateError {
                     part,

@@ -3,7 +3,6 @@
 //! version or to the shipped default, written to the audit log; and the shipped templates
 //! compiled into the binary, which runs from a folder without any.
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -356,19 +355,9 @@ async fn the_binary_serves_pages_and_sends_mail_from_a_folder_without_templates(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                let _ = tx.send(addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
-            }
-        }
-    });
-    let port = rx.recv_timeout(WAIT).ok().flatten();
     let base = format!(
         "http://127.0.0.1:{}",
-        port.expect("serve prints where it listens")
+        crate::cli::listening_port(&mut child)
     );
     let http = reqwest::Client::new();
 
