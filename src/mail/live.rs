@@ -1,8 +1,8 @@
 //! The mail templates in use now: the shipped set (`templates.dir` overriding) with the
 //! current saved version of each name (`store::mail_templates`) in its place. Every web and
 //! worker process holds one; [`LiveTemplates::current`] asks the database only for a
-//! generation number (one index lookup) and recompiles when it moved, so a process picks up a
-//! saved version without a restart.
+//! generation number (the count of a small append-only table) and recompiles when it moved,
+//! so a process picks up a saved version without a restart.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

@@ -41,10 +41,12 @@ fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<TemplateVersion> {
     })
 }
 
-/// A number that changes whenever any version is saved (the newest row's id; 0 for none): one
-/// index lookup, so processes can ask it often and reload only when it moved.
+/// A number that grows whenever a version is committed: the number of rows (the table is
+/// append-only, so it never shrinks). Not the newest id: ids are taken at insert, so a save
+/// committed after a later-numbered one would not move it. The table holds a few rows per
+/// template, so processes can ask this often and reload only when it moved.
 pub async fn generation(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT coalesce(max(id), 0)::bigint FROM mail_template_versions")
+    sqlx::query_scalar("SELECT count(*) FROM mail_template_versions")
         .fetch_one(db)
         .await
 }
