@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bounce::inbound::InboundServer;
 use crate::config::Settings;
-use crate::mail::{MailTemplates, Mailer};
+use crate::mail::{LiveTemplates, Mailer};
 use crate::routes::{self, AdminPages, IpRateLimiter, Pages};
 use crate::store;
 use crate::worker::Worker;
@@ -24,7 +24,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pages: Arc<Pages>,
     pub admin_pages: Arc<AdminPages>,
-    pub mail_templates: Arc<MailTemplates>,
+    /// The mail templates with staff's saved versions; `cached()` for names,
+    /// `current(pool)` for content.
+    pub mail_templates: Arc<LiveTemplates>,
     pub signup_limiter: IpRateLimiter,
     pub link_limiter: IpRateLimiter,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -52,9 +54,10 @@ impl Application {
             .name
             .clone()
             .unwrap_or_else(|| "Newsletter".into());
-        let pages = Arc::new(Pages::load(&settings.templates.dir, &site_name)?);
-        let admin_pages = Arc::new(AdminPages::load(&settings.templates.dir, &site_name)?);
-        let mail_templates = Arc::new(MailTemplates::load(&settings.templates.dir)?);
+        let files = settings.templates.files();
+        let pages = Arc::new(Pages::load(&files, &site_name)?);
+        let admin_pages = Arc::new(AdminPages::load(&files, &site_name)?);
+        let mail_templates = Arc::new(LiveTemplates::load(&files)?);
         let worker = if with_worker {
             Some(new_worker(
                 Arc::clone(&settings),
@@ -221,14 +224,14 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A worker with its own templates (for `newsletter worker`).
 pub fn build_worker(settings: Arc<Settings>, pool: PgPool) -> anyhow::Result<Worker> {
-    let templates = Arc::new(MailTemplates::load(&settings.templates.dir)?);
+    let templates = Arc::new(LiveTemplates::load(&settings.templates.files())?);
     new_worker(settings, pool, templates)
 }
 
 fn new_worker(
     settings: Arc<Settings>,
     pool: PgPool,
-    templates: Arc<MailTemplates>,
+    templates: Arc<LiveTemplates>,
 ) -> anyhow::Result<Worker> {
     let base_url = &settings.server.base_url;
     if !base_url.is_https() && !base_url.is_loopback() {

@@ -489,7 +489,7 @@ async fn run_update(
                         e.column()
                     )
                 })?;
-                let templates = MailTemplates::load(&settings.templates.dir)?;
+                let templates = MailTemplates::load(&settings.templates.files())?;
                 show(&updates::create(pool, &templates, &settings.mail, &input).await?)
                     .context("printing")?;
             }

@@ -342,7 +342,16 @@ pub struct InboundSettings {
 
 #[derive(Debug, Clone)]
 pub struct TemplateSettings {
-    pub dir: PathBuf,
+    /// `templates.dir`: a folder whose files override the shipped (compiled-in) templates of
+    /// the same path (`email/<name>/…`, `web/…`, `admin/…`); `None` (empty) uses the shipped.
+    pub dir: Option<PathBuf>,
+}
+
+impl TemplateSettings {
+    /// The templates to load: the shipped ones, overlaid by `dir` when set.
+    pub fn files(&self) -> crate::template_files::TemplateFiles {
+        crate::template_files::TemplateFiles::with_override(self.dir.as_deref())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -543,7 +552,9 @@ impl Settings {
                 timeout: Duration::from_secs(r.positive("inbound.timeout_seconds")?),
             },
             templates: TemplateSettings {
-                dir: PathBuf::from(r.non_empty("templates.dir")?),
+                dir: Some(r.string("templates.dir")?)
+                    .filter(|d| !d.trim().is_empty())
+                    .map(PathBuf::from),
             },
             log: LogSettings {
                 format: r.with("log.format", |s| match s.as_str() {

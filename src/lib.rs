@@ -19,4 +19,5 @@ pub mod ops;
 pub mod routes;
 pub mod store;
 pub mod telemetry;
+pub mod template_files;
 pub mod worker;

@@ -9,11 +9,7 @@ use proptest::prelude::*;
 fn templates() -> &'static MailTemplates {
     static TEMPLATES: std::sync::OnceLock<MailTemplates> = std::sync::OnceLock::new();
     TEMPLATES.get_or_init(|| {
-        MailTemplates::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/templates"
-        )))
-        .unwrap()
+        MailTemplates::load(&newsletter::template_files::TemplateFiles::shipped()).unwrap()
     })
 }
 

@@ -3,6 +3,7 @@
 mod compose;
 mod dkim;
 mod headers;
+mod live;
 pub mod markdown;
 mod smtp_pool;
 mod stencil;
@@ -15,6 +16,9 @@ pub use compose::{
 };
 pub use dkim::aligned;
 pub use headers::list_id;
+pub use live::LiveTemplates;
 pub use stencil::Stencil;
-pub use templates::{MailTemplates, RenderedMail};
+pub use templates::{
+    shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
+};
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

@@ -12,6 +12,7 @@ pub mod lists;
 pub mod news;
 pub mod staff;
 pub mod subscribers;
+pub mod templates;
 pub mod updates;
 
 use uuid::Uuid;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::config::{MailSettings, Settings};
 use crate::domain::schedule;
 use crate::domain::{EmailAddress, FieldErrors, UpdateInput};
-use crate::mail::{MailTemplates, RenderedMail};
+use crate::mail::{LiveTemplates, MailTemplates, RenderedMail};
 use crate::ops::Actor;
 use crate::store::lists;
 use crate::store::subscribers::{self, Contact};
@@ -271,7 +271,7 @@ pub async fn schedule_local(
 pub async fn preview(
     pool: &PgPool,
     settings: &Settings,
-    templates: &MailTemplates,
+    templates: &LiveTemplates,
     id: Uuid,
     email: Option<&str>,
 ) -> Result<Option<RenderedMail>, UpdateError> {
@@ -299,8 +299,8 @@ pub async fn preview(
                 })?
         }
     };
-    let prepared = prepare(settings, record)?;
-    Ok(render_update_for(settings, templates, &prepared, &contact)?)
+    let prepared = prepare(settings, templates.current(pool).await?, record)?;
+    Ok(render_update_for(settings, &prepared, &contact)?)
 }
 
 /// Parses an RFC 3339 time for scheduling.

@@ -1,8 +1,6 @@
 //! Web pages: `templates/web/*.html.hbs` with the `partials/` header and footer, compiled once.
 //! HTML escaping is on for every value.
 
-use std::path::Path;
-
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +9,7 @@ use handlebars::Handlebars;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
+use crate::template_files::TemplateFiles;
 
 const PAGES: &[&str] = &[
     "index",
@@ -33,22 +32,23 @@ pub struct Pages {
 }
 
 impl Pages {
-    pub fn load(dir: &Path, site_name: &str) -> anyhow::Result<Self> {
+    /// Compiles the pages from `files` and renders each with empty data.
+    ///
+    /// # Errors
+    /// A page or partial is missing, does not compile or does not render; the error names it.
+    pub fn load(files: &TemplateFiles, site_name: &str) -> anyhow::Result<Self> {
         let mut registry = Handlebars::new();
-        let web = dir.join("web");
         for name in PARTIALS {
-            let path = web.join("partials").join(format!("{name}.html.hbs"));
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let path = format!("web/partials/{name}.html.hbs");
             registry
-                .register_partial(name, text)
-                .with_context(|| format!("compiling {}", path.display()))?;
+                .register_partial(name, files.read(&path)?)
+                .with_context(|| format!("compiling {path}"))?;
         }
         for name in PAGES {
-            let path = web.join(format!("{name}.html.hbs"));
+            let path = format!("web/{name}.html.hbs");
             registry
-                .register_template_file(name, &path)
-                .with_context(|| format!("loading page template {}", path.display()))?;
+                .register_template_string(name, files.read(&path)?)
+                .with_context(|| format!("compiling page template {path}"))?;
         }
         let pages = Self {
             registry,

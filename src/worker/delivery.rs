@@ -16,8 +16,7 @@ use crate::config::Settings;
 use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::{NewsItem, Token};
 use crate::mail::{
-    self, ConfirmationMail, Envelope, MailTemplates, RenderedMail, SendError, SendErrorKind,
-    Stencil,
+    self, ConfirmationMail, Envelope, RenderedMail, SendError, SendErrorKind, Stencil,
 };
 use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;
@@ -299,7 +298,7 @@ fn compose_confirmation(
         .base_url
         .join(&format!("/subscriptions/confirm?token={}", token.as_str()));
     let message = mail::confirmation_message(
-        &worker.templates,
+        &worker.templates.cached(),
         &Envelope {
             return_path: return_path(worker, job),
             ..Envelope::new(
@@ -350,7 +349,7 @@ fn compose_notice(worker: &Worker, job: &Claimed) -> Result<Composed, ComposeErr
         return Ok(Composed::Skip("malformed notice".into()));
     };
     let message = mail::notice_message(
-        &worker.templates,
+        &worker.templates.cached(),
         &Envelope {
             return_path: return_path(worker, job),
             ..Envelope::new(&worker.settings.mail, to, None, message_id(worker, job))
@@ -432,7 +431,6 @@ fn update_mail<'a>(
 /// `None` when none of its news items is in the person's topics, so they would get no mail.
 pub fn render_update_for(
     settings: &Settings,
-    templates: &MailTemplates,
     update: &PreparedUpdate,
     contact: &Contact,
 ) -> anyhow::Result<Option<RenderedMail>> {
@@ -448,7 +446,10 @@ pub fn render_update_for(
         contact.name.as_deref(),
         &links,
     );
-    templates.render(&update.record.template, &data).map(Some)
+    update
+        .templates
+        .render(&update.record.template, &data)
+        .map(Some)
 }
 
 fn compose_update(
@@ -482,7 +483,7 @@ fn compose_update(
             let unsubscribe = format!("{}?update={}", links.unsubscribe, record.id);
             stencil.fill(&[name.unwrap_or(""), to, &unsubscribe, &links.manage])
         }
-        None => worker
+        None => update
             .templates
             .render(
                 &record.template,
@@ -518,7 +519,7 @@ fn stencil_for(
         return Ok(known.clone());
     }
     let settings = &worker.settings;
-    let stencil = Stencil::new(&worker.templates, &update.record.template, 4, |holes| {
+    let stencil = Stencil::new(&update.templates, &update.record.template, 4, |holes| {
         let links = Links {
             unsubscribe: String::new(),
             manage: holes[3].clone(),
@@ -593,7 +594,7 @@ fn compose_welcome(
     let host = settings.server.base_url.host();
     let links = Links::for_subscriber(&worker.settings, contact);
     mail::bulk_message(
-        &worker.templates,
+        &worker.templates.cached(),
         "welcome",
         &Envelope {
             return_path: return_path(worker, job),

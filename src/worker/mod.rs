@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::mail::{MailTemplates, Mailer};
+use crate::mail::{LiveTemplates, Mailer};
 use crate::store;
 
 /// Logs a delivery task that failed to record its outcome (its lease expires and it is retried).
@@ -47,7 +47,7 @@ pub struct Worker {
     pool: PgPool,
     settings: Arc<Settings>,
     mailer: Arc<Mailer>,
-    templates: Arc<MailTemplates>,
+    templates: Arc<LiveTemplates>,
     prepared: Arc<prepared::PreparedCache>,
     /// This process in the `workers` registry.
     id: Uuid,
@@ -61,7 +61,7 @@ impl Worker {
         pool: PgPool,
         settings: Arc<Settings>,
         mailer: Arc<Mailer>,
-        templates: Arc<MailTemplates>,
+        templates: Arc<LiveTemplates>,
     ) -> Self {
         let throttle = Arc::new(throttle::Throttle::new(&settings.sending, 1));
         Self {
@@ -119,7 +119,13 @@ impl Worker {
         update_id: uuid::Uuid,
     ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
         self.prepared
-            .get(&self.pool, &self.settings, update_id, false)
+            .get(
+                &self.pool,
+                &self.settings,
+                &self.templates,
+                update_id,
+                false,
+            )
             .await
     }
 
@@ -129,7 +135,7 @@ impl Worker {
         update_id: uuid::Uuid,
     ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
         self.prepared
-            .get(&self.pool, &self.settings, update_id, true)
+            .get(&self.pool, &self.settings, &self.templates, update_id, true)
             .await
     }
 
@@ -164,6 +170,11 @@ impl Worker {
             if last_beat.is_none_or(|t| t.elapsed() >= poll) {
                 if let Err(e) = self.beat().await {
                     tracing::error!(error = ?e, "worker heartbeat failed");
+                }
+                // The service's own mails (confirmation, welcome, notice) use the set as of
+                // the last heartbeat; updates take the current set when they are prepared.
+                if let Err(e) = self.templates.current(&self.pool).await {
+                    tracing::error!(error = ?e, "reading the saved mail templates failed");
                 }
                 last_beat = Some(tokio::time::Instant::now());
             }

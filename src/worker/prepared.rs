@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::delivery::ComposeError;
 use crate::config::Settings;
-use crate::mail::{markdown, Stencil};
+use crate::mail::{markdown, LiveTemplates, MailTemplates, Stencil};
 use crate::store::updates::{self, UpdateRecord};
 
 /// Most prepared updates kept at once.
@@ -25,6 +25,9 @@ pub struct PreparedUpdate {
     pub list_id: String,
     pub feedback_id: String,
     pub web_url: String,
+    /// The mail templates as they were when it was prepared: every mail of one update is
+    /// rendered with the same version.
+    pub templates: Arc<MailTemplates>,
     /// The update rendered once per variant (with or without a name; which news items),
     /// with holes for the personal fields; `None` where the template needs a full rendering.
     pub stencils: std::sync::Mutex<HashMap<StencilKey, Option<Arc<Stencil>>>>,
@@ -39,7 +42,8 @@ pub struct StencilKey {
 }
 
 /// Prepared updates by id. An update's content cannot change once it is sending, so an entry
-/// is reused for every mail of it; a test mail of a draft asks for a fresh one.
+/// is reused for every mail of it; a test mail of a draft asks for a fresh one. Each
+/// preparation takes the mail templates current at that moment (`LiveTemplates::current`).
 #[derive(Default)]
 pub struct PreparedCache(Mutex<HashMap<Uuid, Arc<PreparedUpdate>>>);
 
@@ -48,6 +52,7 @@ impl PreparedCache {
         &self,
         pool: &sqlx::PgPool,
         settings: &Settings,
+        templates: &LiveTemplates,
         id: Uuid,
         fresh: bool,
     ) -> Result<Arc<PreparedUpdate>, ComposeError> {
@@ -60,7 +65,12 @@ impl PreparedCache {
             .await
             .map_err(ComposeError::Database)?
             .ok_or_else(|| ComposeError::Broken(anyhow::anyhow!("update {id} is gone")))?;
-        let prepared = Arc::new(prepare(settings, record).map_err(ComposeError::Broken)?);
+        let templates = templates
+            .current(pool)
+            .await
+            .map_err(ComposeError::Database)?;
+        let prepared =
+            Arc::new(prepare(settings, templates, record).map_err(ComposeError::Broken)?);
         let mut cache = self.0.lock().await;
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -71,7 +81,11 @@ impl PreparedCache {
 }
 
 /// An update made ready to render (also for the staff preview).
-pub fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<PreparedUpdate> {
+pub fn prepare(
+    settings: &Settings,
+    templates: Arc<MailTemplates>,
+    record: UpdateRecord,
+) -> anyhow::Result<PreparedUpdate> {
     let from = match &record.from {
         Some(f) => f.parse().context("the update's from address")?,
         None => settings.mail.from.clone(),
@@ -96,6 +110,7 @@ pub fn prepare(settings: &Settings, record: UpdateRecord) -> anyhow::Result<Prep
             None => "/archive".to_owned(),
         }),
         stencils: std::sync::Mutex::default(),
+        templates,
         record,
     })
 }

@@ -14,6 +14,23 @@ pub fn newsletter() -> Command {
     cmd
 }
 
+/// The port a `serve` child with piped stdout says it listens on (within 30 s). Its stdout is
+/// read on a thread for the whole run: closing the pipe early would kill the child with a write
+/// error.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                let _ = tx.send(addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
+    port.expect("serve prints where it listens")
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = newsletter().arg("--help").output().unwrap();
@@ -79,19 +96,7 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Read stdout on a thread for the whole run: closing the pipe early would kill the child
-    // with a write error.
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                let _ = tx.send(addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
-            }
-        }
-    });
-    let port = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
-    let port = port.expect("serve prints where it listens");
+    let port = listening_port(&mut child);
 
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await

@@ -31,6 +31,7 @@ mod sending;
 mod signup;
 mod smtp_server;
 mod subscribers;
+mod templates;
 mod third_party_smtp;
 mod unsubscribe;
 mod updates;

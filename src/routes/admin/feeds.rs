@@ -293,7 +293,7 @@ async fn digest_save(
     let saved = digests::change(
         &state.pool,
         &state.settings,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &form.staff.actor(),
         id,
         input.clone(),
@@ -341,7 +341,7 @@ async fn digest_add(
     let created = digests::create(
         &state.pool,
         &state.settings,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &form.staff.actor(),
         &input,
     )
@@ -390,7 +390,7 @@ async fn digest_active(
     digests::change(
         &state.pool,
         &state.settings,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &form.staff.actor(),
         id,
         patch,

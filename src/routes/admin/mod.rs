@@ -18,6 +18,7 @@ mod news;
 mod pages;
 mod staff;
 mod subscribers;
+mod templates;
 mod updates;
 
 use axum::body::Bytes;
@@ -52,6 +53,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(staff::router())
         .merge(subscribers::router())
         .merge(lists::router())
+        .merge(templates::router())
         .merge(imports::router())
         .merge(audit::router())
         .merge(assets::router())

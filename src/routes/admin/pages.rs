@@ -1,57 +1,54 @@
 //! Admin pages: every `templates/admin/*.html.hbs`, with the `partials/` layout, compiled once
 //! and rendered with empty data at start-up. HTML escaping is on for every value.
 
-use std::path::Path;
-
 use anyhow::Context;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use handlebars::Handlebars;
 use serde_json::{json, Value};
 
+use crate::template_files::TemplateFiles;
+
 pub struct AdminPages {
     registry: Handlebars<'static>,
     site_name: String,
 }
 
-fn templates_in(dir: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".html.hbs"));
-        if let Some(name) = name {
-            found.push((name.to_owned(), path.clone()));
-        }
-    }
-    found.sort();
-    Ok(found)
+/// The page names (`*.html.hbs`, suffix removed) of the files in `folder`.
+fn templates_in(files: &TemplateFiles, folder: &str) -> anyhow::Result<Vec<String>> {
+    Ok(files
+        .list(folder, false)?
+        .iter()
+        .filter_map(|n| n.strip_suffix(".html.hbs"))
+        .map(str::to_owned)
+        .collect())
 }
 
 impl AdminPages {
-    pub fn load(dir: &Path, site_name: &str) -> anyhow::Result<Self> {
+    /// Compiles every admin page and partial from `files` and renders each with empty data.
+    ///
+    /// # Errors
+    /// One does not compile or render; the error names it.
+    pub fn load(files: &TemplateFiles, site_name: &str) -> anyhow::Result<Self> {
         let mut registry = Handlebars::new();
-        let admin = dir.join("admin");
-        for (name, path) in templates_in(&admin.join("partials"))? {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
+        for name in templates_in(files, "admin/partials")? {
+            let path = format!("admin/partials/{name}.html.hbs");
             registry
-                .register_partial(&name, text)
-                .with_context(|| format!("compiling {}", path.display()))?;
+                .register_partial(&name, files.read(&path)?)
+                .with_context(|| format!("compiling {path}"))?;
         }
-        let pages = templates_in(&admin)?;
-        for (name, path) in &pages {
+        let pages = templates_in(files, "admin")?;
+        for name in &pages {
+            let path = format!("admin/{name}.html.hbs");
             registry
-                .register_template_file(name, path)
-                .with_context(|| format!("loading admin page {}", path.display()))?;
+                .register_template_string(name, files.read(&path)?)
+                .with_context(|| format!("compiling admin page {path}"))?;
         }
         let loaded = Self {
             registry,
             site_name: site_name.to_owned(),
         };
-        for (name, _) in &pages {
+        for name in &pages {
             loaded
                 .render(name, json!({}))
                 .with_context(|| format!("rendering admin page {name} at start-up"))?;

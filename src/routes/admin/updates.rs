@@ -116,7 +116,8 @@ fn input_from(fields: &Fields) -> Result<UpdateInput, AdminError> {
 /// The templates an update may use, `chosen` selected (and listed even if it is no longer one,
 /// so saving the draft does not change it silently; the save then says why it is refused).
 fn templates(state: &AppState, chosen: &str) -> Vec<serde_json::Value> {
-    let mut names: Vec<&str> = state.mail_templates.for_updates().collect();
+    let templates = state.mail_templates.cached();
+    let mut names: Vec<&str> = templates.for_updates().collect();
     if !names.contains(&chosen) {
         names.push(chosen);
     }
@@ -199,7 +200,7 @@ async fn create(State(state): State<AppState>, form: AdminForm) -> Result<Respon
     let input = input_from(&form.fields)?;
     match updates::create(
         &state.pool,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &state.settings.mail,
         &input,
     )
@@ -266,7 +267,7 @@ async fn save(
     input.news_items = Some(kept.clone());
     match updates::patch(
         &state.pool,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &state.settings.mail,
         id,
         input.clone(),

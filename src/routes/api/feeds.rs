@@ -136,7 +136,7 @@ async fn add_digest(
     let digest = digests::create(
         &state.pool,
         &state.settings,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &Actor::ApiToken(client.token_id),
         &input,
     )
@@ -161,7 +161,7 @@ async fn change_digest(
     let digest = digests::change(
         &state.pool,
         &state.settings,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &Actor::ApiToken(client.token_id),
         digest_id(&id)?,
         patch,

@@ -8,6 +8,7 @@ mod imports;
 mod lists;
 mod news;
 mod subscribers;
+mod templates;
 mod updates;
 
 use axum::body::Bytes;
@@ -28,6 +29,7 @@ use crate::ops::imports::ImportError;
 use crate::ops::lists::ListError;
 use crate::ops::news::NewsError;
 use crate::ops::subscribers::SubscriberError;
+use crate::ops::templates::TemplateOpError;
 use crate::ops::updates::UpdateError;
 use crate::store;
 
@@ -45,6 +47,7 @@ pub fn router() -> Router<AppState> {
                 .merge(feeds::router())
                 .merge(subscribers::router())
                 .merge(imports::router())
+                .merge(templates::router())
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -220,6 +223,26 @@ pub enum ApiError {
     Import(ImportError),
     List(ListError),
     Internal(anyhow::Error),
+}
+
+impl From<TemplateOpError> for ApiError {
+    fn from(e: TemplateOpError) -> Self {
+        match e {
+            TemplateOpError::NotFound => {
+                Self::Status(StatusCode::NOT_FOUND, "No such mail template.".into())
+            }
+            TemplateOpError::NoVersion => Self::Status(
+                StatusCode::NOT_FOUND,
+                "No such version of this mail template.".into(),
+            ),
+            TemplateOpError::Forbidden => Self::Status(StatusCode::FORBIDDEN, e.to_string()),
+            TemplateOpError::Invalid(e) => Self::Fields(std::collections::BTreeMap::from([(
+                e.part.as_str().to_owned(),
+                e.message,
+            )])),
+            TemplateOpError::Internal(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl From<FeedError> for ApiError {

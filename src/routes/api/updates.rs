@@ -131,7 +131,7 @@ async fn create(
     ApiJson(input): ApiJson<UpdateInput>,
 ) -> Result<Response, ApiError> {
     let request = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
-    let (pool, templates) = (state.pool.clone(), state.mail_templates.clone());
+    let (pool, templates) = (state.pool.clone(), state.mail_templates.cached());
     let settings = state.settings.clone();
     once(
         &state,
@@ -163,7 +163,7 @@ async fn change(
 ) -> Result<Json<Value>, ApiError> {
     let view = updates::patch(
         &state.pool,
-        &state.mail_templates,
+        &state.mail_templates.cached(),
         &state.settings.mail,
         update_id(&id)?,
         patch,

@@ -249,3 +249,125 @@ async fn an_admin_finds_and_unsubscribes_someone_and_imports_a_file_in_a_real_br
         Some("confirmed")
     );
 }
+
+/// Waits until the element matching `css` holds `needle` (the page may still be the old one).
+async fn wait_for_contains(browser: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = text_of(browser, css).await;
+        if now.contains(needle) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} stayed {now:?}, expected {needle:?} in it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The subject of the `n`th mail the relay received.
+fn subject_of(app: &crate::helpers::TestApp, n: usize) -> String {
+    let mails = app.smtp.messages();
+    mail_parser::MessageParser::default()
+        .parse(&mails[n - 1].data)
+        .unwrap()
+        .subject()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Sends a test mail of update `id` from its page and waits for it (the `n`th mail).
+async fn send_test_from_page(browser: &Client, app: &crate::helpers::TestApp, id: &str, n: usize) {
+    browser
+        .goto(&app.url(&format!("/admin/updates/{id}")))
+        .await
+        .unwrap();
+    click(browser, "#send-test").await;
+    wait_for_text(
+        browser,
+        "p.notice",
+        "The test mail is queued; it arrives in a moment.",
+    )
+    .await;
+    app.smtp.wait_for(n, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_send_uses_it() {
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    let id = app.create_update(&token, "Browser week").await;
+    add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(&browser, "#email", "ana@example.org").await;
+    fill(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    wait_for_text(&browser, "h1", "Dashboard").await;
+
+    browser
+        .find(Locator::LinkText("Mail templates"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&browser, "h1", "Mail templates").await;
+    browser
+        .find(Locator::LinkText("update"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&browser, "h1", "Mail template update").await;
+
+    // A version that does not compile is refused, naming the part and the line.
+    fill(&browser, "#subject", "{{#if subject}}[browser] {{subject}}").await;
+    click(&browser, "#save-template").await;
+    let error = wait_for_contains(&browser, "#template-error", "subject").await;
+    assert!(error.contains("line"), "{error}");
+    let saved: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_template_versions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(saved, 0, "nothing was saved");
+    send_test_from_page(&browser, &app, &id, 1).await;
+    assert_eq!(subject_of(&app, 1), "Browser week", "the old one is in use");
+
+    // A good one: previewed, saved, used by the next test send.
+    browser
+        .goto(&app.url("/admin/templates/update"))
+        .await
+        .unwrap();
+    fill(&browser, "#subject", "[browser] {{subject}}").await;
+    click(&browser, "#preview-template").await;
+    wait_for_text(&browser, "#preview-subject", "[browser] Sample update").await;
+    click(&browser, "#save-template").await;
+    let current = wait_for_contains(&browser, "#current", "version 1").await;
+    assert!(current.contains("ana@example.org"), "{current}");
+    send_test_from_page(&browser, &app, &id, 2).await;
+    assert_eq!(subject_of(&app, 2), "[browser] Browser week");
+
+    // Reverts: to the shipped default, then back to version 1.
+    browser
+        .goto(&app.url("/admin/templates/update"))
+        .await
+        .unwrap();
+    click(&browser, "#revert-default").await;
+    let current = wait_for_contains(&browser, "#current", "version 2").await;
+    assert!(current.contains("shipped default"), "{current}");
+    send_test_from_page(&browser, &app, &id, 3).await;
+    assert_eq!(subject_of(&app, 3), "Browser week");
+    browser
+        .goto(&app.url("/admin/templates/update"))
+        .await
+        .unwrap();
+    click(&browser, "#revert-1").await;
+    wait_for_contains(&browser, "#current", "version 3").await;
+    send_test_from_page(&browser, &app, &id, 4).await;
+    assert_eq!(subject_of(&app, 4), "[browser] Browser week");
+    browser.close().await.unwrap();
+}
