@@ -108,7 +108,12 @@ pub async fn run(base: &Settings, opts: BenchOptions) -> anyhow::Result<()> {
 
 /// Process CPU time (user + system) so far.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_time("/proc/self/stat")
+}
+
+/// User + system CPU time from a `/proc/…/stat` file (a process's or a thread's).
+fn stat_cpu_time(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -281,7 +286,7 @@ async fn scenarios(
         let n = run.subscribers;
         let render = render_only(&settings, &templates, 20_000)?;
         let ceiling_mails = usize::try_from(n).unwrap_or(0).clamp(1, CEILING_MAILS);
-        let ceiling = bare_pool_ceiling(&settings, &templates, ceiling_mails).await?;
+        let ceiling = bare_pool_ceiling(&settings, &templates, &sink, ceiling_mails).await?;
         rows.push(row(
             "send",
             run.mails_per_second,
@@ -291,14 +296,35 @@ async fn scenarios(
         ));
         let per_mail = |d: Duration| d.as_secs_f64() * 1e6;
         let total = per_mail(run.cpu_per_mail);
+        let sink_us = per_mail(run.sink_cpu_per_mail);
+        let sender = total - sink_us;
         let render_us = 1e6 / render[1].figure;
-        let smtp_us = per_mail(ceiling.cpu_per_mail);
+        let smtp_us = per_mail(
+            ceiling
+                .cpu_per_mail
+                .saturating_sub(ceiling.sink_cpu_per_mail),
+        );
         rows.push(row(
             "send CPU per mail",
             total,
             "µs",
             None,
             "this process: worker and sink".into(),
+        ));
+        rows.push(row(
+            "  the sink",
+            sink_us,
+            "µs",
+            None,
+            "the in-process SMTP sink's own thread: the receiving end, not the sender's work"
+                .into(),
+        ));
+        rows.push(row(
+            "  sender (without the sink)",
+            sender,
+            "µs",
+            None,
+            "the worker: render, SMTP client, queue and ledger".into(),
         ));
         rows.push(row(
             "  render + build",
@@ -308,15 +334,15 @@ async fn scenarios(
             "from the render-only run (stencil)".into(),
         ));
         rows.push(row(
-            "  SMTP client + sink",
+            "  SMTP client",
             smtp_us,
             "µs",
             None,
-            "from the ceiling run".into(),
+            "from the ceiling run, its sink's thread left out".into(),
         ));
         rows.push(row(
             "  queue, ledger, rest",
-            (total - render_us - smtp_us).max(0.0),
+            (sender - render_us - smtp_us).max(0.0),
             "µs",
             None,
             "the remainder: claims, lookups, records, scheduling".into(),
@@ -579,12 +605,14 @@ fn render_only(
 struct Ceiling {
     mails_per_second: f64,
     cpu_per_mail: Duration,
+    sink_cpu_per_mail: Duration,
 }
 
 /// `n` pre-built messages (1,000 built, cycled) pushed by our bare pool to the same sink.
 async fn bare_pool_ceiling(
     settings: &Settings,
     templates: &MailTemplates,
+    sink: &Sink,
     n: usize,
 ) -> anyhow::Result<Ceiling> {
     let mailer = Arc::new(Mailer::from_settings(&settings.smtp, None)?);
@@ -594,7 +622,7 @@ async fn bare_pool_ceiling(
     let slots = Arc::new(tokio::sync::Semaphore::new(
         settings.sending.concurrency as usize,
     ));
-    let (cpu0, started) = (cpu_time(), Instant::now());
+    let (cpu0, sink0, started) = (cpu_time(), sink.cpu_time(), Instant::now());
     let mut tasks = tokio::task::JoinSet::new();
     for m in messages.iter().cycle().take(n) {
         let permit = Arc::clone(&slots).acquire_owned().await?;
@@ -615,6 +643,7 @@ async fn bare_pool_ceiling(
     Ok(Ceiling {
         mails_per_second: n as f64 / elapsed.as_secs_f64(),
         cpu_per_mail: (cpu_time() - cpu0) / u32::try_from(n).unwrap_or(u32::MAX).max(1),
+        sink_cpu_per_mail: (sink.cpu_time() - sink0) / u32::try_from(n).unwrap_or(u32::MAX).max(1),
     })
 }
 
@@ -636,20 +665,16 @@ async fn serve(router: axum::Router, stop: CancellationToken) -> anyhow::Result<
 const CONNECTIONS: usize = 64;
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// Sign-ups through the app against a bare handler doing one `INSERT`. The app's answer floor
+/// (`signup.min_answer_ms`, a deliberate wait so that timing does not tell addresses apart) is
+/// off for the measured run: it holds no CPU, and the ceiling has none. A second run with the
+/// configured floor shows what it does to rate and latency.
 async fn signup(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow::Result<Vec<Row>> {
     let duration = Duration::from_secs(seconds);
-    let stop = CancellationToken::new();
-    let app = Application::build(settings.clone(), false).await?;
-    let port = app.port();
-    tokio::spawn(app.run_until(stop.clone()));
-    let ours = http_load::post_load(port, FORM, CONNECTIONS, duration, |c, n| {
-        (
-            "/subscriptions".into(),
-            format!("email=s{c}x{n}%40bench.example"),
-        )
-    })
-    .await?;
-    stop.cancel();
+    let mut no_floor = settings.clone();
+    no_floor.signup.min_answer = Duration::ZERO;
+    let ours = signup_load(&no_floor, "a", duration).await?;
+    let floored = signup_load(settings, "b", duration).await?;
 
     sqlx::query("CREATE TABLE bench_ceiling (email text PRIMARY KEY)")
         .execute(pool)
@@ -690,8 +715,21 @@ async fn signup(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow::Res
             "requests/s",
             Some(ceiling.per_second()),
             format!(
-                "{CONNECTIONS} connections, {seconds} s, {} 5xx",
+                "{CONNECTIONS} connections, {seconds} s, {} 5xx; answer floor off",
                 ours.errors
+            ),
+        ),
+        row(
+            "signup, answer floor on",
+            floored.per_second(),
+            "requests/s",
+            Some(ceiling.per_second()),
+            format!(
+                "signup.min_answer_ms = {}: p50 {:.1} ms, p99 {:.1} ms, {} 5xx",
+                settings.signup.min_answer.as_millis(),
+                ms(floored.percentile(0.5)),
+                ms(floored.percentile(0.99)),
+                floored.errors
             ),
         ),
         row(
@@ -709,6 +747,28 @@ async fn signup(settings: &Settings, pool: &PgPool, seconds: u64) -> anyhow::Res
             "latency".into(),
         ),
     ])
+}
+
+/// `seconds` of closed-loop sign-ups through the app built from `settings`; `tag` keeps the
+/// addresses of two runs apart.
+async fn signup_load(
+    settings: &Settings,
+    tag: &'static str,
+    duration: Duration,
+) -> anyhow::Result<http_load::LoadResult> {
+    let stop = CancellationToken::new();
+    let app = Application::build(settings.clone(), false).await?;
+    let port = app.port();
+    tokio::spawn(app.run_until(stop.clone()));
+    let result = http_load::post_load(port, FORM, CONNECTIONS, duration, move |c, n| {
+        (
+            "/subscriptions".into(),
+            format!("email={tag}{c}x{n}%40bench.example"),
+        )
+    })
+    .await;
+    stop.cancel();
+    result
 }
 
 /// Seeds `n` subscribers at `domain` and returns the one-click unsubscribe path of each.

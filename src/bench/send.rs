@@ -19,7 +19,10 @@ use crate::store::{self, updates::Action};
 pub struct SendRun {
     pub subscribers: i64,
     pub mails_per_second: f64,
+    /// This process's CPU a mail, the sink's included.
     pub cpu_per_mail: Duration,
+    /// The in-process sink's share of `cpu_per_mail`.
+    pub sink_cpu_per_mail: Duration,
     pub first_mail: Duration,
     pub rows_written: Duration,
     pub peak_rss_mb: f64,
@@ -63,7 +66,7 @@ pub async fn run(
     let already = sink.received();
     let limit = super::SCENARIO_LIMIT + Duration::from_millis(u64::try_from(n).unwrap_or(0));
     reset_peak_rss();
-    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let (cpu0, sink0, t0) = (cpu_time(), sink.cpu_time(), Instant::now());
     store::updates::apply(pool, id, Action::SendNow).await?;
     let first = wait_until(
         "the first mail",
@@ -91,7 +94,7 @@ pub async fn run(
         Ok(sink.received() >= target)
     })
     .await?;
-    let cpu = cpu_time() - cpu0;
+    let (cpu, sink_cpu) = (cpu_time() - cpu0, sink.cpu_time() - sink0);
     let rss = peak_rss_mb();
     stop.cancel();
     let _ = worker_task.await;
@@ -100,6 +103,7 @@ pub async fn run(
         subscribers: n,
         mails_per_second: n as f64 / elapsed.as_secs_f64(),
         cpu_per_mail: cpu / u32::try_from(n).unwrap_or(u32::MAX).max(1),
+        sink_cpu_per_mail: sink_cpu / u32::try_from(n).unwrap_or(u32::MAX).max(1),
         first_mail: first - t0,
         rows_written: rows_written - t0,
         peak_rss_mb: rss,

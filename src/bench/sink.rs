@@ -1,34 +1,65 @@
 //! A fast local SMTP sink for benchmarks: accepts every mail and counts it. 127.0.0.1 only.
+//! It runs on a thread of its own, so that its CPU time can be told apart from the rest of the
+//! bench process (the sender's).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub struct Sink {
     pub port: u16,
     received: Arc<AtomicU64>,
-    task: JoinHandle<()>,
+    /// The Linux thread id of the sink's thread.
+    thread: u32,
+    stop: CancellationToken,
 }
 
 impl Sink {
     pub async fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let received = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&received);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(session(stream, Arc::clone(&count)));
-            }
-        });
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let (thread_tx, thread_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("bench-sink".into())
+            .spawn(move || -> anyhow::Result<()> {
+                let _ = thread_tx.send(own_thread_id());
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    loop {
+                        tokio::select! {
+                            _ = stopped.cancelled() => return Ok(()),
+                            accepted = listener.accept() => {
+                                let (stream, _) = accepted?;
+                                let _ = stream.set_nodelay(true);
+                                tokio::spawn(session(stream, Arc::clone(&count)));
+                            }
+                        }
+                    }
+                })
+            })
+            .context("starting the sink's thread")?;
+        let thread = thread_rx
+            .await
+            .context("the sink's thread did not start")?
+            .context("reading the sink's thread id")?;
         Ok(Self {
             port,
             received,
-            task,
+            thread,
+            stop,
         })
     }
 
@@ -39,12 +70,27 @@ impl Sink {
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
     }
+
+    /// CPU time (user + system, 10 ms resolution) the sink's thread has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        super::stat_cpu_time(&format!("/proc/self/task/{}/stat", self.thread))
+    }
 }
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.cancel();
     }
+}
+
+/// The calling thread's Linux thread id, from `/proc/thread-self` (a link to `PID/task/TID`).
+fn own_thread_id() -> Option<u32> {
+    std::fs::read_link("/proc/thread-self")
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
 }
 
 async fn session(stream: TcpStream, received: Arc<AtomicU64>) {
