@@ -1,5 +1,6 @@
-//! Rebuilds when a shipped template changes: they are compiled into the binary
-//! (`src/template_files.rs`).
+//! Rebuilds when a shipped template or a migration changes: both are compiled into the binary
+//! (`src/template_files.rs`, `sqlx::migrate!`).
 fn main() {
     println!("cargo:rerun-if-changed=templates");
+    println!("cargo:rerun-if-changed=migrations");
 }
