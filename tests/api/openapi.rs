@@ -53,9 +53,10 @@ async fn the_document_is_public_openapi_3_1_with_the_bearer_scheme() {
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
     assert_eq!(doc["security"], json!([{ "api_token": [] }]));
+    // One empty requirement: no token needed.
     assert_eq!(
         doc["paths"]["/api/v1/openapi.json"]["get"]["security"],
-        json!([])
+        json!([{}])
     );
     for path in [
         "/api/v1/updates",
@@ -104,6 +105,11 @@ async fn every_described_operation_is_served_and_wants_a_token() {
 
     for (method, path) in operations {
         if path == "/api/v1/openapi.json" {
+            let described = &doc["paths"][&path]["get"]["responses"];
+            assert!(
+                described.get("422").is_some(),
+                "{path} does not describe 422"
+            );
             continue;
         }
         let concrete = path
@@ -124,6 +130,12 @@ async fn every_described_operation_is_served_and_wants_a_token() {
         assert!(
             described.get("401").is_some(),
             "{method} {path} does not describe its 401"
+        );
+        // Any query may carry a NUL character, which `routes::edge` refuses with 422 (what
+        // schemathesis first found undescribed, on GET /api/v1/bounces).
+        assert!(
+            described.get("422").is_some(),
+            "{method} {path} does not describe 422"
         );
         let body: Value = response.json().await.unwrap();
         assert!(body["error"].is_string(), "{method} {path}: {body}");
@@ -147,6 +159,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let app = spawn_app().await;
     let token = app.api_token().await;
     let schema = format!("{}/api/v1/openapi.json", app.address);
+    // Another seed explores other inputs: NEWSLETTER_TEST_SCHEMATHESIS_SEED=N.
+    let seed = std::env::var("NEWSLETTER_TEST_SCHEMATHESIS_SEED")
+        .unwrap_or_else(|_| "20261201".to_owned());
 
     let output = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis())
@@ -161,7 +176,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
                  ignored_auth,use_after_free",
             ])
             .args(["--max-examples", EXAMPLES_PER_OPERATION])
-            .args(["--seed", "20261201"])
+            .args(["--seed", &seed])
             .args(["--workers", "1"])
             .args(["--request-timeout", "60"])
             .args(["--generation-database", "none"])

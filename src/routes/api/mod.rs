@@ -147,8 +147,11 @@ fn served<S: Clone + Send + Sync + 'static>(api: OpenApiRouter<S>) -> Router<S> 
     path = "/openapi.json",
     tag = "meta",
     security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document of `/api/v1`.",
-        body = serde_json::Value))
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of `/api/v1`.",
+            body = serde_json::Value),
+        (status = 422, description = "A NUL character in the query.", body = ErrorBody)
+    )
 )]
 async fn openapi_json(Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>) -> Response {
     Json(document.as_ref()).into_response()
@@ -272,17 +275,20 @@ error_responses!(
     Always {
         "401" => "No valid API token: send `Authorization: Bearer <token>`.",
         "500" => "Something went wrong on our side (the cause is logged).",
+        "422" => "Refused: a field is invalid (`errors` names it, by its path in the body or \
+            its query parameter; a NUL character anywhere in the query is one), or the \
+            operation's rule refuses it (`error` says why).",
         "503" => "The database is briefly away; `Retry-After` says when to try again.",
     }
 );
 
 error_responses!(
-    /// What a call with a JSON body may answer.
+    /// What a call with a JSON body may answer (besides `Always`'s 422 for a body that does
+    /// not fit its schema).
     JsonBody {
         "400" => "The body is not valid JSON.",
         "413" => "The body is larger than 1 MiB.",
         "415" => "The body is not `application/json`.",
-        "422" => "The body does not fit the schema, or a field is invalid (`errors` names it).",
     }
 );
 
