@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule;
 
 /// How often, as received (JSON or a form).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecurrenceInput {
     /// `weekly` or `monthly`.

@@ -18,7 +18,7 @@ pub const MAX_URL_CHARS: usize = 2_048;
 pub const MAX_LISTS_PER_UPDATE: usize = 50;
 
 /// An update as received (JSON), before parsing. Also the shape of a PATCH (absent = unchanged).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInput {
     pub subject: Option<String>,
@@ -34,7 +34,7 @@ pub struct UpdateInput {
     pub reply_to: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewsItemInput {
     pub title: String,
@@ -62,7 +62,7 @@ pub struct NewUpdate {
     pub reply_to: Option<Mailbox>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NewsItem {
     pub title: String,
     pub summary: String,

@@ -45,7 +45,7 @@ impl From<sqlx::Error> for DigestError {
 }
 
 /// A schedule as staff give it; on PATCH, absent fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DigestInput {
     pub name: Option<String>,
@@ -96,7 +96,7 @@ impl From<&DigestRecord> for DigestInput {
 }
 
 /// A schedule as the API and the pages show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DigestView {
     pub id: Uuid,
     #[serde(flatten)]

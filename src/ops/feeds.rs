@@ -29,7 +29,7 @@ impl From<sqlx::Error> for FeedError {
 }
 
 /// A feed as staff give it (the API's body; absent fields keep their value on PATCH).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedInput {
     pub url: Option<String>,

@@ -30,7 +30,7 @@ impl From<sqlx::Error> for ListError {
 }
 
 /// A list as received (the API's body, the staff area's form).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListInput {
     pub slug: Option<String>,

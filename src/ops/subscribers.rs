@@ -56,13 +56,20 @@ fn invalid(field: &'static str, message: impl Into<String>) -> SubscriberError {
 }
 
 /// A search as asked for (query string or form), before parsing. Blank values are no filter.
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Part of the address or name, case-insensitive; at most 200 characters.
     pub query: Option<String>,
+    /// `pending`, `confirmed`, `unsubscribed`, `bounced` or `complained`.
     pub status: Option<String>,
+    /// A list's slug: only the people on it.
     pub list: Option<String>,
+    /// A US state's two-letter code.
     pub state: Option<String>,
+    /// The `next_after` of the previous page.
     pub after: Option<String>,
+    /// Rows per page, 1 to 500 (default 50).
     pub limit: Option<i64>,
 }
 
@@ -125,7 +132,7 @@ fn parse_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), SubscriberError> {
     Ok((at, id.parse().map_err(|_| bad())?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchPage {
     pub subscribers: Vec<SubscriberRow>,
     /// Give this as `after` for the next page; null on the last page.
@@ -160,7 +167,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<SubscriberDetail, Subscriber
 }
 
 /// Staff's changes to a subscriber, as received. `lists`: None leaves the lists alone.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditInput {
     pub name: Option<String>,
@@ -326,7 +333,7 @@ pub async fn export(
 }
 
 /// A subscriber staff add, as received.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscriberInput {
     pub email: String,

@@ -48,7 +48,7 @@ impl From<sqlx::Error> for UpdateError {
 }
 
 /// An update with its delivery counts and current rate: what the API shows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UpdateView {
     #[serde(flatten)]
     pub update: UpdateRecord,

@@ -337,7 +337,7 @@ pub async fn trip_complaint_breaker(
 }
 
 /// One report as staff see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReportView {
     pub id: i64,
     pub received_at: DateTime<Utc>,

@@ -33,7 +33,7 @@ pub struct DigestRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DigestRun {
     pub digest_id: Uuid,
     pub due_at: DateTime<Utc>,

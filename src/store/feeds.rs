@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::seconds;
 use crate::domain::FeedEntry;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct FeedRecord {
     pub id: Uuid,
     pub url: String,

@@ -6,7 +6,7 @@ use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
 /// A job as its status page and the API show it: `running`, `done` or `failed`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ImportJob {
     pub id: Uuid,
     pub status: String,

@@ -99,7 +99,7 @@ pub async fn held_public(
     .await
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ListRecord {
     pub slug: String,
     pub name: String,

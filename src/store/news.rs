@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{NewsItem, NewsItemInput};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewsRecord {
     pub id: Uuid,
     pub title: String,

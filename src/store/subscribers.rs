@@ -113,7 +113,7 @@ pub struct SearchFilter {
 }
 
 /// A row of the search result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberRow {
     pub id: Uuid,
     pub email: String,
@@ -252,7 +252,7 @@ pub async fn export_rows(db: &sqlx::PgPool, f: &SearchFilter) -> sqlx::Result<Ve
 }
 
 /// One subscription of a subscriber, with its status.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Membership {
     pub slug: String,
     pub name: String,
@@ -261,7 +261,7 @@ pub struct Membership {
 }
 
 /// Everything staff see about one subscriber.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberDetail {
     pub id: Uuid,
     pub email: String,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::seconds;
 use crate::domain::{archive_slug, NewUpdate, NewsItem, NewsItemInput, UpdateInput};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UpdateRecord {
     pub id: Uuid,
     pub subject: String,
@@ -607,7 +607,7 @@ pub async fn finish_done(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
     .await
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub subscriber_id: Option<Uuid>,

@@ -25,6 +25,7 @@ mod mail_headers;
 mod mail_layout;
 mod mail_text;
 mod mailbox;
+mod openapi;
 mod recipients;
 mod self_service;
 mod sending;

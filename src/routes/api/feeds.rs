@@ -5,22 +5,41 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{ApiClient, ApiError, ApiJson};
+use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
-use crate::ops::digests::{self, DigestError, DigestInput};
+use crate::ops::digests::{self, DigestError, DigestInput, DigestView};
 use crate::ops::feeds::{self, FeedError, FeedInput};
 use crate::ops::updates::UpdateError;
 use crate::ops::{archive, Actor};
+use crate::store::feeds::FeedRecord;
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ArchiveState {
+    /// Whether the update is (or, once sent, will be) listed in the public archive.
     in_archive: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ArchiveView {
+    id: Uuid,
+    in_archive: bool,
+}
+
+/// The path parameter naming a record.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct Id {
+    /// The record's id.
+    id: Uuid,
 }
 
 fn update_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -28,7 +47,15 @@ fn update_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::Update(UpdateError::NotFound))
 }
 
-/// `{"in_archive": bool}`: whether the update is (or will be) in the public archive.
+/// Whether the update is (or will be) in the public archive.
+#[utoipa::path(
+    get,
+    path = "/updates/{id}/archive",
+    tag = "updates",
+    params(Id),
+    responses((status = 200, description = "Its archive state.", body = ArchiveView),
+        Always, NotFound)
+)]
 async fn archive_state(
     State(state): State<AppState>,
     _: ApiClient,
@@ -36,9 +63,23 @@ async fn archive_state(
 ) -> Result<Response, ApiError> {
     let id = update_id(&id)?;
     let listed = archive::is_listed(&state.pool, id).await?;
-    Ok(Json(json!({ "id": id, "in_archive": listed })).into_response())
+    Ok(Json(ArchiveView {
+        id,
+        in_archive: listed,
+    })
+    .into_response())
 }
 
+/// Puts the update in the public archive or takes it out (recorded in the audit log).
+#[utoipa::path(
+    put,
+    path = "/updates/{id}/archive",
+    tag = "updates",
+    params(Id),
+    request_body = ArchiveState,
+    responses((status = 200, description = "Its archive state.", body = ArchiveView),
+        Always, JsonBody, NotFound)
+)]
 async fn set_archive_state(
     State(state): State<AppState>,
     client: ApiClient,
@@ -53,25 +94,20 @@ async fn set_archive_state(
         body.in_archive,
     )
     .await?;
-    Ok(Json(json!({ "id": id, "in_archive": body.in_archive })).into_response())
+    Ok(Json(ArchiveView {
+        id,
+        in_archive: body.in_archive,
+    })
+    .into_response())
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/feeds", get(list_feeds).post(add_feed))
-        .route(
-            "/feeds/{id}",
-            get(show_feed).patch(change_feed).delete(remove_feed),
-        )
-        .route(
-            "/updates/{id}/archive",
-            get(archive_state).put(set_archive_state),
-        )
-        .route("/digests", get(list_digests).post(add_digest))
-        .route(
-            "/digests/{id}",
-            get(show_digest).patch(change_digest).delete(remove_digest),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_feeds, add_feed))
+        .routes(routes!(show_feed, change_feed, remove_feed))
+        .routes(routes!(archive_state, set_archive_state))
+        .routes(routes!(list_digests, add_digest))
+        .routes(routes!(show_digest, change_digest, remove_digest))
 }
 
 fn feed_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -83,11 +119,32 @@ fn digest_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::Digest(DigestError::NotFound))
 }
 
-async fn list_feeds(State(state): State<AppState>, _: ApiClient) -> Result<Response, ApiError> {
-    let feeds = feeds::list(&state.pool).await?;
-    Ok(Json(json!({ "feeds": feeds })).into_response())
+#[derive(Serialize, ToSchema)]
+struct FeedList {
+    feeds: Vec<FeedRecord>,
 }
 
+/// The feeds followed, each with its polling state.
+#[utoipa::path(
+    get,
+    path = "/feeds",
+    tag = "feeds",
+    responses((status = 200, description = "The feeds.", body = FeedList), Always)
+)]
+async fn list_feeds(State(state): State<AppState>, _: ApiClient) -> Result<Response, ApiError> {
+    let feeds = feeds::list(&state.pool).await?;
+    Ok(Json(FeedList { feeds }).into_response())
+}
+
+/// Follows a feed: `url` (http or https, at most 2,048 characters, no user name or password)
+/// is required; it is polled from the next minute on.
+#[utoipa::path(
+    post,
+    path = "/feeds",
+    tag = "feeds",
+    request_body = FeedInput,
+    responses((status = 201, description = "The feed.", body = FeedRecord), Always, JsonBody)
+)]
 async fn add_feed(
     State(state): State<AppState>,
     client: ApiClient,
@@ -97,6 +154,14 @@ async fn add_feed(
     Ok((StatusCode::CREATED, Json(feed)).into_response())
 }
 
+/// One feed with its polling state.
+#[utoipa::path(
+    get,
+    path = "/feeds/{id}",
+    tag = "feeds",
+    params(Id),
+    responses((status = 200, description = "The feed.", body = FeedRecord), Always, NotFound)
+)]
 async fn show_feed(
     State(state): State<AppState>,
     _: ApiClient,
@@ -105,6 +170,16 @@ async fn show_feed(
     Ok(Json(feeds::get(&state.pool, feed_id(&id)?).await?).into_response())
 }
 
+/// Changes a feed: the fields given replace the feed's, absent ones stay.
+#[utoipa::path(
+    patch,
+    path = "/feeds/{id}",
+    tag = "feeds",
+    params(Id),
+    request_body = FeedInput,
+    responses((status = 200, description = "The feed.", body = FeedRecord),
+        Always, JsonBody, NotFound)
+)]
 async fn change_feed(
     State(state): State<AppState>,
     _: ApiClient,
@@ -114,6 +189,14 @@ async fn change_feed(
     Ok(Json(feeds::change(&state.pool, feed_id(&id)?, patch).await?).into_response())
 }
 
+/// Stops following a feed; the news items it brought stay on the desk.
+#[utoipa::path(
+    delete,
+    path = "/feeds/{id}",
+    tag = "feeds",
+    params(Id),
+    responses((status = 204, description = "Removed."), Always, NotFound)
+)]
 async fn remove_feed(
     State(state): State<AppState>,
     _: ApiClient,
@@ -123,11 +206,35 @@ async fn remove_feed(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_digests(State(state): State<AppState>, _: ApiClient) -> Result<Response, ApiError> {
-    let digests = digests::list(&state.pool).await?;
-    Ok(Json(json!({ "digests": digests })).into_response())
+#[derive(Serialize, ToSchema)]
+struct DigestList {
+    digests: Vec<DigestView>,
 }
 
+/// The digest schedules, each with its next occurrences and past runs.
+#[utoipa::path(
+    get,
+    path = "/digests",
+    tag = "digests",
+    responses((status = 200, description = "The schedules.", body = DigestList), Always)
+)]
+async fn list_digests(State(state): State<AppState>, _: ApiClient) -> Result<Response, ApiError> {
+    let digests = digests::list(&state.pool).await?;
+    Ok(Json(DigestList { digests }).into_response())
+}
+
+/// Creates a digest schedule: `name`, `lists` and `recurrence` are required.
+#[utoipa::path(
+    post,
+    path = "/digests",
+    tag = "digests",
+    request_body = DigestInput,
+    responses(
+        (status = 201, description = "The schedule.", body = DigestView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        Always, JsonBody
+    )
+)]
 async fn add_digest(
     State(state): State<AppState>,
     client: ApiClient,
@@ -144,6 +251,15 @@ async fn add_digest(
     Ok((StatusCode::CREATED, Json(digest)).into_response())
 }
 
+/// One digest schedule.
+#[utoipa::path(
+    get,
+    path = "/digests/{id}",
+    tag = "digests",
+    params(Id),
+    responses((status = 200, description = "The schedule.", body = DigestView),
+        Always, NotFound)
+)]
 async fn show_digest(
     State(state): State<AppState>,
     _: ApiClient,
@@ -152,6 +268,19 @@ async fn show_digest(
     Ok(Json(digests::view(&state.pool, digest_id(&id)?).await?).into_response())
 }
 
+/// Changes a schedule: the fields given replace its own, absent ones stay.
+#[utoipa::path(
+    patch,
+    path = "/digests/{id}",
+    tag = "digests",
+    params(Id),
+    request_body = DigestInput,
+    responses(
+        (status = 200, description = "The schedule.", body = DigestView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn change_digest(
     State(state): State<AppState>,
     client: ApiClient,
@@ -170,6 +299,18 @@ async fn change_digest(
     Ok(Json(digest).into_response())
 }
 
+/// Deletes a schedule; the updates it built stay.
+#[utoipa::path(
+    delete,
+    path = "/digests/{id}",
+    tag = "digests",
+    params(Id),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn remove_digest(
     State(state): State<AppState>,
     client: ApiClient,

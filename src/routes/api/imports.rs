@@ -7,37 +7,74 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{ApiClient, ApiError};
+use super::{Always, ApiClient, ApiError, BadQuery, ErrorBody, NotFound};
 use crate::app::AppState;
 use crate::ops::imports::{self, ImportError, ImportRequest};
 use crate::ops::Actor;
+use crate::store::import_jobs::ImportJob;
 
 /// Largest import file.
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/imports",
-            post(start).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
-        .route("/imports/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .route_layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+        .routes(routes!(show))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StartQuery {
     /// A list slug, or several separated by commas; none: the default lists.
     list: Option<String>,
+    /// `confirmed` (the default: added as confirmed, `source` required) or `opt-in` (each new
+    /// person gets a confirmation mail).
     mode: Option<String>,
+    /// Where the consent was given; required with `mode=confirmed`.
     source: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Started {
+    /// The import job, for `GET /api/v1/imports/{id}`.
+    id: Uuid,
+}
+
+/// The path parameter naming an import.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ImportId {
+    /// The import's id.
+    id: Uuid,
+}
+
+/// Starts a background import of a CSV file (columns `email`, `name`, `state`, `lists` in
+/// any order; UTF-8 with or without BOM; comma or semicolon; at most 64 MiB). Suppressed,
+/// unsubscribed, bounced and complained addresses are never brought back.
+#[utoipa::path(
+    post,
+    path = "/imports",
+    tag = "imports",
+    params(StartQuery),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file."),
+    responses(
+        (status = 202, description = "The import job is queued.", body = Started),
+        (status = 413, description = "The file is larger than 64 MiB.", body = ErrorBody),
+        (status = 415, description = "The body is not `text/csv`.", body = ErrorBody),
+        (status = 422, description = "A bad mode, list or source (`errors` names it), or a \
+            file that is not CSV.", body = ErrorBody),
+        Always, BadQuery
+    )
+)]
 async fn start(
     State(state): State<AppState>,
     client: ApiClient,
@@ -78,9 +115,18 @@ async fn start(
         state.pool.clone(),
         state.settings.clone(),
     ));
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Started { id })).into_response())
 }
 
+/// An import's progress: `status` is `running`, `done` or `failed`; `errors` lists every
+/// refused row as `{"line", "field", "message"}`.
+#[utoipa::path(
+    get,
+    path = "/imports/{id}",
+    tag = "imports",
+    params(ImportId),
+    responses((status = 200, description = "The import.", body = ImportJob), Always, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,

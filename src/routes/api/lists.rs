@@ -3,48 +3,102 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiClient, ApiError, ApiJson};
+use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::ops::lists::{self, ListInput};
+use crate::store::lists::ListRecord;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/lists", get(index).post(create))
-        .route("/lists/{slug}", get(show).put(replace))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, replace))
 }
 
-async fn index(State(state): State<AppState>, _: ApiClient) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "lists": lists::all(&state.pool).await? })))
+/// The path parameter naming a list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct Slug {
+    /// The list's slug (lower-case letters, digits and hyphens).
+    slug: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Lists {
+    lists: Vec<ListRecord>,
+}
+
+/// Every list with its confirmed count.
+#[utoipa::path(
+    get,
+    path = "/lists",
+    tag = "lists",
+    responses((status = 200, description = "The lists.", body = Lists), Always)
+)]
+async fn index(State(state): State<AppState>, _: ApiClient) -> Result<Json<Lists>, ApiError> {
+    Ok(Json(Lists {
+        lists: lists::all(&state.pool).await?,
+    }))
+}
+
+/// One list.
+#[utoipa::path(
+    get,
+    path = "/lists/{slug}",
+    tag = "lists",
+    params(Slug),
+    responses((status = 200, description = "The list.", body = ListRecord), Always, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,
     Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(lists::get(&state.pool, &slug).await?)))
+) -> Result<Json<ListRecord>, ApiError> {
+    Ok(Json(lists::get(&state.pool, &slug).await?))
 }
 
+/// Creates a list; `slug` defaults to one made from `name`.
+#[utoipa::path(
+    post,
+    path = "/lists",
+    tag = "lists",
+    request_body = ListInput,
+    responses(
+        (status = 201, description = "The list.", body = ListRecord),
+        (status = 409, description = "A list with this slug exists.", body = ErrorBody),
+        Always, JsonBody
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     _: ApiClient,
     ApiJson(input): ApiJson<ListInput>,
 ) -> Result<Response, ApiError> {
     let list = lists::create(&state.pool, &input).await?;
-    Ok((StatusCode::CREATED, Json(json!(list))).into_response())
+    Ok((StatusCode::CREATED, Json(list)).into_response())
 }
 
+/// Replaces a list's name, description, flags and state (its slug stays).
+#[utoipa::path(
+    put,
+    path = "/lists/{slug}",
+    tag = "lists",
+    params(Slug),
+    request_body = ListInput,
+    responses((status = 200, description = "The list.", body = ListRecord),
+        Always, JsonBody, NotFound)
+)]
 async fn replace(
     State(state): State<AppState>,
     _: ApiClient,
     Path(slug): Path<String>,
     ApiJson(input): ApiJson<ListInput>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(
-        lists::update(&state.pool, &slug, &input).await?
-    )))
+) -> Result<Json<ListRecord>, ApiError> {
+    Ok(Json(lists::update(&state.pool, &slug, &input).await?))
 }

@@ -1,6 +1,12 @@
 //! The JSON API under `/api/v1`, authenticated with bearer tokens
 //! (`newsletter api-token create --name NAME`). Errors are `{"error": "..."}`, with `"errors"`
 //! per field for 422.
+//!
+//! Every route is registered with `utoipa_axum::routes!` from a handler carrying
+//! `#[utoipa::path]`, so the router and the OpenAPI 3.1 document served at
+//! `GET /api/v1/openapi.json` (public: no token needed) come from one list. A route added any
+//! other way is not served: `only_documented` answers 404 (405 for an undocumented method) for
+//! whatever the document does not describe.
 
 mod bounces;
 mod feeds;
@@ -11,18 +17,26 @@ mod subscribers;
 mod templates;
 mod updates;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::{FieldErrors, Token};
+use crate::domain::Token;
 use crate::ops::digests::DigestError;
 use crate::ops::feeds::FeedError;
 use crate::ops::imports::ImportError;
@@ -36,27 +50,265 @@ use crate::store;
 /// Largest API request body (an update with 50 long news items fits).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 
+/// Where the API lives; the document's paths start with it.
+const PREFIX: &str = "/api/v1";
+
+/// The name of the bearer-token security scheme in the document (also written out in
+/// `ApiDoc`'s `security`, which takes only a literal).
+const BEARER: &str = "api_token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "newsletter API",
+        description = "Staff operations over JSON: updates (campaigns), the news desk, feeds and \
+            digests, lists, subscribers (search, export, erase), CSV imports and bounce reports. \
+            Every call but this document's needs `Authorization: Bearer <token>` (made with \
+            `newsletter api-token create --name NAME`). Every error answer is JSON \
+            (`ErrorBody`)."
+    ),
+    modifiers(&BearerToken),
+    security(("api_token" = [])),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "updates", description = "Updates (campaigns): write, schedule, send, follow."),
+        (name = "news", description = "The news desk."),
+        (name = "feeds", description = "Feeds polled into the news desk."),
+        (name = "digests", description = "Digest schedules."),
+        (name = "lists", description = "Mailing lists."),
+        (name = "subscribers", description = "Subscribers and their export."),
+        (name = "imports", description = "CSV imports run in the background."),
+        (name = "bounces", description = "Bounce and complaint reports."),
+        (name = "templates", description = "Mail templates: versions, saving, reverting."),
+        (name = "meta", description = "This description."),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the bearer-token security scheme.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                BEARER,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "An API token from `newsletter api-token create --name NAME`.",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// Every route of the API, each with its description.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(updates::router())
+        .merge(lists::router())
+        .merge(news::router())
+        .merge(bounces::router())
+        .merge(feeds::router())
+        .merge(subscribers::router())
+        .merge(imports::router())
+        .merge(templates::router())
+}
+
 pub fn router() -> Router<AppState> {
+    served(documented())
+}
+
+/// `api` nested at `/api/v1` with its document at `/api/v1/openapi.json`, the error handling,
+/// and the guard that serves only what the document describes.
+fn served<S: Clone + Send + Sync + 'static>(api: OpenApiRouter<S>) -> Router<S> {
+    let (routes, paths) = api.routes(routes!(openapi_json)).split_for_parts();
+    let document = ApiDoc::openapi().nest(PREFIX, paths);
+    let operations = Arc::new(Operations::of(&document));
     Router::new()
         .nest(
-            "/api/v1",
-            updates::router()
-                .merge(lists::router())
-                .merge(news::router())
-                .merge(bounces::router())
-                .merge(feeds::router())
-                .merge(subscribers::router())
-                .merge(imports::router())
-                .merge(templates::router())
+            PREFIX,
+            routes
                 .fallback(not_found)
+                .layer(axum::middleware::from_fn_with_state(
+                    operations,
+                    only_documented,
+                ))
+                .layer(Extension(Arc::new(document)))
                 .layer(axum::middleware::from_fn(json_errors)),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
 }
 
+/// This API's OpenAPI 3.1 document. Public: it tells what exists, never any data.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of `/api/v1`.",
+            body = serde_json::Value),
+        (status = 422, description = "A NUL character in the query.", body = ErrorBody)
+    )
+)]
+async fn openapi_json(Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>) -> Response {
+    Json(document.as_ref()).into_response()
+}
+
+/// The (method, path) pairs the document describes, paths as axum writes them.
+struct Operations(BTreeSet<(Method, String)>);
+
+impl Operations {
+    fn of(document: &utoipa::openapi::OpenApi) -> Self {
+        let mut pairs = BTreeSet::new();
+        for (path, item) in &document.paths.paths {
+            let methods = [
+                (Method::GET, item.get.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+                (Method::HEAD, item.head.is_some() || item.get.is_some()),
+                (Method::OPTIONS, item.options.is_some()),
+            ];
+            for (method, described) in methods {
+                if described {
+                    pairs.insert((method, path.clone()));
+                }
+            }
+        }
+        Self(pairs)
+    }
+
+    /// The methods described for `path`, for an `Allow` header; empty when `path` is not.
+    fn allowed(&self, path: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.as_str())
+            .collect()
+    }
+}
+
+/// Answers 404 for a route the document does not describe and 405 for a method it does not
+/// describe on a described path, before the handler runs: nothing undocumented is served.
+async fn only_documented(
+    axum::extract::State(operations): axum::extract::State<Arc<Operations>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(path) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
+        return next.run(request).await;
+    };
+    if operations
+        .0
+        .contains(&(request.method().clone(), path.clone()))
+    {
+        return next.run(request).await;
+    }
+    let allowed = operations.allowed(&path);
+    if allowed.is_empty() {
+        return not_found().await.into_response();
+    }
+    let mut response = ApiError::Status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{path} takes {}.", allowed.join(", ")),
+    )
+    .into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allowed.join(",")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 async fn not_found() -> ApiError {
     ApiError::Status(StatusCode::NOT_FOUND, "No such route in /api/v1.".into())
 }
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    error: String,
+    /// With 422 for invalid fields: a message per field, named by its path in the body
+    /// (`news_items[2].title`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<BTreeMap<String, String>>,
+}
+
+/// An error answer's description in the document: `ErrorBody` as JSON.
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+macro_rules! error_responses {
+    ($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+                BTreeMap::from([$(($status.to_owned(), error_response($description))),+])
+            }
+        }
+    };
+}
+
+error_responses!(
+    /// What any call with a token may answer.
+    Always {
+        "401" => "No valid API token: send `Authorization: Bearer <token>`.",
+        "500" => "Something went wrong on our side (the cause is logged).",
+        "422" => "Refused: a field is invalid (`errors` names it, by its path in the body or \
+            its query parameter; a NUL character anywhere in the query is one), or the \
+            operation's rule refuses it (`error` says why).",
+        "503" => "The database is briefly away; `Retry-After` says when to try again.",
+    }
+);
+
+error_responses!(
+    /// What a call with a JSON body may answer (besides `Always`'s 422 for a body that does
+    /// not fit its schema).
+    JsonBody {
+        "400" => "The body is not valid JSON.",
+        "413" => "The body is larger than 1 MiB.",
+        "415" => "The body is not `application/json`.",
+    }
+);
+
+error_responses!(
+    /// What a call with query parameters may answer.
+    BadQuery {
+        "400" => "A query parameter does not parse.",
+    }
+);
+
+error_responses!(
+    /// What a call about one record may answer.
+    NotFound {
+        "404" => "No such record (an id that is not a UUID names none).",
+    }
+);
 
 /// Most bytes of a non-JSON error body carried over into the JSON one.
 const MAX_ERROR_TEXT: usize = 4096;
@@ -288,15 +540,24 @@ impl From<UpdateError> for ApiError {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    let body = ErrorBody {
+        error: message.to_owned(),
+        errors: None,
+    };
+    (status, Json(body)).into_response()
 }
 
-fn invalid(errors: &FieldErrors) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({ "error": "invalid input", "errors": errors })),
-    )
-        .into_response()
+fn invalid<'a>(errors: impl IntoIterator<Item = (&'a str, &'a String)>) -> Response {
+    let body = ErrorBody {
+        error: "invalid input".to_owned(),
+        errors: Some(
+            errors
+                .into_iter()
+                .map(|(field, message)| (field.to_owned(), message.clone()))
+                .collect(),
+        ),
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -314,15 +575,13 @@ impl IntoResponse for ApiError {
                 r
             }
             ApiError::Status(status, message) => error(status, &message),
-            ApiError::Fields(errors) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({ "error": "invalid input", "errors": errors })),
-            )
-                .into_response(),
+            ApiError::Fields(errors) => invalid(errors.iter().map(|(f, m)| (f.as_str(), m))),
             ApiError::Update(UpdateError::NotFound) => {
                 error(StatusCode::NOT_FOUND, "No such update.")
             }
-            ApiError::Update(UpdateError::Invalid(errors)) => invalid(&errors),
+            ApiError::Update(UpdateError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
+            }
             ApiError::Update(e @ UpdateError::Conflict(_)) => {
                 error(StatusCode::CONFLICT, &e.to_string())
             }
@@ -339,18 +598,24 @@ impl IntoResponse for ApiError {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
             }
             ApiError::Feed(FeedError::NotFound) => error(StatusCode::NOT_FOUND, "No such feed."),
-            ApiError::Feed(FeedError::Invalid(errors)) => invalid(&errors),
+            ApiError::Feed(FeedError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
+            }
             ApiError::Digest(DigestError::NotFound) => {
                 error(StatusCode::NOT_FOUND, "No such digest schedule.")
             }
-            ApiError::Digest(DigestError::Invalid(errors)) => invalid(&errors),
+            ApiError::Digest(DigestError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
+            }
             ApiError::Digest(DigestError::Forbidden(message)) => {
                 error(StatusCode::FORBIDDEN, &message)
             }
             ApiError::Subscriber(SubscriberError::NotFound) => {
                 error(StatusCode::NOT_FOUND, "No such subscriber.")
             }
-            ApiError::Subscriber(SubscriberError::Invalid(errors)) => invalid(&errors),
+            ApiError::Subscriber(SubscriberError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
+            }
             ApiError::Subscriber(SubscriberError::Forbidden(message)) => {
                 error(StatusCode::FORBIDDEN, &message)
             }
@@ -360,13 +625,17 @@ impl IntoResponse for ApiError {
             ApiError::Import(ImportError::NotFound) => {
                 error(StatusCode::NOT_FOUND, "No such import.")
             }
-            ApiError::Import(ImportError::Invalid(errors)) => invalid(&errors),
+            ApiError::Import(ImportError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
+            }
             ApiError::List(ListError::NotFound) => error(StatusCode::NOT_FOUND, "No such list."),
             ApiError::List(ListError::Exists(slug)) => error(
                 StatusCode::CONFLICT,
                 &format!("A list {slug:?} exists already."),
             ),
-            ApiError::List(ListError::Invalid(errors)) => invalid(&errors),
+            ApiError::List(ListError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
+            }
             ApiError::Update(UpdateError::Internal(e))
             | ApiError::Import(ImportError::Internal(e))
             | ApiError::List(ListError::Internal(e))
@@ -389,5 +658,68 @@ impl IntoResponse for ApiError {
                 json
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::HeaderMap;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[utoipa::path(get, path = "/described", responses((status = 200, description = "Served.")))]
+    async fn described() -> &'static str {
+        "described"
+    }
+
+    async fn answer(router: &Router, method: Method, uri: &str) -> (StatusCode, HeaderMap, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    #[tokio::test]
+    async fn a_route_missing_from_the_document_is_not_served() {
+        let api = OpenApiRouter::new()
+            .routes(routes!(described))
+            .route(
+                "/described",
+                axum::routing::delete(|| async { "undocumented" }),
+            )
+            .route(
+                "/sneaked-in",
+                axum::routing::get(|| async { "undocumented" }),
+            );
+        let router = served(api);
+
+        let (status, _, _) = answer(&router, Method::GET, "/api/v1/described").await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, _, body) = answer(&router, Method::GET, "/api/v1/sneaked-in").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "No such route in /api/v1.");
+
+        let (status, headers, body) = answer(&router, Method::DELETE, "/api/v1/described").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET,HEAD");
+        assert!(body["error"].is_string(), "{body}");
+
+        let (status, _, document) = answer(&router, Method::GET, "/api/v1/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        let paths = document["paths"].as_object().unwrap();
+        assert!(paths.contains_key("/api/v1/described"), "{document}");
+        assert!(paths.contains_key("/api/v1/openapi.json"), "{document}");
+        assert!(!paths.contains_key("/api/v1/sneaked-in"), "{document}");
+        assert!(paths["/api/v1/described"].get("delete").is_none());
     }
 }

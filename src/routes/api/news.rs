@@ -3,43 +3,75 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{ApiClient, ApiError, ApiJson};
+use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::domain::NewsItemInput;
 use crate::ops::news::{self, NewsError, NewsFilter};
 use crate::ops::Actor;
+use crate::store::news::NewsRecord;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/news", get(list).post(create))
-        .route("/news/{id}", get(show).patch(change).delete(remove))
-        .route("/news/{id}/approve", axum::routing::post(approve))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, change, remove))
+        .routes(routes!(approve))
+}
+
+/// The path parameter naming a news item.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct NewsId {
+    /// The news item's id.
+    id: Uuid,
 }
 
 fn news_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse().map_err(|_| ApiError::News(NewsError::NotFound))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only the items of this topic.
     topic: Option<String>,
+    /// Only the items no update that has started sending carries.
     #[serde(default)]
     unsent: bool,
     /// `awaiting_review` for the items waiting for a member of staff.
     status: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct NewsList {
+    news: Vec<NewsRecord>,
+}
+
+/// The news desk's items, newest first.
+#[utoipa::path(
+    get,
+    path = "/news",
+    tag = "news",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The items.", body = NewsList),
+        (status = 422, description = "An invalid topic.", body = ErrorBody),
+        Always, BadQuery
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _: ApiClient,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NewsList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))?;
     let awaiting_review_only = match q.status.as_deref() {
         None | Some("") => false,
@@ -57,9 +89,21 @@ async fn list(
         awaiting_review_only,
     };
     let items = news::list(&state.pool, &filter).await?;
-    Ok(Json(json!({ "news": items })))
+    Ok(Json(NewsList { news: items }))
 }
 
+/// Adds an item to the desk, approved. Title up to 300 characters, summary 2,000, source 100,
+/// URL 2,048 (http or https), `published_on` as `YYYY-MM-DD`.
+#[utoipa::path(
+    post,
+    path = "/news",
+    tag = "news",
+    request_body = NewsItemInput,
+    responses(
+        (status = 201, description = "The new item.", body = NewsRecord),
+        Always, JsonBody
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     client: ApiClient,
@@ -69,6 +113,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
+/// One news item.
+#[utoipa::path(
+    get,
+    path = "/news/{id}",
+    tag = "news",
+    params(NewsId),
+    responses((status = 200, description = "The item.", body = NewsRecord), Always, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,
@@ -77,7 +129,20 @@ async fn show(
     Ok(Json(news::get(&state.pool, news_id(&id)?).await?).into_response())
 }
 
-/// Fields present in the body replace the item's; absent ones stay.
+/// Changes an item: the fields of `NewsItemInput` present in the body replace the item's,
+/// absent ones stay.
+#[utoipa::path(
+    patch,
+    path = "/news/{id}",
+    tag = "news",
+    params(NewsId),
+    request_body(content = serde_json::Value,
+        description = "Any of the fields of `NewsItemInput`, with their limits."),
+    responses(
+        (status = 200, description = "The changed item.", body = NewsRecord),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn change(
     State(state): State<AppState>,
     _: ApiClient,
@@ -100,6 +165,15 @@ async fn change(
     Ok(Json(news::edit(&state.pool, id, &input).await?).into_response())
 }
 
+/// Approves an item awaiting review, so updates and digests may carry it.
+#[utoipa::path(
+    post,
+    path = "/news/{id}/approve",
+    tag = "news",
+    params(NewsId),
+    responses((status = 200, description = "The approved item.", body = NewsRecord),
+        Always, NotFound)
+)]
 async fn approve(
     State(state): State<AppState>,
     _: ApiClient,
@@ -108,6 +182,14 @@ async fn approve(
     Ok(Json(news::approve(&state.pool, news_id(&id)?).await?).into_response())
 }
 
+/// Deletes an item from the desk (updates that carry a copy keep it).
+#[utoipa::path(
+    delete,
+    path = "/news/{id}",
+    tag = "news",
+    params(NewsId),
+    responses((status = 204, description = "Deleted."), Always, NotFound)
+)]
 async fn remove(
     State(state): State<AppState>,
     _: ApiClient,

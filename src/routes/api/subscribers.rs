@@ -6,22 +6,36 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{ApiClient, ApiError, ApiJson};
+use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
-use crate::ops::subscribers::{self, EditInput, NewSubscriberInput, SearchQuery, SubscriberError};
+use crate::ops::subscribers::{
+    self, EditInput, NewSubscriberInput, SearchPage, SearchQuery, SubscriberError,
+};
 use crate::ops::Actor;
+use crate::store::subscribers::SubscriberDetail;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/subscribers", get(search).post(create))
-        .route("/subscribers/export", get(export))
-        .route("/subscribers/{id}", get(show).patch(change).delete(erase))
-        .route("/subscribers/{id}/unsubscribe", post(unsubscribe))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search, create))
+        .routes(routes!(export))
+        .routes(routes!(show, change, erase))
+        .routes(routes!(unsubscribe))
+}
+
+/// The path parameter naming a subscriber.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct SubscriberId {
+    /// The subscriber's id.
+    id: Uuid,
 }
 
 fn subscriber_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -34,6 +48,18 @@ fn query(q: Result<Query<SearchQuery>, QueryRejection>) -> Result<SearchQuery, A
         .map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
+/// Searches subscribers, newest first, a keyset page at a time.
+#[utoipa::path(
+    get,
+    path = "/subscribers",
+    tag = "subscribers",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "One page.", body = SearchPage),
+        (status = 422, description = "An invalid filter (`errors` names it).", body = ErrorBody),
+        Always, BadQuery
+    )
+)]
 async fn search(
     State(state): State<AppState>,
     _: ApiClient,
@@ -43,6 +69,22 @@ async fn search(
     Ok(Json(page).into_response())
 }
 
+/// The subscribers matching the filters as CSV (`email,name,status,state,lists,created_at`,
+/// cells that a spreadsheet would run as a formula prefixed with `'`); admin rights; recorded
+/// in the audit log. `after` and `limit` are ignored.
+#[utoipa::path(
+    get,
+    path = "/subscribers/export",
+    tag = "subscribers",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The CSV file.", content_type = "text/csv",
+            body = String),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 422, description = "An invalid filter (`errors` names it).", body = ErrorBody),
+        Always, BadQuery
+    )
+)]
 async fn export(
     State(state): State<AppState>,
     client: ApiClient,
@@ -63,6 +105,15 @@ async fn export(
         .into_response())
 }
 
+/// One subscriber: profile, lists, consent log and their newest 200 deliveries.
+#[utoipa::path(
+    get,
+    path = "/subscribers/{id}",
+    tag = "subscribers",
+    params(SubscriberId),
+    responses((status = 200, description = "The subscriber.", body = SubscriberDetail),
+        Always, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,
@@ -72,6 +123,19 @@ async fn show(
     Ok(Json(detail).into_response())
 }
 
+/// Adds someone as confirmed with the consent `source` staff state (required, at most 500
+/// characters), on the lists named (the default lists when none). An erased, unsubscribed,
+/// bounced or complained address is refused.
+#[utoipa::path(
+    post,
+    path = "/subscribers",
+    tag = "subscribers",
+    request_body = NewSubscriberInput,
+    responses(
+        (status = 201, description = "The subscriber.", body = SubscriberDetail),
+        Always, JsonBody
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     client: ApiClient,
@@ -82,6 +146,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
 
+/// Changes a subscriber's name, state or lists (`lists` absent: the lists stay).
+#[utoipa::path(
+    patch,
+    path = "/subscribers/{id}",
+    tag = "subscribers",
+    params(SubscriberId),
+    request_body = EditInput,
+    responses((status = 200, description = "The subscriber.", body = SubscriberDetail),
+        Always, JsonBody, NotFound)
+)]
 async fn change(
     State(state): State<AppState>,
     client: ApiClient,
@@ -93,6 +167,23 @@ async fn change(
     Ok(Json(detail).into_response())
 }
 
+#[derive(Serialize, ToSchema)]
+struct Unsubscribed {
+    /// Always true: the subscriber is unsubscribed now.
+    unsubscribed: bool,
+    /// False when they were unsubscribed already.
+    changed: bool,
+}
+
+/// Unsubscribes someone from every list, as their own unsubscribe would.
+#[utoipa::path(
+    post,
+    path = "/subscribers/{id}/unsubscribe",
+    tag = "subscribers",
+    params(SubscriberId),
+    responses((status = 200, description = "Unsubscribed.", body = Unsubscribed),
+        Always, NotFound)
+)]
 async fn unsubscribe(
     State(state): State<AppState>,
     client: ApiClient,
@@ -100,9 +191,26 @@ async fn unsubscribe(
 ) -> Result<Response, ApiError> {
     let actor = Actor::ApiToken(client.token_id);
     let changed = subscribers::unsubscribe(&state.pool, &actor, subscriber_id(&id)?).await?;
-    Ok(Json(json!({ "unsubscribed": true, "changed": changed })).into_response())
+    Ok(Json(Unsubscribed {
+        unsubscribed: true,
+        changed,
+    })
+    .into_response())
 }
 
+/// Erases someone (admin rights): the same erasure as their own; only a hash of the address
+/// stays, in the suppression list.
+#[utoipa::path(
+    delete,
+    path = "/subscribers/{id}",
+    tag = "subscribers",
+    params(SubscriberId),
+    responses(
+        (status = 204, description = "Erased."),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn erase(
     State(state): State<AppState>,
     client: ApiClient,

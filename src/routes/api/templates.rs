@@ -2,28 +2,51 @@
 //! The rules (who may change, what compiles) are in `ops::templates`.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiClient, ApiError, ApiJson};
+use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::mail::MailSource;
 use crate::ops::templates::{self, RevertTo, TemplateView};
 use crate::ops::Actor;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/templates/{name}", get(show).put(save))
-        .route("/templates/{name}/versions", get(versions))
-        .route("/templates/{name}/versions/{version}", get(version))
-        .route("/templates/{name}/revert", post(revert))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, save))
+        .routes(routes!(versions))
+        .routes(routes!(version))
+        .routes(routes!(revert))
+}
+
+/// The path parameter naming a template.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct Name {
+    /// The template's name: `update` (and any other update template), `confirmation`,
+    /// `welcome` or `notice`.
+    name: String,
+}
+
+/// The path parameters naming one saved version.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct NameAndVersion {
+    /// The template's name.
+    name: String,
+    /// The version number (1 for the first saved version).
+    version: i32,
 }
 
 /// A template's version: its three parts, who saved it and when (both `null` and `version`
 /// `null` for the shipped template never saved); `is_default`: the parts are the shipped ones.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateBody {
     pub name: String,
     pub version: Option<i32>,
@@ -53,7 +76,7 @@ impl From<TemplateView> for TemplateBody {
 }
 
 /// `PUT` body: the three parts as handlebars source.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateInput {
     pub subject: String,
@@ -62,13 +85,13 @@ pub struct TemplateInput {
 }
 
 /// Saved versions, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VersionList {
     pub versions: Vec<TemplateBody>,
 }
 
 /// `POST …/revert` body: `{"version": n}` or `{"default": true}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevertInput {
     pub version: Option<i32>,
@@ -76,6 +99,14 @@ pub struct RevertInput {
     pub default: bool,
 }
 
+/// The template in use: the newest saved version, or the shipped one.
+#[utoipa::path(
+    get,
+    path = "/templates/{name}",
+    tag = "templates",
+    params(Name),
+    responses((status = 200, description = "The template in use.", body = TemplateBody), Always, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,
@@ -85,6 +116,21 @@ async fn show(
     Ok(Json(view.into()))
 }
 
+/// Saves a new version, in use at once by every process; only if each part compiles and the
+/// template renders with sample data (else 422 naming the part, with line and column). Each
+/// part at most 200,000 bytes.
+#[utoipa::path(
+    put,
+    path = "/templates/{name}",
+    tag = "templates",
+    params(Name),
+    request_body = TemplateInput,
+    responses(
+        (status = 200, description = "The saved version, now in use.", body = TemplateBody),
+        (status = 403, description = "Only an admin may change mail templates.", body = ErrorBody),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn save(
     State(state): State<AppState>,
     client: ApiClient,
@@ -101,6 +147,14 @@ async fn save(
     Ok(Json(view.into()))
 }
 
+/// Every saved version, newest first.
+#[utoipa::path(
+    get,
+    path = "/templates/{name}/versions",
+    tag = "templates",
+    params(Name),
+    responses((status = 200, description = "The saved versions.", body = VersionList), Always, NotFound)
+)]
 async fn versions(
     State(state): State<AppState>,
     _: ApiClient,
@@ -112,6 +166,18 @@ async fn versions(
     }))
 }
 
+/// One saved version.
+#[utoipa::path(
+    get,
+    path = "/templates/{name}/versions/{version}",
+    tag = "templates",
+    params(NameAndVersion),
+    responses(
+        (status = 200, description = "The version.", body = TemplateBody),
+        (status = 400, description = "The version is not a number.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn version(
     State(state): State<AppState>,
     _: ApiClient,
@@ -121,6 +187,20 @@ async fn version(
     Ok(Json(view.into()))
 }
 
+/// Reverts to a saved version (`{"version": n}`) or to the shipped template
+/// (`{"default": true}`): a new version with that content, in use at once.
+#[utoipa::path(
+    post,
+    path = "/templates/{name}/revert",
+    tag = "templates",
+    params(Name),
+    request_body = RevertInput,
+    responses(
+        (status = 200, description = "The new version, now in use.", body = TemplateBody),
+        (status = 403, description = "Only an admin may change mail templates.", body = ErrorBody),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn revert(
     State(state): State<AppState>,
     client: ApiClient,

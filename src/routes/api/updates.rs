@@ -3,36 +3,38 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::Digest;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{ApiClient, ApiError, ApiJson};
+use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::domain::UpdateInput;
-use crate::ops::updates::{self, UpdateError};
+use crate::ops::updates::{self, UpdateError, UpdateView};
 use crate::ops::Actor;
 use crate::store::idempotency::{self, Claim};
-use crate::store::updates::Action;
+use crate::store::updates::{Action, DeliveryRow};
 
 /// Longest Idempotency-Key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/updates", post(create))
-        .route("/updates/{id}", get(show).patch(change))
-        .route("/updates/{id}/schedule", post(schedule))
-        .route("/updates/{id}/send", post(send_now))
-        .route("/updates/{id}/pause", post(pause))
-        .route("/updates/{id}/resume", post(resume))
-        .route("/updates/{id}/cancel", post(cancel))
-        .route("/updates/{id}/test", post(test))
-        .route("/updates/{id}/deliveries", get(deliveries))
-        .route("/updates/{id}/retry-failed", post(retry_failed))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show, change))
+        .routes(routes!(schedule))
+        .routes(routes!(send_now))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
+        .routes(routes!(test))
+        .routes(routes!(deliveries))
+        .routes(routes!(retry_failed))
 }
 
 fn update_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -124,6 +126,22 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Creates a draft update. Texts are bounded (subject and preheader 200 characters, intro
+/// 20,000, at most 50 news items and 50 lists); links are http(s) or mailto. With an
+/// `Idempotency-Key`, a repeat of the same request answers as the first did.
+#[utoipa::path(
+    post,
+    path = "/updates",
+    tag = "updates",
+    params(IdempotencyKey),
+    request_body = UpdateInput,
+    responses(
+        (status = 201, description = "The draft.", body = UpdateView),
+        (status = 409, description = "A request with this Idempotency-Key is still running.",
+            body = ErrorBody),
+        Always, JsonBody
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     client: ApiClient,
@@ -146,6 +164,14 @@ async fn create(
     .await
 }
 
+/// One update with its delivery counts.
+#[utoipa::path(
+    get,
+    path = "/updates/{id}",
+    tag = "updates",
+    params(UpdateId),
+    responses((status = 200, description = "The update.", body = UpdateView), Always, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,
@@ -155,6 +181,19 @@ async fn show(
     Ok(Json(to_json(&view)?))
 }
 
+/// Changes a draft: the fields given replace the update's, absent ones stay.
+#[utoipa::path(
+    patch,
+    path = "/updates/{id}",
+    tag = "updates",
+    params(UpdateId),
+    request_body = UpdateInput,
+    responses(
+        (status = 200, description = "The changed update.", body = UpdateView),
+        (status = 409, description = "The update is no longer a draft.", body = ErrorBody),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn change(
     State(state): State<AppState>,
     _: ApiClient,
@@ -172,12 +211,49 @@ async fn change(
     Ok(Json(to_json(&view)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScheduleBody {
+    /// When to send, RFC 3339 with an offset (`2026-12-24T09:00:00-05:00`).
     at: String,
 }
 
+/// The path parameter naming an update.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct UpdateId {
+    /// The update's id.
+    id: Uuid,
+}
+
+/// An optional `Idempotency-Key` header.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKey {
+    /// 1 to 200 visible characters; the same key with the same request replays the first
+    /// answer, with another request it is refused (422).
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+/// Schedules an update (admin rights). An update waiting for a second admin's approval
+/// answers with status `awaiting_approval`.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/schedule",
+    tag = "updates",
+    params(UpdateId),
+    request_body = ScheduleBody,
+    responses(
+        (status = 200, description = "The scheduled update.", body = UpdateView),
+        (status = 403, description = "Not allowed to schedule.", body = ErrorBody),
+        (status = 409, description = "The update cannot be scheduled in its state.",
+            body = ErrorBody),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn schedule(
     State(state): State<AppState>,
     client: ApiClient,
@@ -188,6 +264,23 @@ async fn schedule(
     act(&state, &client, &id, Action::Schedule(at)).await
 }
 
+/// Sends an update now (admin rights; refused without `mail.postal_address`). With an
+/// `Idempotency-Key`, a repeat answers as the first did.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/send",
+    tag = "updates",
+    params(UpdateId, IdempotencyKey),
+    responses(
+        (status = 400, description = "A malformed Idempotency-Key.", body = ErrorBody),
+        (status = 200, description = "The update.", body = UpdateView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        (status = 422, description = "Refused (e.g. no postal address is configured).",
+            body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn send_now(
     State(state): State<AppState>,
     client: ApiClient,
@@ -216,6 +309,21 @@ async fn act(
     Ok(Json(to_json(&view)?))
 }
 
+/// Pauses a sending update; mails already handed to the relay stay sent.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/pause",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "The update.", body = UpdateView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        (status = 422, description = "Refused (e.g. no postal address is configured).",
+            body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn pause(
     State(state): State<AppState>,
     client: ApiClient,
@@ -224,6 +332,21 @@ async fn pause(
     act(&state, &client, &id, Action::Pause).await
 }
 
+/// Resumes a paused update.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/resume",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "The update.", body = UpdateView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        (status = 422, description = "Refused (e.g. no postal address is configured).",
+            body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn resume(
     State(state): State<AppState>,
     client: ApiClient,
@@ -232,6 +355,21 @@ async fn resume(
     act(&state, &client, &id, Action::Resume).await
 }
 
+/// Cancels an update; mails not yet sent are skipped.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/cancel",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "The update.", body = UpdateView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        (status = 422, description = "Refused (e.g. no postal address is configured).",
+            body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     client: ApiClient,
@@ -240,12 +378,31 @@ async fn cancel(
     act(&state, &client, &id, Action::Cancel).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestBody {
+    /// The address to send the test mail to.
     to: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Queued {
+    /// Always `queued`.
+    status: &'static str,
+}
+
+/// Queues a test mail of the update to one address (not a subscriber's).
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/test",
+    tag = "updates",
+    params(UpdateId),
+    request_body = TestBody,
+    responses(
+        (status = 202, description = "The test mail is queued.", body = Queued),
+        Always, JsonBody, NotFound
+    )
+)]
 async fn test(
     State(state): State<AppState>,
     _: ApiClient,
@@ -253,23 +410,49 @@ async fn test(
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<Response, ApiError> {
     updates::send_test(&state.pool, update_id(&id)?, &body.to).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Queued { status: "queued" })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryQuery {
+    /// Only rows of this status: `queued`, `sending`, `deferred`, `sent`, `failed` or
+    /// `skipped`.
     status: Option<String>,
+    /// Rows with an id above this one (the previous page's `next_after`).
     #[serde(default)]
     after: i64,
+    /// Rows per page, 1 to 1,000 (default 100; values outside are brought into range).
     limit: Option<i64>,
 }
 
+/// One page of an update's delivery ledger.
+#[derive(Serialize, ToSchema)]
+struct DeliveryPage {
+    deliveries: Vec<DeliveryRow>,
+    /// Give this as `after` for the next page; null on the last page.
+    next_after: Option<i64>,
+}
+
+/// The update's deliveries in id order, a page at a time, each with its attempts and the
+/// relay's last reply.
+#[utoipa::path(
+    get,
+    path = "/updates/{id}/deliveries",
+    tag = "updates",
+    params(UpdateId, DeliveryQuery),
+    responses(
+        (status = 200, description = "One page of deliveries.", body = DeliveryPage),
+        (status = 422, description = "An unknown `status`.", body = ErrorBody),
+        Always, BadQuery, NotFound
+    )
+)]
 async fn deliveries(
     State(state): State<AppState>,
     _: ApiClient,
     Path(id): Path<String>,
     query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     let rows = updates::deliveries(
@@ -283,17 +466,37 @@ async fn deliveries(
     let next_after = (rows.len() as i64 == limit.clamp(1, updates::MAX_PAGE))
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    Ok(Json(
-        json!({ "deliveries": rows, "next_after": next_after }),
-    ))
+    Ok(Json(DeliveryPage {
+        deliveries: rows,
+        next_after,
+    }))
 }
 
+#[derive(Serialize, ToSchema)]
+struct Requeued {
+    /// How many failed deliveries went back into the queue.
+    requeued: u64,
+}
+
+/// Puts the update's failed deliveries back into the queue (admin rights).
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/retry-failed",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "How many were requeued.", body = Requeued),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
 async fn retry_failed(
     State(state): State<AppState>,
     client: ApiClient,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Requeued>, ApiError> {
     let actor = Actor::ApiToken(client.token_id);
     let requeued = updates::retry_failed(&state.pool, &actor, update_id(&id)?).await?;
-    Ok(Json(json!({ "requeued": requeued })))
+    Ok(Json(Requeued { requeued }))
 }
