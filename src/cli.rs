@@ -360,13 +360,9 @@ pub(crate) async fn run_import(
     } else {
         store::lists::resolve_any(pool, &slugs).await?
     }
-    .map_err(|unknown| anyhow::anyhow!("--list: no such list: {}", unknown.join(", ")))?;
+    .map_err(|problem| anyhow::anyhow!("--list: {}", problem.message("no such list:")))?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let known: Vec<String> = store::lists::names(pool)
-        .await?
-        .into_iter()
-        .map(|(slug, _)| slug)
-        .collect();
+    let known = store::lists::open_slugs(pool).await?;
     let read = crate::ops::imports::read_csv(&bytes, &known)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     if !read.errors.is_empty() {

@@ -48,7 +48,8 @@ pub struct FileError {
     pub message: String,
 }
 
-/// Reads `bytes` as an import file. `known_lists`: the slugs a `lists` cell may name.
+/// Reads `bytes` as an import file. `known_lists`: the slugs a `lists` cell may name (the open
+/// lists: an archived list takes no imports).
 pub fn read_csv(bytes: &[u8], known_lists: &[String]) -> Result<ReadCsv, FileError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let header_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -140,7 +141,7 @@ fn row_lists(cell: &str, known: &[String]) -> Result<Vec<String>, String> {
     for raw in cell.split([' ', '|']).filter(|s| !s.is_empty()) {
         let slug = ListSlug::parse(raw)?.as_str().to_owned();
         if !known.contains(&slug) {
-            return Err(format!("No such list: {slug}."));
+            return Err(format!("No such list: {slug} (or it is archived)."));
         }
         if !slugs.contains(&slug) {
             slugs.push(slug);
@@ -244,7 +245,7 @@ pub async fn start(
         lists::resolve_any(pool, &slugs).await?
     };
     let lists = lists
-        .map_err(|unknown| errors.insert("list", format!("No such list: {}.", unknown.join(", "))))
+        .map_err(|problem| errors.insert("list", problem.message("No such list:")))
         .unwrap_or_default();
     if let Err(e) = read_csv(request.file, &[]).map(|_| ()) {
         errors.insert("file", e.to_string());
@@ -312,11 +313,7 @@ fn lines(errors: &[RowError]) -> i32 {
 }
 
 async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyhow::Result<()> {
-    let known: Vec<String> = lists::names(pool)
-        .await?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let known = lists::open_slugs(pool).await?;
     let read = match read_csv(&job.file, &known) {
         Ok(read) => read,
         Err(e) => return Ok(jobs::finish(pool, job.id, Some(&e.to_string())).await?),
@@ -326,8 +323,12 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
         .iter()
         .filter_map(|l| ListSlug::parse(l).ok())
         .collect();
-    let Ok(chosen) = lists::resolve_any(pool, &slugs).await? else {
-        return Ok(jobs::finish(pool, job.id, Some("a list of this import was deleted")).await?);
+    let chosen = match lists::resolve_any(pool, &slugs).await? {
+        Ok(chosen) => chosen,
+        Err(problem) => {
+            let why = problem.message("A list of this import was deleted:");
+            return Ok(jobs::finish(pool, job.id, Some(&why)).await?);
+        }
     };
     let done = usize::try_from(job.processed).unwrap_or(0);
     if done == 0 {
@@ -378,10 +379,10 @@ async fn opt_in(
     chosen: &[(Uuid, String)],
 ) -> anyhow::Result<store::ImportReport> {
     let mut report = store::ImportReport::default();
-    let every: Vec<ListSlug> = lists::names(pool)
+    let every: Vec<ListSlug> = lists::open_slugs(pool)
         .await?
         .iter()
-        .filter_map(|(slug, _)| ListSlug::parse(slug).ok())
+        .filter_map(|slug| ListSlug::parse(slug).ok())
         .collect();
     let known = lists::resolve_any(pool, &every).await?.unwrap_or_default();
     for row in rows {

@@ -52,7 +52,7 @@ async fn form_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, AdminError> {
-    let all: Vec<_> = lists::names(&state.pool)
+    let all: Vec<_> = lists::names(&state.pool, true)
         .await
         .map_err(anyhow::Error::from)?
         .into_iter()

@@ -344,6 +344,7 @@ impl IntoResponse for ApiError {
                 &format!("A list {slug:?} exists already."),
             ),
             ApiError::List(ListError::Invalid(errors)) => invalid(&errors),
+            ApiError::List(ListError::Forbidden(message)) => error(StatusCode::FORBIDDEN, &message),
             ApiError::Update(UpdateError::Internal(e))
             | ApiError::Import(ImportError::Internal(e))
             | ApiError::List(ListError::Internal(e))
