@@ -152,8 +152,6 @@ fn row_lists(cell: &str, known: &[String]) -> Result<Vec<String>, String> {
 
 /// Rows imported per transaction; the job's progress is written after each.
 const CHUNK: usize = 10_000;
-/// A running job without a heartbeat for this long is taken over by another process.
-const STALE_SECONDS: f64 = 60.0;
 /// Longest consent source.
 const MAX_SOURCE: usize = 500;
 /// Most problems a job keeps (the counts stay exact).
@@ -275,11 +273,14 @@ pub async fn status(pool: &PgPool, id: Uuid) -> Result<ImportJob, ImportError> {
     jobs::get(pool, id).await?.ok_or(ImportError::NotFound)
 }
 
-/// Runs every pending job (queued, or left running by a process that stopped), one at a time,
-/// until none is left.
+/// Runs every pending job (queued, or left running by a process that stopped: no progress for
+/// `worker.import_lease_seconds`), one at a time, until none is left. Each chunk of rows
+/// commits with the job's progress, so a job taken over after a crash carries on after the
+/// last chunk that counted, and no row is imported twice.
 pub async fn run_pending(pool: PgPool, settings: Arc<Settings>) {
+    let lease = settings.worker.import_lease.as_secs_f64();
     loop {
-        match jobs::claim(&pool, STALE_SECONDS).await {
+        match jobs::claim(&pool, lease).await {
             Ok(Some(job)) => {
                 let id = job.id;
                 if let Err(e) = run_one(&pool, &settings, job).await {
@@ -339,11 +340,13 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
     let note = format!("import: {}", job.source);
     let mut processed = done;
     for chunk in read.rows[done.min(read.rows.len())..].chunks(CHUNK) {
+        let mut tx = pool.begin().await?;
         let report = if job.mode == ImportMode::OptIn.as_str() {
             opt_in(pool, settings, chunk, &chosen).await?
         } else {
-            store::import(pool, chunk, &chosen, &note).await?
+            store::import_in(&mut tx, chunk, &chosen, &note).await?
         };
+        let from = i32::try_from(processed).unwrap_or(i32::MAX);
         processed += chunk.len();
         let refused: Vec<RowError> = report
             .refused
@@ -354,15 +357,21 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
                 message: why.clone(),
             })
             .collect();
-        jobs::progress(
-            pool,
+        let counted = jobs::progress(
+            &mut *tx,
             job.id,
+            from,
             i32::try_from(processed).unwrap_or(i32::MAX),
             i32::try_from(report.imported).unwrap_or(i32::MAX),
             lines(&refused),
             &errors_json(&refused),
         )
         .await?;
+        if !counted {
+            tracing::warn!(id = %job.id, "another process took this import over; leaving it");
+            return Ok(());
+        }
+        tx.commit().await?;
     }
     Ok(jobs::finish(pool, job.id, None).await?)
 }

@@ -102,28 +102,33 @@ pub async fn read(
     Ok(())
 }
 
-/// Adds a chunk's outcome and marks the job alive.
+/// Adds a chunk's outcome and marks the job alive, if the job is still where this process
+/// left it (`from`, the records handled before the chunk): `Ok(false)` when another process
+/// has taken the job over and moved on, and the caller must roll its chunk back. Written in the
+/// chunk's own transaction, so a chunk counts once whatever stops when.
 pub async fn progress(
     db: impl PgExecutor<'_>,
     id: Uuid,
+    from: i32,
     processed: i32,
     imported: i32,
     refused: i32,
     errors: &serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
         "UPDATE import_jobs SET processed = $2, imported = imported + $3, refused = refused + $4,
                 errors = errors || $5, heartbeat_at = now()
-         WHERE id = $1",
+         WHERE id = $1 AND processed = $6 AND status = 'running'",
     )
     .bind(id)
     .bind(processed)
     .bind(imported)
     .bind(refused)
     .bind(errors)
+    .bind(from)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Ends the job (`done` or `failed` with the reason) and drops the file.

@@ -67,14 +67,16 @@ fn a_missing_config_file_is_named() {
         .contains("/nonexistent/newsletter.toml"));
 }
 
-#[tokio::test]
-async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
-    let db = TestDatabase::create().await;
+/// `newsletter serve` with `args` and `env` on the database at `db_url`, and the port it
+/// listens on.
+pub fn serve(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
     let mut child = newsletter()
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", db_url)
         .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
         .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
+        .envs(env.iter().copied())
         .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -91,7 +93,13 @@ async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
         }
     });
     let port = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
-    let port = port.expect("serve prints where it listens");
+    (child, port.expect("serve prints where it listens"))
+}
+
+#[tokio::test]
+async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let (mut child, port) = serve(&db.url, &[], &[]);
 
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
