@@ -269,6 +269,14 @@ pub async fn start(
     Ok(id)
 }
 
+/// Jobs the list of recent imports shows.
+pub const RECENT: i64 = 50;
+
+/// The [`RECENT`] newest jobs, newest first, whatever their status.
+pub async fn recent(pool: &PgPool) -> Result<Vec<jobs::JobSummary>, ImportError> {
+    Ok(jobs::recent(pool, RECENT).await?)
+}
+
 pub async fn status(pool: &PgPool, id: Uuid) -> Result<ImportJob, ImportError> {
     jobs::get(pool, id).await?.ok_or(ImportError::NotFound)
 }

@@ -171,3 +171,43 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Impor
         finished_at: r.get("finished_at"),
     }))
 }
+
+/// A job as the list of recent imports shows it (no file, no problems).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    pub id: Uuid,
+    pub status: String,
+    pub mode: String,
+    pub lists: Vec<String>,
+    pub rows: i32,
+    pub imported: i32,
+    pub refused: i32,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The `limit` newest jobs, newest first.
+pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<JobSummary>> {
+    let rows = sqlx::query(
+        "SELECT id, CASE status WHEN 'queued' THEN 'running' ELSE status END AS status, mode, lists,
+                rows, imported, refused, created_by, created_at
+         FROM import_jobs ORDER BY created_at DESC, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| JobSummary {
+            id: r.get("id"),
+            status: r.get("status"),
+            mode: r.get("mode"),
+            lists: r.get("lists"),
+            rows: r.get("rows"),
+            imported: r.get("imported"),
+            refused: r.get("refused"),
+            created_by: r.get("created_by"),
+            created_at: r.get("created_at"),
+        })
+        .collect())
+}
