@@ -766,3 +766,41 @@ async fn import_with_opt_in_queues_a_confirmation_for_each_new_person_and_report
     .unwrap();
     assert_eq!((status.as_str(), queued), ("pending", 1));
 }
+
+#[tokio::test]
+async fn import_progress_off_a_terminal_is_plain_lines_a_script_can_read() {
+    let db = TestDatabase::create().await;
+    let mut csv = String::from("email\n");
+    for i in 0..25_000 {
+        csv.push_str(&format!("person{i}@import.example\n"));
+    }
+    csv.push_str("person7@import.example\n");
+
+    let (ok, out, err) = import(&db, csv.as_bytes());
+
+    assert!(ok, "{err}");
+    assert!(
+        !err.contains(['\r', '\u{1b}']),
+        "no bar drawn into a pipe: {err:?}"
+    );
+    let steps: Vec<(u64, u64)> = err
+        .lines()
+        .map(|line| {
+            let (done, total) = line
+                .strip_prefix("progress ")
+                .and_then(|l| l.strip_suffix(" rows"))
+                .and_then(|l| l.split_once('/'))
+                .unwrap_or_else(|| panic!("not a progress line: {line:?}"));
+            (done.parse().unwrap(), total.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [(10_000, 25_000), (20_000, 25_000), (25_000, 25_000)],
+        "{err}"
+    );
+    assert_eq!(
+        out.lines().next(),
+        Some("imported 25000, already subscribed 0, duplicates 1, refused 0")
+    );
+}
