@@ -803,4 +803,12 @@ async fn import_progress_off_a_terminal_is_plain_lines_a_script_can_read() {
         out.lines().next(),
         Some("imported 25000, already subscribed 0, duplicates 1, refused 0")
     );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (actor, rows): (String, serde_json::Value) =
+        sqlx::query_as("SELECT actor, detail->'rows' FROM audit_log WHERE action = 'import'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((actor.as_str(), rows), ("command line", 25_001.into()));
+    pool.close().await;
 }
