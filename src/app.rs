@@ -148,16 +148,14 @@ impl Application {
     }
 }
 
-/// How often the web process looks for import jobs another process left unfinished.
-const IMPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Runs import jobs left queued or unfinished (by a process that stopped), now and every
-/// [`IMPORTS_EVERY`], until `shutdown`.
+/// Runs import jobs left queued or unfinished (by a process that stopped), now and every half
+/// `worker.import_lease_seconds`, until `shutdown`.
 async fn resume_imports(pool: sqlx::PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let every = settings.worker.import_lease / 2;
     loop {
         crate::ops::imports::run_pending(pool.clone(), Arc::clone(&settings)).await;
         tokio::select! {
-            () = tokio::time::sleep(IMPORTS_EVERY) => {}
+            () = tokio::time::sleep(every) => {}
             () = shutdown.cancelled() => return,
         }
     }

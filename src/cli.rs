@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod digests;
+mod progress;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,7 +102,8 @@ pub enum Command {
     },
     /// Import confirmed subscribers from a CSV file with a header row: email (required), name,
     /// state. Every row is checked first; one bad row stops the import, naming its line and field.
-    /// Erased, unsubscribed and bounced addresses are refused.
+    /// Erased, unsubscribed and bounced addresses are refused. Progress goes to stderr: a bar on
+    /// a terminal, else lines `progress DONE/TOTAL rows`.
     Import {
         file: PathBuf,
         /// Lists to put everyone on (repeat for several); by default the default lists.
@@ -322,8 +324,27 @@ async fn run_opt_in_import(
         }
         Err(e) => return Err(e.into()),
     };
-    imports::run_pending(pool.clone(), settings).await;
+    // The job runs here while its row is read for the progress display.
+    let mut progress: Option<progress::Progress> = None;
+    let run = imports::run_pending(pool.clone(), settings);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            () = &mut run => break,
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                let job = imports::status(pool, id).await?;
+                if job.rows > 0 {
+                    let shown = progress.get_or_insert_with(|| progress::Progress::start(job.rows as u64));
+                    shown.set(job.processed as u64);
+                }
+            }
+        }
+    }
     let job = imports::status(pool, id).await?;
+    if let Some(mut shown) = progress {
+        shown.set(job.processed as u64);
+        shown.finish();
+    }
     if let Some(failure) = &job.failure {
         anyhow::bail!("{}: the import failed: {failure}", file.display());
     }
@@ -341,6 +362,9 @@ async fn run_opt_in_import(
     }
     Ok(())
 }
+
+/// Rows `newsletter import` commits at a time (as an import job does).
+const IMPORT_CHUNK: usize = 10_000;
 
 pub(crate) async fn run_import(
     pool: &sqlx::PgPool,
@@ -360,13 +384,9 @@ pub(crate) async fn run_import(
     } else {
         store::lists::resolve_any(pool, &slugs).await?
     }
-    .map_err(|unknown| anyhow::anyhow!("--list: no such list: {}", unknown.join(", ")))?;
+    .map_err(|problem| anyhow::anyhow!("--list: {}", problem.message("no such list:")))?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let known: Vec<String> = store::lists::names(pool)
-        .await?
-        .into_iter()
-        .map(|(slug, _)| slug)
-        .collect();
+    let known = store::lists::open_slugs(pool).await?;
     let read = crate::ops::imports::read_csv(&bytes, &known)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     if !read.errors.is_empty() {
@@ -381,10 +401,30 @@ pub(crate) async fn run_import(
             errors.join("\n  ")
         );
     }
-    let rows = read.rows;
-    let report = imports::import(pool, &rows, &resolved, note).await?;
+    // Later lines of an address are duplicates; the first ones go in chunks, each its own
+    // transaction, so progress can be shown.
+    let mut seen = std::collections::HashSet::new();
+    let (rows, later): (Vec<_>, Vec<_>) = read
+        .rows
+        .into_iter()
+        .partition(|r| seen.insert(r.email.canonical().to_owned()));
+    let mut report = imports::ImportReport {
+        duplicates: later.len(),
+        ..Default::default()
+    };
+    let mut progress = progress::Progress::start(rows.len() as u64);
+    let mut done = 0;
+    for chunk in rows.chunks(IMPORT_CHUNK) {
+        let part = imports::import(pool, chunk, &resolved, note).await?;
+        report.imported += part.imported;
+        report.already_subscribed += part.already_subscribed;
+        report.refused.extend(part.refused);
+        done += chunk.len();
+        progress.set(done as u64);
+    }
+    progress.finish();
     let detail = serde_json::json!({
-        "file": file.display().to_string(), "rows": rows.len(), "imported": report.imported,
+        "file": file.display().to_string(), "rows": rows.len() + report.duplicates, "imported": report.imported,
         "refused": report.refused.len(), "source": note,
     });
     crate::ops::audit::record(pool, &Actor::CommandLine, "import", None, detail).await?;

@@ -232,6 +232,9 @@ pub struct WorkerSettings {
     pub recipient_chunk: u32,
     /// Time between two runs of the housekeeping in one worker.
     pub housekeeping: Duration,
+    /// An import job without progress for this long is taken over by another web process
+    /// (its own stopped); web processes look for such jobs every half of it.
+    pub import_lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -465,6 +468,7 @@ impl Settings {
                 lease: Duration::from_secs(r.positive("worker.lease_seconds")?),
                 recipient_chunk: r.positive("worker.recipient_chunk")?.min(1_000_000) as u32,
                 housekeeping: Duration::from_secs(r.positive("worker.housekeeping_seconds")?),
+                import_lease: Duration::from_secs(r.positive("worker.import_lease_seconds")?),
             },
             sending: SendingSettings {
                 rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32)

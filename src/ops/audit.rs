@@ -1,5 +1,5 @@
 //! The audit log: every staff action worth answering for (sign-in, send, schedule, cancel,
-//! export, erase, import, template and staff changes) is appended here by the operation that
+//! export, erase, import, template and staff changes, archiving a list) is appended here by the operation that
 //! performs it, whichever door it came through.
 
 use sqlx::PgExecutor;
@@ -28,6 +28,8 @@ pub const ACTIONS: &[&str] = &[
     "staff-add",
     "staff-remove",
     "staff-password",
+    "list-archive",
+    "list-unarchive",
 ];
 
 /// Appends an entry: `actor` did `action` to `subject`.

@@ -151,8 +151,8 @@ async fn checked(
     if slugs.is_empty() && !errors.contains_key("lists") {
         errors.insert("lists", "Choose at least one list.".into());
     } else if !slugs.is_empty() {
-        if let Err(unknown) = lists::resolve_any(pool, &slugs).await? {
-            errors.insert("lists", format!("Unknown lists: {}.", unknown.join(", ")));
+        if let Err(problem) = lists::resolve_any(pool, &slugs).await? {
+            errors.insert("lists", problem.message("Unknown lists:"));
         }
     }
     let known_topics: Vec<&str> = settings

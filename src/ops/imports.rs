@@ -48,7 +48,8 @@ pub struct FileError {
     pub message: String,
 }
 
-/// Reads `bytes` as an import file. `known_lists`: the slugs a `lists` cell may name.
+/// Reads `bytes` as an import file. `known_lists`: the slugs a `lists` cell may name (the open
+/// lists: an archived list takes no imports).
 pub fn read_csv(bytes: &[u8], known_lists: &[String]) -> Result<ReadCsv, FileError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let header_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -140,7 +141,7 @@ fn row_lists(cell: &str, known: &[String]) -> Result<Vec<String>, String> {
     for raw in cell.split([' ', '|']).filter(|s| !s.is_empty()) {
         let slug = ListSlug::parse(raw)?.as_str().to_owned();
         if !known.contains(&slug) {
-            return Err(format!("No such list: {slug}."));
+            return Err(format!("No such list: {slug} (or it is archived)."));
         }
         if !slugs.contains(&slug) {
             slugs.push(slug);
@@ -151,8 +152,6 @@ fn row_lists(cell: &str, known: &[String]) -> Result<Vec<String>, String> {
 
 /// Rows imported per transaction; the job's progress is written after each.
 const CHUNK: usize = 10_000;
-/// A running job without a heartbeat for this long is taken over by another process.
-const STALE_SECONDS: f64 = 60.0;
 /// Longest consent source.
 const MAX_SOURCE: usize = 500;
 /// Most problems a job keeps (the counts stay exact).
@@ -244,7 +243,7 @@ pub async fn start(
         lists::resolve_any(pool, &slugs).await?
     };
     let lists = lists
-        .map_err(|unknown| errors.insert("list", format!("No such list: {}.", unknown.join(", "))))
+        .map_err(|problem| errors.insert("list", problem.message("No such list:")))
         .unwrap_or_default();
     if let Err(e) = read_csv(request.file, &[]).map(|_| ()) {
         errors.insert("file", e.to_string());
@@ -270,15 +269,26 @@ pub async fn start(
     Ok(id)
 }
 
+/// Jobs the list of recent imports shows.
+pub const RECENT: i64 = 50;
+
+/// The [`RECENT`] newest jobs, newest first, whatever their status.
+pub async fn recent(pool: &PgPool) -> Result<Vec<jobs::JobSummary>, ImportError> {
+    Ok(jobs::recent(pool, RECENT).await?)
+}
+
 pub async fn status(pool: &PgPool, id: Uuid) -> Result<ImportJob, ImportError> {
     jobs::get(pool, id).await?.ok_or(ImportError::NotFound)
 }
 
-/// Runs every pending job (queued, or left running by a process that stopped), one at a time,
-/// until none is left.
+/// Runs every pending job (queued, or left running by a process that stopped: no progress for
+/// `worker.import_lease_seconds`), one at a time, until none is left. Each chunk of rows
+/// commits with the job's progress, so a job taken over after a crash carries on after the
+/// last chunk that counted, and no row is imported twice.
 pub async fn run_pending(pool: PgPool, settings: Arc<Settings>) {
+    let lease = settings.worker.import_lease.as_secs_f64();
     loop {
-        match jobs::claim(&pool, STALE_SECONDS).await {
+        match jobs::claim(&pool, lease).await {
             Ok(Some(job)) => {
                 let id = job.id;
                 if let Err(e) = run_one(&pool, &settings, job).await {
@@ -312,11 +322,7 @@ fn lines(errors: &[RowError]) -> i32 {
 }
 
 async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyhow::Result<()> {
-    let known: Vec<String> = lists::names(pool)
-        .await?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let known = lists::open_slugs(pool).await?;
     let read = match read_csv(&job.file, &known) {
         Ok(read) => read,
         Err(e) => return Ok(jobs::finish(pool, job.id, Some(&e.to_string())).await?),
@@ -326,8 +332,12 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
         .iter()
         .filter_map(|l| ListSlug::parse(l).ok())
         .collect();
-    let Ok(chosen) = lists::resolve_any(pool, &slugs).await? else {
-        return Ok(jobs::finish(pool, job.id, Some("a list of this import was deleted")).await?);
+    let chosen = match lists::resolve_any(pool, &slugs).await? {
+        Ok(chosen) => chosen,
+        Err(problem) => {
+            let why = problem.message("A list of this import was deleted:");
+            return Ok(jobs::finish(pool, job.id, Some(&why)).await?);
+        }
     };
     let done = usize::try_from(job.processed).unwrap_or(0);
     if done == 0 {
@@ -338,11 +348,13 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
     let note = format!("import: {}", job.source);
     let mut processed = done;
     for chunk in read.rows[done.min(read.rows.len())..].chunks(CHUNK) {
+        let mut tx = pool.begin().await?;
         let report = if job.mode == ImportMode::OptIn.as_str() {
             opt_in(pool, settings, chunk, &chosen).await?
         } else {
-            store::import(pool, chunk, &chosen, &note).await?
+            store::import_in(&mut tx, chunk, &chosen, &note).await?
         };
+        let from = i32::try_from(processed).unwrap_or(i32::MAX);
         processed += chunk.len();
         let refused: Vec<RowError> = report
             .refused
@@ -353,15 +365,21 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
                 message: why.clone(),
             })
             .collect();
-        jobs::progress(
-            pool,
+        let counted = jobs::progress(
+            &mut *tx,
             job.id,
+            from,
             i32::try_from(processed).unwrap_or(i32::MAX),
             i32::try_from(report.imported).unwrap_or(i32::MAX),
             lines(&refused),
             &errors_json(&refused),
         )
         .await?;
+        if !counted {
+            tracing::warn!(id = %job.id, "another process took this import over; leaving it");
+            return Ok(());
+        }
+        tx.commit().await?;
     }
     Ok(jobs::finish(pool, job.id, None).await?)
 }
@@ -378,10 +396,10 @@ async fn opt_in(
     chosen: &[(Uuid, String)],
 ) -> anyhow::Result<store::ImportReport> {
     let mut report = store::ImportReport::default();
-    let every: Vec<ListSlug> = lists::names(pool)
+    let every: Vec<ListSlug> = lists::open_slugs(pool)
         .await?
         .iter()
-        .filter_map(|(slug, _)| ListSlug::parse(slug).ok())
+        .filter_map(|slug| ListSlug::parse(slug).ok())
         .collect();
     let known = lists::resolve_any(pool, &every).await?.unwrap_or_default();
     for row in rows {

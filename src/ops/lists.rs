@@ -1,9 +1,12 @@
 //! Lists: create and edit (name, description, public or private, the US state, the welcome
-//! mail), for the staff area and the API alike.
+//! mail), archive and reopen, for the staff area and the API alike. An archived list takes no
+//! sign-ups, imports or sends and is hidden from the public forms (`store::lists` resolves
+//! only open lists); its subscriptions and history stay, and staff still see its counts.
 
 use serde::Deserialize;
 use sqlx::PgPool;
 
+use super::{audit, Actor};
 use crate::domain::{FieldErrors, ListSlug, UsState};
 use crate::store::lists::{self as store, ListFields, ListRecord};
 
@@ -19,6 +22,8 @@ pub enum ListError {
     Exists(String),
     #[error("invalid list")]
     Invalid(FieldErrors),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -118,5 +123,34 @@ pub async fn update(pool: &PgPool, slug: &str, input: &ListInput) -> Result<List
     if !store::update(pool, slug, &fields(&parsed, input)).await? {
         return Err(ListError::NotFound);
     }
+    get(pool, slug).await
+}
+
+/// Archives the list (`archived`) or reopens it: admins only (`Forbidden` for an editor),
+/// recorded in the audit log. Archiving an archived list (or reopening an open one) changes
+/// nothing and is not an error. Updates already scheduled for the list do not start while it
+/// is archived: the scheduler pauses them with the reason.
+pub async fn set_archived(
+    pool: &PgPool,
+    actor: &Actor,
+    slug: &str,
+    archived: bool,
+) -> Result<ListRecord, ListError> {
+    if !actor.is_admin() {
+        return Err(ListError::Forbidden(
+            "Only an admin may archive or reopen a list.".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    if !store::set_archived(&mut *tx, slug, archived).await? {
+        return Err(ListError::NotFound);
+    }
+    let action = if archived {
+        "list-archive"
+    } else {
+        "list-unarchive"
+    };
+    audit::record(&mut *tx, actor, action, Some(slug), serde_json::json!({})).await?;
+    tx.commit().await?;
     get(pool, slug).await
 }

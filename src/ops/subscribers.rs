@@ -186,7 +186,7 @@ async fn known_lists(
         .collect::<Result<Vec<_>, _>>()?;
     lists::resolve_any(pool, &slugs)
         .await?
-        .map_err(|unknown| invalid(field, format!("No such list: {}.", unknown.join(", "))))
+        .map_err(|problem| invalid(field, problem.message("No such list:")))
 }
 
 /// Changes name, state and lists. For someone not confirmed, lists can only be left: joining
@@ -381,7 +381,7 @@ pub async fn create(
     let lists = if input.lists.is_empty() {
         lists::resolve_public(pool, &[], None)
             .await?
-            .map_err(|unknown| invalid("lists", format!("No such list: {}.", unknown.join(", "))))?
+            .map_err(|problem| invalid("lists", problem.message("No such list:")))?
     } else {
         known_lists(pool, "lists", &input.lists).await?
     };

@@ -110,8 +110,8 @@ async fn checked(
     }
     let list_ids = match lists::resolve_any(pool, &parsed.lists).await? {
         Ok(found) => found.into_iter().map(|(id, _)| id).collect(),
-        Err(unknown) => {
-            errors.insert("lists", format!("Unknown lists: {}.", unknown.join(", ")));
+        Err(problem) => {
+            errors.insert("lists", problem.message("Unknown lists:"));
             Vec::new()
         }
     };
@@ -189,6 +189,15 @@ pub async fn act(
         action,
         Action::Schedule(_) | Action::SendNow | Action::Resume | Action::RequestApproval(..)
     );
+    if starts || matches!(action, Action::Approve(_)) {
+        let archived = store::archived_lists(pool, id).await?;
+        if !archived.is_empty() {
+            return Err(UpdateError::Refused(format!(
+                "Its lists include an archived list ({}), which takes no sends: reopen the list or change the update's lists first.",
+                archived.join(", ")
+            )));
+        }
+    }
     if starts && settings.mail.postal_address.is_empty() {
         return Err(UpdateError::Refused(
             "mail.postal_address is empty: every update must show a postal address; set it before sending".into(),

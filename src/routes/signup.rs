@@ -170,17 +170,16 @@ async fn subscribe(
         Ok(request) => request,
         Err(errors) => return invalid(&state, format, &input, &errors).await,
     };
-    let lists =
-        match store::lists::resolve_public(&state.pool, &request.lists, request.state).await? {
-            Ok(lists) => lists,
-            Err(unknown) => {
-                let errors = FieldErrors::from([(
-                    "lists",
-                    format!("There is no public list called {}.", unknown.join(", ")),
-                )]);
-                return invalid(&state, format, &input, &errors).await;
-            }
-        };
+    let lists = match store::lists::resolve_public(&state.pool, &request.lists, request.state)
+        .await?
+    {
+        Ok(lists) => lists,
+        Err(problem) => {
+            let errors =
+                FieldErrors::from([("lists", problem.message("There is no public list called"))]);
+            return invalid(&state, format, &input, &errors).await;
+        }
+    };
     let source = match format {
         Format::Form => SignupSource::Form,
         Format::Json => SignupSource::Api,

@@ -102,28 +102,33 @@ pub async fn read(
     Ok(())
 }
 
-/// Adds a chunk's outcome and marks the job alive.
+/// Adds a chunk's outcome and marks the job alive, if the job is still where this process
+/// left it (`from`, the records handled before the chunk): `Ok(false)` when another process
+/// has taken the job over and moved on, and the caller must roll its chunk back. Written in the
+/// chunk's own transaction, so a chunk counts once whatever stops when.
 pub async fn progress(
     db: impl PgExecutor<'_>,
     id: Uuid,
+    from: i32,
     processed: i32,
     imported: i32,
     refused: i32,
     errors: &serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
         "UPDATE import_jobs SET processed = $2, imported = imported + $3, refused = refused + $4,
                 errors = errors || $5, heartbeat_at = now()
-         WHERE id = $1",
+         WHERE id = $1 AND processed = $6 AND status = 'running'",
     )
     .bind(id)
     .bind(processed)
     .bind(imported)
     .bind(refused)
     .bind(errors)
+    .bind(from)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Ends the job (`done` or `failed` with the reason) and drops the file.
@@ -165,4 +170,44 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Impor
         created_at: r.get("created_at"),
         finished_at: r.get("finished_at"),
     }))
+}
+
+/// A job as the list of recent imports shows it (no file, no problems).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobSummary {
+    pub id: Uuid,
+    pub status: String,
+    pub mode: String,
+    pub lists: Vec<String>,
+    pub rows: i32,
+    pub imported: i32,
+    pub refused: i32,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The `limit` newest jobs, newest first.
+pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<JobSummary>> {
+    let rows = sqlx::query(
+        "SELECT id, CASE status WHEN 'queued' THEN 'running' ELSE status END AS status, mode, lists,
+                rows, imported, refused, created_by, created_at
+         FROM import_jobs ORDER BY created_at DESC, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| JobSummary {
+            id: r.get("id"),
+            status: r.get("status"),
+            mode: r.get("mode"),
+            lists: r.get("lists"),
+            rows: r.get("rows"),
+            imported: r.get("imported"),
+            refused: r.get("refused"),
+            created_by: r.get("created_by"),
+            created_at: r.get("created_at"),
+        })
+        .collect())
 }

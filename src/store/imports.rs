@@ -3,7 +3,7 @@
 //! bounced and complained addresses are refused: only their own double opt-in brings them back.
 
 use anyhow::Context;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::preferences::suppression_hashes;
@@ -39,9 +39,22 @@ pub async fn import(
     lists: &[(Uuid, String)],
     note: &str,
 ) -> anyhow::Result<ImportReport> {
+    let mut tx = pool.begin().await.context("starting the import")?;
+    let report = import_in(&mut tx, rows, lists, note).await?;
+    tx.commit().await.context("committing the import")?;
+    Ok(report)
+}
+
+/// Imports `rows` onto `lists` inside the caller's transaction `tx`, which must commit (or
+/// roll back) before it imports again: so a job records its progress with the rows, at once.
+pub async fn import_in(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[ImportRow],
+    lists: &[(Uuid, String)],
+    note: &str,
+) -> anyhow::Result<ImportReport> {
     let list_ids: Vec<Uuid> = lists.iter().map(|(id, _)| *id).collect();
     let slugs: Vec<String> = lists.iter().map(|(_, s)| s.clone()).collect();
-    let mut tx = pool.begin().await.context("starting the import")?;
     sqlx::query(
         "CREATE TEMPORARY TABLE import_rows (
              line integer NOT NULL, email text NOT NULL, normalized text NOT NULL,
@@ -49,13 +62,13 @@ pub async fn import(
              id uuid
          ) ON COMMIT DROP",
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     sqlx::query(
         "CREATE TEMPORARY TABLE import_keys (line integer NOT NULL, hash bytea NOT NULL)
          ON COMMIT DROP",
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     for chunk in rows.chunks(CHUNK) {
         let lines: Vec<i32> = chunk
@@ -84,7 +97,7 @@ pub async fn import(
         .bind(&names)
         .bind(&states)
         .bind(&row_lists)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("loading the rows")?;
         // Every spelling under which each address may have been erased.
@@ -96,14 +109,14 @@ pub async fn import(
         sqlx::query("INSERT INTO import_keys SELECT * FROM unnest($1::int[], $2::bytea[])")
             .bind(&key_lines)
             .bind(&hashes)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("loading the suppression keys")?;
     }
     // Without statistics on the temporary table the planner guesses, and may loop.
     // (Two plain statements: `raw_sql`'s future is not `Send`, which a web handler needs.)
     for analyze in ["ANALYZE import_rows", "ANALYZE import_keys"] {
-        sqlx::query(analyze).execute(&mut *tx).await?;
+        sqlx::query(analyze).execute(&mut **tx).await?;
     }
     // The first line of each address counts; later ones are duplicates within the file.
     sqlx::query(
@@ -111,7 +124,7 @@ pub async fn import(
          FROM (SELECT DISTINCT ON (normalized) line FROM import_rows ORDER BY normalized, line) f
          WHERE r.line = f.line",
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let mut refused: Vec<(i32, String)> = sqlx::query_as(
         "WITH erased AS (
@@ -130,7 +143,7 @@ pub async fn import(
          WHERE r.line = gone.line
          RETURNING r.line, gone.why",
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await
     .context("checking suppressions")?;
     refused.sort();
@@ -150,7 +163,7 @@ pub async fn import(
              RETURNING xmax = 0 AS added)
          SELECT count(*) FILTER (WHERE added) FROM people",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await
     .context("adding subscribers")?;
     // One join by address, after which each import row carries its subscriber's id.
@@ -158,7 +171,7 @@ pub async fn import(
         "UPDATE import_rows r SET id = s.id FROM subscribers s
          WHERE r.first AND s.email_normalized = r.normalized",
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let imported = usize::try_from(imported).unwrap_or(0);
     sqlx::query(
@@ -170,7 +183,7 @@ pub async fn import(
              WHERE subscriptions.status = 'pending'",
     )
     .bind(&list_ids)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .context("adding subscriptions")?;
     sqlx::query(
@@ -181,15 +194,14 @@ pub async fn import(
     )
     .bind(note)
     .bind(&slugs)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .context("logging consent")?;
     let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM import_rows WHERE NOT first")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
     let duplicates = usize::try_from(duplicates).unwrap_or(0);
     let accepted = rows.len() - refused.len();
-    tx.commit().await.context("committing the import")?;
     Ok(ImportReport {
         imported,
         already_subscribed: accepted - duplicates - imported,

@@ -1,4 +1,4 @@
-use sqlx::{PgExecutor, Row};
+use sqlx::{PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
 use crate::domain::{ListSlug, UsState};
@@ -16,7 +16,7 @@ pub struct PublicList {
 pub async fn public_lists(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PublicList>> {
     let rows = sqlx::query(
         "SELECT id, slug, name, description, is_default FROM lists
-         WHERE is_public ORDER BY position, name",
+         WHERE is_public AND archived_at IS NULL ORDER BY position, name",
     )
     .fetch_all(db)
     .await?;
@@ -32,17 +32,81 @@ pub async fn public_lists(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PublicLis
         .collect())
 }
 
-/// The public lists named by `slugs` (the default lists when `slugs` is empty), plus the public
-/// alliance lists of `state`. `Err` carries the slugs that are not public lists.
-pub async fn resolve_public(
+/// Slugs that could not be resolved: `unknown` (no such list, or not one the caller may
+/// name) and `archived` (the list exists but takes no sign-ups, imports or sends).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unresolved {
+    pub unknown: Vec<String>,
+    pub archived: Vec<String>,
+}
+
+impl Unresolved {
+    /// One sentence per kind of problem; `unknown` starts the first, e.g. "No such list:" gives
+    /// "No such list: a, b. The list c is archived."
+    pub fn message(&self, unknown: &str) -> String {
+        let mut parts = Vec::new();
+        if !self.unknown.is_empty() {
+            parts.push(format!("{unknown} {}.", self.unknown.join(", ")));
+        }
+        match self.archived.as_slice() {
+            [] => {}
+            [one] => parts.push(format!(
+                "The list {one} is archived: it takes no sign-ups, imports or sends."
+            )),
+            many => parts.push(format!(
+                "The lists {} are archived: they take no sign-ups, imports or sends.",
+                many.join(", ")
+            )),
+        }
+        parts.join(" ")
+    }
+}
+
+/// Splits the slugs of `wanted` missing from `found` into archived lists (public ones only
+/// when `public_only`) and unknown ones.
+async fn unresolved(
     db: impl PgExecutor<'_>,
+    wanted: &[&str],
+    found: &[(Uuid, String)],
+    public_only: bool,
+) -> sqlx::Result<Option<Unresolved>> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|(_, s)| s == *w))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let archived: Vec<String> = sqlx::query_scalar(
+        "SELECT slug FROM lists WHERE slug = ANY($1) AND archived_at IS NOT NULL
+           AND (is_public OR NOT $2) ORDER BY slug",
+    )
+    .bind(&missing)
+    .bind(public_only)
+    .fetch_all(db)
+    .await?;
+    let unknown = missing
+        .iter()
+        .filter(|m| !archived.iter().any(|a| a == *m))
+        .map(|m| m.to_string())
+        .collect();
+    Ok(Some(Unresolved { unknown, archived }))
+}
+
+/// The open public lists named by `slugs` (the open default lists when `slugs` is empty),
+/// plus the open public alliance lists of `state`. `Err` names the slugs that are not open
+/// public lists.
+pub async fn resolve_public(
+    db: &PgPool,
     slugs: &[ListSlug],
     state: Option<UsState>,
-) -> sqlx::Result<Result<Vec<(Uuid, String)>, Vec<String>>> {
+) -> sqlx::Result<Result<Vec<(Uuid, String)>, Unresolved>> {
     let wanted: Vec<&str> = slugs.iter().map(ListSlug::as_str).collect();
     let rows = sqlx::query(
         "SELECT id, slug FROM lists
-         WHERE is_public AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default) OR us_state = $2)
+         WHERE is_public AND archived_at IS NULL
+           AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default) OR us_state = $2)
          ORDER BY slug",
     )
     .bind(&wanted)
@@ -50,49 +114,38 @@ pub async fn resolve_public(
     .fetch_all(db)
     .await?;
     let found: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get("id"), r.get("slug"))).collect();
-    let unknown: Vec<String> = wanted
-        .iter()
-        .filter(|w| !found.iter().any(|(_, s)| s == *w))
-        .map(|w| w.to_string())
-        .collect();
-    Ok(if unknown.is_empty() {
-        Ok(found)
-    } else {
-        Err(unknown)
+    Ok(match unresolved(db, &wanted, &found, true).await? {
+        None => Ok(found),
+        Some(problem) => Err(problem),
     })
 }
 
-/// Any lists (public or private) by slug, for staff. `Err` carries the unknown slugs.
+/// Open lists (public or private) by slug, for staff. `Err` names the unknown and the
+/// archived slugs.
 pub async fn resolve_any(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     slugs: &[ListSlug],
-) -> sqlx::Result<Result<Vec<(Uuid, String)>, Vec<String>>> {
+) -> sqlx::Result<Result<Vec<(Uuid, String)>, Unresolved>> {
     let wanted: Vec<&str> = slugs.iter().map(ListSlug::as_str).collect();
     let found: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT id, slug FROM lists WHERE slug = ANY($1)")
+        sqlx::query_as("SELECT id, slug FROM lists WHERE slug = ANY($1) AND archived_at IS NULL")
             .bind(&wanted)
             .fetch_all(db)
             .await?;
-    let unknown: Vec<String> = wanted
-        .iter()
-        .filter(|w| !found.iter().any(|(_, s)| s == *w))
-        .map(|w| w.to_string())
-        .collect();
-    Ok(if unknown.is_empty() {
-        Ok(found)
-    } else {
-        Err(unknown)
+    Ok(match unresolved(db, &wanted, &found, false).await? {
+        None => Ok(found),
+        Some(problem) => Err(problem),
     })
 }
 
-/// Public lists the subscriber is or was on (any status).
+/// Open public lists the subscriber is or was on (any status).
 pub async fn held_public(
     db: impl PgExecutor<'_>,
     subscriber_id: Uuid,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         "SELECT l.slug FROM subscriptions s JOIN lists l ON l.id = s.list_id
-         WHERE s.subscriber_id = $1 AND l.is_public ORDER BY l.slug",
+         WHERE s.subscriber_id = $1 AND l.is_public AND l.archived_at IS NULL ORDER BY l.slug",
     )
     .bind(subscriber_id)
     .fetch_all(db)
@@ -109,11 +162,13 @@ pub struct ListRecord {
     pub us_state: Option<String>,
     pub welcome: bool,
     pub confirmed_subscribers: i64,
+    /// When the list was archived; `None` while it is open.
+    pub archived_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 macro_rules! list_columns {
     () => {
-        "SELECT l.slug, l.name, l.description, l.is_public, l.is_default, l.us_state, l.welcome,
+        "SELECT l.slug, l.name, l.description, l.is_public, l.is_default, l.us_state, l.welcome, l.archived_at,
             (SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed') AS confirmed
          FROM lists l"
     };
@@ -129,6 +184,7 @@ fn list_record(r: &sqlx::postgres::PgRow) -> ListRecord {
         us_state: r.get("us_state"),
         welcome: r.get("welcome"),
         confirmed_subscribers: r.get("confirmed"),
+        archived_at: r.get("archived_at"),
     }
 }
 
@@ -189,9 +245,41 @@ pub async fn update(db: impl PgExecutor<'_>, slug: &str, f: &ListFields<'_>) -> 
     Ok(done.rows_affected() == 1)
 }
 
-/// Every list's (slug, name), in the order pages show them; no counts, so it stays cheap.
-pub async fn names(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as("SELECT slug, name FROM lists ORDER BY position, name")
+/// Archives (`archived`) or reopens a list; `Ok(false)` when there is no such list. Archiving
+/// an archived list keeps its first time.
+pub async fn set_archived(
+    db: impl PgExecutor<'_>,
+    slug: &str,
+    archived: bool,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE lists SET archived_at = CASE WHEN $2 THEN coalesce(archived_at, now()) END
+         WHERE slug = $1",
+    )
+    .bind(slug)
+    .bind(archived)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The slugs of the open (not archived) lists.
+pub async fn open_slugs(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT slug FROM lists WHERE archived_at IS NULL ORDER BY position, name")
         .fetch_all(db)
         .await
+}
+
+/// Every list's (slug, name), or only the open ones' (`open_only`: what staff may put people
+/// on), in the order pages show them; no counts, so it stays cheap.
+pub async fn names(
+    db: impl PgExecutor<'_>,
+    open_only: bool,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT slug, name FROM lists WHERE archived_at IS NULL OR NOT $1 ORDER BY position, name",
+    )
+    .bind(open_only)
+    .fetch_all(db)
+    .await
 }

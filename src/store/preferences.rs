@@ -46,7 +46,7 @@ pub async fn profile(db: &PgPool, id: Uuid) -> sqlx::Result<Option<Profile>> {
     let lists = sqlx::query(
         "SELECT l.slug, l.name, l.description, l.us_state, coalesce(s.status = 'confirmed', false) AS subscribed
          FROM lists l LEFT JOIN subscriptions s ON s.list_id = l.id AND s.subscriber_id = $1
-         WHERE l.is_public OR s.status = 'confirmed'
+         WHERE l.archived_at IS NULL AND (l.is_public OR s.status = 'confirmed')
          ORDER BY l.position, l.name",
     )
     .bind(id)
@@ -84,6 +84,7 @@ pub struct Changes<'a> {
 
 /// Lists to be on: every other list is left; with `public_only` only public lists are joined or
 /// left (a subscriber's own page), and nothing is joined unless `join` (someone not confirmed).
+/// Archived lists are neither joined nor left: memberships of them stay as they were.
 pub(crate) struct ListChange<'a> {
     pub wanted: &'a [String],
     pub public_only: bool,
@@ -105,7 +106,7 @@ pub(crate) async fn set_lists_in(
             sqlx::query(
                 "INSERT INTO subscriptions (subscriber_id, list_id, status)
                  SELECT $1, l.id, 'confirmed' FROM lists l
-                 WHERE (l.is_public OR NOT $3) AND l.slug = ANY($2)
+                 WHERE (l.is_public OR NOT $3) AND l.slug = ANY($2) AND l.archived_at IS NULL
                  ON CONFLICT (subscriber_id, list_id) DO UPDATE SET status = 'confirmed', updated_at = now()
                      WHERE subscriptions.status <> 'confirmed'",
             )
@@ -120,7 +121,7 @@ pub(crate) async fn set_lists_in(
             "UPDATE subscriptions s SET status = 'unsubscribed', updated_at = now()
              FROM lists l
              WHERE s.subscriber_id = $1 AND l.id = s.list_id AND (l.is_public OR NOT $3)
-               AND NOT (l.slug = ANY($2)) AND s.status <> 'unsubscribed'",
+               AND NOT (l.slug = ANY($2)) AND s.status <> 'unsubscribed' AND l.archived_at IS NULL",
         )
         .bind(id)
         .bind(change.wanted)

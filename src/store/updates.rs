@@ -463,15 +463,45 @@ pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx:
     Ok(done.rows_affected())
 }
 
+/// The archived lists among an update's lists, by slug.
+pub async fn archived_lists(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT l.slug FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+         WHERE ul.update_id = $1 AND l.archived_at IS NOT NULL ORDER BY l.slug",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
+}
+
+/// Pauses scheduled updates (due or not) addressed to an archived list, with the reason: they
+/// do not start until staff reopen the list or change the update's lists and resume it.
+pub async fn hold_archived(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE updates u SET status = 'paused', updated_at = now(),
+                status_reason = 'not started: its list ' || a.slugs || ' is archived; reopen the list or change the lists, then resume'
+         FROM (SELECT ul.update_id, string_agg(l.slug, ', ' ORDER BY l.slug) AS slugs
+               FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+               WHERE l.archived_at IS NOT NULL GROUP BY ul.update_id) a
+         WHERE u.id = a.update_id AND u.status = 'scheduled'",
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Starts one due update: it becomes `sending` with the first chunk (`chunk` rows at most) of
-/// its delivery rows, in one transaction; `add_recipients` writes the rest. Returns the update
-/// and the rows written.
+/// its delivery rows, in one transaction; `add_recipients` writes the rest. One addressed to an
+/// archived list is not started (`hold_archived` pauses it). Returns the update and the rows
+/// written.
 pub async fn start_one_due(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(Uuid, u64)>> {
     let mut tx = pool.begin().await?;
     let started: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "UPDATE updates SET status = 'sending', started_at = now(), updated_at = now(),
                 recipients_after = NULL, recipients_complete = false
-         WHERE id = (SELECT id FROM updates WHERE status = 'scheduled' AND scheduled_at <= now()
+         WHERE id = (SELECT id FROM updates u WHERE status = 'scheduled' AND scheduled_at <= now()
+                       AND NOT EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                                       WHERE ul.update_id = u.id AND l.archived_at IS NOT NULL)
                      ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, subject, started_at",
     )

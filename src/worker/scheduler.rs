@@ -67,6 +67,15 @@ async fn tick(
             "scheduled updates found far past their time were paused for staff to confirm"
         );
     }
+    let archived = updates::hold_archived(pool)
+        .await
+        .context("holding updates for archived lists")?;
+    if archived > 0 {
+        tracing::warn!(
+            archived,
+            "scheduled updates addressed to an archived list were paused"
+        );
+    }
     while let Some((update_id, recipients)) =
         updates::start_one_due(pool, settings.worker.recipient_chunk)
             .await

@@ -84,19 +84,28 @@ fn a_missing_config_file_is_named() {
         .contains("/nonexistent/newsletter.toml"));
 }
 
-#[tokio::test]
-async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
-    let db = TestDatabase::create().await;
+/// `newsletter serve` with `args` and `env` on the database at `db_url`, and the port it
+/// listens on.
+pub fn serve(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
     let mut child = newsletter()
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", db_url)
         .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
         .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
+        .envs(env.iter().copied())
         .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let port = listening_port(&mut child);
+    (child, port)
+}
+
+#[tokio::test]
+async fn serve_migrates_answers_and_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let (mut child, port) = serve(&db.url, &[], &[]);
 
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
@@ -762,4 +771,52 @@ async fn import_with_opt_in_queues_a_confirmation_for_each_new_person_and_report
     .await
     .unwrap();
     assert_eq!((status.as_str(), queued), ("pending", 1));
+}
+
+#[tokio::test]
+async fn import_progress_off_a_terminal_is_plain_lines_a_script_can_read() {
+    let db = TestDatabase::create().await;
+    let mut csv = String::from("email\n");
+    for i in 0..25_000 {
+        csv.push_str(&format!("person{i}@import.example\n"));
+    }
+    csv.push_str("person7@import.example\n");
+
+    let (ok, out, err) = import(&db, csv.as_bytes());
+
+    assert!(ok, "{err}");
+    assert!(
+        !err.contains(['\r', '\u{1b}']),
+        "no bar drawn into a pipe: {err:?}"
+    );
+    let steps: Vec<(u64, u64)> = err
+        .lines()
+        .map(|line| {
+            let (done, total) = line
+                .strip_prefix("progress ")
+                .and_then(|l| l.strip_suffix(" rows"))
+                .and_then(|l| l.split_once('/'))
+                .unwrap_or_else(|| panic!("not a progress line: {line:?}"));
+            (done.parse().unwrap(), total.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [(10_000, 25_000), (20_000, 25_000), (25_000, 25_000)],
+        "{err}"
+    );
+    // stdout may carry log lines too (a slow statement on a busy machine): find the summary.
+    assert_eq!(
+        out.lines().find(|l| l.starts_with("imported ")),
+        Some("imported 25000, already subscribed 0, duplicates 1, refused 0"),
+        "{out}"
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (actor, rows): (String, serde_json::Value) =
+        sqlx::query_as("SELECT actor, detail->'rows' FROM audit_log WHERE action = 'import'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((actor.as_str(), rows), ("command line", 25_001.into()));
+    pool.close().await;
 }

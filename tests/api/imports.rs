@@ -234,3 +234,144 @@ async fn an_opt_in_import_asks_each_new_person_to_confirm_and_mails_no_one_who_l
     .unwrap();
     assert_eq!(source, "import");
 }
+
+/// Kills (SIGKILL) the process on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_import_survives_its_web_process_being_killed_and_counts_every_row_once() {
+    use newsletter::app::Application;
+    use sqlx::Connection;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::helpers::{test_settings, TestDatabase};
+
+    const ROWS: usize = 25_000;
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    // Someone already pending, in the second chunk of 10,000: holding their row makes the
+    // import wait there, after its first chunk counted.
+    sqlx::query(
+        "INSERT INTO subscribers (id, email, email_normalized, status)
+         VALUES (gen_random_uuid(), 'person15000@import.example', 'person15000@import.example', 'pending')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut hold = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM subscribers WHERE email_normalized = 'person15000@import.example' FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let (_, token) = newsletter::store::api_tokens::create(&pool, "tests")
+        .await
+        .unwrap();
+    let lease = [("NEWSLETTER__WORKER__IMPORT_LEASE_SECONDS", "2")];
+    let (child, port) = crate::cli::serve(&db.url, &["--no-worker"], &lease);
+    let mut child = Killed(child);
+
+    let mut csv = String::from("email\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("person{i}@import.example\n"));
+    }
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/imports?list=us-icc-updates&source=Gala%202026"
+        ))
+        .bearer_auth(token.as_str())
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id: uuid::Uuid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // The first chunk counted and the second waits on the held row: kill the process there.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (processed, waiting): (i32, i64) = sqlx::query_as(
+            "SELECT (SELECT processed FROM import_jobs WHERE id = $1),
+                    (SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if processed == 10_000 && waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never reached its second chunk"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    hold.rollback().await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM import_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "running", "left running by the dead process");
+
+    // A new web process takes the job over once its lease has passed, and finishes it.
+    let smtp = crate::smtp_server::TestSmtp::start().await;
+    let settings = test_settings(
+        &db.url,
+        &smtp.url(),
+        &[("worker.import_lease_seconds", 2.into())],
+    );
+    let app = Application::build(settings, false).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until(shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let job = newsletter::ops::imports::status(&pool, id).await.unwrap();
+        if job.status != "running" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the import was never taken over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+
+    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!((job.rows, job.processed), (25_000, 25_000));
+    assert_eq!(
+        (job.imported, job.refused),
+        (24_999, 0),
+        "one was there already"
+    );
+    let (people, confirmed, members, consents): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM subscribers),
+                (SELECT count(*) FROM subscribers WHERE status = 'confirmed'),
+                (SELECT count(*) FROM subscriptions WHERE status = 'confirmed'),
+                (SELECT count(*) FROM consent_events WHERE source = 'import')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (people, confirmed, members, consents),
+        (25_000, 25_000, 25_000, 25_000),
+        "every row imported exactly once"
+    );
+    pool.close().await;
+}

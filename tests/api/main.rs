@@ -21,6 +21,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod imports;
+mod lists;
 mod mail_headers;
 mod mail_layout;
 mod mail_text;

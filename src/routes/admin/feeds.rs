@@ -201,6 +201,7 @@ async fn form_data(
         .await
         .map_err(anyhow::Error::from)?
         .iter()
+        .filter(|l| l.archived_at.is_none() || chosen_lists.contains(&l.slug))
         .map(|l| json!({ "slug": l.slug, "name": l.name, "checked": chosen_lists.contains(&l.slug) }))
         .collect();
     let recurrence = values.recurrence.clone().unwrap_or_default();

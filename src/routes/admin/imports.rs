@@ -1,6 +1,7 @@
 //! `/admin/imports`: upload a CSV file (multipart form), choose the lists and give the consent
 //! source; the import runs in the background (`ops::imports`, as the API's) and its page shows
 //! a progress bar until it is done, then every refused row by its line, downloadable as CSV.
+//! Below the form, the recent jobs (who, when, lists, status, counts) link to their pages.
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -52,18 +53,19 @@ async fn form_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, AdminError> {
-    let all: Vec<_> = lists::names(&state.pool)
+    let all: Vec<_> = lists::names(&state.pool, true)
         .await
         .map_err(anyhow::Error::from)?
         .into_iter()
         .map(|(slug, name)| json!({ "slug": slug, "name": name }))
         .collect();
+    let jobs = imports::recent(&state.pool).await?;
     Ok(staff_page(
         state,
         staff,
         status,
         "import",
-        json!({ "title": "Import subscribers", "lists": all, "error": error }),
+        json!({ "title": "Import subscribers", "lists": all, "jobs": jobs, "error": error }),
     ))
 }
 

@@ -1,10 +1,11 @@
 //! `/admin/lists`: every list with its confirmed count; admins add and edit lists (name,
-//! description, public or private, US state, welcome mail). The rules are in `ops::lists`.
+//! description, public or private, US state, welcome mail) and archive or reopen them. The
+//! rules are in `ops::lists`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
@@ -17,6 +18,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/lists", get(list).post(add))
         .route("/admin/lists/{slug}", get(edit_form).post(save))
+        .route("/admin/lists/{slug}/archive", post(archive))
+        .route("/admin/lists/{slug}/unarchive", post(unarchive))
 }
 
 impl From<ListError> for AdminError {
@@ -24,6 +27,7 @@ impl From<ListError> for AdminError {
         match e {
             ListError::NotFound => AdminError::NotFound,
             ListError::Internal(e) => AdminError::Internal(e),
+            ListError::Forbidden(m) => AdminError::Forbidden(m),
             other => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, message(other)),
         }
     }
@@ -144,4 +148,22 @@ async fn save(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn archive(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    lists::set_archived(&state.pool, &form.staff.actor(), &slug, true).await?;
+    Ok(Redirect::to(&format!("/admin/lists/{slug}")).into_response())
+}
+
+async fn unarchive(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    lists::set_archived(&state.pool, &form.staff.actor(), &slug, false).await?;
+    Ok(Redirect::to(&format!("/admin/lists/{slug}")).into_response())
 }

@@ -82,7 +82,7 @@ async fn list(
             )
         });
     let chosen_list = q.list.as_deref().unwrap_or("");
-    let all_lists: Vec<_> = lists::names(&state.pool)
+    let all_lists: Vec<_> = lists::names(&state.pool, false)
         .await
         .map_err(anyhow::Error::from)?
         .into_iter()
@@ -145,7 +145,7 @@ async fn profile_page(
         .filter(|m| m.status != "unsubscribed")
         .map(|m| m.slug.as_str())
         .collect();
-    let all_lists: Vec<_> = lists::names(&state.pool)
+    let all_lists: Vec<_> = lists::names(&state.pool, true)
         .await
         .map_err(anyhow::Error::from)?
         .into_iter()

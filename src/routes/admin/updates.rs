@@ -140,8 +140,10 @@ async fn composer(
         .await
         .map_err(anyhow::Error::from)?;
     let chosen_lists = input.lists.clone().unwrap_or_default();
+    // An archived list is offered only where the update names it already.
     let lists: Vec<_> = lists
         .iter()
+        .filter(|l| l.archived_at.is_none() || chosen_lists.contains(&l.slug))
         .map(|l| {
             json!({ "slug": l.slug, "name": l.name, "confirmed": l.confirmed_subscribers,
                     "checked": chosen_lists.contains(&l.slug) || (id.is_none() && chosen_lists.is_empty() && l.default) })

@@ -1,4 +1,5 @@
-//! `/api/v1/lists`: national and local-alliance lists. The rules are in `ops::lists`.
+//! `/api/v1/lists`: national and local-alliance lists; `POST /lists/{slug}/archive` and
+//! `/unarchive` close and reopen one (200 with the list). The rules are in `ops::lists`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,12 +13,15 @@ use utoipa_axum::routes;
 use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::ops::lists::{self, ListInput};
+use crate::ops::Actor;
 use crate::store::lists::ListRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(index, create))
         .routes(routes!(show, replace))
+        .routes(routes!(archive))
+        .routes(routes!(unarchive))
 }
 
 /// The path parameter naming a list.
@@ -101,4 +105,51 @@ async fn replace(
     ApiJson(input): ApiJson<ListInput>,
 ) -> Result<Json<ListRecord>, ApiError> {
     Ok(Json(lists::update(&state.pool, &slug, &input).await?))
+}
+
+/// Archives a list: it takes no sign-ups, imports or updates from now on, and an update
+/// scheduled for it does not start; its members and history stay. Admins only.
+#[utoipa::path(
+    post,
+    path = "/lists/{slug}/archive",
+    tag = "lists",
+    params(Slug),
+    responses(
+        (status = 200, description = "The list, archived.", body = ListRecord),
+        (status = 403, description = "Only an admin may archive a list.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
+async fn archive(
+    State(state): State<AppState>,
+    client: ApiClient,
+    Path(slug): Path<String>,
+) -> Result<Json<ListRecord>, ApiError> {
+    let actor = Actor::ApiToken(client.token_id);
+    Ok(Json(
+        lists::set_archived(&state.pool, &actor, &slug, true).await?,
+    ))
+}
+
+/// Reopens an archived list. Admins only.
+#[utoipa::path(
+    post,
+    path = "/lists/{slug}/unarchive",
+    tag = "lists",
+    params(Slug),
+    responses(
+        (status = 200, description = "The list, open again.", body = ListRecord),
+        (status = 403, description = "Only an admin may reopen a list.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
+async fn unarchive(
+    State(state): State<AppState>,
+    client: ApiClient,
+    Path(slug): Path<String>,
+) -> Result<Json<ListRecord>, ApiError> {
+    let actor = Actor::ApiToken(client.token_id);
+    Ok(Json(
+        lists::set_archived(&state.pool, &actor, &slug, false).await?,
+    ))
 }

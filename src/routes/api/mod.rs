@@ -636,6 +636,7 @@ impl IntoResponse for ApiError {
             ApiError::List(ListError::Invalid(errors)) => {
                 invalid(errors.iter().map(|(f, m)| (*f, m)))
             }
+            ApiError::List(ListError::Forbidden(message)) => error(StatusCode::FORBIDDEN, &message),
             ApiError::Update(UpdateError::Internal(e))
             | ApiError::Import(ImportError::Internal(e))
             | ApiError::List(ListError::Internal(e))

@@ -1,5 +1,5 @@
 //! Importing in the staff area: a file upload, the job's page with its progress, and the bad
-//! row's real line number, on the page and in the CSV download.
+//! row's real line number, on the page and in the CSV download; the list of recent jobs.
 
 use std::time::{Duration, Instant};
 
@@ -107,4 +107,19 @@ async fn an_editor_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
         .await
         .unwrap();
     assert_eq!(audited, "ed@example.org");
+
+    let list = editor.get("/admin/imports").await.text().await.unwrap();
+    let row = list
+        .split("<tr>")
+        .find(|row| row.contains(&format!("href=\"{page}\"")))
+        .unwrap_or_else(|| panic!("the job links to its page: {list}"));
+    for cell in [
+        "<td>ed@example.org</td>",
+        "<td>new-york-alliance </td>",
+        "<td>confirmed</td>",
+        "<td>done</td>",
+        "<td>3</td><td>2</td><td>1</td>",
+    ] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Lists in the staff area: admins add and edit them; editors see them.
+//! Lists in the staff area: admins add, edit, archive and reopen them; editors see them.
 
 use newsletter::domain::StaffRole;
 
@@ -69,4 +69,60 @@ async fn an_admin_adds_a_private_state_list_and_edits_it_and_an_editor_may_not()
         .post("/admin/lists/ohio-alliance", &[("name", "Renamed")])
         .await;
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn an_admin_archives_and_reopens_a_list_keeping_its_count_and_an_editor_may_not() {
+    let app = spawn_staff_app(&[]).await;
+    app.seed_confirmed(3, "example.org").await;
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let r = editor
+        .post("/admin/lists/us-icc-updates/archive", &[])
+        .await;
+    assert_eq!(r.status(), 403);
+    let page = editor
+        .get("/admin/lists/us-icc-updates")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("id=\"archive-list\""));
+
+    let mut admin = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let r = admin.post("/admin/lists/us-icc-updates/archive", &[]).await;
+    assert_eq!(r.status(), 303);
+    let page = admin.get("/admin/lists").await.text().await.unwrap();
+    assert!(page.contains("archived 20"), "the date it was archived");
+    assert!(page.contains(">3</a>"), "confirmed count kept");
+    let page = admin
+        .get("/admin/lists/us-icc-updates")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"unarchive-list\""));
+    let r = admin
+        .post("/admin/lists/us-icc-updates/unarchive", &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(admin
+        .get("/admin/lists")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(">open<"));
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, action FROM audit_log WHERE subject = 'us-icc-updates' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        [
+            ("ad@example.org".to_owned(), "list-archive".to_owned()),
+            ("ad@example.org".to_owned(), "list-unarchive".to_owned())
+        ]
+    );
 }

@@ -423,3 +423,47 @@ async fn an_admin_adds_staff_in_the_browser_and_an_editor_may_not() {
         .unwrap();
     assert_eq!(count, 2, "nothing added by the editor");
 }
+
+#[tokio::test]
+async fn removing_a_member_of_staff_and_resetting_a_password_are_in_the_audit_log() {
+    use newsletter::domain::NewPassword;
+    use newsletter::ops::{staff, Actor};
+
+    let app = spawn_staff_app(&[]).await;
+    add_staff(&app, "ed@example.org", StaffRole::Editor).await;
+    let mut admin = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let r = admin
+        .post("/admin/staff/remove", &[("email", "ed@example.org")])
+        .await;
+    assert_eq!(r.status(), 200);
+    staff::reset_password(
+        &app.pool,
+        &Actor::CommandLine,
+        "ad@example.org",
+        NewPassword::parse("another long enough password").unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let entries: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT actor, action, subject FROM audit_log
+         WHERE action IN ('staff-remove', 'staff-password') ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let entry = |actor: &str, action: &str, subject: &str| {
+        (
+            actor.to_owned(),
+            action.to_owned(),
+            Some(subject.to_owned()),
+        )
+    };
+    assert_eq!(
+        entries,
+        [
+            entry("ad@example.org", "staff-remove", "ed@example.org"),
+            entry("command line", "staff-password", "ad@example.org"),
+        ]
+    );
+}
