@@ -47,15 +47,16 @@ pub(super) async fn seed_list(pool: &PgPool, n: i64, name: &str) -> anyhow::Resu
     Ok(list)
 }
 
-/// Seeds `n` subscribers, sends one update to them with a worker in this process and waits
-/// (bounded) for the sink to have every mail.
+/// Sends one update to the `n` subscribers of `list` (seeded by `seed_list`, so that the
+/// seeding is not counted) with a worker in this process and waits (bounded) for the sink to
+/// have every mail.
 pub async fn run(
     settings: &Settings,
     pool: &PgPool,
     sink: &Sink,
     n: i64,
+    list: Uuid,
 ) -> anyhow::Result<SendRun> {
-    let list = seed_list(pool, n, &n.to_string()).await?;
     let update = update_input()
         .parse()
         .map_err(|e| anyhow::anyhow!("the bench update does not parse: {e:?}"))?;
