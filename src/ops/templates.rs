@@ -42,8 +42,8 @@ impl From<sqlx::Error> for TemplateOpError {
 
 /// A version of a template as staff see it. `version` is `None` for the shipped template of a
 /// name never saved; `is_default` is true when the source is the shipped one (never saved, or
-/// reverted to the default).
-#[derive(Debug, Clone, Serialize)]
+/// reverted to the default). Also the API's answer (`/api/v1/templates/{name}`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TemplateView {
     pub name: String,
     pub version: Option<i32>,

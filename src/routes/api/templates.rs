@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -44,37 +43,6 @@ struct NameAndVersion {
     version: i32,
 }
 
-/// A template's version: its three parts, who saved it and when (both `null` and `version`
-/// `null` for the shipped template never saved); `is_default`: the parts are the shipped ones.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TemplateBody {
-    pub name: String,
-    pub version: Option<i32>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub is_default: bool,
-    pub reverted_from: Option<i32>,
-    pub saved_by: Option<String>,
-    pub saved_at: Option<DateTime<Utc>>,
-}
-
-impl From<TemplateView> for TemplateBody {
-    fn from(v: TemplateView) -> Self {
-        Self {
-            name: v.name,
-            version: v.version,
-            subject: v.subject,
-            text: v.text,
-            html: v.html,
-            is_default: v.is_default,
-            reverted_from: v.reverted_from,
-            saved_by: v.saved_by,
-            saved_at: v.saved_at,
-        }
-    }
-}
-
 /// `PUT` body: the three parts as handlebars source.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +55,7 @@ pub struct TemplateInput {
 /// Saved versions, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VersionList {
-    pub versions: Vec<TemplateBody>,
+    pub versions: Vec<TemplateView>,
 }
 
 /// `POST …/revert` body: `{"version": n}` or `{"default": true}`.
@@ -105,15 +73,15 @@ pub struct RevertInput {
     path = "/templates/{name}",
     tag = "templates",
     params(Name),
-    responses((status = 200, description = "The template in use.", body = TemplateBody), Always, NotFound)
+    responses((status = 200, description = "The template in use.", body = TemplateView), Always, NotFound)
 )]
 async fn show(
     State(state): State<AppState>,
     _: ApiClient,
     Path(name): Path<String>,
-) -> Result<Json<TemplateBody>, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     let view = templates::current(&state.pool, &state.mail_templates, &name).await?;
-    Ok(Json(view.into()))
+    Ok(Json(view))
 }
 
 /// Saves a new version, in use at once by every process; only if each part compiles and the
@@ -126,7 +94,7 @@ async fn show(
     params(Name),
     request_body = TemplateInput,
     responses(
-        (status = 200, description = "The saved version, now in use.", body = TemplateBody),
+        (status = 200, description = "The saved version, now in use.", body = TemplateView),
         (status = 403, description = "Only an admin may change mail templates.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
@@ -136,7 +104,7 @@ async fn save(
     client: ApiClient,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<TemplateInput>,
-) -> Result<Json<TemplateBody>, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     let source = MailSource {
         subject: input.subject,
         text: input.text,
@@ -144,7 +112,7 @@ async fn save(
     };
     let actor = Actor::ApiToken(client.token_id);
     let view = templates::save(&state.pool, &state.mail_templates, &actor, &name, &source).await?;
-    Ok(Json(view.into()))
+    Ok(Json(view))
 }
 
 /// Every saved version, newest first.
@@ -161,9 +129,7 @@ async fn versions(
     Path(name): Path<String>,
 ) -> Result<Json<VersionList>, ApiError> {
     let versions = templates::versions(&state.pool, &state.mail_templates, &name).await?;
-    Ok(Json(VersionList {
-        versions: versions.into_iter().map(TemplateBody::from).collect(),
-    }))
+    Ok(Json(VersionList { versions }))
 }
 
 /// One saved version.
@@ -173,7 +139,7 @@ async fn versions(
     tag = "templates",
     params(NameAndVersion),
     responses(
-        (status = 200, description = "The version.", body = TemplateBody),
+        (status = 200, description = "The version.", body = TemplateView),
         (status = 400, description = "The version is not a number.", body = ErrorBody),
         Always, NotFound
     )
@@ -182,9 +148,9 @@ async fn version(
     State(state): State<AppState>,
     _: ApiClient,
     Path((name, version)): Path<(String, i32)>,
-) -> Result<Json<TemplateBody>, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     let view = templates::version(&state.pool, &state.mail_templates, &name, version).await?;
-    Ok(Json(view.into()))
+    Ok(Json(view))
 }
 
 /// Reverts to a saved version (`{"version": n}`) or to the shipped template
@@ -196,7 +162,7 @@ async fn version(
     params(Name),
     request_body = RevertInput,
     responses(
-        (status = 200, description = "The new version, now in use.", body = TemplateBody),
+        (status = 200, description = "The new version, now in use.", body = TemplateView),
         (status = 403, description = "Only an admin may change mail templates.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
@@ -206,7 +172,7 @@ async fn revert(
     client: ApiClient,
     Path(name): Path<String>,
     ApiJson(input): ApiJson<RevertInput>,
-) -> Result<Json<TemplateBody>, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     let to = match (input.version, input.default) {
         (Some(n), false) => RevertTo::Version(n),
         (None, true) => RevertTo::Default,
@@ -219,5 +185,5 @@ async fn revert(
     };
     let actor = Actor::ApiToken(client.token_id);
     let view = templates::revert(&state.pool, &state.mail_templates, &actor, &name, to).await?;
-    Ok(Json(view.into()))
+    Ok(Json(view))
 }
