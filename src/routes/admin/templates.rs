@@ -4,8 +4,8 @@
 //! reverts. The rules are in `ops::templates`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -20,6 +20,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/templates", get(list))
         .route("/admin/templates/{name}", get(edit).post(save))
         .route("/admin/templates/{name}/preview", post(preview))
+        .route(
+            "/admin/templates/{name}/preview-frame",
+            get(frame_current).post(frame_preview),
+        )
         .route("/admin/templates/{name}/revert", post(revert))
 }
 
@@ -81,7 +85,7 @@ async fn editor_page(
             "versions": versions,
             "subject": source.subject, "text": source.text, "html": source.html,
             "error": editor.error,
-            "preview": editor.preview.map(|p| json!({ "subject": p.subject, "text": p.text, "html": p.html })),
+            "preview": editor.preview.map(|p| json!({ "subject": p.subject, "text": p.text })),
         }),
     ))
 }
@@ -163,6 +167,48 @@ async fn preview(
         Err(e) => return Err(e.into()),
     };
     editor_page(&state, &form.staff, &name, status, editor).await
+}
+
+/// The HTML part of the template in use, rendered with sample data, for the editor's frame.
+async fn frame_current(
+    State(state): State<AppState>,
+    _staff: CurrentStaff,
+    Path(name): Path<String>,
+) -> Result<Response, AdminError> {
+    let current = templates::current(&state.pool, &state.mail_templates, &name).await?;
+    let source = MailSource {
+        subject: current.subject,
+        text: current.text,
+        html: current.html,
+    };
+    frame(templates::preview(&state.mail_templates, &name, &source))
+}
+
+/// The HTML part of the parts sent (not saved), rendered with sample data, for the editor's
+/// frame (the form's "Preview the HTML mail" button targets it).
+async fn frame_preview(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let source = source_from(&form.fields);
+    frame(templates::preview(&state.mail_templates, &name, &source))
+}
+
+/// The rendered HTML part, or why there is none, under the mail frame's own policy (so the
+/// mail's inline styles apply, as they do in the update preview).
+fn frame(rendered: Result<RenderedMail, TemplateOpError>) -> Result<Response, AdminError> {
+    let response = match rendered {
+        Ok(mail) => Html(mail.html).into_response(),
+        Err(TemplateOpError::Invalid(e)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("No preview: {e}"),
+        )
+            .into_response(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(super::updates::in_mail_frame(response))
 }
 
 async fn revert(

@@ -416,7 +416,7 @@ async fn preview(
         q.email.as_deref(),
     )
     .await?;
-    let mut response = match (rendered, q.format.as_deref()) {
+    let response = match (rendered, q.format.as_deref()) {
         (None, _) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             "This person would get no mail of this update: none of its news items is in their topics.",
@@ -435,6 +435,12 @@ async fn preview(
             ))
         }
     };
+    Ok(in_mail_frame(response))
+}
+
+/// `response` (a rendered mail) with the preview frame's own policy: shown in a sandboxed
+/// frame of our own pages, with the mail's inline styles applied and no script.
+pub(super) fn in_mail_frame(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -444,7 +450,7 @@ async fn preview(
         header::X_FRAME_OPTIONS,
         HeaderValue::from_static("SAMEORIGIN"),
     );
-    Ok(response)
+    response
 }
 
 async fn test(

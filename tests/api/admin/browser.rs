@@ -371,3 +371,60 @@ async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_
     assert_eq!(subject_of(&app, 4), "[browser] Browser week");
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_template_editor_shows_the_html_mail_with_its_own_styles_and_saves_nothing() {
+    let app = spawn_staff_app(&[]).await;
+    add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(&browser, "#email", "ana@example.org").await;
+    fill(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    wait_for_text(&browser, "h1", "Dashboard").await;
+    browser
+        .goto(&app.url("/admin/templates/update"))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "h1", "Mail template update").await;
+
+    // An unsaved change with an inline style, shown in the frame by "Preview the HTML mail".
+    let marker = r#"<p id="marker" style="color: rgb(1, 2, 3)">Marked {{subject}}</p></body>"#;
+    browser
+        .execute(
+            "const html = document.querySelector('#html');
+             html.value = html.value.replace('</body>', arguments[0]);",
+            vec![serde_json::json!(marker)],
+        )
+        .await
+        .unwrap();
+    click(&browser, "#preview-html").await;
+    let frame = browser
+        .find(Locator::Css("iframe[name=template-frame]"))
+        .await
+        .unwrap();
+    frame.enter_frame().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let marked = loop {
+        if let Ok(found) = browser.find(Locator::Css("#marker")).await {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frame never showed the change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(marked.text().await.unwrap(), "Marked Sample update");
+    // The mail's own inline style applies: the frame has the mail's policy, not the staff
+    // page's (a frame that inherits the staff page's policy drops inline styles).
+    assert_eq!(marked.css_value("color").await.unwrap(), "rgba(1, 2, 3, 1)");
+    browser.enter_parent_frame().await.unwrap();
+
+    let saved: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_template_versions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(saved, 0, "a preview saves nothing");
+}
