@@ -295,6 +295,56 @@ async fn unknown_names_and_versions_are_404_and_a_bad_body_names_its_field() {
 }
 
 #[tokio::test]
+async fn a_template_with_a_nul_an_oversized_part_or_a_wrong_type_is_refused_by_name_and_not_saved()
+{
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let good = marked_update(&app, &token, "[x]").await;
+    let with = |part: &str, value: Value| {
+        let mut body =
+            json!({"subject": good["subject"], "text": good["text"], "html": good["html"]});
+        body[part] = value;
+        body
+    };
+    let oversized = format!("<p>{}</p>", "x".repeat(200_000));
+    for (part, value) in [
+        ("subject", json!("Week \u{0} news")),
+        ("html", json!(oversized)),
+        ("text", json!(42)),
+        ("subject", json!(["a list"])),
+    ] {
+        let r = app
+            .api(
+                Method::PUT,
+                "/api/v1/templates/update",
+                &token,
+                Some(with(part, value)),
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{part}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["errors"][part].is_string(), "{part}: {body}");
+    }
+    let revert: Value = app
+        .api(
+            Method::POST,
+            "/api/v1/templates/update/revert",
+            &token,
+            Some(json!({"version": "one"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(revert["errors"]["version"].is_string(), "{revert}");
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_template_versions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, 0);
+}
+
+#[tokio::test]
 async fn an_editor_reads_and_previews_templates_but_cannot_save_or_revert() {
     let app = spawn_staff_app(&[]).await;
     let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;

@@ -423,12 +423,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 field, message,
             )])));
         }
-        serde_json::from_value(value).map(ApiJson).map_err(|e| {
-            ApiError::Status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("The body does not fit: {e}"),
-            )
-        })
+        // The error names the field by its path (`news_items[2].title`) where there is one; a
+        // missing or unknown field is named in the text, at the body's root.
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let message = format!("The body does not fit: {}", e.inner());
+                match e.path().to_string() {
+                    path if path == "." => {
+                        ApiError::Status(StatusCode::UNPROCESSABLE_ENTITY, message)
+                    }
+                    path => ApiError::Fields(std::collections::BTreeMap::from([(path, message)])),
+                }
+            })
     }
 }
 

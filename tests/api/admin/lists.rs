@@ -126,3 +126,46 @@ async fn an_admin_archives_and_reopens_a_list_keeping_its_count_and_an_editor_ma
         ]
     );
 }
+
+#[tokio::test]
+async fn the_archive_and_template_forms_refuse_a_post_without_the_csrf_token_or_from_another_origin(
+) {
+    let app = spawn_staff_app(&[]).await;
+    let mut admin = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let base = app.settings.server.base_url.as_str().to_owned();
+    let csrf = admin.csrf().await;
+    let parts = [
+        ("subject", "Forged"),
+        ("text", "Forged"),
+        ("html", "<p>Forged</p>"),
+    ];
+    for (path, fields) in [
+        ("/admin/lists/us-icc-updates/archive", &[][..]),
+        ("/admin/lists/us-icc-updates/unarchive", &[][..]),
+        ("/admin/templates/update", &parts[..]),
+        ("/admin/templates/update/preview", &parts[..]),
+        ("/admin/templates/update/preview-frame", &parts[..]),
+        ("/admin/templates/update/revert", &[("default", "yes")][..]),
+    ] {
+        let missing = admin.post_with(path, fields, Some(&base)).await;
+        assert_eq!(missing.status(), 403, "{path} without the token");
+        let mut with_token = vec![("csrf_token", csrf.as_str())];
+        with_token.extend_from_slice(fields);
+        let foreign = admin
+            .post_with(path, &with_token, Some("http://127.0.0.1:1"))
+            .await;
+        assert_eq!(foreign.status(), 403, "{path} from another origin");
+    }
+    let archived: bool = sqlx::query_scalar(
+        "SELECT archived_at IS NOT NULL FROM lists WHERE slug = 'us-icc-updates'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(!archived, "the list is still open");
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM mail_template_versions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, 0, "no template version was saved");
+}
