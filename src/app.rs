@@ -28,6 +28,8 @@ pub struct AppState {
     /// `current(pool)` for content.
     pub mail_templates: Arc<LiveTemplates>,
     pub signup_limiter: IpRateLimiter,
+    /// Group commit for sign-ups (`store::signups::SignupWriter`).
+    pub signups: crate::store::signups::SignupWriter,
     pub link_limiter: IpRateLimiter,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Sending providers' webhook keys, parsed at start-up.
@@ -80,6 +82,7 @@ impl Application {
                 settings.links.per_ip_per_minute,
                 settings.server.ipv6_limit_prefix,
             ),
+            signups: crate::store::signups::SignupWriter::start(pool.clone()),
             metrics: Arc::default(),
             webhooks: routes::webhooks::keys(&settings.webhooks)?,
             pool,

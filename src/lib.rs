@@ -8,6 +8,7 @@
 //! See ARCHITECTURE.md.
 
 pub mod app;
+pub mod batched;
 pub mod bench;
 pub mod bounce;
 pub mod cli;

@@ -194,7 +194,8 @@ async fn subscribe(
     Ok(accepted(format))
 }
 
-/// Records a sign-up with the configured consent wording, throttle and link lifetime.
+/// Records a sign-up with the configured consent wording, throttle and link lifetime, through
+/// the server's group commit (answers once the sign-up is committed).
 pub(super) async fn record(
     state: &AppState,
     request: &crate::domain::SignupRequest,
@@ -203,9 +204,9 @@ pub(super) async fn record(
     origin: &crate::store::consent::RequestOrigin,
 ) -> anyhow::Result<store::signups::SignupOutcome> {
     let signup = &state.settings.signup;
-    store::signups::record(
-        &state.pool,
-        SignupRecord {
+    state
+        .signups
+        .record(SignupRecord {
             request,
             lists,
             source,
@@ -215,9 +216,8 @@ pub(super) async fn record(
             resend_after: signup.resend_after,
             confirm_ttl: signup.confirm_ttl,
             secret_key: state.settings.security.secret_key.expose().as_bytes(),
-        },
-    )
-    .await
+        })
+        .await
 }
 
 fn accepted(format: Format) -> Response {

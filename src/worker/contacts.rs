@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::batched::Batched;
+use crate::batched::Batched;
 use crate::store::subscribers::{self, Contact};
 
 /// Most subscribers read by one statement.

@@ -2,7 +2,6 @@
 //! No database transaction is open while an SMTP conversation runs.
 
 mod backoff;
-mod batched;
 mod contacts;
 mod delivery;
 mod prepared;

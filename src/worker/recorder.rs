@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::batched::Batched;
+use crate::batched::Batched;
 use crate::store::deliveries::{self, Attempted, Outcome};
 
 /// Most outcomes written by one statement.

@@ -336,3 +336,164 @@ async fn a_private_list_cannot_be_joined_by_signup() {
     assert!(body["errors"]["lists"].as_str().unwrap().contains("board"));
     assert_eq!(app.row_counts().await, (0, 0, 0, 0));
 }
+
+/// Sign-ups that arrive together are written by one statement (group commit): the answers,
+/// the rows and the consent log are as if each had been written alone, and one address sent
+/// many times at once still gets one subscriber and one confirmation.
+#[tokio::test]
+async fn sign_ups_arriving_together_are_each_recorded_once_and_one_address_gets_one_confirmation() {
+    let app = crate::helpers::spawn_app_without_worker(&[]).await;
+    let app = std::sync::Arc::new(app);
+    let mut asked = Vec::new();
+    for n in 0..40 {
+        let app = std::sync::Arc::clone(&app);
+        // every fourth is the same address, in several spellings
+        let email = match n % 4 {
+            0 if n % 8 == 0 => "Same.One%40Example.org".to_owned(),
+            0 => "same.one%40EXAMPLE.org".to_owned(),
+            _ => format!("p{n}%40example.org"),
+        };
+        asked.push(tokio::spawn(async move {
+            app.post_form("/subscriptions", &format!("email={email}"))
+                .await
+                .status()
+        }));
+    }
+    for answer in asked {
+        assert_eq!(answer.await.unwrap(), 303);
+    }
+    let per_address: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT s.email_normalized,
+                (SELECT count(*) FROM deliveries d WHERE d.subscriber_id = s.id AND d.kind = 'confirmation'),
+                (SELECT count(*) FROM consent_events c WHERE c.subscriber_id = s.id AND c.kind = 'signup')
+         FROM subscribers s ORDER BY s.email_normalized",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(per_address.len(), 31, "30 addresses and one asked 10 times");
+    for (email, confirmations, consents) in &per_address {
+        let times = if email == "same.one@example.org" {
+            10
+        } else {
+            1
+        };
+        assert_eq!(
+            (*confirmations, *consents),
+            (1, times),
+            "{email}: one confirmation, one consent event per sign-up"
+        );
+    }
+}
+
+fn signup_request(email: &str) -> newsletter::domain::SignupRequest {
+    newsletter::domain::SignupRequest {
+        email: newsletter::domain::EmailAddress::parse(email).unwrap(),
+        name: None,
+        lists: Vec::new(),
+        state: None,
+    }
+}
+
+fn signup_record<'a>(
+    request: &'a newsletter::domain::SignupRequest,
+    lists: &'a [(uuid::Uuid, String)],
+    origin: &'a newsletter::store::consent::RequestOrigin,
+) -> newsletter::store::signups::SignupRecord<'a> {
+    newsletter::store::signups::SignupRecord {
+        request,
+        lists,
+        source: newsletter::domain::SignupSource::Form,
+        origin,
+        consent_text: "I agree",
+        consent_version: "v1",
+        resend_after: Duration::from_secs(600),
+        confirm_ttl: Duration::from_secs(3600),
+        secret_key: b"a test key of no importance at all",
+    }
+}
+
+/// One statement of sign-ups fails as a whole (nothing of it is kept); the group commit then
+/// writes its sign-ups one by one, so a sign-up that cannot be written (here: its list was
+/// deleted after it was looked up) fails alone and the others are recorded.
+#[tokio::test]
+async fn a_sign_up_that_cannot_be_written_fails_alone_and_the_others_of_its_batch_are_recorded() {
+    use newsletter::store::signups::{self, Signup, SignupOutcome, SignupWriter};
+    let app = crate::helpers::spawn_app_without_worker(&[]).await;
+    let list: uuid::Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let good = [(list, "us-icc-updates".to_owned())];
+    let gone = [(uuid::Uuid::new_v4(), "gone".to_owned())];
+    let origin = newsletter::store::consent::RequestOrigin::default();
+    let subscribers = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM subscribers")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+
+    // One statement: the same address twice is queued, then throttled; a bad one fails all.
+    let (a, b) = (
+        signup_request("a@example.org"),
+        signup_request("b@example.org"),
+    );
+    let twice = [
+        Signup::new(signup_record(&a, &good, &origin)),
+        Signup::new(signup_record(&a, &good, &origin)),
+    ];
+    assert_eq!(
+        signups::record_many(&app.pool, &twice).await.unwrap(),
+        [SignupOutcome::ConfirmationQueued, SignupOutcome::Throttled]
+    );
+    let with_bad = [
+        Signup::new(signup_record(&b, &good, &origin)),
+        Signup::new(signup_record(&b, &gone, &origin)),
+    ];
+    assert!(signups::record_many(&app.pool, &with_bad).await.is_err());
+    assert_eq!(
+        subscribers().await,
+        1,
+        "nothing of the failed statement is kept"
+    );
+
+    // Through the writer: 30 at once, one of them bad.
+    let writer = SignupWriter::start(app.pool.clone());
+    let mut asked = Vec::new();
+    for n in 0..30 {
+        let writer = writer.clone();
+        let lists = if n == 17 {
+            gone.to_vec()
+        } else {
+            good.to_vec()
+        };
+        asked.push(tokio::spawn(async move {
+            let request = signup_request(&format!("w{n}@example.org"));
+            let origin = newsletter::store::consent::RequestOrigin::default();
+            writer
+                .record(signup_record(&request, &lists, &origin))
+                .await
+        }));
+    }
+    let mut answers = Vec::new();
+    for a in asked {
+        answers.push(a.await.unwrap());
+    }
+    for (n, answer) in answers.iter().enumerate() {
+        if n == 17 {
+            let e = answer.as_ref().unwrap_err();
+            assert!(format!("{e:#}").contains("foreign key"), "{e:#}");
+        } else {
+            assert_eq!(answer.as_ref().unwrap(), &SignupOutcome::ConfirmationQueued);
+        }
+    }
+    assert_eq!(subscribers().await, 1 + 29);
+    let w17: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM subscribers WHERE email_normalized = 'w17@example.org'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(w17, 0);
+}
