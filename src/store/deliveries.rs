@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
@@ -22,6 +23,23 @@ pub struct Claimed {
     pub created_at: DateTime<Utc>,
     /// A random key fixed at the row's first claim (None for update rows), for its Message-ID.
     pub message_key: Option<Uuid>,
+}
+
+impl Claimed {
+    /// From a row with the claim's columns (`RETURNING id, kind, subscriber_id, update_id,
+    /// payload, attempts, created_at, message_key`).
+    pub(super) fn from_row(r: &PgRow) -> Self {
+        Self {
+            id: r.get("id"),
+            kind: r.get("kind"),
+            subscriber_id: r.get("subscriber_id"),
+            update_id: r.get("update_id"),
+            payload: r.get("payload"),
+            attempt: r.get("attempts"),
+            created_at: r.get("created_at"),
+            message_key: r.get("message_key"),
+        }
+    }
 }
 
 /// Claims up to `limit` due rows (queued, deferred and due, or sending with an expired lease),
@@ -53,19 +71,7 @@ pub async fn claim(
     .bind(seconds(lease))
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Claimed {
-            id: r.get("id"),
-            kind: r.get("kind"),
-            subscriber_id: r.get("subscriber_id"),
-            update_id: r.get("update_id"),
-            payload: r.get("payload"),
-            attempt: r.get("attempts"),
-            created_at: r.get("created_at"),
-            message_key: r.get("message_key"),
-        })
-        .collect())
+    Ok(rows.iter().map(Claimed::from_row).collect())
 }
 
 /// The final or interim state a send ends in.
@@ -175,9 +181,18 @@ pub async fn record(db: impl PgExecutor<'_>, attempts: &[Attempted<'_>]) -> sqlx
              updated_at = now()
          FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::bool[])
               AS o(id, attempt, status, reply, message_id, retry_in, ambiguous)
-         WHERE d.id = o.id AND d.attempts = o.attempt AND d.status = 'sending'
+         -- `IS TRUE`: the status test must not let the planner scan the partial due index
+         -- (all it proves is status = 'sending'); rows found by id, through the primary key.
+         -- Rows written already claimed put their entries in that index ahead of now, where
+         -- no claim's ordered scan passes and marks them dead, so a scan of it grows with the
+         -- send (measured: the outcome statement 25 to 70 µs a mail).
+         WHERE d.id = o.id AND d.attempts = o.attempt AND (d.status = 'sending') IS TRUE
          RETURNING d.id",
     )
+    // Planned at each call, for the table as it is then: a plan cached while the table was
+    // small (a new installation's first send) scans it whole, and keeps doing so as the send
+    // grows it (measured: the statement 25 to 70 µs a mail in a 30,000-mail send).
+    .persistent(false)
     .bind(ids)
     .bind(numbers)
     .bind(statuses)

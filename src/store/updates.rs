@@ -1,5 +1,5 @@
-//! Updates, their lists and news items, their status machine, and the set-based start that
-//! creates one delivery row per recipient, in chunks.
+//! Updates, their lists and news items, their status machine, their start, and the delivery
+//! rows of their recipients, written chunk by chunk as workers claim them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
+use super::deliveries::Claimed;
 use super::seconds;
 use crate::domain::{archive_slug, NewUpdate, NewsItem, NewsItemInput, UpdateInput};
 
@@ -490,11 +491,11 @@ pub async fn hold_archived(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Starts one due update: it becomes `sending` with the first chunk (`chunk` rows at most) of
-/// its delivery rows, in one transaction; `add_recipients` writes the rest. One addressed to an
-/// archived list is not started (`hold_archived` pauses it). Returns the update and the rows
-/// written.
-pub async fn start_one_due(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(Uuid, u64)>> {
+/// Starts one due update: it becomes `sending` and gets its archive slug, in one transaction.
+/// Its delivery rows are written by the workers as they claim them (`claim_new_recipients`).
+/// One addressed to an archived list is not started (`hold_archived` pauses it). Returns the
+/// update started.
+pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<Uuid>> {
     let mut tx = pool.begin().await?;
     let started: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "UPDATE updates SET status = 'sending', started_at = now(), updated_at = now(),
@@ -516,9 +517,8 @@ pub async fn start_one_due(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(
         &archive_slug(&subject, started_at.date_naive()),
     )
     .await?;
-    let created = add_recipients_chunk(&mut tx, id, chunk).await?;
     tx.commit().await?;
-    Ok(Some((id, created)))
+    Ok(Some(id))
 }
 
 /// Gives a starting update its archive slug, once: `slug`, or when another update has it
@@ -538,77 +538,66 @@ async fn set_slug(tx: &mut PgConnection, id: Uuid, slug: &str) -> anyhow::Result
     Ok(())
 }
 
-/// Writes the next chunk of delivery rows of one started update whose rows are not all written
-/// (a sending or paused one), if any; returns the update and the rows written. Safe with any
-/// number of workers: the update row is locked for the chunk, and a locked one is left alone.
-pub async fn add_recipients(pool: &PgPool, chunk: u32) -> anyhow::Result<Option<(Uuid, u64)>> {
-    let mut tx = pool.begin().await?;
-    let id: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM updates WHERE NOT recipients_complete AND status IN ('sending', 'paused')
-         ORDER BY started_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(id) = id else { return Ok(None) };
-    let created = add_recipients_chunk(&mut tx, id, chunk).await?;
-    tx.commit().await?;
-    Ok(Some((id, created)))
-}
-
-/// One row per confirmed subscriber of the update's lists after the cursor, at most
-/// `chunk`, each once (the unique index holds even if two chunks overlapped). People
-/// who confirmed after the update started are not its recipients. Moves the cursor; marks the
-/// rows complete when the chunk came out short. The update row must be locked by the caller.
+/// Writes and claims, in one statement, the next `limit` delivery rows (at most) of the oldest
+/// sending update whose rows are not all written: each row is born claimed (`sending`, attempt
+/// 1, leased for `lease`), as `deliveries::claim` would leave it, so a mail costs one row write
+/// fewer than a row written `queued` and claimed later. Empty when no sending update has rows
+/// left to write (or all `limit` came out already written, which the unique index allows but
+/// the cursor prevents).
 ///
-/// The plan matters: subscribers are walked in primary-key order from the cursor and each is
-/// probed for a subscription (a correlated subquery the planner cannot turn into a join over
-/// the whole list), so a chunk costs the same at the start and the end of a million-row list.
-/// The nil uuid, which no subscriber has, stands before the first.
-async fn add_recipients_chunk(tx: &mut PgConnection, id: Uuid, chunk: u32) -> anyhow::Result<u64> {
-    let (started_at, after, lists): (DateTime<Utc>, Option<Uuid>, Vec<Uuid>) = sqlx::query_as(
-        "SELECT started_at, recipients_after,
-                ARRAY(SELECT list_id FROM update_lists WHERE update_id = $1)
-         FROM updates WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (found, last): (i64, Option<Uuid>) = sqlx::query_as(
-        "WITH batch AS (
+/// Who gets a row: each confirmed subscriber of the update's lists, in subscriber-id order
+/// after the update's cursor (`recipients_after`), each once (the unique index on (subscriber,
+/// update) holds even if two chunks overlapped). Who confirmed after the update started is
+/// not a recipient; who leaves before their chunk gets no row. The cursor moves past the
+/// chunk; a chunk that comes out short marks the rows complete (`recipients_complete`), after
+/// which `finish_done` may finish the update.
+///
+/// Any number of workers: the update's row is locked for the statement, and a second worker
+/// waits for the first (taking the next chunk after it) rather than finding nothing to do.
+/// The plan matters: the cursor, the start and the lists are read once (init plans), then
+/// subscribers are walked in primary-key order from the cursor and each is probed for a
+/// subscription (a correlated subquery the planner cannot turn into a join over the whole
+/// list), so a chunk costs the same at the start and at the end of a million-row list. The
+/// nil uuid, which no subscriber has, stands before the first.
+pub async fn claim_new_recipients(
+    db: impl PgExecutor<'_>,
+    limit: u32,
+    lease: Duration,
+) -> sqlx::Result<Vec<Claimed>> {
+    let rows = sqlx::query(
+        "WITH u AS (
+             SELECT id, started_at, coalesce(recipients_after, '00000000-0000-0000-0000-000000000000') AS after,
+                    ARRAY(SELECT list_id FROM update_lists ul WHERE ul.update_id = updates.id) AS lists
+             FROM updates
+             WHERE status = 'sending' AND NOT recipients_complete
+             ORDER BY started_at LIMIT 1
+             FOR UPDATE),
+         batch AS (
              SELECT s.id FROM subscribers s
-             WHERE s.id > $2 AND s.status = 'confirmed'
-               AND (s.confirmed_at IS NULL OR s.confirmed_at <= $3)
+             WHERE s.id > (SELECT after FROM u) AND s.status = 'confirmed'
+               AND (s.confirmed_at IS NULL OR s.confirmed_at <= (SELECT started_at FROM u))
                AND (SELECT true FROM subscriptions sub
-                    WHERE sub.subscriber_id = s.id AND sub.list_id = ANY($4)
+                    WHERE sub.subscriber_id = s.id AND sub.list_id = ANY((SELECT lists FROM u)::uuid[])
                       AND sub.status = 'confirmed'
                     LIMIT 1)
              ORDER BY s.id
-             LIMIT $5),
-         created AS (
-             INSERT INTO deliveries (kind, update_id, subscriber_id)
-             SELECT 'update', $1, id FROM batch
-             ON CONFLICT (update_id, subscriber_id) WHERE update_id IS NOT NULL DO NOTHING)
-         SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch",
+             LIMIT $1),
+         moved AS (
+             UPDATE updates
+             SET recipients_after = coalesce((SELECT id FROM batch ORDER BY id DESC LIMIT 1), recipients_after),
+                 recipients_complete = (SELECT count(*) FROM batch) < $1
+             WHERE id = (SELECT id FROM u))
+         INSERT INTO deliveries (kind, update_id, subscriber_id, status, attempts, next_attempt_at)
+         SELECT 'update', (SELECT id FROM u), id, 'sending', 1, now() + make_interval(secs => $2)
+         FROM batch
+         ON CONFLICT (subscriber_id, update_id) DO NOTHING
+         RETURNING id, kind, subscriber_id, update_id, payload, attempts, created_at, message_key",
     )
-    .bind(id)
-    .bind(after.unwrap_or(Uuid::nil()))
-    .bind(started_at)
-    .bind(&lists)
-    .bind(i64::from(chunk))
-    .fetch_one(&mut *tx)
-    .await
-    .context("creating a chunk of delivery rows")?;
-    sqlx::query(
-        "UPDATE updates SET recipients_after = coalesce($2, recipients_after),
-                recipients_complete = $3
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(last)
-    .bind(found < i64::from(chunk))
-    .execute(&mut *tx)
+    .bind(i64::from(limit))
+    .bind(seconds(lease))
+    .fetch_all(db)
     .await?;
-    Ok(u64::try_from(found).unwrap_or(0))
+    Ok(rows.iter().map(Claimed::from_row).collect())
 }
 
 /// Skips the rows of cancelled updates that were in flight at the cancel and came back

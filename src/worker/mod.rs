@@ -34,6 +34,23 @@ fn log_task(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
     }
 }
 
+/// Claims up to `size` mails: due rows first (retries, the service's own mails, rows written
+/// earlier), then, to fill the claim, new rows of a sending update written as they are claimed
+/// (at most `chunk` a statement).
+async fn claim(
+    pool: &PgPool,
+    size: u32,
+    lease: Duration,
+    chunk: u32,
+) -> sqlx::Result<Vec<store::deliveries::Claimed>> {
+    let mut rows = store::deliveries::claim(pool, size, lease).await?;
+    let short = size.saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+    if short > 0 {
+        rows.extend(store::updates::claim_new_recipients(pool, short.min(chunk), lease).await?);
+    }
+    Ok(rows)
+}
+
 /// What the delivery tasks of one running worker share: their reads and writes, batched.
 #[derive(Clone)]
 struct Batches {
@@ -182,13 +199,14 @@ impl Worker {
             }
             let now = tokio::time::Instant::now();
             if queue.len() <= low_water && claiming.is_none() && now >= next_claim_at {
-                let (pool, size, lease) = (
+                let (pool, size, lease, chunk) = (
                     self.pool.clone(),
                     self.claim_size(),
                     self.settings.worker.lease,
+                    self.settings.worker.recipient_chunk,
                 );
                 claiming = Some(tokio::spawn(async move {
-                    store::deliveries::claim(&pool, size, lease).await
+                    claim(&pool, size, lease, chunk).await
                 }));
             }
             if queue.is_empty() {

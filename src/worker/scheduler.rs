@@ -1,6 +1,6 @@
-//! The scheduler: holds stale schedules for staff, starts due updates (their first chunk of
-//! delivery rows), writes the remaining rows chunk by chunk while the first mails go out, and
-//! marks finished updates sent. Runs beside the delivery loop; safe with any number of workers.
+//! The scheduler: holds stale schedules for staff, starts due updates (the delivery loop writes
+//! their rows as it claims them), skips what cancelled updates left, and marks finished updates
+//! sent. Runs beside the delivery loop; safe with any number of workers.
 //! Beside it, as their own tasks: feed polling (`feeds`) and digest occurrences (`digests`).
 
 mod digests;
@@ -31,7 +31,7 @@ pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationTo
     ];
     let mut chores_due = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
-        if let Err(e) = tick(&pool, &settings, &shutdown).await {
+        if let Err(e) = tick(&pool, &settings).await {
             tracing::error!(error = ?e, "scheduler tick failed");
         }
         if tokio::time::Instant::now() >= chores_due {
@@ -53,11 +53,7 @@ pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationTo
     }
 }
 
-async fn tick(
-    pool: &PgPool,
-    settings: &Settings,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     let held = updates::hold_stale(pool, settings.sending.stale_after)
         .await
         .context("holding stale schedules")?;
@@ -76,22 +72,11 @@ async fn tick(
             "scheduled updates addressed to an archived list were paused"
         );
     }
-    while let Some((update_id, recipients)) =
-        updates::start_one_due(pool, settings.worker.recipient_chunk)
-            .await
-            .context("starting a due update")?
+    while let Some(update_id) = updates::start_one_due(pool)
+        .await
+        .context("starting a due update")?
     {
-        tracing::info!(%update_id, recipients, "update started");
-    }
-    while !shutdown.is_cancelled() {
-        let Some((update_id, recipients)) =
-            updates::add_recipients(pool, settings.worker.recipient_chunk)
-                .await
-                .context("writing delivery rows")?
-        else {
-            break;
-        };
-        tracing::debug!(%update_id, recipients, "delivery rows written");
+        tracing::info!(%update_id, "update started");
     }
     updates::skip_cancelled_leftovers(pool)
         .await

@@ -1,8 +1,11 @@
-//! Who an update goes to when its delivery rows are written in chunks: every confirmed
-//! subscriber of its lists once, nobody who left before their chunk, nobody who joined after
-//! the start.
+//! Who an update goes to when its delivery rows are written in chunks as workers claim them:
+//! every confirmed subscriber of its lists once, nobody who left before their chunk, nobody who
+//! joined after the start.
 
 use newsletter::domain::UpdateInput;
+use std::time::Duration;
+
+use newsletter::store::deliveries::{self, Attempted, Outcome};
 use newsletter::store::updates::{self, Action};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -123,12 +126,8 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
         .unwrap()
         .unwrap();
 
-    let started = updates::start_one_due(&pool, 5).await.unwrap();
-    assert_eq!(
-        started,
-        Some((update, 5)),
-        "the first chunk comes with the start"
-    );
+    let started = updates::start_one_due(&pool).await.unwrap();
+    assert_eq!(started, Some(update));
     let row_count = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE update_id = $1")
             .bind(update)
@@ -136,10 +135,54 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
             .await
             .unwrap()
     };
-    assert_eq!(row_count().await, 5);
+    assert_eq!(row_count().await, 0, "rows are written as they are claimed");
+
+    let lease = Duration::from_secs(60);
+    let first = updates::claim_new_recipients(&pool, 5, lease)
+        .await
+        .unwrap();
+    let first_ids: Vec<Uuid> = first.iter().filter_map(|c| c.subscriber_id).collect();
+    assert_eq!(first_ids, ids[..5], "the first five, in id order");
+    assert!(first
+        .iter()
+        .all(|c| c.update_id == Some(update) && c.attempt == 1 && c.kind == "update"));
+    let (sending, leased): (i64, bool) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'sending' AND attempts = 1),
+                bool_and(next_attempt_at > now() + interval '50 seconds')
+         FROM deliveries WHERE update_id = $1",
+    )
+    .bind(update)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (sending, leased),
+        (5, true),
+        "born claimed and leased, as a claim leaves them"
+    );
+    let sent = Outcome::Sent {
+        message_id: "<m@example.org>".into(),
+        reply: "250 ok".into(),
+    };
+    let attempts: Vec<Attempted> = first
+        .iter()
+        .map(|c| Attempted {
+            id: c.id,
+            attempt: c.attempt,
+            outcome: &sent,
+        })
+        .collect();
+    assert_eq!(deliveries::record(&pool, &attempts).await.unwrap().len(), 5);
     assert!(
         updates::finish_done(&pool).await.unwrap().is_empty(),
-        "not finished while rows are still to be written"
+        "not finished while rows are still to be written, though every written row is final"
+    );
+    assert!(
+        deliveries::claim(&pool, 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing written is due"
     );
 
     // After the start: the last person leaves, a newcomer (sorting last) confirms.
@@ -151,11 +194,18 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
     confirmed_on(&pool, Uuid::max(), "newcomer@example.org", list).await;
 
     let mut chunks = Vec::new();
-    while let Some((id, n)) = updates::add_recipients(&pool, 5).await.unwrap() {
-        assert_eq!(id, update);
-        chunks.push(n);
+    loop {
+        let claimed = updates::claim_new_recipients(&pool, 5, lease)
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        assert!(chunks.len() < 5, "the chunks end");
+        chunks.push(claimed.len());
     }
     assert_eq!(chunks, [5, 1]);
+    assert_eq!(row_count().await, 11);
     let with_rows: Vec<Uuid> = sqlx::query_scalar(
         "SELECT subscriber_id FROM deliveries WHERE update_id = $1 ORDER BY subscriber_id",
     )
@@ -164,4 +214,70 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
     .await
     .unwrap();
     assert_eq!(with_rows, ids[..11]);
+}
+
+#[tokio::test]
+async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_once() {
+    let (_db, pool) = quiet_database().await;
+    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for i in 1..=20u128 {
+        confirmed_on(
+            &pool,
+            Uuid::from_u128(i),
+            &format!("p{i}@example.org"),
+            list,
+        )
+        .await;
+    }
+    let input: UpdateInput = serde_json::from_value(serde_json::json!({
+        "subject": "Turns", "lists": ["us-icc-updates"], "news_items": []
+    }))
+    .unwrap();
+    let update = updates::create(&pool, &input.parse().unwrap(), &[list])
+        .await
+        .unwrap();
+    updates::apply(&pool, update, Action::SendNow)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(updates::start_one_due(&pool).await.unwrap(), Some(update));
+
+    // Four claims at once on four connections: each waits for the one before and takes the
+    // next chunk (none comes back empty while rows are left), and no one is claimed twice.
+    let claims = (0..4).map(|_| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            updates::claim_new_recipients(&pool, 5, Duration::from_secs(60))
+                .await
+                .unwrap()
+        })
+    });
+    let mut sizes = Vec::new();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        let rows = claim.await.unwrap();
+        sizes.push(rows.len());
+        claimed.extend(rows.into_iter().filter_map(|c| c.subscriber_id));
+    }
+    assert_eq!(sizes, [5, 5, 5, 5]);
+    claimed.sort();
+    let everyone: Vec<Uuid> = (1..=20u128).map(Uuid::from_u128).collect();
+    assert_eq!(claimed, everyone);
+    assert!(
+        updates::claim_new_recipients(&pool, 5, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let complete: bool =
+        sqlx::query_scalar("SELECT recipients_complete FROM updates WHERE id = $1")
+            .bind(update)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(complete);
 }
