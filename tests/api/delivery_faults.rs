@@ -228,7 +228,7 @@ async fn a_mail_that_cannot_go_out_before_give_up_after_hours_is_marked_failed()
         ..Faults::default()
     });
     let id = app.create_and_send(&token, "Faults").await;
-    app.wait_for_update_status(&id, "sending").await;
+    app.wait_for_delivery_rows(&id, 1).await;
     // The row has been waiting longer than sending.give_up_after_hours (72).
     sqlx::query("UPDATE deliveries SET created_at = now() - interval '73 hours'")
         .execute(&app.pool)

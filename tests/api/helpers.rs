@@ -441,6 +441,23 @@ impl TestApp {
     }
 
     /// Delivery statuses of an update by subscriber e-mail.
+    /// Waits until the update has `n` delivery rows: a started update's rows are written as a
+    /// worker claims them, not with the start.
+    pub async fn wait_for_delivery_rows(&self, id: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = self.delivery_statuses(id).await.len();
+            if rows >= n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the update has {rows} delivery rows, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn delivery_statuses(&self, id: &str) -> Vec<(String, String, i32)> {
         sqlx::query_as(
             "SELECT s.email, d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id

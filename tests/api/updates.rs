@@ -324,6 +324,7 @@ async fn pause_holds_the_queue_resume_drains_it_and_cancel_skips_the_rest() {
     relay.stop().await;
     app.send_now(&token, &second).await;
     app.wait_for_update_status(&second, "sending").await;
+    app.wait_for_delivery_rows(&second, 20).await;
     let cancelled = app
         .api(
             Method::POST,
@@ -351,7 +352,7 @@ async fn pause_holds_the_queue_resume_drains_it_and_cancel_skips_the_rest() {
     assert_eq!(relay.count(), 0, "nothing of a cancelled update goes out");
     let statuses = app.delivery_statuses(&second).await;
     assert!(
-        statuses.iter().all(|(_, s, _)| s == "skipped"),
+        statuses.len() == 20 && statuses.iter().all(|(_, s, _)| s == "skipped"),
         "{statuses:?}"
     );
 }
