@@ -281,3 +281,85 @@ async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_on
             .unwrap();
     assert!(complete);
 }
+
+#[tokio::test]
+async fn new_rows_are_found_through_primary_keys_even_on_tables_never_analysed() {
+    // A list imported a minute before the send has no statistics yet: the plan must still walk
+    // subscribers in primary-key order (no sort of everyone after the cursor) and probe each
+    // one's subscriptions by primary key. With a plain filtered scan the planner took
+    // `subscribers_by_status` or a bitmap scan plus a sort, and `subscriptions_by_list` (the
+    // whole list scanned for every subscriber).
+    let (_db, pool) = quiet_database().await;
+    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH people AS (
+             INSERT INTO subscribers (id, email, email_normalized, status, confirmed_at)
+             SELECT gen_random_uuid(), 'n' || i || '@example.org', 'n' || i || '@example.org',
+                    'confirmed', now()
+             FROM generate_series(1, 3000) AS i RETURNING id)
+         INSERT INTO subscriptions (subscriber_id, list_id, status)
+         SELECT id, $1, 'confirmed' FROM people",
+    )
+    .bind(list)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let input: UpdateInput = serde_json::from_value(serde_json::json!({
+        "subject": "Fresh list", "lists": ["us-icc-updates"], "news_items": []
+    }))
+    .unwrap();
+    let update = updates::create(&pool, &input.parse().unwrap(), &[list])
+        .await
+        .unwrap();
+    updates::apply(&pool, update, Action::SendNow)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(updates::start_one_due(&pool).await.unwrap(), Some(update));
+
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql(&format!(
+        "PREPARE claim_new(int8, float8) AS {}",
+        updates::CLAIM_NEW_RECIPIENTS
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::raw_sql(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE claim_new(20, 60)")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using subscribers_pkey")
+                && plan.contains("on subscriptions_pkey"),
+            "{mode}: {plan}"
+        );
+        assert!(
+            !plan.contains("subscribers_by_status")
+                && !plan.contains("subscriptions_by_list")
+                && !plan.contains("Seq Scan on subscri")
+                && !plan.contains("Bitmap Heap Scan on subscribers")
+                && !plan.contains("Sort Key: s.id"),
+            "{mode}: {plan}"
+        );
+    }
+    let analysed: Option<f32> =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'subscriptions'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert!(
+        analysed.is_some_and(|n| n < 0.0),
+        "the test holds only while the tables have no statistics: {analysed:?}"
+    );
+}
