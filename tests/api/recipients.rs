@@ -34,19 +34,7 @@ async fn an_update_written_in_chunks_of_seven_reaches_each_confirmed_subscriber_
     .execute(&app.pool)
     .await
     .unwrap();
-    sqlx::query(
-        "WITH people AS (
-             INSERT INTO subscribers (id, email, email_normalized, status, confirmed_at)
-             SELECT gen_random_uuid(), 'local' || i || '@example.net', 'local' || i || '@example.net',
-                    'confirmed', now()
-             FROM generate_series(1, 5) AS i RETURNING id)
-         INSERT INTO subscriptions (subscriber_id, list_id, status)
-         SELECT id, $1, 'confirmed' FROM people",
-    )
-    .bind(local)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    confirmed_many(&app.pool, "local", "example.net", 5, local).await;
     sqlx::query("UPDATE subscribers SET status = 'unsubscribed' WHERE email = $1")
         .bind(&national[39].1)
         .execute(&app.pool)
@@ -86,6 +74,47 @@ async fn quiet_database() -> (TestDatabase, PgPool) {
     (db, pool)
 }
 
+/// An update to `list`, sent now and started by the scheduler's step (no rows written yet).
+async fn started_update(pool: &PgPool, list: Uuid, subject: &str) -> Uuid {
+    let input: UpdateInput = serde_json::from_value(serde_json::json!({
+        "subject": subject, "lists": ["us-icc-updates"], "news_items": []
+    }))
+    .unwrap();
+    let update = updates::create(pool, &input.parse().unwrap(), &[list])
+        .await
+        .unwrap();
+    updates::apply(pool, update, Action::SendNow)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        updates::start_one_due(pool).await.unwrap(),
+        Some(update),
+        "started, without its rows"
+    );
+    update
+}
+
+/// `n` confirmed subscribers, `{prefix}{i}@{domain}`, confirmed on `list`, in one statement.
+async fn confirmed_many(pool: &PgPool, prefix: &str, domain: &str, n: i32, list: Uuid) {
+    sqlx::query(
+        "WITH people AS (
+             INSERT INTO subscribers (id, email, email_normalized, status, confirmed_at)
+             SELECT gen_random_uuid(), $1 || i || '@' || $2, $1 || i || '@' || $2, 'confirmed', now()
+             FROM generate_series(1, $3) AS i RETURNING id)
+         INSERT INTO subscriptions (subscriber_id, list_id, status)
+         SELECT id, $4, 'confirmed' FROM people",
+    )
+    .bind(prefix)
+    .bind(domain)
+    .bind(n)
+    .bind(list)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 async fn confirmed_on(pool: &PgPool, id: Uuid, email: &str, list: Uuid) {
     sqlx::query(
         "WITH s AS (INSERT INTO subscribers (id, email, email_normalized, status, confirmed_at)
@@ -113,21 +142,7 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
     for (i, id) in ids.iter().enumerate() {
         confirmed_on(&pool, *id, &format!("p{i}@example.org"), list).await;
     }
-    let input: UpdateInput = serde_json::from_value(serde_json::json!({
-        "subject": "Chunks", "lists": ["us-icc-updates"], "news_items": []
-    }))
-    .unwrap();
-    let update = updates::create(&pool, &input.parse().unwrap(), &[list])
-        .await
-        .unwrap();
-    updates::apply(&pool, update, Action::SendNow)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-
-    let started = updates::start_one_due(&pool).await.unwrap();
-    assert_eq!(started, Some(update));
+    let update = started_update(&pool, list, "Chunks").await;
     let row_count = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE update_id = $1")
             .bind(update)
@@ -232,19 +247,7 @@ async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_on
         )
         .await;
     }
-    let input: UpdateInput = serde_json::from_value(serde_json::json!({
-        "subject": "Turns", "lists": ["us-icc-updates"], "news_items": []
-    }))
-    .unwrap();
-    let update = updates::create(&pool, &input.parse().unwrap(), &[list])
-        .await
-        .unwrap();
-    updates::apply(&pool, update, Action::SendNow)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(updates::start_one_due(&pool).await.unwrap(), Some(update));
+    let update = started_update(&pool, list, "Turns").await;
 
     // Four claims at once on four connections: each waits for the one before and takes the
     // next chunk (none comes back empty while rows are left), and no one is claimed twice.
@@ -294,32 +297,8 @@ async fn new_rows_are_found_through_primary_keys_even_on_tables_never_analysed()
         .fetch_one(&pool)
         .await
         .unwrap();
-    sqlx::query(
-        "WITH people AS (
-             INSERT INTO subscribers (id, email, email_normalized, status, confirmed_at)
-             SELECT gen_random_uuid(), 'n' || i || '@example.org', 'n' || i || '@example.org',
-                    'confirmed', now()
-             FROM generate_series(1, 3000) AS i RETURNING id)
-         INSERT INTO subscriptions (subscriber_id, list_id, status)
-         SELECT id, $1, 'confirmed' FROM people",
-    )
-    .bind(list)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let input: UpdateInput = serde_json::from_value(serde_json::json!({
-        "subject": "Fresh list", "lists": ["us-icc-updates"], "news_items": []
-    }))
-    .unwrap();
-    let update = updates::create(&pool, &input.parse().unwrap(), &[list])
-        .await
-        .unwrap();
-    updates::apply(&pool, update, Action::SendNow)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(updates::start_one_due(&pool).await.unwrap(), Some(update));
+    confirmed_many(&pool, "n", "example.org", 3000, list).await;
+    started_update(&pool, list, "Fresh list").await;
 
     let mut conn = pool.acquire().await.unwrap();
     sqlx::raw_sql(&format!(
