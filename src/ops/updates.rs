@@ -52,6 +52,8 @@ impl From<sqlx::Error> for UpdateError {
 pub struct UpdateView {
     #[serde(flatten)]
     pub update: UpdateRecord,
+    /// Mails by status. `queued` includes the recipients of a sending or paused update whose
+    /// rows are not written yet (workers write them as they claim them).
     pub counts: BTreeMap<String, i64>,
     /// Mails reported bounced (hard or soft) after the relay took them.
     pub bounced: i64,
@@ -63,8 +65,11 @@ pub struct UpdateView {
 pub async fn view(pool: &PgPool, id: Uuid) -> Result<UpdateView, UpdateError> {
     let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
     let (bounced, complained) = crate::store::bounces::update_counts(pool, id).await?;
+    let mut counts = store::counts(pool, id).await?;
+    *counts.entry("queued".to_owned()).or_default() +=
+        store::unwritten_recipients(pool, id).await?;
     Ok(UpdateView {
-        counts: store::counts(pool, id).await?,
+        counts,
         bounced,
         complained,
         rate_per_second: store::recent_rate(pool, id, RATE_WINDOW).await?,

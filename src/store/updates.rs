@@ -398,6 +398,25 @@ pub async fn recipient_count(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<
     .await
 }
 
+/// Recipients of a sending or paused update whose delivery rows are not written yet: those
+/// after its cursor, by the rule of `claim_new_recipients` (confirmed on one of its lists, and
+/// before it started). 0 once its rows are complete, and for an update not under way.
+pub async fn unwritten_recipients(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM updates u
+         JOIN subscribers s ON s.id > coalesce(u.recipients_after, '00000000-0000-0000-0000-000000000000')
+         WHERE u.id = $1 AND u.status IN ('sending', 'paused') AND NOT u.recipients_complete
+           AND s.status = 'confirmed'
+           AND (s.confirmed_at IS NULL OR s.confirmed_at <= u.started_at)
+           AND EXISTS (SELECT 1 FROM subscriptions sub
+                       JOIN update_lists ul ON ul.list_id = sub.list_id AND ul.update_id = u.id
+                       WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed')",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
 /// Notes the IANA zone a schedule was given in.
 pub async fn set_time_zone(db: impl PgExecutor<'_>, id: Uuid, zone: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE updates SET time_zone = $2 WHERE id = $1")

@@ -151,6 +151,19 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
             .unwrap()
     };
     assert_eq!(row_count().await, 0, "rows are written as they are claimed");
+    let counts = || async {
+        let view = newsletter::ops::updates::view(&pool, update).await.unwrap();
+        (
+            view.counts["queued"],
+            view.counts["sending"],
+            view.counts["sent"],
+        )
+    };
+    assert_eq!(
+        counts().await,
+        (12, 0, 0),
+        "the recipients without a row yet count as queued"
+    );
 
     let lease = Duration::from_secs(60);
     let first = updates::claim_new_recipients(&pool, 5, lease)
@@ -207,6 +220,11 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
         .await
         .unwrap();
     confirmed_on(&pool, Uuid::max(), "newcomer@example.org", list).await;
+    assert_eq!(
+        counts().await,
+        (6, 0, 5),
+        "queued: the six still due, not the leaver, not the newcomer"
+    );
 
     let mut chunks = Vec::new();
     loop {
@@ -221,6 +239,7 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
     }
     assert_eq!(chunks, [5, 1]);
     assert_eq!(row_count().await, 11);
+    assert_eq!(counts().await, (0, 6, 5));
     let with_rows: Vec<Uuid> = sqlx::query_scalar(
         "SELECT subscriber_id FROM deliveries WHERE update_id = $1 ORDER BY subscriber_id",
     )

@@ -339,16 +339,7 @@ async fn show(
     let status = record.status.as_str();
     let counts = &view.counts;
     let count = |s: &str| counts.get(s).copied().unwrap_or(0);
-    let written: i64 = counts.values().sum();
-    // A started update's rows are written as workers claim them: the recipients without one
-    // yet wait with the queued.
-    let unwritten = if record.started_at.is_some() && matches!(status, "sending" | "paused") {
-        (recipients - written).max(0)
-    } else {
-        0
-    };
-    let waiting = count("queued") + unwritten;
-    let remaining = waiting + count("sending") + count("deferred");
+    let remaining = count("queued") + count("sending") + count("deferred");
     let estimate = (status == "sending" && view.rate_per_second > 0.0).then(|| {
         let seconds = remaining as f64 / view.rate_per_second;
         let at = Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
@@ -371,7 +362,6 @@ async fn show(
             "title": record.subject,
             "update": record,
             "counts": counts,
-            "waiting": waiting,
             "bounced": view.bounced,
             "complained": view.complained,
             "rate": format!("{:.1}", view.rate_per_second),
