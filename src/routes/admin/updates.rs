@@ -332,11 +332,19 @@ async fn show(
 ) -> Result<Response, AdminError> {
     let id = update_id(&id)?;
     let view = updates::view(&state.pool, id).await?;
-    let recipients = updates::recipient_count(&state.pool, id).await?;
     let failed = updates::deliveries(&state.pool, id, Some("failed"), 0, FAILED_SHOWN).await?;
     let in_archive = crate::ops::archive::is_listed(&state.pool, id).await?;
     let record = &view.update;
     let status = record.status.as_str();
+    let can_send = matches!(status, "draft" | "scheduled")
+        || (status == "paused" && record.started_at.is_none());
+    // Who it would go to if sent now: shown only while it can be sent (a count over every
+    // subscriber, not repeated on each refresh of a send in progress).
+    let recipients = if can_send {
+        Some(updates::recipient_count(&state.pool, id).await?)
+    } else {
+        None
+    };
     let counts = &view.counts;
     let count = |s: &str| counts.get(s).copied().unwrap_or(0);
     let remaining = count("queued") + count("sending") + count("deferred");
@@ -369,7 +377,7 @@ async fn show(
             "recipients": recipients,
             "scheduled_at": record.scheduled_at.map(|t| schedule::shown_in(t, zone)),
             "editable": matches!(status, "draft" | "scheduled"),
-            "can_send": matches!(status, "draft" | "scheduled") || (status == "paused" && record.started_at.is_none()),
+            "can_send": can_send,
             "can_pause": matches!(status, "scheduled" | "sending"),
             "can_resume": status == "paused",
             "can_cancel": matches!(status, "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused"),
