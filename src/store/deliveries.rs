@@ -2,7 +2,7 @@
 //! each outcome with the attempt number it claimed, so a worker whose lease ran out cannot
 //! overwrite the record of the worker that took the row over.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -23,12 +23,18 @@ pub struct Claimed {
     pub created_at: DateTime<Utc>,
     /// A random key fixed at the row's first claim (None for update rows), for its Message-ID.
     pub message_key: Option<Uuid>,
+    /// No later than the row's lease ends, on this process's monotonic clock: the claim's
+    /// lease counted from before its statement was sent (the database counts it from a moment
+    /// after that). Past it another worker may take the row over, so a worker checks it before
+    /// sending.
+    pub lease_ends: Instant,
 }
 
 impl Claimed {
     /// From a row with the claim's columns (`RETURNING id, kind, subscriber_id, update_id,
-    /// payload, attempts, created_at, message_key`).
-    pub(super) fn from_row(r: &PgRow) -> Self {
+    /// payload, attempts, created_at, message_key`), of a claim whose statement was sent after
+    /// `lease_ends` minus the lease.
+    pub(super) fn from_row(r: &PgRow, lease_ends: Instant) -> Self {
         Self {
             id: r.get("id"),
             kind: r.get("kind"),
@@ -38,6 +44,7 @@ impl Claimed {
             attempt: r.get("attempts"),
             created_at: r.get("created_at"),
             message_key: r.get("message_key"),
+            lease_ends,
         }
     }
 }
@@ -49,6 +56,7 @@ pub async fn claim(
     limit: u32,
     lease: Duration,
 ) -> sqlx::Result<Vec<Claimed>> {
+    let lease_ends = Instant::now() + lease;
     let rows = sqlx::query(
         "UPDATE deliveries d
          SET status = 'sending', attempts = d.attempts + 1,
@@ -71,7 +79,10 @@ pub async fn claim(
     .bind(seconds(lease))
     .fetch_all(db)
     .await?;
-    Ok(rows.iter().map(Claimed::from_row).collect())
+    Ok(rows
+        .iter()
+        .map(|r| Claimed::from_row(r, lease_ends))
+        .collect())
 }
 
 /// The final or interim state a send ends in.

@@ -52,6 +52,19 @@ const DATABASE_RETRY: Duration = Duration::from_secs(5);
 /// When a mail this worker must not make is offered again.
 const HOLD_RETRY: Duration = Duration::from_secs(60);
 
+/// Why a mail whose lease ends at `lease_ends` must not be sent now (less than half of a
+/// `lease` is left), or None when it may.
+fn lease_too_short(lease_ends: Instant, lease: Duration) -> Option<String> {
+    let left = lease_ends.saturating_duration_since(Instant::now());
+    (left < lease / 2).then(|| {
+        format!(
+            "postponed: {:.1} s of its {:.1} s lease left when its turn came, under half",
+            left.as_secs_f64(),
+            lease.as_secs_f64()
+        )
+    })
+}
+
 pub async fn attempt(worker: &Worker, job: &Claimed, contacts: &Contacts) -> Outcome {
     let message = match composed(worker, job, contacts).await {
         Ok(message) => message,
@@ -87,6 +100,17 @@ pub async fn attempt(worker: &Worker, job: &Claimed, contacts: &Contacts) -> Out
     } else {
         message
     };
+    // A mail goes to the relay only while at least half its lease is left, so that the send
+    // and the write of its outcome fit inside it. A mail claimed before the database went away
+    // for longer than the lease (or one held up that long by the limits) may meanwhile have
+    // been taken over and sent by another worker: it goes back instead (the attempt-number
+    // fence keeps this postponement from touching a row another worker took).
+    if let Some(reason) = lease_too_short(job.lease_ends, worker.settings.worker.lease) {
+        return Outcome::Postponed {
+            retry_in: Duration::ZERO,
+            reason,
+        };
+    }
     match worker.mailer.send(message).await {
         Ok(reply) => Outcome::Sent {
             message_id: message_id(worker, job),

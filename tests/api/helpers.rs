@@ -440,7 +440,6 @@ impl TestApp {
         }
     }
 
-    /// Delivery statuses of an update by subscriber e-mail.
     /// Waits until the update has `n` delivery rows: a started update's rows are written as a
     /// worker claims them, not with the start.
     pub async fn wait_for_delivery_rows(&self, id: &str, n: usize) {
@@ -458,6 +457,7 @@ impl TestApp {
         }
     }
 
+    /// Delivery statuses of an update by subscriber e-mail: (e-mail, status, attempts).
     pub async fn delivery_statuses(&self, id: &str) -> Vec<(String, String, i32)> {
         sqlx::query_as(
             "SELECT s.email, d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id

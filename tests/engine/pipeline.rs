@@ -44,3 +44,50 @@ async fn one_stalled_recipient_does_not_hold_back_the_others() {
         "the stalled mail is still waiting for its relay"
     );
 }
+
+/// A mail whose lease ran out while it waited in its worker's queue (behind a slow relay here;
+/// after a database outage longer than the lease in the restart test) may already have been
+/// taken over by a claim: its worker must not send it as well. Before the lease check, the
+/// worker's next claim took back the expired rows still in its own queue and in flight, and
+/// both copies went out.
+#[tokio::test]
+async fn a_mail_whose_lease_ran_out_in_the_queue_is_not_sent_twice() {
+    let _turn = crate::exclusive().await;
+    const RECIPIENTS: usize = 24;
+    let app = spawn_app_with(&[
+        ("worker.batch_size", 20.into()),
+        ("worker.lease_seconds", 3.into()),
+        ("sending.concurrency", 1.into()),
+        ("smtp.pool_size", 1.into()),
+        ("smtp.timeout_seconds", 2.into()),
+    ])
+    .await;
+    app.seed_confirmed_from(0, RECIPIENTS as i64, "slow.example")
+        .await;
+    // about half a second a mail, one at a time: the 20 claimed together need about 10 s,
+    // more than three times the lease, however fast this machine is
+    app.smtp.set_faults(Faults {
+        stall: Some(Duration::from_millis(100)),
+        ..Faults::default()
+    });
+    let token = app.api_token().await;
+    let id = app.create_and_send(&token, "Slow relay").await;
+    app.wait_for_update_status(&id, "sent").await;
+
+    let mut received: Vec<String> = app
+        .smtp
+        .messages()
+        .into_iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    received.sort();
+    let total = received.len();
+    received.dedup();
+    assert_eq!(received.len(), RECIPIENTS, "every recipient got the update");
+    assert_eq!(total, RECIPIENTS, "nobody got it twice");
+    let rows = app.delivery_statuses(&id).await;
+    assert!(
+        rows.iter().all(|(_, status, _)| status == "sent"),
+        "{rows:?}"
+    );
+}
