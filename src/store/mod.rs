@@ -48,6 +48,35 @@ pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .context("invalid database.url")
 }
 
+/// A pool of one connection for statements that reach their rows only by key, planned
+/// without sequential scans (`enable_seqscan = off` for the connection). A prepared statement's
+/// generic plan is cached after a few calls; made while a table was small (a new
+/// installation's first send), it could be a scan of the whole table that stays as the table
+/// grows. With sequential scans off, a plan that reaches rows by an index condition on their
+/// keys is the only cheap one at any size. Connects like the pool it is made from, lazily.
+#[derive(Clone)]
+pub struct KeyedPool(PgPool);
+
+impl KeyedPool {
+    /// One connection to the database of `pool`, with its connect options and acquire timeout.
+    pub fn from(pool: &PgPool) -> Self {
+        let options = (*pool.connect_options())
+            .clone()
+            .options([("enable_seqscan", "off")]);
+        Self(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(pool.options().get_acquire_timeout())
+                .idle_timeout(Some(Duration::from_secs(300)))
+                .connect_lazy_with(options),
+        )
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.0
+    }
+}
+
 /// Applies the SQL migrations, then the data migrations that need our own code (each once).
 /// Returns what the data migrations that ran this time did, a line each (also logged).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {

@@ -173,7 +173,7 @@ impl Worker {
         ));
         let batches = Batches {
             contacts: contacts::start(self.pool.clone()),
-            recorder: recorder::start(self.pool.clone(), self.settings.worker.lease / 2),
+            recorder: recorder::start(&self.pool, self.settings.worker.lease / 2),
         };
         let poll = self.settings.worker.poll_interval;
         let low_water = (self.settings.sending.concurrency as usize / 2).max(1);

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 
 use crate::batched::Batched;
 use crate::store::deliveries::{self, Attempted, Outcome};
+use crate::store::KeyedPool;
 
 /// Most outcomes written by one statement.
 const MAX_BATCH: usize = 256;
@@ -32,7 +33,10 @@ pub struct Finished {
 /// after its lease ran out, and nothing was written).
 pub type Recorder = Batched<Finished, bool>;
 
-pub fn start(pool: PgPool, retry_for: Duration) -> Recorder {
+/// Starts the recorder, with its own connection to the database of `pool` (one statement runs
+/// at a time; see `KeyedPool` for why it is a connection of its own).
+pub fn start(pool: &PgPool, retry_for: Duration) -> Recorder {
+    let pool = KeyedPool::from(pool);
     Batched::start(MAX_BATCH, move |finished: Vec<Finished>| {
         let pool = pool.clone();
         async move {

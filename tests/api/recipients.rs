@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use newsletter::store::deliveries::{self, Attempted, Outcome};
 use newsletter::store::updates::{self, Action};
+use newsletter::store::KeyedPool;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -200,7 +201,13 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
             outcome: &sent,
         })
         .collect();
-    assert_eq!(deliveries::record(&pool, &attempts).await.unwrap().len(), 5);
+    assert_eq!(
+        deliveries::record(&KeyedPool::from(&pool), &attempts)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
     assert!(
         updates::finish_done(&pool).await.unwrap().is_empty(),
         "not finished while rows are still to be written, though every written row is final"
@@ -360,4 +367,73 @@ async fn new_rows_are_found_through_primary_keys_even_on_tables_never_analysed()
         analysed.is_some_and(|n| n < 0.0),
         "the test holds only while the tables have no statistics: {analysed:?}"
     );
+}
+
+#[tokio::test]
+async fn outcomes_are_written_through_the_primary_key_by_a_plan_cached_while_the_table_was_small() {
+    // A new installation's first send: `deliveries` holds a few rows and has statistics saying
+    // so. The generic plan the recorder's connection caches for the outcome statement then must
+    // reach rows by their ids through the primary key (an index condition on the ids), never
+    // by a scan of the table or of the whole index, or it keeps scanning as the send grows the
+    // table to millions of rows.
+    let (_db, pool) = quiet_database().await;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO deliveries (kind) SELECT 'confirmation' FROM generate_series(1, 3) RETURNING id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE deliveries")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let keyed = KeyedPool::from(&pool);
+    let mut conn = keyed.pool().acquire().await.unwrap();
+    sqlx::raw_sql(&format!(
+        "PREPARE record_outcomes(int8[], int4[], text[], text[], text[], float8[], bool[]) AS {};
+         SET plan_cache_mode = force_generic_plan",
+        deliveries::RECORD_OUTCOMES
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN EXECUTE record_outcomes('{1,2}', '{1,1}', '{sent,sent}', '{250 ok,250 ok}',
+                                         '{NULL,NULL}', '{NULL,NULL}', '{f,f}')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("deliveries_pkey") && plan.contains("Index Cond: (id = ANY ($1))"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    drop(conn);
+
+    // and `record` writes through that pool: the claimed rows' outcomes, each once
+    let claimed = deliveries::claim(&pool, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), ids.len());
+    let sent = Outcome::Sent {
+        message_id: "<m@example.org>".into(),
+        reply: "250 ok".into(),
+    };
+    let attempts: Vec<Attempted<'_>> = claimed
+        .iter()
+        .map(|c| Attempted {
+            id: c.id,
+            attempt: c.attempt,
+            outcome: &sent,
+        })
+        .collect();
+    let mut written = deliveries::record(&keyed, &attempts).await.unwrap();
+    written.sort_unstable();
+    assert_eq!(written, ids);
+    assert!(deliveries::record(&keyed, &attempts)
+        .await
+        .unwrap()
+        .is_empty());
 }
