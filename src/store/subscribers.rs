@@ -1,6 +1,8 @@
 use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
+use super::KeyedPool;
+
 /// What the worker needs to address a mail.
 #[derive(Debug, Clone)]
 pub struct Contact {
@@ -33,24 +35,27 @@ pub async fn contact_by_email(
             .fetch_optional(db)
             .await?;
     match id {
-        Some(id) => Ok(contacts(db, &[id]).await?.pop()),
+        Some(id) => Ok(read_contacts(db, &[id]).await?.pop()),
         None => Ok(None),
     }
 }
 
+/// The read of [`contacts`]: `$1` the subscribers' ids. Public for the test of its plan.
+pub const CONTACTS: &str = "SELECT s.id, s.email, s.name, s.status, s.link_version, s.topics,
+            ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
+                  WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed') AS lists
+     FROM subscribers s WHERE s.id = ANY ($1)";
+
 /// The subscribers with these ids (those that still exist), each with their confirmed lists.
 /// The lists are read through each subscriber's own rows (primary key), never by scanning a
-/// list, so this stays fast however big a list is.
-pub async fn contacts(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Contact>> {
-    let rows = sqlx::query(
-        "SELECT s.id, s.email, s.name, s.status, s.link_version, s.topics,
-                ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-                      WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed') AS lists
-         FROM subscribers s WHERE s.id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .await?;
+/// list, so this stays fast however big a list is. On a [`KeyedPool`], so its plan is made
+/// once per connection.
+pub async fn contacts(db: &KeyedPool, ids: &[Uuid]) -> sqlx::Result<Vec<Contact>> {
+    read_contacts(db.pool(), ids).await
+}
+
+async fn read_contacts(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Contact>> {
+    let rows = sqlx::query(CONTACTS).bind(ids).fetch_all(db).await?;
     Ok(rows
         .into_iter()
         .map(|r| Contact {

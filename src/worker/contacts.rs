@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::batched::Batched;
 use crate::store::subscribers::{self, Contact};
+use crate::store::KeyedPool;
 
 /// Most subscribers read by one statement.
 const MAX_BATCH: usize = 256;
@@ -15,7 +16,10 @@ const MAX_BATCH: usize = 256;
 /// Answers the subscriber as they are now, or None when they no longer exist.
 pub type Contacts = Batched<Uuid, Option<Contact>>;
 
-pub fn start(pool: PgPool) -> Contacts {
+/// Starts the reader, with its own connection to the database of `pool` (one statement runs at
+/// a time; see `KeyedPool`).
+pub fn start(pool: &PgPool) -> Contacts {
+    let pool = KeyedPool::from(pool);
     Batched::start(MAX_BATCH, move |ids: Vec<Uuid>| {
         let pool = pool.clone();
         async move {

@@ -172,7 +172,7 @@ impl Worker {
             shutdown.clone(),
         ));
         let batches = Batches {
-            contacts: contacts::start(self.pool.clone()),
+            contacts: contacts::start(&self.pool),
             recorder: recorder::start(&self.pool, self.settings.worker.lease / 2),
         };
         let poll = self.settings.worker.poll_interval;

@@ -6,6 +6,7 @@ use newsletter::domain::UpdateInput;
 use std::time::Duration;
 
 use newsletter::store::deliveries::{self, Attempted, Outcome};
+use newsletter::store::subscribers;
 use newsletter::store::updates::{self, Action};
 use newsletter::store::KeyedPool;
 use sqlx::PgPool;
@@ -370,12 +371,13 @@ async fn new_rows_are_found_through_primary_keys_even_on_tables_never_analysed()
 }
 
 #[tokio::test]
-async fn outcomes_are_written_through_the_primary_key_by_a_plan_cached_while_the_table_was_small() {
-    // A new installation's first send: `deliveries` holds a few rows and has statistics saying
-    // so. The generic plan the recorder's connection caches for the outcome statement then must
-    // reach rows by their ids through the primary key (an index condition on the ids), never
-    // by a scan of the table or of the whole index, or it keeps scanning as the send grows the
-    // table to millions of rows.
+async fn outcomes_and_recipient_reads_go_through_primary_keys_by_plans_cached_while_tables_were_small(
+) {
+    // A new installation's first send: `deliveries` and `subscribers` hold a few rows and have
+    // statistics saying so. The generic plans the worker's keyed connections cache for the
+    // outcome write and the recipient read then must reach rows by their ids through the
+    // primary keys (an index condition on the ids), never by a scan of a table or of a whole
+    // index, or they keep scanning as the send grows the tables to millions of rows.
     let (_db, pool) = quiet_database().await;
     let ids: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO deliveries (kind) SELECT 'confirmation' FROM generate_series(1, 3) RETURNING id",
@@ -383,33 +385,49 @@ async fn outcomes_are_written_through_the_primary_key_by_a_plan_cached_while_the
     .fetch_all(&pool)
     .await
     .unwrap();
-    sqlx::query("ANALYZE deliveries")
+    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    confirmed_many(&pool, "k", "example.org", 3, list).await;
+    sqlx::query("ANALYZE deliveries, subscribers, subscriptions, lists")
         .execute(&pool)
         .await
         .unwrap();
     let keyed = KeyedPool::from(&pool);
     let mut conn = keyed.pool().acquire().await.unwrap();
+    // the connection's own settings, nothing set here, decide the plans
     sqlx::raw_sql(&format!(
         "PREPARE record_outcomes(int8[], int4[], text[], text[], text[], float8[], bool[]) AS {};
-         SET plan_cache_mode = force_generic_plan",
-        deliveries::RECORD_OUTCOMES
+         PREPARE contacts(uuid[]) AS {}",
+        deliveries::RECORD_OUTCOMES,
+        subscribers::CONTACTS
     ))
     .execute(&mut *conn)
     .await
     .unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN EXECUTE record_outcomes('{1,2}', '{1,1}', '{sent,sent}', '{250 ok,250 ok}',
-                                         '{NULL,NULL}', '{NULL,NULL}', '{f,f}')",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
-    assert!(
-        plan.contains("deliveries_pkey") && plan.contains("Index Cond: (id = ANY ($1))"),
-        "{plan}"
-    );
-    assert!(!plan.contains("Seq Scan"), "{plan}");
+    for (execute, table) in [
+        (
+            "EXECUTE record_outcomes('{1,2}', '{1,1}', '{sent,sent}', '{250 ok,250 ok}',
+                                     '{NULL,NULL}', '{NULL,NULL}', '{f,f}')",
+            "deliveries",
+        ),
+        (
+            "EXECUTE contacts('{00000000-0000-0000-0000-000000000001}')",
+            "subscribers",
+        ),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {execute}"))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains(&format!("{table}_pkey")) && plan.contains("Index Cond: (id = ANY ($1))"),
+            "{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
     drop(conn);
 
     // and `record` writes through that pool: the claimed rows' outcomes, each once
