@@ -125,8 +125,10 @@ fn stat_cpu_time(path: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// CPU time (user + system) of every process named `postgres` on this machine: the database
-/// server's share of the work, when it runs here (None when none is visible).
+/// CPU time (user + system) of every process named `postgres` on this machine, with that of
+/// their children that ended (`cutime` + `cstime`: the postmaster reaps its backends, so a
+/// connection closed during the send still counts): the database server's share of the work,
+/// when it runs here (None when none is visible).
 fn postgres_cpu_time() -> Option<Duration> {
     let mut ticks = 0u64;
     let mut seen = false;
@@ -142,14 +144,11 @@ fn postgres_cpu_time() -> Option<Duration> {
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();
         seen = true;
-        ticks += fields
-            .get(11)
-            .and_then(|u| u.parse::<u64>().ok())
-            .unwrap_or(0)
-            + fields
-                .get(12)
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0);
+        // utime, stime, cutime, cstime: fields 14 to 17 of stat, 11 to 14 after the state
+        ticks += fields[11.min(fields.len())..15.min(fields.len())]
+            .iter()
+            .filter_map(|t| t.parse::<u64>().ok())
+            .sum::<u64>();
     }
     seen.then(|| Duration::from_millis(ticks * 10))
 }
