@@ -1,6 +1,7 @@
 //! A real headless browser (Debian's chromium through chromedriver) walks the sign-up form.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,10 +14,13 @@ use crate::helpers::spawn_app;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// chromedriver on a free local port, killed on drop.
+/// chromedriver on a free local port, in a process group of its own. On drop the whole group
+/// is killed (chromedriver and every chromium it started, even for a session a failing test
+/// never closed) and the sessions' profile directories are removed.
 pub struct Driver {
     child: Child,
     port: u16,
+    profiles: std::sync::Mutex<Vec<std::path::PathBuf>>,
 }
 
 impl Driver {
@@ -32,11 +36,16 @@ impl Driver {
             .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting chromedriver");
-        Self { child, port }
+        Self {
+            child,
+            port,
+            profiles: std::sync::Mutex::default(),
+        }
     }
 
     pub async fn connect(&self) -> Client {
@@ -54,6 +63,10 @@ impl Driver {
     async fn connect_with(&self, mobile: Option<serde_json::Value>) -> Client {
         let profile =
             std::env::temp_dir().join(format!("newsletter-chromium-{}", uuid::Uuid::new_v4()));
+        self.profiles
+            .lock()
+            .expect("profiles lock")
+            .push(profile.clone());
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -85,8 +98,15 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // the group's id is chromedriver's pid (`process_group(0)`)
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for profile in self.profiles.lock().expect("profiles lock").drain(..) {
+            let _ = std::fs::remove_dir_all(profile);
+        }
     }
 }
 
