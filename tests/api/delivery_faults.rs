@@ -370,15 +370,8 @@ async fn a_relay_that_stalls_past_the_timeout_is_given_up_on_and_retried() {
         replies.iter().all(|(s, a)| s == "sent" && *a >= 2),
         "{replies:?}"
     );
-    let mut recipients: Vec<String> = app
-        .smtp
-        .messages()
-        .iter()
-        .map(|m| m.rcpt_to[0].clone())
-        .collect();
-    recipients.sort();
     assert_eq!(
-        recipients,
+        app.smtp.recipients_sorted(),
         ["reader0@example.org", "reader1@example.org"],
         "each delivered once"
     );

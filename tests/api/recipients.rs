@@ -5,7 +5,7 @@
 use newsletter::domain::UpdateInput;
 use std::time::Duration;
 
-use newsletter::store::deliveries::{self, Attempted, Outcome};
+use newsletter::store::deliveries::{self, Attempted, Claimed, Outcome};
 use newsletter::store::subscribers;
 use newsletter::store::updates::{self, Action};
 use newsletter::store::KeyedPool;
@@ -53,13 +53,7 @@ async fn an_update_written_in_chunks_of_seven_reaches_each_confirmed_subscriber_
     app.send_now(&token, &id).await;
     app.wait_for_update_status(&id, "sent").await;
 
-    let mut received: Vec<String> = app
-        .smtp
-        .messages()
-        .into_iter()
-        .map(|m| m.rcpt_to[0].clone())
-        .collect();
-    received.sort();
+    let received = app.smtp.recipients_sorted();
     let mut expected: Vec<String> = national[..39].iter().map(|(_, e)| e.clone()).collect();
     expected.extend((1..=5).map(|i| format!("local{i}@example.net")));
     expected.sort();
@@ -67,6 +61,26 @@ async fn an_update_written_in_chunks_of_seven_reaches_each_confirmed_subscriber_
     let statuses = app.delivery_statuses(&id).await;
     assert_eq!(statuses.len(), 44);
     assert!(statuses.iter().all(|(_, s, _)| s == "sent"));
+}
+
+/// A relay's acceptance, as an outcome.
+fn sent() -> Outcome {
+    Outcome::Sent {
+        message_id: "<m@example.org>".into(),
+        reply: "250 ok".into(),
+    }
+}
+
+/// The attempts of these claimed rows, each ending with `outcome`.
+fn attempts_ending<'a>(claimed: &[Claimed], outcome: &'a Outcome) -> Vec<Attempted<'a>> {
+    claimed
+        .iter()
+        .map(|c| Attempted {
+            id: c.id,
+            attempt: c.attempt,
+            outcome,
+        })
+        .collect()
 }
 
 /// A migrated database with no service running on it, so the test alone writes the rows.
@@ -190,18 +204,8 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
         (5, true),
         "born claimed and leased, as a claim leaves them"
     );
-    let sent = Outcome::Sent {
-        message_id: "<m@example.org>".into(),
-        reply: "250 ok".into(),
-    };
-    let attempts: Vec<Attempted> = first
-        .iter()
-        .map(|c| Attempted {
-            id: c.id,
-            attempt: c.attempt,
-            outcome: &sent,
-        })
-        .collect();
+    let sent = sent();
+    let attempts = attempts_ending(&first, &sent);
     assert_eq!(
         deliveries::record(&KeyedPool::from(&pool), &attempts)
             .await
@@ -435,18 +439,8 @@ async fn outcomes_and_recipient_reads_go_through_primary_keys_by_plans_cached_wh
         .await
         .unwrap();
     assert_eq!(claimed.len(), ids.len());
-    let sent = Outcome::Sent {
-        message_id: "<m@example.org>".into(),
-        reply: "250 ok".into(),
-    };
-    let attempts: Vec<Attempted<'_>> = claimed
-        .iter()
-        .map(|c| Attempted {
-            id: c.id,
-            attempt: c.attempt,
-            outcome: &sent,
-        })
-        .collect();
+    let sent = sent();
+    let attempts = attempts_ending(&claimed, &sent);
     let mut written = deliveries::record(&keyed, &attempts).await.unwrap();
     written.sort_unstable();
     assert_eq!(written, ids);

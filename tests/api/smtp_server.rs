@@ -150,6 +150,18 @@ impl TestSmtp {
         self.state.accepted.lock().unwrap().clone()
     }
 
+    /// The first recipient (RCPT TO) of each mail accepted so far, sorted; a mail received
+    /// twice appears twice.
+    pub fn recipients_sorted(&self) -> Vec<String> {
+        let mut recipients: Vec<String> = self
+            .messages()
+            .into_iter()
+            .map(|m| m.rcpt_to[0].clone())
+            .collect();
+        recipients.sort();
+        recipients
+    }
+
     pub fn count(&self) -> usize {
         self.state.accepted.lock().unwrap().len()
     }

@@ -74,13 +74,7 @@ async fn a_mail_whose_lease_ran_out_in_the_queue_is_not_sent_twice() {
     let id = app.create_and_send(&token, "Slow relay").await;
     app.wait_for_update_status(&id, "sent").await;
 
-    let mut received: Vec<String> = app
-        .smtp
-        .messages()
-        .into_iter()
-        .map(|m| m.rcpt_to[0].clone())
-        .collect();
-    received.sort();
+    let mut received = app.smtp.recipients_sorted();
     let total = received.len();
     received.dedup();
     assert_eq!(received.len(), RECIPIENTS, "every recipient got the update");
