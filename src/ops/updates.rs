@@ -66,8 +66,9 @@ pub async fn view(pool: &PgPool, id: Uuid) -> Result<UpdateView, UpdateError> {
     let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
     let (bounced, complained) = crate::store::bounces::update_counts(pool, id).await?;
     let mut counts = store::counts(pool, id).await?;
+    let rows = counts.values().sum();
     *counts.entry("queued".to_owned()).or_default() +=
-        store::unwritten_recipients(pool, id).await?;
+        store::unwritten_recipients(pool, id, rows).await?;
     Ok(UpdateView {
         counts,
         bounced,

@@ -78,6 +78,12 @@ async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     {
         tracing::info!(%update_id, "update started");
     }
+    if let Some(update_id) = updates::count_expected_recipients(pool)
+        .await
+        .context("counting a started update's recipients")?
+    {
+        tracing::info!(%update_id, "recipients of the started update counted");
+    }
     updates::skip_cancelled_leftovers(pool)
         .await
         .context("skipping the rest of cancelled updates")?;

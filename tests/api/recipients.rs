@@ -263,6 +263,79 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
 }
 
 #[tokio::test]
+async fn a_sending_update_counts_its_recipients_once_and_its_queued_count_follows_its_rows() {
+    // At 1,000,000 subscribers the exact count of those without a row takes seconds: the
+    // scheduler counts an update's recipients once after the start, and views subtract its rows.
+    let (_db, pool) = quiet_database().await;
+    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = (1..=12u128).map(Uuid::from_u128).collect();
+    for (i, id) in ids.iter().enumerate() {
+        confirmed_on(&pool, *id, &format!("c{i}@example.org"), list).await;
+    }
+    let update = started_update(&pool, list, "Counted once").await;
+    let queued = || async {
+        newsletter::ops::updates::view(&pool, update)
+            .await
+            .unwrap()
+            .counts["queued"]
+    };
+    let expected = || async {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT recipients_expected FROM updates WHERE id = $1",
+        )
+        .bind(update)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let lease = Duration::from_secs(60);
+    let first = updates::claim_new_recipients(&pool, 5, lease)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 5);
+    assert_eq!(expected().await, None);
+    assert_eq!(queued().await, 7, "before the count: counted at the view");
+
+    // counted after five rows were written: the five and the seven still to write
+    assert_eq!(
+        updates::count_expected_recipients(&pool).await.unwrap(),
+        Some(update)
+    );
+    assert_eq!(expected().await, Some(12));
+    assert_eq!(
+        updates::count_expected_recipients(&pool).await.unwrap(),
+        None,
+        "once an update"
+    );
+    assert_eq!(queued().await, 7, "twelve less the five rows");
+    updates::claim_new_recipients(&pool, 5, lease)
+        .await
+        .unwrap();
+    assert_eq!(queued().await, 2);
+    // someone still to write leaves: counted until the rows are complete
+    sqlx::query("UPDATE subscribers SET status = 'unsubscribed' WHERE id = $1")
+        .bind(ids[11])
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(queued().await, 2);
+    while !updates::claim_new_recipients(&pool, 5, lease)
+        .await
+        .unwrap()
+        .is_empty()
+    {}
+    let view = newsletter::ops::updates::view(&pool, update).await.unwrap();
+    assert_eq!(
+        (view.counts["queued"], view.counts["sending"]),
+        (0, 11),
+        "complete: only rows count"
+    );
+}
+
+#[tokio::test]
 async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_once() {
     let (_db, pool) = quiet_database().await;
     let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
