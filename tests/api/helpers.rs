@@ -421,7 +421,13 @@ impl TestApp {
 
     /// Waits until the update reaches `status`.
     pub async fn wait_for_update_status(&self, id: &str, status: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        self.wait_for_update_status_within(id, status, Duration::from_secs(30))
+            .await;
+    }
+
+    /// Waits up to `limit` until the update reaches `status`.
+    pub async fn wait_for_update_status_within(&self, id: &str, status: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let current: String =
                 sqlx::query_scalar("SELECT status FROM updates WHERE id = $1::uuid")
