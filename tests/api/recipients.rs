@@ -83,6 +83,22 @@ fn attempts_ending<'a>(claimed: &[Claimed], outcome: &'a Outcome) -> Vec<Attempt
         .collect()
 }
 
+/// Twelve confirmed subscribers of the default list, with ids in a known walk order (0000…01 to
+/// 0000…0c) and addresses `{prefix}{i}@example.org`, and an update to that list started on
+/// them: (the list, the ids, the update).
+async fn twelve_and_started(pool: &PgPool, prefix: &str, subject: &str) -> (Uuid, Vec<Uuid>, Uuid) {
+    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = (1..=12u128).map(Uuid::from_u128).collect();
+    for (i, id) in ids.iter().enumerate() {
+        confirmed_on(pool, *id, &format!("{prefix}{i}@example.org"), list).await;
+    }
+    let update = started_update(pool, list, subject).await;
+    (list, ids, update)
+}
+
 /// A migrated database with no service running on it, so the test alone writes the rows.
 async fn quiet_database() -> (TestDatabase, PgPool) {
     let db = TestDatabase::create().await;
@@ -149,16 +165,7 @@ async fn confirmed_on(pool: &PgPool, id: Uuid, email: &str, list: Uuid) {
 async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_start_is_not_a_recipient(
 ) {
     let (_db, pool) = quiet_database().await;
-    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    // Ids in a known order: 0000…01 to 0000…0c.
-    let ids: Vec<Uuid> = (1..=12u128).map(Uuid::from_u128).collect();
-    for (i, id) in ids.iter().enumerate() {
-        confirmed_on(&pool, *id, &format!("p{i}@example.org"), list).await;
-    }
-    let update = started_update(&pool, list, "Chunks").await;
+    let (list, ids, update) = twelve_and_started(&pool, "p", "Chunks").await;
     let row_count = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE update_id = $1")
             .bind(update)
@@ -267,15 +274,7 @@ async fn a_sending_update_counts_its_recipients_once_and_its_queued_count_follow
     // At 1,000,000 subscribers the exact count of those without a row takes seconds: the
     // scheduler counts an update's recipients once after the start, and views subtract its rows.
     let (_db, pool) = quiet_database().await;
-    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let ids: Vec<Uuid> = (1..=12u128).map(Uuid::from_u128).collect();
-    for (i, id) in ids.iter().enumerate() {
-        confirmed_on(&pool, *id, &format!("c{i}@example.org"), list).await;
-    }
-    let update = started_update(&pool, list, "Counted once").await;
+    let (_, ids, update) = twelve_and_started(&pool, "c", "Counted once").await;
     let queued = || async {
         newsletter::ops::updates::view(&pool, update)
             .await
