@@ -53,7 +53,8 @@ pub struct UpdateView {
     #[serde(flatten)]
     pub update: UpdateRecord,
     /// Mails by status. `queued` includes the recipients of a sending or paused update whose
-    /// rows are not written yet (workers write them as they claim them).
+    /// rows are not written yet (workers write them as they claim them): its recipients as
+    /// counted once after the start, less its rows (`store::updates::unwritten_recipients`).
     pub counts: BTreeMap<String, i64>,
     /// Mails reported bounced (hard or soft) after the relay took them.
     pub bounced: i64,

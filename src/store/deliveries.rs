@@ -34,7 +34,7 @@ impl Claimed {
     /// From a row with the claim's columns (`RETURNING id, kind, subscriber_id, update_id,
     /// payload, attempts, created_at, message_key`), of a claim whose statement was sent after
     /// `lease_ends` minus the lease.
-    pub(super) fn from_row(r: &PgRow, lease_ends: Instant) -> Self {
+    fn from_row(r: &PgRow, lease_ends: Instant) -> Self {
         Self {
             id: r.get("id"),
             kind: r.get("kind"),
@@ -56,8 +56,8 @@ pub async fn claim(
     limit: u32,
     lease: Duration,
 ) -> sqlx::Result<Vec<Claimed>> {
-    let lease_ends = Instant::now() + lease;
-    let rows = sqlx::query(
+    claimed_by(
+        db,
         "UPDATE deliveries d
          SET status = 'sending', attempts = d.attempts + 1,
              next_attempt_at = now() + make_interval(secs => $2), updated_at = now(),
@@ -74,11 +74,27 @@ pub async fn claim(
              FOR UPDATE SKIP LOCKED)
          RETURNING d.id, d.kind, d.subscriber_id, d.update_id, d.payload, d.attempts, d.created_at,
                    d.message_key",
+        limit,
+        lease,
     )
-    .bind(i64::from(limit))
-    .bind(seconds(lease))
-    .fetch_all(db)
-    .await?;
+    .await
+}
+
+/// Runs the claim statement `sql` (`$1` the most rows, `$2` the lease in seconds; returning the
+/// columns `Claimed::from_row` reads) and gives each row its `lease_ends`, taken before the
+/// statement is sent.
+pub(super) async fn claimed_by(
+    db: impl PgExecutor<'_>,
+    sql: &'static str,
+    limit: u32,
+    lease: Duration,
+) -> sqlx::Result<Vec<Claimed>> {
+    let lease_ends = Instant::now() + lease;
+    let rows = sqlx::query(sql)
+        .bind(i64::from(limit))
+        .bind(seconds(lease))
+        .fetch_all(db)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| Claimed::from_row(r, lease_ends))

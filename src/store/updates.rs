@@ -670,16 +670,7 @@ pub async fn claim_new_recipients(
     limit: u32,
     lease: Duration,
 ) -> sqlx::Result<Vec<Claimed>> {
-    let lease_ends = std::time::Instant::now() + lease;
-    let rows = sqlx::query(CLAIM_NEW_RECIPIENTS)
-        .bind(i64::from(limit))
-        .bind(seconds(lease))
-        .fetch_all(db)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Claimed::from_row(r, lease_ends))
-        .collect())
+    super::deliveries::claimed_by(db, CLAIM_NEW_RECIPIENTS, limit, lease).await
 }
 
 /// Skips the rows of cancelled updates that were in flight at the cancel and came back
