@@ -96,8 +96,11 @@ pub async fn record(pool: &PgPool, s: SignupRecord<'_>) -> anyhow::Result<Signup
     outcomes.pop().context("record_signup gave no answer")
 }
 
-/// Records sign-ups in one statement (one round trip, one commit), in the given order, through
-/// the `record_signup` function (migrations/…_replace_record_signup.sql), once per sign-up:
+/// Records sign-ups in one statement (one round trip, one commit) through the `record_signups`
+/// function (migrations/…_create_record_signups_function.sql): the new addresses among them are
+/// written as sets (one `INSERT` per table for all of them), then each other sign-up (an address
+/// already known, or given twice) through `record_signup`, one by one in address order. Either
+/// way a sign-up:
 /// 1. upserts the subscriber by normalized address;
 /// 2. adds the asked-for subscriptions as pending (an unsubscribed one becomes pending again);
 /// 3. unless they are confirmed with nothing pending (nothing to confirm), or a confirmation was
@@ -122,19 +125,8 @@ pub async fn record_many(
         }
     }
     let rows = sqlx::query(
-        "SELECT r.n, record_signup(r.id, r.email, r.normalized, r.name, r.state, r.resend_after,
-                    ARRAY(SELECT l.id FROM unnest($15::int4[], $16::uuid[]) AS l(n, id)
-                          WHERE l.n = r.n),
-                    r.token_hash, r.confirm_ttl, jsonb_build_object('nonce', r.nonce), r.source,
-                    r.ip::inet, r.user_agent, r.consent_text, r.consent_version,
-                    ARRAY(SELECT l.slug FROM unnest($15::int4[], $17::text[]) AS l(n, slug)
-                          WHERE l.n = r.n)) AS outcome
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
-                     $7::bytea[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[])
-              WITH ORDINALITY AS r(id, email, normalized, name, state, resend_after, token_hash,
-                                   confirm_ttl, nonce, source, ip, user_agent, consent_text,
-                                   consent_version, n)",
+        "SELECT n, outcome FROM record_signups($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                                                $12, $13, $14, $15, $16, $17)",
     )
     .bind(signups.iter().map(|s| s.id).collect::<Vec<_>>())
     .bind(column(|s| Some(s.email.clone())))
@@ -163,7 +155,7 @@ pub async fn record_many(
     .context("recording the sign-up")?;
     let mut outcomes = vec![None; signups.len()];
     for row in rows {
-        let n: i64 = row.get("n");
+        let n: i32 = row.get("n");
         let outcome: String = row.get("outcome");
         let slot = usize::try_from(n - 1)
             .ok()

@@ -497,3 +497,179 @@ async fn a_sign_up_that_cannot_be_written_fails_alone_and_the_others_of_its_batc
     .unwrap();
     assert_eq!(w17, 0);
 }
+
+/// A group of sign-ups mixing new addresses (written as sets), known ones and one address given
+/// twice gets the answers and rows each sign-up would get alone, in address order: every queued
+/// confirmation's nonce derives its stored token, every sign-up has its consent event with the
+/// lists it asked for, and nothing is written twice.
+#[tokio::test]
+async fn a_group_of_new_known_and_repeated_addresses_is_written_as_each_sign_up_alone() {
+    use newsletter::domain::Token;
+    use newsletter::store::signups::{self, Signup, SignupOutcome, CONFIRM_PURPOSE};
+    let app = crate::helpers::spawn_app_without_worker(&[]).await;
+    let pool = &app.pool;
+    let main: uuid::Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let other: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO lists (slug, name, is_public) VALUES ('congress-watch', 'Congress', true)
+         RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let one = [(main, "us-icc-updates".to_owned())];
+    let both = [
+        (other, "congress-watch".to_owned()),
+        (main, "us-icc-updates".to_owned()),
+    ];
+    let origin = newsletter::store::consent::RequestOrigin::default();
+    let (confirmed, unsubscribed, recent) = (
+        signup_request("confirmed@example.org"),
+        signup_request("left@example.org"),
+        signup_request("recent@example.org"),
+    );
+    // Known before the group: one confirmed, one who left long ago, one who signed up just now.
+    signups::record_many(
+        pool,
+        &[
+            Signup::new(signup_record(&confirmed, &one, &origin)),
+            Signup::new(signup_record(&unsubscribed, &one, &origin)),
+            Signup::new(signup_record(&recent, &one, &origin)),
+        ],
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "UPDATE subscribers SET status = 'confirmed', confirmed_at = now()
+         WHERE email_normalized = 'confirmed@example.org';
+         UPDATE subscriptions SET status = 'confirmed' WHERE subscriber_id =
+             (SELECT id FROM subscribers WHERE email_normalized = 'confirmed@example.org');
+         UPDATE subscribers SET status = 'unsubscribed',
+                last_confirmation_at = now() - interval '1 day'
+         WHERE email_normalized = 'left@example.org';
+         UPDATE subscriptions SET status = 'unsubscribed' WHERE subscriber_id =
+             (SELECT id FROM subscribers WHERE email_normalized = 'left@example.org')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let (twice, fresh) = (
+        signup_request("twice@example.org"),
+        signup_request("new@example.org"),
+    );
+    let group = [
+        Signup::new(signup_record(&twice, &one, &origin)),
+        Signup::new(signup_record(&confirmed, &one, &origin)),
+        Signup::new(signup_record(&fresh, &both, &origin)),
+        Signup::new(signup_record(&unsubscribed, &one, &origin)),
+        Signup::new(signup_record(&twice, &one, &origin)),
+        Signup::new(signup_record(&recent, &one, &origin)),
+    ];
+    assert_eq!(
+        signups::record_many(pool, &group).await.unwrap(),
+        [
+            SignupOutcome::ConfirmationQueued,
+            SignupOutcome::NothingToConfirm,
+            SignupOutcome::ConfirmationQueued,
+            SignupOutcome::ConfirmationQueued,
+            SignupOutcome::Throttled,
+            SignupOutcome::Throttled,
+        ]
+    );
+
+    // Per address: subscriptions (list slug and status), consent events of the group, queued
+    // confirmations and tokens in all.
+    let rows: Vec<(String, Vec<String>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.email_normalized,
+                ARRAY(SELECT l.slug || ':' || sub.status FROM subscriptions sub
+                      JOIN lists l ON l.id = sub.list_id
+                      WHERE sub.subscriber_id = s.id ORDER BY l.slug),
+                (SELECT count(*) FROM consent_events c WHERE c.subscriber_id = s.id),
+                (SELECT count(*) FROM deliveries d
+                 WHERE d.subscriber_id = s.id AND d.kind = 'confirmation'),
+                (SELECT count(*) FROM confirmation_tokens t WHERE t.subscriber_id = s.id)
+         FROM subscribers s ORDER BY s.email_normalized",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let pending =
+        |lists: &[&str]| -> Vec<String> { lists.iter().map(|l| format!("{l}:pending")).collect() };
+    assert_eq!(
+        rows,
+        [
+            (
+                "confirmed@example.org".to_owned(),
+                vec!["us-icc-updates:confirmed".to_owned()],
+                2,
+                1,
+                1
+            ),
+            (
+                "left@example.org".to_owned(),
+                pending(&["us-icc-updates"]),
+                2,
+                2,
+                2
+            ),
+            (
+                "new@example.org".to_owned(),
+                pending(&["congress-watch", "us-icc-updates"]),
+                1,
+                1,
+                1
+            ),
+            (
+                "recent@example.org".to_owned(),
+                pending(&["us-icc-updates"]),
+                2,
+                1,
+                1
+            ),
+            (
+                "twice@example.org".to_owned(),
+                pending(&["us-icc-updates"]),
+                2,
+                1,
+                1
+            ),
+        ]
+    );
+
+    // Each queued confirmation carries the nonce its token's hash was derived from.
+    let key: &[u8] = b"a test key of no importance at all";
+    let mails: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT d.payload->>'nonce', t.token_hash FROM deliveries d
+         JOIN LATERAL (SELECT token_hash FROM confirmation_tokens t
+                       WHERE t.subscriber_id = d.subscriber_id
+                       ORDER BY t.created_at DESC LIMIT 1) t ON true
+         JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE s.email_normalized IN ('new@example.org', 'twice@example.org')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(mails.len(), 2);
+    for (nonce, hash) in mails {
+        assert_eq!(
+            Token::derive(key, CONFIRM_PURPOSE, &nonce)
+                .hash()
+                .0
+                .to_vec(),
+            hash
+        );
+    }
+
+    // The new address's consent event names both lists it asked for.
+    let lists: Vec<String> = sqlx::query_scalar(
+        "SELECT c.lists FROM consent_events c JOIN subscribers s ON s.id = c.subscriber_id
+         WHERE s.email_normalized = 'new@example.org'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(lists, ["congress-watch", "us-icc-updates"]);
+}
