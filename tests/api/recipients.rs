@@ -128,6 +128,15 @@ async fn started_update(pool: &PgPool, list: Uuid, subject: &str) -> Uuid {
     update
 }
 
+/// Whether every delivery row of `update` is written (`updates.recipients_complete`).
+async fn rows_complete(pool: &PgPool, update: Uuid) -> bool {
+    sqlx::query_scalar("SELECT recipients_complete FROM updates WHERE id = $1")
+        .bind(update)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// `n` confirmed subscribers, `{prefix}{i}@{domain}`, confirmed on `list`, in one statement.
 async fn confirmed_many(pool: &PgPool, prefix: &str, domain: &str, n: i32, list: Uuid) {
     sqlx::query(
@@ -379,13 +388,7 @@ async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_on
             .unwrap()
             .is_empty()
     );
-    let complete: bool =
-        sqlx::query_scalar("SELECT recipients_complete FROM updates WHERE id = $1")
-            .bind(update)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert!(complete);
+    assert!(rows_complete(&pool, update).await);
 }
 
 /// An update to a small list in a large installation reads its members, not every subscriber:
@@ -437,13 +440,10 @@ async fn an_update_to_a_small_list_reads_its_members_not_every_subscriber() {
         fetched <= 4 * 20,
         "{fetched} subscriber rows fetched for 20 recipients among 2,020 subscribers"
     );
-    let complete: bool =
-        sqlx::query_scalar("SELECT recipients_complete FROM updates WHERE id = $1")
-            .bind(update)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert!(complete, "a short chunk completes the rows");
+    assert!(
+        rows_complete(&pool, update).await,
+        "a short chunk completes the rows"
+    );
 }
 
 #[tokio::test]
