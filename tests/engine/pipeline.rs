@@ -32,13 +32,28 @@ async fn one_stalled_recipient_does_not_hold_back_the_others() {
     assert!(mails
         .iter()
         .all(|m| m.rcpt_to[0].ends_with("@fine.example")));
-    let stalled: String = sqlx::query_scalar(
-        "SELECT d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-         WHERE s.email LIKE '%@stalled.example'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    // Rows are written in subscriber-id order (random here): when the stalled recipient comes
+    // after everyone else, its row is written by the claim after the others' last, which may
+    // come a moment after their mails arrived (CI failed here once, the row not yet written).
+    // Its relay then holds it for our whole 30 s timeout, so it shows "sending" for 30 s from
+    // its claim: polled every 50 ms, that is what the first sight of it must be.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stalled = loop {
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE s.email LIKE '%@stalled.example'",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        match status {
+            Some(status) => break status,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            None => panic!("the stalled recipient's row was never written"),
+        }
+    };
     assert_eq!(
         stalled, "sending",
         "the stalled mail is still waiting for its relay"
