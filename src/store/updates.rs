@@ -614,15 +614,10 @@ pub const CLAIM_NEW_RECIPIENTS: &str = "WITH RECURSIVE u AS (
              WHERE status = 'sending' AND NOT recipients_complete
              ORDER BY started_at LIMIT 1
              FOR UPDATE),
-         -- the next confirmed member of any of the update's lists after `prev`, in id order
+         -- from the cursor, each step the next confirmed member of any of the update's lists
+         -- in id order (the first row is the cursor itself, which `member` leaves out)
          walk(id) AS (
-             SELECT (SELECT n.subscriber_id FROM unnest((SELECT lists FROM u)::uuid[]) AS l(id)
-                     CROSS JOIN LATERAL (
-                         SELECT sub.subscriber_id FROM subscriptions sub
-                         WHERE sub.list_id = l.id AND sub.status = 'confirmed'
-                           AND sub.subscriber_id > (SELECT after FROM u)
-                         ORDER BY sub.subscriber_id LIMIT 1) n
-                     ORDER BY n.subscriber_id LIMIT 1)
+             SELECT after FROM u
              UNION ALL
              SELECT (SELECT n.subscriber_id FROM unnest((SELECT lists FROM u)::uuid[]) AS l(id)
                      CROSS JOIN LATERAL (
@@ -638,7 +633,7 @@ pub const CLAIM_NEW_RECIPIENTS: &str = "WITH RECURSIVE u AS (
          member(id, s) AS MATERIALIZED (
              SELECT walk.id,
                     (SELECT s FROM subscribers s WHERE s.id >= walk.id ORDER BY s.id LIMIT 1)
-             FROM walk WHERE walk.id IS NOT NULL),
+             FROM walk WHERE walk.id > (SELECT after FROM u)),
          batch AS (
              SELECT member.id FROM member
              WHERE (s).id = member.id AND (s).status = 'confirmed'

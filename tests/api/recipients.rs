@@ -474,10 +474,16 @@ async fn new_rows_are_found_through_ordered_indexes_even_on_tables_never_analyse
             .execute(&mut *conn)
             .await
             .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE claim_new(20, 60)")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
+        // Executed (and rolled back): a plain EXPLAIN does not show the plan of the walk's
+        // recursive step, only EXPLAIN ANALYZE does.
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE claim_new(20, 60)",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.unwrap();
         let plan = plan.join("\n");
         assert!(
             plan.contains("Index Scan using subscribers_pkey")
