@@ -200,9 +200,18 @@ proptest! {
         })
         .unwrap()
         .expect("the shipped update template takes a stencil");
-        let filled = stencil.fill(&[name.as_deref().unwrap_or(""), &email, &unsubscribe, &manage]);
+        let values = [name.as_deref().unwrap_or(""), &email, &unsubscribe, &manage];
+        let filled = stencil.fill(&values);
         let rendered = templates().render("update", &data(name.as_deref(), &email, &unsubscribe, &manage)).unwrap();
-        prop_assert_eq!(filled, rendered);
+        prop_assert_eq!(&filled, &rendered);
+        // Its parts, encoded a line at a time, are what lettre makes of the rendered text.
+        let encoded = stencil.fill_encoded(&values);
+        prop_assert_eq!(&encoded.subject, &rendered.subject);
+        for (ours, text) in [(encoded.text, rendered.text), (encoded.html, rendered.html)] {
+            let lettre = lettre::message::Body::new(text);
+            prop_assert_eq!(ours.encoding(), lettre.encoding());
+            prop_assert_eq!(ours.into_vec(), lettre.into_vec());
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ use lettre::message::{header, Mailbox, MultiPart};
 use lettre::Message;
 use serde::Serialize;
 
+use super::encoding;
 use super::headers::{FeedbackId, ListId, ListUnsubscribe, ListUnsubscribePost, QuotedFrom};
+use super::stencil::EncodedMail;
 use super::{MailTemplates, RenderedMail};
 use crate::config::MailSettings;
 
@@ -102,7 +104,7 @@ pub fn bulk_message<T: Serialize>(
     build(envelope, rendered, Some(list))
 }
 
-/// Builds a mail with list headers from a rendering done already (a filled `Stencil`).
+/// Builds a mail with list headers from a rendering done already.
 pub fn bulk_message_rendered(
     envelope: &Envelope<'_>,
     rendered: RenderedMail,
@@ -111,9 +113,31 @@ pub fn bulk_message_rendered(
     build(envelope, rendered, Some(list))
 }
 
+/// Builds a mail with list headers from a filled `Stencil`, its parts encoded already.
+pub fn bulk_message_encoded(
+    envelope: &Envelope<'_>,
+    mail: EncodedMail,
+    list: &ListHeaders,
+) -> anyhow::Result<Message> {
+    build_encoded(envelope, mail, Some(list))
+}
+
 fn build(
     envelope: &Envelope<'_>,
     rendered: RenderedMail,
+    list: Option<&ListHeaders>,
+) -> anyhow::Result<Message> {
+    let mail = EncodedMail {
+        text: encoding::body(&rendered.text),
+        html: encoding::body(&rendered.html),
+        subject: rendered.subject,
+    };
+    build_encoded(envelope, mail, list)
+}
+
+fn build_encoded(
+    envelope: &Envelope<'_>,
+    mail: EncodedMail,
     list: Option<&ListHeaders>,
 ) -> anyhow::Result<Message> {
     let to_address: lettre::Address = envelope.to_email.parse().context("recipient address")?;
@@ -122,7 +146,7 @@ fn build(
         .from(envelope.from.clone())
         .header(QuotedFrom(envelope.from.clone()))
         .to(to)
-        .subject(rendered.subject)
+        .subject(mail.subject)
         .message_id(Some(format!("<{}>", envelope.message_id)))
         .date_now()
         .header(header::MIME_VERSION_1_0);
@@ -149,9 +173,6 @@ fn build(
         }
     }
     builder
-        .multipart(MultiPart::alternative_plain_html(
-            rendered.text,
-            rendered.html,
-        ))
+        .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
         .context("building the message")
 }

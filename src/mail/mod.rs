@@ -2,6 +2,7 @@
 
 mod compose;
 mod dkim;
+mod encoding;
 mod headers;
 mod live;
 pub mod markdown;
@@ -11,13 +12,13 @@ mod templates;
 mod transport;
 
 pub use compose::{
-    bulk_message, bulk_message_rendered, confirmation_message, notice_message, ConfirmationMail,
-    Envelope, ListHeaders, Notice,
+    bulk_message, bulk_message_encoded, bulk_message_rendered, confirmation_message,
+    notice_message, ConfirmationMail, Envelope, ListHeaders, Notice,
 };
 pub use dkim::aligned;
 pub use headers::list_id;
 pub use live::LiveTemplates;
-pub use stencil::Stencil;
+pub use stencil::{EncodedMail, Stencil};
 pub use templates::{
     shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
 };

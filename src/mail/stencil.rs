@@ -17,23 +17,34 @@
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
 use serde::Serialize;
 
+use lettre::message::Body;
+
+use super::encoding::Lines;
 use super::templates::{single_line, MailSource};
 use super::{MailTemplates, RenderedMail};
 
 /// One part of a rendering: text as it is, or the field at this index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
+pub(super) enum Piece {
     Literal(String),
     Field(usize),
 }
 
 /// The subject, text and HTML of one template for one set of shared data, with holes for the
-/// personal fields.
+/// personal fields; the lines of text and HTML without a hole already transfer-encoded.
 #[derive(Debug)]
 pub struct Stencil {
     subject: Vec<Piece>,
-    text: Vec<Piece>,
-    html: Vec<Piece>,
+    text: Lines,
+    html: Lines,
+}
+
+/// One recipient's mail from a stencil: the subject, and the text and HTML parts encoded for
+/// the message (as `encoding::body` encodes the filled text).
+pub struct EncodedMail {
+    pub subject: String,
+    pub text: Body,
+    pub html: Body,
 }
 
 /// Placeholders that survive HTML escaping unchanged (letters and digits only) and cannot
@@ -182,7 +193,8 @@ fn cut(rendered: &str, holes: &[String]) -> Vec<Piece> {
     }
 }
 
-fn join(pieces: &[Piece], values: &[&str], escape: bool) -> String {
+/// The pieces with `values[i]` where field `i` goes, HTML-escaped when `escape`.
+pub(super) fn join(pieces: &[Piece], values: &[&str], escape: bool) -> String {
     let mut out = String::with_capacity(
         pieces
             .iter()
@@ -238,8 +250,8 @@ impl Stencil {
         }
         let stencil = Self {
             subject: cut(&a.subject, &first),
-            text: cut(&a.text, &first),
-            html: cut(&a.html, &first),
+            text: Lines::new(cut(&a.text, &first)),
+            html: Lines::new(cut(&a.html, &first)),
         };
         let values: Vec<&str> = second.iter().map(String::as_str).collect();
         Ok((stencil.fill(&values) == b).then_some(stencil))
@@ -248,10 +260,24 @@ impl Stencil {
     /// The mail for one recipient: `values[i]` where field `i` goes.
     pub fn fill(&self, values: &[&str]) -> RenderedMail {
         RenderedMail {
-            subject: single_line(&join(&self.subject, values, false)),
-            text: join(&self.text, values, false),
-            html: join(&self.html, values, true),
+            subject: self.subject(values),
+            text: join(self.text.pieces(), values, false),
+            html: join(self.html.pieces(), values, true),
         }
+    }
+
+    /// The mail for one recipient, its parts transfer-encoded: the same message as
+    /// `fill(values)` gives, with only the lines that hold a field encoded here.
+    pub fn fill_encoded(&self, values: &[&str]) -> EncodedMail {
+        EncodedMail {
+            subject: self.subject(values),
+            text: self.text.body(values, false),
+            html: self.html.body(values, true),
+        }
+    }
+
+    fn subject(&self, values: &[&str]) -> String {
+        single_line(&join(&self.subject, values, false))
     }
 }
 

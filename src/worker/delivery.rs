@@ -502,20 +502,24 @@ fn compose_update(
         list_id: update.list_id.clone(),
         feedback_id: update.feedback_id.clone(),
     };
-    let rendered = match stencil_for(worker, update, items, name.is_some())? {
+    match stencil_for(worker, update, items, name.is_some())? {
         Some(stencil) => {
             let unsubscribe = format!("{}?update={}", links.unsubscribe, record.id);
-            stencil.fill(&[name.unwrap_or(""), to, &unsubscribe, &links.manage])
+            let mail = stencil.fill_encoded(&[name.unwrap_or(""), to, &unsubscribe, &links.manage]);
+            mail::bulk_message_encoded(&envelope, mail, &list)
         }
-        None => update
-            .templates
-            .render(
-                &record.template,
-                &update_mail(settings, update, items, to, name, links),
-            )
-            .map_err(ComposeError::Broken)?,
-    };
-    mail::bulk_message_rendered(&envelope, rendered, &list).map_err(ComposeError::Broken)
+        None => {
+            let rendered = update
+                .templates
+                .render(
+                    &record.template,
+                    &update_mail(settings, update, items, to, name, links),
+                )
+                .map_err(ComposeError::Broken)?;
+            mail::bulk_message_rendered(&envelope, rendered, &list)
+        }
+    }
+    .map_err(ComposeError::Broken)
 }
 
 /// The update rendered once for every recipient with `items` and a name or none: made on first
