@@ -15,9 +15,8 @@
 //! per recipient.
 
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
-use serde::Serialize;
-
 use lettre::message::Body;
+use serde::Serialize;
 
 use super::encoding::Lines;
 use super::templates::{single_line, MailSource};
