@@ -279,7 +279,7 @@ async fn who_leaves_before_their_chunk_gets_no_row_and_who_confirms_after_the_st
 }
 
 #[tokio::test]
-async fn a_sending_update_counts_its_recipients_once_and_its_queued_count_follows_its_rows() {
+async fn a_sending_update_is_counted_once_by_one_worker_and_its_queued_count_follows_its_rows() {
     // At 1,000,000 subscribers the exact count of those without a row takes seconds: the
     // scheduler counts an update's recipients once after the start, and views subtract its rows.
     let (_db, pool) = quiet_database().await;
@@ -306,6 +306,22 @@ async fn a_sending_update_counts_its_recipients_once_and_its_queued_count_follow
     assert_eq!(first.len(), 5);
     assert_eq!(expected().await, None);
     assert_eq!(queued().await, 7, "before the count: counted at the view");
+
+    // while another worker counts it, this one passes
+    let mut other = pool.begin().await.unwrap();
+    let held: bool = sqlx::query_scalar(updates::RECIPIENT_COUNT_LOCK)
+        .bind(update)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert!(held);
+    assert_eq!(
+        updates::count_expected_recipients(&pool).await.unwrap(),
+        None,
+        "counted by one worker at a time"
+    );
+    assert_eq!(expected().await, None);
+    other.rollback().await.unwrap();
 
     // counted after five rows were written: the five and the seven still to write
     assert_eq!(
