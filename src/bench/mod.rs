@@ -438,6 +438,16 @@ async fn scenarios(
     Ok(rows)
 }
 
+/// The envelope of bench mail `i` to `email`.
+fn bench_envelope<'a>(settings: &Settings, email: &'a str, i: usize) -> Envelope<'a> {
+    Envelope::new(
+        &settings.mail,
+        email,
+        None,
+        format!("bench.{i}@bench.example"),
+    )
+}
+
 fn bench_message(
     settings: &Settings,
     templates: &MailTemplates,
@@ -454,12 +464,7 @@ fn bench_message(
         "unsubscribe_url": "https://bench.example/unsubscribe/x", "manage_url": "https://bench.example/manage/x",
         "web_url": "https://bench.example/archive/2026-11-20-x", "postal_address": settings.mail.postal_address,
     });
-    let envelope = Envelope::new(
-        &settings.mail,
-        &email,
-        None,
-        format!("bench.{i}@bench.example"),
-    );
+    let envelope = bench_envelope(settings, &email, i);
     let list = ListHeaders {
         unsubscribe_url: "https://bench.example/unsubscribe/x".into(),
         list_id: "<bench.example>".into(),
@@ -559,12 +564,7 @@ fn render_only(
     for i in 0..n {
         let (name, email, unsubscribe, manage) = personal(i);
         let rendered = templates.render("update", &data(&name, &email, &unsubscribe, &manage))?;
-        let envelope = Envelope::new(
-            &settings.mail,
-            &email,
-            None,
-            format!("bench.{i}@bench.example"),
-        );
+        let envelope = bench_envelope(settings, &email, i);
         let message = crate::mail::bulk_message_rendered(&envelope, rendered, &list)?;
         bytes += message.formatted().len();
     }
@@ -576,12 +576,7 @@ fn render_only(
     for i in 0..n {
         let (name, email, unsubscribe, manage) = personal(i);
         let filled = stencil.fill_encoded(&[&name, &email, &unsubscribe, &manage]);
-        let envelope = Envelope::new(
-            &settings.mail,
-            &email,
-            None,
-            format!("bench.{i}@bench.example"),
-        );
+        let envelope = bench_envelope(settings, &email, i);
         let message = crate::mail::bulk_message_encoded(&envelope, filled, &list)?;
         std::hint::black_box(message.formatted());
     }
