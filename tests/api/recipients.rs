@@ -83,14 +83,19 @@ fn attempts_ending<'a>(claimed: &[Claimed], outcome: &'a Outcome) -> Vec<Attempt
         .collect()
 }
 
+/// The default list (`us-icc-updates`, made by the migrations).
+async fn default_list(pool: &PgPool) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// Twelve confirmed subscribers of the default list, with ids in a known walk order (0000…01 to
 /// 0000…0c) and addresses `{prefix}{i}@example.org`, and an update to that list started on
 /// them: (the list, the ids, the update).
 async fn twelve_and_started(pool: &PgPool, prefix: &str, subject: &str) -> (Uuid, Vec<Uuid>, Uuid) {
-    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let list = default_list(pool).await;
     let ids: Vec<Uuid> = (1..=12u128).map(Uuid::from_u128).collect();
     for (i, id) in ids.iter().enumerate() {
         confirmed_on(pool, *id, &format!("{prefix}{i}@example.org"), list).await;
@@ -362,10 +367,7 @@ async fn a_sending_update_is_counted_once_by_one_worker_and_its_queued_count_fol
 #[tokio::test]
 async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_once() {
     let (_db, pool) = quiet_database().await;
-    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let list = default_list(&pool).await;
     for i in 1..=20u128 {
         confirmed_on(
             &pool,
@@ -415,10 +417,7 @@ async fn workers_claiming_new_rows_at_once_take_chunks_in_turn_each_recipient_on
 #[tokio::test]
 async fn an_update_to_a_small_list_reads_its_members_not_every_subscriber() {
     let (_db, pool) = quiet_database().await;
-    let everyone: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let everyone = default_list(&pool).await;
     let local: Uuid =
         sqlx::query_scalar("INSERT INTO lists (slug, name) VALUES ('local', 'Local') RETURNING id")
             .fetch_one(&pool)
@@ -470,10 +469,7 @@ async fn new_rows_are_found_through_ordered_indexes_even_on_tables_never_analyse
     // holds every list's members) and read each member by primary key. With a plain filtered
     // scan the planner took `subscribers_by_status` or a bitmap scan plus a sort.
     let (_db, pool) = quiet_database().await;
-    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let list = default_list(&pool).await;
     confirmed_many(&pool, "n", "example.org", 3000, list).await;
     started_update(&pool, list, "Fresh list").await;
 
@@ -541,10 +537,7 @@ async fn outcomes_and_recipient_reads_go_through_primary_keys_by_plans_cached_wh
     .fetch_all(&pool)
     .await
     .unwrap();
-    let list: Uuid = sqlx::query_scalar("SELECT id FROM lists WHERE slug = 'us-icc-updates'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let list = default_list(&pool).await;
     confirmed_many(&pool, "k", "example.org", 3, list).await;
     sqlx::query("ANALYZE deliveries, subscribers, subscriptions, lists")
         .execute(&pool)
