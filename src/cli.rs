@@ -163,14 +163,24 @@ pub enum UpdateCommand {
     Show {
         id: Uuid,
     },
-    /// Schedule an update for an RFC 3339 time.
+    /// Schedule an update for an RFC 3339 time; with `--version`, only if it is still at that
+    /// version (as `show` printed it).
     Schedule {
         id: Uuid,
         #[arg(long)]
         at: String,
+        #[arg(long)]
+        version: Option<i32>,
     },
-    /// Send an update now.
+    /// Send an update now; with `--version`, only if it is still at that version.
     Send {
+        id: Uuid,
+        #[arg(long)]
+        version: Option<i32>,
+    },
+    /// Back to draft (from scheduled, awaiting approval, or paused before it started), to be
+    /// edited; any approval is void.
+    Unschedule {
         id: Uuid,
     },
     Pause {
@@ -512,6 +522,11 @@ async fn run_update(
     command: UpdateCommand,
 ) -> anyhow::Result<()> {
     let show = |v: &updates::UpdateView| serde_json::to_string_pretty(v).map(|s| println!("{s}"));
+    let act = |action: Action, id: Uuid, version: Option<i32>| async move {
+        let view = updates::act(pool, settings, &Actor::CommandLine, id, action, version).await?;
+        show(&view).context("printing")?;
+        Ok::<(), UpdateError>(())
+    };
     let result: Result<(), UpdateError> = async {
         match command {
             UpdateCommand::Create { file } => {
@@ -530,44 +545,32 @@ async fn run_update(
                     )
                 })?;
                 let templates = MailTemplates::load(&settings.templates.files())?;
-                show(&updates::create(pool, &templates, &settings.mail, &input).await?)
-                    .context("printing")?;
-            }
-            UpdateCommand::Show { id } => {
-                show(&updates::view(pool, id).await?).context("printing")?
-            }
-            UpdateCommand::Schedule { id, at } => {
-                let at = updates::parse_time(&at)?;
                 show(
-                    &updates::act(
+                    &updates::create(
                         pool,
-                        settings,
+                        &templates,
+                        &settings.mail,
                         &Actor::CommandLine,
-                        id,
-                        Action::Schedule(at),
+                        &input,
                     )
                     .await?,
                 )
                 .context("printing")?;
             }
-            UpdateCommand::Send { id } => {
-                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::SendNow).await?)
-                    .context("printing")?
+            UpdateCommand::Show { id } => {
+                show(&updates::view(pool, id).await?).context("printing")?
             }
-            UpdateCommand::Pause { id } => {
-                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Pause).await?)
-                    .context("printing")?
+            UpdateCommand::Schedule { id, at, version } => {
+                let at = updates::parse_time(&at)?;
+                act(Action::Schedule(at), id, version).await?;
             }
-            UpdateCommand::Resume { id } => {
-                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Resume).await?)
-                    .context("printing")?
-            }
-            UpdateCommand::Cancel { id } => {
-                show(&updates::act(pool, settings, &Actor::CommandLine, id, Action::Cancel).await?)
-                    .context("printing")?
-            }
+            UpdateCommand::Send { id, version } => act(Action::SendNow, id, version).await?,
+            UpdateCommand::Unschedule { id } => act(Action::Unschedule, id, None).await?,
+            UpdateCommand::Pause { id } => act(Action::Pause, id, None).await?,
+            UpdateCommand::Resume { id } => act(Action::Resume, id, None).await?,
+            UpdateCommand::Cancel { id } => act(Action::Cancel, id, None).await?,
             UpdateCommand::Test { id, to } => {
-                updates::send_test(pool, id, &to).await?;
+                updates::send_test(pool, settings, &Actor::CommandLine, id, &to).await?;
                 println!("test mail queued");
             }
             UpdateCommand::Deliveries { id, status, limit } => {

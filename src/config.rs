@@ -146,6 +146,9 @@ pub struct ServerSettings {
     pub body_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// The organisation's time zone (`server.time_zone`): the archive's dates and slugs, and
+    /// the zone staff schedule in by default.
+    pub time_zone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +255,8 @@ pub struct SendingSettings {
     /// Two-person rule: updates to more than this many recipients wait for a second admin.
     /// `None`: no approval needed.
     pub approval_threshold: Option<u64>,
+    /// Test mails per member of staff or API token in an hour.
+    pub test_mails_per_hour: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -425,6 +430,11 @@ impl Settings {
                     r.positive("server.body_read_timeout_seconds")?,
                 ),
                 max_connections: r.positive("server.max_connections")? as usize,
+                time_zone: r.with("server.time_zone", |s| {
+                    s.parse::<chrono_tz::Tz>().map_err(|_| {
+                        format!("{s:?} is not an IANA time zone such as America/New_York")
+                    })
+                })?,
             },
             database: DatabaseSettings {
                 url: Secret::new(r.non_empty("database.url")?),
@@ -489,6 +499,7 @@ impl Settings {
                     .bool("sending.require_approval")?
                     .then(|| r.non_negative("sending.approval_threshold"))
                     .transpose()?,
+                test_mails_per_hour: r.positive("sending.test_mails_per_hour")?.min(10_000) as u32,
             },
             admin: AdminSettings {
                 session_idle: Duration::from_secs(60 * r.positive("admin.session_idle_minutes")?),
@@ -1017,6 +1028,8 @@ mod tests {
         o.push(("admin.session_idle_minutes", Value::Integer(30)));
         let s = Settings::from_overrides(o).unwrap();
         assert_eq!(s.sending.approval_threshold, Some(500));
+        assert_eq!(s.sending.test_mails_per_hour, 20);
+        assert_eq!(s.server.time_zone, chrono_tz::America::New_York);
         assert_eq!(s.admin.session_idle, Duration::from_secs(30 * 60));
         let mut bad = with_key();
         bad.push(("admin.session_idle_minutes", Value::Integer(0)));

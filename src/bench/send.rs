@@ -16,6 +16,12 @@ use crate::app;
 use crate::config::Settings;
 use crate::store::{self, updates::Action};
 
+/// Who made the bench's updates, as their first version names it.
+pub const BENCH_AUTHOR: store::updates::Author<'static> = store::updates::Author {
+    label: "bench",
+    staff_id: None,
+};
+
 pub struct SendRun {
     pub subscribers: i64,
     pub mails_per_second: f64,
@@ -60,7 +66,7 @@ pub async fn run(
     let update = update_input()
         .parse()
         .map_err(|e| anyhow::anyhow!("the bench update does not parse: {e:?}"))?;
-    let id = store::updates::create(pool, &update, &[list]).await?;
+    let id = store::updates::create(pool, &update, &[list], BENCH_AUTHOR).await?;
     let worker = app::build_worker(Arc::new(settings.clone()), pool.clone())?;
     let stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(stop.clone()));
@@ -68,7 +74,7 @@ pub async fn run(
     let limit = super::SCENARIO_LIMIT + Duration::from_millis(u64::try_from(n).unwrap_or(0));
     reset_peak_rss();
     let (cpu0, sink0, t0) = (cpu_time(), sink.cpu_time(), Instant::now());
-    store::updates::apply(pool, id, Action::SendNow).await?;
+    store::updates::apply(pool, id, Action::SendNow, None).await?;
     let first = wait_until(
         "the first mail",
         limit,

@@ -79,7 +79,7 @@ pub async fn run(
         let update = update_input()
             .parse()
             .map_err(|e| anyhow::anyhow!("the bench update does not parse: {e:?}"))?;
-        let id = store::updates::create(pool, &update, &[list]).await?;
+        let id = store::updates::create(pool, &update, &[list], super::send::BENCH_AUTHOR).await?;
         sqlx::query("DELETE FROM workers").execute(pool).await?;
         let workers = start(settings, sink, count)?;
         let limit = super::SCENARIO_LIMIT + Duration::from_millis(u64::try_from(n).unwrap_or(0));
@@ -98,7 +98,7 @@ pub async fn run(
         let already = sink.received();
         let target = already + u64::try_from(n).unwrap_or(0);
         let started = Instant::now();
-        store::updates::apply(pool, id, Action::SendNow).await?;
+        store::updates::apply(pool, id, Action::SendNow, None).await?;
         let done = wait_until("sending", limit, Duration::from_millis(5), || async {
             Ok(sink.received() >= target)
         })

@@ -62,7 +62,7 @@ pub struct NewUpdate {
     pub reply_to: Option<Mailbox>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewsItem {
     pub title: String,
     pub summary: String,
@@ -71,7 +71,7 @@ pub struct NewsItem {
     pub published_on: Option<NaiveDate>,
     pub topic: Option<String>,
     /// The news desk record this item was taken from, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub news_id: Option<uuid::Uuid>,
 }
 

@@ -50,6 +50,40 @@ impl LiveTemplates {
         Arc::clone(&self.current.read().expect("templates lock").1)
     }
 
+    /// The set as it was when the newest saved version's id was `as_of` (`None`: the shipped
+    /// set): what an update that started then goes out with, whatever was saved since.
+    /// Compiled afresh on each call (a few milliseconds; once per update and worker).
+    pub async fn as_of(
+        &self,
+        pool: &PgPool,
+        as_of: Option<i64>,
+    ) -> anyhow::Result<Arc<MailTemplates>> {
+        Ok(Arc::new(
+            self.build(store::current_all_as_of(pool, as_of).await?)?,
+        ))
+    }
+
+    /// The shipped set with `saved` versions in their places (one that no longer compiles is
+    /// left out, with an error logged).
+    fn build(&self, saved: Vec<store::TemplateVersion>) -> anyhow::Result<MailTemplates> {
+        let mut sources = self.shipped.clone();
+        for saved in saved {
+            let (Some(source), Some(slot)) = (saved.source, sources.get_mut(&saved.name)) else {
+                continue;
+            };
+            match MailTemplates::check(&saved.name, &source) {
+                Ok(()) => *slot = source,
+                Err(e) => tracing::error!(
+                    template = saved.name,
+                    version = saved.version,
+                    error = %e,
+                    "a saved mail template no longer compiles; using the shipped one"
+                ),
+            }
+        }
+        MailTemplates::build(&sources)
+    }
+
     /// The set with the current saved versions. A saved version that no longer compiles or
     /// renders (a newer release changed the sample data) is passed over for the shipped one,
     /// with an error in the log.
@@ -64,22 +98,7 @@ impl LiveTemplates {
                 return Ok(Arc::clone(&now.1));
             }
         }
-        let mut sources = self.shipped.clone();
-        for saved in store::current_all(pool).await? {
-            let (Some(source), Some(slot)) = (saved.source, sources.get_mut(&saved.name)) else {
-                continue;
-            };
-            match MailTemplates::check(&saved.name, &source) {
-                Ok(()) => *slot = source,
-                Err(e) => tracing::error!(
-                    template = saved.name,
-                    version = saved.version,
-                    error = %e,
-                    "a saved mail template no longer compiles; using the shipped one"
-                ),
-            }
-        }
-        let compiled = Arc::new(MailTemplates::build(&sources)?);
+        let compiled = Arc::new(self.build(store::current_all(pool).await?)?);
         *self.current.write().expect("templates lock") = (generation, Arc::clone(&compiled));
         Ok(compiled)
     }

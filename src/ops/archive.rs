@@ -1,5 +1,6 @@
 //! The public archive: staff may leave an update out of it (out of `/archive` and its feed;
-//! its page stays for the people who hold its link, marked not to be indexed).
+//! its page stays for the people who hold its link, marked not to be indexed), or put in one
+//! whose lists are all non-public (left out by default).
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -21,11 +22,19 @@ pub async fn set_listed(
             "Only an admin may put an update in the archive or leave it out.".into(),
         ));
     }
-    if archive::set_listed(pool, id, listed).await? {
-        Ok(())
-    } else {
-        Err(UpdateError::NotFound)
+    if !archive::set_listed(pool, id, listed).await? {
+        return Err(UpdateError::NotFound);
     }
+    let what = if listed { "archive-in" } else { "archive-out" };
+    super::audit::record(
+        pool,
+        actor,
+        what,
+        Some(&id.to_string()),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether the update is in the archive (once it goes out).

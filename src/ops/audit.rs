@@ -30,6 +30,14 @@ pub const ACTIONS: &[&str] = &[
     "staff-password",
     "list-archive",
     "list-unarchive",
+    "update-create",
+    "update-edit",
+    "update-test",
+    "request-approval",
+    "unschedule",
+    "retry-failed",
+    "archive-in",
+    "archive-out",
 ];
 
 /// Appends an entry: `actor` did `action` to `subject`.

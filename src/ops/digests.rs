@@ -385,7 +385,8 @@ pub async fn build(
         from: None,
         reply_to: None,
     };
-    let update = updates::create(pool, templates, &settings.mail, &input).await?;
+    let actor = Actor::DigestSchedule(fired.digest.id);
+    let update = updates::create(pool, templates, &settings.mail, &actor, &input).await?;
     let id = update.update.id;
     let late = Utc::now() - fired.due_at;
     let stale = late
@@ -401,8 +402,7 @@ pub async fn build(
     } else if f.mode == "review" {
         ("review", None)
     } else {
-        let actor = Actor::DigestSchedule(fired.digest.id);
-        return match updates::act(pool, settings, &actor, id, Action::SendNow).await {
+        return match updates::act(pool, settings, &actor, id, Action::SendNow, None).await {
             Ok(view) if view.update.status == "awaiting_approval" => Ok(Built {
                 outcome: "sent",
                 reason: Some("waiting for a second admin's approval".into()),

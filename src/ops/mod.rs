@@ -33,6 +33,9 @@ pub enum Actor {
     CommandLine,
     /// The worker, firing a digest schedule that an admin or the API set up.
     DigestSchedule(Uuid),
+    /// The worker's scheduler, deciding by a rule staff set (an update held for approval when
+    /// its audience grew past the threshold). Never has an admin's rights.
+    Scheduler,
 }
 
 impl Actor {
@@ -40,6 +43,7 @@ impl Actor {
         match self {
             Actor::Staff { role, .. } => *role == StaffRole::Admin,
             Actor::ApiToken(_) | Actor::CommandLine | Actor::DigestSchedule(_) => true,
+            Actor::Scheduler => false,
         }
     }
 
@@ -50,6 +54,7 @@ impl Actor {
             Actor::ApiToken(id) => format!("API token {id}"),
             Actor::CommandLine => "command line".into(),
             Actor::DigestSchedule(id) => format!("digest schedule {id}"),
+            Actor::Scheduler => "scheduler".into(),
         }
     }
 

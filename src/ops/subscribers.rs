@@ -245,7 +245,9 @@ pub async fn edit(
 fn source_of(actor: &Actor) -> &'static str {
     match actor {
         Actor::ApiToken(_) => "api",
-        Actor::Staff { .. } | Actor::CommandLine | Actor::DigestSchedule(_) => "admin",
+        Actor::Staff { .. } | Actor::CommandLine | Actor::DigestSchedule(_) | Actor::Scheduler => {
+            "admin"
+        }
     }
 }
 

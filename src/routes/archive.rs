@@ -111,12 +111,13 @@ async fn list(
     let mut entries = archive::page(&state.pool, (page - 1) * PER_PAGE, PER_PAGE + 1).await?;
     let older = entries.len() as i64 > PER_PAGE;
     entries.truncate(PER_PAGE as usize);
+    let zone = state.settings.server.time_zone;
     let updates: Vec<_> = entries
         .iter()
         .map(|e| {
             json!({
                 "slug": e.slug, "subject": e.subject, "preheader": e.preheader,
-                "date": e.started_at.format("%Y-%m-%d").to_string(),
+                "date": e.started_at.with_timezone(&zone).format("%Y-%m-%d").to_string(),
             })
         })
         .collect();
@@ -165,7 +166,9 @@ async fn show(
             "preheader": update.preheader,
             "intro_html": markdown::to_safe_html(&update.intro),
             "news_items": update.news_items,
-            "date": update.started_at.map(|t| t.format("%Y-%m-%d").to_string()),
+            "date": update
+                .started_at
+                .map(|t| t.with_timezone(&state.settings.server.time_zone).format("%Y-%m-%d").to_string()),
         }),
     ))
 }
@@ -174,6 +177,7 @@ async fn show(
 async fn atom(State(state): State<AppState>) -> Result<Response, AppError> {
     let entries = archive::page(&state.pool, 0, FEED_ENTRIES).await?;
     let base = &state.settings.server.base_url;
+    let zone = state.settings.server.time_zone;
     let site = state
         .settings
         .mail
@@ -183,7 +187,7 @@ async fn atom(State(state): State<AppState>) -> Result<Response, AppError> {
         .unwrap_or_else(|| "Newsletter".into());
     let updated = entries.first().map_or_else(
         || "1970-01-01T00:00:00Z".to_owned(),
-        |e| e.started_at.to_rfc3339(),
+        |e| e.started_at.with_timezone(&zone).to_rfc3339(),
     );
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
@@ -202,8 +206,8 @@ async fn atom(State(state): State<AppState>) -> Result<Response, AppError> {
             "<entry>\n<title>{}</title>\n<id>{url}</id>\n<link rel=\"alternate\" type=\"text/html\" href=\"{url}\"/>\n\
              <updated>{}</updated>\n<published>{}</published>\n<summary>{}</summary>\n</entry>\n",
             xml_escape(&e.subject),
-            e.started_at.to_rfc3339(),
-            e.started_at.to_rfc3339(),
+            e.started_at.with_timezone(&zone).to_rfc3339(),
+            e.started_at.with_timezone(&zone).to_rfc3339(),
             xml_escape(&e.preheader),
         ));
     }

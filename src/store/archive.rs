@@ -41,8 +41,15 @@ pub async fn by_slug(pool: &PgPool, slug: &str) -> anyhow::Result<Option<UpdateR
         .bind(slug)
         .fetch_optional(pool)
         .await?;
-    match id {
-        Some(id) => updates::get(pool, id).await,
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    // The version that went out (frozen since it started; read by its number all the same).
+    match updates::get(pool, id).await? {
+        Some(u) => match u.sent_version {
+            Some(v) if v != u.version => updates::get_version(pool, id, v).await,
+            _ => Ok(Some(u)),
+        },
         None => Ok(None),
     }
 }
@@ -58,9 +65,12 @@ pub async fn slug_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<S
     )
 }
 
-/// Puts an update in the public archive or leaves it out; `false` when there is no such update.
+/// Puts an update in the public archive or leaves it out, as staff chose (the default, decided
+/// when it starts, no longer applies); `false` when there is no such update.
 pub async fn set_listed(db: impl PgExecutor<'_>, id: Uuid, listed: bool) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE updates SET in_archive = $2, updated_at = now() WHERE id = $1")
+    let done = sqlx::query(
+        "UPDATE updates SET in_archive = $2, archive_chosen = true, updated_at = now() WHERE id = $1",
+    )
         .bind(id)
         .bind(listed)
         .execute(db)
@@ -68,10 +78,16 @@ pub async fn set_listed(db: impl PgExecutor<'_>, id: Uuid, listed: bool) -> sqlx
     Ok(done.rows_affected() == 1)
 }
 
-/// Whether the update is (or, once sent, will be) in the public archive.
+/// Whether the update is (or, once sent, will be) in the public archive: as staff chose, or
+/// until it starts where they did not, whether one of its lists is public.
 pub async fn is_listed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
-    sqlx::query_scalar("SELECT in_archive FROM updates WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_scalar(
+        "SELECT CASE WHEN archive_chosen OR started_at IS NOT NULL THEN in_archive
+                     ELSE EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                                  WHERE ul.update_id = u.id AND l.is_public) END
+         FROM updates u WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }

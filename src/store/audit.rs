@@ -38,6 +38,32 @@ pub async fn append(db: impl PgExecutor<'_>, e: NewEntry<'_>) -> sqlx::Result<()
     Ok(())
 }
 
+/// How many entries of `action` by `actor` the last `window` holds, and the oldest one's time,
+/// for limits counted on the log. Takes a lock on (`actor`, `action`) for the rest of the
+/// transaction first, so that concurrent callers count one after the other: each sees the
+/// entry the one before it appended.
+pub async fn recent_by(
+    tx: &mut sqlx::PgConnection,
+    actor: &str,
+    action: &str,
+    window: chrono::Duration,
+) -> sqlx::Result<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1 || ':' || $2, 0))")
+        .bind(actor)
+        .bind(action)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query_as(
+        "SELECT count(*), min(at) FROM audit_log
+         WHERE actor = $1 AND action = $2 AND at > now() - make_interval(secs => $3)",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(window.num_seconds() as f64)
+    .fetch_one(&mut *tx)
+    .await
+}
+
 /// Entries older than entry `before` (all when None), newest first, at most `limit`, only of
 /// `action` when given.
 pub async fn page(

@@ -62,6 +62,22 @@ pub async fn current_all(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TemplateVe
     rows.iter().map(from_row).collect()
 }
 
+/// The version of every name that was current when the newest saved version's id was
+/// `as_of` (what an update that started then goes out with); none for `None`.
+pub async fn current_all_as_of(
+    db: impl PgExecutor<'_>,
+    as_of: Option<i64>,
+) -> sqlx::Result<Vec<TemplateVersion>> {
+    let rows = sqlx::query(&format!(
+        "SELECT DISTINCT ON (name) {COLUMNS} FROM mail_template_versions
+         WHERE id <= $1 ORDER BY name, version DESC"
+    ))
+    .bind(as_of)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Version `version` of `name`, or the current one when `version` is `None`.
 pub async fn get(
     db: impl PgExecutor<'_>,

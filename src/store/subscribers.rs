@@ -405,3 +405,24 @@ pub async fn is_suppressed(db: impl PgExecutor<'_>, hashes: &[Vec<u8>]) -> sqlx:
         .fetch_one(db)
         .await
 }
+
+/// Why mail to this address is refused, if it is: it is on the suppression list (any of
+/// `hashes`, the spellings of one address), or the subscriber at `normalized` unsubscribed,
+/// bounced or complained.
+pub async fn refusal(
+    db: impl PgExecutor<'_>,
+    normalized: &str,
+    hashes: &[Vec<u8>],
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT coalesce(
+            (SELECT 'it is on the suppression list (' || reason || ')' FROM suppressions
+             WHERE email_hash = ANY($2) LIMIT 1),
+            (SELECT 'the subscriber ' || status FROM subscribers
+             WHERE email_normalized = $1 AND status IN ('unsubscribed', 'bounced', 'complained')))",
+    )
+    .bind(normalized)
+    .bind(hashes)
+    .fetch_one(db)
+    .await
+}

@@ -42,9 +42,83 @@ pub struct UpdateRecord {
     pub approved_by: Option<Uuid>,
     /// The IANA zone its schedule was given in (the staff area shows the time back in it).
     pub time_zone: Option<String>,
+    /// Its content's version: 1 when created, one more with every change of its content or
+    /// audience (`update_versions` keeps each).
+    pub version: i32,
+    /// The member of staff who made the current version (none for an API token, the command
+    /// line or a digest schedule): an approver must be someone else.
+    pub changed_by: Option<Uuid>,
+    /// The version an admin approved, with the lists and the recipient count it was approved
+    /// for; cleared when it goes back to draft.
+    pub approved_version: Option<i32>,
+    pub approved_lists: Option<Vec<String>>,
+    pub approved_recipients: Option<i64>,
+    /// The version that went out, fixed when it started.
+    pub sent_version: Option<i32>,
+    /// The mail templates it went out with: the newest saved template version's id when it
+    /// started (`None`: not started, or only shipped templates then).
+    #[serde(skip)]
+    pub templates_as_of: Option<i64>,
+}
+
+/// What one version of an update holds: the content every recipient gets and its audience, as
+/// `update_versions.content` keeps it (made by [`CONTENT_OF_U`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct UpdateContent {
+    pub subject: String,
+    pub preheader: String,
+    pub intro: String,
+    pub template: String,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    /// List slugs, sorted.
+    pub lists: Vec<String>,
+    pub news_items: Vec<NewsItem>,
+}
+
+/// The content of update `u` (in the statement around it) as JSON: the shape of
+/// [`UpdateContent`].
+const CONTENT_OF_U: &str = "jsonb_build_object(
+           'subject', u.subject, 'preheader', u.preheader, 'intro', u.intro_markdown,
+           'template', u.template, 'from', u.from_override, 'reply_to', u.reply_to_override,
+           'lists', ARRAY(SELECT l.slug FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                          WHERE ul.update_id = u.id ORDER BY l.slug),
+           'news_items', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'title', n.title, 'summary', n.summary, 'source', n.source, 'url', n.url,
+                   'published_on', n.published_on, 'topic', n.topic, 'news_id', n.news_id)
+                   ORDER BY n.position)
+               FROM news_items n WHERE n.update_id = u.id), '[]'::jsonb))";
+
+/// Who made a version: a label as the audit log keeps it, and the member of staff if one.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    pub label: &'a str,
+    pub staff_id: Option<Uuid>,
+}
+
+/// A new version of an update, made by a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    pub version: i32,
+    /// The fields of [`UpdateContent`] that differ from the version before.
+    pub changed: Vec<String>,
 }
 
 impl UpdateRecord {
+    /// Its content and audience, as a version keeps them.
+    pub fn content(&self) -> UpdateContent {
+        UpdateContent {
+            subject: self.subject.clone(),
+            preheader: self.preheader.clone(),
+            intro: self.intro.clone(),
+            template: self.template.clone(),
+            from: self.from.clone(),
+            reply_to: self.reply_to.clone(),
+            lists: self.lists.clone(),
+            news_items: self.news_items.clone(),
+        }
+    }
+
     /// The record as input again, to merge a PATCH into.
     pub fn as_input(&self) -> UpdateInput {
         UpdateInput {
@@ -74,8 +148,9 @@ impl UpdateRecord {
     }
 }
 
-/// Statuses whose content may still change.
-const EDITABLE: &[&str] = &["draft", "scheduled"];
+/// Statuses whose content may still change: a scheduled, approved or waiting update is
+/// frozen (it goes back to draft to be edited).
+const EDITABLE: &[&str] = &["draft"];
 
 async fn write_content(
     tx: &mut sqlx::PgConnection,
@@ -134,12 +209,18 @@ async fn write_content(
     Ok(())
 }
 
-pub async fn create(pool: &PgPool, u: &NewUpdate, list_ids: &[Uuid]) -> anyhow::Result<Uuid> {
+/// Creates a draft, its version 1 made by `author`.
+pub async fn create(
+    pool: &PgPool,
+    u: &NewUpdate,
+    list_ids: &[Uuid],
+    author: Author<'_>,
+) -> anyhow::Result<Uuid> {
     let id = Uuid::new_v4();
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO updates (id, subject, preheader, intro_markdown, template, from_override, reply_to_override)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO updates (id, subject, preheader, intro_markdown, template, from_override, reply_to_override, changed_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(&u.subject)
@@ -148,22 +229,79 @@ pub async fn create(pool: &PgPool, u: &NewUpdate, list_ids: &[Uuid]) -> anyhow::
     .bind(&u.template)
     .bind(u.from.as_ref().map(ToString::to_string))
     .bind(u.reply_to.as_ref().map(ToString::to_string))
+    .bind(author.staff_id)
     .execute(&mut *tx)
     .await
     .context("inserting the update")?;
     write_content(&mut tx, id, u, list_ids).await?;
+    sqlx::query(&format!(
+        "INSERT INTO update_versions (update_id, version, content, actor, staff_id)
+         SELECT u.id, 1, {CONTENT_OF_U}, $2, $3 FROM updates u WHERE u.id = $1"
+    ))
+    .bind(id)
+    .bind(author.label)
+    .bind(author.staff_id)
+    .execute(&mut *tx)
+    .await
+    .context("keeping the update's first version")?;
     tx.commit().await?;
     Ok(id)
 }
 
-/// Replaces the content of an update that has not started. `Ok(None)`: no such update;
-/// `Ok(Some(false))`: it is past editing.
+/// Keeps the update's content, as it is now in this transaction, as its next version when it
+/// differs from the current one; `None` when nothing changed.
+async fn new_version(
+    tx: &mut PgConnection,
+    id: Uuid,
+    author: Author<'_>,
+) -> anyhow::Result<Option<NewVersion>> {
+    let made: Option<(i32, Vec<String>)> = sqlx::query_as(&format!(
+        "WITH c AS (SELECT u.id, u.version, {CONTENT_OF_U} AS content FROM updates u WHERE u.id = $1),
+              prev AS (SELECT v.content FROM update_versions v JOIN c ON v.update_id = c.id AND v.version = c.version)
+         INSERT INTO update_versions (update_id, version, content, changed, actor, staff_id)
+         SELECT c.id, c.version + 1, c.content,
+                ARRAY(SELECT k FROM jsonb_object_keys(c.content) k
+                      WHERE c.content -> k IS DISTINCT FROM (SELECT content -> k FROM prev) ORDER BY k),
+                $2, $3
+         FROM c WHERE c.content IS DISTINCT FROM (SELECT content FROM prev)
+         RETURNING version, changed"
+    ))
+    .bind(id)
+    .bind(author.label)
+    .bind(author.staff_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("keeping the update's new version")?;
+    let Some((version, changed)) = made else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE updates SET version = $2, changed_by = $3 WHERE id = $1")
+        .bind(id)
+        .bind(version)
+        .bind(author.staff_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Some(NewVersion { version, changed }))
+}
+
+/// What [`replace`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaced {
+    NotFound,
+    /// It is past editing: its status.
+    NotEditable(String),
+    /// Saved; the new version, or `None` when the content was the same.
+    Saved(Option<NewVersion>),
+}
+
+/// Replaces the content of a draft, keeping it as a new version by `author` when it changed.
 pub async fn replace(
     pool: &PgPool,
     id: Uuid,
     u: &NewUpdate,
     list_ids: &[Uuid],
-) -> anyhow::Result<Option<bool>> {
+    author: Author<'_>,
+) -> anyhow::Result<Replaced> {
     let mut tx = pool.begin().await?;
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM updates WHERE id = $1 FOR UPDATE")
@@ -171,10 +309,10 @@ pub async fn replace(
             .fetch_optional(&mut *tx)
             .await?;
     let Some(status) = status else {
-        return Ok(None);
+        return Ok(Replaced::NotFound);
     };
     if !EDITABLE.contains(&status.as_str()) {
-        return Ok(Some(false));
+        return Ok(Replaced::NotEditable(status));
     }
     sqlx::query(
         "UPDATE updates SET subject = $2, preheader = $3, intro_markdown = $4, template = $5,
@@ -191,8 +329,9 @@ pub async fn replace(
     .execute(&mut *tx)
     .await?;
     write_content(&mut tx, id, u, list_ids).await?;
+    let made = new_version(&mut tx, id, author).await?;
     tx.commit().await?;
-    Ok(Some(true))
+    Ok(Replaced::Saved(made))
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>> {
@@ -239,6 +378,13 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         approval_requested_by: r.get("approval_requested_by"),
         approved_by: r.get("approved_by"),
         time_zone: r.get("time_zone"),
+        version: r.get("version"),
+        changed_by: r.get("changed_by"),
+        approved_version: r.get("approved_version"),
+        approved_lists: r.get("approved_lists"),
+        approved_recipients: r.get("approved_recipients"),
+        sent_version: r.get("sent_version"),
+        templates_as_of: r.get("templates_as_of"),
         news_items: items
             .iter()
             .map(|i| NewsItem {
@@ -252,6 +398,70 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
             })
             .collect(),
     }))
+}
+
+/// The update as it was at `version`: its content and audience from that version, the rest
+/// (status, slug, approval) as it is now. `None`: no such update or version.
+pub async fn get_version(
+    pool: &PgPool,
+    id: Uuid,
+    version: i32,
+) -> anyhow::Result<Option<UpdateRecord>> {
+    let Some(mut record) = get(pool, id).await? else {
+        return Ok(None);
+    };
+    if record.version == version {
+        return Ok(Some(record));
+    }
+    let content: Option<sqlx::types::Json<UpdateContent>> = sqlx::query_scalar(
+        "SELECT content FROM update_versions WHERE update_id = $1 AND version = $2",
+    )
+    .bind(id)
+    .bind(version)
+    .fetch_optional(pool)
+    .await
+    .context("loading the update's version")?;
+    let Some(sqlx::types::Json(c)) = content else {
+        return Ok(None);
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT l.name FROM unnest($1::text[]) WITH ORDINALITY AS x(slug, ord)
+         JOIN lists l ON l.slug = x.slug ORDER BY x.ord",
+    )
+    .bind(&c.lists)
+    .fetch_all(pool)
+    .await?;
+    record.subject = c.subject;
+    record.preheader = c.preheader;
+    record.intro = c.intro;
+    record.template = c.template;
+    record.from = c.from;
+    record.reply_to = c.reply_to;
+    record.lists = c.lists;
+    record.list_names = names;
+    record.news_items = c.news_items;
+    record.version = version;
+    Ok(Some(record))
+}
+
+/// One version of an update, as its history lists it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct VersionEntry {
+    pub version: i32,
+    pub changed: Vec<String>,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The update's versions, newest first.
+pub async fn versions(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Vec<VersionEntry>> {
+    sqlx::query_as(
+        "SELECT version, changed, actor, created_at FROM update_versions
+         WHERE update_id = $1 ORDER BY version DESC",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
 }
 
 /// Deliveries of an update by status (every status present, zero when none).
@@ -293,29 +503,53 @@ pub enum Action {
     Cancel,
     /// Send (at the time given) once a second admin approves; by the member of staff who asks.
     RequestApproval(DateTime<Utc>, Option<Uuid>),
-    /// A second admin approves: the update is scheduled for its time, or now if that passed.
+    /// A second admin approves the current version: the update is scheduled for its time, or
+    /// now if that passed.
     Approve(Uuid),
+    /// Back to draft, to be edited: from scheduled, awaiting approval, or paused before it
+    /// started. Any approval is void.
+    Unschedule,
 }
 
-/// Applies `action` if the update's status allows it. `Ok(Err(status))`: not allowed from
-/// `status`; `Ok(Ok(new_status))`: done. `None` when there is no such update.
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Done: the new status.
+    Done(String),
+    /// Not allowed from this status.
+    NotFrom(String),
+    /// The update is at another version than the one the action was confirmed for: the
+    /// current one.
+    Stale(i32),
+}
+
+/// Applies `action` if the update's status allows it and, when `confirmed` is given, the
+/// update is still at that version. `None` when there is no such update.
+///
+/// An approval records the version, the lists and the recipient count it was given for; a
+/// request for approval or a return to draft clears any earlier approval.
 pub async fn apply(
     pool: &PgPool,
     id: Uuid,
     action: Action,
-) -> anyhow::Result<Option<Result<String, String>>> {
+    confirmed: Option<i32>,
+) -> anyhow::Result<Option<Applied>> {
     let mut tx = pool.begin().await?;
-    type Locked = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    type Locked = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i32);
     let row: Option<Locked> = sqlx::query_as(
-        "SELECT status, started_at, scheduled_at FROM updates WHERE id = $1 FOR UPDATE",
+        "SELECT status, started_at, scheduled_at, version FROM updates WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((status, started_at, scheduled_at)) = row else {
+    let Some((status, started_at, scheduled_at, version)) = row else {
         return Ok(None);
     };
+    if confirmed.is_some_and(|v| v != version) {
+        return Ok(Some(Applied::Stale(version)));
+    }
     let started = started_at.is_some();
+    const WAITING: &str = "waiting for a second admin to approve";
     let (new_status, at, reason): (&str, Option<DateTime<Utc>>, Option<&str>) =
         match (action, status.as_str()) {
             (Action::Schedule(at), "draft" | "scheduled") => ("scheduled", Some(at), None),
@@ -325,16 +559,12 @@ pub async fn apply(
             (Action::Pause, "scheduled" | "sending") => ("paused", None, Some("paused by staff")),
             (Action::Resume, "paused") if started => ("sending", None, None),
             (Action::Resume, "paused") => ("scheduled", Some(Utc::now()), None),
-            (Action::RequestApproval(at, _), "draft" | "scheduled") => (
-                "awaiting_approval",
-                Some(at),
-                Some("waiting for a second admin to approve"),
-            ),
-            (Action::RequestApproval(at, _), "paused") if !started => (
-                "awaiting_approval",
-                Some(at),
-                Some("waiting for a second admin to approve"),
-            ),
+            (Action::RequestApproval(at, _), "draft" | "scheduled") => {
+                ("awaiting_approval", Some(at), Some(WAITING))
+            }
+            (Action::RequestApproval(at, _), "paused") if !started => {
+                ("awaiting_approval", Some(at), Some(WAITING))
+            }
             (Action::Approve(_), "awaiting_approval") => {
                 let now = Utc::now();
                 (
@@ -343,17 +573,34 @@ pub async fn apply(
                     None,
                 )
             }
+            (Action::Unschedule, "scheduled" | "awaiting_approval") => {
+                ("draft", None, Some("unscheduled to be edited"))
+            }
+            (Action::Unschedule, "paused") if !started => {
+                ("draft", None, Some("unscheduled to be edited"))
+            }
             (
                 Action::Cancel,
                 "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused",
             ) => ("cancelled", None, Some("cancelled by staff")),
-            _ => return Ok(Some(Err(status))),
+            _ => return Ok(Some(Applied::NotFrom(status))),
         };
+    // Whether this action ends any approval given before (a new request, a return to draft).
+    let voids = matches!(action, Action::RequestApproval(..) | Action::Unschedule);
     sqlx::query(
-        "UPDATE updates SET status = $2, scheduled_at = coalesce($3, scheduled_at), status_reason = $4,
+        "UPDATE updates SET status = $2, scheduled_at = CASE WHEN $2 = 'draft' THEN NULL ELSE coalesce($3, scheduled_at) END,
+                status_reason = $4,
                 finished_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE finished_at END, updated_at = now(),
-                approval_requested_by = CASE WHEN $2 = 'awaiting_approval' THEN $5 ELSE approval_requested_by END,
-                approved_by = coalesce($6, approved_by)
+                approval_requested_by = CASE WHEN $2 = 'awaiting_approval' THEN $5
+                                             WHEN $7 THEN NULL ELSE approval_requested_by END,
+                approved_by = CASE WHEN $7 THEN NULL ELSE coalesce($6, approved_by) END,
+                approved_version = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL THEN version ELSE approved_version END,
+                approved_lists = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL
+                                      THEN ARRAY(SELECT l.slug FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                                                 WHERE ul.update_id = $1 ORDER BY l.slug)
+                                      ELSE approved_lists END,
+                approved_recipients = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL THEN $8 ELSE approved_recipients END,
+                approved_at = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL THEN now() ELSE approved_at END
          WHERE id = $1",
     )
     .bind(id)
@@ -368,6 +615,11 @@ pub async fn apply(
         Action::Approve(by) => Some(by),
         _ => None,
     })
+    .bind(voids)
+    .bind(match action {
+        Action::Approve(_) => Some(recipient_count(&mut *tx, id).await?),
+        _ => None,
+    })
     .execute(&mut *tx)
     .await?;
     if new_status == "cancelled" {
@@ -380,7 +632,7 @@ pub async fn apply(
         .await?;
     }
     tx.commit().await?;
-    Ok(Some(Ok(new_status.to_owned())))
+    Ok(Some(Applied::Done(new_status.to_owned())))
 }
 
 /// The people an update would go to if it started now: confirmed subscribers confirmed on any
@@ -584,34 +836,85 @@ pub async fn hold_archived(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Starts one due update: it becomes `sending` and gets its archive slug, in one transaction.
-/// Its delivery rows are written by the workers as they claim them (`claim_new_recipients`).
-/// One addressed to an archived list is not started (`hold_archived` pauses it). Returns the
-/// update started.
-pub async fn start_one_due(pool: &PgPool) -> anyhow::Result<Option<Uuid>> {
+/// What [`start_one_due`] did with the due update it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// It is sending now.
+    Sending(Uuid),
+    /// It was not approved and its audience is now past the approval threshold: it waits for
+    /// approval instead (`recipients`: its audience now).
+    HeldForApproval { id: Uuid, recipients: i64 },
+}
+
+/// Starts one due update: it becomes `sending`, with the version that goes out, the mail
+/// templates it goes out with (`templates_as_of`), its place in the public archive (where
+/// staff did not choose: listed when one of its lists is public) and its archive slug (dated
+/// the day it starts in `zone`), in one transaction. Its delivery rows are written by the
+/// workers as they claim them (`claim_new_recipients`). One addressed to an archived list is
+/// not started (`hold_archived` pauses it).
+///
+/// With an `approval_threshold`, whether it needs approval is decided again now: one not
+/// approved at its current version whose audience grew past the threshold since it was
+/// scheduled waits in `awaiting_approval` instead.
+pub async fn start_one_due(
+    pool: &PgPool,
+    approval_threshold: Option<u64>,
+    zone: chrono_tz::Tz,
+) -> anyhow::Result<Option<Started>> {
     let mut tx = pool.begin().await?;
-    let started: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "UPDATE updates SET status = 'sending', started_at = now(), updated_at = now(),
-                recipients_after = NULL, recipients_complete = false, recipients_expected = NULL
-         WHERE id = (SELECT id FROM updates u WHERE status = 'scheduled' AND scheduled_at <= now()
-                       AND NOT EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
-                                       WHERE ul.update_id = u.id AND l.archived_at IS NOT NULL)
-                     ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, subject, started_at",
+    let due: Option<(Uuid, i32, Option<i32>)> = sqlx::query_as(
+        "SELECT id, version, approved_version FROM updates u
+         WHERE status = 'scheduled' AND scheduled_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                           WHERE ul.update_id = u.id AND l.archived_at IS NOT NULL)
+         ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((id, subject, started_at)) = started else {
+    let Some((id, version, approved_version)) = due else {
         return Ok(None);
     };
+    if let Some(threshold) = approval_threshold.filter(|_| approved_version != Some(version)) {
+        let recipients = recipient_count(&mut *tx, id).await?;
+        if u64::try_from(recipients).unwrap_or(0) > threshold {
+            sqlx::query(
+                "UPDATE updates SET status = 'awaiting_approval', updated_at = now(),
+                        status_reason = $2, approval_requested_by = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(format!(
+                "its audience grew to {recipients} recipients, past the approval threshold of \
+                 {threshold}: waiting for an admin to approve"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Some(Started::HeldForApproval { id, recipients }));
+        }
+    }
+    let (subject, started_at): (String, DateTime<Utc>) = sqlx::query_as(
+        "UPDATE updates u SET status = 'sending', started_at = now(), updated_at = now(),
+                recipients_after = NULL, recipients_complete = false, recipients_expected = NULL,
+                sent_version = version,
+                templates_as_of = (SELECT max(id) FROM mail_template_versions),
+                in_archive = CASE WHEN archive_chosen THEN in_archive
+                                  ELSE EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
+                                               WHERE ul.update_id = u.id AND l.is_public) END
+         WHERE id = $1
+         RETURNING subject, started_at",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     set_slug(
         &mut tx,
         id,
-        &archive_slug(&subject, started_at.date_naive()),
+        &archive_slug(&subject, started_at.with_timezone(&zone).date_naive()),
     )
     .await?;
     tx.commit().await?;
-    Ok(Some(id))
+    Ok(Some(Started::Sending(id)))
 }
 
 /// Gives a starting update its archive slug, once: `slug`, or when another update has it
@@ -815,13 +1118,23 @@ pub async fn retry_failed(pool: &PgPool, id: Uuid) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-/// Queues one test mail of an update to `to`, outside the update's ledger.
-pub async fn queue_test(db: impl PgExecutor<'_>, id: Uuid, to: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO deliveries (kind, payload) VALUES ('test', jsonb_build_object('update_id', $1::text, 'to', $2::text))")
-        .bind(id.to_string())
-        .bind(to)
-        .execute(db)
-        .await?;
+/// Queues one test mail of version `version` of an update to `to`, outside the update's
+/// ledger.
+pub async fn queue_test(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    version: i32,
+    to: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO deliveries (kind, payload)
+         VALUES ('test', jsonb_build_object('update_id', $1::text, 'to', $2::text, 'version', $3::int))",
+    )
+    .bind(id.to_string())
+    .bind(to)
+    .bind(version)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -285,8 +285,7 @@ async fn compose(
                 job,
                 &update,
                 &items,
-                &contact.email,
-                contact.name.as_deref(),
+                (&contact.email, contact.name.as_deref()),
                 &links,
             )
             .map(Composed::Send)
@@ -350,14 +349,28 @@ async fn compose_test(worker: &Worker, job: &Claimed) -> Result<Composed, Compos
         .and_then(|v| v.as_str())
         .and_then(|v| v.parse::<Uuid>().ok());
     let to = job.payload.get("to").and_then(|v| v.as_str());
+    let version = job
+        .payload
+        .get("version")
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|v| i32::try_from(v).ok());
     let (Some(update_id), Some(to)) = (update_id, to) else {
         return Ok(Composed::Skip("malformed test mail".into()));
     };
-    let update = worker.prepared_fresh(update_id).await?;
+    let update = Arc::new(
+        super::prepared::for_test(
+            &worker.pool,
+            &worker.settings,
+            &worker.templates,
+            update_id,
+            version,
+        )
+        .await?,
+    );
     // A test mail's links point nowhere real: they are signed for the nil subscriber.
     let links = Links::for_id(&worker.settings, Uuid::nil(), 0);
     let items: Vec<&NewsItem> = update.record.news_items.iter().collect();
-    compose_update(worker, job, &update, &items, to, None, &links).map(Composed::Send)
+    compose_update(worker, job, &update, &items, (to, None), &links).map(Composed::Send)
 }
 
 /// A notice to a member of staff; its payload holds `to`, `subject`, `text`, `action`, `url`.
@@ -481,8 +494,7 @@ fn compose_update(
     job: &Claimed,
     update: &Arc<PreparedUpdate>,
     items: &[&NewsItem],
-    to: &str,
-    name: Option<&str>,
+    (to, name): (&str, Option<&str>),
     links: &Links,
 ) -> Result<lettre::Message, ComposeError> {
     let settings = &worker.settings;
@@ -502,20 +514,28 @@ fn compose_update(
         list_id: update.list_id.clone(),
         feedback_id: update.feedback_id.clone(),
     };
-    match stencil_for(worker, update, items, name.is_some())? {
+    // A test mail is rendered in full, its subject marked as the subject line's first word.
+    let stencil = match update.test {
+        false => stencil_for(worker, update, items, name.is_some())?,
+        true => None,
+    };
+    match stencil {
         Some(stencil) => {
             let unsubscribe = format!("{}?update={}", links.unsubscribe, record.id);
             let mail = stencil.fill_encoded(&[name.unwrap_or(""), to, &unsubscribe, &links.manage]);
             mail::bulk_message_encoded(&envelope, mail, &list)
         }
         None => {
-            let rendered = update
+            let mut rendered = update
                 .templates
                 .render(
                     &record.template,
                     &update_mail(settings, update, items, to, name, links),
                 )
                 .map_err(ComposeError::Broken)?;
+            if update.test {
+                rendered.subject = format!("{} {}", super::prepared::TEST_MARK, rendered.subject);
+            }
             mail::bulk_message_rendered(&envelope, rendered, &list)
         }
     }

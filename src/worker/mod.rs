@@ -135,23 +135,7 @@ impl Worker {
         update_id: uuid::Uuid,
     ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
         self.prepared
-            .get(
-                &self.pool,
-                &self.settings,
-                &self.templates,
-                update_id,
-                false,
-            )
-            .await
-    }
-
-    /// The update as it is now (for test mails of drafts, which may have changed).
-    async fn prepared_fresh(
-        &self,
-        update_id: uuid::Uuid,
-    ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
-        self.prepared
-            .get(&self.pool, &self.settings, &self.templates, update_id, true)
+            .for_send(&self.pool, &self.settings, &self.templates, update_id)
             .await
     }
 

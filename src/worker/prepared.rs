@@ -28,6 +28,8 @@ pub struct PreparedUpdate {
     /// The mail templates as they were when it was prepared: every mail of one update is
     /// rendered with the same version.
     pub templates: Arc<MailTemplates>,
+    /// A test mail's: each rendered in full, its subject marked with [`TEST_MARK`].
+    pub test: bool,
     /// The update rendered once per variant (with or without a name; which news items),
     /// with holes for the personal fields; `None` where the template needs a full rendering.
     pub stencils: std::sync::Mutex<HashMap<StencilKey, Option<Arc<Stencil>>>>,
@@ -41,32 +43,39 @@ pub struct StencilKey {
     pub items: Vec<usize>,
 }
 
-/// Prepared updates by id. An update's content cannot change once it is sending, so an entry
-/// is reused for every mail of it; a test mail of a draft asks for a fresh one. Each
-/// preparation takes the mail templates current at that moment (`LiveTemplates::current`).
+/// Prepared sends by update id. Only an update that started enters it: its version
+/// (`sent_version`) and its mail templates (`templates_as_of`) were fixed at its start and never
+/// change after, so its id names exactly one (update, version, templates) and an entry serves
+/// every mail of it. Test mails and previews never read or fill it ([`for_test`],
+/// `ops::updates::preview`): what staff tried before an edit cannot become what is sent.
 #[derive(Default)]
 pub struct PreparedCache(Mutex<HashMap<Uuid, Arc<PreparedUpdate>>>);
 
 impl PreparedCache {
-    pub async fn get(
+    /// The update as it goes out: the version fixed at its start, with the mail templates of
+    /// that moment.
+    pub async fn for_send(
         &self,
         pool: &sqlx::PgPool,
         settings: &Settings,
         templates: &LiveTemplates,
         id: Uuid,
-        fresh: bool,
     ) -> Result<Arc<PreparedUpdate>, ComposeError> {
-        if !fresh {
-            if let Some(hit) = self.0.lock().await.get(&id) {
-                return Ok(Arc::clone(hit));
-            }
+        if let Some(hit) = self.0.lock().await.get(&id) {
+            return Ok(Arc::clone(hit));
         }
-        let record = updates::get(pool, id)
-            .await
-            .map_err(ComposeError::Database)?
-            .ok_or_else(|| ComposeError::Broken(anyhow::anyhow!("update {id} is gone")))?;
+        let current = load(pool, id, None).await?;
+        let Some(version) = current
+            .sent_version
+            .filter(|_| current.started_at.is_some())
+        else {
+            return Err(ComposeError::Broken(anyhow::anyhow!(
+                "update {id} has not started: nothing of it is sent"
+            )));
+        };
+        let record = load(pool, id, Some(version)).await?;
         let templates = templates
-            .current(pool)
+            .as_of(pool, record.templates_as_of)
             .await
             .map_err(ComposeError::Database)?;
         let prepared =
@@ -78,6 +87,44 @@ impl PreparedCache {
         cache.insert(id, Arc::clone(&prepared));
         Ok(prepared)
     }
+}
+
+/// A test mail of version `version` of update `id` (the one staff saw when they asked), with
+/// the mail templates current now; each mail of it has its subject marked [`TEST_MARK`].
+/// Never cached.
+pub async fn for_test(
+    pool: &sqlx::PgPool,
+    settings: &Settings,
+    templates: &LiveTemplates,
+    id: Uuid,
+    version: Option<i32>,
+) -> Result<PreparedUpdate, ComposeError> {
+    let record = load(pool, id, version).await?;
+    let templates = templates
+        .current(pool)
+        .await
+        .map_err(ComposeError::Database)?;
+    let mut prepared = prepare(settings, templates, record).map_err(ComposeError::Broken)?;
+    prepared.test = true;
+    Ok(prepared)
+}
+
+/// What the subject of every test mail starts with.
+pub const TEST_MARK: &str = "[Test]";
+
+/// Update `id` at `version` (its current one for `None`).
+async fn load(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    version: Option<i32>,
+) -> Result<UpdateRecord, ComposeError> {
+    let found = match version {
+        None => updates::get(pool, id).await,
+        Some(v) => updates::get_version(pool, id, v).await,
+    };
+    found.map_err(ComposeError::Database)?.ok_or_else(|| {
+        ComposeError::Broken(anyhow::anyhow!("update {id} (version {version:?}) is gone"))
+    })
 }
 
 /// An update made ready to render (also for the staff preview).
@@ -109,6 +156,7 @@ pub fn prepare(
             Some(slug) => format!("/archive/{slug}"),
             None => "/archive".to_owned(),
         }),
+        test: false,
         stencils: std::sync::Mutex::default(),
         templates,
         record,

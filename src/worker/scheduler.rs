@@ -72,11 +72,23 @@ async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
             "scheduled updates addressed to an archived list were paused"
         );
     }
-    while let Some(update_id) = updates::start_one_due(pool)
-        .await
-        .context("starting a due update")?
+    while let Some(started) = updates::start_one_due(
+        pool,
+        settings.sending.approval_threshold,
+        settings.server.time_zone,
+    )
+    .await
+    .context("starting a due update")?
     {
-        tracing::info!(%update_id, "update started");
+        match started {
+            updates::Started::Sending(update_id) => tracing::info!(%update_id, "update started"),
+            updates::Started::HeldForApproval { id, recipients } => {
+                tracing::warn!(update_id = %id, recipients, "update held for approval: its audience grew past the threshold");
+                crate::ops::updates::held_for_approval(pool, settings, id, recipients)
+                    .await
+                    .context("reporting an update held for approval")?;
+            }
+        }
     }
     if let Some(update_id) = updates::count_expected_recipients(pool)
         .await

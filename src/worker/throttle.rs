@@ -130,6 +130,7 @@ mod tests {
             give_up_after: Duration::from_secs(3600),
             stale_after: Duration::from_secs(3600),
             approval_threshold: None,
+            test_mails_per_hour: 20,
         }
     }
 

@@ -37,4 +37,6 @@ mod templates;
 mod third_party_smtp;
 mod unsubscribe;
 mod updates;
+mod versions;
+mod versions_model;
 mod webhooks;

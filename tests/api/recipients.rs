@@ -117,17 +117,24 @@ async fn started_update(pool: &PgPool, list: Uuid, subject: &str) -> Uuid {
         "subject": subject, "lists": ["us-icc-updates"], "news_items": []
     }))
     .unwrap();
-    let update = updates::create(pool, &input.parse().unwrap(), &[list])
+    let author = updates::Author {
+        label: "tests",
+        staff_id: None,
+    };
+    let update = updates::create(pool, &input.parse().unwrap(), &[list], author)
         .await
-        .unwrap();
-    updates::apply(pool, update, Action::SendNow)
-        .await
-        .unwrap()
-        .unwrap()
         .unwrap();
     assert_eq!(
-        updates::start_one_due(pool).await.unwrap(),
-        Some(update),
+        updates::apply(pool, update, Action::SendNow, None)
+            .await
+            .unwrap(),
+        Some(updates::Applied::Done("scheduled".into()))
+    );
+    assert_eq!(
+        updates::start_one_due(pool, None, chrono_tz::UTC)
+            .await
+            .unwrap(),
+        Some(updates::Started::Sending(update)),
         "started, without its rows"
     );
     update

@@ -57,7 +57,12 @@ async fn test_send(app: &TestApp, token: &str, id: &str, n: usize) -> (String, S
         .await;
     assert_eq!(response.status(), 202);
     let mails = app.smtp.wait_for(n, WAIT).await;
-    subject_and_text(&mails[n - 1])
+    let (subject, text) = subject_and_text(&mails[n - 1]);
+    let subject = subject
+        .strip_prefix("[Test] ")
+        .unwrap_or_else(|| panic!("a test mail is marked: {subject}"))
+        .to_owned();
+    (subject, text)
 }
 
 #[tokio::test]
@@ -449,5 +454,5 @@ async fn the_binary_serves_pages_and_sends_mail_from_a_folder_without_templates(
     let _ = std::fs::remove_dir_all(&dir);
 
     assert_eq!((signup_status, login_status, test_status), (200, 200, 202));
-    assert_eq!(subject_and_text(&mails[0]).0, "From anywhere");
+    assert_eq!(subject_and_text(&mails[0]).0, "[Test] From anywhere");
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{staff_page, AdminError, AdminForm, CurrentStaff, Fields};
 use crate::app::AppState;
-use crate::domain::schedule::{self, DEFAULT_TIME_ZONE};
+use crate::domain::schedule;
 use crate::domain::{NewsItemInput, Token, UpdateInput};
 use crate::ops::news::{self, NewsFilter};
 use crate::ops::updates::{self, UpdateError};
@@ -40,8 +40,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/updates/{id}/edit", get(edit_form))
         .route("/admin/updates/{id}/preview", get(preview))
         .route("/admin/updates/{id}/test", post(test))
+        .route("/admin/updates/{id}/confirm", get(confirm))
         .route("/admin/updates/{id}/send", post(send))
         .route("/admin/updates/{id}/schedule", post(schedule_at))
+        .route("/admin/updates/{id}/unschedule", post(unschedule))
+        .route(
+            "/admin/updates/{id}/request-approval",
+            post(request_approval),
+        )
         .route("/admin/updates/{id}/pause", post(pause))
         .route("/admin/updates/{id}/resume", post(resume))
         .route("/admin/updates/{id}/cancel", post(cancel))
@@ -57,7 +63,12 @@ impl From<UpdateError> for AdminError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 errors.into_values().collect::<Vec<_>>().join(" "),
             ),
-            e @ UpdateError::Conflict(_) => AdminError::Status(StatusCode::CONFLICT, e.to_string()),
+            e @ (UpdateError::Conflict(_) | UpdateError::Frozen(_) | UpdateError::Stale { .. }) => {
+                AdminError::Status(StatusCode::CONFLICT, e.to_string())
+            }
+            UpdateError::TooMany { message, .. } => {
+                AdminError::Status(StatusCode::TOO_MANY_REQUESTS, message)
+            }
             UpdateError::Refused(m) => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, m),
             UpdateError::Forbidden(m) => AdminError::Forbidden(m),
             UpdateError::Internal(e) => AdminError::Internal(e),
@@ -204,6 +215,7 @@ async fn create(State(state): State<AppState>, form: AdminForm) -> Result<Respon
         &state.pool,
         &state.mail_templates.cached(),
         &state.settings.mail,
+        &form.staff.actor(),
         &input,
     )
     .await
@@ -243,6 +255,10 @@ async fn edit_form(
 ) -> Result<Response, AdminError> {
     let view = updates::view(&state.pool, update_id(&id)?).await?;
     let record = &view.update;
+    if record.status != "draft" {
+        // Frozen: its page offers "Unschedule and edit" where that is possible.
+        return Ok(back_to(record.id, "frozen"));
+    }
     let mut input = record.as_input();
     input.news_item_ids = Some(record.news_items.iter().filter_map(|i| i.news_id).collect());
     composer(
@@ -271,6 +287,7 @@ async fn save(
         &state.pool,
         &state.mail_templates.cached(),
         &state.settings.mail,
+        &form.staff.actor(),
         id,
         input.clone(),
     )
@@ -302,9 +319,11 @@ struct ShowQuery {
 fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "saved" => "The draft was saved.",
-        "test" => "The test mail is queued; it arrives in a moment.",
+        "test" => "The test mail is queued; it arrives in a moment, its subject marked [Test].",
         "sent" => "Sending has started.",
-        "awaiting" => "The update waits for a second admin to approve it.",
+        "awaiting" => "The update waits for an admin to approve it; the admins who may were sent a notice.",
+        "unscheduled" => "The update is a draft again: any approval is void, and it must be confirmed (and approved where the rule asks) again.",
+        "frozen" => "This update is not a draft: unschedule it first to edit it.",
         "scheduled" => "The update is scheduled.",
         "paused" => "The update is paused.",
         "resumed" => "The update goes out again.",
@@ -340,7 +359,7 @@ async fn show(
         || (status == "paused" && record.started_at.is_none());
     // Who it would go to if sent now: shown only while it can be sent (a count over every
     // subscriber, not repeated on each refresh of a send in progress).
-    let recipients = if can_send {
+    let recipients = if can_send || status == "awaiting_approval" {
         Some(updates::recipient_count(&state.pool, id).await?)
     } else {
         None
@@ -353,14 +372,37 @@ async fn show(
         let at = Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
         json!({ "in": about(seconds), "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
     });
-    let zone = schedule::time_zone(record.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE))
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let zone = zone_of(&state, record)?;
     let due = record.scheduled_at.is_some_and(|t| t <= Utc::now());
     let going = status == "sending" || (status == "scheduled" && due);
     let preview_email = q.email.clone().unwrap_or_default();
     let preview_query = form_urlencoded::Serializer::new(String::new())
         .append_pair("email", &preview_email)
+        .append_pair("v", &record.version.to_string())
         .finish();
+    let frozen = matches!(status, "scheduled" | "awaiting_approval")
+        || (status == "paused" && record.started_at.is_none());
+    let own_request =
+        status == "awaiting_approval" && record.approval_requested_by == Some(staff.member.id);
+    let approvers: Vec<String> = if status == "awaiting_approval" {
+        updates::approvers(&state.pool, record)
+            .await?
+            .into_iter()
+            .map(|m| m.email)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let versions = store::updates::versions(&state.pool, id)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let versions: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            json!({ "version": v.version, "changed": v.changed.join(", "), "actor": v.actor,
+                    "at": schedule::shown_in(v.created_at, zone) })
+        })
+        .collect();
     Ok(staff_page(
         &state,
         &staff,
@@ -376,15 +418,27 @@ async fn show(
             "estimate": estimate,
             "recipients": recipients,
             "scheduled_at": record.scheduled_at.map(|t| schedule::shown_in(t, zone)),
-            "editable": matches!(status, "draft" | "scheduled"),
+            "editable": status == "draft",
+            "frozen": frozen,
+            "can_unschedule": frozen && (staff.actor().is_admin() || own_request),
             "can_send": can_send,
+            "can_request_approval": status == "draft",
             "can_pause": matches!(status, "scheduled" | "sending"),
             "can_resume": status == "paused",
             "can_cancel": matches!(status, "draft" | "awaiting_approval" | "scheduled" | "sending" | "paused"),
             "awaiting_approval": status == "awaiting_approval",
+            "approvers": approvers,
+            "may_approve": status == "awaiting_approval"
+                && staff.actor().is_admin()
+                && record.approval_requested_by != Some(staff.member.id)
+                && record.changed_by != Some(staff.member.id),
+            "approved": record.approved_version.map(|v| json!({
+                "version": v, "lists": record.approved_lists, "recipients": record.approved_recipients,
+            })),
+            "sent_version": record.sent_version,
+            "versions": versions,
             "failed": failed,
             "in_archive": in_archive,
-            "send_key": Token::generate().as_str(),
             "time_zone": zone.name(),
             "preview_email": preview_email,
             "preview_query": preview_query,
@@ -392,6 +446,109 @@ async fn show(
             "refresh_seconds": going.then_some(REFRESH_SECONDS),
         }),
     ))
+}
+
+/// The zone the update's times are shown in: the one its schedule was given in, else the
+/// organisation's (`server.time_zone`).
+fn zone_of(state: &AppState, record: &UpdateRecord) -> Result<chrono_tz::Tz, AdminError> {
+    match record.time_zone.as_deref() {
+        Some(z) => Ok(schedule::time_zone(z).map_err(|e| anyhow::anyhow!(e))?),
+        None => Ok(state.settings.server.time_zone),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfirmQuery {
+    /// `send`, `schedule` or `request` (ask for approval).
+    action: String,
+    /// For `schedule`: the local time and its zone, as the update's page asked.
+    at: Option<String>,
+    time_zone: Option<String>,
+}
+
+/// The last look before an update leaves: subject, from, lists, recipients now, when, and the
+/// approval it will need. Its button carries the version shown, so that a change made since
+/// (by anyone, in any door) makes the send refused instead of sending what nobody confirmed.
+async fn confirm(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+    Query(q): Query<ConfirmQuery>,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let actor = staff.actor();
+    let when_now = Utc::now();
+    let (action, title) = match q.action.as_str() {
+        "send" => (Action::SendNow, "Send this update now?"),
+        "schedule" => (Action::Schedule(when_now), "Schedule this update?"),
+        "request" => (
+            Action::RequestApproval(when_now, None),
+            "Ask an admin to approve this update?",
+        ),
+        _ => {
+            return Err(AdminError::Status(
+                StatusCode::BAD_REQUEST,
+                "action is send, schedule or request.".into(),
+            ))
+        }
+    };
+    updates::authorize(&actor, &action)?;
+    let view = updates::view(&state.pool, id).await?;
+    let record = &view.update;
+    let zone = zone_of(&state, record)?;
+    let recipients = updates::recipient_count(&state.pool, id).await?;
+    let threshold = state.settings.sending.approval_threshold;
+    let needs_approval = matches!(action, Action::RequestApproval(..))
+        || threshold.is_some_and(|t| u64::try_from(recipients).unwrap_or(0) > t);
+    let (at, time_zone) = (q.at.unwrap_or_default(), q.time_zone.unwrap_or_default());
+    let when = match action {
+        Action::Schedule(_) => {
+            let tz = schedule::time_zone(&time_zone).map_err(|m| {
+                AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("time_zone: {m}"))
+            })?;
+            let utc = schedule::local_to_utc(&at, tz).map_err(|m| {
+                AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("at: {m}"))
+            })?;
+            schedule::shown_in(utc, tz)
+        }
+        _ => "now".to_owned(),
+    };
+    let from = match &record.from {
+        Some(f) => f.clone(),
+        None => state.settings.mail.from.to_string(),
+    };
+    Ok(staff_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        "update_confirm",
+        json!({
+            "title": title,
+            "update": record,
+            "action": q.action,
+            "from": from,
+            "reply_to": record.reply_to.clone().or_else(|| state.settings.mail.reply_to.as_ref().map(ToString::to_string)),
+            "recipients": recipients,
+            "when": when,
+            "at": at,
+            "time_zone": time_zone,
+            "zone": zone.name(),
+            "needs_approval": needs_approval,
+            "threshold": threshold,
+            "send_key": Token::generate().as_str(),
+        }),
+    ))
+}
+
+/// The version a confirmation page showed (its hidden `version` field).
+fn confirmed_version(form: &AdminForm) -> Result<i32, AdminError> {
+    form.fields.text("version").trim().parse().map_err(|_| {
+        AdminError::Status(
+            StatusCode::BAD_REQUEST,
+            "The form is incomplete (no version was confirmed); go back to the update's page."
+                .into(),
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -450,6 +607,8 @@ pub(super) fn in_mail_frame(mut response: Response) -> Response {
         header::X_FRAME_OPTIONS,
         HeaderValue::from_static("SAMEORIGIN"),
     );
+    // Always the version as it is now: a frame kept from before an edit would show old text.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -459,18 +618,22 @@ async fn test(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let id = update_id(&id)?;
-    updates::send_test(&state.pool, id, &form.fields.text("to")).await?;
+    let to = form.fields.text("to");
+    updates::send_test(&state.pool, &state.settings, &form.staff.actor(), id, &to).await?;
     Ok(back_to(id, "test"))
 }
 
-/// Send now. The form's key is claimed first, so a second submit of the same form (a double
-/// click, a reload) does nothing more.
+/// Send now, from the confirmation page. Roles first; then the form's key is claimed, so a
+/// second submit of the same form (a double click, a reload) does nothing more; the send is
+/// refused when the update is no longer at the version the page showed.
 async fn send(
     State(state): State<AppState>,
     Path(id): Path<String>,
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let id = update_id(&id)?;
+    let actor = form.staff.actor();
+    updates::authorize(&actor, &Action::SendNow)?;
     let key = form.fields.text("idempotency_key");
     if Token::parse(&key).is_err() {
         return Err(AdminError::Status(
@@ -478,6 +641,7 @@ async fn send(
             "The form is incomplete; reload the page.".into(),
         ));
     }
+    let version = confirmed_version(&form)?;
     let internal = |e: sqlx::Error| AdminError::Internal(e.into());
     if !store::staff::claim_form_key(&state.pool, &key, form.staff.member.id)
         .await
@@ -485,8 +649,16 @@ async fn send(
     {
         return Ok(back_to(id, "sent"));
     }
-    let actor = form.staff.actor();
-    match updates::act(&state.pool, &state.settings, &actor, id, Action::SendNow).await {
+    let done = updates::act(
+        &state.pool,
+        &state.settings,
+        &actor,
+        id,
+        Action::SendNow,
+        Some(version),
+    )
+    .await;
+    match done {
         Ok(view) if view.update.status == "awaiting_approval" => Ok(back_to(id, "awaiting")),
         Ok(_) => Ok(back_to(id, "sent")),
         Err(e) => {
@@ -504,13 +676,16 @@ async fn schedule_at(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let id = update_id(&id)?;
+    let actor = form.staff.actor();
+    updates::authorize(&actor, &Action::Schedule(Utc::now()))?;
+    let version = confirmed_version(&form)?;
     let view = updates::schedule_local(
         &state.pool,
         &state.settings,
-        &form.staff.actor(),
+        &actor,
         id,
-        &form.fields.text("at"),
-        &form.fields.text("time_zone"),
+        (&form.fields.text("at"), &form.fields.text("time_zone")),
+        Some(version),
     )
     .await?;
     Ok(back_to(
@@ -523,6 +698,49 @@ async fn schedule_at(
     ))
 }
 
+/// Asks an admin to approve (and so send) the version the confirmation page showed: the way
+/// an editor's update goes out.
+async fn request_approval(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let version = confirmed_version(&form)?;
+    let action = Action::RequestApproval(Utc::now(), None);
+    let actor = form.staff.actor();
+    updates::act(
+        &state.pool,
+        &state.settings,
+        &actor,
+        id,
+        action,
+        Some(version),
+    )
+    .await?;
+    Ok(back_to(id, "awaiting"))
+}
+
+/// Back to draft ("Unschedule and edit"), then to the composer.
+async fn unschedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let actor = form.staff.actor();
+    updates::act(
+        &state.pool,
+        &state.settings,
+        &actor,
+        id,
+        Action::Unschedule,
+        None,
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/admin/updates/{id}/edit")).into_response())
+}
+
 async fn act(
     state: &AppState,
     form: &AdminForm,
@@ -531,14 +749,14 @@ async fn act(
     done: &str,
 ) -> Result<Response, AdminError> {
     let id = update_id(id)?;
-    updates::act(
-        &state.pool,
-        &state.settings,
-        &form.staff.actor(),
-        id,
-        action,
-    )
-    .await?;
+    let actor = form.staff.actor();
+    updates::authorize(&actor, &action)?;
+    // An approval names the version the approver saw.
+    let version = match action {
+        Action::Approve(_) => Some(confirmed_version(form)?),
+        _ => None,
+    };
+    updates::act(&state.pool, &state.settings, &actor, id, action, version).await?;
     Ok(back_to(id, done))
 }
 

@@ -439,6 +439,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out: `None` for an empty body, else read as [`ApiJson`].
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|r| ApiError::Status(r.status(), r.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        ApiJson::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| MaybeJson(Some(v)))
+    }
+}
+
 /// The path (`news_items[2].title`) of the first key or string in `value` that holds a NUL.
 fn nul_in(value: &serde_json::Value, path: &str) -> Option<String> {
     use serde_json::Value;
@@ -589,8 +610,19 @@ impl IntoResponse for ApiError {
             ApiError::Update(UpdateError::Invalid(errors)) => {
                 invalid(errors.iter().map(|(f, m)| (*f, m)))
             }
-            ApiError::Update(e @ UpdateError::Conflict(_)) => {
-                error(StatusCode::CONFLICT, &e.to_string())
+            ApiError::Update(
+                e @ (UpdateError::Conflict(_) | UpdateError::Frozen(_) | UpdateError::Stale { .. }),
+            ) => error(StatusCode::CONFLICT, &e.to_string()),
+            ApiError::Update(UpdateError::TooMany {
+                message,
+                retry_after_seconds,
+            }) => {
+                let mut r = error(StatusCode::TOO_MANY_REQUESTS, &message);
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(retry_after_seconds),
+                );
+                r
             }
             ApiError::Update(UpdateError::Forbidden(message)) => {
                 error(StatusCode::FORBIDDEN, &message)

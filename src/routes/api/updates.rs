@@ -1,4 +1,5 @@
-//! `/api/v1/updates`: create, change, schedule, send, pause, resume, cancel, test, inspect.
+//! `/api/v1/updates`: create, change, schedule, send, unschedule, pause, resume, cancel, test,
+//! inspect.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, NotFound};
+use super::{
+    Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, MaybeJson, NotFound,
+};
 use crate::app::AppState;
 use crate::domain::UpdateInput;
 use crate::ops::updates::{self, UpdateError, UpdateView};
@@ -29,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, change))
         .routes(routes!(schedule))
         .routes(routes!(send_now))
+        .routes(routes!(unschedule))
         .routes(routes!(pause))
         .routes(routes!(resume))
         .routes(routes!(cancel))
@@ -151,13 +155,14 @@ async fn create(
     let request = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
     let (pool, templates) = (state.pool.clone(), state.mail_templates.cached());
     let settings = state.settings.clone();
+    let actor = Actor::ApiToken(client.token_id);
     once(
         &state,
         &client,
         &headers,
         ("create", &request),
         async move {
-            let view = updates::create(&pool, &templates, &settings.mail, &input).await?;
+            let view = updates::create(&pool, &templates, &settings.mail, &actor, &input).await?;
             Ok((StatusCode::CREATED, to_json(&view)?))
         },
     )
@@ -181,7 +186,8 @@ async fn show(
     Ok(Json(to_json(&view)?))
 }
 
-/// Changes a draft: the fields given replace the update's, absent ones stay.
+/// Changes a draft: the fields given replace the update's, absent ones stay; a change makes a
+/// new `version`. A scheduled, approved or waiting update is frozen (409): unschedule it first.
 #[utoipa::path(
     patch,
     path = "/updates/{id}",
@@ -190,13 +196,14 @@ async fn show(
     request_body = UpdateInput,
     responses(
         (status = 200, description = "The changed update.", body = UpdateView),
-        (status = 409, description = "The update is no longer a draft.", body = ErrorBody),
+        (status = 409, description = "The update is no longer a draft (unschedule it first).",
+            body = ErrorBody),
         Always, JsonBody, NotFound
     )
 )]
 async fn change(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<UpdateInput>,
 ) -> Result<Json<Value>, ApiError> {
@@ -204,6 +211,7 @@ async fn change(
         &state.pool,
         &state.mail_templates.cached(),
         &state.settings.mail,
+        &Actor::ApiToken(client.token_id),
         update_id(&id)?,
         patch,
     )
@@ -216,6 +224,20 @@ async fn change(
 struct ScheduleBody {
     /// When to send, RFC 3339 with an offset (`2026-12-24T09:00:00-05:00`).
     at: String,
+    /// The update's version this schedule is for (`version` of `GET /updates/{id}`); when
+    /// given and the update has changed since, it is refused (409).
+    #[serde(default)]
+    version: Option<i32>,
+}
+
+/// The optional body of a send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    /// The update's version this send is for; when given and the update has changed since, the
+    /// send is refused (409).
+    #[serde(default)]
+    version: Option<i32>,
 }
 
 /// The path parameter naming an update.
@@ -249,8 +271,8 @@ struct IdempotencyKey {
     responses(
         (status = 200, description = "The scheduled update.", body = UpdateView),
         (status = 403, description = "Not allowed to schedule.", body = ErrorBody),
-        (status = 409, description = "The update cannot be scheduled in its state.",
-            body = ErrorBody),
+        (status = 409, description = "The update cannot be scheduled in its state, or it is \
+            no longer at the version given.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
 )]
@@ -261,21 +283,24 @@ async fn schedule(
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> Result<Json<Value>, ApiError> {
     let at = updates::parse_time(&body.at)?;
-    act(&state, &client, &id, Action::Schedule(at)).await
+    act(&state, &client, &id, Action::Schedule(at), body.version).await
 }
 
-/// Sends an update now (admin rights; refused without `mail.postal_address`). With an
-/// `Idempotency-Key`, a repeat answers as the first did.
+/// Sends an update now (admin rights; refused without `mail.postal_address`). The body is
+/// optional: `{"version": N}` sends only if the update is still at version N (else 409). With
+/// an `Idempotency-Key`, a repeat answers as the first did.
 #[utoipa::path(
     post,
     path = "/updates/{id}/send",
     tag = "updates",
     params(UpdateId, IdempotencyKey),
+    request_body = SendBody,
     responses(
         (status = 400, description = "A malformed Idempotency-Key.", body = ErrorBody),
         (status = 200, description = "The update.", body = UpdateView),
         (status = 403, description = "Not allowed.", body = ErrorBody),
-        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state, or it is no longer \
+            at the version given.", body = ErrorBody),
         (status = 422, description = "Refused (e.g. no postal address is configured).",
             body = ErrorBody),
         Always, NotFound
@@ -286,16 +311,47 @@ async fn send_now(
     client: ApiClient,
     headers: HeaderMap,
     Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<SendBody>,
 ) -> Result<Response, ApiError> {
     let id = update_id(&id)?;
     let scope = format!("send:{id}");
+    let version = body.and_then(|b| b.version);
+    let request = version.map(|v| v.to_string()).unwrap_or_default();
     let (pool, settings) = (state.pool.clone(), state.settings.clone());
     let actor = Actor::ApiToken(client.token_id);
-    once(&state, &client, &headers, (&scope, b""), async move {
-        let view = updates::act(&pool, &settings, &actor, id, Action::SendNow).await?;
-        Ok((StatusCode::OK, to_json(&view)?))
-    })
+    once(
+        &state,
+        &client,
+        &headers,
+        (&scope, request.as_bytes()),
+        async move {
+            let view = updates::act(&pool, &settings, &actor, id, Action::SendNow, version).await?;
+            Ok((StatusCode::OK, to_json(&view)?))
+        },
+    )
     .await
+}
+
+/// Takes an update back to draft (from scheduled, awaiting approval, or paused before it
+/// started) so that it can be changed; any approval is void.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/unschedule",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "The update, a draft again.", body = UpdateView),
+        (status = 403, description = "Not allowed.", body = ErrorBody),
+        (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
+        Always, NotFound
+    )
+)]
+async fn unschedule(
+    State(state): State<AppState>,
+    client: ApiClient,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    act(&state, &client, &id, Action::Unschedule, None).await
 }
 
 async fn act(
@@ -303,9 +359,11 @@ async fn act(
     client: &ApiClient,
     id: &str,
     action: Action,
+    version: Option<i32>,
 ) -> Result<Json<Value>, ApiError> {
     let actor = Actor::ApiToken(client.token_id);
-    let view = updates::act(&state.pool, &state.settings, &actor, update_id(id)?, action).await?;
+    let id = update_id(id)?;
+    let view = updates::act(&state.pool, &state.settings, &actor, id, action, version).await?;
     Ok(Json(to_json(&view)?))
 }
 
@@ -329,7 +387,7 @@ async fn pause(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &client, &id, Action::Pause).await
+    act(&state, &client, &id, Action::Pause, None).await
 }
 
 /// Resumes a paused update.
@@ -352,7 +410,7 @@ async fn resume(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &client, &id, Action::Resume).await
+    act(&state, &client, &id, Action::Resume, None).await
 }
 
 /// Cancels an update; mails not yet sent are skipped.
@@ -375,7 +433,7 @@ async fn cancel(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&state, &client, &id, Action::Cancel).await
+    act(&state, &client, &id, Action::Cancel, None).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -391,7 +449,9 @@ struct Queued {
     status: &'static str,
 }
 
-/// Queues a test mail of the update to one address (not a subscriber's).
+/// Queues a test mail of the update's current version to one address, its subject marked
+/// `[Test]`: never to a suppressed address or one whose subscriber unsubscribed, bounced or
+/// complained (422), at most `sending.test_mails_per_hour` per token (429 with Retry-After).
 #[utoipa::path(
     post,
     path = "/updates/{id}/test",
@@ -400,16 +460,25 @@ struct Queued {
     request_body = TestBody,
     responses(
         (status = 202, description = "The test mail is queued.", body = Queued),
+        (status = 429, description = "Past the hourly limit of test mails.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
 )]
 async fn test(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<Response, ApiError> {
-    updates::send_test(&state.pool, update_id(&id)?, &body.to).await?;
+    let actor = Actor::ApiToken(client.token_id);
+    updates::send_test(
+        &state.pool,
+        &state.settings,
+        &actor,
+        update_id(&id)?,
+        &body.to,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { status: "queued" })).into_response())
 }
 

@@ -58,7 +58,7 @@ async fn wait_for_text(browser: &Client, css: &str, expected: &str) {
 }
 
 #[tokio::test]
-async fn an_admin_composes_previews_tests_and_sends_an_update_in_a_real_browser() {
+async fn an_admin_composes_tests_edits_confirms_and_sends_the_edited_version_in_a_real_browser() {
     let app = spawn_staff_app(&[]).await;
     let readers = app.seed_confirmed(3, "example.org").await;
     app.seed_confirmed_from(10, 1, "example.org").await;
@@ -151,18 +151,52 @@ async fn an_admin_composes_previews_tests_and_sends_an_update_in_a_real_browser(
     wait_for_text(
         &browser,
         "p.notice",
-        "The test mail is queued; it arrives in a moment.",
+        "The test mail is queued; it arrives in a moment, its subject marked [Test].",
     )
     .await;
     let test = app.smtp.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(test[0].rcpt_to, ["ana@example.org"]);
+    let update_page = browser.current_url().await.unwrap();
+
+    // After the test, the campaigner edits the draft: the send must carry the edit.
+    let edit = format!("{}/edit", update_page.path());
+    browser.goto(&app.url(&edit)).await.unwrap();
+    wait_for_text(&browser, "h1", "Edit the draft").await;
+    browser
+        .find(Locator::Css("#subject"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    fill(&browser, "#subject", "Edited: the Senate and the Assembly").await;
+    browser
+        .find(Locator::Css("#intro"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    fill(&browser, "#intro", "Dear reader, the edited intro.").await;
+    click(&browser, "#save-draft").await;
+    wait_for_text(&browser, "h1", "Edited: the Senate and the Assembly").await;
 
     let send = text_of(&browser, "#send-now").await;
-    assert_eq!(send, "Send now to 3 recipients");
+    assert_eq!(send, "Send now to 3 recipients…");
     click(&browser, "#send-now").await;
+    // The confirmation page: what goes out, to how many, and which version.
+    wait_for_text(&browser, "h1", "Send this update now?").await;
+    assert_eq!(
+        text_of(&browser, "#confirm-subject").await,
+        "Edited: the Senate and the Assembly"
+    );
+    assert_eq!(text_of(&browser, "#confirm-recipients").await, "3");
+    assert_eq!(text_of(&browser, "#confirm-version").await, "2");
+    click(&browser, "#confirm-send").await;
     // The page reloads itself while the update goes out.
     wait_for_text(&browser, "#status", "sent").await;
     assert_eq!(text_of(&browser, "#count-sent").await, "3");
+    assert_eq!(text_of(&browser, "#sent-version").await, "2");
     browser.close().await.unwrap();
 
     app.smtp.wait_for(4, Duration::from_secs(20)).await;
@@ -171,18 +205,32 @@ async fn an_admin_composes_previews_tests_and_sends_an_update_in_a_real_browser(
     assert_eq!(mails.len(), 4, "the test mail and one per recipient");
     let mut per_reader: HashMap<String, usize> = HashMap::new();
     let parser = mail_parser::MessageParser::default();
-    for mail in mails.iter().filter(|m| m.rcpt_to[0] != "ana@example.org") {
-        *per_reader.entry(mail.rcpt_to[0].clone()).or_default() += 1;
-        let text = parser
-            .parse(&mail.data)
-            .unwrap()
-            .body_text(0)
-            .unwrap()
-            .into_owned();
+    let slug: String = sqlx::query_scalar("SELECT slug FROM updates")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for mail in &mails {
+        let parsed = parser.parse(&mail.data).unwrap();
+        let subject = parsed.subject().unwrap().to_owned();
+        let text = parsed.body_text(0).unwrap().into_owned();
         assert!(
             text.contains("Senate hearing on the ICC")
                 && text.contains("Assembly of States Parties opens"),
             "{text}"
+        );
+        if mail.rcpt_to[0] == "ana@example.org" {
+            assert_eq!(subject, "[Test] This week: the Senate and the Assembly");
+            continue;
+        }
+        *per_reader.entry(mail.rcpt_to[0].clone()).or_default() += 1;
+        assert_eq!(
+            subject, "Edited: the Senate and the Assembly",
+            "the edited version"
+        );
+        assert!(text.contains("the edited intro"), "{text}");
+        assert!(
+            text.contains(&format!("/archive/{slug}")),
+            "the web link is the update's own page: {text}"
         );
     }
     let expected: HashMap<String, usize> = readers
@@ -287,7 +335,7 @@ async fn send_test_from_page(browser: &Client, app: &crate::helpers::TestApp, id
     wait_for_text(
         browser,
         "p.notice",
-        "The test mail is queued; it arrives in a moment.",
+        "The test mail is queued; it arrives in a moment, its subject marked [Test].",
     )
     .await;
     app.smtp.wait_for(n, Duration::from_secs(30)).await;
@@ -335,7 +383,11 @@ async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_
         .unwrap();
     assert_eq!(saved, 0, "nothing was saved");
     send_test_from_page(&browser, &app, &id, 1).await;
-    assert_eq!(subject_of(&app, 1), "Browser week", "the old one is in use");
+    assert_eq!(
+        subject_of(&app, 1),
+        "[Test] Browser week",
+        "the old one is in use"
+    );
 
     // A good one: previewed, saved, used by the next test send.
     browser
@@ -349,7 +401,7 @@ async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_
     let current = wait_for_contains(&browser, "#current", "version 1").await;
     assert!(current.contains("ana@example.org"), "{current}");
     send_test_from_page(&browser, &app, &id, 2).await;
-    assert_eq!(subject_of(&app, 2), "[browser] Browser week");
+    assert_eq!(subject_of(&app, 2), "[Test] [browser] Browser week");
 
     // Reverts: to the shipped default, then back to version 1.
     browser
@@ -360,7 +412,7 @@ async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_
     let current = wait_for_contains(&browser, "#current", "version 2").await;
     assert!(current.contains("shipped default"), "{current}");
     send_test_from_page(&browser, &app, &id, 3).await;
-    assert_eq!(subject_of(&app, 3), "Browser week");
+    assert_eq!(subject_of(&app, 3), "[Test] Browser week");
     browser
         .goto(&app.url("/admin/templates/update"))
         .await
@@ -368,7 +420,7 @@ async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_
     click(&browser, "#revert-1").await;
     wait_for_contains(&browser, "#current", "version 3").await;
     send_test_from_page(&browser, &app, &id, 4).await;
-    assert_eq!(subject_of(&app, 4), "[browser] Browser week");
+    assert_eq!(subject_of(&app, 4), "[Test] [browser] Browser week");
     browser.close().await.unwrap();
 }
 

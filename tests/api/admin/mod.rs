@@ -9,7 +9,7 @@ mod login;
 mod news;
 mod progress;
 mod subscribers;
-mod updates;
+pub(crate) mod updates;
 
 use std::net::TcpListener;
 

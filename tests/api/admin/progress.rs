@@ -24,12 +24,9 @@ async fn the_progress_page_shows_failed_recipients_with_the_relays_reply_and_ret
     let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
     let item = desk_item(&mut admin, "Senate hearing", "congress").await;
     let id = compose(&mut admin, "Weekly", &[&item]).await;
-    let key = send_key(&mut admin, &id).await;
+    let form = send_key(&mut admin, &id).await;
     admin
-        .post(
-            &format!("/admin/updates/{id}/send"),
-            &[("idempotency_key", &key)],
-        )
+        .post(&format!("/admin/updates/{id}/send"), &form.fields())
         .await;
     app.wait_for_update_status(&id, "sent").await;
 
@@ -67,12 +64,9 @@ async fn the_progress_page_reloads_itself_while_the_update_goes_out() {
     app.seed_confirmed(6, "example.org").await;
     let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
     let id = compose(&mut admin, "Slow", &[]).await;
-    let key = send_key(&mut admin, &id).await;
+    let form = send_key(&mut admin, &id).await;
     admin
-        .post(
-            &format!("/admin/updates/{id}/send"),
-            &[("idempotency_key", &key)],
-        )
+        .post(&format!("/admin/updates/{id}/send"), &form.fields())
         .await;
     app.wait_for_update_status(&id, "sending").await;
     let page = admin

@@ -50,17 +50,41 @@ pub async fn compose(browser: &mut Browser<'_>, subject: &str, items: &[&str]) -
         .to_owned()
 }
 
-/// The hidden `idempotency_key` of the update page's send form.
-pub async fn send_key(browser: &mut Browser<'_>, id: &str) -> String {
+/// The value of the hidden field `name` in `page`.
+pub fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a {name} field"))
+        + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
+
+/// The send form of the update's confirmation page: its one-use `idempotency_key` and the
+/// `version` it confirms.
+pub struct SendForm {
+    pub key: String,
+    pub version: String,
+}
+
+impl SendForm {
+    pub fn fields(&self) -> [(&str, &str); 2] {
+        [("idempotency_key", &self.key), ("version", &self.version)]
+    }
+}
+
+/// Opens the update's "Send now" confirmation page and reads its form.
+pub async fn send_key(browser: &mut Browser<'_>, id: &str) -> SendForm {
     let page = browser
-        .get(&format!("/admin/updates/{id}"))
+        .get(&format!("/admin/updates/{id}/confirm?action=send"))
         .await
         .text()
         .await
         .unwrap();
-    let marker = "name=\"idempotency_key\" value=\"";
-    let start = page.find(marker).expect("a send form") + marker.len();
-    page[start..start + page[start..].find('"').unwrap()].to_owned()
+    SendForm {
+        key: hidden(&page, "idempotency_key"),
+        version: hidden(&page, "version"),
+    }
 }
 
 async fn status_and_rows(app: &TestApp, id: &str) -> (String, i64) {
@@ -138,13 +162,14 @@ async fn a_double_submitted_send_form_sends_the_update_once() {
         .await
         .unwrap();
     assert!(page.contains("Send now to 3 recipients"), "the count first");
-    let key = send_key(&mut admin, &id).await;
+    let form = send_key(&mut admin, &id).await;
     let path = format!("/admin/updates/{id}/send");
     let csrf = admin.csrf().await;
     let base = app.settings.server.base_url.as_str().to_owned();
     let fields = [
         ("csrf_token", csrf.as_str()),
-        ("idempotency_key", key.as_str()),
+        ("idempotency_key", form.key.as_str()),
+        ("version", form.version.as_str()),
     ];
     let mut second = Browser::new(&app);
     second.cookies = admin.cookies.clone();
@@ -238,12 +263,9 @@ async fn the_preview_is_the_mail_the_subscriber_gets_in_a_sandboxed_frame() {
         .unwrap();
     assert!(none.contains("would get no mail"), "{none}");
 
-    let key = send_key(&mut admin, &id).await;
+    let form = send_key(&mut admin, &id).await;
     admin
-        .post(
-            &format!("/admin/updates/{id}/send"),
-            &[("idempotency_key", &key)],
-        )
+        .post(&format!("/admin/updates/{id}/send"), &form.fields())
         .await;
     app.wait_for_update_status(&id, "sent").await;
     let mails = app.smtp.messages();
@@ -315,7 +337,11 @@ async fn a_new_york_schedule_on_both_sides_of_the_spring_change_is_stored_as_the
         let r = admin
             .post(
                 &format!("/admin/updates/{id}/schedule"),
-                &[("at", at), ("time_zone", "America/New_York")],
+                &[
+                    ("at", at),
+                    ("time_zone", "America/New_York"),
+                    ("version", "1"),
+                ],
             )
             .await;
         assert_eq!(r.status(), 303, "{at}");
@@ -342,6 +368,7 @@ async fn a_new_york_schedule_on_both_sides_of_the_spring_change_is_stored_as_the
             &[
                 ("at", "2027-03-14T02:30"),
                 ("time_zone", "America/New_York"),
+                ("version", "1"),
             ],
         )
         .await;
@@ -361,12 +388,9 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
     let mut bo = signed_in(&app, "bo@example.org", StaffRole::Admin).await;
     let item = desk_item(&mut ana, "Senate hearing", "congress").await;
     let id = compose(&mut ana, "Weekly", &[&item]).await;
-    let key = send_key(&mut ana, &id).await;
+    let form = send_key(&mut ana, &id).await;
     let r = ana
-        .post(
-            &format!("/admin/updates/{id}/send"),
-            &[("idempotency_key", &key)],
-        )
+        .post(&format!("/admin/updates/{id}/send"), &form.fields())
         .await;
     assert_eq!(r.status(), 303);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -375,14 +399,18 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
         ("awaiting_approval".into(), 0)
     );
 
-    let own = ana.post(&format!("/admin/updates/{id}/approve"), &[]).await;
+    let v1 = [("version", "1")];
+    let own = ana.post(&format!("/admin/updates/{id}/approve"), &v1).await;
     assert_eq!(own.status(), 403, "not by the admin who asked");
     assert_eq!(status_and_rows(&app, &id).await.0, "awaiting_approval");
 
-    let approved = bo.post(&format!("/admin/updates/{id}/approve"), &[]).await;
+    let approved = bo.post(&format!("/admin/updates/{id}/approve"), &v1).await;
     assert_eq!(approved.status(), 303);
     app.wait_for_update_status(&id, "sent").await;
-    assert_eq!(app.smtp.wait_for(2, Duration::from_secs(30)).await.len(), 2);
+    // Both readers, and bo's notice that an approval was asked for.
+    let mails = app.smtp.wait_for(3, Duration::from_secs(30)).await;
+    let readers = mails.iter().filter(|m| m.rcpt_to[0].starts_with("reader"));
+    assert_eq!(readers.count(), 2);
 
     // The API is a door to the same rule: its send waits for a staff admin too.
     let token = app.api_token().await;
@@ -393,7 +421,7 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
         ("awaiting_approval".into(), 0)
     );
     let approved = bo
-        .post(&format!("/admin/updates/{via_api}/approve"), &[])
+        .post(&format!("/admin/updates/{via_api}/approve"), &v1)
         .await;
     assert_eq!(approved.status(), 303);
     assert_eq!(status_and_rows(&app, &via_api).await.0, "scheduled");
@@ -406,12 +434,9 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
     .await
     .unwrap();
     let small = compose(&mut ana, "Small", &[&item]).await;
-    let key = send_key(&mut ana, &small).await;
-    ana.post(
-        &format!("/admin/updates/{small}/send"),
-        &[("idempotency_key", &key)],
-    )
-    .await;
+    let form = send_key(&mut ana, &small).await;
+    ana.post(&format!("/admin/updates/{small}/send"), &form.fields())
+        .await;
     app.wait_for_update_status(&small, "sent").await;
 }
 
@@ -426,6 +451,7 @@ async fn pause_and_cancel_in_the_staff_area_change_a_scheduled_update() {
             &[
                 ("at", "2030-06-01T09:00"),
                 ("time_zone", "Europe/Amsterdam"),
+                ("version", "1"),
             ],
         )
         .await;
@@ -501,18 +527,17 @@ async fn a_send_without_the_csrf_token_or_from_another_origin_is_refused_and_sen
     app.seed_confirmed(2, "example.org").await;
     let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
     let id = compose(&mut admin, "Weekly", &[]).await;
-    let key = send_key(&mut admin, &id).await;
+    let form = send_key(&mut admin, &id).await;
     let csrf = admin.csrf().await;
     let base = app.settings.server.base_url.as_str().to_owned();
     let path = format!("/admin/updates/{id}/send");
-    let without = admin
-        .post_with(&path, &[("idempotency_key", &key)], Some(&base))
-        .await;
+    let without = admin.post_with(&path, &form.fields(), Some(&base)).await;
     assert_eq!(without.status(), 403);
+    let [key, version] = form.fields();
     let foreign = admin
         .post_with(
             &path,
-            &[("csrf_token", &csrf), ("idempotency_key", &key)],
+            &[("csrf_token", &csrf), key, version],
             Some("https://evil.example"),
         )
         .await;
