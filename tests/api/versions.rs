@@ -30,7 +30,7 @@ fn mails(app: &TestApp) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn status(app: &TestApp, id: &str) -> String {
+pub(crate) async fn status(app: &TestApp, id: &str) -> String {
     sqlx::query_scalar("SELECT status FROM updates WHERE id = $1::uuid")
         .bind(id)
         .fetch_one(&app.pool)

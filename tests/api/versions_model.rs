@@ -19,7 +19,7 @@ use toml::Value;
 
 use crate::admin::updates::{compose, hidden};
 use crate::admin::{signed_in, spawn_staff_app, Browser};
-use crate::helpers::TestApp;
+use crate::versions::status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -82,14 +82,6 @@ impl Model {
     fn version(&self) -> i32 {
         self.subjects.len() as i32
     }
-}
-
-async fn status(app: &TestApp, id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM updates WHERE id = $1::uuid")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
 }
 
 /// Where a staff form sent the browser (`done=` of the update's page), or the status.
