@@ -56,6 +56,7 @@ fn report(
             .filter(|s| s.split('.').count() == 3 && s.len() <= 11)
             .map(str::to_owned),
         recipient: recipient.map(|r| r.trim().to_ascii_lowercase()),
+        recipients: Vec::new(),
         message_id: message_id.map(|m| m.trim().trim_matches(['<', '>']).to_owned()),
         original_sender: None,
         detail: detail
