@@ -341,6 +341,10 @@ pub struct InboundSettings {
     pub max_sessions: usize,
     pub per_ip_per_minute: u32,
     pub timeout: Duration,
+    /// Sessions one client (an IPv6 client: its network) may hold open at once.
+    pub max_sessions_per_ip: usize,
+    /// How long a session may last in all, whatever the client sends.
+    pub session: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -554,6 +558,8 @@ impl Settings {
                 max_sessions: r.positive("inbound.max_sessions")? as usize,
                 per_ip_per_minute: r.positive("inbound.per_ip_per_minute")? as u32,
                 timeout: Duration::from_secs(r.positive("inbound.timeout_seconds")?),
+                max_sessions_per_ip: r.positive("inbound.max_sessions_per_ip")? as usize,
+                session: Duration::from_secs(r.positive("inbound.session_seconds")?),
             },
             templates: TemplateSettings {
                 dir: Some(r.string("templates.dir")?)

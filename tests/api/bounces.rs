@@ -16,6 +16,8 @@ fn overrides(extra: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
         ("bounce.return_path_domain", VERP_DOMAIN.into()),
         ("inbound.bind", "127.0.0.1:0".into()),
         ("inbound.complaints_address", COMPLAINTS.into()),
+        // Reports sent one after another: a closed session may not be reaped yet.
+        ("inbound.max_sessions_per_ip", 50.into()),
     ];
     all.extend(extra.iter().cloned());
     all
@@ -683,4 +685,175 @@ async fn erasing_a_person_blanks_their_reports_and_keeps_the_counts() {
     );
     let view = app.update_view(&app.api_token().await, &update).await;
     assert_eq!(view["bounced"], 1, "the update's figures stay true");
+}
+
+/// A raw SMTP client of the listener, from a chosen local address.
+struct Client {
+    io: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl Client {
+    async fn connect_from(app: &TestApp, local: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+        let address = format!("127.0.0.1:{}", app.inbound_port.unwrap());
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            socket.connect(address.parse().unwrap()),
+        )
+        .await
+        .expect("connected in time")
+        .unwrap();
+        Self {
+            io: tokio::io::BufReader::new(stream),
+        }
+    }
+
+    /// The next reply (all its lines), or "" when the server closed the connection.
+    async fn reply(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt;
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(30), self.io.read_line(&mut line))
+                .await
+                .expect("a reply within 30 s")
+                .unwrap_or(0);
+            reply.push_str(&line);
+            if read == 0 || line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    async fn send(&mut self, line: &[u8]) -> String {
+        use tokio::io::AsyncWriteExt;
+        let io = self.io.get_mut();
+        io.write_all(line).await.unwrap();
+        io.write_all(b"\r\n").await.unwrap();
+        self.reply().await
+    }
+}
+
+#[tokio::test]
+async fn twenty_sessions_from_one_address_kept_alive_cannot_hold_the_listener() {
+    let app = spawn_app_with(&[
+        ("bounce.return_path_domain", VERP_DOMAIN.into()),
+        ("inbound.bind", "127.0.0.1:0".into()),
+        ("inbound.complaints_address", COMPLAINTS.into()),
+    ])
+    .await;
+
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        let mut client = Client::connect_from(&app, "127.0.0.1").await;
+        let greeting = client.reply().await;
+        if greeting.starts_with("220") {
+            held.push(client);
+        } else {
+            refused.push(greeting);
+        }
+    }
+    assert_eq!(
+        held.len(),
+        4,
+        "inbound.max_sessions_per_ip (4) open at once: {refused:?}"
+    );
+    assert!(
+        refused.iter().all(|r| r.starts_with("421 4.7.0")),
+        "{refused:?}"
+    );
+    for client in &mut held {
+        assert!(client.send(b"NOOP").await.starts_with("250"));
+    }
+
+    // Another client is served at once, and can hand in a report.
+    let mut other = Client::connect_from(&app, "127.0.0.2").await;
+    let greeting = other.reply().await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    assert!(other.send(b"EHLO mx.example.net").await.starts_with("250"));
+    assert!(other.send(b"MAIL FROM:<>").await.starts_with("250"));
+    assert!(other
+        .send(format!("RCPT TO:<{COMPLAINTS}>").as_bytes())
+        .await
+        .starts_with("250"));
+    assert!(other.send(b"DATA").await.starts_with("354"));
+    let reply = other
+        .send(b"From: someone@example.net\r\nSubject: hello\r\n\r\nHello.\r\n.")
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+
+    // A session that ends frees its place for its client.
+    let mut first = held.remove(0);
+    assert!(first.send(b"QUIT").await.starts_with("221"));
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = Client::connect_from(&app, "127.0.0.1").await;
+        let greeting = again.reply().await;
+        if greeting.starts_with("220") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was not freed: {greeting}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_ends_after_session_seconds_whatever_it_sends() {
+    let app = spawn_app_with(&overrides(&[
+        ("inbound.session_seconds", 2.into()),
+        ("inbound.timeout_seconds", 60.into()),
+    ]))
+    .await;
+    let mut client = Client::connect_from(&app, "127.0.0.1").await;
+    assert!(client.reply().await.starts_with("220"));
+
+    // NOOP and RSET every 100 ms: the session still ends (bounded: 30 s per reply, 300 turns).
+    let mut last = String::new();
+    for turn in 0..300 {
+        last = client
+            .send(if turn % 2 == 0 { b"NOOP" } else { b"RSET" })
+            .await;
+        if !last.starts_with("250") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last.starts_with("421 4.4.2"), "{last:?}");
+    assert_eq!(client.reply().await, "", "and closed");
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_answered_line_too_long_and_nothing_is_recorded() {
+    let app = spawn_app_with(&overrides(&[])).await;
+    let mut client = Client::connect_from(&app, "127.0.0.1").await;
+    assert!(client.reply().await.starts_with("220"));
+    let long_command = format!("EHLO {}", "x".repeat(600));
+    assert_eq!(
+        client.send(long_command.as_bytes()).await,
+        "500 5.5.2 line too long\r\n"
+    );
+    assert!(client.send(b"EHLO mx.example.net").await.starts_with("250"));
+    assert!(client.send(b"MAIL FROM:<>").await.starts_with("250"));
+    assert!(client
+        .send(format!("RCPT TO:<{COMPLAINTS}>").as_bytes())
+        .await
+        .starts_with("250"));
+    assert!(client.send(b"DATA").await.starts_with("354"));
+    let message = format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nSubject: x\r\n\r\n{}\r\n.",
+        "y".repeat(10_000)
+    );
+    assert_eq!(
+        client.send(message.as_bytes()).await,
+        "500 5.5.2 line too long\r\n",
+        "not a size complaint"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 0);
+    assert!(client.send(b"QUIT").await.starts_with("221"));
 }
