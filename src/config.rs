@@ -329,6 +329,8 @@ pub struct WebhookSettings {
     pub postmark: Option<(String, Secret)>,
     pub sendgrid_public_key: Option<String>,
     pub mailgun_signing_key: Option<Secret>,
+    /// `webhooks.max_age_seconds`: how far a signed call's time may be from ours, either way.
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -961,6 +963,7 @@ impl Reader<'_> {
             postmark,
             sendgrid_public_key: set("webhooks.sendgrid_public_key")?,
             mailgun_signing_key: set("webhooks.mailgun_signing_key")?.map(Secret::new),
+            max_age: Duration::from_secs(self.positive("webhooks.max_age_seconds")?),
         })
     }
     fn with_value<T>(
