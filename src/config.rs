@@ -334,6 +334,8 @@ pub struct WebhookSettings {
     pub postmark: Option<(String, Secret)>,
     pub sendgrid_public_key: Option<String>,
     pub mailgun_signing_key: Option<Secret>,
+    /// `webhooks.max_age_seconds`: how far a signed call's time may be from ours, either way.
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -346,6 +348,10 @@ pub struct InboundSettings {
     pub max_sessions: usize,
     pub per_ip_per_minute: u32,
     pub timeout: Duration,
+    /// Sessions one client (an IPv6 client: its network) may hold open at once.
+    pub max_sessions_per_ip: usize,
+    /// How long a session may last in all, whatever the client sends.
+    pub session: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -565,6 +571,8 @@ impl Settings {
                 max_sessions: r.positive("inbound.max_sessions")? as usize,
                 per_ip_per_minute: r.positive("inbound.per_ip_per_minute")? as u32,
                 timeout: Duration::from_secs(r.positive("inbound.timeout_seconds")?),
+                max_sessions_per_ip: r.positive("inbound.max_sessions_per_ip")? as usize,
+                session: Duration::from_secs(r.positive("inbound.session_seconds")?),
             },
             templates: TemplateSettings {
                 dir: Some(r.string("templates.dir")?)
@@ -966,6 +974,7 @@ impl Reader<'_> {
             postmark,
             sendgrid_public_key: set("webhooks.sendgrid_public_key")?,
             mailgun_signing_key: set("webhooks.mailgun_signing_key")?.map(Secret::new),
+            max_age: Duration::from_secs(self.positive("webhooks.max_age_seconds")?),
         })
     }
     fn with_value<T>(

@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// What a report says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +47,30 @@ impl ReportKind {
     }
 }
 
+/// What a report says of one recipient it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Lower-cased.
+    pub recipient: String,
+    pub kind: ReportKind,
+    pub status: Option<String>,
+    pub detail: String,
+}
+
 /// A classified report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub kind: ReportKind,
     /// The enhanced status code (RFC 3463), e.g. `5.1.1`.
     pub status: Option<String>,
-    /// The recipient the report is about, lower-cased (`Final-Recipient`,
-    /// `Original-Recipient`, ARF `Original-Rcpt-To`), when it names one.
+    /// The recipient the report is about, lower-cased (`Original-Recipient`,
+    /// `Final-Recipient`, ARF `Original-Rcpt-To`), when it names one; with several, the first
+    /// that failed (else delayed).
     pub recipient: Option<String>,
+    /// Every recipient the report names, each with what it says of them (a DSN or bounce
+    /// about several recipients); the kind, status and recipient above are the first
+    /// failure's.
+    pub recipients: Vec<Verdict>,
     /// The Message-ID of the original mail, without angle brackets, when the report carries it.
     pub message_id: Option<String>,
     /// The envelope sender of the original mail as the report states it (ARF
@@ -76,9 +91,48 @@ impl Report {
             kind,
             status: None,
             recipient: None,
+            recipients: Vec::new(),
             message_id: None,
             original_sender: None,
             detail: one_line(&detail),
+        }
+    }
+
+    /// With `verdicts` (the first failure, else delay, else the first, becomes the report's
+    /// own kind, status, recipient and detail; none: the report stays as it is).
+    fn with_verdicts(self, verdicts: Vec<Verdict>) -> Self {
+        let chosen = verdicts
+            .iter()
+            .position(|v| matches!(v.kind, ReportKind::Hard))
+            .or_else(|| verdicts.iter().position(|v| v.kind == ReportKind::Soft))
+            .or((!verdicts.is_empty()).then_some(0));
+        let report = match chosen {
+            Some(i) => self.about(&verdicts[i]),
+            None => self,
+        };
+        Self {
+            recipients: verdicts,
+            ..report
+        }
+    }
+
+    /// This report as it concerns one of its recipients.
+    fn about(&self, verdict: &Verdict) -> Self {
+        Self {
+            kind: verdict.kind,
+            status: verdict.status.clone(),
+            recipient: Some(verdict.recipient.clone()),
+            detail: verdict.detail.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// What the report says of the recipient `is_them` picks, when it names several and that
+    /// is one of them; else the report as it is.
+    pub fn for_recipient(&self, is_them: impl Fn(&str) -> bool) -> Self {
+        match self.recipients.iter().find(|v| is_them(&v.recipient)) {
+            Some(verdict) if self.recipients.len() > 1 => self.about(verdict),
+            _ => self.clone(),
         }
     }
 }
@@ -176,41 +230,55 @@ fn from_dsn(text: &str) -> Report {
         .iter()
         .filter(|g| field(g, "final-recipient").is_some() || field(g, "action").is_some())
         .collect();
-    let action_of = |g: &[(String, String)]| field(g, "action").unwrap_or("").to_ascii_lowercase();
-    // The recipient that failed, else the one delayed, else the first.
-    let chosen = recipients
-        .iter()
-        .find(|g| action_of(g) == "failed")
-        .or_else(|| recipients.iter().find(|g| action_of(g) == "delayed"))
-        .or_else(|| recipients.first());
-    let Some(group) = chosen else {
+    let Some(first) = recipients.first() else {
         return Report::new(
             ReportKind::Unknown,
             "delivery status notification without a recipient",
         );
     };
-    let action = action_of(group);
-    let status = field(group, "status").and_then(status_code);
-    let diagnostic = field(group, "diagnostic-code").unwrap_or("");
-    let kind = match (action.as_str(), status.as_deref()) {
-        ("failed", Some(s)) if is_hard(s) => ReportKind::Hard,
-        ("failed" | "delayed", _) => ReportKind::Soft,
-        _ => ReportKind::Unknown,
+    let verdict = |group: &[(String, String)]| {
+        let action = field(group, "action").unwrap_or("").to_ascii_lowercase();
+        let status = field(group, "status").and_then(status_code);
+        let diagnostic = field(group, "diagnostic-code").unwrap_or("");
+        // `failed` (opensmtpd says `error`), with comments some MTAs add after the word.
+        let kind = match (
+            action.split_whitespace().next().unwrap_or(""),
+            status.as_deref(),
+        ) {
+            ("failed" | "error", Some(s)) if is_hard(s) => ReportKind::Hard,
+            ("failed" | "error" | "delayed", _) => ReportKind::Soft,
+            _ => ReportKind::Unknown,
+        };
+        let detail = if kind == ReportKind::Unknown {
+            format!("delivery status notification with action {action:?}: not a failure")
+        } else if diagnostic.is_empty() {
+            format!("{action} {}", status.as_deref().unwrap_or(""))
+        } else {
+            format!("{action}: {diagnostic}")
+        };
+        let recipient = field(group, "original-recipient")
+            .and_then(typed_address)
+            .or_else(|| field(group, "final-recipient").and_then(typed_address));
+        (kind, status, recipient, one_line(&detail))
     };
-    let detail = if kind == ReportKind::Unknown {
-        format!("delivery status notification with action {action:?}: not a failure")
-    } else if diagnostic.is_empty() {
-        format!("{action} {}", status.as_deref().unwrap_or(""))
-    } else {
-        format!("{action}: {diagnostic}")
-    };
+    let verdicts: Vec<Verdict> = recipients
+        .iter()
+        .filter_map(|g| {
+            let (kind, status, recipient, detail) = verdict(g.as_slice());
+            Some(Verdict {
+                recipient: recipient?,
+                kind,
+                status,
+                detail,
+            })
+        })
+        .collect();
+    let (kind, status, _, detail) = verdict(first.as_slice());
     Report {
         status,
-        recipient: field(group, "original-recipient")
-            .and_then(typed_address)
-            .or_else(|| field(group, "final-recipient").and_then(typed_address)),
         ..Report::new(kind, detail)
     }
+    .with_verdicts(verdicts)
 }
 
 /// `5.1.x` (bad address) and `5.2.1` (mailbox disabled) mean the address is gone for good.
@@ -240,11 +308,20 @@ fn from_arf(text: &str, message: &Message<'_>) -> Report {
         })
         // Providers that redact the address ("redacted@") name nobody.
         .filter(|a| !a.ends_with('@') && a.split('@').nth(1).is_some_and(|d| d.contains('.')));
-    Report {
-        recipient,
+    let report = Report {
         original_sender: field(&fields, "original-mail-from").and_then(bare_address),
         ..Report::new(kind, format!("feedback report, type {feedback:?}"))
-    }
+    };
+    let verdicts = recipient
+        .map(|recipient| Verdict {
+            recipient,
+            kind: report.kind,
+            status: None,
+            detail: report.detail.clone(),
+        })
+        .into_iter()
+        .collect();
+    report.with_verdicts(verdicts)
 }
 
 fn is_auto_reply(message: &Message<'_>) -> bool {
@@ -308,7 +385,9 @@ fn has_bounce_subject(message: &Message<'_>) -> bool {
 }
 
 /// A bounce without a delivery-status part: the first enhanced status code in the text says
-/// what it is; the recipient is in `X-Failed-Recipients` or the first address in the text.
+/// what it is. The recipients: those in `X-Failed-Recipients` (Exim), else those that open a
+/// line as `<address>:` (qmail, Postfix, Yahoo), else the first address in the text; each
+/// judged by the first status code after its first mention, before the next one's.
 fn from_text(message: &Message<'_>) -> Report {
     let text: String = message
         .text_bodies()
@@ -316,32 +395,76 @@ fn from_text(message: &Message<'_>) -> Report {
         .collect::<Vec<_>>()
         .join("\n");
     let status = first_status_code(&text);
-    let kind = match status.as_deref() {
+    let kind_of = |status: Option<&str>| match status {
         Some(s) if is_hard(s) => ReportKind::Hard,
         Some(s) if s.starts_with('4') || s.starts_with('5') => ReportKind::Soft,
         _ => ReportKind::Unknown,
     };
-    let recipient = message
-        .header_raw("X-Failed-Recipients")
-        .and_then(|v| v.split(',').next())
-        .and_then(bare_address)
-        .or_else(|| {
+    let detail_of = |status: Option<&str>, text: &str| {
+        let line = status
+            .and_then(|s| text.lines().find(|l| l.contains(s)))
+            .map(str::trim)
+            .unwrap_or("a bounce without an enhanced status code");
+        one_line(&format!("plain-text bounce: {line}"))
+    };
+    let mut named: Vec<String> = message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("X-Failed-Recipients"))
+        .flat_map(|(_, value)| value.split(','))
+        .filter_map(bare_address)
+        .collect();
+    if named.is_empty() {
+        named = text
+            .lines()
+            .filter_map(|l| {
+                let (head, _) = l.trim_start().split_once(':')?;
+                head.starts_with('<').then(|| bare_address(head)).flatten()
+            })
+            .collect();
+    }
+    if named.is_empty() {
+        named.extend(
             text.split_whitespace()
                 .map(|w| w.trim_matches(|c: char| "<>():;,\"'".contains(c)))
                 .find_map(|w| {
                     bare_address(w).filter(|a| !a.starts_with("bounces+") && w.contains('.'))
-                })
-        });
-    let detail = status
-        .as_ref()
-        .and_then(|s| text.lines().find(|l| l.contains(s.as_str())))
-        .map(str::trim)
-        .unwrap_or("a bounce without an enhanced status code");
-    Report {
-        status,
-        recipient,
-        ..Report::new(kind, format!("plain-text bounce: {detail}"))
+                }),
+        );
     }
+    named.dedup();
+    let lower = text.to_ascii_lowercase();
+    let starts: Vec<Option<usize>> = named.iter().map(|a| lower.find(a.as_str())).collect();
+    let verdicts = named
+        .iter()
+        .zip(&starts)
+        .map(|(address, start)| {
+            let own = start.and_then(|start| {
+                let end = starts
+                    .iter()
+                    .flatten()
+                    .filter(|&&s| s > start)
+                    .min()
+                    .copied()
+                    .unwrap_or(text.len());
+                first_status_code(text.get(start..end)?)
+            });
+            let status = own.or_else(|| status.clone());
+            Verdict {
+                recipient: address.clone(),
+                kind: kind_of(status.as_deref()),
+                detail: detail_of(status.as_deref(), &text),
+                status,
+            }
+        })
+        .collect();
+    Report {
+        status: status.clone(),
+        ..Report::new(
+            kind_of(status.as_deref()),
+            detail_of(status.as_deref(), &text),
+        )
+    }
+    .with_verdicts(verdicts)
 }
 
 /// The first `class.subject.detail` code (RFC 3463: class 2, 4 or 5, up to 3 digits each) in
@@ -392,24 +515,42 @@ fn original<'a>(message: &'a Message<'a>) -> Option<&'a Message<'a>> {
     })
 }
 
-/// The Message-ID of the original mail: from a carried `message/rfc822` or
-/// `text/rfc822-headers` part, an `X-Original-Message-ID` field, or the report's own
-/// `In-Reply-To` (auto-replies, some bounces).
-fn original_message_id(message: &Message<'_>) -> Option<String> {
-    if let Some(id) = original(message).and_then(|m| m.message_id()) {
-        return Some(id.to_owned());
+/// Whether a part carries a copy of the original mail: whole (`message/rfc822`,
+/// `message/global`) or its headers (`text/rfc822-headers`, `message/rfc822-headers`,
+/// `message/global-headers`).
+fn carries_original(part: &MessagePart<'_>) -> bool {
+    if matches!(part.body, PartType::Message(_)) {
+        return true;
     }
-    let headers_part = message.parts.iter().find(|p| {
-        p.content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("text")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
-        })
-    });
-    if let Some(id) = headers_part
-        .and_then(|p| MessageParser::default().parse_headers(p.contents()))
+    part.content_type().is_some_and(|ct| {
+        (ct.ctype().eq_ignore_ascii_case("text") || ct.ctype().eq_ignore_ascii_case("message"))
+            && ct.subtype().is_some_and(|s| {
+                s.eq_ignore_ascii_case("rfc822-headers")
+                    || s.eq_ignore_ascii_case("global-headers")
+                    || s.eq_ignore_ascii_case("rfc822")
+            })
+    })
+}
+
+/// The Message-ID in a block of headers, its last line read even without a final newline.
+fn message_id_in_headers(raw: &[u8]) -> Option<String> {
+    let mut headers = Vec::with_capacity(raw.len() + 4);
+    headers.extend_from_slice(raw);
+    headers.extend_from_slice(b"\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(&headers)
         .and_then(|m| m.message_id().map(str::to_owned))
+}
+
+/// The Message-ID of the original mail: from a carried copy of it (whole or headers only,
+/// wherever it is in the MIME tree), an `X-Original-Message-ID` field, the copy an Exim
+/// bounce's text carries, or the report's own `In-Reply-To` (auto-replies, some bounces).
+fn original_message_id(message: &Message<'_>) -> Option<String> {
+    if let Some(id) = message
+        .parts
+        .iter()
+        .filter(|p| carries_original(p))
+        .find_map(|p| message_id_in_headers(p.contents()))
     {
         return Some(id);
     }
@@ -564,6 +705,85 @@ mod tests {
         assert_eq!(first_status_code("Exim 4.96, version 5.1.1.2"), None);
         assert_eq!(status_code("5.1.10 (x)").as_deref(), Some("5.1.10"));
         assert_eq!(status_code("3.1.1"), None);
+    }
+
+    fn corpus(name: &str) -> Vec<u8> {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/reports/corpus/"
+        );
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    fn corpus_mid(n: u32) -> Option<String> {
+        Some(format!(
+            "update.0f1e2d3c4b5a69788796a5b4c3d2e1f0.{n:032x}@news.example.org"
+        ))
+    }
+
+    #[test]
+    fn the_original_message_id_is_read_from_every_kind_of_carried_copy() {
+        for (file, n) in [
+            ("postfix_headers_without_final_newline.eml", 0x104),
+            ("truncated_report.eml", 0x902),
+            ("postfix_message_rfc822_headers.eml", 0x105),
+            ("postfix_message_rfc822_whole.eml", 0x108),
+            ("exchange_online_unknown.eml", 0x301),
+            ("nested_report_in_mixed.eml", 0x901),
+        ] {
+            let r = classify(&corpus(file));
+            assert_eq!(r.message_id, corpus_mid(n), "{file}");
+            assert_eq!(r.kind, ReportKind::Hard, "{file}");
+        }
+    }
+
+    #[test]
+    fn a_report_about_several_recipients_says_what_it_says_of_each() {
+        let r = classify(&corpus("postfix_multi_recipient.eml"));
+        let verdicts: Vec<(&str, ReportKind)> = r
+            .recipients
+            .iter()
+            .map(|v| (v.recipient.as_str(), v.kind))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("alice@example.net", ReportKind::Hard),
+                ("bob@example.net", ReportKind::Hard),
+                ("carol@example.net", ReportKind::Soft)
+            ]
+        );
+        assert_eq!(r.kind, ReportKind::Hard);
+        let carol = r.for_recipient(|a| a == "carol@example.net");
+        assert_eq!(
+            (carol.kind, carol.status.as_deref()),
+            (ReportKind::Soft, Some("4.4.1"))
+        );
+
+        let q = classify(&corpus("qmail_multi_recipient.eml"));
+        let verdicts: Vec<(&str, ReportKind, Option<&str>)> = q
+            .recipients
+            .iter()
+            .map(|v| (v.recipient.as_str(), v.kind, v.status.as_deref()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (
+                    "first.gone@qmail.example.org",
+                    ReportKind::Hard,
+                    Some("5.1.1")
+                ),
+                (
+                    "second.full@qmail.example.net",
+                    ReportKind::Soft,
+                    Some("4.2.2")
+                )
+            ]
+        );
+        let e = classify(&corpus("exim_multi_recipient.eml"));
+        assert_eq!(e.recipients.len(), 2);
+        assert!(e.recipients.iter().all(|v| v.kind == ReportKind::Hard));
     }
 
     #[test]

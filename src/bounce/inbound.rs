@@ -3,18 +3,23 @@
 //! A small SMTP server (RFC 5321) of our own over tokio, strict and bounded: it accepts a
 //! recipient only when it is a VERP address of ours (`bounces+<valid token>@`
 //! `bounce.return_path_domain`) or `inbound.complaints_address`, so it never relays and never
-//! takes mail for anyone else. Limits: command lines of 512 octets, text lines of 8,192,
+//! takes mail for anyone else. Limits: command lines of 512 octets and text lines of 8,192
+//! (`500 5.5.2 line too long`; a message with such a line is not recorded),
 //! `inbound.max_message_bytes` per message (`552 5.3.4` beyond, nothing recorded),
-//! `inbound.timeout_seconds` per command and for the whole DATA (`421` and closed),
-//! `inbound.max_sessions` at once and `inbound.per_ip_per_minute` per client (`421` at the
-//! greeting beyond), 100 recipients per message, 10 bad commands per session. No STARTTLS and
-//! no AUTH: the reports are addressed to us and carry nothing secret of ours.
+//! `inbound.timeout_seconds` per command and for the whole DATA, `inbound.session_seconds` for
+//! the whole session whatever the client sends (`421` and closed), `inbound.max_sessions` open
+//! at once in all and `inbound.max_sessions_per_ip` per client, `inbound.per_ip_per_minute`
+//! new sessions per client (`421` at the greeting beyond), 100 recipients per message, 10 bad
+//! commands per session. So no client can hold the listener: one address holds at most its
+//! share of the sessions, each for a bounded time. No STARTTLS and no AUTH: the reports are
+//! addressed to us and carry nothing secret of ours.
 //!
 //! A message is answered `250` only once its report is recorded; when the database fails the
 //! answer is `451 4.3.0`, so the sending server keeps it and tries again.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,18 +27,21 @@ use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Source;
 use crate::config::Settings;
 use crate::domain::verp;
-use crate::routes::IpRateLimiter;
+use crate::routes::{client_key, IpRateLimiter};
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 const MAX_COMMAND_LINE: usize = 512;
 /// Longest line inside DATA accepted (RFC 5321 allows 1,000; some MTAs send longer).
 const MAX_TEXT_LINE: usize = 8192;
 const MAX_RECIPIENTS: usize = 100;
+/// The reply to a command or message line over its limit (RFC 5321 §4.5.3.1.4, §4.5.3.1.6).
+const LINE_TOO_LONG: &[u8] = b"500 5.5.2 line too long\r\n";
 const MAX_BAD_COMMANDS: u32 = 10;
 /// How often the per-IP limiter forgets idle clients.
 const LIMITER_CLEANUP_EVERY: Duration = Duration::from_secs(60);
@@ -77,6 +85,10 @@ impl InboundServer {
     pub async fn run(self, shutdown: CancellationToken) {
         let inbound = &self.settings.inbound;
         let sessions = Arc::new(Semaphore::new(inbound.max_sessions));
+        let open = OpenSessions::new(
+            inbound.max_sessions_per_ip,
+            self.settings.server.ipv6_limit_prefix,
+        );
         let limiter = IpRateLimiter::per_minute(
             inbound.per_ip_per_minute,
             self.settings.server.ipv6_limit_prefix,
@@ -98,14 +110,17 @@ impl InboundServer {
                 () = shutdown.cancelled() => break,
             };
             let place = match (
+                open.enter(peer.ip()),
                 Arc::clone(&sessions).try_acquire_owned(),
-                limiter.check(Some(peer.ip())),
             ) {
-                (Err(_), _) => Err("421 4.3.2 Too many sessions, try again later"),
-                (_, Err(_)) => {
-                    Err("421 4.7.0 Too many sessions from your address, try again later")
+                (None, _) => {
+                    Err("421 4.7.0 Too many open sessions from your address, try again later")
                 }
-                (Ok(place), Ok(())) => Ok(place),
+                (_, Err(_)) => Err("421 4.3.2 Too many sessions, try again later"),
+                (Some(own), Ok(place)) => match limiter.check(Some(peer.ip())) {
+                    Err(_) => Err("421 4.7.0 Too many sessions from your address, try again later"),
+                    Ok(()) => Ok((own, place)),
+                },
             };
             match place {
                 Ok(place) => {
@@ -115,10 +130,15 @@ impl InboundServer {
                         peer: peer.ip(),
                     };
                     let shutdown = shutdown.clone();
+                    // The session closes itself at `session_seconds`; this bounds a client that
+                    // stops reading our replies too.
+                    let hard_stop = inbound.session + inbound.timeout;
                     tokio::spawn(async move {
                         tokio::select! {
-                            result = session.serve(stream) => if let Err(e) = result {
-                                tracing::debug!(error = %e, "inbound session ended with an error");
+                            result = tokio::time::timeout(hard_stop, session.serve(stream)) => match result {
+                                Ok(Err(e)) => tracing::debug!(error = %e, "inbound session ended with an error"),
+                                Err(_) => tracing::warn!("inbound: session stopped at inbound.session_seconds"),
+                                Ok(Ok(())) => {}
                             },
                             () = shutdown.cancelled() => {}
                         }
@@ -141,10 +161,95 @@ impl InboundServer {
     }
 }
 
+/// The sessions open per client (an IPv6 client: its network), at most `max` each.
+struct OpenSessions {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+    ipv6_prefix: u8,
+}
+
+/// One open session of a client; leaving (drop) frees its place.
+struct OpenSession {
+    open: Arc<OpenSessions>,
+    key: IpAddr,
+}
+
+impl OpenSessions {
+    fn new(max: usize, ipv6_prefix: u8) -> Arc<Self> {
+        Arc::new(Self {
+            counts: Mutex::new(HashMap::new()),
+            max,
+            ipv6_prefix,
+        })
+    }
+
+    /// A place for one more session of `ip`, or None when it holds `max` open already.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<OpenSession> {
+        let key = client_key(ip, self.ipv6_prefix);
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(key).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(OpenSession {
+            open: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        let mut counts = self.open.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
 struct Session {
     pool: PgPool,
     settings: Arc<Settings>,
     peer: IpAddr,
+}
+
+/// Why a read from the client gave up.
+enum Expired {
+    /// `inbound.timeout_seconds` without the command (or the whole DATA).
+    Command,
+    /// `inbound.session_seconds` since the greeting.
+    Session,
+}
+
+impl Expired {
+    fn reply(&self) -> &'static [u8] {
+        match self {
+            Expired::Command => b"421 4.4.2 Timeout, closing\r\n",
+            Expired::Session => b"421 4.4.2 Session time limit reached, closing\r\n",
+        }
+    }
+}
+
+/// Runs `read` until `timeout` from now or the session's `deadline`, whichever comes first.
+async fn bounded<T>(
+    timeout: Duration,
+    deadline: Instant,
+    read: impl std::future::Future<Output = T>,
+) -> Result<T, Expired> {
+    let command = Instant::now() + timeout;
+    tokio::time::timeout_at(command.min(deadline), read)
+        .await
+        .map_err(|_| {
+            if deadline <= command {
+                Expired::Session
+            } else {
+                Expired::Command
+            }
+        })
 }
 
 /// A line read from the client.
@@ -198,6 +303,7 @@ type Recipient = Option<i64>;
 impl Session {
     async fn serve(self, stream: TcpStream) -> std::io::Result<()> {
         let timeout = self.settings.inbound.timeout;
+        let deadline = Instant::now() + self.settings.inbound.session;
         let max_bytes = self.settings.inbound.max_message_bytes;
         let host = self.host().to_owned();
         let (read, mut write) = stream.into_split();
@@ -210,20 +316,19 @@ impl Session {
         let mut recipients: Vec<Recipient> = Vec::new();
         let mut bad = 0u32;
         loop {
-            let line = match tokio::time::timeout(timeout, read_line(&mut reader, MAX_COMMAND_LINE))
-                .await
-            {
-                Err(_) => {
-                    write.write_all(b"421 4.4.2 Timeout, closing\r\n").await?;
-                    return Ok(());
-                }
-                Ok(line) => line?,
-            };
+            let line =
+                match bounded(timeout, deadline, read_line(&mut reader, MAX_COMMAND_LINE)).await {
+                    Err(expired) => {
+                        write.write_all(expired.reply()).await?;
+                        return Ok(());
+                    }
+                    Ok(line) => line?,
+                };
             let line = match line {
                 Line::Closed => return Ok(()),
                 Line::TooLong => {
                     bad += 1;
-                    write.write_all(b"500 5.5.2 Line too long\r\n").await?;
+                    write.write_all(LINE_TOO_LONG).await?;
                     if bad >= MAX_BAD_COMMANDS {
                         write
                             .write_all(b"421 4.7.0 Too many errors, closing\r\n")
@@ -279,16 +384,19 @@ impl Session {
                     write
                         .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                         .await?;
-                    let data =
-                        tokio::time::timeout(timeout, read_data(&mut reader, max_bytes)).await;
+                    let data = bounded(timeout, deadline, read_data(&mut reader, max_bytes)).await;
                     let answer = match data {
-                        Err(_) => {
-                            tracing::warn!(peer = %self.peer, "inbound: DATA not finished within inbound.timeout_seconds; nothing recorded");
-                            write.write_all(b"421 4.4.2 Timeout, closing\r\n").await?;
+                        Err(expired) => {
+                            tracing::warn!(peer = %self.peer, "inbound: DATA not finished within inbound.timeout_seconds or inbound.session_seconds; nothing recorded");
+                            write.write_all(expired.reply()).await?;
                             return Ok(());
                         }
                         Ok(Err(e)) => return Err(e),
                         Ok(Ok(Data::Closed)) => return Ok(()),
+                        Ok(Ok(Data::LineTooLong)) => {
+                            tracing::warn!(peer = %self.peer, "inbound: a message line over {MAX_TEXT_LINE} bytes refused; nothing recorded");
+                            String::from_utf8_lossy(LINE_TOO_LONG).trim_end().to_owned()
+                        }
                         Ok(Ok(Data::TooBig)) => {
                             tracing::warn!(peer = %self.peer, max_bytes, "inbound: message over inbound.max_message_bytes refused; nothing recorded");
                             format!("552 5.3.4 Message too big: at most {max_bytes} bytes")
@@ -408,30 +516,36 @@ fn path(arg: &str, prefix: &str) -> Option<String> {
 
 enum Data {
     Message(Vec<u8>),
-    /// Over the limit: read to its end and dropped.
+    /// Over `max` bytes: read to its end and dropped.
     TooBig,
+    /// A line over [`MAX_TEXT_LINE`]: read to its end and dropped.
+    LineTooLong,
     Closed,
 }
 
-/// Reads DATA to the lone `.` line, undoing dot-stuffing; past `max` bytes the rest is read
-/// and dropped so the client gets its answer.
+/// Reads DATA to the lone `.` line, undoing dot-stuffing; past `max` bytes, or after a line
+/// over [`MAX_TEXT_LINE`], the rest is read and dropped so the client gets its answer.
 async fn read_data<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     max: usize,
 ) -> std::io::Result<Data> {
     let mut message = Vec::new();
     let mut too_big = false;
+    let mut line_too_long = false;
     loop {
         let line = match read_line(reader, MAX_TEXT_LINE).await? {
             Line::Closed => return Ok(Data::Closed),
             Line::TooLong => {
-                too_big = true;
+                line_too_long = true;
+                message = Vec::new();
                 continue;
             }
             Line::Text(line) => line,
         };
         if line == b".\r\n" || line == b".\n" {
-            return Ok(if too_big {
+            return Ok(if line_too_long {
+                Data::LineTooLong
+            } else if too_big {
                 Data::TooBig
             } else {
                 Data::Message(message)
@@ -442,7 +556,7 @@ async fn read_data<R: AsyncRead + Unpin>(
             too_big = true;
             message = Vec::new();
         }
-        if !too_big {
+        if !too_big && !line_too_long {
             message.extend_from_slice(line);
         }
     }
@@ -467,6 +581,33 @@ mod tests {
         assert_eq!(mail_size("FROM:<x@y.z> BODY=8BITMIME"), Ok(None));
         assert_eq!(mail_size("FROM:<> SIZE=huge"), Ok(Some(usize::MAX)));
         assert_eq!(mail_size("nonsense"), Err(()));
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_share_of_open_sessions() {
+        let open = OpenSessions::new(2, 64);
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        let (a, b) = (open.enter(one).unwrap(), open.enter(one).unwrap());
+        assert!(open.enter(one).is_none(), "a third at once is refused");
+        assert!(
+            open.enter("192.0.2.2".parse().unwrap()).is_some(),
+            "another client is not"
+        );
+        let same_net: IpAddr = "2001:db8::1".parse().unwrap();
+        let _v6 = (
+            open.enter(same_net).unwrap(),
+            open.enter("2001:db8::2".parse().unwrap()).unwrap(),
+        );
+        assert!(
+            open.enter("2001:db8::3".parse().unwrap()).is_none(),
+            "one /64 is one client"
+        );
+        drop(a);
+        assert!(
+            open.enter(one).is_some(),
+            "a session that ends frees its place"
+        );
+        drop(b);
     }
 
     #[tokio::test]
@@ -499,5 +640,19 @@ mod tests {
             read_data(&mut reader, 15).await.unwrap(),
             Data::TooBig
         ));
+        let long = [
+            b"a\r\n".to_vec(),
+            vec![b'x'; MAX_TEXT_LINE + 1],
+            b"\r\n.\r\n".to_vec(),
+        ]
+        .concat();
+        let mut reader = BufReader::new(long.as_slice());
+        assert!(
+            matches!(
+                read_data(&mut reader, usize::MAX).await.unwrap(),
+                Data::LineTooLong
+            ),
+            "a line over the limit is answered as such, not as a size"
+        );
     }
 }

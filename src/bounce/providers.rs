@@ -12,9 +12,18 @@
 //!   shows (`webhooks.sendgrid_public_key`, base64 DER).
 //! - Mailgun: HMAC-SHA256 of `timestamp || token` under the webhook signing key
 //!   (`webhooks.mailgun_signing_key`).
+//!
+//! Fresh and once: a signed call whose signed time (SNS `Timestamp`, SendGrid's timestamp
+//! header, Mailgun's `timestamp`) is further than `webhooks.max_age_seconds` from ours, either
+//! way, is refused ([`SignatureError::Stale`]); each call names the token that makes it unique
+//! ([`Call::token`]) and each event its provider id ([`Event::id`]), so that one seen before
+//! changes nothing (`bounce::record_call`).
+
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -28,14 +37,64 @@ pub enum SignatureError {
     Missing,
     #[error("the signature or credentials do not match")]
     Invalid,
+    #[error("the signed time is further than webhooks.max_age_seconds from ours")]
+    Stale,
 }
 
-/// One event read from a provider's call: the report and the event's own JSON (kept as its raw
-/// text, and fingerprinted so a provider's retry is recorded once).
+/// How far a signed call's time may be from ours, either way (`webhooks.max_age_seconds`).
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    pub now: DateTime<Utc>,
+    pub max_age: Duration,
+}
+
+impl Freshness {
+    /// Whether `signed_at` (Unix seconds) is within `max_age` of `now`.
+    fn check(&self, signed_at: i64) -> Result<(), SignatureError> {
+        let max_age = i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX);
+        (signed_at.abs_diff(self.now.timestamp()) <= max_age.unsigned_abs())
+            .then_some(())
+            .ok_or(SignatureError::Stale)
+    }
+}
+
+/// One event read from a provider's call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub report: Report,
-    pub raw: String,
+    /// The provider's own id for the event, when it gives one: an event seen before is
+    /// skipped.
+    pub id: Option<String>,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A bounce or complaint, and the event's own JSON (kept as its raw text, and
+    /// fingerprinted so a provider's retry is recorded once).
+    Report { report: Report, raw: String },
+    /// The provider delivered a mail: the person's soft bounces reported before no longer count.
+    Delivered {
+        recipient: Option<String>,
+        message_id: Option<String>,
+    },
+}
+
+/// A checked call's events, and what makes the call unique (a token seen before: the call is
+/// a replay and changes nothing).
+#[derive(Debug, PartialEq)]
+pub struct Call {
+    pub token: Option<String>,
+    pub events: Vec<Event>,
+}
+
+fn delivered(id: Option<String>, recipient: Option<&str>, message_id: Option<&str>) -> Event {
+    Event {
+        id,
+        kind: EventKind::Delivered {
+            recipient: recipient.map(|r| r.trim().to_ascii_lowercase()),
+            message_id: message_id.map(|m| m.trim().trim_matches(['<', '>']).to_owned()),
+        },
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -56,6 +115,7 @@ fn report(
             .filter(|s| s.split('.').count() == 3 && s.len() <= 11)
             .map(str::to_owned),
         recipient: recipient.map(|r| r.trim().to_ascii_lowercase()),
+        recipients: Vec::new(),
         message_id: message_id.map(|m| m.trim().trim_matches(['<', '>']).to_owned()),
         original_sender: None,
         detail: detail
@@ -108,21 +168,22 @@ impl SnsCertificate {
 #[derive(Debug, PartialEq)]
 pub enum SnsCall {
     /// A new subscription: staff confirm it by opening this URL once.
-    SubscriptionConfirmation {
-        subscribe_url: String,
-    },
-    Notification(Vec<Event>),
+    SubscriptionConfirmation { subscribe_url: String },
+    /// The call's token is the SNS `MessageId`.
+    Notification(Call),
     /// Anything else that was correctly signed (UnsubscribeConfirmation).
     Other,
 }
 
 /// Checks an SNS message's signature (the SNS "verifying message signatures" procedure,
-/// version 2) and its topic, and reads SES bounce and complaint notifications from it. Amazon
-/// signs every customer's topics with one certificate, so only `topic_arn` is accepted.
+/// version 2), its topic and its signed `Timestamp`, and reads SES bounce, complaint and
+/// delivery notifications from it. Amazon signs every customer's topics with one certificate,
+/// so only `topic_arn` is accepted.
 pub fn ses(
     body: &[u8],
     certificate: &SnsCertificate,
     topic_arn: &str,
+    freshness: Freshness,
 ) -> Result<SnsCall, SignatureError> {
     let envelope: Value = serde_json::from_slice(body).map_err(|_| SignatureError::Missing)?;
     let signature = text(&envelope, "/Signature").ok_or(SignatureError::Missing)?;
@@ -171,20 +232,27 @@ pub fn ses(
     if !certificate.verify(signed.as_bytes(), &signature) {
         return Err(SignatureError::Invalid);
     }
+    let signed_at = text(&envelope, "/Timestamp")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .ok_or(SignatureError::Invalid)?;
+    freshness.check(signed_at.timestamp())?;
     match kind {
         "SubscriptionConfirmation" => Ok(SnsCall::SubscriptionConfirmation {
             subscribe_url: text(&envelope, "/SubscribeURL").unwrap_or("").to_owned(),
         }),
         "Notification" => {
             let message = text(&envelope, "/Message").unwrap_or("");
-            Ok(SnsCall::Notification(ses_events(message)))
+            Ok(SnsCall::Notification(Call {
+                token: text(&envelope, "/MessageId").map(str::to_owned),
+                events: ses_events(message),
+            }))
         }
         _ => Ok(SnsCall::Other),
     }
 }
 
-/// The reports in an SES notification (`notificationType`, or `eventType` of an event
-/// publishing configuration set): one per bounced or complaining recipient.
+/// The events in an SES notification (`notificationType`, or `eventType` of an event
+/// publishing configuration set): one per bounced, complaining or delivered recipient.
 fn ses_events(message: &str) -> Vec<Event> {
     let Ok(n) = serde_json::from_str::<Value>(message) else {
         return Vec::new();
@@ -203,11 +271,22 @@ fn ses_events(message: &str) -> Vec<Event> {
         .and_then(|h| text(h, "/value"))
         .or_else(|| text(&n, "/mail/commonHeaders/messageId"));
     let one = |r: &Value, report: Report| Event {
-        raw: serde_json::json!({ "notification": kind, "recipient": r, "mail": n.get("mail") })
-            .to_string(),
-        report,
+        id: None,
+        kind: EventKind::Report {
+            raw: serde_json::json!({ "notification": kind, "recipient": r, "mail": n.get("mail") })
+                .to_string(),
+            report,
+        },
     };
     match kind {
+        "Delivery" => n
+            .pointer("/delivery/recipients")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|r| delivered(None, Some(r), message_id))
+            .collect(),
         "Bounce" => {
             let bounce_type = text(&n, "/bounce/bounceType").unwrap_or("");
             let sub_type = text(&n, "/bounce/bounceSubType").unwrap_or("");
@@ -300,12 +379,33 @@ pub fn postmark_authorized(
         .ok_or(SignatureError::Invalid)
 }
 
-/// The report in a Postmark bounce or spam complaint webhook body.
+/// The event in a Postmark bounce, spam complaint or delivery webhook body. Its id:
+/// `RecordType` and `ID` (a delivery has none: its `MessageID` and recipient).
 pub fn postmark(body: &[u8]) -> Vec<Event> {
     let Ok(e) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };
     let record = text(&e, "/RecordType").unwrap_or("");
+    let message_id = e
+        .pointer("/Headers")
+        .and_then(Value::as_array)
+        .and_then(|h| {
+            h.iter()
+                .find(|h| text(h, "/Name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
+        })
+        .and_then(|h| text(h, "/Value"));
+    if record == "Delivery" {
+        let recipient = text(&e, "/Recipient");
+        let id =
+            text(&e, "/MessageID").map(|m| format!("Delivery:{m}:{}", recipient.unwrap_or("")));
+        return vec![delivered(id, recipient, message_id)];
+    }
+    let id = e.get("ID").filter(|id| !id.is_null()).map(|id| {
+        format!(
+            "{record}:{}",
+            id.as_str().map_or_else(|| id.to_string(), str::to_owned)
+        )
+    });
     let kind = match (record, text(&e, "/Type").unwrap_or("")) {
         ("SpamComplaint", _) | ("Bounce", "SpamComplaint") => ReportKind::Complaint,
         ("Bounce", "HardBounce" | "BadEmailAddress" | "ManuallyDeactivated") => ReportKind::Hard,
@@ -320,17 +420,12 @@ pub fn postmark(body: &[u8]) -> Vec<Event> {
             .or_else(|| text(&e, "/Details"))
             .unwrap_or("")
     );
-    let message_id = e
-        .pointer("/Headers")
-        .and_then(Value::as_array)
-        .and_then(|h| {
-            h.iter()
-                .find(|h| text(h, "/Name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
-        })
-        .and_then(|h| text(h, "/Value"));
     vec![Event {
-        report: report(kind, text(&e, "/Email"), message_id, None, detail),
-        raw: e.to_string(),
+        id,
+        kind: EventKind::Report {
+            report: report(kind, text(&e, "/Email"), message_id, None, detail),
+            raw: e.to_string(),
+        },
     }]
 }
 
@@ -359,28 +454,36 @@ impl SendgridKey {
 }
 
 /// Checks a SendGrid signed event webhook call: the signature (base64 DER ECDSA) of
-/// `timestamp || body`.
+/// `timestamp || body`, then the timestamp's age. The call's token is its signature.
 pub fn sendgrid_verified(
     body: &[u8],
     signature: Option<&str>,
     timestamp: Option<&str>,
     key: &SendgridKey,
-) -> Result<(), SignatureError> {
+    freshness: Freshness,
+) -> Result<String, SignatureError> {
     let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
         return Err(SignatureError::Missing);
     };
-    let signature = STANDARD
+    let decoded = STANDARD
         .decode(signature.trim())
         .map_err(|_| SignatureError::Invalid)?;
     let mut signed = timestamp.trim().as_bytes().to_vec();
     signed.extend_from_slice(body);
     ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &key.0)
-        .verify(&signed, &signature)
-        .map_err(|_| SignatureError::Invalid)
+        .verify(&signed, &decoded)
+        .map_err(|_| SignatureError::Invalid)?;
+    freshness.check(
+        timestamp
+            .trim()
+            .parse()
+            .map_err(|_| SignatureError::Invalid)?,
+    )?;
+    Ok(signature.trim().to_owned())
 }
 
-/// The reports in a SendGrid event batch (a JSON array): `bounce` (type `bounce` or
-/// `blocked`), `dropped` for a bounced address, `deferred`, `spamreport`.
+/// The events in a SendGrid event batch (a JSON array): `bounce` (type `bounce` or
+/// `blocked`), `deferred`, `spamreport`, `delivered`; each with its `sg_event_id`.
 pub fn sendgrid(body: &[u8]) -> Vec<Event> {
     let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
@@ -388,8 +491,12 @@ pub fn sendgrid(body: &[u8]) -> Vec<Event> {
     events
         .into_iter()
         .filter_map(|e| {
+            let id = text(&e, "/sg_event_id").map(str::to_owned);
             let status = text(&e, "/status");
             let kind = match (text(&e, "/event")?, text(&e, "/type")) {
+                ("delivered", _) => {
+                    return Some(delivered(id, text(&e, "/email"), text(&e, "/smtp-id")))
+                }
                 ("spamreport", _) => ReportKind::Complaint,
                 ("bounce", Some("blocked")) | ("deferred", _) => ReportKind::Soft,
                 ("bounce", _) => match status {
@@ -406,14 +513,17 @@ pub fn sendgrid(body: &[u8]) -> Vec<Event> {
                     .unwrap_or("")
             );
             Some(Event {
-                report: report(
-                    kind,
-                    text(&e, "/email"),
-                    text(&e, "/smtp-id"),
-                    status,
-                    detail,
-                ),
-                raw: e.to_string(),
+                id,
+                kind: EventKind::Report {
+                    report: report(
+                        kind,
+                        text(&e, "/email"),
+                        text(&e, "/smtp-id"),
+                        status,
+                        detail,
+                    ),
+                    raw: e.to_string(),
+                },
             })
         })
         .collect()
@@ -422,8 +532,12 @@ pub fn sendgrid(body: &[u8]) -> Vec<Event> {
 // ---- Mailgun ----
 
 /// Checks a Mailgun webhook body's `signature` object: HMAC-SHA256 of `timestamp || token`
-/// under the signing key, hex.
-pub fn mailgun_verified(body: &Value, signing_key: &str) -> Result<(), SignatureError> {
+/// under the signing key, hex; then the timestamp's age. The call's token is Mailgun's.
+pub fn mailgun_verified(
+    body: &Value,
+    signing_key: &str,
+    freshness: Freshness,
+) -> Result<String, SignatureError> {
     let (Some(timestamp), Some(token), Some(signature)) = (
         text(body, "/signature/timestamp"),
         text(body, "/signature/token"),
@@ -441,20 +555,32 @@ pub fn mailgun_verified(body: &Value, signing_key: &str) -> Result<(), Signature
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    constant_time_eq(
+    if !constant_time_eq(
         expected.as_bytes(),
         signature.to_ascii_lowercase().as_bytes(),
-    )
-    .then_some(())
-    .ok_or(SignatureError::Invalid)
+    ) {
+        return Err(SignatureError::Invalid);
+    }
+    freshness.check(
+        timestamp
+            .trim()
+            .parse()
+            .map_err(|_| SignatureError::Invalid)?,
+    )?;
+    Ok(token.to_owned())
 }
 
-/// The report in a Mailgun webhook's `event-data`: `failed` (permanent or temporary) or
-/// `complained`.
+/// The event in a Mailgun webhook's `event-data`: `failed` (permanent or temporary),
+/// `complained` or `delivered`; with its `id`.
 pub fn mailgun(body: &Value) -> Vec<Event> {
     let Some(e) = body.get("event-data") else {
         return Vec::new();
     };
+    let id = text(e, "/id").map(str::to_owned);
+    let message_id = text(e, "/message/headers/message-id");
+    if text(e, "/event") == Some("delivered") {
+        return vec![delivered(id, text(e, "/recipient"), message_id)];
+    }
     let status = text(e, "/delivery-status/enhanced-code")
         .map(str::to_owned)
         .or_else(|| {
@@ -484,20 +610,37 @@ pub fn mailgun(body: &Value) -> Vec<Event> {
             .unwrap_or("")
     );
     vec![Event {
-        report: report(
-            kind,
-            text(e, "/recipient"),
-            text(e, "/message/headers/message-id"),
-            status.as_deref(),
-            detail,
-        ),
-        raw: e.to_string(),
+        id,
+        kind: EventKind::Report {
+            report: report(
+                kind,
+                text(e, "/recipient"),
+                message_id,
+                status.as_deref(),
+                detail,
+            ),
+            raw: e.to_string(),
+        },
     }]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report_of(event: &Event) -> &Report {
+        match &event.kind {
+            EventKind::Report { report, .. } => report,
+            EventKind::Delivered { .. } => panic!("a delivery, not a report: {event:?}"),
+        }
+    }
+
+    fn at(now: i64) -> Freshness {
+        Freshness {
+            now: DateTime::from_timestamp(now, 0).unwrap(),
+            max_age: Duration::from_secs(300),
+        }
+    }
 
     #[test]
     fn postmark_credentials_are_checked() {
@@ -520,39 +663,67 @@ mod tests {
 
     #[test]
     fn provider_events_map_to_the_classifier_kinds() {
-        let pm = postmark(br#"{"RecordType":"Bounce","Type":"HardBounce","Email":"A@Example.net","Description":"gone"}"#);
-        assert_eq!(pm[0].report.kind, ReportKind::Hard);
-        assert_eq!(pm[0].report.recipient.as_deref(), Some("a@example.net"));
+        let pm = postmark(br#"{"RecordType":"Bounce","ID":42,"Type":"HardBounce","Email":"A@Example.net","Description":"gone"}"#);
+        assert_eq!(report_of(&pm[0]).kind, ReportKind::Hard);
+        assert_eq!(
+            report_of(&pm[0]).recipient.as_deref(),
+            Some("a@example.net")
+        );
+        assert_eq!(pm[0].id.as_deref(), Some("Bounce:42"));
         let pm = postmark(br#"{"RecordType":"SpamComplaint","Email":"a@example.net"}"#);
-        assert_eq!(pm[0].report.kind, ReportKind::Complaint);
-        assert!(postmark(br#"{"RecordType":"Delivery"}"#).is_empty());
+        assert_eq!(report_of(&pm[0]).kind, ReportKind::Complaint);
+        let pm =
+            postmark(br#"{"RecordType":"Delivery","MessageID":"m1","Recipient":"a@example.net"}"#);
+        assert!(
+            matches!(&pm[0].kind, EventKind::Delivered { recipient: Some(r), .. } if r == "a@example.net")
+        );
+        assert!(postmark(br#"{"RecordType":"Open"}"#).is_empty());
 
-        let sg = sendgrid(br#"[{"event":"bounce","type":"bounce","status":"5.1.1","email":"a@example.net","smtp-id":"<m@x>"},
+        let sg = sendgrid(br#"[{"event":"bounce","type":"bounce","status":"5.1.1","email":"a@example.net","smtp-id":"<m@x>","sg_event_id":"e1"},
                                {"event":"deferred","email":"b@example.net"},{"event":"open","email":"c@example.net"},
-                               {"event":"spamreport","email":"d@example.net"}]"#);
-        let kinds: Vec<ReportKind> = sg.iter().map(|e| e.report.kind).collect();
+                               {"event":"spamreport","email":"d@example.net"},{"event":"delivered","email":"e@example.net"}]"#);
+        let kinds: Vec<Option<ReportKind>> = sg
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Report { report, .. } => Some(report.kind),
+                EventKind::Delivered { .. } => None,
+            })
+            .collect();
         assert_eq!(
             kinds,
-            [ReportKind::Hard, ReportKind::Soft, ReportKind::Complaint]
+            [
+                Some(ReportKind::Hard),
+                Some(ReportKind::Soft),
+                Some(ReportKind::Complaint),
+                None
+            ]
         );
-        assert_eq!(sg[0].report.message_id.as_deref(), Some("m@x"));
+        assert_eq!(report_of(&sg[0]).message_id.as_deref(), Some("m@x"));
+        assert_eq!(sg[0].id.as_deref(), Some("e1"));
 
-        let mg: Value = serde_json::from_str(r#"{"event-data":{"event":"failed","severity":"temporary","recipient":"a@example.net","delivery-status":{"message":"452 4.2.2 full"}}}"#).unwrap();
+        let mg: Value = serde_json::from_str(r#"{"event-data":{"id":"ev1","event":"failed","severity":"temporary","recipient":"a@example.net","delivery-status":{"message":"452 4.2.2 full"}}}"#).unwrap();
         let mg = mailgun(&mg);
-        assert_eq!(mg[0].report.kind, ReportKind::Soft);
-        assert_eq!(mg[0].report.status.as_deref(), Some("4.2.2"));
+        assert_eq!(report_of(&mg[0]).kind, ReportKind::Soft);
+        assert_eq!(report_of(&mg[0]).status.as_deref(), Some("4.2.2"));
+        assert_eq!(mg[0].id.as_deref(), Some("ev1"));
 
         let ses = ses_events(
             r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",
             "bouncedRecipients":[{"emailAddress":"a@example.net","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 unknown"}]},
             "mail":{"headers":[{"name":"Message-ID","value":"<m@x>"}]}}"#,
         );
-        assert_eq!(ses[0].report.kind, ReportKind::Hard);
-        assert_eq!(ses[0].report.message_id.as_deref(), Some("m@x"));
+        assert_eq!(report_of(&ses[0]).kind, ReportKind::Hard);
+        assert_eq!(report_of(&ses[0]).message_id.as_deref(), Some("m@x"));
+        let ses = ses_events(
+            r#"{"notificationType":"Delivery","delivery":{"recipients":["a@example.net"]},"mail":{}}"#,
+        );
+        assert!(
+            matches!(&ses[0].kind, EventKind::Delivered { recipient: Some(r), .. } if r == "a@example.net")
+        );
     }
 
     #[test]
-    fn mailgun_signatures_are_checked() {
+    fn mailgun_signatures_and_their_age_are_checked() {
         let key = "key-0123456789";
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
         mac.update(b"1700000000abcdef");
@@ -563,14 +734,32 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         let body = serde_json::json!({"signature": {"timestamp": "1700000000", "token": "abcdef", "signature": sig}});
-        assert_eq!(mailgun_verified(&body, key), Ok(()));
         assert_eq!(
-            mailgun_verified(&body, "another-key"),
+            mailgun_verified(&body, key, at(1_700_000_100)),
+            Ok("abcdef".to_owned())
+        );
+        assert_eq!(
+            mailgun_verified(&body, "another-key", at(1_700_000_100)),
             Err(SignatureError::Invalid)
         );
         assert_eq!(
-            mailgun_verified(&serde_json::json!({}), key),
+            mailgun_verified(&serde_json::json!({}), key, at(1_700_000_100)),
             Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            mailgun_verified(&body, key, at(1_700_000_301)),
+            Err(SignatureError::Stale),
+            "older than max_age"
+        );
+        assert_eq!(
+            mailgun_verified(&body, key, at(1_699_999_699)),
+            Err(SignatureError::Stale),
+            "too far in the future"
+        );
+        assert_eq!(
+            mailgun_verified(&body, key, at(1_700_000_300)),
+            Ok("abcdef".to_owned()),
+            "max_age itself is still fresh"
         );
     }
 }

@@ -1,9 +1,10 @@
-//! `POST /webhooks/{ses,postmark,sendgrid,mailgun}`: sending providers' bounce and complaint
-//! events. Each call is checked with the provider's signature or credentials first
-//! (`bounce::providers`); a call that fails the check is answered `401` and nothing is
-//! recorded. A provider whose keys are not configured answers `404`. Events are recorded as
-//! reports (`bounce::record`); a database failure answers `503` so the provider retries, and a
-//! retried event is recorded once.
+//! `POST /webhooks/{ses,postmark,sendgrid,mailgun}`: sending providers' bounce, complaint and
+//! delivery events. Each call is checked with the provider's signature or credentials first
+//! (`bounce::providers`), its signed time against `webhooks.max_age_seconds`; a call that
+//! fails the check is answered `401` and nothing is recorded. A provider whose keys are not
+//! configured answers `404`. A call's events are recorded together (`bounce::record_call`);
+//! a call or event seen before is answered `200 {"recorded": 0}` and changes nothing; a
+//! database failure answers `503` so the provider retries.
 
 use std::sync::Arc;
 
@@ -17,7 +18,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::bounce::providers::{self, Event, SendgridKey, SignatureError, SnsCall, SnsCertificate};
+use crate::bounce::providers::{
+    self, Call, Freshness, SendgridKey, SignatureError, SnsCall, SnsCertificate,
+};
 use crate::bounce::{self, Source};
 use crate::config::WebhookSettings;
 
@@ -80,42 +83,46 @@ fn refused(source: Source, e: SignatureError) -> Response {
     answer(StatusCode::UNAUTHORIZED, &e.to_string())
 }
 
-/// Records the events of a call whose signature was checked.
-async fn record(state: &AppState, source: Source, events: Vec<Event>) -> Response {
-    let mut recorded = 0;
-    for event in &events {
-        if let Err(e) = bounce::record(
-            &state.pool,
-            &state.settings,
-            source,
-            event.raw.as_bytes(),
-            &event.report,
-            None,
-        )
-        .await
-        {
-            tracing::error!(source = source.as_str(), error = %format!("{e:#}"), "recording a webhook event failed; the provider will retry");
-            return answer(
+/// Records the events of a call whose signature or credentials were checked.
+async fn record(state: &AppState, source: Source, call: Call) -> Response {
+    match bounce::record_call(
+        &state.pool,
+        &state.settings,
+        source,
+        call.token.as_deref(),
+        &call.events,
+    )
+    .await
+    {
+        Ok(recorded) => (StatusCode::OK, Json(json!({ "recorded": recorded }))).into_response(),
+        Err(e) => {
+            tracing::error!(source = source.as_str(), error = %format!("{e:#}"), "recording a webhook call failed; the provider will retry");
+            answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Could not record the events; try again.",
-            );
+            )
         }
-        recorded += 1;
     }
-    (StatusCode::OK, Json(json!({ "recorded": recorded }))).into_response()
+}
+
+fn freshness(state: &AppState) -> Freshness {
+    Freshness {
+        now: chrono::Utc::now(),
+        max_age: state.settings.webhooks.max_age,
+    }
 }
 
 async fn ses(State(state): State<AppState>, body: Bytes) -> Response {
     let Some((certificate, topic)) = state.webhooks.ses.as_ref() else {
         return not_configured();
     };
-    match providers::ses(&body, certificate, topic) {
+    match providers::ses(&body, certificate, topic, freshness(&state)) {
         Err(e) => refused(Source::Ses, e),
         Ok(SnsCall::SubscriptionConfirmation { subscribe_url }) => {
             tracing::warn!(%subscribe_url, "SNS subscription to confirm: open this URL once to start receiving SES events");
             (StatusCode::OK, Json(json!({ "recorded": 0 }))).into_response()
         }
-        Ok(SnsCall::Notification(events)) => record(&state, Source::Ses, events).await,
+        Ok(SnsCall::Notification(call)) => record(&state, Source::Ses, call).await,
         Ok(SnsCall::Other) => (StatusCode::OK, Json(json!({ "recorded": 0 }))).into_response(),
     }
 }
@@ -135,7 +142,11 @@ async fn postmark(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         );
         return response;
     }
-    record(&state, Source::Postmark, providers::postmark(&body)).await
+    let call = Call {
+        token: None,
+        events: providers::postmark(&body),
+    };
+    record(&state, Source::Postmark, call).await
 }
 
 async fn sendgrid(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -143,15 +154,21 @@ async fn sendgrid(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         return not_configured();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = providers::sendgrid_verified(
+    let token = match providers::sendgrid_verified(
         &body,
         header("x-twilio-email-event-webhook-signature"),
         header("x-twilio-email-event-webhook-timestamp"),
         key,
+        freshness(&state),
     ) {
-        return refused(Source::Sendgrid, e);
-    }
-    record(&state, Source::Sendgrid, providers::sendgrid(&body)).await
+        Ok(token) => token,
+        Err(e) => return refused(Source::Sendgrid, e),
+    };
+    let call = Call {
+        token: Some(token),
+        events: providers::sendgrid(&body),
+    };
+    record(&state, Source::Sendgrid, call).await
 }
 
 async fn mailgun(State(state): State<AppState>, body: Bytes) -> Response {
@@ -161,10 +178,15 @@ async fn mailgun(State(state): State<AppState>, body: Bytes) -> Response {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return refused(Source::Mailgun, SignatureError::Missing);
     };
-    if let Err(e) = providers::mailgun_verified(&value, key.expose()) {
-        return refused(Source::Mailgun, e);
-    }
-    record(&state, Source::Mailgun, providers::mailgun(&value)).await
+    let token = match providers::mailgun_verified(&value, key.expose(), freshness(&state)) {
+        Ok(token) => token,
+        Err(e) => return refused(Source::Mailgun, e),
+    };
+    let call = Call {
+        token: Some(token),
+        events: providers::mailgun(&value),
+    };
+    record(&state, Source::Mailgun, call).await
 }
 
 /// The keys in an `Arc` for `AppState`.

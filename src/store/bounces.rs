@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, Row};
 use uuid::Uuid;
 
 use super::consent::{self, ConsentEvent, RequestOrigin};
@@ -46,7 +46,9 @@ pub async fn by_delivery(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Optio
     Ok(row.as_ref().map(target))
 }
 
-/// The delivery of update `update_id` to `subscriber_id` (an update mail's Message-ID names both).
+/// The delivery of update `update_id` to `subscriber_id` (an update mail's Message-ID names
+/// both), when the ledger says it was handed to the relay (or is being: its outcome may not
+/// be written yet).
 pub async fn by_update_and_subscriber(
     db: impl PgExecutor<'_>,
     update_id: Uuid,
@@ -55,7 +57,8 @@ pub async fn by_update_and_subscriber(
     let row = sqlx::query(
         "SELECT d.id, d.update_id, d.subscriber_id, s.email_normalized FROM deliveries d
          LEFT JOIN subscribers s ON s.id = d.subscriber_id
-         WHERE d.update_id = $1 AND d.subscriber_id = $2",
+         WHERE d.update_id = $1 AND d.subscriber_id = $2
+           AND (d.status IN ('sending', 'sent') OR d.ambiguous)",
     )
     .bind(update_id)
     .bind(subscriber_id)
@@ -64,11 +67,13 @@ pub async fn by_update_and_subscriber(
     Ok(row.as_ref().map(target))
 }
 
-/// The delivery whose random Message-ID key is `key` (mails that are not updates).
+/// The delivery whose random Message-ID key is `key` (mails that are not updates), when the
+/// ledger says it was handed to the relay (or is being).
 pub async fn by_message_key(db: impl PgExecutor<'_>, key: Uuid) -> sqlx::Result<Option<Target>> {
     let row = sqlx::query(
         "SELECT d.id, d.update_id, d.subscriber_id, s.email_normalized FROM deliveries d
-         LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.message_key = $1",
+         LEFT JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE d.message_key = $1 AND (d.status IN ('sending', 'sent') OR d.ambiguous)",
     )
     .bind(key)
     .fetch_optional(db)
@@ -77,7 +82,7 @@ pub async fn by_message_key(db: impl PgExecutor<'_>, key: Uuid) -> sqlx::Result<
 }
 
 /// The subscriber with this canonical address and their latest mail handed to the relay (a
-/// provider event that names only the recipient).
+/// provider event that names only the recipient; never a report that came by mail).
 pub async fn by_address(db: impl PgExecutor<'_>, address: &str) -> sqlx::Result<Option<Target>> {
     let row = sqlx::query(
         "SELECT d.id, d.update_id, s.id AS subscriber_id, s.email_normalized
@@ -101,6 +106,8 @@ pub struct NewReport<'a> {
     pub kind: &'static str,
     pub status_code: Option<&'a str>,
     pub detail: &'a str,
+    /// The original mail's Message-ID as the report states it.
+    pub message_id: Option<&'a str>,
     /// None: unmatched, kept for staff.
     pub target: Option<&'a Target>,
     /// The report as received; at most `max_raw_bytes` of it are kept.
@@ -129,15 +136,16 @@ pub enum Effect {
     Complained,
 }
 
-/// Records a report and its effects in one transaction: the report (raw text cut to
+/// Records a report and its effects, in the caller's transaction: the report (raw text cut to
 /// `max_raw_bytes`), the delivery row's `report` (the strongest of complaint, hard, soft), and
-/// for a matched subscriber: a hard bounce counts toward `hard_limit`; a soft one makes them
-/// `bounced` at `soft_limit` soft reports within `soft_window`; a complaint unsubscribes them
-/// from every list, marks them `complained` and puts the SHA-256 of their address on the
-/// suppression list. A status change goes into the consent log (source `report`). A report
-/// received before byte for byte is not recorded again ([`Effect::Duplicate`]).
+/// for a matched subscriber: a hard bounce counts toward `hard_limit`; soft ones make them
+/// `bounced` at `soft_limit` mails within `soft_window` (see [`bounce`]); a complaint
+/// unsubscribes them from every list, marks them `complained` and puts the SHA-256 of their
+/// address on the suppression list. A status change goes into the consent log (source
+/// `report`). A report received before byte for byte is not recorded again
+/// ([`Effect::Duplicate`]).
 pub async fn record(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     report: &NewReport<'_>,
     limits: Limits,
 ) -> anyhow::Result<Effect> {
@@ -146,11 +154,11 @@ pub async fn record(
     // Cut on a character boundary; NUL cannot be stored in text.
     let raw = String::from_utf8_lossy(kept).replace('\0', "\u{FFFD}");
     let target = report.target.cloned().unwrap_or_default();
-    let mut tx = pool.begin().await.context("starting to record a report")?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO bounce_reports (source, kind, status_code, detail, delivery_id, update_id,
-                                     subscriber_id, matched, raw, raw_truncated, fingerprint)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                     subscriber_id, matched, raw, raw_truncated, fingerprint,
+                                     message_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
     )
     .bind(report.source)
@@ -164,6 +172,7 @@ pub async fn record(
     .bind(&raw)
     .bind(kept.len() < report.raw.len())
     .bind(fingerprint.as_slice())
+    .bind(report.message_id.map(|m| m.replace('\0', "")))
     .fetch_optional(&mut *tx)
     .await
     .context("recording the report")?;
@@ -186,20 +195,67 @@ pub async fn record(
         .context("marking the delivery")?;
     }
     let effect = match (target.subscriber_id, report.kind) {
-        (Some(id), "hard") => bounce(&mut tx, id, true, limits).await?,
-        (Some(id), "soft") => bounce(&mut tx, id, false, limits).await?,
-        (Some(id), "complaint") => complain(&mut tx, id).await?,
+        (Some(id), "hard") => bounce(tx, id, true, limits).await?,
+        (Some(id), "soft") => bounce(tx, id, false, limits).await?,
+        (Some(id), "complaint") => complain(tx, id).await?,
         _ => Effect::Recorded,
     };
-    tx.commit().await.context("committing the report")?;
     Ok(effect)
 }
 
+/// A mail reached `subscriber_id` (a provider's `delivered` event): their soft bounces
+/// reported until now no longer count.
+pub async fn clear_soft_bounces(tx: &mut PgConnection, subscriber_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE subscribers SET soft_bounces_cleared_at = now() WHERE id = $1")
+        .bind(subscriber_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks the ids of a provider's call as seen (`ids`: SHA-256 of each) and returns those that
+/// were not seen before. Inserted in one statement in a fixed order, so two calls sharing ids
+/// wait for each other instead of deadlocking.
+pub async fn first_seen(
+    tx: &mut PgConnection,
+    source: &str,
+    ids: &[[u8; 32]],
+) -> sqlx::Result<Vec<[u8; 32]>> {
+    let ids: Vec<Vec<u8>> = ids.iter().map(|i| i.to_vec()).collect();
+    let fresh: Vec<Vec<u8>> = sqlx::query_scalar(
+        "INSERT INTO webhook_ids_seen (source, id_hash)
+         SELECT $1, id FROM unnest($2::bytea[]) AS id ORDER BY id
+         ON CONFLICT (source, id_hash) DO NOTHING RETURNING id_hash",
+    )
+    .bind(source)
+    .bind(&ids)
+    .fetch_all(tx)
+    .await?;
+    Ok(fresh
+        .into_iter()
+        .filter_map(|i| i.try_into().ok())
+        .collect())
+}
+
+/// Forgets webhook ids seen more than `older_than` ago. Returns how many.
+pub async fn prune_seen(db: impl PgExecutor<'_>, older_than: Duration) -> sqlx::Result<u64> {
+    let pruned = sqlx::query(
+        "DELETE FROM webhook_ids_seen WHERE seen_at < now() - make_interval(secs => $1)",
+    )
+    .bind(seconds(older_than))
+    .execute(db)
+    .await?;
+    Ok(pruned.rows_affected())
+}
+
 /// Counts the bounce and marks the subscriber `bounced` (from confirmed or pending) when a
-/// hard one reaches `limits.hard_limit` hard bounces, or a soft one `limits.soft_limit` soft
-/// reports (this one included) within `limits.soft_window`.
+/// hard one reaches `limits.hard_limit` hard bounces, or a soft one makes `limits.soft_limit`
+/// mails with soft reports. Soft reports count per mail (all the reports of one delivery row,
+/// else of one stated Message-ID, count once), only within `limits.soft_window`, and only
+/// those received after the person's latest delivery: our relay's 250 for a mail to them
+/// (`deliveries.sent_at`) or a provider's `delivered` event (`soft_bounces_cleared_at`).
 async fn bounce(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut PgConnection,
     id: Uuid,
     hard: bool,
     limits: Limits,
@@ -210,7 +266,7 @@ async fn bounce(
     let before: Option<String> =
         sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1 FOR UPDATE")
             .bind(id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await
             .context("locking the subscriber")?;
     let Some(before) = before else {
@@ -222,9 +278,16 @@ async fn bounce(
              status = CASE
                  WHEN s.status IN ('confirmed', 'pending')
                       AND (($2 AND s.hard_bounces + 1 >= $3)
-                           OR (NOT $2 AND (SELECT count(*) FROM bounce_reports
-                                           WHERE subscriber_id = $1 AND kind = 'soft'
-                                             AND received_at > now() - make_interval(secs => $5)) >= $4))
+                           OR (NOT $2 AND (
+                               SELECT count(DISTINCT coalesce('d' || r.delivery_id, 'm' || r.message_id,
+                                                              'r' || r.id))
+                               FROM bounce_reports r
+                               WHERE r.subscriber_id = $1 AND r.kind = 'soft'
+                                 AND r.received_at > greatest(
+                                         now() - make_interval(secs => $5),
+                                         s.soft_bounces_cleared_at,
+                                         (SELECT max(d.sent_at) FROM deliveries d
+                                          WHERE d.subscriber_id = $1 AND d.status = 'sent'))) >= $4))
                  THEN 'bounced' ELSE s.status END
          WHERE s.id = $1
          RETURNING s.status = 'bounced' AND $6 <> 'bounced'",
@@ -235,7 +298,7 @@ async fn bounce(
     .bind(i64::from(limits.soft_limit))
     .bind(seconds(limits.soft_window))
     .bind(before)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await
     .context("counting the bounce")?;
     if became != Some(true) {
@@ -245,10 +308,7 @@ async fn bounce(
     Ok(Effect::Bounced)
 }
 
-async fn complain(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    id: Uuid,
-) -> anyhow::Result<Effect> {
+async fn complain(tx: &mut PgConnection, id: Uuid) -> anyhow::Result<Effect> {
     let changed: Option<(String, Vec<String>)> = sqlx::query_as(
         "WITH person AS (
              UPDATE subscribers
@@ -266,7 +326,7 @@ async fn complain(
          FROM person p",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await
     .context("recording the complaint")?;
     let Some((address, lists)) = changed else {
@@ -277,7 +337,7 @@ async fn complain(
          ON CONFLICT (email_hash) DO UPDATE SET reason = 'complained'",
     )
     .bind(address_hash(&address).as_slice())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .context("suppressing the address")?;
     log_event(tx, id, "complaint", &lists).await?;
@@ -285,13 +345,13 @@ async fn complain(
 }
 
 async fn log_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut PgConnection,
     id: Uuid,
     kind: &'static str,
     lists: &[String],
 ) -> anyhow::Result<()> {
     consent::record(
-        &mut **tx,
+        tx,
         ConsentEvent {
             subscriber_id: id,
             kind,

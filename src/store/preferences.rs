@@ -312,9 +312,11 @@ pub async fn erase_in(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> anyhow::R
         .bind(address_hash(&normalized).as_slice())
         .execute(&mut **tx)
         .await?;
-    // Bounce and complaint reports quote the address: only their kind stays.
+    // Bounce and complaint reports quote the address (and the Message-ID, the person's id):
+    // only their kind stays.
     sqlx::query(
-        "UPDATE bounce_reports SET raw = '', detail = 'erased', subscriber_id = NULL
+        "UPDATE bounce_reports
+         SET raw = '', detail = 'erased', message_id = NULL, subscriber_id = NULL
          WHERE subscriber_id = $1",
     )
     .bind(id)

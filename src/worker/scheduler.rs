@@ -7,6 +7,7 @@ mod digests;
 mod feeds;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -115,6 +116,15 @@ async fn chores(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
             .context("purging unconfirmed sign-ups")?;
     if purged > 0 {
         tracing::info!(purged, "unconfirmed sign-ups purged");
+    }
+    // Twice the window a signed call's time may be off, and a day for Postmark, whose calls
+    // carry no signed time and whose retries go on for hours.
+    let keep = (settings.webhooks.max_age * 2).max(Duration::from_secs(24 * 3600));
+    let forgotten = crate::store::bounces::prune_seen(pool, keep)
+        .await
+        .context("pruning the webhook ids seen")?;
+    if forgotten > 0 {
+        tracing::info!(forgotten, "webhook ids seen long ago forgotten");
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ fn overrides(extra: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
         ("bounce.return_path_domain", VERP_DOMAIN.into()),
         ("inbound.bind", "127.0.0.1:0".into()),
         ("inbound.complaints_address", COMPLAINTS.into()),
+        // Reports sent one after another: a closed session may not be reaped yet.
+        ("inbound.max_sessions_per_ip", 50.into()),
     ];
     all.extend(extra.iter().cloned());
     all
@@ -48,7 +50,18 @@ fn message_id(mail: &ReceivedMail) -> String {
 
 /// A Postfix-style delivery status notification for `mail`.
 fn dsn(mail: &ReceivedMail, action: &str, status: &str) -> Vec<u8> {
-    let rcpt = &mail.rcpt_to[0];
+    dsn_naming(
+        &mail.mail_from,
+        &mail.rcpt_to[0],
+        &message_id(mail),
+        action,
+        status,
+    )
+}
+
+/// A Postfix-style delivery status notification sent `to`, about `rcpt`, carrying the headers
+/// of the mail `mid`.
+fn dsn_naming(to: &str, rcpt: &str, mid: &str, action: &str, status: &str) -> Vec<u8> {
     format!(
         "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
          To: {verp}\r\n\
@@ -64,9 +77,8 @@ fn dsn(mail: &ReceivedMail, action: &str, status: &str) -> Vec<u8> {
          Diagnostic-Code: smtp; 550 {status} <{rcpt}>: recipient problem\r\n\r\n\
          --B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
          To: {rcpt}\r\nSubject: This week\r\nMessage-ID: <{mid}>\r\n\r\n--B--\r\n",
-        verp = mail.mail_from,
+        verp = to,
         nonce = uuid::Uuid::new_v4().simple(),
-        mid = message_id(mail),
     )
     .into_bytes()
 }
@@ -240,9 +252,10 @@ async fn a_dsn_for_one_recipient_bounces_exactly_that_subscriber_and_delivery() 
 }
 
 #[tokio::test]
-async fn a_4_2_2_dsn_counts_soft_and_soft_limit_of_them_bounce_the_subscriber() {
+async fn a_4_2_2_dsn_counts_soft_and_soft_limit_of_them_on_different_mails_bounce_the_subscriber() {
     let (app, update, mails) = sent_update(2, &[("bounce.soft_limit", 2.into())]).await;
     let target = &mails[0];
+    let later = another_update(&app, "Next week", "reader0@example.net").await;
 
     app.send_report(&target.mail_from, &dsn(target, "delayed", "4.2.2"))
         .await
@@ -259,13 +272,20 @@ async fn a_4_2_2_dsn_counts_soft_and_soft_limit_of_them_bounce_the_subscriber() 
         .unwrap();
     assert_eq!(kind, "soft");
 
-    app.send_report(&target.mail_from, &dsn(target, "delayed", "4.2.2"))
+    // The sending server's next notice about the same mail: still one soft bounce. (Before
+    // soft bounces counted per mail, this made the reader bounced.)
+    app.send_report(&target.mail_from, &dsn(target, "failed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+
+    app.send_report(&later.mail_from, &dsn(&later, "delayed", "4.2.2"))
         .await
         .unwrap();
     assert_eq!(
         status_of(&app, "reader0@example.net").await,
         "bounced",
-        "soft_limit reached"
+        "soft_limit mails reached"
     );
     assert_eq!(status_of(&app, "reader1@example.net").await, "confirmed");
 }
@@ -672,15 +692,457 @@ async fn erasing_a_person_blanks_their_reports_and_keeps_the_counts() {
         .await
         .unwrap());
 
-    let (kind, raw, subscriber): (String, String, Option<uuid::Uuid>) =
-        sqlx::query_as("SELECT kind, raw, subscriber_id FROM bounce_reports")
+    let (kind, raw, message_id, subscriber): (String, String, Option<String>, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT kind, raw, message_id, subscriber_id FROM bounce_reports")
             .fetch_one(&app.pool)
             .await
             .unwrap();
     assert_eq!(
-        (kind.as_str(), raw.as_str(), subscriber),
-        ("hard", "", None)
+        (kind.as_str(), raw.as_str(), message_id, subscriber),
+        ("hard", "", None, None)
     );
     let view = app.update_view(&app.api_token().await, &update).await;
     assert_eq!(view["bounced"], 1, "the update's figures stay true");
+}
+
+/// Sends another update to everyone and returns its mail to `rcpt`, once the relay took it
+/// and its outcome is recorded.
+async fn another_update(app: &TestApp, subject: &str, rcpt: &str) -> ReceivedMail {
+    let token = app.api_token().await;
+    app.create_and_send(&token, subject).await;
+    let ours = |m: &ReceivedMail| {
+        m.rcpt_to[0] == rcpt
+            && String::from_utf8_lossy(&m.data).contains(&format!("Subject: {subject}"))
+    };
+    // Each turn waits for one more mail (bounded by wait_for's 20 s).
+    let mail = loop {
+        let all = app.smtp.messages();
+        if let Some(mail) = all.iter().find(|m| ours(m)) {
+            break mail.clone();
+        }
+        app.smtp
+            .wait_for(all.len() + 1, Duration::from_secs(20))
+            .await;
+    };
+    app.wait_for_queue_to_drain().await;
+    mail
+}
+
+/// An ARF abuse report that names only an address: no Message-ID, no envelope sender.
+fn arf_naming_only(rcpt: &str) -> Vec<u8> {
+    format!(
+        "From: feedback@arf.mail.example.com\r\nTo: {COMPLAINTS}\r\nSubject: abuse report\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"A\"\r\n\r\n\
+         --A\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n\
+         --A\r\nContent-Type: message/feedback-report\r\n\r\n\
+         Feedback-Type: abuse\r\nUser-Agent: Test-FBL/1.0\r\nVersion: 1\r\n\
+         Original-Rcpt-To: <{rcpt}>\r\n\r\n--A--\r\n"
+    )
+    .into_bytes()
+}
+
+/// (kind, matched, detail) of every report, oldest first.
+async fn kept(app: &TestApp) -> Vec<(String, bool, String)> {
+    sqlx::query_as("SELECT kind, matched, detail FROM bounce_reports ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn nothing_changed_for_anyone(app: &TestApp, readers: &[&str]) {
+    for reader in readers {
+        assert_eq!(status_of(app, reader).await, "confirmed", "{reader}");
+    }
+    assert_eq!(count(app, "SELECT count(*) FROM suppressions").await, 0);
+    assert_eq!(
+        count(
+            app,
+            "SELECT count(*) FROM consent_events WHERE source = 'report'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            app,
+            "SELECT count(*) FROM deliveries WHERE report IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_arf_naming_only_an_address_changes_nobody_and_is_kept_unmatched_with_the_reason() {
+    let (app, _, _) = sent_update(2, &[]).await;
+
+    let reply = app
+        .send_report(COMPLAINTS, &arf_naming_only("reader0@example.net"))
+        .await
+        .expect("the report is taken");
+    assert_eq!(reply.code().to_string(), "250");
+
+    nothing_changed_for_anyone(&app, &["reader0@example.net", "reader1@example.net"]).await;
+    let kept = kept(&app).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let (kind, matched, detail) = &kept[0];
+    assert_eq!((kind.as_str(), *matched), ("complaint", false));
+    assert!(detail.contains("names only an address"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_dsn_with_a_message_id_we_never_sent_or_another_persons_changes_nobody() {
+    let (app, update, mails) = sent_update(2, &[]).await;
+    let host = app.settings.server.base_url.host().to_owned();
+    let update = uuid::Uuid::parse_str(&update).unwrap().simple();
+
+    // Our form of Message-ID, for reader0's address, but a subscriber id nobody has.
+    let never_sent = format!("update.{update}.{}@{host}", uuid::Uuid::new_v4().simple());
+    let forged = dsn_naming(
+        COMPLAINTS,
+        "reader0@example.net",
+        &never_sent,
+        "failed",
+        "5.1.1",
+    );
+    app.send_report(COMPLAINTS, &forged).await.unwrap();
+    // reader1's address with the Message-ID of reader0's mail.
+    let crossed = dsn_naming(
+        COMPLAINTS,
+        "reader1@example.net",
+        &message_id(&mails[0]),
+        "failed",
+        "5.1.1",
+    );
+    app.send_report(COMPLAINTS, &crossed).await.unwrap();
+
+    nothing_changed_for_anyone(&app, &["reader0@example.net", "reader1@example.net"]).await;
+    let kept = kept(&app).await;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|(_, matched, _)| !matched), "{kept:?}");
+    assert!(kept[0].2.contains("names no mail we sent"), "{}", kept[0].2);
+    assert!(kept[1].2.contains("another recipient"), "{}", kept[1].2);
+
+    // The report of the mail's own server, to its VERP address, still bounces exactly reader1.
+    let reply = app
+        .send_report(&mails[1].mail_from, &dsn(&mails[1], "failed", "5.1.1"))
+        .await
+        .unwrap();
+    assert_eq!(reply.code().to_string(), "250");
+    assert_eq!(status_of(&app, "reader1@example.net").await, "bounced");
+    assert_eq!(status_of(&app, "reader0@example.net").await, "confirmed");
+}
+
+/// A Mailgun webhook call signed now with a fresh token.
+async fn mailgun(app: &TestApp, event_data: serde_json::Value) -> serde_json::Value {
+    use hmac::{Hmac, Mac};
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(MAILGUN_KEY.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}{token}").as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let body = serde_json::json!({
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": event_data,
+    });
+    let response = app.post_json("/webhooks/mailgun", &body).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+const MAILGUN_KEY: &str = "mailgun-signing-key-for-bounces";
+
+#[tokio::test]
+async fn three_deferred_events_and_a_dsn_for_one_mail_are_one_soft_bounce() {
+    let (app, _, mails) = sent_update(
+        1,
+        &[
+            ("bounce.soft_limit", 2.into()),
+            ("webhooks.mailgun_signing_key", MAILGUN_KEY.into()),
+        ],
+    )
+    .await;
+    let first = &mails[0];
+    let second = another_update(&app, "Next week", "reader0@example.net").await;
+
+    for attempt in 1..=3 {
+        let answer = mailgun(
+            &app,
+            serde_json::json!({
+                "id": format!("deferred-{attempt}"), "event": "failed", "severity": "temporary",
+                "recipient": "reader0@example.net",
+                "delivery-status": {"message": "452 4.2.2 Mailbox full", "attempt-no": attempt},
+                "message": {"headers": {"message-id": message_id(first)}},
+            }),
+        )
+        .await;
+        assert_eq!(answer["recorded"], 1, "{answer}");
+    }
+    app.send_report(&first.mail_from, &dsn(first, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM bounce_reports WHERE kind = 'soft' AND matched"
+        )
+        .await,
+        4,
+        "every report kept"
+    );
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "confirmed",
+        "four reports of one mail are one soft bounce (soft_limit 2)"
+    );
+
+    app.send_report(&second.mail_from, &dsn(&second, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "bounced",
+        "a second mail makes two"
+    );
+}
+
+#[tokio::test]
+async fn a_later_delivery_clears_the_soft_count() {
+    let (app, _, mails) = sent_update(
+        1,
+        &[
+            ("bounce.soft_limit", 2.into()),
+            ("webhooks.mailgun_signing_key", MAILGUN_KEY.into()),
+        ],
+    )
+    .await;
+    let first = &mails[0];
+    let second = another_update(&app, "Next week", "reader0@example.net").await;
+
+    app.send_report(&first.mail_from, &dsn(first, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    // The provider delivered a mail to the reader since.
+    let answer = mailgun(
+        &app,
+        serde_json::json!({"id": "delivered-1", "event": "delivered",
+                           "recipient": "reader0@example.net"}),
+    )
+    .await;
+    assert_eq!(answer["recorded"], 1, "{answer}");
+    app.send_report(&second.mail_from, &dsn(&second, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "confirmed",
+        "the delivery cleared the first soft bounce"
+    );
+
+    // Our relay takes a later mail: the second one no longer counts either.
+    let third = another_update(&app, "The week after", "reader0@example.net").await;
+    app.send_report(&third.mail_from, &dsn(&third, "delayed", "4.2.2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "confirmed",
+        "the relay's 250 for the third mail cleared the second soft bounce"
+    );
+}
+
+#[tokio::test]
+async fn the_third_soft_bounce_on_three_different_mails_bounces_the_reader() {
+    let (app, _, mails) = sent_update(1, &[]).await;
+    let second = another_update(&app, "Next week", "reader0@example.net").await;
+    let third = another_update(&app, "The week after", "reader0@example.net").await;
+
+    for (n, mail) in [&mails[0], &second, &third].into_iter().enumerate() {
+        assert_eq!(
+            status_of(&app, "reader0@example.net").await,
+            "confirmed",
+            "after {n} soft bounces"
+        );
+        app.send_report(&mail.mail_from, &dsn(mail, "delayed", "4.4.1"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(status_of(&app, "reader0@example.net").await, "bounced");
+}
+
+/// A raw SMTP client of the listener, from a chosen local address.
+struct Client {
+    io: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl Client {
+    async fn connect_from(app: &TestApp, local: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+        let address = format!("127.0.0.1:{}", app.inbound_port.unwrap());
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            socket.connect(address.parse().unwrap()),
+        )
+        .await
+        .expect("connected in time")
+        .unwrap();
+        Self {
+            io: tokio::io::BufReader::new(stream),
+        }
+    }
+
+    /// The next reply (all its lines), or "" when the server closed the connection.
+    async fn reply(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt;
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(30), self.io.read_line(&mut line))
+                .await
+                .expect("a reply within 30 s")
+                .unwrap_or(0);
+            reply.push_str(&line);
+            if read == 0 || line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    async fn send(&mut self, line: &[u8]) -> String {
+        use tokio::io::AsyncWriteExt;
+        let io = self.io.get_mut();
+        io.write_all(line).await.unwrap();
+        io.write_all(b"\r\n").await.unwrap();
+        self.reply().await
+    }
+}
+
+#[tokio::test]
+async fn twenty_sessions_from_one_address_kept_alive_cannot_hold_the_listener() {
+    let app = spawn_app_with(&[
+        ("bounce.return_path_domain", VERP_DOMAIN.into()),
+        ("inbound.bind", "127.0.0.1:0".into()),
+        ("inbound.complaints_address", COMPLAINTS.into()),
+    ])
+    .await;
+
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        let mut client = Client::connect_from(&app, "127.0.0.1").await;
+        let greeting = client.reply().await;
+        if greeting.starts_with("220") {
+            held.push(client);
+        } else {
+            refused.push(greeting);
+        }
+    }
+    assert_eq!(
+        held.len(),
+        4,
+        "inbound.max_sessions_per_ip (4) open at once: {refused:?}"
+    );
+    assert!(
+        refused.iter().all(|r| r.starts_with("421 4.7.0")),
+        "{refused:?}"
+    );
+    for client in &mut held {
+        assert!(client.send(b"NOOP").await.starts_with("250"));
+    }
+
+    // Another client is served at once, and can hand in a report.
+    let mut other = Client::connect_from(&app, "127.0.0.2").await;
+    let greeting = other.reply().await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    assert!(other.send(b"EHLO mx.example.net").await.starts_with("250"));
+    assert!(other.send(b"MAIL FROM:<>").await.starts_with("250"));
+    assert!(other
+        .send(format!("RCPT TO:<{COMPLAINTS}>").as_bytes())
+        .await
+        .starts_with("250"));
+    assert!(other.send(b"DATA").await.starts_with("354"));
+    let reply = other
+        .send(b"From: someone@example.net\r\nSubject: hello\r\n\r\nHello.\r\n.")
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+
+    // A session that ends frees its place for its client.
+    let mut first = held.remove(0);
+    assert!(first.send(b"QUIT").await.starts_with("221"));
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = Client::connect_from(&app, "127.0.0.1").await;
+        let greeting = again.reply().await;
+        if greeting.starts_with("220") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was not freed: {greeting}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_ends_after_session_seconds_whatever_it_sends() {
+    let app = spawn_app_with(&overrides(&[
+        ("inbound.session_seconds", 2.into()),
+        ("inbound.timeout_seconds", 60.into()),
+    ]))
+    .await;
+    let mut client = Client::connect_from(&app, "127.0.0.1").await;
+    assert!(client.reply().await.starts_with("220"));
+
+    // NOOP and RSET every 100 ms: the session still ends (bounded: 30 s per reply, 300 turns).
+    let mut last = String::new();
+    for turn in 0..300 {
+        last = client
+            .send(if turn % 2 == 0 { b"NOOP" } else { b"RSET" })
+            .await;
+        if !last.starts_with("250") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last.starts_with("421 4.4.2"), "{last:?}");
+    assert_eq!(client.reply().await, "", "and closed");
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_answered_line_too_long_and_nothing_is_recorded() {
+    let app = spawn_app_with(&overrides(&[])).await;
+    let mut client = Client::connect_from(&app, "127.0.0.1").await;
+    assert!(client.reply().await.starts_with("220"));
+    let long_command = format!("EHLO {}", "x".repeat(600));
+    assert_eq!(
+        client.send(long_command.as_bytes()).await,
+        "500 5.5.2 line too long\r\n"
+    );
+    assert!(client.send(b"EHLO mx.example.net").await.starts_with("250"));
+    assert!(client.send(b"MAIL FROM:<>").await.starts_with("250"));
+    assert!(client
+        .send(format!("RCPT TO:<{COMPLAINTS}>").as_bytes())
+        .await
+        .starts_with("250"));
+    assert!(client.send(b"DATA").await.starts_with("354"));
+    let message = format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nSubject: x\r\n\r\n{}\r\n.",
+        "y".repeat(10_000)
+    );
+    assert_eq!(
+        client.send(message.as_bytes()).await,
+        "500 5.5.2 line too long\r\n",
+        "not a size complaint"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 0);
+    assert!(client.send(b"QUIT").await.starts_with("221"));
 }

@@ -28,18 +28,10 @@ for i in range(n):
     print("pass" if d.verify(idx=i, dnsfunc=dns) else "fail")
 "#;
 
-fn python() -> PathBuf {
-    std::env::var_os("NEWSLETTER_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")
-        })
-}
-
 /// dkimpy's verdict on each signature of `message`.
 fn dkimpy(message: &[u8], records: &[(String, String)]) -> Vec<String> {
     use std::io::Write;
-    let mut child = Command::new(python())
+    let mut child = Command::new(crate::helpers::python())
         .arg("-c")
         .arg(VERIFY)
         .args(records.iter().map(|(n, r)| format!("{n}={r}")))

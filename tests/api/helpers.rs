@@ -15,6 +15,16 @@ use crate::smtp_server::TestSmtp;
 
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123456789";
 
+/// The Python of `target/pyenv`, where `scripts/test` installs the third-party checkers
+/// (dkimpy, flufl.bounce); `NEWSLETTER_TEST_PYTHON` names another.
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("NEWSLETTER_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")
+        })
+}
+
 /// The server the tests create their databases on (`DATABASE_URL`, any database on it).
 pub fn server_url() -> String {
     std::env::var("DATABASE_URL")

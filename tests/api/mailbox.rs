@@ -461,3 +461,169 @@ async fn two_newsletter_worker_processes_poll_the_mailbox_and_process_each_messa
     .unwrap();
     assert_eq!(bounces, 1);
 }
+
+/// Two readers' update sent with VERP envelope senders; the app polls `dovecot`. Returns the
+/// app and the relay's mails, by recipient.
+async fn app_with_verp(dovecot: &Dovecot) -> (TestApp, Vec<crate::smtp_server::ReceivedMail>) {
+    let app = spawn_app_without_worker(&[
+        ("bounce.imap_url", dovecot.url().into()),
+        ("bounce.imap_poll_seconds", 3600.into()),
+        ("bounce.return_path_domain", "bounces.example.org".into()),
+    ])
+    .await;
+    app.start_worker(&[]);
+    app.seed_confirmed(2, "example.net").await;
+    let token = app.api_token().await;
+    app.create_and_send(&token, "This week").await;
+    let mut mails = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    mails.sort_by(|a, b| a.rcpt_to.cmp(&b.rcpt_to));
+    app.wait_for_queue_to_drain().await;
+    (app, mails)
+}
+
+fn message_id_of(mail: &crate::smtp_server::ReceivedMail) -> String {
+    mail_parser::MessageParser::default()
+        .parse(&mail.data)
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// A DSN delivered to `to` (Delivered-To, as an MDA writes it) about `email`, carrying the
+/// headers of mail `mid`.
+fn dsn_to(to: &str, email: &str, mid: &str) -> Vec<u8> {
+    format!(
+        "Delivered-To: {to}\r\nFrom: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
+         Message-ID: <{}@mx.example.net>\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\n<{email}>: 550 5.1.1 user unknown\r\n\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+         Final-Recipient: rfc822; {email}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: {email}\r\n\
+         Message-ID: <{mid}>\r\n\r\n--B--\r\n",
+        uuid::Uuid::new_v4().simple()
+    )
+    .into_bytes()
+}
+
+/// (matched, detail) of every report, oldest first.
+async fn kept(app: &TestApp) -> Vec<(bool, String)> {
+    sqlx::query_as("SELECT matched, detail FROM bounce_reports ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn nobody_changed(app: &TestApp) {
+    for reader in ["reader0@example.net", "reader1@example.net"] {
+        assert_eq!(
+            app.subscriber_status(reader).await.unwrap(),
+            "confirmed",
+            "{reader}"
+        );
+    }
+    let (suppressed, logged): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM suppressions),
+                (SELECT count(*) FROM consent_events WHERE source = 'report')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((suppressed, logged), (0, 0));
+}
+
+#[tokio::test]
+async fn an_arf_in_the_mailbox_naming_only_an_address_changes_nobody_and_is_kept_unmatched() {
+    let dovecot = Dovecot::start().await;
+    let (app, _) = app_with_verp(&dovecot).await;
+    dovecot
+        .deliver(
+            "INBOX",
+            b"From: feedback@arf.mail.example.com\r\nTo: abuse@example.org\r\n\
+              Subject: abuse report\r\nMIME-Version: 1.0\r\n\
+              Content-Type: multipart/report; report-type=feedback-report; boundary=\"A\"\r\n\r\n\
+              --A\r\nContent-Type: text/plain\r\n\r\nAn abuse report.\r\n\r\n\
+              --A\r\nContent-Type: message/feedback-report\r\n\r\n\
+              Feedback-Type: abuse\r\nVersion: 1\r\nOriginal-Rcpt-To: <reader0@example.net>\r\n\r\n--A--\r\n",
+        )
+        .await;
+
+    assert_eq!(
+        newsletter::bounce::mailbox::poll_once(&app.settings, &app.pool)
+            .await
+            .unwrap(),
+        1
+    );
+
+    nobody_changed(&app).await;
+    let kept = kept(&app).await;
+    assert_eq!(kept.len(), 1);
+    assert!(!kept[0].0);
+    assert!(kept[0].1.contains("names only an address"), "{}", kept[0].1);
+}
+
+#[tokio::test]
+async fn dsns_in_the_mailbox_with_a_message_id_we_never_sent_or_another_persons_change_nobody() {
+    let dovecot = Dovecot::start().await;
+    let (app, mails) = app_with_verp(&dovecot).await;
+    let host = app.settings.server.base_url.host();
+    let never_sent = format!(
+        "update.{}.{}@{host}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    dovecot
+        .deliver(
+            "INBOX",
+            &dsn_to("updates@example.org", "reader0@example.net", &never_sent),
+        )
+        .await;
+    dovecot
+        .deliver(
+            "INBOX",
+            &dsn_to(
+                "updates@example.org",
+                "reader1@example.net",
+                &message_id_of(&mails[0]),
+            ),
+        )
+        .await;
+    assert_eq!(
+        newsletter::bounce::mailbox::poll_once(&app.settings, &app.pool)
+            .await
+            .unwrap(),
+        2
+    );
+    nobody_changed(&app).await;
+    let kept = kept(&app).await;
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().all(|(matched, _)| !matched), "{kept:?}");
+
+    // The DSN that came back to reader1's mail's VERP address bounces exactly reader1.
+    dovecot
+        .deliver(
+            "INBOX",
+            &dsn_to(
+                &mails[1].mail_from,
+                "reader1@example.net",
+                &message_id_of(&mails[1]),
+            ),
+        )
+        .await;
+    assert_eq!(
+        newsletter::bounce::mailbox::poll_once(&app.settings, &app.pool)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        app.subscriber_status("reader1@example.net").await.unwrap(),
+        "bounced"
+    );
+    assert_eq!(
+        app.subscriber_status("reader0@example.net").await.unwrap(),
+        "confirmed"
+    );
+}

@@ -7,6 +7,7 @@ mod archive;
 mod archive_feed;
 mod axe;
 mod bad_input;
+mod bounce_oracle;
 mod bounces;
 mod browser;
 pub mod cli;
