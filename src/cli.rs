@@ -125,7 +125,18 @@ pub enum ApiTokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// read (GET only), write (an editor's rights: composes, never sends) or send (an
+        /// admin's rights).
+        #[arg(long, default_value = "send")]
+        scope: String,
+        /// Days until it expires (by default it does not).
+        #[arg(long)]
+        expires_days: Option<u32>,
     },
+    /// List the tokens: id, name, scope, created, last used, expiry, state (never a secret).
+    List,
+    /// Revoke a token: from its next request on it is refused.
+    Revoke { id: Uuid },
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,19 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::ApiToken(ApiTokenCommand::Create { name }) => {
-            let name = name.trim();
-            anyhow::ensure!(
-                !name.is_empty() && name.len() <= 100,
-                "--name: 1 to 100 characters"
-            );
-            let (id, token) = store::api_tokens::create(&pool, name)
-                .await
-                .context("creating the token")?;
-            eprintln!("API token {id} ({name}) created. It is shown once; store it now:");
-            println!("{}", token.as_str());
-            Ok(())
-        }
+        Command::ApiToken(command) => run_api_token(&pool, command).await,
         Command::Staff(command) => run_staff(&pool, command).await,
         Command::Update(command) => run_update(&settings, &pool, command).await,
         Command::Feed(command) => digests::run_feed(&pool, command).await,
@@ -451,8 +450,79 @@ pub(crate) async fn run_import(
     Ok(())
 }
 
+async fn run_api_token(pool: &sqlx::PgPool, command: ApiTokenCommand) -> anyhow::Result<()> {
+    use crate::ops::api_tokens::{self, TokenError, TokenInput};
+
+    let actor = Actor::CommandLine;
+    let result = match command {
+        ApiTokenCommand::Create {
+            name,
+            scope,
+            expires_days,
+        } => {
+            let input = TokenInput {
+                name,
+                scope,
+                expires_days: expires_days.map(|d| d.to_string()).unwrap_or_default(),
+            };
+            api_tokens::create(pool, &actor, &input).await.map(|made| {
+                let t = &made.record;
+                eprintln!(
+                    "API token {} ({}, scope {}) created. It is shown once; store it now:",
+                    t.id,
+                    t.name,
+                    t.scope.as_str()
+                );
+                println!("{}", made.secret.as_str());
+            })
+        }
+        ApiTokenCommand::List => api_tokens::list(pool, &actor).await.map(|tokens| {
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>, none: &str| {
+                t.map_or_else(|| none.to_owned(), |t| t.to_rfc3339())
+            };
+            println!("id\tname\tscope\tcreated\tlast used\texpires\tstate");
+            for t in tokens {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+                    "expired"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{state}",
+                    t.id,
+                    t.name,
+                    t.scope.as_str(),
+                    t.created_at.to_rfc3339(),
+                    time(t.last_used_at, "never"),
+                    time(t.expires_at, "never"),
+                );
+            }
+        }),
+        ApiTokenCommand::Revoke { id } => api_tokens::revoke(pool, &actor, id).await.map(|done| {
+            if done {
+                eprintln!("API token {id} revoked");
+            } else {
+                eprintln!("API token {id} was revoked already");
+            }
+        }),
+    };
+    result.map_err(|e| match e {
+        TokenError::Invalid(errors) => {
+            let all: Vec<String> = errors
+                .iter()
+                .map(|(k, v)| format!("--{}: {v}", k.replace('_', "-")))
+                .collect();
+            anyhow::anyhow!("{}", all.join("; "))
+        }
+        TokenError::Internal(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    })
+}
+
 async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result<()> {
-    use crate::domain::{NewPassword, StaffRole};
+    use crate::domain::NewPassword;
     use crate::ops::staff;
 
     /// The password from standard input when it is piped, else a generated one (and whether it
@@ -478,12 +548,11 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
     }
     let result = match command {
         StaffCommand::Add { email, role } => {
-            let role = StaffRole::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let (password, generated) = password()?;
             let shown = generated.then(|| password.expose().to_owned());
-            staff::add(pool, &Actor::CommandLine, &email, role, password)
+            staff::add(pool, &Actor::CommandLine, &email, &role, password)
                 .await
-                .map(|()| {
+                .map(|role| {
                     eprintln!("staff account {email} ({}) added", role.as_str());
                     show_once(shown);
                 })
@@ -498,7 +567,7 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
                     show_once(shown);
                 })
         }
-        StaffCommand::List => staff::list(pool).await.map(|members| {
+        StaffCommand::List => staff::list(pool, &Actor::CommandLine).await.map(|members| {
             for m in members {
                 let last = m
                     .last_login_at

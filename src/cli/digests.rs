@@ -90,7 +90,9 @@ pub async fn run_feed(pool: &sqlx::PgPool, command: FeedCommand) -> anyhow::Resu
         }
         FeedCommand::List => print(&feeds::list(pool).await.map_err(feed_error)?),
         FeedCommand::Remove { id } => {
-            feeds::remove(pool, id).await.map_err(feed_error)?;
+            feeds::remove(pool, &Actor::CommandLine, id)
+                .await
+                .map_err(feed_error)?;
             eprintln!("feed {id} removed");
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Domain types. No I/O here: nothing in `domain/` knows of SQL, HTTP or SMTP.
 //! Each type is built by a `parse` that rejects what it cannot represent.
 
+mod api_token;
 mod archive;
 mod email;
 mod feed;
@@ -16,6 +17,7 @@ mod update;
 mod us_state;
 pub mod verp;
 
+pub use api_token::{TokenName, TokenScope, MAX_TOKEN_DAYS};
 pub use archive::archive_slug;
 pub use email::EmailAddress;
 pub use feed::{parse_feed, FeedEntry, ParsedFeed};

@@ -5,6 +5,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::roles::{self, Operation};
 use super::Actor;
 use crate::ops::updates::UpdateError;
 use crate::store::archive;
@@ -17,11 +18,7 @@ pub async fn set_listed(
     id: Uuid,
     listed: bool,
 ) -> Result<(), UpdateError> {
-    if !actor.is_admin() {
-        return Err(UpdateError::Forbidden(
-            "Only an admin may put an update in the archive or leave it out.".into(),
-        ));
-    }
+    roles::authorize(actor, Operation::UpdateArchive)?;
     if !archive::set_listed(pool, id, listed).await? {
         return Err(UpdateError::NotFound);
     }

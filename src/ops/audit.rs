@@ -1,7 +1,8 @@
-//! The audit log: every staff action worth answering for (sign-in, send, schedule, cancel,
-//! export, erase, import, template and staff changes, archiving a list) is appended here by the operation that
-//! performs it, whichever door it came through.
+//! The audit log: every operation that changes something (and every sign-in) appends one
+//! entry here, whichever door it came through: who, what, which record and what changed. An
+//! operation writes its entry in the transaction of its change where it has one.
 
+use serde::Serialize;
 use sqlx::PgExecutor;
 
 use super::Actor;
@@ -38,7 +39,41 @@ pub const ACTIONS: &[&str] = &[
     "retry-failed",
     "archive-in",
     "archive-out",
+    "subscriber-add",
+    "list-create",
+    "list-edit",
+    "feed-add",
+    "feed-change",
+    "feed-remove",
+    "news-add",
+    "news-edit",
+    "news-approve",
+    "news-delete",
+    "digest-create",
+    "digest-change",
+    "digest-remove",
+    "token-create",
+    "token-revoke",
 ];
+
+/// What changed between two states of a record, field by field: `{"name": {"from": .., "to":
+/// ..}}`, fields that stayed the same left out. Both must serialize as JSON objects.
+pub fn changes(before: &impl Serialize, after: &impl Serialize) -> serde_json::Value {
+    let object = |v: serde_json::Result<serde_json::Value>| match v {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let before = object(serde_json::to_value(before));
+    let after = object(serde_json::to_value(after));
+    let mut out = serde_json::Map::new();
+    for key in before.keys().chain(after.keys()) {
+        let (from, to) = (before.get(key), after.get(key));
+        if from != to && !out.contains_key(key) {
+            out.insert(key.clone(), serde_json::json!({ "from": from, "to": to }));
+        }
+    }
+    out.into()
+}
 
 /// Appends an entry: `actor` did `action` to `subject`.
 pub async fn record(
@@ -71,4 +106,26 @@ pub async fn page(
     before: Option<i64>,
 ) -> anyhow::Result<Vec<AuditEntry>> {
     Ok(store::page(pool, action, before, PAGE).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn changes_name_each_field_that_differs_and_only_those() {
+        let before = json!({ "name": "Ohio", "public": true, "state": null });
+        let after = json!({ "name": "Ohio alliance", "public": true, "state": "OH", "new": 1 });
+        assert_eq!(
+            changes(&before, &after),
+            json!({
+                "name": { "from": "Ohio", "to": "Ohio alliance" },
+                "state": { "from": null, "to": "OH" },
+                "new": { "from": null, "to": 1 },
+            })
+        );
+        assert_eq!(changes(&before, &before), json!({}));
+    }
 }

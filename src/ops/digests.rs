@@ -10,7 +10,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::Actor;
+use super::roles::{self, Forbidden, Operation};
+use super::{audit, Actor};
 use crate::config::Settings;
 use crate::domain::{FieldErrors, ListSlug, Recurrence, RecurrenceInput, UpdateInput};
 use crate::mail::MailTemplates;
@@ -36,6 +37,12 @@ pub enum DigestError {
     Forbidden(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<Forbidden> for DigestError {
+    fn from(e: Forbidden) -> Self {
+        Self::Forbidden(e.0)
+    }
 }
 
 impl From<sqlx::Error> for DigestError {
@@ -272,6 +279,18 @@ pub async fn list(pool: &PgPool) -> Result<Vec<DigestView>, DigestError> {
     Ok(out)
 }
 
+/// The first check of every change to a schedule: any member of staff may set up one that
+/// leaves each digest for review; one in `send` mode (what it is, or what it is made) sends
+/// updates, which is an admin's.
+fn authorize(actor: &Actor, modes: &[Option<&str>]) -> Result<(), DigestError> {
+    roles::authorize(actor, Operation::DigestReview)?;
+    if modes.contains(&Some("send")) {
+        roles::authorize(actor, Operation::DigestSend).map_err(|_| forbidden())?;
+    }
+    Ok(())
+}
+
+/// Sets up a schedule (in `review` mode unless asked otherwise), audited.
 pub async fn create(
     pool: &PgPool,
     settings: &Settings,
@@ -279,15 +298,26 @@ pub async fn create(
     actor: &Actor,
     input: &DigestInput,
 ) -> Result<DigestView, DigestError> {
+    authorize(actor, &[input.mode.as_deref().map(str::trim)])?;
     let fields = checked(pool, settings, templates, input).await?;
-    only_admins_send(actor, &fields)?;
     let next_at = fields.recurrence.next_after(Utc::now());
-    let id = store::insert(pool, &fields, next_at, &actor.label()).await?;
+    let mut tx = pool.begin().await?;
+    let id = store::insert(&mut *tx, &fields, next_at, &actor.label()).await?;
+    let detail = json!({ "name": fields.name, "mode": fields.mode, "lists": fields.lists });
+    audit::record(
+        &mut *tx,
+        actor,
+        "digest-create",
+        Some(&id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
     view(pool, id).await
 }
 
-/// Changes the fields `patch` names. A new recurrence, zone or a schedule switched on again
-/// counts from now: occurrences missed while it was off do not fire.
+/// Changes the fields `patch` names, audited with what changed. A new recurrence, zone or a
+/// schedule switched on again counts from now: occurrences missed while it was off do not fire.
 pub async fn change(
     pool: &PgPool,
     settings: &Settings,
@@ -296,13 +326,12 @@ pub async fn change(
     id: Uuid,
     patch: DigestInput,
 ) -> Result<DigestView, DigestError> {
+    authorize(actor, &[patch.mode.as_deref().map(str::trim)])?;
     let current = store::get(pool, id).await?.ok_or(DigestError::NotFound)?;
-    if current.fields.mode == "send" && !actor.is_admin() {
-        return Err(forbidden());
-    }
-    let merged = DigestInput::from(&current).merged(patch);
+    authorize(actor, &[Some(current.fields.mode.as_str())])?;
+    let before = DigestInput::from(&current);
+    let merged = before.clone().merged(patch);
     let fields = checked(pool, settings, templates, &merged).await?;
-    only_admins_send(actor, &fields)?;
     let restart =
         fields.recurrence != current.fields.recurrence || (fields.active && !current.fields.active);
     let next_at = if restart {
@@ -310,9 +339,23 @@ pub async fn change(
     } else {
         current.next_at
     };
-    if !store::replace(pool, id, &fields, next_at).await? {
+    let mut tx = pool.begin().await?;
+    if !store::replace(&mut *tx, id, &fields, next_at).await? {
         return Err(DigestError::NotFound);
     }
+    let after = store::get(&mut *tx, id)
+        .await?
+        .ok_or(DigestError::NotFound)?;
+    let detail = json!({ "changed": audit::changes(&before, &DigestInput::from(&after)) });
+    audit::record(
+        &mut *tx,
+        actor,
+        "digest-change",
+        Some(&id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
     view(pool, id).await
 }
 
@@ -322,26 +365,26 @@ fn forbidden() -> DigestError {
     )
 }
 
-/// A schedule in `send` mode sends updates: only an admin may make or change one (an editor's
-/// schedules are `review`).
-fn only_admins_send(actor: &Actor, fields: &DigestFields) -> Result<(), DigestError> {
-    if fields.mode == "send" && !actor.is_admin() {
-        Err(forbidden())
-    } else {
-        Ok(())
-    }
-}
-
+/// Deletes a schedule (the updates it built stay), audited with its name.
 pub async fn remove(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), DigestError> {
+    authorize(actor, &[])?;
     let current = store::get(pool, id).await?.ok_or(DigestError::NotFound)?;
-    if current.fields.mode == "send" && !actor.is_admin() {
-        return Err(forbidden());
+    authorize(actor, &[Some(current.fields.mode.as_str())])?;
+    let mut tx = pool.begin().await?;
+    if !store::delete(&mut *tx, id).await? {
+        return Err(DigestError::NotFound);
     }
-    if store::delete(pool, id).await? {
-        Ok(())
-    } else {
-        Err(DigestError::NotFound)
-    }
+    let detail = json!({ "name": current.fields.name, "mode": current.fields.mode });
+    audit::record(
+        &mut *tx,
+        actor,
+        "digest-remove",
+        Some(&id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What became of an occurrence.

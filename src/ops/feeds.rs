@@ -1,11 +1,15 @@
 //! Feeds staff follow (RSS 2.0, Atom): add, change, remove, list. The worker polls them
-//! (`worker::scheduler::feeds`) and puts their entries on the news desk.
+//! (`worker::scheduler::feeds`) and puts their entries on the news desk. Any member of staff
+//! may follow a feed whose entries wait for review; a trusted feed (`approve`: its entries go
+//! on the desk approved, ready for a digest that is sent without review) is an admin's to make,
+//! change or remove. Each change is audited.
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::Actor;
+use super::roles::{self, Forbidden, Operation};
+use super::{audit, Actor};
 use crate::domain::{FieldErrors, ListSlug};
 use crate::store::feeds::{self as store, FeedFields, FeedRecord};
 
@@ -18,6 +22,8 @@ pub enum FeedError {
     NotFound,
     #[error("invalid feed")]
     Invalid(FieldErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -118,6 +124,17 @@ impl From<&FeedRecord> for FeedInput {
     }
 }
 
+impl From<&FeedFields> for FeedInput {
+    fn from(f: &FeedFields) -> Self {
+        Self {
+            url: Some(f.url.clone()),
+            topic: f.topic.clone(),
+            approve: Some(f.approve),
+            active: Some(f.active),
+        }
+    }
+}
+
 fn taken() -> FeedError {
     FeedError::Invalid(FieldErrors::from([(
         "url",
@@ -133,34 +150,91 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<FeedRecord, FeedError> {
     store::get(pool, id).await?.ok_or(FeedError::NotFound)
 }
 
-/// Follows a feed; its first poll is due at once.
+/// Follows a feed; its first poll is due at once. A trusted one (`approve`) is an admin's.
 pub async fn add(pool: &PgPool, actor: &Actor, input: &FeedInput) -> Result<FeedRecord, FeedError> {
+    roles::authorize(actor, Operation::FeedFollow)?;
+    if input.approve == Some(true) {
+        roles::authorize(actor, Operation::FeedTrust)?;
+    }
     let fields = input.parse().map_err(FeedError::Invalid)?;
-    let id = store::insert(pool, &fields, &actor.label())
+    let mut tx = pool.begin().await?;
+    let id = store::insert(&mut *tx, &fields, &actor.label())
         .await?
         .ok_or_else(taken)?;
+    let detail = serde_json::to_value(FeedInput::from(&fields)).map_err(anyhow::Error::from)?;
+    audit::record(&mut *tx, actor, "feed-add", Some(&id.to_string()), detail).await?;
+    tx.commit().await?;
     get(pool, id).await
 }
 
-/// Changes the fields `patch` names.
-pub async fn change(pool: &PgPool, id: Uuid, patch: FeedInput) -> Result<FeedRecord, FeedError> {
-    let current = get(pool, id).await?;
-    let fields = FeedInput::from(&current)
-        .merged(patch)
-        .parse()
-        .map_err(FeedError::Invalid)?;
-    match store::replace(pool, id, &fields).await? {
-        None => Err(FeedError::NotFound),
-        Some(false) => Err(taken()),
-        Some(true) => get(pool, id).await,
+/// The current feed, locked, once `actor` may change it: a trusted feed, or trusting one, is
+/// an admin's.
+async fn changeable(
+    tx: &mut sqlx::PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    trusting: bool,
+) -> Result<FeedRecord, FeedError> {
+    roles::authorize(actor, Operation::FeedFollow)?;
+    if trusting {
+        roles::authorize(actor, Operation::FeedTrust)?;
     }
+    let current = store::get_for_update(&mut *tx, id)
+        .await?
+        .ok_or(FeedError::NotFound)?;
+    if current.approve {
+        roles::authorize(actor, Operation::FeedTrust)?;
+    }
+    Ok(current)
 }
 
-/// Stops following a feed; the items it brought stay on the desk.
-pub async fn remove(pool: &PgPool, id: Uuid) -> Result<(), FeedError> {
-    if store::delete(pool, id).await? {
-        Ok(())
-    } else {
-        Err(FeedError::NotFound)
+/// Changes the fields `patch` names, audited with what changed.
+pub async fn change(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    patch: FeedInput,
+) -> Result<FeedRecord, FeedError> {
+    let mut tx = pool.begin().await?;
+    let current = changeable(&mut tx, actor, id, patch.approve == Some(true)).await?;
+    let before = FeedInput::from(&current);
+    let after = before.clone().merged(patch);
+    let fields = after.parse().map_err(FeedError::Invalid)?;
+    match store::replace(&mut *tx, id, &fields).await? {
+        None => return Err(FeedError::NotFound),
+        Some(false) => return Err(taken()),
+        Some(true) => {}
     }
+    let detail =
+        serde_json::json!({ "changed": audit::changes(&before, &FeedInput::from(&fields)) });
+    audit::record(
+        &mut *tx,
+        actor,
+        "feed-change",
+        Some(&id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    get(pool, id).await
+}
+
+/// Stops following a feed; the items it brought stay on the desk. Audited with its URL.
+pub async fn remove(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), FeedError> {
+    let mut tx = pool.begin().await?;
+    let current = changeable(&mut tx, actor, id, false).await?;
+    if !store::delete(&mut *tx, id).await? {
+        return Err(FeedError::NotFound);
+    }
+    let detail = serde_json::json!({ "url": current.url, "approve": current.approve });
+    audit::record(
+        &mut *tx,
+        actor,
+        "feed-remove",
+        Some(&id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

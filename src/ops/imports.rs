@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use std::sync::Arc;
 
@@ -164,6 +165,8 @@ pub enum ImportError {
     #[error("no such import")]
     NotFound,
     #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
@@ -208,12 +211,14 @@ pub struct ImportRequest<'a> {
 }
 
 /// Checks the request and queues the job; the caller starts [`run_pending`] (the web
-/// process does, in the background). Recorded in the audit log.
+/// process does, in the background). Admins only (whatever the mode: an import changes who
+/// gets mail); recorded in the audit log.
 pub async fn start(
     pool: &PgPool,
     actor: &Actor,
     request: ImportRequest<'_>,
 ) -> Result<Uuid, ImportError> {
+    roles::authorize(actor, Operation::SubscriberImport)?;
     let mut errors = FieldErrors::new();
     let mode = ImportMode::parse(request.mode)
         .map_err(|e| errors.insert("mode", e))

@@ -1,11 +1,13 @@
 //! Lists: create and edit (name, description, public or private, the US state, the welcome
-//! mail), archive and reopen, for the staff area and the API alike. An archived list takes no
+//! mail), archive and reopen, for the staff area and the API alike: admins only, each change
+//! audited (an edit with what changed). An archived list takes no
 //! sign-ups, imports or sends and is hidden from the public forms (`store::lists` resolves
 //! only open lists); its subscriptions and history stay, and staff still see its counts.
 
 use serde::Deserialize;
 use sqlx::PgPool;
 
+use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{FieldErrors, ListSlug, UsState};
 use crate::store::lists::{self as store, ListFields, ListRecord};
@@ -26,6 +28,12 @@ pub enum ListError {
     Forbidden(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<Forbidden> for ListError {
+    fn from(e: Forbidden) -> Self {
+        Self::Forbidden(e.0)
+    }
 }
 
 impl From<sqlx::Error> for ListError {
@@ -107,28 +115,64 @@ pub async fn get(pool: &PgPool, slug: &str) -> Result<ListRecord, ListError> {
     store::by_slug(pool, slug).await?.ok_or(ListError::NotFound)
 }
 
-pub async fn create(pool: &PgPool, input: &ListInput) -> Result<ListRecord, ListError> {
+/// The fields of a list as stored, for the audit's "what changed".
+fn fields_of(r: &ListRecord) -> ListFields<'_> {
+    ListFields {
+        name: &r.name,
+        description: &r.description,
+        public: r.public,
+        us_state: r.us_state.as_deref(),
+        welcome: r.welcome,
+    }
+}
+
+/// Creates a list: admins only, audited with its fields.
+pub async fn create(
+    pool: &PgPool,
+    actor: &Actor,
+    input: &ListInput,
+) -> Result<ListRecord, ListError> {
+    roles::authorize(actor, Operation::ListChange)?;
     let slug = ListSlug::parse(input.slug.as_deref().unwrap_or(""))
         .map_err(|e| ListError::Invalid(FieldErrors::from([("slug", e)])))?;
     let parsed = parse(input)?;
-    if !store::create(pool, slug.as_str(), &fields(&parsed, input)).await? {
+    let fields = fields(&parsed, input);
+    let mut tx = pool.begin().await?;
+    if !store::create(&mut *tx, slug.as_str(), &fields).await? {
         return Err(ListError::Exists(slug.as_str().to_owned()));
     }
+    let detail = serde_json::to_value(&fields).map_err(anyhow::Error::from)?;
+    audit::record(&mut *tx, actor, "list-create", Some(slug.as_str()), detail).await?;
+    tx.commit().await?;
     get(pool, slug.as_str()).await
 }
 
-/// Replaces the list's fields (its slug stays).
-pub async fn update(pool: &PgPool, slug: &str, input: &ListInput) -> Result<ListRecord, ListError> {
+/// Replaces the list's fields (its slug stays): admins only, audited with what changed.
+pub async fn update(
+    pool: &PgPool,
+    actor: &Actor,
+    slug: &str,
+    input: &ListInput,
+) -> Result<ListRecord, ListError> {
+    roles::authorize(actor, Operation::ListChange)?;
     let parsed = parse(input)?;
-    if !store::update(pool, slug, &fields(&parsed, input)).await? {
+    let fields = fields(&parsed, input);
+    let mut tx = pool.begin().await?;
+    let before = store::by_slug(&mut *tx, slug)
+        .await?
+        .ok_or(ListError::NotFound)?;
+    if !store::update(&mut *tx, slug, &fields).await? {
         return Err(ListError::NotFound);
     }
+    let detail = serde_json::json!({ "changed": audit::changes(&fields_of(&before), &fields) });
+    audit::record(&mut *tx, actor, "list-edit", Some(slug), detail).await?;
+    tx.commit().await?;
     get(pool, slug).await
 }
 
 /// Archives the list (`archived`) or reopens it: admins only (`Forbidden` for an editor),
-/// recorded in the audit log. Archiving an archived list (or reopening an open one) changes
-/// nothing and is not an error. Updates already scheduled for the list do not start while it
+/// recorded in the audit log. Archiving an archived list (or reopening an open one) is not an
+/// error. Updates already scheduled for the list do not start while it
 /// is archived: the scheduler pauses them with the reason.
 pub async fn set_archived(
     pool: &PgPool,
@@ -136,11 +180,7 @@ pub async fn set_archived(
     slug: &str,
     archived: bool,
 ) -> Result<ListRecord, ListError> {
-    if !actor.is_admin() {
-        return Err(ListError::Forbidden(
-            "Only an admin may archive or reopen a list.".into(),
-        ));
-    }
+    roles::authorize(actor, Operation::ListChange)?;
     let mut tx = pool.begin().await?;
     if !store::set_archived(&mut *tx, slug, archived).await? {
         return Err(ListError::NotFound);

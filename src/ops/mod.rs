@@ -3,6 +3,7 @@
 //! once, here. They take parsed input and a pool and return domain results or a typed error;
 //! nothing here knows of HTTP or the terminal.
 
+pub mod api_tokens;
 pub mod archive;
 pub mod audit;
 pub mod digests;
@@ -10,6 +11,7 @@ pub mod feeds;
 pub mod imports;
 pub mod lists;
 pub mod news;
+pub mod roles;
 pub mod staff;
 pub mod subscribers;
 pub mod templates;
@@ -17,11 +19,14 @@ pub mod updates;
 
 use uuid::Uuid;
 
-use crate::domain::StaffRole;
+use crate::domain::{StaffRole, TokenScope};
+use roles::Rights;
 
-/// Who asks for an operation. API tokens and the command line act with an admin's rights (whoever
-/// holds them runs the service), and so does a digest schedule in `send` mode (only staff, an
-/// API token or the command line can make one); a member of staff acts with their role.
+/// Who asks for an operation. A member of staff acts with their role, an API token with its
+/// scope (`send`: an admin's rights, `write`: an editor's, `read`: reading only); the command
+/// line acts with an admin's rights (whoever runs it runs the service), and so does a digest
+/// schedule in `send` mode (only an admin's rights can make one). What each may do is
+/// [`roles`]'s matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     Staff {
@@ -29,7 +34,10 @@ pub enum Actor {
         role: StaffRole,
         email: String,
     },
-    ApiToken(Uuid),
+    ApiToken {
+        id: Uuid,
+        scope: TokenScope,
+    },
     CommandLine,
     /// The worker, firing a digest schedule that an admin or the API set up.
     DigestSchedule(Uuid),
@@ -39,19 +47,44 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub fn is_admin(&self) -> bool {
+    /// What this actor may do.
+    pub fn rights(&self) -> Rights {
         match self {
-            Actor::Staff { role, .. } => *role == StaffRole::Admin,
-            Actor::ApiToken(_) | Actor::CommandLine | Actor::DigestSchedule(_) => true,
-            Actor::Scheduler => false,
+            Actor::Staff {
+                role: StaffRole::Admin,
+                ..
+            }
+            | Actor::ApiToken {
+                scope: TokenScope::Send,
+                ..
+            }
+            | Actor::CommandLine
+            | Actor::DigestSchedule(_) => Rights::Admin,
+            Actor::Staff {
+                role: StaffRole::Editor,
+                ..
+            }
+            | Actor::ApiToken {
+                scope: TokenScope::Write,
+                ..
+            }
+            | Actor::Scheduler => Rights::Editor,
+            Actor::ApiToken {
+                scope: TokenScope::Read,
+                ..
+            } => Rights::Read,
         }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.rights() == Rights::Admin
     }
 
     /// Who did it, as records keep it ("added by").
     pub fn label(&self) -> String {
         match self {
             Actor::Staff { email, .. } => email.clone(),
-            Actor::ApiToken(id) => format!("API token {id}"),
+            Actor::ApiToken { id, .. } => format!("API token {id}"),
             Actor::CommandLine => "command line".into(),
             Actor::DigestSchedule(id) => format!("digest schedule {id}"),
             Actor::Scheduler => "scheduler".into(),
@@ -72,15 +105,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_admins_api_tokens_and_the_command_line_have_an_admins_rights() {
+    fn only_admins_send_tokens_and_the_command_line_have_an_admins_rights() {
         let staff = |role| Actor::Staff {
             id: Uuid::nil(),
             role,
             email: "a@example.org".into(),
         };
+        let token = |scope| Actor::ApiToken {
+            id: Uuid::nil(),
+            scope,
+        };
         assert!(staff(StaffRole::Admin).is_admin());
         assert!(!staff(StaffRole::Editor).is_admin());
-        assert!(Actor::ApiToken(Uuid::nil()).is_admin());
+        assert!(token(TokenScope::Send).is_admin());
+        assert!(!token(TokenScope::Write).is_admin());
+        assert!(!token(TokenScope::Read).is_admin());
         assert!(Actor::CommandLine.is_admin());
         assert_eq!(Actor::CommandLine.staff_id(), None);
         assert_eq!(staff(StaffRole::Editor).label(), "a@example.org");

@@ -1,10 +1,13 @@
-//! The news desk: add, edit, delete and list news items, and pick them for an update. The same
-//! checks as an update's inline items (bounded texts, http(s)/mailto links, topic slugs).
+//! The news desk: add, edit, approve, delete and list news items, and pick them for an update.
+//! The same checks as an update's inline items (bounded texts, http(s)/mailto links, topic
+//! slugs). Any member of staff may change the desk; each change is audited.
 
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::Actor;
+use super::roles::{self, Forbidden, Operation};
+use super::{audit, Actor};
 use crate::domain::{parse_topic, FieldErrors, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
 use crate::ops::updates::UpdateError;
 use crate::store::news::{self as store, NewsRecord};
@@ -18,6 +21,8 @@ pub enum NewsError {
     NotFound,
     #[error("invalid news item: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -53,36 +58,77 @@ pub async fn add(
     actor: &Actor,
     input: &NewsItemInput,
 ) -> Result<NewsRecord, NewsError> {
+    roles::authorize(actor, Operation::News)?;
     let item = input.parse().map_err(NewsError::Invalid)?;
-    let id = store::insert(pool, &item, &actor.label()).await?;
+    let mut tx = pool.begin().await?;
+    let id = store::insert(&mut *tx, &item, &actor.label()).await?;
+    let detail = json!({ "title": item.title });
+    audit::record(&mut *tx, actor, "news-add", Some(&id.to_string()), detail).await?;
+    tx.commit().await?;
     get(pool, id).await
 }
 
-/// Replaces an item's content. Updates that already carry it keep their copy until their
-/// draft is saved again.
-pub async fn edit(pool: &PgPool, id: Uuid, input: &NewsItemInput) -> Result<NewsRecord, NewsError> {
+/// Replaces an item's content, audited with what changed. Updates that already carry it keep
+/// their copy until their draft is saved again.
+pub async fn edit(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    input: &NewsItemInput,
+) -> Result<NewsRecord, NewsError> {
+    roles::authorize(actor, Operation::News)?;
     let item = input.parse().map_err(NewsError::Invalid)?;
-    if !store::replace(pool, id, &item).await? {
+    let mut tx = pool.begin().await?;
+    let before = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
+    if !store::replace(&mut *tx, id, &item).await? {
         return Err(NewsError::NotFound);
     }
-    get(pool, id).await
+    let after = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
+    let detail = json!({ "changed": audit::changes(&before.as_input(), &after.as_input()) });
+    audit::record(&mut *tx, actor, "news-edit", Some(&id.to_string()), detail).await?;
+    tx.commit().await?;
+    Ok(after)
 }
 
-/// Approves an item awaiting review: from now on digests may carry it.
-pub async fn approve(pool: &PgPool, id: Uuid) -> Result<NewsRecord, NewsError> {
-    if !store::approve(pool, id).await? {
+/// Approves an item awaiting review: from now on digests may carry it. Audited.
+pub async fn approve(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<NewsRecord, NewsError> {
+    roles::authorize(actor, Operation::News)?;
+    let mut tx = pool.begin().await?;
+    if !store::approve(&mut *tx, id).await? {
         return Err(NewsError::NotFound);
     }
+    audit::record(
+        &mut *tx,
+        actor,
+        "news-approve",
+        Some(&id.to_string()),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
     get(pool, id).await
 }
 
-/// Deletes an item from the desk; updates that carried it keep their copy.
-pub async fn delete(pool: &PgPool, id: Uuid) -> Result<(), NewsError> {
-    if store::delete(pool, id).await? {
-        Ok(())
-    } else {
-        Err(NewsError::NotFound)
+/// Deletes an item from the desk; updates that carried it keep their copy. Audited with its
+/// title.
+pub async fn delete(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), NewsError> {
+    roles::authorize(actor, Operation::News)?;
+    let mut tx = pool.begin().await?;
+    let before = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
+    if !store::delete(&mut *tx, id).await? {
+        return Err(NewsError::NotFound);
     }
+    let detail = json!({ "title": before.title, "url": before.url });
+    audit::record(
+        &mut *tx,
+        actor,
+        "news-delete",
+        Some(&id.to_string()),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// `input` with its `news_item_ids` turned into news items (after the inline ones, in the order

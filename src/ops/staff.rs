@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 use sqlx::PgPool;
 
+use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 
 use crate::config::AdminSettings;
@@ -23,6 +24,11 @@ pub enum StaffError {
     Exists(String),
     #[error("there is no staff account for {0}")]
     NotFound(String),
+    /// Not done, to keep someone able to sign in (oneself, the last admin).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -60,32 +66,36 @@ async fn hash(password: NewPassword) -> anyhow::Result<String> {
         .context("hashing the password")
 }
 
+/// Adds an account with `role` (`admin` or `editor`): admins only, audited.
 pub async fn add(
     pool: &PgPool,
     actor: &Actor,
     email: &str,
-    role: StaffRole,
+    role: &str,
     password: NewPassword,
-) -> Result<(), StaffError> {
+) -> Result<StaffRole, StaffError> {
+    roles::authorize(actor, Operation::StaffManage)?;
+    let role = StaffRole::parse(role).map_err(StaffError::Invalid)?;
     let email = address(email)?;
     let hash = hash(password).await?;
     match store::insert(pool, &email, role, &hash).await? {
         Some(_) => {
             let detail = serde_json::json!({ "role": role.as_str() });
             audit::record(pool, actor, "staff-add", Some(email.as_str()), detail).await?;
-            Ok(())
+            Ok(role)
         }
         None => Err(StaffError::Exists(email.as_str().to_owned())),
     }
 }
 
-/// Sets a new password; every session of the account ends.
+/// Sets a new password; every session of the account ends. Admins only, audited.
 pub async fn reset_password(
     pool: &PgPool,
     actor: &Actor,
     email: &str,
     password: NewPassword,
 ) -> Result<(), StaffError> {
+    roles::authorize(actor, Operation::StaffManage)?;
     let email = address(email)?;
     let hash = hash(password).await?;
     if store::set_password(pool, &email, &hash).await? {
@@ -103,18 +113,45 @@ pub async fn reset_password(
     }
 }
 
-pub async fn list(pool: &PgPool) -> Result<Vec<StaffMember>, StaffError> {
+/// Every account: admins only.
+pub async fn list(pool: &PgPool, actor: &Actor) -> Result<Vec<StaffMember>, StaffError> {
+    roles::authorize(actor, Operation::StaffManage)?;
     Ok(store::list(pool).await?)
 }
 
+/// Removes an account (its sessions end): admins only, audited. The address is matched in its
+/// canonical form, as at login: no spelling of one's own address removes oneself, and the last
+/// admin stays (checked under a lock on the admins, so two admins removing each other at once
+/// cannot both succeed).
 pub async fn remove(pool: &PgPool, actor: &Actor, email: &str) -> Result<(), StaffError> {
+    roles::authorize(actor, Operation::StaffManage)?;
     let email = address(email)?;
-    if store::delete(pool, &email).await? {
-        audit::record(pool, actor, "staff-remove", Some(email.as_str()), json!({})).await?;
-        Ok(())
-    } else {
-        Err(StaffError::NotFound(email.as_str().to_owned()))
-    }
+    let mut tx = pool.begin().await?;
+    let removed = match store::remove(&mut tx, &email, actor.staff_id()).await? {
+        store::Removal::NotFound => return Err(StaffError::NotFound(email.as_str().to_owned())),
+        store::Removal::Oneself => {
+            return Err(StaffError::Refused(
+                "You cannot remove your own account.".into(),
+            ))
+        }
+        store::Removal::LastAdmin => {
+            return Err(StaffError::Refused(
+                "This is the last admin: add another admin before removing this one.".into(),
+            ))
+        }
+        store::Removal::Removed(member) => member,
+    };
+    let detail = json!({ "role": removed.role.as_str() });
+    audit::record(
+        &mut *tx,
+        actor,
+        "staff-remove",
+        Some(&removed.email),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A new session id: given to the browser once; only its hash is stored.

@@ -1,7 +1,7 @@
 //! Subscribers as staff see them: search (keyset pages), one person's record (lists, consent
-//! log, deliveries), edit, unsubscribe, erase and export. Editors may search, edit and
-//! unsubscribe; only an admin exports or erases. Exports, erasures and unsubscribes go in the
-//! audit log.
+//! log, deliveries), add, edit, unsubscribe, erase and export. Editors may search and read;
+//! everything that changes who gets mail, and the export, is an admin's (roles checked
+//! first). Each change and each export goes in the audit log.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
 use crate::store::consent::RequestOrigin;
@@ -43,6 +44,12 @@ pub enum SubscriberError {
     Refused(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<Forbidden> for SubscriberError {
+    fn from(e: Forbidden) -> Self {
+        Self::Forbidden(e.0)
+    }
 }
 
 impl From<sqlx::Error> for SubscriberError {
@@ -189,14 +196,26 @@ async fn known_lists(
         .map_err(|problem| invalid(field, problem.message("No such list:")))
 }
 
-/// Changes name, state and lists. For someone not confirmed, lists can only be left: joining
-/// takes their own confirmation.
+/// What an edit may change, as the audit log compares it.
+fn editable(s: &SubscriberDetail) -> serde_json::Value {
+    let lists: Vec<&str> = s
+        .lists
+        .iter()
+        .filter(|m| m.status != "unsubscribed")
+        .map(|m| m.slug.as_str())
+        .collect();
+    json!({ "name": s.name, "state": s.state, "lists": lists })
+}
+
+/// Changes name, state and lists: admins only, audited with what changed. For someone not
+/// confirmed, lists can only be left: joining takes their own confirmation.
 pub async fn edit(
     pool: &PgPool,
     actor: &Actor,
     id: Uuid,
     input: &EditInput,
 ) -> Result<SubscriberDetail, SubscriberError> {
+    roles::authorize(actor, Operation::SubscriberEdit)?;
     let current = get(pool, id).await?;
     let name = match &input.name {
         Some(raw) => SubscriberName::parse(raw).map_err(|e| invalid("name", e))?,
@@ -230,29 +249,33 @@ pub async fn edit(
     if !store::staff_edit(pool, id, changes, source_of(actor)).await? {
         return Err(SubscriberError::NotFound);
     }
+    let after = get(pool, id).await?;
+    let detail = json!({ "changed": audit::changes(&editable(&current), &editable(&after)) });
     audit::record(
         pool,
         actor,
         "edit-subscriber",
         Some(&id.to_string()),
-        json!({}),
+        detail,
     )
     .await?;
-    get(pool, id).await
+    Ok(after)
 }
 
 /// The consent log's source for an action by `actor`.
 fn source_of(actor: &Actor) -> &'static str {
     match actor {
-        Actor::ApiToken(_) => "api",
+        Actor::ApiToken { .. } => "api",
         Actor::Staff { .. } | Actor::CommandLine | Actor::DigestSchedule(_) | Actor::Scheduler => {
             "admin"
         }
     }
 }
 
-/// Unsubscribes from every list. False when they already were.
+/// Unsubscribes from every list: admins only. False when they already were (nothing is
+/// audited then).
 pub async fn unsubscribe(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<bool, SubscriberError> {
+    roles::authorize(actor, Operation::SubscriberUnsubscribe)?;
     get(pool, id).await?;
     let done = unsubscribes::unsubscribe_all(pool, id, source_of(actor), &RequestOrigin::default())
         .await?;
@@ -262,20 +285,21 @@ pub async fn unsubscribe(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<bool,
     Ok(done)
 }
 
-fn admin_only(actor: &Actor, what: &str) -> Result<(), SubscriberError> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(SubscriberError::Forbidden(format!(
-            "Only an admin may {what}."
-        )))
-    }
-}
-
 /// Erases the person as their own erasure does: only a hash of the address stays, on the
-/// suppression list. Admins only.
-pub async fn erase(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), SubscriberError> {
-    admin_only(actor, "erase a subscriber")?;
+/// suppression list. Admins only, and only `confirmed` (the staff area's tick box; the API's
+/// `DELETE` is its own confirmation).
+pub async fn erase(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    confirmed: bool,
+) -> Result<(), SubscriberError> {
+    roles::authorize(actor, Operation::SubscriberErase)?;
+    if !confirmed {
+        return Err(SubscriberError::Refused(
+            "Tick the box to confirm the erasure; nothing was erased.".into(),
+        ));
+    }
     if !preferences::erase(pool, id).await? {
         return Err(SubscriberError::NotFound);
     }
@@ -301,7 +325,7 @@ pub async fn export(
     actor: &Actor,
     q: &SearchQuery,
 ) -> Result<String, SubscriberError> {
-    admin_only(actor, "export subscribers")?;
+    roles::authorize(actor, Operation::SubscriberExport)?;
     let f = filter(q)?;
     let rows = store::export_rows(pool, &f).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -348,13 +372,15 @@ pub struct NewSubscriberInput {
 }
 
 /// Adds someone as confirmed, on the lists named (the default lists when none), with the
-/// consent source staff state. The import's rules apply: an erased, unsubscribed, bounced or
-/// complained address is refused; only their own double opt-in brings them back.
+/// consent source staff state: admins only, audited. The import's rules apply: an erased,
+/// unsubscribed, bounced or complained address is refused; only their own double opt-in brings
+/// them back.
 pub async fn create(
     pool: &PgPool,
     actor: &Actor,
     input: &NewSubscriberInput,
 ) -> Result<SubscriberDetail, SubscriberError> {
+    roles::authorize(actor, Operation::SubscriberAdd)?;
     let mut errors = FieldErrors::new();
     let email = EmailAddress::parse(&input.email)
         .map_err(|e| errors.insert("email", e))
@@ -402,6 +428,16 @@ pub async fn create(
     let contact = store::contact_by_email(pool, email.canonical())
         .await?
         .ok_or(SubscriberError::NotFound)?;
+    let slugs: Vec<&str> = lists.iter().map(|(_, slug)| slug.as_str()).collect();
+    let detail = json!({ "lists": slugs, "source": source, "imported": report.imported });
+    audit::record(
+        pool,
+        actor,
+        "subscriber-add",
+        Some(&contact.id.to_string()),
+        detail,
+    )
+    .await?;
     get(pool, contact.id).await
 }
 

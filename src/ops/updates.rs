@@ -13,6 +13,7 @@ use crate::config::{MailSettings, Settings};
 use crate::domain::schedule;
 use crate::domain::{EmailAddress, FieldErrors, UpdateInput};
 use crate::mail::{LiveTemplates, MailTemplates, RenderedMail};
+use crate::ops::roles::{self, Forbidden, Operation};
 use crate::ops::Actor;
 use crate::store::lists;
 use crate::store::subscribers::{self, Contact};
@@ -59,6 +60,12 @@ pub enum UpdateError {
     },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<Forbidden> for UpdateError {
+    fn from(e: Forbidden) -> Self {
+        Self::Forbidden(e.0)
+    }
 }
 
 impl From<sqlx::Error> for UpdateError {
@@ -164,6 +171,7 @@ pub async fn create(
     actor: &Actor,
     input: &UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
+    roles::authorize(actor, Operation::UpdateCompose)?;
     let input = crate::ops::news::expand(pool, input).await?;
     let (update, list_ids) = checked(pool, templates, mail, &input).await?;
     let label = actor.label();
@@ -184,6 +192,7 @@ pub async fn patch(
     id: Uuid,
     patch: UpdateInput,
 ) -> Result<UpdateView, UpdateError> {
+    roles::authorize(actor, Operation::UpdateCompose)?;
     let current = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
     if current.status != "draft" {
         return Err(
@@ -282,15 +291,22 @@ pub fn changes(before: &UpdateContent, after: &UpdateContent) -> serde_json::Val
 /// ask for approval. An editor may also withdraw their own request ([`act`] checks whose it
 /// is).
 pub fn authorize(actor: &Actor, action: &Action) -> Result<(), UpdateError> {
-    match action {
-        Action::RequestApproval(..) | Action::Unschedule => Ok(()),
-        _ if actor.is_admin() => Ok(()),
-        _ => Err(UpdateError::Forbidden(
-            "Only an admin may send, schedule, pause, resume, cancel or approve an update; \
-             ask for approval instead."
-                .into(),
-        )),
-    }
+    let operation = match action {
+        Action::RequestApproval(..) | Action::Unschedule => Operation::UpdateRequestApproval,
+        Action::Approve(_) => Operation::UpdateApprove,
+        _ => Operation::UpdateSend,
+    };
+    roles::authorize(actor, operation).map_err(|refused| {
+        if actor.rights() < roles::Rights::Editor {
+            refused.into()
+        } else {
+            UpdateError::Forbidden(
+                "Only an admin may send, schedule, pause, resume, cancel or approve an update; \
+                 ask for approval instead."
+                    .into(),
+            )
+        }
+    })
 }
 
 /// The audit log's name for an action.
@@ -603,6 +619,7 @@ pub async fn send_test(
     id: Uuid,
     to: &str,
 ) -> Result<(), UpdateError> {
+    roles::authorize(actor, Operation::UpdateTest)?;
     let invalid = |m: String| UpdateError::Invalid(FieldErrors::from([("to", m)]));
     let to = EmailAddress::parse(to).map_err(invalid)?;
     let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
@@ -666,11 +683,7 @@ pub async fn deliveries(
 }
 
 pub async fn retry_failed(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<u64, UpdateError> {
-    if !actor.is_admin() {
-        return Err(UpdateError::Forbidden(
-            "Only an admin may send failed mails again.".into(),
-        ));
-    }
+    roles::authorize(actor, Operation::UpdateSend)?;
     store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
     let n = store::retry_failed(pool, id).await?;
     let detail = serde_json::json!({ "mails": n });

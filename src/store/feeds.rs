@@ -106,6 +106,17 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<FeedR
         .await
 }
 
+/// The feed, its row locked for the rest of the transaction (a change decided on what it is
+/// now).
+pub async fn get_for_update(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<FeedRecord>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM feeds WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
 /// Every feed, by URL.
 pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<FeedRecord>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM feeds ORDER BY url"))

@@ -204,6 +204,7 @@ pub async fn by_slug(db: impl PgExecutor<'_>, slug: &str) -> sqlx::Result<Option
 }
 
 /// A list's fields as staff set them.
+#[derive(Debug, serde::Serialize)]
 pub struct ListFields<'a> {
     pub name: &'a str,
     pub description: &'a str,

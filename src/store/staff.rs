@@ -78,14 +78,48 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StaffMember>> {
         .collect())
 }
 
-/// Removes an account (its sessions go with it). `false`: no such account.
-pub async fn delete(db: impl PgExecutor<'_>, email: &EmailAddress) -> sqlx::Result<bool> {
-    let n = sqlx::query("DELETE FROM staff WHERE email_normalized = $1")
+/// What became of a removal.
+pub enum Removal {
+    NotFound,
+    /// The account is the one asking.
+    Oneself,
+    /// The account is the only admin.
+    LastAdmin,
+    Removed(StaffMember),
+}
+
+/// Removes the account with this canonical address (its sessions go with it), unless it is
+/// `asking`'s own or the last admin's. Locks the admins' rows first, so that concurrent removals
+/// count the admins one after the other.
+pub async fn remove(
+    tx: &mut sqlx::PgConnection,
+    email: &EmailAddress,
+    asking: Option<Uuid>,
+) -> sqlx::Result<Removal> {
+    let admins: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM staff WHERE role = 'admin' ORDER BY id FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?;
+    let Some(target) = sqlx::query("SELECT * FROM staff WHERE email_normalized = $1 FOR UPDATE")
         .bind(email.canonical())
-        .execute(db)
+        .fetch_optional(&mut *tx)
         .await?
-        .rows_affected();
-    Ok(n == 1)
+        .as_ref()
+        .map(member)
+    else {
+        return Ok(Removal::NotFound);
+    };
+    if Some(target.id) == asking {
+        return Ok(Removal::Oneself);
+    }
+    if target.role == StaffRole::Admin && admins.len() <= 1 {
+        return Ok(Removal::LastAdmin);
+    }
+    sqlx::query("DELETE FROM staff WHERE id = $1")
+        .bind(target.id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Removal::Removed(target))
 }
 
 /// The account's id and password hash, for a login.

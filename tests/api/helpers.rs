@@ -340,13 +340,31 @@ pub fn confirmation_link(raw: &[u8]) -> String {
         .to_owned()
 }
 
+/// A fresh API token of `scope` (`read`, `write` or `send`), made as `newsletter api-token
+/// create` makes one.
+pub async fn make_api_token(pool: &sqlx::PgPool, name: &str, scope: &str) -> String {
+    let input = newsletter::ops::api_tokens::TokenInput {
+        name: name.into(),
+        scope: scope.into(),
+        expires_days: String::new(),
+    };
+    let actor = newsletter::ops::Actor::CommandLine;
+    let made = newsletter::ops::api_tokens::create(pool, &actor, &input)
+        .await
+        .unwrap();
+    made.secret.as_str().to_owned()
+}
+
 impl TestApp {
-    /// A fresh API token (as `newsletter api-token create` makes one).
+    /// A fresh API token of scope `send` (an admin's rights), as `newsletter api-token create`
+    /// makes one by default.
     pub async fn api_token(&self) -> String {
-        let (_, token) = newsletter::store::api_tokens::create(&self.pool, "tests")
-            .await
-            .unwrap();
-        token.as_str().to_owned()
+        make_api_token(&self.pool, "tests", "send").await
+    }
+
+    /// A fresh API token of `scope`.
+    pub async fn api_token_of(&self, scope: &str) -> String {
+        make_api_token(&self.pool, scope, scope).await
     }
 
     pub async fn api(

@@ -271,9 +271,7 @@ async fn an_import_survives_its_web_process_being_killed_and_counts_every_row_on
         .execute(&mut *hold)
         .await
         .unwrap();
-    let (_, token) = newsletter::store::api_tokens::create(&pool, "tests")
-        .await
-        .unwrap();
+    let token = crate::helpers::make_api_token(&pool, "tests", "send").await;
     let lease = [("NEWSLETTER__WORKER__IMPORT_LEASE_SECONDS", "2")];
     let (child, port) = crate::cli::serve(&db.url, &["--no-worker"], &lease);
     let mut child = Killed(child);

@@ -29,6 +29,7 @@ mod mail_text;
 mod mailbox;
 mod openapi;
 mod recipients;
+mod roles;
 mod self_service;
 mod sending;
 mod signup;

@@ -424,9 +424,7 @@ async fn the_binary_serves_pages_and_sends_mail_from_a_folder_without_templates(
         .unwrap();
     let (signup_status, login_status) = (signup.status().as_u16(), login.status().as_u16());
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let (_, token) = newsletter::store::api_tokens::create(&pool, "bare")
-        .await
-        .unwrap();
+    let token = crate::helpers::make_api_token(&pool, "bare", "send").await;
     let created: Value = http
         .post(format!("{base}/api/v1/updates"))
         .bearer_auth(token.as_str())

@@ -351,7 +351,7 @@ async fn an_update_whose_audience_grew_past_the_threshold_after_it_was_scheduled
         &app.pool,
         &newsletter::ops::Actor::CommandLine,
         "ana@example.org",
-        StaffRole::Admin,
+        StaffRole::Admin.as_str(),
         newsletter::domain::NewPassword::parse("a long enough password").unwrap(),
     )
     .await

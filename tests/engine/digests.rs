@@ -37,9 +37,7 @@ async fn a_weekly_digest_fires_at_nine_local_across_the_november_change_once_wit
     .execute(&pool)
     .await
     .unwrap();
-    let (_, token) = newsletter::store::api_tokens::create(&pool, "tests")
-        .await
-        .unwrap();
+    let token = crate::helpers::make_api_token(&pool, "tests", "send").await;
     let http = reqwest::Client::new();
     let news = http
         .post(format!("{base}/api/v1/news"))

@@ -90,9 +90,7 @@ impl Web {
         .execute(&self.pool)
         .await
         .unwrap();
-        let (_, token) = newsletter::store::api_tokens::create(&self.pool, "tests")
-            .await
-            .unwrap();
+        let token = crate::helpers::make_api_token(&self.pool, "tests", "send").await;
         let http = reqwest::Client::new();
         let created: serde_json::Value = http
             .request(Method::POST, format!("{}/api/v1/updates", self.base))

@@ -1,4 +1,5 @@
-//! `GET /admin/audit`: the audit log of staff actions, newest first (admins).
+//! `GET /admin/audit`: the audit log of staff actions, newest first (every member of staff may
+//! read it).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -8,7 +9,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{staff_page, AdminError, AdminOnly};
+use super::{staff_page, AdminError, CurrentStaff};
 use crate::app::AppState;
 use crate::ops::audit::{self, ACTIONS, PAGE};
 
@@ -24,7 +25,7 @@ struct AuditQuery {
 
 async fn list(
     State(state): State<AppState>,
-    admin: AdminOnly,
+    staff: CurrentStaff,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
@@ -51,7 +52,7 @@ async fn list(
         .collect();
     Ok(staff_page(
         &state,
-        &admin.0,
+        &staff,
         StatusCode::OK,
         "audit",
         json!({ "title": "Audit log", "entries": entries, "actions": actions, "next_url": next_url }),

@@ -40,6 +40,7 @@ impl From<FeedError> for AdminError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 errors.values().cloned().collect::<Vec<_>>().join(" "),
             ),
+            FeedError::Forbidden(e) => AdminError::Forbidden(e.0),
             FeedError::Internal(e) => AdminError::Internal(e),
         }
     }
@@ -142,7 +143,7 @@ async fn feed_active(
         active: Some(form.fields.get("active") == Some("true")),
         ..FeedInput::default()
     };
-    feeds::change(&state.pool, id_of(&id)?, patch).await?;
+    feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;
     Ok(Redirect::to("/admin/feeds").into_response())
 }
 
@@ -156,16 +157,16 @@ async fn feed_trust(
         approve: Some(form.fields.get("approve") == Some("true")),
         ..FeedInput::default()
     };
-    feeds::change(&state.pool, id_of(&id)?, patch).await?;
+    feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;
     Ok(Redirect::to("/admin/feeds").into_response())
 }
 
 async fn feed_delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    _form: AdminForm,
+    form: AdminForm,
 ) -> Result<Response, AdminError> {
-    feeds::remove(&state.pool, id_of(&id)?).await?;
+    feeds::remove(&state.pool, &form.staff.actor(), id_of(&id)?).await?;
     Ok(Redirect::to("/admin/feeds").into_response())
 }
 

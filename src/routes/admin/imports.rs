@@ -38,6 +38,7 @@ impl From<ImportError> for AdminError {
     fn from(e: ImportError) -> Self {
         match e {
             ImportError::NotFound => AdminError::NotFound,
+            ImportError::Forbidden(e) => AdminError::Forbidden(e.0),
             ImportError::Invalid(errors) => AdminError::Status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 errors.into_values().collect::<Vec<_>>().join(" "),

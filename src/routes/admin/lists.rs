@@ -83,14 +83,13 @@ async fn list(State(state): State<AppState>, staff: CurrentStaff) -> Result<Resp
 }
 
 async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
-    let admin = form.admin()?;
     let input = input_from(&form.fields, Some(form.fields.text("slug")));
-    match lists::create(&state.pool, &input).await {
+    match lists::create(&state.pool, &form.staff.actor(), &input).await {
         Ok(_) => Ok(Redirect::to("/admin/lists").into_response()),
         Err(e @ (ListError::Invalid(_) | ListError::Exists(_))) => {
             list_page(
                 &state,
-                &admin.0,
+                &form.staff,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(message(e)),
             )
@@ -132,14 +131,13 @@ async fn save(
     Path(slug): Path<String>,
     form: AdminForm,
 ) -> Result<Response, AdminError> {
-    let admin = form.admin()?;
     let input = input_from(&form.fields, None);
-    match lists::update(&state.pool, &slug, &input).await {
+    match lists::update(&state.pool, &form.staff.actor(), &slug, &input).await {
         Ok(_) => Ok(Redirect::to("/admin/lists").into_response()),
         Err(e @ ListError::Invalid(_)) => {
             edit_page(
                 &state,
-                &admin.0,
+                &form.staff,
                 &slug,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(message(e)),

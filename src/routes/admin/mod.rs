@@ -1,10 +1,10 @@
 //! The staff area under `/admin`: server-rendered pages (`templates/admin/`), no inline script.
 //!
 //! The doors into it are here: [`CurrentStaff`] (a live session; GETs without one are sent to
-//! the login page), [`AdminOnly`] (an admin's session), and [`AdminForm`] (a state-changing
-//! POST: a session, a valid `csrf_token` field and, when the browser sends one, an `Origin` equal
-//! to `server.base_url`'s; else 403 and nothing changes). Handlers call `ops::` and
-//! `crate::ops::updates`, as the API and the CLI do; rules live there, not here.
+//! the login page) and [`AdminForm`] (a state-changing POST: a session, a valid `csrf_token`
+//! field and, when the browser sends one, an `Origin` equal to `server.base_url`'s; else 403 and
+//! nothing changes). Handlers call `ops::`, as the API and the CLI do; rules live there, not
+//! here: who may do what is `ops::roles`, checked by each operation before anything else.
 
 mod assets;
 mod audit;
@@ -19,6 +19,7 @@ mod pages;
 mod staff;
 mod subscribers;
 mod templates;
+mod tokens;
 mod updates;
 
 use axum::body::Bytes;
@@ -54,6 +55,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(subscribers::router())
         .merge(lists::router())
         .merge(templates::router())
+        .merge(tokens::router())
         .merge(imports::router())
         .merge(audit::router())
         .merge(assets::router())
@@ -244,24 +246,9 @@ impl FromRequestParts<AppState> for CurrentStaff {
     }
 }
 
-/// An admin with a live session (an editor gets 403).
+/// An admin with a live session, from [`AdminForm::admin`]: for the few forms whose door reads
+/// input (a version number) before the operation can check the role itself.
 pub struct AdminOnly(pub CurrentStaff);
-
-impl FromRequestParts<AppState> for AdminOnly {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let staff = CurrentStaff::from_request_parts(parts, state).await?;
-        if staff.actor().is_admin() {
-            Ok(Self(staff))
-        } else {
-            Err(AdminError::Forbidden("Only an admin may do this.".into()))
-        }
-    }
-}
 
 /// The fields of a urlencoded form, in order; repeated names kept.
 #[derive(Debug, Default)]

@@ -27,6 +27,7 @@ impl From<NewsError> for AdminError {
         match e {
             NewsError::NotFound => AdminError::NotFound,
             NewsError::Invalid(m) => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, m),
+            NewsError::Forbidden(e) => AdminError::Forbidden(e.0),
             NewsError::Internal(e) => AdminError::Internal(e),
         }
     }
@@ -173,7 +174,7 @@ async fn save(
 ) -> Result<Response, AdminError> {
     let id = news_id(&id)?;
     let input = input_from(&form.fields);
-    match news::edit(&state.pool, id, &input).await {
+    match news::edit(&state.pool, &form.staff.actor(), id, &input).await {
         Ok(_) => Ok(Redirect::to("/admin/news").into_response()),
         Err(NewsError::Invalid(message)) => Ok(edit_page(
             &state,
@@ -190,17 +191,17 @@ async fn save(
 async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    _form: AdminForm,
+    form: AdminForm,
 ) -> Result<Response, AdminError> {
-    news::approve(&state.pool, news_id(&id)?).await?;
+    news::approve(&state.pool, &form.staff.actor(), news_id(&id)?).await?;
     Ok(Redirect::to("/admin/news?review=1").into_response())
 }
 
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    _form: AdminForm,
+    form: AdminForm,
 ) -> Result<Response, AdminError> {
-    news::delete(&state.pool, news_id(&id)?).await?;
+    news::delete(&state.pool, &form.staff.actor(), news_id(&id)?).await?;
     Ok(Redirect::to("/admin/news").into_response())
 }

@@ -1,4 +1,5 @@
-//! `/admin/staff`: admins list, add and remove staff accounts (as `newsletter staff` does).
+//! `/admin/staff`: admins list, add and remove staff accounts (as `newsletter staff` does). The
+//! rules (admins only, never oneself, never the last admin) are in `ops::staff`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,9 +8,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
-use super::{staff_page, AdminError, AdminForm, AdminOnly};
+use super::{staff_page, AdminError, AdminForm, CurrentStaff};
 use crate::app::AppState;
-use crate::domain::{NewPassword, StaffRole};
+use crate::domain::NewPassword;
 use crate::ops::staff::{self, StaffError};
 
 pub fn router() -> Router<AppState> {
@@ -20,15 +21,17 @@ pub fn router() -> Router<AppState> {
 
 async fn list_page(
     state: &AppState,
-    admin: &AdminOnly,
+    staff: &CurrentStaff,
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AdminError> {
-    let members = staff::list(&state.pool).await.map_err(staff_error)?;
+    let members = staff::list(&state.pool, &staff.actor())
+        .await
+        .map_err(staff_error)?;
     Ok(staff_page(
         state,
-        &admin.0,
+        staff,
         status,
         "staff",
         json!({ "title": "Staff", "members": members, "notice": notice, "error": error }),
@@ -37,47 +40,35 @@ async fn list_page(
 
 fn staff_error(e: StaffError) -> AdminError {
     match e {
+        StaffError::Forbidden(e) => AdminError::Forbidden(e.0),
         StaffError::Internal(e) => AdminError::Internal(e),
         other => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
     }
 }
 
-async fn list(State(state): State<AppState>, admin: AdminOnly) -> Result<Response, AdminError> {
-    list_page(&state, &admin, StatusCode::OK, None, None).await
+async fn list(State(state): State<AppState>, staff: CurrentStaff) -> Result<Response, AdminError> {
+    list_page(&state, &staff, StatusCode::OK, None, None).await
 }
 
 /// Adds an account with a generated password, shown once on the page.
 async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
-    let admin = form.admin()?;
     let email = form.fields.text("email");
-    let role = match StaffRole::parse(&form.fields.text("role")) {
-        Ok(role) => role,
-        Err(e) => {
-            return list_page(
-                &state,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(e),
-            )
-            .await
-        }
-    };
     let password = NewPassword::generate();
     let shown = password.expose().to_owned();
-    match staff::add(&state.pool, &admin.0.actor(), &email, role, password).await {
-        Ok(()) => {
+    let role = form.fields.text("role");
+    match staff::add(&state.pool, &form.staff.actor(), &email, &role, password).await {
+        Ok(role) => {
             let notice = format!(
                 "{email} can now log in as {} with the password {shown} (shown once: pass it on safely).",
                 role.as_str()
             );
-            list_page(&state, &admin, StatusCode::OK, Some(notice), None).await
+            list_page(&state, &form.staff, StatusCode::OK, Some(notice), None).await
         }
-        Err(StaffError::Internal(e)) => Err(AdminError::Internal(e)),
+        Err(e @ (StaffError::Forbidden(_) | StaffError::Internal(_))) => Err(staff_error(e)),
         Err(e) => {
             list_page(
                 &state,
-                &admin,
+                &form.staff,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
                 Some(e.to_string()),
@@ -88,22 +79,15 @@ async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response,
 }
 
 async fn remove(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
-    let admin = form.admin()?;
     let email = form.fields.text("email");
-    if email.eq_ignore_ascii_case(&admin.0.member.email) {
-        return Err(AdminError::Status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "You cannot remove your own account.".into(),
-        ));
-    }
-    staff::remove(&state.pool, &admin.0.actor(), &email)
+    staff::remove(&state.pool, &form.staff.actor(), &email)
         .await
         .map_err(staff_error)?;
     list_page(
         &state,
-        &admin,
+        &form.staff,
         StatusCode::OK,
-        Some(format!("{email} was removed.")),
+        Some(format!("{} was removed.", email.trim())),
         None,
     )
     .await

@@ -1,6 +1,6 @@
 //! `/admin/subscribers`: search (keyset pages), one person's record with their lists, consent
-//! log and mail, edit, unsubscribe, erase (admins, after a confirmation) and the CSV export
-//! (admins). The rules are in `ops::subscribers`, shared with the API.
+//! log and mail (every member of staff); edit, unsubscribe, erase (after a confirmation) and the
+//! CSV export (admins). The rules are in `ops::subscribers`, shared with the API.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -10,7 +10,7 @@ use axum::Router;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{staff_page, AdminError, AdminForm, AdminOnly, CurrentStaff};
+use super::{staff_page, AdminError, AdminForm, CurrentStaff};
 use crate::app::AppState;
 use crate::ops::subscribers::{self, EditInput, SearchQuery, SubscriberError, STATUSES};
 use crate::store::lists;
@@ -113,11 +113,11 @@ async fn list(
 
 async fn export(
     State(state): State<AppState>,
-    admin: AdminOnly,
+    staff: CurrentStaff,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
-    let csv = subscribers::export(&state.pool, &admin.0.actor(), &q).await?;
+    let csv = subscribers::export(&state.pool, &staff.actor(), &q).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -222,19 +222,22 @@ async fn erase(
     Path(id): Path<String>,
     form: AdminForm,
 ) -> Result<Response, AdminError> {
-    let admin = form.admin()?;
     let id = subscriber_id(&id)?;
-    if form.fields.get("confirm") != Some("yes") {
-        return profile_page(
-            &state,
-            &admin.0,
-            id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("Tick the box to confirm the erasure; nothing was erased.".into()),
-        )
-        .await;
+    let confirmed = form.fields.get("confirm") == Some("yes");
+    match subscribers::erase(&state.pool, &form.staff.actor(), id, confirmed).await {
+        Ok(()) => {}
+        Err(SubscriberError::Refused(message)) => {
+            return profile_page(
+                &state,
+                &form.staff,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(message),
+            )
+            .await
+        }
+        Err(e) => return Err(e.into()),
     }
-    subscribers::erase(&state.pool, &admin.0.actor(), id).await?;
     Ok(state.admin_pages.message(
         StatusCode::OK,
         "Erased",

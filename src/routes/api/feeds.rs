@@ -12,12 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
+use super::{Always, ApiClient, ApiError, ApiJson, JsonBody, NotFound};
 use crate::app::AppState;
+use crate::ops::archive;
 use crate::ops::digests::{self, DigestError, DigestInput, DigestView};
 use crate::ops::feeds::{self, FeedError, FeedInput};
 use crate::ops::updates::UpdateError;
-use crate::ops::{archive, Actor};
 use crate::store::feeds::FeedRecord;
 
 #[derive(serde::Deserialize, ToSchema)]
@@ -87,13 +87,7 @@ async fn set_archive_state(
     ApiJson(body): ApiJson<ArchiveState>,
 ) -> Result<Response, ApiError> {
     let id = update_id(&id)?;
-    archive::set_listed(
-        &state.pool,
-        &Actor::ApiToken(client.token_id),
-        id,
-        body.in_archive,
-    )
-    .await?;
+    archive::set_listed(&state.pool, &client.actor(), id, body.in_archive).await?;
     Ok(Json(ArchiveView {
         id,
         in_archive: body.in_archive,
@@ -150,7 +144,7 @@ async fn add_feed(
     client: ApiClient,
     ApiJson(input): ApiJson<FeedInput>,
 ) -> Result<Response, ApiError> {
-    let feed = feeds::add(&state.pool, &Actor::ApiToken(client.token_id), &input).await?;
+    let feed = feeds::add(&state.pool, &client.actor(), &input).await?;
     Ok((StatusCode::CREATED, Json(feed)).into_response())
 }
 
@@ -182,11 +176,12 @@ async fn show_feed(
 )]
 async fn change_feed(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<FeedInput>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(feeds::change(&state.pool, feed_id(&id)?, patch).await?).into_response())
+    let feed = feeds::change(&state.pool, &client.actor(), feed_id(&id)?, patch).await?;
+    Ok(Json(feed).into_response())
 }
 
 /// Stops following a feed; the news items it brought stay on the desk.
@@ -199,10 +194,10 @@ async fn change_feed(
 )]
 async fn remove_feed(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    feeds::remove(&state.pool, feed_id(&id)?).await?;
+    feeds::remove(&state.pool, &client.actor(), feed_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -231,7 +226,6 @@ async fn list_digests(State(state): State<AppState>, _: ApiClient) -> Result<Res
     request_body = DigestInput,
     responses(
         (status = 201, description = "The schedule.", body = DigestView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         Always, JsonBody
     )
 )]
@@ -244,7 +238,7 @@ async fn add_digest(
         &state.pool,
         &state.settings,
         &state.mail_templates.cached(),
-        &Actor::ApiToken(client.token_id),
+        &client.actor(),
         &input,
     )
     .await?;
@@ -277,7 +271,6 @@ async fn show_digest(
     request_body = DigestInput,
     responses(
         (status = 200, description = "The schedule.", body = DigestView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
 )]
@@ -291,7 +284,7 @@ async fn change_digest(
         &state.pool,
         &state.settings,
         &state.mail_templates.cached(),
-        &Actor::ApiToken(client.token_id),
+        &client.actor(),
         digest_id(&id)?,
         patch,
     )
@@ -307,7 +300,6 @@ async fn change_digest(
     params(Id),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         Always, NotFound
     )
 )]
@@ -316,11 +308,6 @@ async fn remove_digest(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    digests::remove(
-        &state.pool,
-        &Actor::ApiToken(client.token_id),
-        digest_id(&id)?,
-    )
-    .await?;
+    digests::remove(&state.pool, &client.actor(), digest_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,7 +17,6 @@ use uuid::Uuid;
 use super::{Always, ApiClient, ApiError, BadQuery, ErrorBody, NotFound};
 use crate::app::AppState;
 use crate::ops::imports::{self, ImportError, ImportRequest};
-use crate::ops::Actor;
 use crate::store::import_jobs::ImportJob;
 
 /// Largest import file.
@@ -109,7 +108,7 @@ async fn start(
         mode: q.mode.as_deref().unwrap_or("confirmed"),
         source: q.source.as_deref().unwrap_or(""),
     };
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let id = imports::start(&state.pool, &actor, request).await?;
     tokio::spawn(imports::run_pending(
         state.pool.clone(),

@@ -13,7 +13,6 @@ use utoipa_axum::routes;
 use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::ops::lists::{self, ListInput};
-use crate::ops::Actor;
 use crate::store::lists::ListRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,10 +80,10 @@ async fn show(
 )]
 async fn create(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     ApiJson(input): ApiJson<ListInput>,
 ) -> Result<Response, ApiError> {
-    let list = lists::create(&state.pool, &input).await?;
+    let list = lists::create(&state.pool, &client.actor(), &input).await?;
     Ok((StatusCode::CREATED, Json(list)).into_response())
 }
 
@@ -100,11 +99,13 @@ async fn create(
 )]
 async fn replace(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(slug): Path<String>,
     ApiJson(input): ApiJson<ListInput>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    Ok(Json(lists::update(&state.pool, &slug, &input).await?))
+    Ok(Json(
+        lists::update(&state.pool, &client.actor(), &slug, &input).await?,
+    ))
 }
 
 /// Archives a list: it takes no sign-ups, imports or updates from now on, and an update
@@ -116,7 +117,6 @@ async fn replace(
     params(Slug),
     responses(
         (status = 200, description = "The list, archived.", body = ListRecord),
-        (status = 403, description = "Only an admin may archive a list.", body = ErrorBody),
         Always, NotFound
     )
 )]
@@ -125,7 +125,7 @@ async fn archive(
     client: ApiClient,
     Path(slug): Path<String>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     Ok(Json(
         lists::set_archived(&state.pool, &actor, &slug, true).await?,
     ))
@@ -139,7 +139,6 @@ async fn archive(
     params(Slug),
     responses(
         (status = 200, description = "The list, open again.", body = ListRecord),
-        (status = 403, description = "Only an admin may reopen a list.", body = ErrorBody),
         Always, NotFound
     )
 )]
@@ -148,7 +147,7 @@ async fn unarchive(
     client: ApiClient,
     Path(slug): Path<String>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     Ok(Json(
         lists::set_archived(&state.pool, &actor, &slug, false).await?,
     ))

@@ -42,10 +42,11 @@ use crate::ops::feeds::FeedError;
 use crate::ops::imports::ImportError;
 use crate::ops::lists::ListError;
 use crate::ops::news::NewsError;
+use crate::ops::roles::{Forbidden, Rights};
 use crate::ops::subscribers::SubscriberError;
 use crate::ops::templates::TemplateOpError;
 use crate::ops::updates::UpdateError;
-use crate::store;
+use crate::ops::{api_tokens, Actor};
 
 /// Largest API request body (an update with 50 long news items fits).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
@@ -64,7 +65,9 @@ const BEARER: &str = "api_token";
         description = "Staff operations over JSON: updates (campaigns), the news desk, feeds and \
             digests, lists, subscribers (search, export, erase), CSV imports and bounce reports. \
             Every call but this document's needs `Authorization: Bearer <token>` (made with \
-            `newsletter api-token create --name NAME`). Every error answer is JSON \
+            `newsletter api-token create --name NAME [--scope read|write|send]` or on \
+            `/admin/tokens`); a token's scope decides what it may do (`read`: GET only, \
+            `write`: an editor's rights, `send`: an admin's). Every error answer is JSON \
             (`ErrorBody`)."
     ),
     modifiers(&BearerToken),
@@ -277,7 +280,10 @@ macro_rules! error_responses {
 error_responses!(
     /// What any call with a token may answer.
     Always {
-        "401" => "No valid API token: send `Authorization: Bearer <token>`.",
+        "401" => "No valid API token (none, unknown, revoked or expired): send \
+            `Authorization: Bearer <token>`.",
+        "403" => "Not allowed: the operation needs more than the token's scope gives (`read`: \
+            GET only; `write`: an editor's rights; `send`: an admin's).",
         "500" => "Something went wrong on our side (the cause is logged).",
         "422" => "Refused: a field is invalid (`errors` names it, by its path in the body or \
             its query parameter; a NUL character anywhere in the query is one), or the \
@@ -347,9 +353,18 @@ async fn json_errors(request: Request, next: axum::middleware::Next) -> Response
     json
 }
 
-/// The API token a request was made with.
+/// The API token a request was made with: a live one (else `401`), and for any method but
+/// GET and HEAD one whose scope is more than `read` (else `403`, before the body is read).
 pub struct ApiClient {
     pub token_id: Uuid,
+    actor: Actor,
+}
+
+impl ApiClient {
+    /// Who asks, with the token's scope.
+    pub fn actor(&self) -> Actor {
+        self.actor.clone()
+    }
 }
 
 impl FromRequestParts<AppState> for ApiClient {
@@ -366,11 +381,24 @@ impl FromRequestParts<AppState> for ApiClient {
             .and_then(bearer)
             .ok_or(ApiError::Unauthorized)?;
         let token = Token::parse(raw.trim()).map_err(|_| ApiError::Unauthorized)?;
-        let token_id = store::api_tokens::authenticate(&state.pool, &token.hash())
+        let actor = api_tokens::authenticate(&state.pool, &token.hash())
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(ApiError::Internal)?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Self { token_id })
+        let Actor::ApiToken { id, .. } = actor else {
+            return Err(ApiError::Unauthorized);
+        };
+        let reads = parts.method == Method::GET || parts.method == Method::HEAD;
+        if actor.rights() == Rights::Read && !reads {
+            return Err(ApiError::Status(
+                StatusCode::FORBIDDEN,
+                "This API token's scope is read: it may only read (GET).".into(),
+            ));
+        }
+        Ok(Self {
+            token_id: id,
+            actor,
+        })
     }
 }
 
@@ -505,6 +533,12 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
+impl From<Forbidden> for ApiError {
+    fn from(e: Forbidden) -> Self {
+        Self::Status(StatusCode::FORBIDDEN, e.0)
+    }
+}
+
 impl From<TemplateOpError> for ApiError {
     fn from(e: TemplateOpError) -> Self {
         match e {
@@ -635,6 +669,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::News(NewsError::Invalid(message)) => {
                 error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            }
+            ApiError::News(NewsError::Forbidden(Forbidden(message)))
+            | ApiError::Feed(FeedError::Forbidden(Forbidden(message)))
+            | ApiError::Import(ImportError::Forbidden(Forbidden(message))) => {
+                error(StatusCode::FORBIDDEN, &message)
             }
             ApiError::Feed(FeedError::NotFound) => error(StatusCode::NOT_FOUND, "No such feed."),
             ApiError::Feed(FeedError::Invalid(errors)) => {

@@ -15,7 +15,6 @@ use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody,
 use crate::app::AppState;
 use crate::domain::NewsItemInput;
 use crate::ops::news::{self, NewsError, NewsFilter};
-use crate::ops::Actor;
 use crate::store::news::NewsRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -109,7 +108,7 @@ async fn create(
     client: ApiClient,
     ApiJson(input): ApiJson<NewsItemInput>,
 ) -> Result<Response, ApiError> {
-    let record = news::add(&state.pool, &Actor::ApiToken(client.token_id), &input).await?;
+    let record = news::add(&state.pool, &client.actor(), &input).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
@@ -145,7 +144,7 @@ async fn show(
 )]
 async fn change(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<serde_json::Map<String, Value>>,
 ) -> Result<Response, ApiError> {
@@ -162,7 +161,7 @@ async fn change(
             format!("The body does not fit: {e}"),
         )
     })?;
-    Ok(Json(news::edit(&state.pool, id, &input).await?).into_response())
+    Ok(Json(news::edit(&state.pool, &client.actor(), id, &input).await?).into_response())
 }
 
 /// Approves an item awaiting review, so updates and digests may carry it.
@@ -176,10 +175,11 @@ async fn change(
 )]
 async fn approve(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(news::approve(&state.pool, news_id(&id)?).await?).into_response())
+    let approved = news::approve(&state.pool, &client.actor(), news_id(&id)?).await?;
+    Ok(Json(approved).into_response())
 }
 
 /// Deletes an item from the desk (updates that carry a copy keep it).
@@ -192,9 +192,9 @@ async fn approve(
 )]
 async fn remove(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    news::delete(&state.pool, news_id(&id)?).await?;
+    news::delete(&state.pool, &client.actor(), news_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

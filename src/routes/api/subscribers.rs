@@ -18,7 +18,6 @@ use crate::app::AppState;
 use crate::ops::subscribers::{
     self, EditInput, NewSubscriberInput, SearchPage, SearchQuery, SubscriberError,
 };
-use crate::ops::Actor;
 use crate::store::subscribers::SubscriberDetail;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -80,7 +79,6 @@ async fn search(
     responses(
         (status = 200, description = "The CSV file.", content_type = "text/csv",
             body = String),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 422, description = "An invalid filter (`errors` names it).", body = ErrorBody),
         Always, BadQuery
     )
@@ -90,7 +88,7 @@ async fn export(
     client: ApiClient,
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let csv = subscribers::export(&state.pool, &actor, &query(q)?).await?;
     Ok((
         [
@@ -141,7 +139,7 @@ async fn create(
     client: ApiClient,
     ApiJson(input): ApiJson<NewSubscriberInput>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let detail = subscribers::create(&state.pool, &actor, &input).await?;
     Ok((StatusCode::CREATED, Json(detail)).into_response())
 }
@@ -162,7 +160,7 @@ async fn change(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<EditInput>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let detail = subscribers::edit(&state.pool, &actor, subscriber_id(&id)?, &input).await?;
     Ok(Json(detail).into_response())
 }
@@ -189,7 +187,7 @@ async fn unsubscribe(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let changed = subscribers::unsubscribe(&state.pool, &actor, subscriber_id(&id)?).await?;
     Ok(Json(Unsubscribed {
         unsubscribed: true,
@@ -207,7 +205,6 @@ async fn unsubscribe(
     params(SubscriberId),
     responses(
         (status = 204, description = "Erased."),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         Always, NotFound
     )
 )]
@@ -216,7 +213,7 @@ async fn erase(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
-    subscribers::erase(&state.pool, &actor, subscriber_id(&id)?).await?;
+    let actor = client.actor();
+    subscribers::erase(&state.pool, &actor, subscriber_id(&id)?, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }

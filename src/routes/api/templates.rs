@@ -12,7 +12,6 @@ use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound}
 use crate::app::AppState;
 use crate::mail::MailSource;
 use crate::ops::templates::{self, RevertTo, TemplateView};
-use crate::ops::Actor;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -95,7 +94,6 @@ async fn show(
     request_body = TemplateInput,
     responses(
         (status = 200, description = "The saved version, now in use.", body = TemplateView),
-        (status = 403, description = "Only an admin may change mail templates.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
 )]
@@ -110,7 +108,7 @@ async fn save(
         text: input.text,
         html: input.html,
     };
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let view = templates::save(&state.pool, &state.mail_templates, &actor, &name, &source).await?;
     Ok(Json(view))
 }
@@ -163,7 +161,6 @@ async fn version(
     request_body = RevertInput,
     responses(
         (status = 200, description = "The new version, now in use.", body = TemplateView),
-        (status = 403, description = "Only an admin may change mail templates.", body = ErrorBody),
         Always, JsonBody, NotFound
     )
 )]
@@ -183,7 +180,7 @@ async fn revert(
             )])))
         }
     };
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let view = templates::revert(&state.pool, &state.mail_templates, &actor, &name, to).await?;
     Ok(Json(view))
 }

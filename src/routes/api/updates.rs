@@ -19,7 +19,6 @@ use super::{
 use crate::app::AppState;
 use crate::domain::UpdateInput;
 use crate::ops::updates::{self, UpdateError, UpdateView};
-use crate::ops::Actor;
 use crate::store::idempotency::{self, Claim};
 use crate::store::updates::{Action, DeliveryRow};
 
@@ -155,7 +154,7 @@ async fn create(
     let request = serde_json::to_vec(&input).map_err(|e| ApiError::Internal(e.into()))?;
     let (pool, templates) = (state.pool.clone(), state.mail_templates.cached());
     let settings = state.settings.clone();
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     once(
         &state,
         &client,
@@ -211,7 +210,7 @@ async fn change(
         &state.pool,
         &state.mail_templates.cached(),
         &state.settings.mail,
-        &Actor::ApiToken(client.token_id),
+        &client.actor(),
         update_id(&id)?,
         patch,
     )
@@ -270,7 +269,6 @@ struct IdempotencyKey {
     request_body = ScheduleBody,
     responses(
         (status = 200, description = "The scheduled update.", body = UpdateView),
-        (status = 403, description = "Not allowed to schedule.", body = ErrorBody),
         (status = 409, description = "The update cannot be scheduled in its state, or it is \
             no longer at the version given.", body = ErrorBody),
         Always, JsonBody, NotFound
@@ -298,7 +296,6 @@ async fn schedule(
     responses(
         (status = 400, description = "A malformed Idempotency-Key.", body = ErrorBody),
         (status = 200, description = "The update.", body = UpdateView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 409, description = "Not possible in the update's state, or it is no longer \
             at the version given.", body = ErrorBody),
         (status = 422, description = "Refused (e.g. no postal address is configured).",
@@ -318,7 +315,7 @@ async fn send_now(
     let version = body.and_then(|b| b.version);
     let request = version.map(|v| v.to_string()).unwrap_or_default();
     let (pool, settings) = (state.pool.clone(), state.settings.clone());
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     once(
         &state,
         &client,
@@ -341,7 +338,6 @@ async fn send_now(
     params(UpdateId),
     responses(
         (status = 200, description = "The update, a draft again.", body = UpdateView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
         Always, NotFound
     )
@@ -361,7 +357,7 @@ async fn act(
     action: Action,
     version: Option<i32>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let id = update_id(id)?;
     let view = updates::act(&state.pool, &state.settings, &actor, id, action, version).await?;
     Ok(Json(to_json(&view)?))
@@ -375,7 +371,6 @@ async fn act(
     params(UpdateId),
     responses(
         (status = 200, description = "The update.", body = UpdateView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
         (status = 422, description = "Refused (e.g. no postal address is configured).",
             body = ErrorBody),
@@ -398,7 +393,6 @@ async fn pause(
     params(UpdateId),
     responses(
         (status = 200, description = "The update.", body = UpdateView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
         (status = 422, description = "Refused (e.g. no postal address is configured).",
             body = ErrorBody),
@@ -421,7 +415,6 @@ async fn resume(
     params(UpdateId),
     responses(
         (status = 200, description = "The update.", body = UpdateView),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
         (status = 422, description = "Refused (e.g. no postal address is configured).",
             body = ErrorBody),
@@ -470,7 +463,7 @@ async fn test(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<Response, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     updates::send_test(
         &state.pool,
         &state.settings,
@@ -555,7 +548,6 @@ struct Requeued {
     params(UpdateId),
     responses(
         (status = 200, description = "How many were requeued.", body = Requeued),
-        (status = 403, description = "Not allowed.", body = ErrorBody),
         (status = 409, description = "Not possible in the update's state.", body = ErrorBody),
         Always, NotFound
     )
@@ -565,7 +557,7 @@ async fn retry_failed(
     client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<Requeued>, ApiError> {
-    let actor = Actor::ApiToken(client.token_id);
+    let actor = client.actor();
     let requeued = updates::retry_failed(&state.pool, &actor, update_id(&id)?).await?;
     Ok(Json(Requeued { requeued }))
 }

@@ -24,7 +24,8 @@ fn multipart(fields: &[(&str, &str)], file: &str) -> String {
     body
 }
 
-async fn upload(
+/// Sends the import form with `fields` (the CSRF token among them, or not) and `file`.
+pub(crate) async fn upload(
     browser: &mut Browser<'_>,
     fields: &[(&str, &str)],
     file: &str,

@@ -3,7 +3,7 @@
 mod axe;
 mod browser;
 mod digests;
-mod imports;
+pub(crate) mod imports;
 mod lists;
 mod login;
 mod news;
@@ -45,7 +45,7 @@ pub async fn add_staff(app: &TestApp, email: &str, role: StaffRole) {
         &app.pool,
         &newsletter::ops::Actor::CommandLine,
         email,
-        role,
+        role.as_str(),
         NewPassword::parse(PASSWORD).unwrap(),
     )
     .await
