@@ -522,7 +522,7 @@ async fn run_api_token(pool: &sqlx::PgPool, command: ApiTokenCommand) -> anyhow:
 }
 
 async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result<()> {
-    use crate::domain::NewPassword;
+    use crate::domain::{NewPassword, StaffRole};
     use crate::ops::staff;
 
     /// The password from standard input when it is piped, else a generated one (and whether it
@@ -548,9 +548,10 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
     }
     let result = match command {
         StaffCommand::Add { email, role } => {
+            let role = StaffRole::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let (password, generated) = password()?;
             let shown = generated.then(|| password.expose().to_owned());
-            staff::add(pool, &Actor::CommandLine, &email, &role, password)
+            staff::add(pool, &Actor::CommandLine, &email, role.as_str(), password)
                 .await
                 .map(|role| {
                     eprintln!("staff account {email} ({}) added", role.as_str());

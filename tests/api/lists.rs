@@ -159,7 +159,7 @@ async fn an_archived_list_takes_no_signups_imports_or_updates_and_keeps_its_memb
     assert!(saved.status().is_success() || saved.status().is_redirection());
     assert_eq!(membership(&app, "spring-drive").await, ["confirmed"]);
 
-    // Reopened, it takes sign-ups again; both changes are in the audit log.
+    // Reopened, it takes sign-ups again; its creation and both changes are in the audit log.
     let list = archive(&app, &token, "spring-drive", false).await;
     assert!(list["archived_at"].is_null());
     assert!(signup_json(&app, "bo@example.org", "spring-drive")
@@ -172,7 +172,7 @@ async fn an_archived_list_takes_no_signups_imports_or_updates_and_keeps_its_memb
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    assert_eq!(audited, ["list-archive", "list-unarchive"]);
+    assert_eq!(audited, ["list-create", "list-archive", "list-unarchive"]);
 }
 
 /// Statuses of the subscriptions to `slug`.

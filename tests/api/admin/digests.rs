@@ -48,12 +48,18 @@ async fn staff_follow_a_feed_and_see_it_with_its_state() {
         "{page}"
     );
 
-    let trusted = editor
-        .post(&format!("/admin/feeds/{id}/trust"), &[("approve", "true")])
-        .await;
+    let trust = format!("/admin/feeds/{id}/trust");
+    let refused = editor.post(&trust, &[("approve", "true")]).await;
+    assert_eq!(refused.status(), 403, "trusting a feed is an admin's");
+    let mut admin = signed_in(&app, "admin@example.org", StaffRole::Admin).await;
+    let trusted = admin.post(&trust, &[("approve", "true")]).await;
     assert_eq!(trusted.status(), 303);
     let page = editor.get("/admin/feeds").await.text().await.unwrap();
     assert!(page.contains("approved at once"), "{page}");
+    assert!(
+        !page.contains(&format!("action=\"/admin/feeds/{id}/delete\"")),
+        "an editor is offered no change to a trusted feed"
+    );
 }
 
 #[tokio::test]

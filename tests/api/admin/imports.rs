@@ -46,22 +46,22 @@ pub(crate) async fn upload(
 }
 
 #[tokio::test]
-async fn an_editor_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
+async fn an_admin_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
     let app = spawn_staff_app(&[]).await;
-    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let mut admin = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
     let file =
         "name;email\r\nAna;ana@example.org\r\n\r\nBo;not-an-address\r\nCy;cy@example.org\r\n";
 
     let forged = upload(
-        &mut editor,
+        &mut admin,
         &[("source", "Town hall"), ("csrf_token", "nope")],
         file,
     )
     .await;
     assert_eq!(forged.status(), 403);
-    let csrf = editor.csrf().await;
+    let csrf = admin.csrf().await;
     let r = upload(
-        &mut editor,
+        &mut admin,
         &[
             ("csrf_token", &csrf),
             ("lists", "new-york-alliance"),
@@ -76,7 +76,7 @@ async fn an_editor_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
 
     let started = Instant::now();
     let html = loop {
-        let html = editor.get(&page).await.text().await.unwrap();
+        let html = admin.get(&page).await.text().await.unwrap();
         if html.contains("(done)") {
             break html;
         }
@@ -88,7 +88,7 @@ async fn an_editor_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
         html.contains("<tr><td>4</td><td>email</td>"),
         "line 4 of the file: {html}"
     );
-    let csv = editor
+    let csv = admin
         .get(&format!("{page}/errors.csv"))
         .await
         .text()
@@ -107,15 +107,15 @@ async fn an_editor_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(audited, "ed@example.org");
+    assert_eq!(audited, "ad@example.org");
 
-    let list = editor.get("/admin/imports").await.text().await.unwrap();
+    let list = admin.get("/admin/imports").await.text().await.unwrap();
     let row = list
         .split("<tr>")
         .find(|row| row.contains(&format!("href=\"{page}\"")))
         .unwrap_or_else(|| panic!("the job links to its page: {list}"));
     for cell in [
-        "<td>ed@example.org</td>",
+        "<td>ad@example.org</td>",
         "<td>new-york-alliance </td>",
         "<td>confirmed</td>",
         "<td>done</td>",

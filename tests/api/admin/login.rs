@@ -93,9 +93,20 @@ async fn the_staff_commands_add_list_reset_and_remove_accounts() {
     assert!(password_works(&db, "ana@example.org", "second password here").await);
 
     let (ok, _, err) = staff_command(&db, &["remove", "--email", "ana@example.org"], "");
+    assert!(!ok && err.contains("last admin"), "{err}");
+    let (ok, _, err) = staff_command(
+        &db,
+        &["add", "--email", "cy@example.org", "--role", "admin"],
+        "a third password here\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = staff_command(&db, &["remove", "--email", "ana@example.org"], "");
     assert!(ok, "{err}");
     let (_, list, _) = staff_command(&db, &["list"], "");
-    assert!(list.is_empty(), "{list}");
+    assert!(
+        list.starts_with("cy@example.org\tadmin") && !list.contains("ana"),
+        "{list}"
+    );
     let (ok, _, err) = staff_command(&db, &["remove", "--email", "ana@example.org"], "");
     assert!(!ok && err.contains("no staff account"), "{err}");
 }

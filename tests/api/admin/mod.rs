@@ -8,6 +8,7 @@ mod lists;
 mod login;
 mod news;
 mod progress;
+mod staff;
 mod subscribers;
 pub(crate) mod updates;
 
