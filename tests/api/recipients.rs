@@ -125,7 +125,7 @@ async fn started_update(pool: &PgPool, list: Uuid, subject: &str) -> Uuid {
         .await
         .unwrap();
     assert_eq!(
-        updates::apply(pool, update, Action::SendNow, None)
+        updates::apply(pool, update, Action::SendNow, None, Default::default())
             .await
             .unwrap(),
         Some(updates::Applied::Done("scheduled".into()))

@@ -100,6 +100,8 @@ pub enum AdminError {
     Forbidden(String),
     NotFound,
     Status(StatusCode, String),
+    /// `429` with `Retry-After` (seconds).
+    TooMany(String, u64),
     Internal(anyhow::Error),
 }
 
@@ -117,6 +119,10 @@ impl From<anyhow::Error> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            AdminError::TooMany(_, seconds) => Some(*seconds),
+            _ => None,
+        };
         let (status, title, text) = match self {
             AdminError::SignIn => return Redirect::to("/admin/login").into_response(),
             AdminError::Forbidden(text) => (StatusCode::FORBIDDEN, "Not allowed", text),
@@ -126,9 +132,15 @@ impl IntoResponse for AdminError {
                 "There is nothing at this address.".into(),
             ),
             AdminError::Status(status, text) => (status, "Not done", text),
+            AdminError::TooMany(text, _) => (StatusCode::TOO_MANY_REQUESTS, "Not now", text),
             AdminError::Internal(e) => return super::AppError(e).into_response(),
         };
         let mut response = status.into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(ErrorPage {
             title: title.into(),
             text,
