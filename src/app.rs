@@ -59,7 +59,7 @@ impl Application {
         let files = settings.templates.files();
         let pages = Arc::new(Pages::load(&files, &site_name)?);
         let admin_pages = Arc::new(AdminPages::load(&files, &site_name)?);
-        let mail_templates = Arc::new(LiveTemplates::load(&files)?);
+        let mail_templates = Arc::new(LiveTemplates::load(&settings.templates)?);
         let worker = if with_worker {
             Some(new_worker(
                 Arc::clone(&settings),
@@ -225,7 +225,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A worker with its own templates (for `newsletter worker`).
 pub fn build_worker(settings: Arc<Settings>, pool: PgPool) -> anyhow::Result<Worker> {
-    let templates = Arc::new(LiveTemplates::load(&settings.templates.files())?);
+    let templates = Arc::new(LiveTemplates::load(&settings.templates)?);
     new_worker(settings, pool, templates)
 }
 

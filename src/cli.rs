@@ -529,7 +529,7 @@ async fn run_update(
                         e.column()
                     )
                 })?;
-                let templates = MailTemplates::load(&settings.templates.files())?;
+                let templates = MailTemplates::load(&settings.templates)?;
                 show(&updates::create(pool, &templates, &settings.mail, &input).await?)
                     .context("printing")?;
             }

@@ -348,6 +348,11 @@ pub struct TemplateSettings {
     /// `templates.dir`: a folder whose files override the shipped (compiled-in) templates of
     /// the same path (`email/<name>/…`, `web/…`, `admin/…`); `None` (empty) uses the shipped.
     pub dir: Option<PathBuf>,
+    /// `templates.max_output_bytes`: bytes one part of a mail template (or a digest intro) may
+    /// render to; more stops the rendering with an error.
+    pub max_output_bytes: usize,
+    /// `templates.max_render_ms`: CPU time one rendering of a part may take.
+    pub max_render: Duration,
 }
 
 impl TemplateSettings {
@@ -559,6 +564,8 @@ impl Settings {
                 dir: Some(r.string("templates.dir")?)
                     .filter(|d| !d.trim().is_empty())
                     .map(PathBuf::from),
+                max_output_bytes: r.positive("templates.max_output_bytes")? as usize,
+                max_render: Duration::from_millis(r.positive("templates.max_render_ms")?),
             },
             log: LogSettings {
                 format: r.with("log.format", |s| match s.as_str() {

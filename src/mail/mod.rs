@@ -1,5 +1,6 @@
 //! Mail: the template registry, message building and the transports. Only `worker/` sends.
 
+pub mod bounds;
 mod compose;
 mod dkim;
 mod encoding;
@@ -11,6 +12,7 @@ mod stencil;
 mod templates;
 mod transport;
 
+pub use bounds::RenderLimits;
 pub use compose::{
     bulk_message, bulk_message_encoded, bulk_message_rendered, confirmation_message,
     notice_message, ConfirmationMail, Envelope, ListHeaders, Notice,
@@ -20,6 +22,6 @@ pub use headers::list_id;
 pub use live::LiveTemplates;
 pub use stencil::{EncodedMail, Stencil};
 pub use templates::{
-    shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
+    required, shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
 };
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

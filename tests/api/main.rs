@@ -33,6 +33,7 @@ mod sending;
 mod signup;
 mod smtp_server;
 mod subscribers;
+mod template_bounds;
 mod templates;
 mod third_party_smtp;
 mod unsubscribe;
