@@ -269,6 +269,8 @@ pub struct AdminSettings {
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window: Duration,
+    /// `admin.max_concurrent_logins`: password hashes a process computes at once for logins.
+    pub max_concurrent_logins: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -500,6 +502,7 @@ impl Settings {
                 login_failures_per_account: r.positive("admin.login_failures_per_account")? as u32,
                 login_failures_per_ip: r.positive("admin.login_failures_per_ip")? as u32,
                 login_window: Duration::from_secs(60 * r.positive("admin.login_window_minutes")?),
+                max_concurrent_logins: r.positive("admin.max_concurrent_logins")? as usize,
             },
             feeds: FeedSettings {
                 poll_every: Duration::from_secs(60 * r.positive("feeds.poll_minutes")?),

@@ -30,6 +30,7 @@ mod openapi;
 mod recipients;
 mod self_service;
 mod sending;
+mod server_process;
 mod signup;
 mod smtp_server;
 mod subscribers;
