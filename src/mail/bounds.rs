@@ -504,6 +504,24 @@ pub async fn render_text(
     .await
 }
 
+/// `depth` inline partials `p0`…, each naming the next `width` times, the last holding `leaf`,
+/// and a call of `p0`: `width^depth` copies of `leaf`.
+#[cfg(test)]
+pub(crate) fn fan_out(depth: usize, width: usize, leaf: &str) -> String {
+    let mut source: String = (0..depth)
+        .map(|i| {
+            format!(
+                "{{{{#*inline \"p{i}\"}}}}{}{{{{/inline}}}}",
+                format!("{{{{> p{}}}}}", i + 1).repeat(width)
+            )
+        })
+        .collect();
+    source.push_str(&format!(
+        "{{{{#*inline \"p{depth}\"}}}}{leaf}{{{{/inline}}}}{{{{> p0}}}}"
+    ));
+    source
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,16 +624,8 @@ mod tests {
 
     #[test]
     fn a_rendering_stops_past_its_output_limit() {
-        // Ten partials, each calling the next ten times: 10^7 copies of "x".
-        let mut source: String = (0..7)
-            .map(|i| {
-                format!(
-                    "{{{{#*inline \"p{i}\"}}}}{}{{{{/inline}}}}",
-                    format!("{{{{> p{}}}}}", i + 1).repeat(10)
-                )
-            })
-            .collect();
-        source.push_str("{{#*inline \"p7\"}}x{{/inline}}{{> p0}}");
+        // Seven partials, each calling the next ten times: 10^7 copies of "x".
+        let source = fan_out(7, 10, "x");
         assert_eq!(check(&source), Ok(()));
         let err = render(&registry(&source), "t", &(), LIMITS).unwrap_err();
         assert!(matches!(err, RenderFailure::TooLarge(_)), "{err}");
@@ -624,15 +634,7 @@ mod tests {
     #[test]
     fn a_rendering_that_writes_nothing_still_stops_in_time() {
         // The same fan-out with nothing to write: only the markers see the clock.
-        let mut source: String = (0..9)
-            .map(|i| {
-                format!(
-                    "{{{{#*inline \"p{i}\"}}}}{}{{{{/inline}}}}",
-                    format!("{{{{> p{}}}}}", i + 1).repeat(10)
-                )
-            })
-            .collect();
-        source.push_str("{{#*inline \"p9\"}}{{!-- nothing --}}{{/inline}}{{> p0}}");
+        let source = fan_out(9, 10, "{{!-- nothing --}}");
         let err = render(&registry(&source), "t", &(), LIMITS).unwrap_err();
         assert!(matches!(err, RenderFailure::TooSlow(_)), "{err}");
     }

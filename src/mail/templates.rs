@@ -608,17 +608,8 @@ mod tests {
             (err.part, err.message.as_str()),
             (Part::Html, "partials include each other: r → r")
         );
-        let mut fan_out: String = (0..8)
-            .map(|i| {
-                format!(
-                    "{{{{#*inline \"p{i}\"}}}}{}{{{{/inline}}}}",
-                    format!("{{{{> p{}}}}}", i + 1).repeat(10)
-                )
-            })
-            .collect();
-        fan_out.push_str("{{#*inline \"p8\"}}xxxxxxxxxx{{/inline}}{{> p0}}");
         let huge = MailSource {
-            text: fan_out,
+            text: bounds::fan_out(8, 10, "xxxxxxxxxx"),
             ..update
         };
         let err = MailTemplates::check("update", &huge, LIMITS).unwrap_err();

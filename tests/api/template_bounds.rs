@@ -42,6 +42,29 @@ fn case(what: impl Into<String>, reason: &'static str) -> Case {
     }
 }
 
+impl Case {
+    fn subject(self, source: impl Into<String>) -> Self {
+        Self {
+            subject: Some(source.into()),
+            ..self
+        }
+    }
+
+    fn text(self, source: impl Into<String>) -> Self {
+        Self {
+            text: Some(source.into()),
+            ..self
+        }
+    }
+
+    fn html(self, source: impl Into<String>) -> Self {
+        Self {
+            html: Some(source.into()),
+            ..self
+        }
+    }
+}
+
 /// `n` inline partials `p0`…, each naming the next `fan_out` times, the last holding `leaf`:
 /// `fan_out^n` copies of `leaf`.
 fn fan_out(n: usize, fan_out: usize, leaf: &str) -> String {
@@ -63,9 +86,10 @@ fn fan_out(n: usize, fan_out: usize, leaf: &str) -> String {
 fn corpus() -> Vec<Case> {
     let mut cases = Vec::new();
     // The issue's template, then cycles of growing length, through blocks and loops.
-    let mut c = case("an inline partial including itself", "include each other");
-    c.html = Some(r#"{{#*inline "r"}}x{{> r}}{{/inline}}{{> r}}"#.into());
-    cases.push(c);
+    cases.push(
+        case("an inline partial including itself", "include each other")
+            .html(r#"{{#*inline "r"}}x{{> r}}{{/inline}}{{> r}}"#),
+    );
     for n in [2, 5, 30] {
         let mut source: String = (0..n)
             .map(|i| {
@@ -76,58 +100,62 @@ fn corpus() -> Vec<Case> {
             })
             .collect();
         source.push_str("{{> c0}}");
-        let mut c = case(
-            format!("a cycle of {n} inline partials"),
-            "include each other",
+        cases.push(
+            case(
+                format!("a cycle of {n} inline partials"),
+                "include each other",
+            )
+            .text(source),
         );
-        c.text = Some(source);
-        cases.push(c);
     }
-    let mut c = case(
-        "subject and text including each other",
-        "include each other",
+    cases.push(
+        case(
+            "subject and text including each other",
+            "include each other",
+        )
+        .subject("{{> update/body.txt}}")
+        .text("{{> update/subject.txt}}"),
     );
-    c.subject = Some("{{> update/body.txt}}".into());
-    c.text = Some("{{> update/subject.txt}}".into());
-    cases.push(c);
-    let mut c = case("a part including itself", "include each other");
-    c.html = Some("<p>{{> update/body.html}}</p>".into());
-    cases.push(c);
+    cases.push(
+        case("a part including itself", "include each other").html("<p>{{> update/body.html}}</p>"),
+    );
     // Fan-out that writes: the issue's 100 MB in 112 s, and more. Whichever limit comes first
     // (the output's, or the time's where each partial writes little).
     for (depth, width, leaf) in [(8, 10, "xxxxxxxxxx"), (6, 30, "<&\"'>"), (4, 200, "yy")] {
-        let mut c = case(
-            format!("inline partials {depth} deep with a fan-out of {width}"),
-            "(templates.max_",
+        cases.push(
+            case(
+                format!("inline partials {depth} deep with a fan-out of {width}"),
+                "(templates.max_",
+            )
+            .html(fan_out(depth, width, leaf)),
         );
-        c.html = Some(fan_out(depth, width, leaf));
-        cases.push(c);
     }
     // Fan-out that writes nothing: only the clock stops it.
-    let mut c = case(
-        "inline partials 9 deep with a fan-out of 10 writing nothing",
-        "templates.max_render_ms",
+    cases.push(
+        case(
+            "inline partials 9 deep with a fan-out of 10 writing nothing",
+            "templates.max_render_ms",
+        )
+        .text(fan_out(9, 10, "{{!-- nothing --}}")),
     );
-    c.text = Some(fan_out(9, 10, "{{!-- nothing --}}"));
-    cases.push(c);
     // Depth: blocks, sub-expressions, partial chains, and text only the parser's stack sees.
     for n in [33, 1_000, 5_000] {
-        let mut c = case(format!("{n} nested blocks"), "levels deep");
-        c.html = Some(format!(
-            "{}x{}",
-            "{{#if subject}}".repeat(n),
-            "{{/if}}".repeat(n)
-        ));
-        cases.push(c);
+        cases.push(
+            case(format!("{n} nested blocks"), "levels deep").html(format!(
+                "{}x{}",
+                "{{#if subject}}".repeat(n),
+                "{{/if}}".repeat(n)
+            )),
+        );
     }
     for n in [33, 3_000] {
-        let mut c = case(format!("{n} nested sub-expressions"), "levels deep");
-        c.text = Some(format!(
-            "{{{{#if {}subject{}}}}}x{{{{/if}}}}",
-            "(not ".repeat(n),
-            ")".repeat(n)
-        ));
-        cases.push(c);
+        cases.push(
+            case(format!("{n} nested sub-expressions"), "levels deep").text(format!(
+                "{{{{#if {}subject{}}}}}x{{{{/if}}}}",
+                "(not ".repeat(n),
+                ")".repeat(n)
+            )),
+        );
     }
     let mut chain: String = (0..40)
         .map(|i| {
@@ -138,9 +166,7 @@ fn corpus() -> Vec<Case> {
         })
         .collect();
     chain.push_str("{{#*inline \"l40\"}}.{{/inline}}{{> l0}}");
-    let mut c = case("a chain of 40 partials", "levels deep");
-    c.text = Some(chain);
-    cases.push(c);
+    cases.push(case("a chain of 40 partials", "levels deep").text(chain));
     for (what, text) in [
         (
             "20,000 open brackets",
@@ -152,23 +178,21 @@ fn corpus() -> Vec<Case> {
         ),
         ("5,000 unclosed blocks", "{{#if subject}}".repeat(5_000)),
     ] {
-        let mut c = case(what, "line");
-        c.html = Some(text);
-        cases.push(c);
+        cases.push(case(what, "line").html(text));
     }
     // Partials the check cannot follow.
-    let mut c = case("a partial named by the data", "written out");
-    c.text = Some("{{> (lookup this \"subject\")}}".into());
-    cases.push(c);
-    let mut c = case("an unknown partial", "no such partial");
-    c.text = Some("{{> welcome/body.txt}}".into());
-    cases.push(c);
-    let mut c = case("a partial block", "partial blocks");
-    c.html = Some("{{#> update/body.txt}}fallback{{/update/body.txt}}".into());
-    cases.push(c);
-    let mut c = case("an inline partial named by the data", "in quotes");
-    c.text = Some("{{#*inline subject}}x{{/inline}}".into());
-    cases.push(c);
+    cases.push(
+        case("a partial named by the data", "written out").text("{{> (lookup this \"subject\")}}"),
+    );
+    cases.push(case("an unknown partial", "no such partial").text("{{> welcome/body.txt}}"));
+    cases.push(
+        case("a partial block", "partial blocks")
+            .html("{{#> update/body.txt}}fallback{{/update/body.txt}}"),
+    );
+    cases.push(
+        case("an inline partial named by the data", "in quotes")
+            .text("{{#*inline subject}}x{{/inline}}"),
+    );
     cases
 }
 
