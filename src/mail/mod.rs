@@ -22,6 +22,6 @@ pub use headers::list_id;
 pub use live::LiveTemplates;
 pub use stencil::{EncodedMail, Stencil};
 pub use templates::{
-    required, shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
+    shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
 };
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};

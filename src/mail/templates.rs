@@ -321,7 +321,7 @@ impl MailTemplates {
 /// data that holds it, and what it is called. An update, whatever its template, carries the
 /// unsubscribe link, the preferences link and the postal address (the law in most places
 /// wants all three); a confirmation its confirmation link; a welcome the preferences link.
-pub fn required(name: &str) -> &'static [(&'static str, &'static str)] {
+fn required(name: &str) -> &'static [(&'static str, &'static str)] {
     match name {
         "confirmation" => &[("confirm_url", "the confirmation link")],
         "welcome" => &[("manage_url", "the preferences link")],
