@@ -2,6 +2,7 @@
 //! Each type is built by a `parse` that rejects what it cannot represent.
 
 mod archive;
+mod client;
 mod email;
 mod feed;
 mod list_slug;
@@ -17,6 +18,7 @@ mod us_state;
 pub mod verp;
 
 pub use archive::archive_slug;
+pub use client::client_key;
 pub use email::EmailAddress;
 pub use feed::{parse_feed, FeedEntry, ParsedFeed};
 pub use list_slug::ListSlug;
