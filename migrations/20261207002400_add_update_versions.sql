@@ -20,7 +20,7 @@ ALTER TABLE updates
     ADD COLUMN approval_requested_at timestamptz,
     -- the version that went out, fixed when it starts, and the mail templates it goes out with
     -- (the newest mail_template_versions id when it was confirmed or approved, else when it
-    -- started; NULL: the shipped ones)
+    -- started; 0: only the shipped ones existed; NULL: not fixed yet)
     ADD COLUMN sent_version integer,
     ADD COLUMN templates_as_of bigint,
     -- whether staff chose the archive setting; if not, an update is listed only when one of
@@ -29,7 +29,7 @@ ALTER TABLE updates
 
 -- Updates already sent keep the archive setting they went out with.
 UPDATE updates SET archive_chosen = true, sent_version = 1,
-                   templates_as_of = (SELECT max(id) FROM mail_template_versions)
+                   templates_as_of = (SELECT coalesce(max(id), 0) FROM mail_template_versions)
 WHERE started_at IS NOT NULL;
 
 CREATE TABLE update_versions (

@@ -56,8 +56,8 @@ pub struct UpdateRecord {
     /// The version that went out, fixed when it started.
     pub sent_version: Option<i32>,
     /// The mail templates it goes out with: the newest saved template version's id when it was
-    /// confirmed or approved (else when it started); `None` before that, or when only the
-    /// shipped templates existed then.
+    /// confirmed or approved (else when it started), 0 when only the shipped templates existed
+    /// then; `None` while not fixed yet.
     #[serde(skip)]
     pub templates_as_of: Option<i64>,
     /// When approval was last asked for: an approval answers that request and no other.
@@ -644,7 +644,7 @@ pub async fn apply(
                                              WHEN $7 THEN NULL ELSE approval_requested_at END,
                 scheduled_by = CASE WHEN $9 THEN $10 ELSE scheduled_by END,
                 templates_as_of = CASE WHEN $9 AND NOT ($11 AND templates_as_of IS NOT NULL)
-                                       THEN (SELECT max(id) FROM mail_template_versions)
+                                       THEN (SELECT coalesce(max(id), 0) FROM mail_template_versions)
                                        WHEN $2 = 'draft' THEN NULL ELSE templates_as_of END
          WHERE id = $1",
     )
@@ -952,7 +952,7 @@ pub async fn start_one_due(
         "UPDATE updates u SET status = 'sending', started_at = now(), updated_at = now(),
                 recipients_after = NULL, recipients_complete = false, recipients_expected = NULL,
                 sent_version = version,
-                templates_as_of = coalesce(templates_as_of, (SELECT max(id) FROM mail_template_versions)),
+                templates_as_of = coalesce(templates_as_of, (SELECT coalesce(max(id), 0) FROM mail_template_versions)),
                 in_archive = CASE WHEN archive_chosen THEN in_archive
                                   ELSE EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
                                                WHERE ul.update_id = u.id AND l.is_public) END

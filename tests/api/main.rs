@@ -36,7 +36,7 @@ mod signup;
 mod smtp_server;
 mod subscribers;
 mod template_bounds;
-mod templates;
+pub(crate) mod templates;
 mod third_party_smtp;
 mod unsubscribe;
 mod updates;

@@ -17,7 +17,7 @@ use crate::smtp_server::{ReceivedMail, TestSmtp};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The shipped update template with `marker` put in front of its subject and text.
-async fn marked_update(app: &TestApp, token: &str, marker: &str) -> Value {
+pub(crate) async fn marked_update(app: &TestApp, token: &str, marker: &str) -> Value {
     let current: Value = app
         .api(Method::GET, "/api/v1/templates/update", token, None)
         .await

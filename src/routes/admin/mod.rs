@@ -73,9 +73,13 @@ async fn pages_and_headers(
 ) -> Response {
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ErrorPage>() {
+        let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
         response = state
             .admin_pages
             .message(response.status(), &error.title, &error.text);
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
     }
     let headers = response.headers_mut();
     for (name, value) in [
