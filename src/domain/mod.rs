@@ -6,6 +6,7 @@ mod client;
 mod email;
 mod feed;
 mod list_slug;
+pub mod message_id;
 pub mod recurrence;
 pub mod schedule;
 mod signup;

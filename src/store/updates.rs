@@ -912,17 +912,21 @@ pub enum Started {
 /// they cannot approve it themselves).
 pub async fn start_one_due(
     pool: &PgPool,
-    approval_threshold: Option<u64>,
+    (approval_threshold, stale_after): (Option<u64>, Duration),
     zone: chrono_tz::Tz,
 ) -> anyhow::Result<Option<Started>> {
     let mut tx = pool.begin().await?;
+    // One further past its time than `stale_after` waits for `hold_stale` and staff, whichever
+    // of the two statements sees it first.
     let due: Option<(Uuid, i32, Option<i32>)> = sqlx::query_as(
         "SELECT id, version, approved_version FROM updates u
          WHERE status = 'scheduled' AND scheduled_at <= now()
+           AND scheduled_at >= now() - make_interval(secs => $1)
            AND NOT EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
                            WHERE ul.update_id = u.id AND l.archived_at IS NOT NULL)
          ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
+    .bind(seconds(stale_after))
     .fetch_optional(&mut *tx)
     .await?;
     let Some((id, version, approved_version)) = due else {

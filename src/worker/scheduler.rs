@@ -82,7 +82,10 @@ async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     }
     while let Some(started) = updates::start_one_due(
         pool,
-        settings.sending.approval_threshold,
+        (
+            settings.sending.approval_threshold,
+            settings.sending.stale_after,
+        ),
         settings.server.time_zone,
     )
     .await
