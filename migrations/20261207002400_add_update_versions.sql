@@ -12,8 +12,15 @@ ALTER TABLE updates
     ADD COLUMN approved_lists text[],
     ADD COLUMN approved_recipients bigint,
     ADD COLUMN approved_at timestamptz,
-    -- the version that went out and the mail templates it went out with (the newest
-    -- mail_template_versions id then; NULL: the shipped ones), both fixed when it starts
+    -- the member of staff who last scheduled, sent, resumed or approved it (NULL: a token,
+    -- the command line, a digest schedule): the one who asks when the scheduler holds it for
+    -- approval, so they cannot approve it themselves
+    ADD COLUMN scheduled_by uuid REFERENCES staff (id) ON DELETE SET NULL,
+    -- when approval was last asked for: an approval names the request it answers
+    ADD COLUMN approval_requested_at timestamptz,
+    -- the version that went out, fixed when it starts, and the mail templates it goes out with
+    -- (the newest mail_template_versions id when it was confirmed or approved, else when it
+    -- started; 0: only the shipped ones existed; NULL: not fixed yet)
     ADD COLUMN sent_version integer,
     ADD COLUMN templates_as_of bigint,
     -- whether staff chose the archive setting; if not, an update is listed only when one of
@@ -22,7 +29,7 @@ ALTER TABLE updates
 
 -- Updates already sent keep the archive setting they went out with.
 UPDATE updates SET archive_chosen = true, sent_version = 1,
-                   templates_as_of = (SELECT max(id) FROM mail_template_versions)
+                   templates_as_of = (SELECT coalesce(max(id), 0) FROM mail_template_versions)
 WHERE started_at IS NOT NULL;
 
 CREATE TABLE update_versions (

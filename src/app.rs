@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Sending providers' webhook keys, parsed at start-up.
     pub webhooks: Arc<routes::webhooks::WebhookKeys>,
+    /// Staff logins: their rules and the places for password checks.
+    pub logins: Arc<crate::ops::staff::Logins>,
 }
 
 pub struct Application {
@@ -48,6 +50,7 @@ impl Application {
     /// Loads templates (a broken one fails here, not at the ten-thousandth send), binds the
     /// listener and prepares the worker when `with_worker`.
     pub async fn build(settings: Settings, with_worker: bool) -> anyhow::Result<Self> {
+        return_large_allocations();
         let settings = Arc::new(settings);
         let pool = store::pool(&settings.database)?;
         let site_name = settings
@@ -59,7 +62,7 @@ impl Application {
         let files = settings.templates.files();
         let pages = Arc::new(Pages::load(&files, &site_name)?);
         let admin_pages = Arc::new(AdminPages::load(&files, &site_name)?);
-        let mail_templates = Arc::new(LiveTemplates::load(&files)?);
+        let mail_templates = Arc::new(LiveTemplates::load(&settings.templates)?);
         let worker = if with_worker {
             Some(new_worker(
                 Arc::clone(&settings),
@@ -85,6 +88,7 @@ impl Application {
             signups: crate::store::signups::SignupWriter::start(pool.clone()),
             metrics: Arc::default(),
             webhooks: routes::webhooks::keys(&settings.webhooks)?,
+            logins: Arc::new(crate::ops::staff::Logins::new(&settings)),
             pool,
             settings,
             pages,
@@ -220,12 +224,24 @@ async fn serve(
     graceful.shutdown().await;
 }
 
+/// Makes large allocations (4 MiB and more) go back to the system when they are freed. glibc
+/// serves them with `mmap` at first, but raises that threshold to the size of the first one
+/// freed, so every later 19 MiB of argon2 memory (a login) came from its arenas and stayed
+/// there: 40 logins at once left a process at 1 GB. A fixed threshold keeps them in `mmap`.
+pub fn return_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes two integers and changes a setting of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 /// How long to wait after a failed accept before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A worker with its own templates (for `newsletter worker`).
 pub fn build_worker(settings: Arc<Settings>, pool: PgPool) -> anyhow::Result<Worker> {
-    let templates = Arc::new(LiveTemplates::load(&settings.templates.files())?);
+    let templates = Arc::new(LiveTemplates::load(&settings.templates)?);
     new_worker(settings, pool, templates)
 }
 

@@ -614,7 +614,7 @@ async fn run_update(
                         e.column()
                     )
                 })?;
-                let templates = MailTemplates::load(&settings.templates.files())?;
+                let templates = MailTemplates::load(&settings.templates)?;
                 show(
                     &updates::create(
                         pool,

@@ -274,6 +274,8 @@ pub struct AdminSettings {
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window: Duration,
+    /// `admin.max_concurrent_logins`: password hashes a process computes at once for logins.
+    pub max_concurrent_logins: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -359,6 +361,11 @@ pub struct TemplateSettings {
     /// `templates.dir`: a folder whose files override the shipped (compiled-in) templates of
     /// the same path (`email/<name>/…`, `web/…`, `admin/…`); `None` (empty) uses the shipped.
     pub dir: Option<PathBuf>,
+    /// `templates.max_output_bytes`: bytes one part of a mail template (or a digest intro) may
+    /// render to; more stops the rendering with an error.
+    pub max_output_bytes: usize,
+    /// `templates.max_render_ms`: CPU time one rendering of a part may take.
+    pub max_render: Duration,
 }
 
 impl TemplateSettings {
@@ -512,6 +519,7 @@ impl Settings {
                 login_failures_per_account: r.positive("admin.login_failures_per_account")? as u32,
                 login_failures_per_ip: r.positive("admin.login_failures_per_ip")? as u32,
                 login_window: Duration::from_secs(60 * r.positive("admin.login_window_minutes")?),
+                max_concurrent_logins: r.positive("admin.max_concurrent_logins")? as usize,
             },
             feeds: FeedSettings {
                 poll_every: Duration::from_secs(60 * r.positive("feeds.poll_minutes")?),
@@ -578,6 +586,8 @@ impl Settings {
                 dir: Some(r.string("templates.dir")?)
                     .filter(|d| !d.trim().is_empty())
                     .map(PathBuf::from),
+                max_output_bytes: r.positive("templates.max_output_bytes")? as usize,
+                max_render: Duration::from_millis(r.positive("templates.max_render_ms")?),
             },
             log: LogSettings {
                 format: r.with("log.format", |s| match s.as_str() {

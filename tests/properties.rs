@@ -8,9 +8,7 @@ use proptest::prelude::*;
 
 fn templates() -> &'static MailTemplates {
     static TEMPLATES: std::sync::OnceLock<MailTemplates> = std::sync::OnceLock::new();
-    TEMPLATES.get_or_init(|| {
-        MailTemplates::load(&newsletter::template_files::TemplateFiles::shipped()).unwrap()
-    })
+    TEMPLATES.get_or_init(|| MailTemplates::load(&settings().templates).unwrap())
 }
 
 fn settings() -> newsletter::config::Settings {

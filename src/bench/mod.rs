@@ -267,7 +267,7 @@ async fn scenarios(
     settings.links.per_ip_per_minute = u32::MAX / 2;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
-    let templates = MailTemplates::load(&settings.templates.files())?;
+    let templates = MailTemplates::load(&settings.templates)?;
     let mut rows = Vec::new();
 
     let mut runs: Vec<send::SendRun> = Vec::new();

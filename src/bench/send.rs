@@ -74,7 +74,7 @@ pub async fn run(
     let limit = super::SCENARIO_LIMIT + Duration::from_millis(u64::try_from(n).unwrap_or(0));
     reset_peak_rss();
     let (cpu0, sink0, t0) = (cpu_time(), sink.cpu_time(), Instant::now());
-    store::updates::apply(pool, id, Action::SendNow, None).await?;
+    store::updates::apply(pool, id, Action::SendNow, None, Default::default()).await?;
     let first = wait_until(
         "the first mail",
         limit,

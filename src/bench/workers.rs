@@ -98,7 +98,7 @@ pub async fn run(
         let already = sink.received();
         let target = already + u64::try_from(n).unwrap_or(0);
         let started = Instant::now();
-        store::updates::apply(pool, id, Action::SendNow, None).await?;
+        store::updates::apply(pool, id, Action::SendNow, None, Default::default()).await?;
         let done = wait_until("sending", limit, Duration::from_millis(5), || async {
             Ok(sink.received() >= target)
         })

@@ -524,7 +524,10 @@ enum Data {
 }
 
 /// Reads DATA to the lone `.` line, undoing dot-stuffing; past `max` bytes, or after a line
-/// over [`MAX_TEXT_LINE`], the rest is read and dropped so the client gets its answer.
+/// over [`MAX_TEXT_LINE`], the rest is read and dropped so the client gets its answer. Only
+/// CRLF `.` CRLF ends it (RFC 5321, 4.1.1.4): a `.` line after a bare LF, or ended by one, is
+/// text, so that no client can end a message where an MTA in front of us would not and smuggle
+/// a second one in after it.
 async fn read_data<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     max: usize,
@@ -532,6 +535,8 @@ async fn read_data<R: AsyncRead + Unpin>(
     let mut message = Vec::new();
     let mut too_big = false;
     let mut line_too_long = false;
+    // Whether the line before ended with CRLF (the DATA command's did).
+    let mut after_crlf = true;
     loop {
         let line = match read_line(reader, MAX_TEXT_LINE).await? {
             Line::Closed => return Ok(Data::Closed),
@@ -542,7 +547,10 @@ async fn read_data<R: AsyncRead + Unpin>(
             }
             Line::Text(line) => line,
         };
-        if line == b".\r\n" || line == b".\n" {
+        let ends_crlf = line.ends_with(b"\r\n");
+        let end = after_crlf && line == b".\r\n";
+        after_crlf = ends_crlf;
+        if end {
             return Ok(if line_too_long {
                 Data::LineTooLong
             } else if too_big {
@@ -633,6 +641,13 @@ mod tests {
         let mut reader = BufReader::new(data);
         assert!(
             matches!(read_data(&mut reader, 100).await.unwrap(), Data::Message(m) if m == b"a\r\n.b\r\n")
+        );
+        // A `.` line after or before a bare LF is text: only CRLF . CRLF ends the message.
+        let data: &[u8] = b"a\n.\nb\r\n.\n\r\nc\r\n.\r\nQUIT\r\n";
+        let mut reader = BufReader::new(data);
+        assert!(
+            matches!(read_data(&mut reader, 100).await.unwrap(), Data::Message(m) if m == b"a\n\nb\r\n\n\r\nc\r\n"),
+            "one message, its bare-LF dot lines unstuffed as text"
         );
         let data: &[u8] = b"0123456789\r\n0123456789\r\n.\r\n";
         let mut reader = BufReader::new(data);

@@ -362,6 +362,7 @@ async fn match_report(
             Some(bounces::by_update_and_subscriber(&mut *tx, update, subscriber).await?)
         }
         Some(MessageRef::Key(key)) => Some(bounces::by_message_key(&mut *tx, key).await?),
+        Some(MessageRef::NotOurs) => Some(None),
         None => None,
     };
     let target =
@@ -427,19 +428,31 @@ fn canonical(address: &str) -> Option<String> {
 enum MessageRef {
     Update(Uuid, Uuid),
     Key(Uuid),
+    /// An update mail's Message-ID in our form, on our host, whose mac does not check out: no
+    /// mail we sent (one made up from a person's ids, or one of a release before the mac).
+    NotOurs,
 }
 
 /// The mail a Message-ID of ours names (`worker::delivery::message_id` makes them), checking
-/// the host is ours.
+/// the host is ours and, for an update mail, its mac (`domain::message_id`): `None` for one
+/// made by anyone without our key.
 fn our_message_id(settings: &Settings, id: &str) -> Option<MessageRef> {
     let (local, host) = id.trim_matches(['<', '>']).rsplit_once('@')?;
     if !host.eq_ignore_ascii_case(settings.server.base_url.host()) {
         return None;
     }
+    if local.starts_with("update.") {
+        let secret = settings.security.secret_key.expose().as_bytes();
+        return Some(
+            match crate::domain::message_id::parse_update_local(secret, local) {
+                Some((update, subscriber)) => MessageRef::Update(update, subscriber),
+                None => MessageRef::NotOurs,
+            },
+        );
+    }
     let mut parts = local.split('.');
-    match (parts.next()?, parts.next()?, parts.next(), parts.next()) {
-        ("update", u, Some(s), None) => Some(MessageRef::Update(u.parse().ok()?, s.parse().ok()?)),
-        (_, key, None, None) => Some(MessageRef::Key(key.parse().ok()?)),
+    match (parts.next()?, parts.next()?, parts.next()) {
+        (_, key, None) => Some(MessageRef::Key(key.parse().ok()?)),
         _ => None,
     }
 }

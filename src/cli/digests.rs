@@ -114,7 +114,7 @@ pub async fn run_digest(
             };
             let input: DigestInput = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a digest schedule", file.display()))?;
-            let templates = MailTemplates::load(&settings.templates.files())?;
+            let templates = MailTemplates::load(&settings.templates)?;
             print(
                 &digests::create(pool, settings, &templates, &Actor::CommandLine, &input)
                     .await

@@ -3,9 +3,11 @@
 
 mod api_token;
 mod archive;
+mod client;
 mod email;
 mod feed;
 mod list_slug;
+pub mod message_id;
 pub mod recurrence;
 pub mod schedule;
 mod signup;
@@ -19,6 +21,7 @@ pub mod verp;
 
 pub use api_token::{TokenName, TokenScope, MAX_TOKEN_DAYS};
 pub use archive::archive_slug;
+pub use client::client_key;
 pub use email::EmailAddress;
 pub use feed::{parse_feed, FeedEntry, ParsedFeed};
 pub use list_slug::ListSlug;

@@ -241,7 +241,26 @@ fn line(field: &str, raw: &str, max: usize, required: bool) -> Result<String, St
             "The {field} cannot contain line breaks or control characters."
         ));
     }
+    no_noncharacter(field, s)?;
     Ok(s.to_owned())
+}
+
+/// Unicode noncharacters (U+FDD0 to U+FDEF, and the last two code points of every plane, such
+/// as U+FFFE and U+FFFF): XML 1.0 forbids U+FFFE/U+FFFF outright (one in a subject made the
+/// archive's Atom feed ill-formed for every reader), and none of them is text anyone writes.
+pub fn is_noncharacter(c: char) -> bool {
+    let u = c as u32;
+    (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
+}
+
+fn no_noncharacter(field: &str, s: &str) -> Result<(), String> {
+    match s.chars().find(|c| is_noncharacter(*c)) {
+        Some(c) => Err(format!(
+            "The {field} cannot contain the noncharacter U+{:04X}.",
+            c as u32
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Multi-line text: bounded; line breaks allowed, other control characters not.
@@ -255,6 +274,7 @@ fn text(field: &str, raw: &str, max: usize) -> Result<String, String> {
     {
         return Err(format!("The {field} cannot contain control characters."));
     }
+    no_noncharacter(field, s)?;
     Ok(s.to_owned())
 }
 
@@ -296,6 +316,31 @@ mod tests {
                             "url": "https://example.org/a", "published_on": "2026-11-20", "topic": "congress"}]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn noncharacters_are_refused_in_every_text_field_by_name() {
+        for bad in [
+            '\u{FFFE}',
+            '\u{FFFF}',
+            '\u{FDD0}',
+            '\u{1FFFF}',
+            '\u{10FFFE}',
+        ] {
+            let mut subject = valid();
+            subject.subject = Some(format!("Nonchar {bad} subject"));
+            let errors = subject.parse().unwrap_err();
+            assert!(errors["subject"].contains("noncharacter"), "{errors:?}");
+            let mut intro = valid();
+            intro.intro = Some(format!("Line one\n{bad}"));
+            assert!(intro.parse().unwrap_err().contains_key("intro"));
+            let mut item = valid();
+            item.news_items.as_mut().unwrap()[0].summary = bad.to_string();
+            assert!(!item.parse().unwrap_err().is_empty());
+        }
+        let mut fine = valid();
+        fine.subject = Some("Ends with U+FFFD \u{FFFD} and U+FDF0 \u{FDF0}".into());
+        assert!(fine.parse().is_ok());
     }
 
     #[test]

@@ -2,33 +2,47 @@
 //! current saved version of each name (`store::mail_templates`) in its place. Every web and
 //! worker process holds one; [`LiveTemplates::current`] asks the database only for a
 //! generation number (the count of a small append-only table) and recompiles when it moved,
-//! so a process picks up a saved version without a restart.
+//! so a process picks up a saved version without a restart. [`LiveTemplates::check`] is the
+//! one way a source staff wrote is compiled and rendered before it is saved or previewed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 
-use super::templates::{shipped_sources, MailSource, MailTemplates};
+use super::bounds::{self, RenderLimits};
+use super::templates::{
+    shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
+};
+use crate::config::TemplateSettings;
 use crate::store::mail_templates as store;
-use crate::template_files::TemplateFiles;
+
+/// Checks of staff-written templates running at once in one process (each on a thread of
+/// its own, for at most `templates.max_render_ms` of CPU per part); more wait their turn.
+const CHECKS_AT_ONCE: usize = 2;
 
 pub struct LiveTemplates {
     shipped: BTreeMap<String, MailSource>,
+    limits: RenderLimits,
+    checks: Semaphore,
     /// The generation the set was built at (-1: before the first look) and the set.
     current: RwLock<(i64, Arc<MailTemplates>)>,
 }
 
 impl LiveTemplates {
-    /// The shipped templates (with `files`' overrides), compiled; no saved version read yet.
+    /// The shipped templates (with `settings`' overrides), compiled; no saved version read yet.
     ///
     /// # Errors
     /// As [`MailTemplates::load`].
-    pub fn load(files: &TemplateFiles) -> anyhow::Result<Self> {
-        let shipped = shipped_sources(files)?;
-        let compiled = Arc::new(MailTemplates::build(&shipped)?);
+    pub fn load(settings: &TemplateSettings) -> anyhow::Result<Self> {
+        let shipped = shipped_sources(&settings.files())?;
+        let limits = RenderLimits::from(settings);
+        let compiled = Arc::new(MailTemplates::build(&shipped, limits)?);
         Ok(Self {
             shipped,
+            limits,
+            checks: Semaphore::new(CHECKS_AT_ONCE),
             current: RwLock::new((-1, compiled)),
         })
     }
@@ -50,43 +64,45 @@ impl LiveTemplates {
         Arc::clone(&self.current.read().expect("templates lock").1)
     }
 
+    /// `MailTemplates::check` of `source` as template `name`, on a thread of its own with the
+    /// stack its compiling needs, never on the async runtime; the sample rendering is the
+    /// preview.
+    ///
+    /// # Errors
+    /// Outer: the checking thread could not run. Inner: why the source was refused.
+    pub async fn check(
+        &self,
+        name: &str,
+        source: &MailSource,
+    ) -> anyhow::Result<Result<RenderedMail, TemplateError>> {
+        for part in Part::ALL {
+            if let Err(message) = bounds::check_openers(part.of(source)) {
+                return Ok(Err(TemplateError { part, message }));
+            }
+        }
+        let _turn = self.checks.acquire().await?;
+        let stack = bounds::compile_stack_bytes(Part::ALL.map(|p| p.of(source)));
+        let (name, source, limits) = (name.to_owned(), source.clone(), self.limits);
+        bounds::on_own_thread(stack, move || MailTemplates::check(&name, &source, limits)).await
+    }
+
     /// The set as it was when the newest saved version's id was `as_of` (`None`: the shipped
-    /// set): what an update that started then goes out with, whatever was saved since.
-    /// Compiled afresh on each call (a few milliseconds; once per update and worker).
+    /// set): what an update released then goes out with, whatever was saved since. Compiled
+    /// afresh on each call (a few milliseconds; once per update and worker).
+    ///
+    /// # Errors
+    /// The database cannot be read.
     pub async fn as_of(
         &self,
         pool: &PgPool,
         as_of: Option<i64>,
     ) -> anyhow::Result<Arc<MailTemplates>> {
-        Ok(Arc::new(
-            self.build(store::current_all_as_of(pool, as_of).await?)?,
-        ))
+        let saved = store::current_all_as_of(pool, as_of).await?;
+        Ok(Arc::new(self.build(saved).await?))
     }
 
-    /// The shipped set with `saved` versions in their places (one that no longer compiles is
-    /// left out, with an error logged).
-    fn build(&self, saved: Vec<store::TemplateVersion>) -> anyhow::Result<MailTemplates> {
-        let mut sources = self.shipped.clone();
-        for saved in saved {
-            let (Some(source), Some(slot)) = (saved.source, sources.get_mut(&saved.name)) else {
-                continue;
-            };
-            match MailTemplates::check(&saved.name, &source) {
-                Ok(()) => *slot = source,
-                Err(e) => tracing::error!(
-                    template = saved.name,
-                    version = saved.version,
-                    error = %e,
-                    "a saved mail template no longer compiles; using the shipped one"
-                ),
-            }
-        }
-        MailTemplates::build(&sources)
-    }
-
-    /// The set with the current saved versions. A saved version that no longer compiles or
-    /// renders (a newer release changed the sample data) is passed over for the shipped one,
-    /// with an error in the log.
+    /// The set with the current saved versions, rebuilt off the async runtime when one was
+    /// saved.
     ///
     /// # Errors
     /// The database cannot be read.
@@ -98,8 +114,34 @@ impl LiveTemplates {
                 return Ok(Arc::clone(&now.1));
             }
         }
-        let compiled = Arc::new(self.build(store::current_all(pool).await?)?);
+        let compiled = Arc::new(self.build(store::current_all(pool).await?).await?);
         *self.current.write().expect("templates lock") = (generation, Arc::clone(&compiled));
         Ok(compiled)
+    }
+
+    /// The shipped set with `saved` versions in their places, built off the async runtime. A
+    /// saved version that no longer passes `MailTemplates::check` (a newer release changed the
+    /// sample data or the rules) is passed over for the shipped one, with an error in the log.
+    async fn build(&self, saved: Vec<store::TemplateVersion>) -> anyhow::Result<MailTemplates> {
+        let (mut sources, limits) = (self.shipped.clone(), self.limits);
+        tokio::task::spawn_blocking(move || {
+            for saved in saved {
+                let (Some(source), Some(slot)) = (saved.source, sources.get_mut(&saved.name))
+                else {
+                    continue;
+                };
+                match MailTemplates::check(&saved.name, &source, limits) {
+                    Ok(_) => *slot = source,
+                    Err(e) => tracing::error!(
+                        template = saved.name,
+                        version = saved.version,
+                        error = %e,
+                        "a saved mail template no longer passes the checks; using the shipped one"
+                    ),
+                }
+            }
+            MailTemplates::build(&sources, limits)
+        })
+        .await?
     }
 }

@@ -1,5 +1,6 @@
 //! Mail: the template registry, message building and the transports. Only `worker/` sends.
 
+pub mod bounds;
 mod compose;
 mod dkim;
 mod encoding;
@@ -11,6 +12,7 @@ mod stencil;
 mod templates;
 mod transport;
 
+pub use bounds::RenderLimits;
 pub use compose::{
     bulk_message, bulk_message_encoded, bulk_message_rendered, confirmation_message,
     notice_message, ConfirmationMail, Envelope, ListHeaders, Notice,

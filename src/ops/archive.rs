@@ -19,8 +19,15 @@ pub async fn set_listed(
     listed: bool,
 ) -> Result<(), UpdateError> {
     roles::authorize(actor, Operation::UpdateArchive)?;
+    let before = archive::is_listed(pool, id)
+        .await?
+        .ok_or(UpdateError::NotFound)?;
     if !archive::set_listed(pool, id, listed).await? {
         return Err(UpdateError::NotFound);
+    }
+    if before == listed {
+        // Nothing changed that the public sees: no entry for a repeated choice.
+        return Ok(());
     }
     let what = if listed { "archive-in" } else { "archive-out" };
     super::audit::record(

@@ -4,7 +4,6 @@
 //! building one occurrence's update (called by `worker::scheduler::digests`).
 
 use chrono::{DateTime, Utc};
-use handlebars::Handlebars;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
@@ -14,7 +13,7 @@ use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::config::Settings;
 use crate::domain::{FieldErrors, ListSlug, Recurrence, RecurrenceInput, UpdateInput};
-use crate::mail::MailTemplates;
+use crate::mail::{bounds, MailTemplates};
 use crate::ops::updates::{self, UpdateError};
 use crate::store::digests::{self as store, DigestFields, DigestRecord, DigestRun, Fired};
 use crate::store::lists;
@@ -120,16 +119,21 @@ pub struct DigestView {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Renders an intro template with the values of one occurrence (strict: an unknown name fails).
-fn render_intro(intro: &str, name: &str, date: &str, count: usize) -> Result<String, String> {
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    hb.render_template(
-        intro,
-        &json!({ "name": name, "date": date, "count": count }),
-    )
-    .map_err(|e| format!("The intro template does not render: {e}"))
+/// Renders an intro template with the values of one occurrence (strict: an unknown name
+/// fails), checked and bounded as a mail template is (`mail::bounds`).
+///
+/// # Errors
+/// Outer: the rendering could not run. Inner: why the intro does not render.
+async fn render_intro(
+    settings: &Settings,
+    intro: &str,
+    name: &str,
+    date: &str,
+    count: usize,
+) -> anyhow::Result<Result<String, String>> {
+    let data = json!({ "name": name, "date": date, "count": count });
+    let rendered = bounds::render_text(intro, data, (&settings.templates).into()).await?;
+    Ok(rendered.map_err(|e| format!("The intro template does not render: {e}")))
 }
 
 async fn checked(
@@ -188,7 +192,7 @@ async fn checked(
     let intro = input.intro.clone().unwrap_or_default();
     if intro.chars().count() > MAX_INTRO {
         errors.insert("intro", format!("At most {MAX_INTRO} characters."));
-    } else if let Err(e) = render_intro(&intro, "Digest", "December 7, 2026", 3) {
+    } else if let Err(e) = render_intro(settings, &intro, "Digest", "December 7, 2026", 3).await? {
         errors.insert("intro", e);
     }
     let template = input
@@ -411,7 +415,8 @@ pub async fn build(
         .format("%B %-d, %Y")
         .to_string();
     let count = fired.news_ids.len();
-    let intro = render_intro(&f.intro, &f.name, &date, count)
+    let intro = render_intro(settings, &f.intro, &f.name, &date, count)
+        .await?
         .map_err(|e| UpdateError::Invalid(FieldErrors::from([("intro", e)])))?;
     let input = UpdateInput {
         subject: Some(format!("{}: {date}", f.name)),

@@ -1,18 +1,23 @@
 //! Staff accounts and sign-in: add, reset a password, list, remove; log in (throttled per
-//! account and per IP, the same answer and about the same time for an unknown account and a
-//! wrong password); sessions.
+//! account and per client, the same answer and about the same time for an unknown account and
+//! a wrong password, at most `admin.max_concurrent_logins` password checks at once); sessions.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 
-use crate::config::AdminSettings;
-use crate::domain::{dummy_hash, verify_password, EmailAddress, NewPassword, StaffRole, Token};
+use crate::config::{AdminSettings, Settings};
+use crate::domain::{
+    client_key, dummy_hash, verify_password, EmailAddress, NewPassword, StaffRole, Token,
+};
 use crate::store::audit::NewEntry;
 use crate::store::staff::{self as store, StaffMember};
 
@@ -46,6 +51,9 @@ pub enum LoginError {
     Wrong,
     #[error("too many failed logins; try again later")]
     Throttled,
+    /// Every place for a password check stayed taken for [`LOGIN_WAIT`].
+    #[error("too many logins at once; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -157,39 +165,86 @@ pub async fn remove(pool: &PgPool, actor: &Actor, email: &str) -> Result<(), Sta
 /// A new session id: given to the browser once; only its hash is stored.
 pub struct SessionId(pub Token);
 
-/// Checks a login. Throttled (before any password work) once the account or the IP has had too
-/// many failures in the window. An unknown or malformed address is verified against a dummy
-/// hash, so it costs what a wrong password costs and gets the same error.
+/// How long a login waits for one of the `admin.max_concurrent_logins` places before it is
+/// answered [`LoginError::Busy`].
+pub const LOGIN_WAIT: Duration = Duration::from_secs(1);
+
+/// The logins of one process: their rules (`admin.*`, `server.ipv6_limit_prefix`) and the
+/// places for password checks (`admin.max_concurrent_logins`; each check holds 19 MiB of
+/// argon2 memory, which goes back to the system when it ends: `app::return_large_allocations`).
+pub struct Logins {
+    settings: AdminSettings,
+    ipv6_prefix: u8,
+    places: Arc<Semaphore>,
+}
+
+impl Logins {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            settings: settings.admin.clone(),
+            ipv6_prefix: settings.server.ipv6_limit_prefix,
+            places: Arc::new(Semaphore::new(settings.admin.max_concurrent_logins)),
+        }
+    }
+
+    /// The login settings these logins follow.
+    pub fn settings(&self) -> &AdminSettings {
+        &self.settings
+    }
+}
+
+/// Checks a login, holding one of the places for password checks from before its first
+/// statement to the end of its hash (none free within [`LOGIN_WAIT`]: `Busy`). The attempt is
+/// recorded as a failure first and the failures counted after, so attempts made at once count
+/// each other and at most `admin.login_failures_per_account` passwords of one account (and
+/// `admin.login_failures_per_ip` from one client, an IPv6 client by its network) are checked in
+/// a window; one over the limit is forgotten again and `Throttled`, before any password work.
+/// An unknown or malformed address is verified against a dummy hash, so it costs what a wrong
+/// password costs and gets the same error.
 pub async fn log_in(
     pool: &PgPool,
-    settings: &AdminSettings,
+    logins: &Logins,
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
     previous_session: Option<&Token>,
 ) -> Result<SessionId, LoginError> {
+    let settings = &logins.settings;
     // A malformed address is still throttled by IP and costs one hash.
     let parsed = EmailAddress::parse(email)
         .or_else(|_| EmailAddress::parse("nobody@invalid.invalid"))
         .map_err(|e| anyhow::anyhow!(e))?;
+    let client = ip.map(|ip| client_key(ip, logins.ipv6_prefix));
+    let place = tokio::time::timeout(LOGIN_WAIT, Arc::clone(&logins.places).acquire_owned())
+        .await
+        .map_err(|_| LoginError::Busy)?
+        .context("waiting for a place to check a password")?;
+    let attempt = store::record_attempt(pool, &parsed, client, settings.login_window).await?;
     let (by_account, by_ip) =
-        store::recent_failures(pool, &parsed, ip, settings.login_window).await?;
-    if by_account >= i64::from(settings.login_failures_per_account)
-        || by_ip >= i64::from(settings.login_failures_per_ip)
+        store::recent_failures(pool, &parsed, client, settings.login_window).await?;
+    if by_account > i64::from(settings.login_failures_per_account)
+        || by_ip > i64::from(settings.login_failures_per_ip)
     {
+        store::forget_attempt(pool, attempt).await?;
         tracing::warn!(by_account, by_ip, "staff login throttled");
         return Err(LoginError::Throttled);
     }
     let found = store::credentials(pool, &parsed).await?;
-    let stored = found
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_owned(), |(_, h)| h.clone());
+    let stored = found.as_ref().map(|(_, h)| h.clone());
     let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&stored, &password))
-        .await
-        .context("verifying the password")?;
+    // The place goes with the hash: a request dropped meanwhile does not free it before the
+    // hash is done.
+    let matches = tokio::task::spawn_blocking(move || {
+        let stored = stored.unwrap_or_else(|| dummy_hash().to_owned());
+        let matches = verify_password(&stored, &password);
+        drop(place);
+        matches
+    })
+    .await
+    .context("verifying the password")?;
     match found {
         Some((staff_id, _)) if matches => {
+            store::forget_attempt(pool, attempt).await?;
             let id = Token::generate();
             store::start_session(
                 pool,
@@ -212,7 +267,6 @@ pub async fn log_in(
         }
         _ => {
             tracing::info!("failed staff login");
-            store::record_failure(pool, &parsed, ip, settings.login_window).await?;
             Err(LoginError::Wrong)
         }
     }

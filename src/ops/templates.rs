@@ -1,6 +1,8 @@
 //! Mail templates staff edit (issue 11): the current version of each, every saved version with
-//! who and when, save (only a source that compiles and renders with sample data), a preview,
-//! and revert to an earlier version or to the shipped default. Only an admin changes a
+//! who and when, save (only a source that compiles, whose partials are bounded, that renders
+//! with sample data within `templates.max_output_bytes` and `templates.max_render_ms` and shows
+//! what its kind of mail must show: issue 26), a preview (the same check), and revert to an
+//! earlier version or to the shipped default. Only an admin changes a
 //! template; editors read. Every change is a new version (`store::mail_templates`, append-only)
 //! and an audit entry, written in one transaction.
 //!
@@ -13,7 +15,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::Actor;
-use crate::mail::{LiveTemplates, MailSource, MailTemplates, Part, RenderedMail, TemplateError};
+use crate::mail::{LiveTemplates, MailSource, Part, RenderedMail, TemplateError};
 use crate::store::mail_templates::{self as store, TemplateVersion};
 
 /// Longest part of a template, in bytes.
@@ -155,9 +157,13 @@ pub async fn version(
     Ok(view(shipped, name, Some(saved)))
 }
 
-/// Refuses a part too long or holding a NUL, then checks that `source` compiles and renders
-/// with the sample data of `name`.
-fn checked(name: &str, source: &MailSource) -> Result<(), TemplateOpError> {
+/// Refuses a part too long or holding a NUL, then checks `source` as template `name`
+/// (`LiveTemplates::check`, off the async runtime): its sample rendering.
+async fn checked(
+    live: &LiveTemplates,
+    name: &str,
+    source: &MailSource,
+) -> Result<RenderedMail, TemplateOpError> {
     for part in Part::ALL {
         let text = match part {
             Part::Subject => &source.subject,
@@ -173,23 +179,23 @@ fn checked(name: &str, source: &MailSource) -> Result<(), TemplateOpError> {
         };
         return Err(TemplateOpError::Invalid(TemplateError { part, message }));
     }
-    MailTemplates::check(name, source).map_err(TemplateOpError::Invalid)
+    live.check(name, source)
+        .await?
+        .map_err(TemplateOpError::Invalid)
 }
 
 /// `source` rendered as template `name` with sample data, saving nothing (the editor's
-/// preview). Anyone who may read templates may preview.
+/// preview): what saving it would check. Anyone who may read templates may preview.
 ///
 /// # Errors
-/// `NotFound` for an unknown name; `Invalid` naming the part that does not compile or render.
-pub fn preview(
+/// `NotFound` for an unknown name; `Invalid` naming the part that does not pass.
+pub async fn preview(
     live: &LiveTemplates,
     name: &str,
     source: &MailSource,
 ) -> Result<RenderedMail, TemplateOpError> {
     shipped(live, name)?;
-    checked(name, source)?;
-    let single = std::collections::BTreeMap::from([(name.to_owned(), source.clone())]);
-    Ok(MailTemplates::build(&single)?.render_sample(name)?)
+    checked(live, name, source).await
 }
 
 async fn append(
@@ -230,7 +236,7 @@ async fn append(
 ///
 /// # Errors
 /// `Forbidden` for a non-admin, `NotFound` for an unknown name, `Invalid` naming the part
-/// that does not compile or render (nothing is saved; the current version stays in use).
+/// that does not pass the checks (nothing is saved; the current version stays in use).
 pub async fn save(
     pool: &PgPool,
     live: &LiveTemplates,
@@ -242,7 +248,7 @@ pub async fn save(
         return Err(TemplateOpError::Forbidden);
     }
     let shipped = shipped(live, name)?;
-    checked(name, source)?;
+    checked(live, name, source).await?;
     let saved = append(pool, actor, name, Some(source), None).await?;
     Ok(view(shipped, name, Some(saved)))
 }
@@ -273,7 +279,7 @@ pub async fn revert(
         }
     };
     if let Some(source) = &source {
-        checked(name, source)?;
+        checked(live, name, source).await?;
     }
     let saved = append(pool, actor, name, source.as_ref(), Some(to)).await?;
     Ok(view(shipped, name, Some(saved)))

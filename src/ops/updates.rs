@@ -18,7 +18,8 @@ use crate::ops::Actor;
 use crate::store::lists;
 use crate::store::subscribers::{self, Contact};
 use crate::store::updates::{
-    self as store, Action, Applied, Author, DeliveryRow, Replaced, UpdateContent, UpdateRecord,
+    self as store, Action, Applied, Author, Confirmed, DeliveryRow, Replaced, UpdateContent,
+    UpdateRecord,
 };
 use crate::worker::{prepare, render_update_for};
 
@@ -52,6 +53,12 @@ pub enum UpdateError {
          version {current} now). Look at it again and confirm the current version."
     )]
     Stale { confirmed: i32, current: i32 },
+    /// An approval of a request for approval that was withdrawn or made again since.
+    #[error(
+        "The request for approval you saw was withdrawn or made again since: look at the update \
+         again before approving it."
+    )]
+    StaleRequest,
     /// Past a limit per member of staff or token; try again after `retry_after_seconds`.
     #[error("{message}")]
     TooMany {
@@ -337,7 +344,56 @@ pub async fn act(
     action: Action,
     confirmed: Option<i32>,
 ) -> Result<UpdateView, UpdateError> {
+    let confirmed = Confirmed {
+        version: confirmed,
+        request: None,
+    };
+    act_confirmed(pool, settings, actor, id, action, confirmed).await
+}
+
+/// An admin's approval of version `version` in answer to the request for approval made at
+/// `request` (as the approver's page showed it): refused when the update changed or the
+/// request was withdrawn or made again since.
+pub async fn approve(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+    request: Option<DateTime<Utc>>,
+) -> Result<UpdateView, UpdateError> {
+    let confirmed = Confirmed {
+        version: Some(version),
+        request,
+    };
+    act_confirmed(
+        pool,
+        settings,
+        actor,
+        id,
+        Action::Approve(Uuid::nil()),
+        confirmed,
+    )
+    .await
+}
+
+async fn act_confirmed(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    id: Uuid,
+    action: Action,
+    confirmed: Confirmed,
+) -> Result<UpdateView, UpdateError> {
     authorize(actor, &action)?;
+    // An explicit request for approval comes from a draft: an editor never takes what an
+    // admin scheduled (or approved) back into their own hands.
+    if let Action::RequestApproval(..) = action {
+        let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
+        if update.status != "draft" {
+            return Err(UpdateError::Conflict(update.status));
+        }
+    }
     let at = match action {
         Action::Schedule(at) | Action::RequestApproval(at, _) => Some(at),
         _ => None,
@@ -394,13 +450,14 @@ pub async fn act(
             return Err(UpdateError::Invalid(errors));
         }
     }
-    match store::apply(pool, id, action, confirmed).await? {
+    match store::apply(pool, id, action, actor.staff_id(), confirmed).await? {
         None => Err(UpdateError::NotFound),
         Some(Applied::NotFrom(status)) => Err(UpdateError::Conflict(status)),
         Some(Applied::Stale(current)) => Err(UpdateError::Stale {
-            confirmed: confirmed.unwrap_or(current),
+            confirmed: confirmed.version.unwrap_or(current),
             current,
         }),
+        Some(Applied::StaleRequest) => Err(UpdateError::StaleRequest),
         Some(Applied::Done(status)) => {
             let update = store::get(pool, id).await?.ok_or(UpdateError::NotFound)?;
             let mut detail = serde_json::json!({

@@ -20,23 +20,7 @@ pub struct IpRateLimiter {
     ipv6_prefix: u8,
 }
 
-/// The key a client is counted under: an IPv4 address (an IPv4-mapped IPv6 one included) as
-/// it is, an IPv6 address with all but its first `prefix` bits cleared.
-pub fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6);
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(prefix.clamp(1, 128)))
-                    .unwrap_or(0);
-                IpAddr::V6((bits & mask).into())
-            }
-        },
-    }
-}
+pub use crate::domain::client_key;
 
 impl IpRateLimiter {
     /// `n` a minute per client, IPv6 clients counted by their `/ipv6_prefix` network.

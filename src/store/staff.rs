@@ -133,7 +133,8 @@ pub async fn credentials(
         .await
 }
 
-/// Failed logins within `window` for this account and from this IP.
+/// Failed logins within `window` for this account and from this client (its key:
+/// `domain::client_key`), the caller's own attempt included once it is recorded.
 pub async fn recent_failures(
     db: impl PgExecutor<'_>,
     email: &EmailAddress,
@@ -153,22 +154,34 @@ pub async fn recent_failures(
     .await
 }
 
-/// Records a failed login and forgets those older than `window`.
-pub async fn record_failure(
+/// Records a login attempt as a failure, before its password is checked (so that attempts
+/// made at once count each other), and forgets failures older than `window`. Its id, for
+/// [`forget_attempt`].
+pub async fn record_attempt(
     db: impl PgExecutor<'_>,
     email: &EmailAddress,
-    ip: Option<IpAddr>,
+    client: Option<IpAddr>,
     window: Duration,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
         "WITH old AS (DELETE FROM staff_login_failures WHERE at < now() - make_interval(secs => $3))
-         INSERT INTO staff_login_failures (email_normalized, ip) VALUES ($1, $2::inet)",
+         INSERT INTO staff_login_failures (email_normalized, ip) VALUES ($1, $2::inet)
+         RETURNING id",
     )
     .bind(email.canonical())
-    .bind(ip.map(|ip| ip.to_string()))
+    .bind(client.map(|ip| ip.to_string()))
     .bind(seconds(window))
-    .execute(db)
-    .await?;
+    .fetch_one(db)
+    .await
+}
+
+/// Removes a recorded attempt that was not a failure: the right password, or refused before
+/// its password was checked.
+pub async fn forget_attempt(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM staff_login_failures WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

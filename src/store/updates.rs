@@ -55,10 +55,13 @@ pub struct UpdateRecord {
     pub approved_recipients: Option<i64>,
     /// The version that went out, fixed when it started.
     pub sent_version: Option<i32>,
-    /// The mail templates it went out with: the newest saved template version's id when it
-    /// started (`None`: not started, or only shipped templates then).
+    /// The mail templates it goes out with: the newest saved template version's id when it was
+    /// confirmed or approved (else when it started), 0 when only the shipped templates existed
+    /// then; `None` while not fixed yet.
     #[serde(skip)]
     pub templates_as_of: Option<i64>,
+    /// When approval was last asked for: an approval answers that request and no other.
+    pub approval_requested_at: Option<DateTime<Utc>>,
 }
 
 /// What one version of an update holds: the content every recipient gets and its audience, as
@@ -385,6 +388,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateRecord>
         approved_recipients: r.get("approved_recipients"),
         sent_version: r.get("sent_version"),
         templates_as_of: r.get("templates_as_of"),
+        approval_requested_at: r.get("approval_requested_at"),
         news_items: items
             .iter()
             .map(|i| NewsItem {
@@ -521,32 +525,59 @@ pub enum Applied {
     /// The update is at another version than the one the action was confirmed for: the
     /// current one.
     Stale(i32),
+    /// The approval answers a request for approval that was withdrawn or made again since.
+    StaleRequest,
 }
 
-/// Applies `action` if the update's status allows it and, when `confirmed` is given, the
-/// update is still at that version. `None` when there is no such update.
+/// What an action was confirmed against: the version the actor saw and, for an approval, the
+/// request it answers (`approval_requested_at` as the approver saw it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Confirmed {
+    pub version: Option<i32>,
+    pub request: Option<DateTime<Utc>>,
+}
+
+/// Applies `action` by the member of staff `by` (none for a token, the command line or a
+/// schedule) if the update's status allows it and it is still as `confirmed` says. `None` when
+/// there is no such update.
 ///
 /// An approval records the version, the lists and the recipient count it was given for; a
-/// request for approval or a return to draft clears any earlier approval.
+/// request for approval or a return to draft clears any earlier approval. A schedule, a send
+/// or an approval fixes the mail templates it will go out with (those current now: what was
+/// previewed and confirmed) and remembers who released it (`scheduled_by`).
 pub async fn apply(
     pool: &PgPool,
     id: Uuid,
     action: Action,
-    confirmed: Option<i32>,
+    by: Option<Uuid>,
+    confirmed: Confirmed,
 ) -> anyhow::Result<Option<Applied>> {
     let mut tx = pool.begin().await?;
-    type Locked = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i32);
+    type Locked = (
+        String,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        i32,
+        Option<DateTime<Utc>>,
+    );
     let row: Option<Locked> = sqlx::query_as(
-        "SELECT status, started_at, scheduled_at, version FROM updates WHERE id = $1 FOR UPDATE",
+        "SELECT status, started_at, scheduled_at, version, approval_requested_at
+         FROM updates WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((status, started_at, scheduled_at, version)) = row else {
+    let Some((status, started_at, scheduled_at, version, requested_at)) = row else {
         return Ok(None);
     };
-    if confirmed.is_some_and(|v| v != version) {
+    if confirmed.version.is_some_and(|v| v != version) {
         return Ok(Some(Applied::Stale(version)));
+    }
+    if matches!(action, Action::Approve(_))
+        && status == "awaiting_approval"
+        && confirmed.request.is_some_and(|r| Some(r) != requested_at)
+    {
+        return Ok(Some(Applied::StaleRequest));
     }
     let started = started_at.is_some();
     const WAITING: &str = "waiting for a second admin to approve";
@@ -587,6 +618,14 @@ pub async fn apply(
         };
     // Whether this action ends any approval given before (a new request, a return to draft).
     let voids = matches!(action, Action::RequestApproval(..) | Action::Unschedule);
+    // Whether it releases the update to go out (at once or at its time) as it is now.
+    let releases = matches!(
+        (action, new_status),
+        (
+            Action::Schedule(_) | Action::SendNow | Action::Approve(_) | Action::Resume,
+            "scheduled"
+        )
+    );
     sqlx::query(
         "UPDATE updates SET status = $2, scheduled_at = CASE WHEN $2 = 'draft' THEN NULL ELSE coalesce($3, scheduled_at) END,
                 status_reason = $4,
@@ -600,7 +639,13 @@ pub async fn apply(
                                                  WHERE ul.update_id = $1 ORDER BY l.slug)
                                       ELSE approved_lists END,
                 approved_recipients = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL THEN $8 ELSE approved_recipients END,
-                approved_at = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL THEN now() ELSE approved_at END
+                approved_at = CASE WHEN $7 THEN NULL WHEN $6 IS NOT NULL THEN now() ELSE approved_at END,
+                approval_requested_at = CASE WHEN $2 = 'awaiting_approval' THEN clock_timestamp()
+                                             WHEN $7 THEN NULL ELSE approval_requested_at END,
+                scheduled_by = CASE WHEN $9 THEN $10 ELSE scheduled_by END,
+                templates_as_of = CASE WHEN $9 AND NOT ($11 AND templates_as_of IS NOT NULL)
+                                       THEN (SELECT coalesce(max(id), 0) FROM mail_template_versions)
+                                       WHEN $2 = 'draft' THEN NULL ELSE templates_as_of END
          WHERE id = $1",
     )
     .bind(id)
@@ -620,6 +665,10 @@ pub async fn apply(
         Action::Approve(_) => Some(recipient_count(&mut *tx, id).await?),
         _ => None,
     })
+    .bind(releases)
+    .bind(by)
+    // A resume keeps the templates fixed when it was released before it was paused.
+    .bind(matches!(action, Action::Resume))
     .execute(&mut *tx)
     .await?;
     if new_status == "cancelled" {
@@ -795,18 +844,22 @@ pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<Upd
         .collect())
 }
 
+/// What the scheduler says when it holds a stale schedule.
+pub const STALE_REASON: &str =
+    "its schedule passed while the service was down; resume to send it now";
+
 /// Pauses scheduled updates whose time passed more than `stale_after` ago: after downtime,
-/// staff confirm (resume) before such an update goes out.
-pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE updates SET status = 'paused', updated_at = now(),
-                status_reason = 'its schedule passed while the service was down; resume to send it now'
-         WHERE status = 'scheduled' AND scheduled_at < now() - make_interval(secs => $1)",
+/// staff confirm (resume) before such an update goes out. Returns the updates paused.
+pub async fn hold_stale(db: impl PgExecutor<'_>, stale_after: Duration) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE updates SET status = 'paused', updated_at = now(), status_reason = $2
+         WHERE status = 'scheduled' AND scheduled_at < now() - make_interval(secs => $1)
+         RETURNING id",
     )
     .bind(seconds(stale_after))
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+    .bind(STALE_REASON)
+    .fetch_all(db)
+    .await
 }
 
 /// The archived lists among an update's lists, by slug.
@@ -855,20 +908,25 @@ pub enum Started {
 ///
 /// With an `approval_threshold`, whether it needs approval is decided again now: one not
 /// approved at its current version whose audience grew past the threshold since it was
-/// scheduled waits in `awaiting_approval` instead.
+/// scheduled waits in `awaiting_approval` instead, asked for by whoever scheduled it (so that
+/// they cannot approve it themselves).
 pub async fn start_one_due(
     pool: &PgPool,
-    approval_threshold: Option<u64>,
+    (approval_threshold, stale_after): (Option<u64>, Duration),
     zone: chrono_tz::Tz,
 ) -> anyhow::Result<Option<Started>> {
     let mut tx = pool.begin().await?;
+    // One further past its time than `stale_after` waits for `hold_stale` and staff, whichever
+    // of the two statements sees it first.
     let due: Option<(Uuid, i32, Option<i32>)> = sqlx::query_as(
         "SELECT id, version, approved_version FROM updates u
          WHERE status = 'scheduled' AND scheduled_at <= now()
+           AND scheduled_at >= now() - make_interval(secs => $1)
            AND NOT EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
                            WHERE ul.update_id = u.id AND l.archived_at IS NOT NULL)
          ORDER BY scheduled_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
+    .bind(seconds(stale_after))
     .fetch_optional(&mut *tx)
     .await?;
     let Some((id, version, approved_version)) = due else {
@@ -879,7 +937,8 @@ pub async fn start_one_due(
         if u64::try_from(recipients).unwrap_or(0) > threshold {
             sqlx::query(
                 "UPDATE updates SET status = 'awaiting_approval', updated_at = now(),
-                        status_reason = $2, approval_requested_by = NULL
+                        status_reason = $2, approval_requested_by = scheduled_by,
+                        approval_requested_at = clock_timestamp(), templates_as_of = NULL
                  WHERE id = $1",
             )
             .bind(id)
@@ -897,7 +956,7 @@ pub async fn start_one_due(
         "UPDATE updates u SET status = 'sending', started_at = now(), updated_at = now(),
                 recipients_after = NULL, recipients_complete = false, recipients_expected = NULL,
                 sent_version = version,
-                templates_as_of = (SELECT max(id) FROM mail_template_versions),
+                templates_as_of = coalesce(templates_as_of, (SELECT coalesce(max(id), 0) FROM mail_template_versions)),
                 in_archive = CASE WHEN archive_chosen THEN in_archive
                                   ELSE EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
                                                WHERE ul.update_id = u.id AND l.is_public) END

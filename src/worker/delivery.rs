@@ -678,7 +678,9 @@ fn message_id(worker: &Worker, job: &Claimed) -> String {
     let host = worker.settings.server.base_url.host();
     match (job.update_id, job.subscriber_id) {
         (Some(update), Some(subscriber)) => {
-            format!("update.{}.{}@{host}", update.simple(), subscriber.simple())
+            let secret = worker.settings.security.secret_key.expose().as_bytes();
+            let local = crate::domain::message_id::update_local(secret, update, subscriber);
+            format!("{local}@{host}")
         }
         // Only update rows lack a key (the claim gives every other row one), and an update row
         // without a subscriber is skipped before anything is composed.

@@ -58,11 +58,18 @@ async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     let held = updates::hold_stale(pool, settings.sending.stale_after)
         .await
         .context("holding stale schedules")?;
-    if held > 0 {
-        tracing::warn!(
-            held,
-            "scheduled updates found far past their time were paused for staff to confirm"
-        );
+    for id in &held {
+        tracing::warn!(update_id = %id, "a scheduled update found far past its time was paused for staff to confirm");
+        let detail = serde_json::json!({ "status": "paused", "reason": updates::STALE_REASON });
+        crate::ops::audit::record(
+            pool,
+            &crate::ops::Actor::Scheduler,
+            "pause",
+            Some(&id.to_string()),
+            detail,
+        )
+        .await
+        .context("auditing a stale schedule held")?;
     }
     let archived = updates::hold_archived(pool)
         .await
@@ -75,7 +82,10 @@ async fn tick(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     }
     while let Some(started) = updates::start_one_due(
         pool,
-        settings.sending.approval_threshold,
+        (
+            settings.sending.approval_threshold,
+            settings.sending.stale_after,
+        ),
         settings.server.time_zone,
     )
     .await

@@ -816,13 +816,30 @@ async fn a_dsn_with_a_message_id_we_never_sent_or_another_persons_changes_nobody
         "5.1.1",
     );
     app.send_report(COMPLAINTS, &crossed).await.unwrap();
+    // What anyone holding one of reader0's links can make: their subscriber id (it leads their
+    // unsubscribe token) and this update's id (every reader's copy shows it), in our form.
+    let reader0: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email = 'reader0@example.net'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let made_up = format!("update.{update}.{}@{host}", reader0.simple());
+    let guessed = dsn_naming(
+        COMPLAINTS,
+        "reader0@example.net",
+        &made_up,
+        "failed",
+        "5.1.1",
+    );
+    app.send_report(COMPLAINTS, &guessed).await.unwrap();
 
     nothing_changed_for_anyone(&app, &["reader0@example.net", "reader1@example.net"]).await;
     let kept = kept(&app).await;
-    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept.len(), 3, "{kept:?}");
     assert!(kept.iter().all(|(_, matched, _)| !matched), "{kept:?}");
     assert!(kept[0].2.contains("names no mail we sent"), "{}", kept[0].2);
     assert!(kept[1].2.contains("another recipient"), "{}", kept[1].2);
+    assert!(kept[2].2.contains("names no mail we sent"), "{}", kept[2].2);
 
     // The report of the mail's own server, to its VERP address, still bounces exactly reader1.
     let reply = app
@@ -1015,11 +1032,18 @@ impl Client {
         }
     }
 
+    /// Sends `line` and reads the reply. A write that fails because the server already ended
+    /// the session (its `421` may have arrived while we slept) still reads what it said.
     async fn send(&mut self, line: &[u8]) -> String {
         use tokio::io::AsyncWriteExt;
         let io = self.io.get_mut();
-        io.write_all(line).await.unwrap();
-        io.write_all(b"\r\n").await.unwrap();
+        let written = match io.write_all(line).await {
+            Ok(()) => io.write_all(b"\r\n").await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         self.reply().await
     }
 }

@@ -217,9 +217,12 @@ fn dsn(app: &TestApp, update: &str, subscriber: uuid::Uuid, email: &str) -> Vec<
          --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
          Final-Recipient: rfc822; {email}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
          --B\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: {email}\r\n\
-         Message-ID: <update.{}.{}@{host}>\r\n\r\n--B--\r\n",
-        update.simple(),
-        subscriber.simple(),
+         Message-ID: <{}@{host}>\r\n\r\n--B--\r\n",
+        newsletter::domain::message_id::update_local(
+            app.settings.security.secret_key.expose().as_bytes(),
+            update,
+            subscriber
+        ),
     )
     .into_bytes()
 }

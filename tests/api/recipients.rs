@@ -125,13 +125,13 @@ async fn started_update(pool: &PgPool, list: Uuid, subject: &str) -> Uuid {
         .await
         .unwrap();
     assert_eq!(
-        updates::apply(pool, update, Action::SendNow, None)
+        updates::apply(pool, update, Action::SendNow, None, Default::default())
             .await
             .unwrap(),
         Some(updates::Applied::Done("scheduled".into()))
     );
     assert_eq!(
-        updates::start_one_due(pool, None, chrono_tz::UTC)
+        updates::start_one_due(pool, (None, Duration::from_secs(3600)), chrono_tz::UTC)
             .await
             .unwrap(),
         Some(updates::Started::Sending(update)),

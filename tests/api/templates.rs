@@ -17,7 +17,7 @@ use crate::smtp_server::{ReceivedMail, TestSmtp};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The shipped update template with `marker` put in front of its subject and text.
-async fn marked_update(app: &TestApp, token: &str, marker: &str) -> Value {
+pub(crate) async fn marked_update(app: &TestApp, token: &str, marker: &str) -> Value {
     let current: Value = app
         .api(Method::GET, "/api/v1/templates/update", token, None)
         .await
@@ -360,8 +360,14 @@ async fn an_editor_reads_and_previews_templates_but_cannot_save_or_revert() {
 
     let fields = [
         ("subject", "[ed] {{subject}}"),
-        ("text", "{{subject}}"),
-        ("html", "<p>{{subject}}</p>"),
+        (
+            "text",
+            "{{subject}}\n{{manage_url}}\n{{unsubscribe_url}}\n{{postal_address}}",
+        ),
+        (
+            "html",
+            "<p>{{subject}}</p><p>{{manage_url}} {{unsubscribe_url}} {{postal_address}}</p>",
+        ),
     ];
     let preview = editor
         .post("/admin/templates/update/preview", &fields)

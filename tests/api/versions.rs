@@ -880,3 +880,256 @@ async fn an_update_to_lists_that_are_not_public_stays_out_of_the_archive_unless_
         .unwrap()
         .contains("Board only"));
 }
+
+/// A member of staff as the operations layer knows them (the staff area's actor), added with
+/// an account.
+async fn staff_actor(app: &TestApp, email: &str, role: StaffRole) -> newsletter::ops::Actor {
+    crate::admin::add_staff(app, email, role).await;
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM staff WHERE email_normalized = $1")
+        .bind(email)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    newsletter::ops::Actor::Staff {
+        id,
+        role,
+        email: email.to_owned(),
+    }
+}
+
+fn approval_rule(threshold: i64) -> [(&'static str, Value); 2] {
+    [
+        ("sending.require_approval", Value::Boolean(true)),
+        ("sending.approval_threshold", threshold.into()),
+    ]
+}
+
+#[tokio::test]
+async fn an_editor_cannot_take_an_admins_schedule_back_by_asking_for_approval() {
+    let app = spawn_staff_app(&approval_rule(5)).await;
+    app.seed_confirmed(1, "example.org").await;
+    let mut ed = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let mut ana = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let id = compose(&mut ed, "Scheduled by ana", &[]).await;
+    let later = [
+        ("at", "2031-01-01T09:00"),
+        ("time_zone", "America/New_York"),
+        ("version", "1"),
+    ];
+    assert_eq!(
+        ana.post(&format!("/admin/updates/{id}/schedule"), &later)
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        status(&app, &id).await,
+        "scheduled",
+        "one recipient needs no approval"
+    );
+    let r = ed
+        .post(
+            &format!("/admin/updates/{id}/request-approval"),
+            &[("version", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let (st, at): (String, String) = sqlx::query_as(
+        "SELECT status, to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM updates WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (st.as_str(), at.as_str()),
+        ("scheduled", "2031-01-01 14:00")
+    );
+}
+
+#[tokio::test]
+async fn who_released_an_update_the_scheduler_holds_for_approval_cannot_approve_it() {
+    let app = spawn_app_without_worker(&approval_rule(1)).await;
+    let settings = app.settings.clone();
+    let ana = staff_actor(&app, "ana@example.org", StaffRole::Admin).await;
+    let bo = staff_actor(&app, "bo@example.org", StaffRole::Admin).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let id = app.create_update(&token, "Grows").await;
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    use newsletter::ops::updates;
+    use newsletter::store::updates::Action;
+    updates::act(&app.pool, &settings, &ana, uuid, Action::SendNow, Some(1))
+        .await
+        .unwrap();
+    app.seed_confirmed_from(1, 2, "example.org").await;
+    app.start_worker(&approval_rule(1));
+    app.wait_for_update_status(&id, "awaiting_approval").await;
+    let view = updates::view(&app.pool, uuid).await.unwrap();
+    let request = view.update.approval_requested_at;
+    let own = updates::approve(&app.pool, &settings, &ana, uuid, 1, request).await;
+    assert!(
+        matches!(own, Err(updates::UpdateError::Forbidden(_))),
+        "the admin who sent it asked for it: {own:?}"
+    );
+    updates::approve(&app.pool, &settings, &bo, uuid, 1, request)
+        .await
+        .unwrap();
+    app.wait_for_update_status(&id, "sent").await;
+}
+
+#[tokio::test]
+async fn a_template_saved_after_the_approval_does_not_change_what_goes_out() {
+    let app = spawn_app_without_worker(&approval_rule(1)).await;
+    let settings = app.settings.clone();
+    let ana = staff_actor(&app, "ana@example.org", StaffRole::Admin).await;
+    let bo = staff_actor(&app, "bo@example.org", StaffRole::Admin).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(2, "example.org").await;
+    let id = app.create_update(&token, "As approved").await;
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    use newsletter::ops::updates;
+    use newsletter::store::updates::Action;
+    updates::act(&app.pool, &settings, &ana, uuid, Action::SendNow, Some(1))
+        .await
+        .unwrap();
+    let request = updates::view(&app.pool, uuid)
+        .await
+        .unwrap()
+        .update
+        .approval_requested_at;
+    updates::approve(&app.pool, &settings, &bo, uuid, 1, request)
+        .await
+        .unwrap();
+    // Between the approval and the start, someone changes the update template.
+    let changed = crate::templates::marked_update(&app, &token, "UNAPPROVED").await;
+    let r = app
+        .api(
+            Method::PUT,
+            "/api/v1/templates/update",
+            &token,
+            Some(changed),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.start_worker(&approval_rule(1));
+    app.wait_for_update_status(&id, "sent").await;
+    let all: Vec<_> = mails(&app)
+        .into_iter()
+        .filter(|(to, _, _)| to.starts_with("reader"))
+        .collect();
+    assert_eq!(all.len(), 2);
+    for (_, subject, text) in all {
+        assert_eq!(subject, "As approved");
+        assert!(!text.contains("UNAPPROVED"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_approval_answers_the_request_it_saw_and_no_later_one() {
+    let app = approval_app().await;
+    let mut ana = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let mut bo = signed_in(&app, "bo@example.org", StaffRole::Admin).await;
+    let id = compose(&mut ana, "Asked twice", &[]).await;
+    let later = [
+        ("at", "2031-06-01T09:00"),
+        ("time_zone", "America/New_York"),
+        ("version", "1"),
+    ];
+    ana.post(&format!("/admin/updates/{id}/schedule"), &later)
+        .await;
+    let page = bo
+        .get(&format!("/admin/updates/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let seen = hidden(&page, "requested_at");
+    // ana withdraws and asks again, now for "send now", on the same version.
+    ana.post(&format!("/admin/updates/{id}/unschedule"), &[])
+        .await;
+    let form = send_key(&mut ana, &id).await;
+    ana.post(&format!("/admin/updates/{id}/send"), &form.fields())
+        .await;
+    assert_eq!(status(&app, &id).await, "awaiting_approval");
+    let r = bo
+        .post(
+            &format!("/admin/updates/{id}/approve"),
+            &[("version", "1"), ("requested_at", &seen)],
+        )
+        .await;
+    assert_eq!(r.status(), 409, "that request was withdrawn");
+    assert_eq!(status(&app, &id).await, "awaiting_approval");
+}
+
+#[tokio::test]
+async fn noncharacters_are_refused_where_they_enter_and_never_reach_the_feed() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/updates",
+            &token,
+            Some(json!({ "subject": "Nonchar \u{fffe} subject \u{ffff}", "lists": ["us-icc-updates"] })),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.json::<serde_json::Value>().await.unwrap();
+    assert!(
+        body["errors"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("U+FFFE"),
+        "{body}"
+    );
+    // One stored before the rule: the feed leaves the character out and stays well-formed.
+    let id = app.create_and_send(&token, "Stored before").await;
+    app.wait_for_update_status(&id, "sent").await;
+    sqlx::query("UPDATE updates SET subject = 'Stored \u{ffff} before' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let feed = app.get("/archive/feed.xml").await.text().await.unwrap();
+    assert!(
+        feed.contains("Stored  before") && !feed.contains('\u{ffff}'),
+        "{feed}"
+    );
+}
+
+#[tokio::test]
+async fn the_staff_area_answers_the_test_mail_limit_with_retry_after_and_archive_takes_only_true_or_false(
+) {
+    let app = spawn_staff_app(&[("sending.test_mails_per_hour", 1.into())]).await;
+    let mut ana = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let id = compose(&mut ana, "Limited", &[]).await;
+    let test = |to: &'static str| [("to", to)];
+    assert_eq!(
+        ana.post(&format!("/admin/updates/{id}/test"), &test("a@example.org"))
+            .await
+            .status(),
+        303
+    );
+    let over = ana
+        .post(&format!("/admin/updates/{id}/test"), &test("b@example.org"))
+        .await;
+    assert_eq!(over.status(), 429);
+    assert!(over.headers().contains_key("retry-after"));
+    for bad in ["maybe", "", "TRUE", "1"] {
+        let r = ana
+            .post(
+                &format!("/admin/updates/{id}/archive"),
+                &[("in_archive", bad)],
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{bad:?}");
+    }
+    let archive_entries: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'archive-%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(archive_entries, 0);
+}

@@ -408,7 +408,16 @@ async fn archive_state(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let id = id_of(&id)?;
-    let listed = form.fields.get("in_archive") == Some("true");
+    let listed = match form.fields.get("in_archive") {
+        Some("true") => true,
+        Some("false") => false,
+        _ => {
+            return Err(AdminError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "in_archive is true or false.".into(),
+            ))
+        }
+    };
     crate::ops::archive::set_listed(&state.pool, &form.staff.actor(), id, listed).await?;
     Ok(Redirect::to(&format!("/admin/updates/{id}")).into_response())
 }

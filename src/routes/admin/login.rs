@@ -91,10 +91,10 @@ async fn log_in(
     }
     let email = fields.text("email");
     let previous = session_token(&state, headers);
-    let settings = &state.settings.admin;
+    let settings = state.logins.settings();
     let result = staff::log_in(
         &state.pool,
-        settings,
+        &state.logins,
         &email,
         &fields.text("password"),
         origin.ip,
@@ -119,23 +119,46 @@ async fn log_in(
         )),
         Err(LoginError::Throttled) => {
             let minutes = settings.login_window.as_secs().div_ceil(60);
-            let mut response = login_page(
+            Ok(too_many(
                 &state,
                 headers,
-                StatusCode::TOO_MANY_REQUESTS,
                 &email,
-                Some(&format!(
-                    "Too many failed logins. Try again in {minutes} minutes."
-                )),
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(settings.login_window.as_secs()),
-            );
-            Ok(response)
+                &format!("Too many failed logins. Try again in {minutes} minutes."),
+                settings.login_window,
+            ))
         }
+        Err(LoginError::Busy) => Ok(too_many(
+            &state,
+            headers,
+            &email,
+            "Too many logins at once. Try again in a moment.",
+            staff::LOGIN_WAIT,
+        )),
         Err(LoginError::Internal(e)) => Err(AdminError::Internal(e)),
     }
+}
+
+/// The login page with `message`, answered 429 with `Retry-After: wait` (whole seconds, at
+/// least one).
+fn too_many(
+    state: &AppState,
+    headers: &HeaderMap,
+    email: &str,
+    message: &str,
+    wait: std::time::Duration,
+) -> Response {
+    let mut response = login_page(
+        state,
+        headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        email,
+        Some(message),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    );
+    response
 }
 
 async fn log_out(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {

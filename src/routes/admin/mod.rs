@@ -75,9 +75,13 @@ async fn pages_and_headers(
 ) -> Response {
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ErrorPage>() {
+        let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
         response = state
             .admin_pages
             .message(response.status(), &error.title, &error.text);
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
     }
     let headers = response.headers_mut();
     for (name, value) in [
@@ -102,6 +106,8 @@ pub enum AdminError {
     Forbidden(String),
     NotFound,
     Status(StatusCode, String),
+    /// `429` with `Retry-After` (seconds).
+    TooMany(String, u64),
     Internal(anyhow::Error),
 }
 
@@ -119,6 +125,10 @@ impl From<anyhow::Error> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            AdminError::TooMany(_, seconds) => Some(*seconds),
+            _ => None,
+        };
         let (status, title, text) = match self {
             AdminError::SignIn => return Redirect::to("/admin/login").into_response(),
             AdminError::Forbidden(text) => (StatusCode::FORBIDDEN, "Not allowed", text),
@@ -128,9 +138,15 @@ impl IntoResponse for AdminError {
                 "There is nothing at this address.".into(),
             ),
             AdminError::Status(status, text) => (status, "Not done", text),
+            AdminError::TooMany(text, _) => (StatusCode::TOO_MANY_REQUESTS, "Not now", text),
             AdminError::Internal(e) => return super::AppError(e).into_response(),
         };
         let mut response = status.into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(ErrorPage {
             title: title.into(),
             text,

@@ -147,7 +147,7 @@ async fn preview(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let source = source_from(&form.fields);
-    let (status, editor) = match templates::preview(&state.mail_templates, &name, &source) {
+    let (status, editor) = match templates::preview(&state.mail_templates, &name, &source).await {
         Ok(rendered) => (
             StatusCode::OK,
             Editor {
@@ -181,7 +181,7 @@ async fn frame_current(
         text: current.text,
         html: current.html,
     };
-    frame(templates::preview(&state.mail_templates, &name, &source))
+    frame(templates::preview(&state.mail_templates, &name, &source).await)
 }
 
 /// The HTML part of the parts sent (not saved), rendered with sample data, for the editor's
@@ -192,7 +192,7 @@ async fn frame_preview(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let source = source_from(&form.fields);
-    frame(templates::preview(&state.mail_templates, &name, &source))
+    frame(templates::preview(&state.mail_templates, &name, &source).await)
 }
 
 /// The rendered HTML part, or why there is none, under the mail frame's own policy (so the

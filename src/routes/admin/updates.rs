@@ -63,12 +63,14 @@ impl From<UpdateError> for AdminError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 errors.into_values().collect::<Vec<_>>().join(" "),
             ),
-            e @ (UpdateError::Conflict(_) | UpdateError::Frozen(_) | UpdateError::Stale { .. }) => {
-                AdminError::Status(StatusCode::CONFLICT, e.to_string())
-            }
-            UpdateError::TooMany { message, .. } => {
-                AdminError::Status(StatusCode::TOO_MANY_REQUESTS, message)
-            }
+            e @ (UpdateError::Conflict(_)
+            | UpdateError::Frozen(_)
+            | UpdateError::Stale { .. }
+            | UpdateError::StaleRequest) => AdminError::Status(StatusCode::CONFLICT, e.to_string()),
+            UpdateError::TooMany {
+                message,
+                retry_after_seconds,
+            } => AdminError::TooMany(message, retry_after_seconds),
             UpdateError::Refused(m) => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, m),
             UpdateError::Forbidden(m) => AdminError::Forbidden(m),
             UpdateError::Internal(e) => AdminError::Internal(e),
@@ -324,6 +326,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "awaiting" => "The update waits for an admin to approve it; the admins who may were sent a notice.",
         "unscheduled" => "The update is a draft again: any approval is void, and it must be confirmed (and approved where the rule asks) again.",
         "frozen" => "This update is not a draft: unschedule it first to edit it.",
+        "used" => "That form was used already; nothing more was done. The update's status is below.",
         "scheduled" => "The update is scheduled.",
         "paused" => "The update is paused.",
         "resumed" => "The update goes out again.",
@@ -436,6 +439,9 @@ async fn show(
                 "version": v, "lists": record.approved_lists, "recipients": record.approved_recipients,
             })),
             "sent_version": record.sent_version,
+            "requested_at": record
+                .approval_requested_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
             "versions": versions,
             "failed": failed,
             "in_archive": in_archive,
@@ -647,7 +653,7 @@ async fn send(
         .await
         .map_err(internal)?
     {
-        return Ok(back_to(id, "sent"));
+        return Ok(back_to(id, "used"));
     }
     let done = updates::act(
         &state.pool,
@@ -749,14 +755,15 @@ async fn act(
     done: &str,
 ) -> Result<Response, AdminError> {
     let id = update_id(id)?;
-    let actor = form.staff.actor();
-    updates::authorize(&actor, &action)?;
-    // An approval names the version the approver saw.
-    let version = match action {
-        Action::Approve(_) => Some(confirmed_version(form)?),
-        _ => None,
-    };
-    updates::act(&state.pool, &state.settings, &actor, id, action, version).await?;
+    updates::act(
+        &state.pool,
+        &state.settings,
+        &form.staff.actor(),
+        id,
+        action,
+        None,
+    )
+    .await?;
     Ok(back_to(id, done))
 }
 
@@ -789,8 +796,26 @@ async fn approve(
     Path(id): Path<String>,
     form: AdminForm,
 ) -> Result<Response, AdminError> {
-    // The approver is filled in by `updates::act` from the actor.
-    act(&state, &form, &id, Action::Approve(Uuid::nil()), "approved").await
+    let id = update_id(&id)?;
+    let actor = form.staff.actor();
+    updates::authorize(&actor, &Action::Approve(Uuid::nil()))?;
+    // The approval names the version and the request the approver saw.
+    let version = confirmed_version(&form)?;
+    let request = match form.fields.text("requested_at").trim() {
+        "" => None,
+        raw => Some(
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| {
+                    AdminError::Status(
+                        StatusCode::BAD_REQUEST,
+                        "The form is incomplete; go back to the update's page.".into(),
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    updates::approve(&state.pool, &state.settings, &actor, id, version, request).await?;
+    Ok(back_to(id, "approved"))
 }
 
 async fn retry_failed(

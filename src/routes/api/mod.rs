@@ -645,7 +645,10 @@ impl IntoResponse for ApiError {
                 invalid(errors.iter().map(|(f, m)| (*f, m)))
             }
             ApiError::Update(
-                e @ (UpdateError::Conflict(_) | UpdateError::Frozen(_) | UpdateError::Stale { .. }),
+                e @ (UpdateError::Conflict(_)
+                | UpdateError::Frozen(_)
+                | UpdateError::Stale { .. }
+                | UpdateError::StaleRequest),
             ) => error(StatusCode::CONFLICT, &e.to_string()),
             ApiError::Update(UpdateError::TooMany {
                 message,

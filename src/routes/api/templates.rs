@@ -83,9 +83,12 @@ async fn show(
     Ok(Json(view))
 }
 
-/// Saves a new version, in use at once by every process; only if each part compiles and the
-/// template renders with sample data (else 422 naming the part, with line and column). Each
-/// part at most 200,000 bytes.
+/// Saves a new version, in use at once by every process; only if each part compiles, its
+/// partials are bounded (named, known, no cycle, nesting at most 32 levels), it renders with
+/// sample data within `templates.max_output_bytes` and `templates.max_render_ms`, and it shows
+/// what its kind of mail must show (an update: the unsubscribe and preferences links and the
+/// postal address in text and HTML); else 422 naming the part and why (with line and column
+/// where handlebars gives them). Each part at most 200,000 bytes.
 #[utoipa::path(
     put,
     path = "/templates/{name}",

@@ -22,7 +22,7 @@ const TICK: Duration = Duration::from_secs(1);
 const INTERRUPTED_AFTER: Duration = Duration::from_secs(10 * 60);
 
 pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
-    let templates = match MailTemplates::load(&settings.templates.files()) {
+    let templates = match MailTemplates::load(&settings.templates) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = ?e, "cannot load the mail templates; digests do not fire");

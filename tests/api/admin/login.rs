@@ -39,7 +39,8 @@ fn staff_command(db: &TestDatabase, args: &[&str], stdin: &str) -> (bool, String
 async fn password_works(db: &TestDatabase, email: &str, password: &str) -> bool {
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let settings = crate::helpers::test_settings(&db.url, "", &[]);
-    let ok = newsletter::ops::staff::log_in(&pool, &settings.admin, email, password, None, None)
+    let logins = newsletter::ops::staff::Logins::new(&settings);
+    let ok = newsletter::ops::staff::log_in(&pool, &logins, email, password, None, None)
         .await
         .is_ok();
     pool.close().await;

@@ -6,6 +6,7 @@ mod digests;
 pub(crate) mod imports;
 mod lists;
 mod login;
+mod login_load;
 mod news;
 mod progress;
 mod staff;
