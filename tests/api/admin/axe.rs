@@ -235,6 +235,9 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         form("template preview", "/admin/templates/update", vec![Step::Click("#preview-template")], "#preview-subject", "Sample"),
         page("audit log", "/admin/audit", "#audit", "ana@example.org"),
         page("staff", "/admin/staff", "main tbody", "ana@example.org"),
+        page("api tokens", "/admin/tokens", "#tokens", "tests"),
+        form("api token made", "/admin/tokens", vec![typed("#name", "Newsroom"), Step::Click("#make-token")], "#new-token", "shown this once"),
+        form("api token refused", "/admin/tokens", vec![Step::Click("#make-token")], ".errors", "1 to 100 characters"),
         page("message", "/admin/updates/00000000-0000-0000-0000-000000000000", "h1", "Not found"),
     ];
 
