@@ -230,10 +230,10 @@ async fn an_editor_is_refused_every_admin_only_action_in_the_staff_area_and_noth
     let app = spawn_staff_app(&[]).await;
     let w = world(&app).await;
     let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
-    let before = state_of(&app).await;
 
     let mut wrong = Vec::new();
     for (what, action) in admin_only_in_the_staff_area(&w) {
+        let before = state_of(&app).await;
         let status = attempt(&mut editor, &action).await;
         let after = state_of(&app).await;
         let changed: Vec<&str> = before
@@ -352,10 +352,10 @@ async fn a_write_token_has_an_editors_rights_and_nothing_more() {
         .await
         .unwrap();
     assert_eq!(import.status(), 403, "an import");
-    let before = state_of(&app).await;
 
     let mut wrong = Vec::new();
     for (method, path, body) in admin_only_in_the_api(&w) {
+        let before = state_of(&app).await;
         let status = app.api(method.clone(), &path, &write, body).await.status();
         if status != 403 || state_of(&app).await != before {
             wrong.push(format!("{method} {path}: {status}"));
