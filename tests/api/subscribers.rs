@@ -290,8 +290,10 @@ async fn schedule_cancel_and_send_through_the_api_are_in_the_audit_log_with_the_
     assert_eq!(
         actions,
         [
+            ("update-create", later.as_str()),
             ("schedule", later.as_str()),
             ("cancel", later.as_str()),
+            ("update-create", now.as_str()),
             ("send", now.as_str())
         ]
     );
