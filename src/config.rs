@@ -354,6 +354,8 @@ pub struct InboundSettings {
     pub max_sessions_per_ip: usize,
     /// How long a session may last in all, whatever the client sends.
     pub session: Duration,
+    /// Messages (reports) one client (an IPv6 client: its network) may hand in per minute.
+    pub reports_per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -581,6 +583,7 @@ impl Settings {
                 timeout: Duration::from_secs(r.positive("inbound.timeout_seconds")?),
                 max_sessions_per_ip: r.positive("inbound.max_sessions_per_ip")? as usize,
                 session: Duration::from_secs(r.positive("inbound.session_seconds")?),
+                reports_per_ip_per_minute: r.positive("inbound.reports_per_ip_per_minute")? as u32,
             },
             templates: TemplateSettings {
                 dir: Some(r.string("templates.dir")?)

@@ -9,8 +9,10 @@
 //! `inbound.timeout_seconds` per command and for the whole DATA, `inbound.session_seconds` for
 //! the whole session whatever the client sends (`421` and closed), `inbound.max_sessions` open
 //! at once in all and `inbound.max_sessions_per_ip` per client, `inbound.per_ip_per_minute`
-//! new sessions per client (`421` at the greeting beyond), 100 recipients per message, 10 bad
-//! commands per session. So no client can hold the listener: one address holds at most its
+//! new sessions per client (`421` at the greeting beyond), `inbound.reports_per_ip_per_minute`
+//! messages per client (`451 4.7.1` at DATA beyond: its MTA tries again later, so nobody can
+//! fill the database with made-up reports and no real one is lost), 100 recipients per message,
+//! 10 bad commands per session. So no client can hold the listener: one address holds at most its
 //! share of the sessions, each for a bounded time. No STARTTLS and no AUTH: the reports are
 //! addressed to us and carry nothing secret of ours.
 //!
@@ -94,6 +96,11 @@ impl InboundServer {
             self.settings.server.ipv6_limit_prefix,
         );
         limiter.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
+        let reports = IpRateLimiter::per_minute(
+            inbound.reports_per_ip_per_minute,
+            self.settings.server.ipv6_limit_prefix,
+        );
+        reports.spawn_cleanup(LIMITER_CLEANUP_EVERY, shutdown.clone());
         if let Ok(address) = self.listener.local_addr() {
             tracing::info!(%address, "inbound SMTP listener for bounces and complaints");
         }
@@ -128,6 +135,7 @@ impl InboundServer {
                         pool: self.pool.clone(),
                         settings: Arc::clone(&self.settings),
                         peer: peer.ip(),
+                        reports: reports.clone(),
                     };
                     let shutdown = shutdown.clone();
                     // The session closes itself at `session_seconds`; this bounds a client that
@@ -215,6 +223,9 @@ struct Session {
     pool: PgPool,
     settings: Arc<Settings>,
     peer: IpAddr,
+    /// Messages per client per minute (`inbound.reports_per_ip_per_minute`), over all its
+    /// sessions.
+    reports: IpRateLimiter,
 }
 
 /// Why a read from the client gave up.
@@ -380,6 +391,11 @@ impl Session {
                     },
                 },
                 "DATA" if recipients.is_empty() => "503 5.5.1 Need RCPT first".into(),
+                "DATA" if self.reports.check(Some(self.peer)).is_err() => {
+                    tracing::warn!(peer = %self.peer, "inbound: more reports than inbound.reports_per_ip_per_minute; deferred");
+                    (mail_from, recipients) = (false, Vec::new());
+                    "451 4.7.1 Too many reports from your address, try again later".into()
+                }
                 "DATA" => {
                     write
                         .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")

@@ -38,7 +38,7 @@ impl TokenScope {
     }
 }
 
-/// A token's name as staff give it: 1 to 100 characters on one line.
+/// A token's name as staff give it: 1 to 100 characters on one line, no noncharacters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenName(String);
 
@@ -51,7 +51,7 @@ impl TokenName {
             || name.chars().count() > MAX_TOKEN_NAME
             || name
                 .chars()
-                .any(|c| c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+                .any(|c| c.is_control() || super::update::is_noncharacter(c))
         {
             return Err(format!(
                 "A token's name has 1 to {MAX_TOKEN_NAME} characters, on one line."
@@ -84,7 +84,14 @@ mod tests {
             TokenName::parse("  CI deploys ").unwrap().as_str(),
             "CI deploys"
         );
-        for bad in ["", "   ", "two\nlines", "nul\0", &"x".repeat(101)] {
+        for bad in [
+            "",
+            "   ",
+            "two\nlines",
+            "nul\0",
+            "\u{FDD0}",
+            &"x".repeat(101),
+        ] {
             assert!(TokenName::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -108,12 +108,10 @@ impl UpdateInput {
         )
         .map_err(|e| errors.insert("preheader", e))
         .unwrap_or_default();
+        // Markdown: kept as written (not trimmed), bounded, the same characters as any text.
         let intro = self.intro.clone().unwrap_or_default();
-        if intro.chars().count() > MAX_INTRO_CHARS {
-            errors.insert(
-                "intro",
-                format!("The intro has at most {MAX_INTRO_CHARS} characters."),
-            );
+        if let Err(e) = text("intro", &intro, MAX_INTRO_CHARS) {
+            errors.insert("intro", e);
         }
         let lists = self
             .parse_lists()

@@ -1170,3 +1170,56 @@ async fn an_over_long_line_is_answered_line_too_long_and_nothing_is_recorded() {
     assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 0);
     assert!(client.send(b"QUIT").await.starts_with("221"));
 }
+
+/// Hands one short report to the complaints address in an open session; the last reply.
+async fn hand_in(client: &mut Client, n: usize) -> String {
+    let message = format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nSubject: report {n}\r\n\r\nFeedback about flood{n}@example.net\r\n."
+    );
+    let mail = client.send(b"MAIL FROM:<>").await;
+    assert!(mail.starts_with("250"), "{mail}");
+    let rcpt = client
+        .send(format!("RCPT TO:<{COMPLAINTS}>").as_bytes())
+        .await;
+    assert!(rcpt.starts_with("250"), "{rcpt}");
+    match client.send(b"DATA").await {
+        reply if reply.starts_with("354") => client.send(message.as_bytes()).await,
+        refused => refused,
+    }
+}
+
+#[tokio::test]
+async fn a_client_handing_in_more_reports_than_its_share_is_deferred_and_another_is_not() {
+    let app = spawn_app_with(&overrides(&[(
+        "inbound.reports_per_ip_per_minute",
+        2.into(),
+    )]))
+    .await;
+    let mut flood = Client::connect_from(&app, "127.0.0.1").await;
+    assert!(flood.reply().await.starts_with("220"));
+    assert!(flood
+        .send(b"EHLO flood.example.net")
+        .await
+        .starts_with("250"));
+    let mut answers = Vec::new();
+    for n in 0..4 {
+        answers.push(hand_in(&mut flood, n).await);
+    }
+    assert!(
+        answers[..2].iter().all(|a| a.starts_with("250")),
+        "{answers:?}"
+    );
+    assert!(
+        answers[2..].iter().all(|a| a.starts_with("451 4.7.1")),
+        "{answers:?}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 2);
+    let mut other = Client::connect_from(&app, "127.0.0.2").await;
+    assert!(other.reply().await.starts_with("220"));
+    assert!(other.send(b"EHLO mx.example.org").await.starts_with("250"));
+    assert!(
+        hand_in(&mut other, 9).await.starts_with("250"),
+        "another client is served"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM bounce_reports").await, 3);
+}

@@ -19,6 +19,7 @@ use toml::Value;
 
 use crate::admin::updates::{compose, hidden};
 use crate::admin::{signed_in, spawn_staff_app, Browser};
+use crate::helpers::TestApp;
 use crate::versions::status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,14 @@ impl Model {
     fn version(&self) -> i32 {
         self.subjects.len() as i32
     }
+}
+
+async fn started(app: &TestApp, id: &str) -> bool {
+    sqlx::query_scalar("SELECT started_at IS NOT NULL FROM updates WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 /// Where a staff form sent the browser (`done=` of the update's page), or the status.
@@ -261,7 +270,8 @@ async fn run(approval: bool, steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             model.released = Some(model.version());
         }
-        if matches!(after.as_str(), "sending" | "sent") && model.started.is_none() {
+        // Started (it may be paused already: the worker can start it during any step).
+        if model.started.is_none() && started(&app, &id).await {
             prop_assert!(model.released.is_some(), "it started without a release");
             model.started = model.released;
         }
