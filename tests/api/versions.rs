@@ -947,21 +947,60 @@ async fn an_editor_cannot_take_an_admins_schedule_back_by_asking_for_approval() 
     );
 }
 
-#[tokio::test]
-async fn who_released_an_update_the_scheduler_holds_for_approval_cannot_approve_it() {
+/// An app without a worker under the two-person rule for more than one recipient, with
+/// `readers` readers and admins ana and bo, and an update ana has sent (as version 1): asked for
+/// approval when it needs it.
+struct SentByAna {
+    app: TestApp,
+    settings: newsletter::config::Settings,
+    ana: newsletter::ops::Actor,
+    bo: newsletter::ops::Actor,
+    token: String,
+    id: String,
+    uuid: uuid::Uuid,
+}
+
+async fn sent_by_ana(readers: i64, subject: &str) -> SentByAna {
     let app = spawn_app_without_worker(&approval_rule(1)).await;
     let settings = app.settings.clone();
     let ana = staff_actor(&app, "ana@example.org", StaffRole::Admin).await;
     let bo = staff_actor(&app, "bo@example.org", StaffRole::Admin).await;
     let token = app.api_token().await;
-    app.seed_confirmed(1, "example.org").await;
-    let id = app.create_update(&token, "Grows").await;
+    app.seed_confirmed(readers, "example.org").await;
+    let id = app.create_update(&token, subject).await;
     let uuid: uuid::Uuid = id.parse().unwrap();
-    use newsletter::ops::updates;
-    use newsletter::store::updates::Action;
-    updates::act(&app.pool, &settings, &ana, uuid, Action::SendNow, Some(1))
+    let send = newsletter::store::updates::Action::SendNow;
+    newsletter::ops::updates::act(&app.pool, &settings, &ana, uuid, send, Some(1))
         .await
         .unwrap();
+    SentByAna {
+        app,
+        settings,
+        ana,
+        bo,
+        token,
+        id,
+        uuid,
+    }
+}
+
+#[tokio::test]
+async fn who_released_an_update_the_scheduler_holds_for_approval_cannot_approve_it() {
+    use newsletter::ops::updates;
+    let SentByAna {
+        app,
+        settings,
+        ana,
+        bo,
+        id,
+        uuid,
+        ..
+    } = sent_by_ana(1, "Grows").await;
+    assert_eq!(
+        status(&app, &id).await,
+        "scheduled",
+        "one reader needs no approval"
+    );
     app.seed_confirmed_from(1, 2, "example.org").await;
     app.start_worker(&approval_rule(1));
     app.wait_for_update_status(&id, "awaiting_approval").await;
@@ -980,19 +1019,16 @@ async fn who_released_an_update_the_scheduler_holds_for_approval_cannot_approve_
 
 #[tokio::test]
 async fn a_template_saved_after_the_approval_does_not_change_what_goes_out() {
-    let app = spawn_app_without_worker(&approval_rule(1)).await;
-    let settings = app.settings.clone();
-    let ana = staff_actor(&app, "ana@example.org", StaffRole::Admin).await;
-    let bo = staff_actor(&app, "bo@example.org", StaffRole::Admin).await;
-    let token = app.api_token().await;
-    app.seed_confirmed(2, "example.org").await;
-    let id = app.create_update(&token, "As approved").await;
-    let uuid: uuid::Uuid = id.parse().unwrap();
     use newsletter::ops::updates;
-    use newsletter::store::updates::Action;
-    updates::act(&app.pool, &settings, &ana, uuid, Action::SendNow, Some(1))
-        .await
-        .unwrap();
+    let SentByAna {
+        app,
+        settings,
+        bo,
+        token,
+        id,
+        uuid,
+        ..
+    } = sent_by_ana(2, "As approved").await;
     let request = updates::view(&app.pool, uuid)
         .await
         .unwrap()
