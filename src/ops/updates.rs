@@ -592,6 +592,17 @@ pub async fn recipient_count(pool: &PgPool, id: Uuid) -> Result<i64, UpdateError
     Ok(store::recipient_count(pool, id).await?)
 }
 
+/// A local date-time (`2027-03-15T09:00`) in an IANA zone as an instant, with the zone: `at`
+/// or `time_zone` named in the error (a time the clocks skip is refused, one they pass twice
+/// is the first).
+pub fn local_time(at: &str, zone: &str) -> Result<(DateTime<Utc>, chrono_tz::Tz), UpdateError> {
+    let invalid =
+        |field: &'static str, m: String| UpdateError::Invalid(FieldErrors::from([(field, m)]));
+    let tz = schedule::time_zone(zone).map_err(|m| invalid("time_zone", m))?;
+    let at = schedule::local_to_utc(at, tz).map_err(|m| invalid("at", m))?;
+    Ok((at, tz))
+}
+
 /// Schedules for a local time in an IANA zone (the staff area's form), remembering the zone.
 /// Roles first: an editor is refused before the time is read.
 pub async fn schedule_local(
@@ -603,10 +614,7 @@ pub async fn schedule_local(
     confirmed: Option<i32>,
 ) -> Result<UpdateView, UpdateError> {
     authorize(actor, &Action::Schedule(Utc::now()))?;
-    let invalid =
-        |field: &'static str, m: String| UpdateError::Invalid(FieldErrors::from([(field, m)]));
-    let tz = schedule::time_zone(zone).map_err(|m| invalid("time_zone", m))?;
-    let at = schedule::local_to_utc(at, tz).map_err(|m| invalid("at", m))?;
+    let (at, tz) = local_time(at, zone)?;
     let view = act(pool, settings, actor, id, Action::Schedule(at), confirmed).await?;
     store::set_time_zone(pool, id, tz.name()).await?;
     Ok(view)

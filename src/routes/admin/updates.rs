@@ -509,12 +509,7 @@ async fn confirm(
     let (at, time_zone) = (q.at.unwrap_or_default(), q.time_zone.unwrap_or_default());
     let when = match action {
         Action::Schedule(_) => {
-            let tz = schedule::time_zone(&time_zone).map_err(|m| {
-                AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("time_zone: {m}"))
-            })?;
-            let utc = schedule::local_to_utc(&at, tz).map_err(|m| {
-                AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("at: {m}"))
-            })?;
+            let (utc, tz) = updates::local_time(&at, &time_zone)?;
             schedule::shown_in(utc, tz)
         }
         _ => "now".to_owned(),
