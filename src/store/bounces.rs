@@ -252,8 +252,11 @@ pub async fn prune_seen(db: impl PgExecutor<'_>, older_than: Duration) -> sqlx::
 /// hard one reaches `limits.hard_limit` hard bounces, or a soft one makes `limits.soft_limit`
 /// mails with soft reports. Soft reports count per mail (all the reports of one delivery row,
 /// else of one stated Message-ID, count once), only within `limits.soft_window`, and only
-/// those received after the person's latest delivery: our relay's 250 for a mail to them
-/// (`deliveries.sent_at`) or a provider's `delivered` event (`soft_bounces_cleared_at`).
+/// those received after the person's latest delivery: a provider's `delivered` event
+/// (`soft_bounces_cleared_at`), or our relay's 250 for a mail to them (`deliveries.sent_at`)
+/// about which no bounce or complaint was reported. A relay's 250 alone is no proof of
+/// delivery (the receiving server may defer it later): a mail that drew a report of its own
+/// clears nothing, so someone whose every weekly mail is deferred reaches `soft_limit`.
 async fn bounce(
     tx: &mut PgConnection,
     id: Uuid,
@@ -287,7 +290,8 @@ async fn bounce(
                                          now() - make_interval(secs => $5),
                                          s.soft_bounces_cleared_at,
                                          (SELECT max(d.sent_at) FROM deliveries d
-                                          WHERE d.subscriber_id = $1 AND d.status = 'sent'))) >= $4))
+                                          WHERE d.subscriber_id = $1 AND d.status = 'sent'
+                                            AND d.report IS NULL))) >= $4))
                  THEN 'bounced' ELSE s.status END
          WHERE s.id = $1
          RETURNING s.status = 'bounced' AND $6 <> 'bounced'",

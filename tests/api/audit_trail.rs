@@ -263,6 +263,25 @@ const NOT_WRITES: &[&str] = &[
     "/admin/templates/{name}/preview-frame",
 ];
 
+/// Posts `fields` to `path` without the session's CSRF token, then with it from another
+/// origin: `None` when both are refused `403`, else the statuses.
+async fn refuses_forgeries(
+    browser: &mut Browser<'_>,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Option<(u16, u16)> {
+    let own = browser.app.settings.server.base_url.as_str().to_owned();
+    let without = browser.post_with(path, fields, Some(&own)).await.status();
+    let csrf = browser.csrf().await;
+    let mut with_token = vec![("csrf_token", csrf.as_str())];
+    with_token.extend_from_slice(fields);
+    let foreign = browser
+        .post_with(path, &with_token, Some("http://127.0.0.1:1"))
+        .await
+        .status();
+    (without != 403 || foreign != 403).then(|| (without.as_u16(), foreign.as_u16()))
+}
+
 /// One form of the staff area, sent with success: its route, the path and the fields.
 struct Form {
     route: &'static str,
@@ -458,10 +477,18 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
             wrong.push(format!("{what}: {status}, {added} entries {newest:?}"));
         }
     };
+    // Each form is first posted forged: without its CSRF token, then with it but from another
+    // origin. Both are refused 403 and leave no entry (every write leaves one: nothing changed).
+    let mut forged = Vec::new();
     for f in &walk {
-        let before = entries(&app).await;
         let fields: Vec<(&str, &str)> = f.fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let browser: &mut Browser = if f.by_second_admin { &mut bo } else { &mut ana };
+        let before = entries(&app).await;
+        let refused = refuses_forgeries(browser, &f.path, &fields).await;
+        let added = entries(&app).await - before;
+        if refused.is_some() || added != 0 {
+            forged.push(format!("{}: {refused:?}, {added} entries", f.path));
+        }
         let response = browser.post(&f.path, &fields).await;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
@@ -481,12 +508,15 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         "SELECT id::text FROM api_tokens WHERE name = 'Walked'",
     )
     .await;
+    let path = format!("/admin/tokens/{revoked}/revoke");
     let before = entries(&app).await;
-    let status = ana
-        .post(&format!("/admin/tokens/{revoked}/revoke"), &[])
-        .await
-        .status()
-        .as_u16();
+    let refused = refuses_forgeries(&mut ana, &path, &[]).await;
+    let added = entries(&app).await - before;
+    if refused.is_some() || added != 0 {
+        forged.push(format!("{path}: {refused:?}, {added} entries"));
+    }
+    let before = entries(&app).await;
+    let status = ana.post(&path, &[]).await.status().as_u16();
     let added = entries(&app).await - before;
     check(
         "/admin/tokens/{id}/revoke".into(),
@@ -517,5 +547,10 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         wrong.is_empty(),
         "forms without exactly one audit entry:\n{}",
         wrong.join("\n")
+    );
+    assert!(
+        forged.is_empty(),
+        "forged forms not refused, or leaving a trace:\n{}",
+        forged.join("\n")
     );
 }

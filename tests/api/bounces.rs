@@ -962,15 +962,43 @@ async fn a_later_delivery_clears_the_soft_count() {
         "the delivery cleared the first soft bounce"
     );
 
-    // Our relay takes a later mail: the second one no longer counts either.
-    let third = another_update(&app, "The week after", "reader0@example.net").await;
-    app.send_report(&third.mail_from, &dsn(&third, "delayed", "4.2.2"))
+    // Our relay takes a later mail and nobody reports it: the second no longer counts either.
+    another_update(&app, "The week after", "reader0@example.net").await;
+    let fourth = another_update(&app, "A month on", "reader0@example.net").await;
+    app.send_report(&fourth.mail_from, &dsn(&fourth, "delayed", "4.2.2"))
         .await
         .unwrap();
     assert_eq!(
         status_of(&app, "reader0@example.net").await,
         "confirmed",
-        "the relay's 250 for the third mail cleared the second soft bounce"
+        "the relay's 250 for the third mail, never reported, cleared the second soft bounce"
+    );
+}
+
+/// A relay's 250 is no proof of delivery: a mail that is itself deferred later clears nothing.
+/// (Before, each new mail's 250 cleared the count, so someone whose every weekly mail was
+/// deferred never reached `soft_limit`.)
+#[tokio::test]
+async fn a_reader_whose_every_weekly_mail_is_deferred_is_bounced_at_the_soft_limit() {
+    let (app, _, mails) = sent_update(1, &[]).await;
+    let mut mail = mails[0].clone();
+    for week in 1..=3 {
+        assert_eq!(
+            status_of(&app, "reader0@example.net").await,
+            "confirmed",
+            "before the report of week {week}"
+        );
+        app.send_report(&mail.mail_from, &dsn(&mail, "delayed", "4.4.1"))
+            .await
+            .unwrap();
+        if week < 3 {
+            mail = another_update(&app, &format!("Week {}", week + 1), "reader0@example.net").await;
+        }
+    }
+    assert_eq!(
+        status_of(&app, "reader0@example.net").await,
+        "bounced",
+        "three mails deferred, one a week (bounce.soft_limit = 3)"
     );
 }
 
