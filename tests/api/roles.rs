@@ -451,6 +451,102 @@ async fn a_read_token_reads_and_is_refused_every_write_before_its_body_is_read()
     assert_eq!(r.status(), 403, "an export is an admin's, though a GET");
 }
 
+/// The operations an admin's (`send`) token alone may call whatever their body says: the
+/// document names the role `send` in their `security`.
+#[rustfmt::skip]
+const ADMIN_ONLY_OPERATIONS: &[(&str, &str)] = &[
+    ("delete", "/api/v1/subscribers/{id}"), ("get", "/api/v1/subscribers/export"),
+    ("patch", "/api/v1/subscribers/{id}"), ("post", "/api/v1/imports"),
+    ("post", "/api/v1/lists"), ("post", "/api/v1/lists/{slug}/archive"),
+    ("post", "/api/v1/lists/{slug}/unarchive"), ("post", "/api/v1/subscribers"),
+    ("post", "/api/v1/subscribers/{id}/unsubscribe"), ("post", "/api/v1/templates/{name}/revert"),
+    ("post", "/api/v1/updates/{id}/cancel"), ("post", "/api/v1/updates/{id}/pause"),
+    ("post", "/api/v1/updates/{id}/resume"), ("post", "/api/v1/updates/{id}/retry-failed"),
+    ("post", "/api/v1/updates/{id}/schedule"), ("post", "/api/v1/updates/{id}/send"),
+    ("post", "/api/v1/updates/{id}/unschedule"), ("put", "/api/v1/lists/{slug}"),
+    ("put", "/api/v1/templates/{name}"), ("put", "/api/v1/updates/{id}/archive"),
+];
+
+/// Before, a `write` token sending a malformed body to an admin's operation was told what was
+/// wrong with the body (`400`/`422`) before being refused: roles come before any other check.
+#[tokio::test]
+async fn a_write_token_is_refused_every_admin_operation_before_its_path_or_body_is_read() {
+    let app = spawn_staff_app(&[]).await;
+    let w = world(&app).await;
+    let write = app.api_token_of("write").await;
+    let document: Value = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut marked = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let sends = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| {
+                    r["api_token"]
+                        .as_array()
+                        .is_some_and(|roles| roles.contains(&json!("send")))
+                });
+            if sends {
+                marked.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    marked.sort();
+    let mut expected: Vec<(String, String)> = ADMIN_ONLY_OPERATIONS
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        marked, expected,
+        "the operations the document gives admins alone"
+    );
+
+    let before = state_of(&app).await;
+    let mut wrong = Vec::new();
+    for (method, path) in &marked {
+        // A path that names nothing and a body that is not JSON: the scope is checked first.
+        let concrete = path
+            .replace("{id}", "not-an-id")
+            .replace("{slug}", "no-such-list")
+            .replace("{name}", "no-such-template");
+        let status = app
+            .http
+            .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
+            .bearer_auth(&write)
+            .header("content-type", "application/json")
+            .body("{ not json")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != 403 {
+            wrong.push(format!("{method} {path}: {status}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a write token was not refused first:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(state_of(&app).await, before, "nothing changed");
+    let send = format!("/api/v1/updates/{}/send", w.draft);
+    assert_eq!(
+        app.api(Method::POST, &send, &w.token, None).await.status(),
+        200,
+        "a send token passes the same door"
+    );
+}
+
 #[tokio::test]
 async fn the_command_line_acts_with_an_admins_rights_through_the_same_operations() {
     let app = spawn_staff_app(&[]).await;

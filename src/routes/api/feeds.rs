@@ -74,6 +74,7 @@ async fn archive_state(
 #[utoipa::path(
     put,
     path = "/updates/{id}/archive",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(Id),
     request_body = ArchiveState,

@@ -62,6 +62,7 @@ struct ImportId {
 #[utoipa::path(
     post,
     path = "/imports",
+    security(("api_token" = ["send"])),
     tag = "imports",
     params(StartQuery),
     request_body(content = String, content_type = "text/csv", description = "The CSV file."),

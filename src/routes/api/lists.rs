@@ -70,6 +70,7 @@ async fn show(
 #[utoipa::path(
     post,
     path = "/lists",
+    security(("api_token" = ["send"])),
     tag = "lists",
     request_body = ListInput,
     responses(
@@ -91,6 +92,7 @@ async fn create(
 #[utoipa::path(
     put,
     path = "/lists/{slug}",
+    security(("api_token" = ["send"])),
     tag = "lists",
     params(Slug),
     request_body = ListInput,
@@ -113,6 +115,7 @@ async fn replace(
 #[utoipa::path(
     post,
     path = "/lists/{slug}/archive",
+    security(("api_token" = ["send"])),
     tag = "lists",
     params(Slug),
     responses(
@@ -135,6 +138,7 @@ async fn archive(
 #[utoipa::path(
     post,
     path = "/lists/{slug}/unarchive",
+    security(("api_token" = ["send"])),
     tag = "lists",
     params(Slug),
     responses(

@@ -17,7 +17,7 @@ mod subscribers;
 mod templates;
 mod updates;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -58,6 +58,10 @@ const PREFIX: &str = "/api/v1";
 /// `ApiDoc`'s `security`, which takes only a literal).
 const BEARER: &str = "api_token";
 
+/// The role an operation's `security` names when only a `send` token (an admin's rights) may
+/// call it.
+const SEND_ROLE: &str = "send";
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -67,8 +71,9 @@ const BEARER: &str = "api_token";
             Every call but this document's needs `Authorization: Bearer <token>` (made with \
             `newsletter api-token create --name NAME [--scope read|write|send]` or on \
             `/admin/tokens`); a token's scope decides what it may do (`read`: GET only, \
-            `write`: an editor's rights, `send`: an admin's). Every error answer is JSON \
-            (`ErrorBody`)."
+            `write`: an editor's rights, `send`: an admin's; an operation whose `security` \
+            names the role `send` refuses any other token `403` before reading its body). \
+            Every error answer is JSON (`ErrorBody`)."
     ),
     modifiers(&BearerToken),
     security(("api_token" = [])),
@@ -139,9 +144,10 @@ fn served<S: Clone + Send + Sync + 'static>(api: OpenApiRouter<S>) -> Router<S> 
             routes
                 .fallback(not_found)
                 .layer(axum::middleware::from_fn_with_state(
-                    operations,
+                    operations.clone(),
                     only_documented,
                 ))
+                .layer(Extension(operations))
                 .layer(Extension(Arc::new(document)))
                 .layer(axum::middleware::from_fn(json_errors)),
         )
@@ -164,35 +170,57 @@ async fn openapi_json(Extension(document): Extension<Arc<utoipa::openapi::OpenAp
     Json(document.as_ref()).into_response()
 }
 
-/// The (method, path) pairs the document describes, paths as axum writes them.
-struct Operations(BTreeSet<(Method, String)>);
+/// The (method, path) pairs the document describes, paths as axum writes them, each with the
+/// least a token's scope must give to be let in: an operation whose `security` names the role
+/// `send` is an admin's whatever its body says (the operation checks the role matrix again,
+/// with its input: this is only the door, shut before the body is read); any other write needs
+/// `write`; a read, `read`.
+struct Operations(BTreeMap<(Method, String), Rights>);
 
 impl Operations {
     fn of(document: &utoipa::openapi::OpenApi) -> Self {
-        let mut pairs = BTreeSet::new();
+        let mut pairs = BTreeMap::new();
         for (path, item) in &document.paths.paths {
             let methods = [
-                (Method::GET, item.get.is_some()),
-                (Method::PUT, item.put.is_some()),
-                (Method::POST, item.post.is_some()),
-                (Method::DELETE, item.delete.is_some()),
-                (Method::PATCH, item.patch.is_some()),
-                (Method::HEAD, item.head.is_some() || item.get.is_some()),
-                (Method::OPTIONS, item.options.is_some()),
+                (Method::GET, item.get.as_ref()),
+                (Method::PUT, item.put.as_ref()),
+                (Method::POST, item.post.as_ref()),
+                (Method::DELETE, item.delete.as_ref()),
+                (Method::PATCH, item.patch.as_ref()),
+                (Method::HEAD, item.head.as_ref().or(item.get.as_ref())),
+                (Method::OPTIONS, item.options.as_ref()),
             ];
-            for (method, described) in methods {
-                if described {
-                    pairs.insert((method, path.clone()));
-                }
+            for (method, operation) in methods {
+                let Some(operation) = operation else { continue };
+                let reads = method == Method::GET || method == Method::HEAD;
+                let admins = serde_json::to_value(&operation.security)
+                    .ok()
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|requirement| requirement[BEARER].as_array())
+                    .flatten()
+                    .any(|role| role == SEND_ROLE);
+                let needs = match (admins, reads) {
+                    (true, _) => Rights::Admin,
+                    (false, true) => Rights::Read,
+                    (false, false) => Rights::Editor,
+                };
+                pairs.insert((method, path.clone()), needs);
             }
         }
         Self(pairs)
     }
 
+    /// What a token must give for `method` on the matched `path`; `None` when undescribed.
+    fn needs(&self, method: &Method, path: &str) -> Option<Rights> {
+        self.0.get(&(method.clone(), path.to_owned())).copied()
+    }
+
     /// The methods described for `path`, for an `Allow` header; empty when `path` is not.
     fn allowed(&self, path: &str) -> Vec<&str> {
         self.0
-            .iter()
+            .keys()
             .filter(|(_, p)| p == path)
             .map(|(m, _)| m.as_str())
             .collect()
@@ -213,10 +241,7 @@ async fn only_documented(
     else {
         return next.run(request).await;
     };
-    if operations
-        .0
-        .contains(&(request.method().clone(), path.clone()))
-    {
+    if operations.needs(request.method(), &path).is_some() {
         return next.run(request).await;
     }
     let allowed = operations.allowed(&path);
@@ -353,8 +378,9 @@ async fn json_errors(request: Request, next: axum::middleware::Next) -> Response
     json
 }
 
-/// The API token a request was made with: a live one (else `401`), and for any method but
-/// GET and HEAD one whose scope is more than `read` (else `403`, before the body is read).
+/// The API token a request was made with: a live one (else `401`) whose scope gives what the
+/// operation's door asks (`Operations`: `read` for a read, `write` for a write, `send` where the
+/// document names that role; else `403`, before the path or body is read).
 pub struct ApiClient {
     pub token_id: Uuid,
     actor: Actor,
@@ -388,12 +414,22 @@ impl FromRequestParts<AppState> for ApiClient {
         let Actor::ApiToken { id, .. } = actor else {
             return Err(ApiError::Unauthorized);
         };
-        let reads = parts.method == Method::GET || parts.method == Method::HEAD;
-        if actor.rights() == Rights::Read && !reads {
-            return Err(ApiError::Status(
-                StatusCode::FORBIDDEN,
-                "This API token's scope is read: it may only read (GET).".into(),
-            ));
+        // The door of the operation, before its path and body are read (`Operations`).
+        let needs = parts
+            .extensions
+            .get::<Arc<Operations>>()
+            .zip(parts.extensions.get::<MatchedPath>())
+            .and_then(|(operations, path)| operations.needs(&parts.method, path.as_str()))
+            .unwrap_or(Rights::Admin);
+        if actor.rights() < needs {
+            let message = match actor.rights() {
+                Rights::Read => "This API token's scope is read: it may only read (GET).",
+                _ => {
+                    "This API token's scope is write: this operation needs a send token \
+                      (an admin's rights)."
+                }
+            };
+            return Err(ApiError::Status(StatusCode::FORBIDDEN, message.into()));
         }
         Ok(Self {
             token_id: id,

@@ -74,6 +74,7 @@ async fn search(
 #[utoipa::path(
     get,
     path = "/subscribers/export",
+    security(("api_token" = ["send"])),
     tag = "subscribers",
     params(SearchQuery),
     responses(
@@ -127,6 +128,7 @@ async fn show(
 #[utoipa::path(
     post,
     path = "/subscribers",
+    security(("api_token" = ["send"])),
     tag = "subscribers",
     request_body = NewSubscriberInput,
     responses(
@@ -148,6 +150,7 @@ async fn create(
 #[utoipa::path(
     patch,
     path = "/subscribers/{id}",
+    security(("api_token" = ["send"])),
     tag = "subscribers",
     params(SubscriberId),
     request_body = EditInput,
@@ -177,6 +180,7 @@ struct Unsubscribed {
 #[utoipa::path(
     post,
     path = "/subscribers/{id}/unsubscribe",
+    security(("api_token" = ["send"])),
     tag = "subscribers",
     params(SubscriberId),
     responses((status = 200, description = "Unsubscribed.", body = Unsubscribed),
@@ -201,6 +205,7 @@ async fn unsubscribe(
 #[utoipa::path(
     delete,
     path = "/subscribers/{id}",
+    security(("api_token" = ["send"])),
     tag = "subscribers",
     params(SubscriberId),
     responses(

@@ -92,6 +92,7 @@ async fn show(
 #[utoipa::path(
     put,
     path = "/templates/{name}",
+    security(("api_token" = ["send"])),
     tag = "templates",
     params(Name),
     request_body = TemplateInput,
@@ -159,6 +160,7 @@ async fn version(
 #[utoipa::path(
     post,
     path = "/templates/{name}/revert",
+    security(("api_token" = ["send"])),
     tag = "templates",
     params(Name),
     request_body = RevertInput,

@@ -264,6 +264,7 @@ struct IdempotencyKey {
 #[utoipa::path(
     post,
     path = "/updates/{id}/schedule",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId),
     request_body = ScheduleBody,
@@ -290,6 +291,7 @@ async fn schedule(
 #[utoipa::path(
     post,
     path = "/updates/{id}/send",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId, IdempotencyKey),
     request_body = SendBody,
@@ -334,6 +336,7 @@ async fn send_now(
 #[utoipa::path(
     post,
     path = "/updates/{id}/unschedule",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId),
     responses(
@@ -367,6 +370,7 @@ async fn act(
 #[utoipa::path(
     post,
     path = "/updates/{id}/pause",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId),
     responses(
@@ -389,6 +393,7 @@ async fn pause(
 #[utoipa::path(
     post,
     path = "/updates/{id}/resume",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId),
     responses(
@@ -411,6 +416,7 @@ async fn resume(
 #[utoipa::path(
     post,
     path = "/updates/{id}/cancel",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId),
     responses(
@@ -544,6 +550,7 @@ struct Requeued {
 #[utoipa::path(
     post,
     path = "/updates/{id}/retry-failed",
+    security(("api_token" = ["send"])),
     tag = "updates",
     params(UpdateId),
     responses(
