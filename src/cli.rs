@@ -231,7 +231,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { no_worker } => {
             store::migrate(&pool).await?;
             let app = Application::build(settings.clone(), !no_worker).await?;
-            print_banner(&settings, app.port(), !no_worker);
+            let setup = crate::ops::staff::setup_code(&pool).await?;
+            print_banner(&settings, app.port(), !no_worker, setup.as_ref());
             app.run_until(app::shutdown_on_signals()).await
         }
         Command::Worker => {
@@ -671,7 +672,14 @@ async fn run_update(
     })
 }
 
-fn print_banner(settings: &Settings, port: u16, with_worker: bool) {
+/// What `serve` prints once it listens: where it is, where staff sign in (with the one-time
+/// `setup code:` while no staff account exists), where mail goes.
+fn print_banner(
+    settings: &Settings,
+    port: u16,
+    with_worker: bool,
+    setup: Option<&crate::domain::SetupCode>,
+) {
     let mail = match &settings.smtp.url {
         Some(_) => "to the SMTP relay in smtp.url".to_owned(),
         None => format!("to .eml files in {}/", settings.smtp.outbox_dir.display()),
@@ -681,6 +689,14 @@ fn print_banner(settings: &Settings, port: u16, with_worker: bool) {
         settings.server.base_url.as_str()
     );
     println!("  listening on {}:{port}", settings.server.bind.ip());
+    let base = settings.server.base_url.as_str().trim_end_matches('/');
+    match setup {
+        Some(code) => {
+            println!("  no staff account yet: create the first admin at {base}/admin/setup");
+            println!("  setup code: {}", code.display());
+        }
+        None => println!("  staff sign in at {base}/admin/login"),
+    }
     println!("  mail goes {mail}");
     if !with_worker {
         println!("  no worker in this process: run `newsletter worker` to send mail");

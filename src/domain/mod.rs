@@ -27,7 +27,7 @@ pub use feed::{parse_feed, FeedEntry, ParsedFeed};
 pub use list_slug::ListSlug;
 pub use recurrence::{Recurrence, RecurrenceInput};
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
-pub use staff::{dummy_hash, verify_password, NewPassword, StaffRole};
+pub use staff::{dummy_hash, verify_password, NewPassword, SetupCode, StaffRole};
 pub use subscriber_name::SubscriberName;
 pub use token::{Token, TokenHash};
 pub use update::{

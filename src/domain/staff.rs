@@ -106,6 +106,64 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| NewPassword::generate().hash())
 }
 
+/// The one-time code that lets the first admin be created in the browser (`/admin/setup`):
+/// 12 characters of Crockford's base32 (60 bits), shown as `XXXX-XXXX-XXXX`. Only its SHA-256
+/// is stored. What a person types back is read without regard to case, dashes or spaces, and
+/// with Crockford's look-alikes (`O` as `0`, `I`/`L` as `1`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SetupCode(String);
+
+/// Crockford's base32 alphabet (no I, L, O, U).
+const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const SETUP_CODE_CHARS: usize = 12;
+
+impl SetupCode {
+    pub fn generate() -> Self {
+        use rand::Rng;
+        let mut rng = rand::rngs::OsRng;
+        Self(
+            (0..SETUP_CODE_CHARS)
+                .map(|_| CROCKFORD[rng.gen_range(0..CROCKFORD.len())] as char)
+                .collect(),
+        )
+    }
+
+    /// A code as typed; `None` when it cannot be one (wrong length or characters).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let mut code = String::with_capacity(SETUP_CODE_CHARS);
+        for c in raw.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')) {
+            let c = match c.to_ascii_uppercase() {
+                'O' => '0',
+                'I' | 'L' => '1',
+                c => c,
+            };
+            if !(c.is_ascii() && CROCKFORD.contains(&(c as u8))) || code.len() == SETUP_CODE_CHARS {
+                return None;
+            }
+            code.push(c);
+        }
+        (code.len() == SETUP_CODE_CHARS).then_some(Self(code))
+    }
+
+    /// For the start banner: `XXXX-XXXX-XXXX`.
+    pub fn display(&self) -> String {
+        let c = &self.0;
+        format!("{}-{}-{}", &c[..4], &c[4..8], &c[8..])
+    }
+
+    /// The SHA-256 stored in place of the code.
+    pub fn hash(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for SetupCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetupCode([redacted])")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +183,33 @@ mod tests {
         assert!(NewPassword::parse("short").is_err());
         assert_eq!(NewPassword::generate().expose().chars().count(), 20);
         assert!(!format!("{:?}", NewPassword::generate()).contains('$'));
+    }
+
+    #[test]
+    fn a_setup_code_reads_back_as_typed_and_nothing_else_passes() {
+        let code = SetupCode::generate();
+        let shown = code.display();
+        assert_eq!(shown.len(), 14, "{shown}");
+        assert_eq!(SetupCode::parse(&shown), Some(code.clone()));
+        assert_eq!(SetupCode::parse(&shown.to_lowercase()), Some(code.clone()));
+        assert_eq!(
+            SetupCode::parse(&format!(" {} ", shown.replace('-', " "))),
+            Some(code.clone())
+        );
+        assert_eq!(
+            SetupCode::parse("0O1I-L000-0000").map(|c| c.hash()),
+            SetupCode::parse("0001-1000-0000").map(|c| c.hash()),
+            "look-alikes read as Crockford says"
+        );
+        for wrong in [
+            "",
+            "ABCD-EFGH-JKM",
+            "ABCD-EFGH-JKMNP",
+            "ABCD-EFGH-JKMU",
+            "ABCD-EFGH-JKM\u{e9}",
+        ] {
+            assert_eq!(SetupCode::parse(wrong), None, "{wrong:?}");
+        }
+        assert!(!format!("{code:?}").contains(&shown[..4]));
     }
 }

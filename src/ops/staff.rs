@@ -16,7 +16,7 @@ use super::{audit, Actor};
 
 use crate::config::{AdminSettings, Settings};
 use crate::domain::{
-    client_key, dummy_hash, verify_password, EmailAddress, NewPassword, StaffRole, Token,
+    client_key, dummy_hash, verify_password, EmailAddress, NewPassword, SetupCode, StaffRole, Token,
 };
 use crate::store::audit::NewEntry;
 use crate::store::staff::{self as store, StaffMember};
@@ -270,6 +270,122 @@ pub async fn log_in(
             Err(LoginError::Wrong)
         }
     }
+}
+
+/// Whether the service still waits for its first account (`/admin/setup`).
+pub async fn needs_setup(pool: &PgPool) -> anyhow::Result<bool> {
+    Ok(!store::any(pool).await?)
+}
+
+/// While no staff account exists: a new one-time setup code for `serve`'s start banner (only
+/// its SHA-256 is kept; every code made so far works until the first account exists). `None`
+/// once one does.
+pub async fn setup_code(pool: &PgPool) -> anyhow::Result<Option<SetupCode>> {
+    let code = SetupCode::generate();
+    Ok(store::add_setup_code(pool, &code.hash())
+        .await?
+        .then_some(code))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An account exists: sign in instead.
+    #[error("this service has its first admin already: sign in")]
+    SetUpAlready,
+    #[error("the setup code is wrong (it is printed by `newsletter serve` when it starts)")]
+    WrongCode,
+    /// A field is not acceptable: (`email` or `password`, why).
+    #[error("{1}")]
+    Invalid(&'static str, String),
+    #[error(transparent)]
+    Login(#[from] LoginError),
+}
+
+impl From<sqlx::Error> for SetupError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Login(e.into())
+    }
+}
+
+impl From<anyhow::Error> for SetupError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Login(e.into())
+    }
+}
+
+/// Creates the first admin with a setup code from `serve`'s banner and signs them in. Wrong
+/// codes count as failed logins from the client (`admin.login_failures_per_ip` in
+/// `admin.login_window`, an IPv6 client by its network), checked before the code; the
+/// password is hashed in one of the login places, after the code checked out. Audited
+/// (`staff-add` and `sign-in`, by the new admin).
+pub async fn set_up(
+    pool: &PgPool,
+    logins: &Logins,
+    code: &str,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<SessionId, SetupError> {
+    if !needs_setup(pool).await? {
+        return Err(SetupError::SetUpAlready);
+    }
+    let email = EmailAddress::parse(email).map_err(|e| SetupError::Invalid("email", e))?;
+    let password = NewPassword::parse(password).map_err(|e| SetupError::Invalid("password", e))?;
+    let settings = &logins.settings;
+    let client = ip.map(|ip| client_key(ip, logins.ipv6_prefix));
+    // Every attempt is kept as a failure of this pseudo account until it succeeds; only the
+    // client's count throttles (anyone could run up a shared count and lock setup for all).
+    let setup = EmailAddress::parse("setup@setup.invalid").map_err(|e| anyhow::anyhow!(e))?;
+    let attempt = store::record_attempt(pool, &setup, client, settings.login_window).await?;
+    let (_, by_ip) = store::recent_failures(pool, &setup, client, settings.login_window).await?;
+    if by_ip > i64::from(settings.login_failures_per_ip) {
+        store::forget_attempt(pool, attempt).await?;
+        return Err(LoginError::Throttled.into());
+    }
+    let code = SetupCode::parse(code).ok_or(SetupError::WrongCode)?;
+    if !store::setup_code_is_live(pool, &code.hash()).await? {
+        return Err(if needs_setup(pool).await? {
+            SetupError::WrongCode
+        } else {
+            SetupError::SetUpAlready
+        });
+    }
+    let place = tokio::time::timeout(LOGIN_WAIT, Arc::clone(&logins.places).acquire_owned())
+        .await
+        .map_err(|_| LoginError::Busy)?
+        .context("waiting for a place to hash a password")?;
+    let hash = tokio::task::spawn_blocking(move || {
+        let hash = password.hash();
+        drop(place);
+        hash
+    })
+    .await
+    .context("hashing the password")?;
+    let mut conn = pool.acquire().await?;
+    let id = match store::create_first_admin(&mut conn, &code.hash(), &email, &hash).await? {
+        store::FirstAdmin::Created(id) => id,
+        store::FirstAdmin::SetUpAlready => return Err(SetupError::SetUpAlready),
+        store::FirstAdmin::WrongCode => return Err(SetupError::WrongCode),
+    };
+    drop(conn);
+    store::forget_attempt(pool, attempt).await?;
+    let session = Token::generate();
+    store::start_session(pool, id, &session.hash(), None, settings.session_idle).await?;
+    for (action, detail) in [
+        ("staff-add", json!({ "role": "admin", "by": "setup code" })),
+        ("sign-in", json!({ "ip": ip })),
+    ] {
+        let entry = NewEntry {
+            actor: email.canonical(),
+            staff_id: Some(id),
+            action,
+            subject: (action == "staff-add").then_some(email.as_str()),
+            detail,
+        };
+        crate::store::audit::append(pool, entry).await?;
+    }
+    tracing::info!(staff_id = %id, "first admin created with the setup code");
+    Ok(SessionId(session))
 }
 
 /// The member of staff behind a session id still in use (not idle longer than the setting).

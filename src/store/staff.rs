@@ -30,7 +30,8 @@ fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
     }
 }
 
-/// Adds an account; `Ok(None)` when the address already has one.
+/// Adds an account (no setup code works after it); `Ok(None)` when the address already has
+/// one.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     email: &EmailAddress,
@@ -38,7 +39,8 @@ pub async fn insert(
     password_hash: &str,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar(
-        "INSERT INTO staff (id, email, email_normalized, role, password_hash)
+        "WITH setup_over AS (DELETE FROM setup_codes)
+         INSERT INTO staff (id, email, email_normalized, role, password_hash)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email_normalized) DO NOTHING RETURNING id",
     )
     .bind(Uuid::new_v4())
@@ -48,6 +50,79 @@ pub async fn insert(
     .bind(password_hash)
     .fetch_optional(db)
     .await
+}
+
+/// Whether any staff account exists.
+pub async fn any(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM staff)")
+        .fetch_one(db)
+        .await
+}
+
+/// Keeps the SHA-256 of a setup code while no account exists; `false` once one does.
+pub async fn add_setup_code(db: impl PgExecutor<'_>, hash: &[u8; 32]) -> sqlx::Result<bool> {
+    let kept: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO setup_codes (hash) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM staff)
+         ON CONFLICT (hash) DO NOTHING RETURNING true",
+    )
+    .bind(hash.as_slice())
+    .fetch_optional(db)
+    .await?;
+    Ok(kept.is_some())
+}
+
+/// Whether `hash` is a live setup code: one kept while no account exists yet.
+pub async fn setup_code_is_live(db: impl PgExecutor<'_>, hash: &[u8; 32]) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM setup_codes WHERE hash = $1)
+                AND NOT EXISTS (SELECT 1 FROM staff)",
+    )
+    .bind(hash.as_slice())
+    .fetch_one(db)
+    .await
+}
+
+/// What [`create_first_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstAdmin {
+    Created(Uuid),
+    /// An account exists: setup is over.
+    SetUpAlready,
+    /// No live setup code has this hash.
+    WrongCode,
+}
+
+/// Creates the first account, an admin, when `code_hash` is a live setup code and no account
+/// exists, and deletes every setup code; one transaction at a time (an advisory lock), so two
+/// people racing with the code make one admin.
+pub async fn create_first_admin(
+    conn: &mut sqlx::PgConnection,
+    code_hash: &[u8; 32],
+    email: &EmailAddress,
+    password_hash: &str,
+) -> sqlx::Result<FirstAdmin> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('newsletter: first admin'))")
+        .execute(&mut *tx)
+        .await?;
+    if any(&mut *tx).await? {
+        return Ok(FirstAdmin::SetUpAlready);
+    }
+    let used = sqlx::query("DELETE FROM setup_codes WHERE hash = $1")
+        .bind(code_hash.as_slice())
+        .execute(&mut *tx)
+        .await?;
+    if used.rows_affected() == 0 {
+        return Ok(FirstAdmin::WrongCode);
+    }
+    let Some(id) = insert(&mut *tx, email, StaffRole::Admin, password_hash).await? else {
+        return Ok(FirstAdmin::SetUpAlready);
+    };
+    sqlx::query("DELETE FROM setup_codes")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(FirstAdmin::Created(id))
 }
 
 /// Sets a new password and ends every session of the account. `false`: no such account.

@@ -1,5 +1,7 @@
-//! `GET/POST /admin/login`, `POST /admin/logout`. Before a session exists, the login form's
-//! CSRF token is tied to a random cookie of its own.
+//! `GET/POST /admin/login`, `POST /admin/logout`, and `GET/POST /admin/setup` (the first
+//! admin, with the setup code `serve` prints, while no account exists: `/admin` and the login
+//! page lead there). Before a session exists, these forms' CSRF tokens are tied to a random
+//! cookie of their own.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,7 +16,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::domain::Token;
-use crate::ops::staff::{self, LoginError};
+use crate::ops::staff::{self, LoginError, SetupError};
 use crate::routes::client::Origin;
 
 const LOGIN_COOKIE: &str = "newsletter_login";
@@ -23,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/login", get(form).post(log_in))
         .route("/admin/logout", post(log_out))
+        .route("/admin/setup", get(setup_form).post(set_up))
 }
 
 fn login_token(state: &AppState, headers: &HeaderMap) -> Option<Token> {
@@ -37,19 +40,25 @@ fn login_page(
     email: &str,
     error: Option<&str>,
 ) -> Response {
+    let data = json!({ "email": email, "error": error });
+    pre_session_page(state, headers, status, "login", data)
+}
+
+/// A page of a form sent before any session (`login`, `setup`), its CSRF token made for
+/// `page` from the login cookie, with a fresh cookie when the browser has none.
+fn pre_session_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    page: &str,
+    mut data: serde_json::Value,
+) -> Response {
     let (token, fresh) = match login_token(state, headers) {
         Some(t) => (t, false),
         None => (Token::generate(), true),
     };
-    let mut response = state.admin_pages.page(
-        status,
-        "login",
-        json!({
-            "csrf_token": csrf_for(state, "login-csrf", token.as_str()),
-            "email": email,
-            "error": error,
-        }),
-    );
+    data["csrf_token"] = csrf_for(state, &format!("{page}-csrf"), token.as_str()).into();
+    let mut response = state.admin_pages.page(status, page, data);
     if fresh {
         response.headers_mut().append(
             header::SET_COOKIE,
@@ -59,8 +68,12 @@ fn login_page(
     response
 }
 
-/// The login page; someone already signed in goes to the dashboard.
+/// The login page; someone already signed in goes to the dashboard, and everyone to the setup
+/// page while no account exists.
 async fn form(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AdminError> {
+    if staff::needs_setup(&state.pool).await? {
+        return Ok(Redirect::to("/admin/setup").into_response());
+    }
     if let Some(session) = session_token(&state, &headers) {
         if staff::session(&state.pool, &state.settings.admin, &session)
             .await?
@@ -77,18 +90,8 @@ async fn log_in(
     Origin(origin): Origin,
     request: Request,
 ) -> Result<Response, AdminError> {
-    let (parts, fields) = form_fields(request, &state).await?;
+    let (parts, fields) = pre_session_form(&state, "login", request).await?;
     let headers = &parts.headers;
-    let csrf_ok = login_token(&state, headers).is_some_and(|t| {
-        fields
-            .get("csrf_token")
-            .is_some_and(|given| same(given, &csrf_for(&state, "login-csrf", t.as_str())))
-    });
-    if !csrf_ok {
-        return Err(AdminError::Forbidden(
-            "The login form has expired. Go back, reload the page and try again.".into(),
-        ));
-    }
     let email = fields.text("email");
     let previous = session_token(&state, headers);
     let settings = state.logins.settings();
@@ -136,6 +139,118 @@ async fn log_in(
         )),
         Err(LoginError::Internal(e)) => Err(AdminError::Internal(e)),
     }
+}
+
+/// A form sent before any session, from the page `page`: its fields once its origin and CSRF
+/// token (tied to the login cookie) checked out, else `403`.
+async fn pre_session_form(
+    state: &AppState,
+    page: &str,
+    request: Request,
+) -> Result<(axum::http::request::Parts, super::Fields), AdminError> {
+    let (parts, fields) = form_fields(request, state).await?;
+    let purpose = format!("{page}-csrf");
+    let csrf_ok = login_token(state, &parts.headers).is_some_and(|t| {
+        fields
+            .get("csrf_token")
+            .is_some_and(|given| same(given, &csrf_for(state, &purpose, t.as_str())))
+    });
+    if !csrf_ok {
+        return Err(AdminError::Forbidden(format!(
+            "The {page} form has expired. Go back, reload the page and try again."
+        )));
+    }
+    Ok((parts, fields))
+}
+
+/// The setup page while no account exists; afterwards, the login page.
+async fn setup_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    if !staff::needs_setup(&state.pool).await? {
+        return Ok(Redirect::to("/admin/login").into_response());
+    }
+    let data = json!({ "code": "", "email": "" });
+    Ok(pre_session_page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "setup",
+        data,
+    ))
+}
+
+/// Creates the first admin (`ops::staff::set_up`) and signs them in.
+async fn set_up(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    request: Request,
+) -> Result<Response, AdminError> {
+    let (parts, fields) = pre_session_form(&state, "setup", request).await?;
+    let headers = &parts.headers;
+    let (code, email) = (fields.text("code"), fields.text("email"));
+    let result = staff::set_up(
+        &state.pool,
+        &state.logins,
+        &code,
+        &email,
+        &fields.text("password"),
+        origin.ip,
+    )
+    .await;
+    let again = |status: StatusCode, field: &str, error: String| {
+        let data = json!({ "code": code, "email": email, "field": field, "error": error });
+        pre_session_page(&state, headers, status, "setup", data)
+    };
+    match result {
+        Ok(session) => {
+            let mut response = Redirect::to("/admin").into_response();
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(&state, SESSION_COOKIE, Some(session.0.as_str())),
+            );
+            Ok(response)
+        }
+        Err(SetupError::SetUpAlready) => Ok(Redirect::to("/admin/login").into_response()),
+        Err(e @ SetupError::WrongCode) => Ok(again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "code",
+            format!("{}.", capitalized(&e)),
+        )),
+        Err(SetupError::Invalid(field, why)) => {
+            Ok(again(StatusCode::UNPROCESSABLE_ENTITY, field, why))
+        }
+        Err(SetupError::Login(LoginError::Throttled)) => {
+            let wait = state.logins.settings().login_window;
+            let minutes = wait.as_secs().div_ceil(60);
+            let error = format!("Too many wrong setup codes. Try again in {minutes} minutes.");
+            let mut response = again(StatusCode::TOO_MANY_REQUESTS, "code", error);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            Ok(response)
+        }
+        Err(SetupError::Login(LoginError::Busy)) => {
+            let error = "Too many sign-ins at once. Try again in a moment.".to_owned();
+            let mut response = again(StatusCode::TOO_MANY_REQUESTS, "", error);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1));
+            Ok(response)
+        }
+        Err(SetupError::Login(e)) => Err(AdminError::Internal(e.into())),
+    }
+}
+
+fn capitalized(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// The login page with `message`, answered 429 with `Retry-After: wait` (whole seconds, at

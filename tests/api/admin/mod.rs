@@ -9,6 +9,7 @@ mod login;
 mod login_load;
 mod news;
 mod progress;
+mod setup;
 mod staff;
 mod subscribers;
 pub(crate) mod updates;
