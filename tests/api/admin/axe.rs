@@ -241,10 +241,69 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         page("message", "/admin/updates/00000000-0000-0000-0000-000000000000", "h1", "Not found"),
     ];
 
+    let found = violations_in(&app, &axe, &states).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        found.is_empty(),
+        "WCAG 2.1 AA violations and weak focus rings:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The first run: the setup page, refused, then done (the dashboard of the new admin).
+#[tokio::test]
+async fn axe_finds_no_wcag_21_aa_violation_on_the_first_run_setup_pages() {
+    let axe = axe_source();
+    let app = spawn_staff_app(&[]).await;
+    let code = newsletter::ops::staff::setup_code(&app.pool)
+        .await
+        .unwrap()
+        .unwrap()
+        .display();
+    let fill = |code: &str| {
+        vec![
+            typed("#code", code),
+            typed("#email", "ana@example.org"),
+            typed("#password", PASSWORD),
+            Step::Click("#set-up"),
+        ]
+    };
+    let states = vec![
+        page("setup", "/admin", "h1", "Create the first admin"),
+        form(
+            "setup refused",
+            "/admin/setup",
+            fill("AAAA-BBBB-CCCC"),
+            "#setup-error",
+            "setup code is wrong",
+        ),
+        form(
+            "setup done",
+            "/admin/setup",
+            fill(&code),
+            ".counts",
+            "No subscribers yet",
+        ),
+    ];
+    let found = violations_in(&app, &axe, &states).await;
+    assert!(
+        found.is_empty(),
+        "WCAG 2.1 AA violations and weak focus rings:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Opens each state in a fresh headless Chromium and returns what axe-core and the focus-ring
+/// check found, one line each.
+async fn violations_in(
+    app: &crate::helpers::TestApp,
+    axe: &str,
+    states: &[PageState],
+) -> Vec<String> {
     let driver = Driver::start();
     let browser = driver.connect().await;
     let mut found = Vec::new();
-    for state in &states {
+    for state in states {
         browser.goto(&app.url(&state.path)).await.unwrap();
         for step in &state.steps {
             take(&browser, step).await;
@@ -267,10 +326,5 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         }
     }
     browser.close().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        found.is_empty(),
-        "WCAG 2.1 AA violations and weak focus rings:\n{}",
-        found.join("\n")
-    );
+    found
 }
