@@ -530,7 +530,8 @@ pub enum Applied {
 }
 
 /// What an action was confirmed against: the version the actor saw and, for an approval, the
-/// request it answers (`approval_requested_at` as the approver saw it).
+/// request it answers (`approval_requested_at` as the approver saw it, `None` when there was
+/// none: an approval of a pending request must name it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Confirmed {
     pub version: Option<i32>,
@@ -575,7 +576,7 @@ pub async fn apply(
     }
     if matches!(action, Action::Approve(_))
         && status == "awaiting_approval"
-        && confirmed.request.is_some_and(|r| Some(r) != requested_at)
+        && confirmed.request != requested_at
     {
         return Ok(Some(Applied::StaleRequest));
     }

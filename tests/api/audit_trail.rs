@@ -481,8 +481,16 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
     // origin. Both are refused 403 and leave no entry (every write leaves one: nothing changed).
     let mut forged = Vec::new();
     for f in &walk {
-        let fields: Vec<(&str, &str)> = f.fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut fields: Vec<(&str, &str)> =
+            f.fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let browser: &mut Browser = if f.by_second_admin { &mut bo } else { &mut ana };
+        // An approval names the request it answers, as its page shows it.
+        let requested;
+        if f.route == "/admin/updates/{id}/approve" {
+            let page = browser.get(&f.path.replace("/approve", "")).await;
+            requested = crate::admin::updates::hidden(&page.text().await.unwrap(), "requested_at");
+            fields.push(("requested_at", &requested));
+        }
         let before = entries(&app).await;
         let refused = refuses_forgeries(browser, &f.path, &fields).await;
         let added = entries(&app).await - before;

@@ -180,9 +180,7 @@ async fn an_approved_update_edited_goes_back_to_draft_and_nothing_leaves_until_a
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(status(&app, &id).await, "awaiting_approval");
-    let r = bo
-        .post(&format!("/admin/updates/{id}/approve"), &[("version", "1")])
-        .await;
+    let r = bo.approve(&id, "1").await;
     assert_eq!(r.status(), 303);
     assert_eq!(status(&app, &id).await, "scheduled");
 
@@ -228,25 +226,12 @@ async fn an_approved_update_edited_goes_back_to_draft_and_nothing_leaves_until_a
         "nothing of it went out"
     );
     // Neither the one who asked nor the one who made version 2 may approve it.
-    let v2 = [("version", "2")];
-    assert_eq!(
-        ana.post(&format!("/admin/updates/{id}/approve"), &v2)
-            .await
-            .status(),
-        403
-    );
-    assert_eq!(
-        bo.post(&format!("/admin/updates/{id}/approve"), &v2)
-            .await
-            .status(),
-        403
-    );
+    assert_eq!(ana.approve(&id, "2").await.status(), 403);
+    assert_eq!(bo.approve(&id, "2").await.status(), 403);
     // An approval of an older version than the current one is refused.
-    let stale = cy
-        .post(&format!("/admin/updates/{id}/approve"), &[("version", "1")])
-        .await;
+    let stale = cy.approve(&id, "1").await;
     assert_eq!(stale.status(), 409);
-    let r = cy.post(&format!("/admin/updates/{id}/approve"), &v2).await;
+    let r = cy.approve(&id, "2").await;
     assert_eq!(r.status(), 303);
     app.wait_for_update_status(&id, "sent").await;
     let readers: Vec<_> = mails(&app)
@@ -308,9 +293,7 @@ async fn widening_an_approved_update_through_the_api_is_refused_until_it_is_unsc
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(status(&app, &id).await, "awaiting_approval");
-    let r = bo
-        .post(&format!("/admin/updates/{id}/approve"), &[("version", "1")])
-        .await;
+    let r = bo.approve(&id, "1").await;
     assert_eq!(r.status(), 303);
 
     let wider = json!({ "lists": ["us-icc-updates", "new-york-alliance"] });
@@ -466,12 +449,7 @@ async fn an_editor_asks_for_approval_and_an_admin_sends_it_by_approving() {
         .await
         .unwrap();
     assert!(page.contains("Who may approve: ana@example.org"), "{page}");
-    let r = ana
-        .post(
-            &format!("/admin/updates/{id}/approve"),
-            &[("version", &version)],
-        )
-        .await;
+    let r = ana.approve(&id, &version).await;
     assert_eq!(r.status(), 303);
     app.wait_for_update_status(&id, "sent").await;
 }
@@ -1095,6 +1073,13 @@ async fn an_approval_answers_the_request_it_saw_and_no_later_one() {
         )
         .await;
     assert_eq!(r.status(), 409, "that request was withdrawn");
+    assert_eq!(status(&app, &id).await, "awaiting_approval");
+    // A form posted without the request it answers approves nothing either. (Before, leaving
+    // the field out approved whatever was asked.)
+    let r = bo
+        .post(&format!("/admin/updates/{id}/approve"), &[("version", "1")])
+        .await;
+    assert_eq!(r.status(), 409, "an approval names the request it answers");
     assert_eq!(status(&app, &id).await, "awaiting_approval");
 }
 

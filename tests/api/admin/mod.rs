@@ -148,6 +148,23 @@ impl<'a> Browser<'a> {
         self.post_with(path, &all, Some(&origin)).await
     }
 
+    /// Approves update `id` at `version` from its page, as the button does: the form carries
+    /// the request for approval the page showed (`requested_at`, empty when there is none).
+    pub async fn approve(&mut self, id: &str, version: &str) -> reqwest::Response {
+        let page = self.get(&format!("/admin/updates/{id}")).await;
+        let page = page.text().await.unwrap();
+        let marker = "name=\"requested_at\" value=\"";
+        let requested = page
+            .find(marker)
+            .map(|at| &page[at + marker.len()..])
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("")
+            .to_owned();
+        let fields = [("version", version), ("requested_at", requested.as_str())];
+        self.post(&format!("/admin/updates/{id}/approve"), &fields)
+            .await
+    }
+
     /// The CSRF token of the current session (from the dashboard's logout form).
     pub async fn csrf(&mut self) -> String {
         let page = self.get("/admin").await.text().await.unwrap();

@@ -399,12 +399,11 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
         ("awaiting_approval".into(), 0)
     );
 
-    let v1 = [("version", "1")];
-    let own = ana.post(&format!("/admin/updates/{id}/approve"), &v1).await;
+    let own = ana.approve(&id, "1").await;
     assert_eq!(own.status(), 403, "not by the admin who asked");
     assert_eq!(status_and_rows(&app, &id).await.0, "awaiting_approval");
 
-    let approved = bo.post(&format!("/admin/updates/{id}/approve"), &v1).await;
+    let approved = bo.approve(&id, "1").await;
     assert_eq!(approved.status(), 303);
     app.wait_for_update_status(&id, "sent").await;
     // Both readers, and bo's notice that an approval was asked for.
@@ -420,9 +419,7 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
         status_and_rows(&app, &via_api).await,
         ("awaiting_approval".into(), 0)
     );
-    let approved = bo
-        .post(&format!("/admin/updates/{via_api}/approve"), &v1)
-        .await;
+    let approved = bo.approve(&via_api, "1").await;
     assert_eq!(approved.status(), 303);
     assert_eq!(status_and_rows(&app, &via_api).await.0, "scheduled");
 
