@@ -34,7 +34,7 @@ impl From<sqlx::Error> for TokenError {
 #[derive(Debug, Clone, Default)]
 pub struct TokenInput {
     pub name: String,
-    /// `read`, `write` or `send`; blank: `send`.
+    /// `read`, `write` or `send` (required; the command line's `--scope` defaults to `send`).
     pub scope: String,
     /// Days until it expires; blank: never.
     pub expires_days: String,
@@ -51,8 +51,16 @@ fn parse(input: &TokenInput) -> Result<(TokenName, TokenScope, Option<DateTime<U
     let name = TokenName::parse(&input.name)
         .map_err(|e| errors.insert("name", e))
         .ok();
+    // No default: a form posted without its scope must not get the widest one.
     let scope = match input.scope.trim() {
-        "" => Some(TokenScope::Send),
+        "" => {
+            errors.insert(
+                "scope",
+                "Choose a scope: read (GET only), write (an editor's rights) or send (an admin's)."
+                    .to_owned(),
+            );
+            None
+        }
         raw => TokenScope::parse(raw)
             .map_err(|e| errors.insert("scope", e))
             .ok(),
@@ -78,7 +86,7 @@ fn parse(input: &TokenInput) -> Result<(TokenName, TokenScope, Option<DateTime<U
     }
 }
 
-/// Makes a token (scope `send` unless asked otherwise), audited with its name, scope and expiry.
+/// Makes a token of the scope asked for, audited with its name, scope and expiry.
 pub async fn create(
     pool: &PgPool,
     actor: &Actor,

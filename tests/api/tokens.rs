@@ -180,6 +180,16 @@ async fn an_admin_makes_a_token_on_the_tokens_page_sees_its_secret_once_and_revo
         page.contains("<option value=\"send\" selected>"),
         "the choice is kept"
     );
+    // A form posted without its scope gets no default, least of all the widest. (Before, it
+    // made a `send` token.)
+    let unscoped = admin.post("/admin/tokens", &[("name", "Unscoped")]).await;
+    assert_eq!(unscoped.status(), 422);
+    assert!(unscoped.text().await.unwrap().contains("Choose a scope"));
+    let made: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE name = 'Unscoped'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(made, 0);
 
     let made = admin
         .post(
