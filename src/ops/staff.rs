@@ -89,7 +89,7 @@ pub async fn add(
     match store::insert(pool, &email, role, &hash).await? {
         Some(_) => {
             let detail = serde_json::json!({ "role": role.as_str() });
-            audit::record(pool, actor, "staff-add", Some(email.as_str()), detail).await?;
+            audit::record(pool, actor, "staff-add", Some(email.canonical()), detail).await?;
             Ok(role)
         }
         None => Err(StaffError::Exists(email.as_str().to_owned())),
@@ -111,7 +111,7 @@ pub async fn reset_password(
             pool,
             actor,
             "staff-password",
-            Some(email.as_str()),
+            Some(email.canonical()),
             json!({}),
         )
         .await?;
@@ -379,7 +379,7 @@ pub async fn set_up(
             actor: email.canonical(),
             staff_id: Some(id),
             action,
-            subject: (action == "staff-add").then_some(email.as_str()),
+            subject: (action == "staff-add").then_some(email.canonical()),
             detail,
         };
         crate::store::audit::append(pool, entry).await?;

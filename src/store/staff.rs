@@ -30,8 +30,9 @@ fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
     }
 }
 
-/// Adds an account (no setup code works after it); `Ok(None)` when the address already has
-/// one.
+/// Adds an account under the canonical spelling of its address (the one sign-ins, sessions
+/// and the audit log name it by); no setup code works after it. `Ok(None)` when the address
+/// already has one.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     email: &EmailAddress,
@@ -44,7 +45,7 @@ pub async fn insert(
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email_normalized) DO NOTHING RETURNING id",
     )
     .bind(Uuid::new_v4())
-    .bind(email.as_str())
+    .bind(email.canonical())
     .bind(email.canonical())
     .bind(role.as_str())
     .bind(password_hash)

@@ -77,8 +77,10 @@ async fn the_staff_commands_add_list_reset_and_remove_accounts() {
 
     let (ok, list, _) = staff_command(&db, &["list"], "");
     assert!(ok);
+    // One spelling everywhere: the canonical address. (Before, the list showed the typed
+    // `Ana@example.org` while sign-ins were audited as `ana@example.org`.)
     assert!(
-        list.contains("Ana@example.org\tadmin\tlast login never"),
+        list.contains("ana@example.org\tadmin\tlast login never"),
         "{list}"
     );
     assert!(!list.contains("bo@example.org"), "{list}");
