@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bounce::inbound::InboundServer;
 use crate::config::Settings;
+use crate::limits::IpRateLimiter;
 use crate::mail::{LiveTemplates, Mailer};
-use crate::routes::{self, AdminPages, IpRateLimiter, Pages};
+use crate::routes::{self, AdminPages, Pages};
 use crate::store;
 use crate::worker::Worker;
 

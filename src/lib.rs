@@ -14,6 +14,7 @@ pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod ops;

@@ -28,7 +28,6 @@ use crate::app::AppState;
 pub use admin::AdminPages;
 pub use error::AppError;
 pub use pages::Pages;
-pub use rate_limit::{client_key, IpRateLimiter};
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
