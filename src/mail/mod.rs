@@ -20,7 +20,7 @@ pub use compose::{
 };
 pub use dkim::aligned;
 pub use headers::list_id;
-pub use live::LiveTemplates;
+pub use live::{LiveTemplates, SavedTemplates};
 pub use stencil::{EncodedMail, Stencil};
 pub use templates::{
     shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
