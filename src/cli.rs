@@ -14,10 +14,9 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::domain::UpdateInput;
 use crate::mail::MailTemplates;
-use crate::ops::updates::{self, UpdateError};
+use crate::ops::updates::{self, Action, UpdateError};
 use crate::ops::Actor;
-use crate::store::updates::Action;
-use crate::{store, telemetry};
+use crate::telemetry;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -226,10 +225,10 @@ pub enum UpdateCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
-    let pool = store::pool(&settings.database)?;
+    let pool = app::pool(&settings.database)?;
     match cli.command {
         Command::Serve { no_worker } => {
-            store::migrate(&pool).await?;
+            app::migrate(&pool).await?;
             let app = Application::build(settings.clone(), !no_worker).await?;
             print_banner(&settings, app.port(), !no_worker);
             app.run_until(app::shutdown_on_signals()).await
@@ -255,7 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            for done in store::migrate(&pool).await? {
+            for done in app::migrate(&pool).await? {
                 println!("{done}");
             }
             println!("migrations applied");

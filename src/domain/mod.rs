@@ -24,7 +24,7 @@ pub mod verp;
 
 pub use api_token::{TokenName, TokenScope, MAX_TOKEN_DAYS};
 pub use archive::archive_slug;
-pub use client::client_key;
+pub use client::{client_key, RequestOrigin};
 pub use contact::Contact;
 pub use email::EmailAddress;
 pub use feed::{parse_feed, FeedEntry, ParsedFeed};

@@ -19,12 +19,13 @@ use crate::domain::{
     EmailAddress, FieldErrors, ListSlug, SignupRequest, SignupSource, SubscriberName, UsState,
 };
 use crate::store::consent::RequestOrigin;
-use crate::store::import_jobs::{self as jobs, ImportJob};
+use crate::store::import_jobs as jobs;
 use crate::store::imports::{self as store, ImportRow};
 use crate::store::lists;
 use crate::store::signups::{self, SignupOutcome, SignupRecord};
 use crate::store::{preferences, subscribers};
 
+pub use crate::store::import_jobs::ImportJob;
 pub use crate::store::imports::ImportReport;
 
 /// A problem with one row of the file.

@@ -17,10 +17,9 @@ use crate::ops::roles::{self, Forbidden, Operation};
 use crate::ops::Actor;
 use crate::store::lists;
 use crate::store::subscribers::{self, Contact};
-use crate::store::updates::{
-    self as store, Action, Applied, Author, Confirmed, DeliveryRow, Replaced, UpdateContent,
-    UpdateRecord,
-};
+use crate::store::updates::{self as store, Applied, Author, Confirmed, Replaced, UpdateContent};
+
+pub use crate::store::updates::{recent, versions, Action, DeliveryRow, UpdateRecord};
 
 /// Window over which the current send rate is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(10);

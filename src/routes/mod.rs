@@ -1,4 +1,4 @@
-//! HTTP routes. Handlers are thin: extract, parse into domain types, call `store::`, answer.
+//! HTTP routes. Handlers are thin: extract, parse into domain types, call `ops::`, answer.
 
 mod admin;
 mod api;
