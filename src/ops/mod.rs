@@ -5,7 +5,7 @@
 //! typed error; nothing here knows of HTTP or the terminal.
 //!
 //! This is the doors' only way to the database: no file under `routes/` or `cli` names
-//! `store`. A read or a record type with no rule of its own is
+//! `store` (`tests/architecture.rs`). A read or a record type with no rule of its own is
 //! `store`'s, re-exported (`pub use`) by the module of its subject.
 
 pub mod api_tokens;
