@@ -10,10 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bounce::inbound::InboundServer;
 use crate::config::Settings;
+use crate::limits::IpRateLimiter;
 use crate::mail::{LiveTemplates, Mailer};
-use crate::routes::{self, AdminPages, IpRateLimiter, Pages};
+use crate::routes::{self, AdminPages, Pages};
 use crate::store;
 use crate::worker::Worker;
+
+/// The pool and the migrations, for the command line's wiring (`serve`, `migrate`, and each
+/// command's pool): the doors name `app` and `ops`, never `store`.
+pub use crate::store::{migrate, pool};
 
 /// How often the per-IP limiter forgets idle addresses.
 const LIMITER_CLEANUP_EVERY: Duration = Duration::from_secs(60);

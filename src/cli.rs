@@ -14,10 +14,9 @@ use crate::app::{self, Application};
 use crate::config::Settings;
 use crate::domain::UpdateInput;
 use crate::mail::MailTemplates;
-use crate::ops::updates::{self, UpdateError};
+use crate::ops::updates::{self, Action, UpdateError};
 use crate::ops::Actor;
-use crate::store::updates::Action;
-use crate::{store, telemetry};
+use crate::telemetry;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -226,10 +225,10 @@ pub enum UpdateCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
-    let pool = store::pool(&settings.database)?;
+    let pool = app::pool(&settings.database)?;
     match cli.command {
         Command::Serve { no_worker } => {
-            store::migrate(&pool).await?;
+            app::migrate(&pool).await?;
             let app = Application::build(settings.clone(), !no_worker).await?;
             let setup = crate::ops::staff::setup_code(&pool).await?;
             print_banner(&settings, app.port(), !no_worker, setup.as_ref());
@@ -256,7 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            for done in store::migrate(&pool).await? {
+            for done in app::migrate(&pool).await? {
                 println!("{done}");
             }
             println!("migrations applied");
@@ -373,71 +372,50 @@ async fn run_opt_in_import(
     Ok(())
 }
 
-/// Rows `newsletter import` commits at a time (as an import job does).
-const IMPORT_CHUNK: usize = 10_000;
-
-pub(crate) async fn run_import(
+/// `newsletter import`: the file imported at once, its people as confirmed
+/// (`ops::imports::import_file`), with its progress shown; then what happened is printed.
+async fn run_import(
     pool: &sqlx::PgPool,
     file: &std::path::Path,
     lists: &[String],
     note: &str,
 ) -> anyhow::Result<()> {
-    use crate::domain::ListSlug;
-    use crate::store::imports;
+    use crate::ops::imports::{self, FileImportError};
 
-    let slugs = lists
-        .iter()
-        .map(|l| ListSlug::parse(l).map_err(|e| anyhow::anyhow!("--list: {e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let resolved = if slugs.is_empty() {
-        store::lists::resolve_public(pool, &[], None).await?
-    } else {
-        store::lists::resolve_any(pool, &slugs).await?
+    let mut shown: Option<progress::Progress> = None;
+    let imported = imports::import_file(
+        pool,
+        &Actor::CommandLine,
+        file,
+        lists,
+        note,
+        |done, total| {
+            shown
+                .get_or_insert_with(|| progress::Progress::start(total as u64))
+                .set(done as u64);
+        },
+    )
+    .await;
+    if let Some(shown) = shown {
+        shown.finish();
     }
-    .map_err(|problem| anyhow::anyhow!("--list: {}", problem.message("no such list:")))?;
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let known = store::lists::open_slugs(pool).await?;
-    let read = crate::ops::imports::read_csv(&bytes, &known)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    if !read.errors.is_empty() {
-        let errors: Vec<String> = read
-            .errors
-            .iter()
-            .map(|e| format!("line {}, field {}: {}", e.line, e.field, e.message))
-            .collect();
-        anyhow::bail!(
-            "{}: nothing imported:\n  {}",
-            file.display(),
-            errors.join("\n  ")
-        );
-    }
-    // Later lines of an address are duplicates; the first ones go in chunks, each its own
-    // transaction, so progress can be shown.
-    let mut seen = std::collections::HashSet::new();
-    let (rows, later): (Vec<_>, Vec<_>) = read
-        .rows
-        .into_iter()
-        .partition(|r| seen.insert(r.email.canonical().to_owned()));
-    let mut report = imports::ImportReport {
-        duplicates: later.len(),
-        ..Default::default()
-    };
-    let mut progress = progress::Progress::start(rows.len() as u64);
-    let mut done = 0;
-    for chunk in rows.chunks(IMPORT_CHUNK) {
-        let part = imports::import(pool, chunk, &resolved, note).await?;
-        report.imported += part.imported;
-        report.already_subscribed += part.already_subscribed;
-        report.refused.extend(part.refused);
-        done += chunk.len();
-        progress.set(done as u64);
-    }
-    progress.finish();
-    let detail = serde_json::json!({
-        "file": file.display().to_string(), "rows": rows.len() + report.duplicates, "imported": report.imported,
-        "refused": report.refused.len(), "source": note,
-    });
-    crate::ops::audit::record(pool, &Actor::CommandLine, "import", None, detail).await?;
+    let report = imported.map_err(|e| match e {
+        FileImportError::List(problem) => anyhow::anyhow!("--list: {problem}"),
+        FileImportError::File(e) => anyhow::anyhow!("{}: {e}", file.display()),
+        FileImportError::Rows(errors) => {
+            let errors: Vec<String> = errors
+                .iter()
+                .map(|e| format!("line {}, field {}: {}", e.line, e.field, e.message))
+                .collect();
+            anyhow::anyhow!(
+                "{}: nothing imported:\n  {}",
+                file.display(),
+                errors.join("\n  ")
+            )
+        }
+        FileImportError::Forbidden(e) => e.into(),
+        FileImportError::Internal(e) => e,
+    })?;
     println!(
         "imported {}, already subscribed {}, duplicates {}, refused {}",
         report.imported,

@@ -1,10 +1,12 @@
 //! newsletter: an e-mail newsletter and subscriber-management service.
 //!
 //! Code map: `config` reads settings (the only module that reads the environment); `domain`
-//! holds the parsed types (no I/O); `store` holds all SQL; `routes` the HTTP handlers;
-//! `mail` templates, message building and transports; `worker` claims queued mail from the
-//! delivery ledger and sends it; `bounce` classifies and records the bounces and complaints
-//! that come back later (inbound SMTP listener); `app` wires them together; `cli` is the command line.
+//! holds the parsed types (no I/O); `store` holds all SQL; `ops` the operations and their
+//! rules, the doors' only way to `store`; `routes` the HTTP handlers; `mail` templates,
+//! message building and transports (no SQL); `worker` claims queued mail from the delivery
+//! ledger and sends it; `bounce` classifies and records the bounces and complaints that come
+//! back later (inbound SMTP listener); `limits` the per-IP rate limiter of the HTTP and SMTP
+//! listeners; `app` wires them together; `cli` is the command line.
 //! See ARCHITECTURE.md.
 
 pub mod app;
@@ -14,6 +16,7 @@ pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod ops;

@@ -834,7 +834,15 @@ async fn import(pool: &PgPool, n: usize) -> anyhow::Result<Vec<Row>> {
     let file = std::env::temp_dir().join(format!("newsletter-bench-{}.csv", Uuid::new_v4()));
     std::fs::write(&file, &csv)?;
     let started = Instant::now();
-    let imported = crate::cli::run_import(pool, &file, &[], "bench").await;
+    let imported = crate::ops::imports::import_file(
+        pool,
+        &crate::ops::Actor::CommandLine,
+        &file,
+        &[],
+        "bench",
+        |_, _| {},
+    )
+    .await;
     let ours = n as f64 / started.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&file);
     imported?;

@@ -34,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Source;
 use crate::config::Settings;
+use crate::domain::client_key;
 use crate::domain::verp;
-use crate::routes::{client_key, IpRateLimiter};
+use crate::limits::IpRateLimiter;
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 const MAX_COMMAND_LINE: usize = 512;

@@ -1,6 +1,14 @@
-//! Who counts as one client for a per-client limit.
+//! Who asks (a request's address and user agent), and who counts as one client for a
+//! per-client limit.
 
 use std::net::IpAddr;
+
+/// Who did something, from where: recorded with every consent event.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrigin {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
 
 /// The key a client is counted under: an IPv4 address (an IPv4-mapped IPv6 one included) as
 /// it is, an IPv6 address with all but its first `prefix` bits cleared (one host usually holds

@@ -4,9 +4,11 @@
 mod api_token;
 mod archive;
 mod client;
+mod contact;
 mod email;
 mod feed;
 mod list_slug;
+mod mail_template;
 pub mod message_id;
 pub mod recurrence;
 pub mod schedule;
@@ -16,15 +18,18 @@ pub mod subscriber_link;
 mod subscriber_name;
 mod token;
 mod update;
+mod update_record;
 mod us_state;
 pub mod verp;
 
 pub use api_token::{TokenName, TokenScope, MAX_TOKEN_DAYS};
 pub use archive::archive_slug;
-pub use client::client_key;
+pub use client::{client_key, RequestOrigin};
+pub use contact::Contact;
 pub use email::EmailAddress;
 pub use feed::{parse_feed, FeedEntry, ParsedFeed};
 pub use list_slug::ListSlug;
+pub use mail_template::{MailSource, TemplateVersion};
 pub use recurrence::{Recurrence, RecurrenceInput};
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
 pub use staff::{dummy_hash, verify_password, NewPassword, SetupCode, StaffRole};
@@ -33,4 +38,5 @@ pub use token::{Token, TokenHash};
 pub use update::{
     parse_topic, safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS,
 };
+pub use update_record::{UpdateContent, UpdateRecord};
 pub use us_state::{UsState, US_STATES};

@@ -1,14 +1,15 @@
 //! The mail templates in use now: the shipped set (`templates.dir` overriding) with the
-//! current saved version of each name (`store::mail_templates`) in its place. Every web and
+//! current saved version of each name in its place, read through [`SavedTemplates`] (the
+//! database, through `ops::templates`: nothing in `mail` does SQL). Every web and
 //! worker process holds one; [`LiveTemplates::current`] asks the database only for a
 //! generation number (the count of a small append-only table) and recompiles when it moved,
 //! so a process picks up a saved version without a restart. [`LiveTemplates::check`] is the
 //! one way a source staff wrote is compiled and rendered before it is saved or previewed.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 
-use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 use super::bounds::{self, RenderLimits};
@@ -16,7 +17,21 @@ use super::templates::{
     shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
 };
 use crate::config::TemplateSettings;
-use crate::store::mail_templates as store;
+use crate::domain::TemplateVersion;
+
+/// Where the saved versions come from: `ops::templates` implements it for the database pool.
+pub trait SavedTemplates {
+    /// A number that grows whenever a version is saved (the set is rebuilt when it moved).
+    fn generation(&self) -> impl Future<Output = anyhow::Result<i64>> + Send;
+    /// The current (highest) version of every name that has one.
+    fn current_all(&self) -> impl Future<Output = anyhow::Result<Vec<TemplateVersion>>> + Send;
+    /// The version of every name that was current when the newest saved version's id was
+    /// `as_of`; none for `None`.
+    fn current_all_as_of(
+        &self,
+        as_of: Option<i64>,
+    ) -> impl Future<Output = anyhow::Result<Vec<TemplateVersion>>> + Send;
+}
 
 /// Checks of staff-written templates running at once in one process (each on a thread of
 /// its own, for at most `templates.max_render_ms` of CPU per part); more wait their turn.
@@ -94,10 +109,10 @@ impl LiveTemplates {
     /// The database cannot be read.
     pub async fn as_of(
         &self,
-        pool: &PgPool,
+        saved: &impl SavedTemplates,
         as_of: Option<i64>,
     ) -> anyhow::Result<Arc<MailTemplates>> {
-        let saved = store::current_all_as_of(pool, as_of).await?;
+        let saved = saved.current_all_as_of(as_of).await?;
         Ok(Arc::new(self.build(saved).await?))
     }
 
@@ -106,15 +121,15 @@ impl LiveTemplates {
     ///
     /// # Errors
     /// The database cannot be read.
-    pub async fn current(&self, pool: &PgPool) -> anyhow::Result<Arc<MailTemplates>> {
-        let generation = store::generation(pool).await?;
+    pub async fn current(&self, saved: &impl SavedTemplates) -> anyhow::Result<Arc<MailTemplates>> {
+        let generation = saved.generation().await?;
         {
             let now = self.current.read().expect("templates lock");
             if now.0 == generation {
                 return Ok(Arc::clone(&now.1));
             }
         }
-        let compiled = Arc::new(self.build(store::current_all(pool).await?).await?);
+        let compiled = Arc::new(self.build(saved.current_all().await?).await?);
         *self.current.write().expect("templates lock") = (generation, Arc::clone(&compiled));
         Ok(compiled)
     }
@@ -122,7 +137,7 @@ impl LiveTemplates {
     /// The shipped set with `saved` versions in their places, built off the async runtime. A
     /// saved version that no longer passes `MailTemplates::check` (a newer release changed the
     /// sample data or the rules) is passed over for the shipped one, with an error in the log.
-    async fn build(&self, saved: Vec<store::TemplateVersion>) -> anyhow::Result<MailTemplates> {
+    async fn build(&self, saved: Vec<TemplateVersion>) -> anyhow::Result<MailTemplates> {
         let (mut sources, limits) = (self.shipped.clone(), self.limits);
         tokio::task::spawn_blocking(move || {
             for saved in saved {

@@ -11,6 +11,7 @@ mod smtp_pool;
 mod stencil;
 mod templates;
 mod transport;
+mod update;
 
 pub use bounds::RenderLimits;
 pub use compose::{
@@ -19,9 +20,13 @@ pub use compose::{
 };
 pub use dkim::aligned;
 pub use headers::list_id;
-pub use live::LiveTemplates;
+pub use live::{LiveTemplates, SavedTemplates};
 pub use stencil::{EncodedMail, Stencil};
 pub use templates::{
     shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
 };
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};
+pub use update::{
+    items_for, prepare_update, render_update, render_update_for, update_stencil, Links,
+    PreparedUpdate, TEST_MARK,
+};

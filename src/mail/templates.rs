@@ -18,6 +18,8 @@ use super::bounds::{self, RenderFailure, RenderLimits};
 use crate::config::TemplateSettings;
 use crate::template_files::TemplateFiles;
 
+pub use crate::domain::MailSource;
+
 /// Mails the service itself sends; these folders must exist. Every folder under
 /// `templates/email/` is loaded, so staff can add templates for updates.
 pub const REQUIRED: &[&str] = &["confirmation", "notice", "update", "welcome"];
@@ -25,14 +27,6 @@ pub const REQUIRED: &[&str] = &["confirmation", "notice", "update", "welcome"];
 /// have, so an update may not use them. Every other folder is an update template (and is
 /// checked at start-up with an update's data).
 const NOT_FOR_UPDATES: &[&str] = &["confirmation", "notice", "welcome"];
-
-/// The three parts of one mail template, as handlebars source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailSource {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
 
 /// One of the three parts of a mail template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{FieldErrors, ListSlug};
-use crate::store::feeds::{self as store, FeedFields, FeedRecord};
+use crate::store::feeds::{self as store, FeedFields};
+
+pub use crate::store::feeds::{needing_attention, FeedRecord};
 
 /// Longest feed URL accepted.
 const MAX_URL: usize = 2048;

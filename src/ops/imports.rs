@@ -5,6 +5,7 @@
 //! or LF. Each problem names the line in the file where it is (not the record number), the
 //! field and the reason. The set-based import itself is `store::imports`.
 
+use anyhow::Context;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -18,11 +19,14 @@ use crate::domain::{
     EmailAddress, FieldErrors, ListSlug, SignupRequest, SignupSource, SubscriberName, UsState,
 };
 use crate::store::consent::RequestOrigin;
-use crate::store::import_jobs::{self as jobs, ImportJob};
+use crate::store::import_jobs as jobs;
 use crate::store::imports::{self as store, ImportRow};
 use crate::store::lists;
 use crate::store::signups::{self, SignupOutcome, SignupRecord};
 use crate::store::{preferences, subscribers};
+
+pub use crate::store::import_jobs::ImportJob;
+pub use crate::store::imports::ImportReport;
 
 /// A problem with one row of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -274,6 +278,87 @@ pub async fn start(
     Ok(id)
 }
 
+/// Why [`import_file`] stopped: before anything was imported (a list, the file, its rows, the
+/// role), or on a failure (`Internal`; the chunks committed before it stay).
+#[derive(Debug, thiserror::Error)]
+pub enum FileImportError {
+    /// A list named is not a slug, not known or archived (the message says which).
+    #[error("{0}")]
+    List(String),
+    /// The file cannot be read as an import file.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Rows with problems, one per bad field: nothing was imported.
+    #[error("{} problems in the file", .0.len())]
+    Rows(Vec<RowError>),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for FileImportError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Imports `file` at once, in this process, its people as confirmed on staff's word (`source`
+/// says where they consented), onto `lists` (slugs; none: the default lists): what
+/// `newsletter import` does. Nothing is imported when a row has a problem. Later lines of an
+/// address are counted as duplicates; the first ones go in chunks, each its own transaction,
+/// and `progress(done, total)` is told after each. Admins only; recorded in the audit log.
+pub async fn import_file(
+    pool: &PgPool,
+    actor: &Actor,
+    file: &std::path::Path,
+    lists: &[String],
+    source: &str,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<ImportReport, FileImportError> {
+    roles::authorize(actor, Operation::SubscriberImport)?;
+    let slugs = lists
+        .iter()
+        .map(|l| ListSlug::parse(l).map_err(FileImportError::List))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolved = if slugs.is_empty() {
+        lists::resolve_public(pool, &[], None).await?
+    } else {
+        lists::resolve_any(pool, &slugs).await?
+    }
+    .map_err(|problem| FileImportError::List(problem.message("no such list:")))?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let known = lists::open_slugs(pool).await?;
+    let read = read_csv(&bytes, &known)?;
+    if !read.errors.is_empty() {
+        return Err(FileImportError::Rows(read.errors));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (rows, later): (Vec<_>, Vec<_>) = read
+        .rows
+        .into_iter()
+        .partition(|r| seen.insert(r.email.canonical().to_owned()));
+    let mut report = ImportReport {
+        duplicates: later.len(),
+        ..Default::default()
+    };
+    let mut done = 0;
+    for chunk in rows.chunks(CHUNK) {
+        let part = store::import(pool, chunk, &resolved, source).await?;
+        report.imported += part.imported;
+        report.already_subscribed += part.already_subscribed;
+        report.refused.extend(part.refused);
+        done += chunk.len();
+        progress(done, rows.len());
+    }
+    let detail = serde_json::json!({
+        "file": file.display().to_string(), "rows": rows.len() + report.duplicates, "imported": report.imported,
+        "refused": report.refused.len(), "source": source,
+    });
+    audit::record(pool, actor, "import", None, detail).await?;
+    Ok(report)
+}
+
 /// Jobs the list of recent imports shows.
 pub const RECENT: i64 = 50;
 
@@ -399,8 +484,8 @@ async fn opt_in(
     settings: &Settings,
     rows: &[ImportRow],
     chosen: &[(Uuid, String)],
-) -> anyhow::Result<store::ImportReport> {
-    let mut report = store::ImportReport::default();
+) -> anyhow::Result<ImportReport> {
+    let mut report = ImportReport::default();
     let every: Vec<ListSlug> = lists::open_slugs(pool)
         .await?
         .iter()

@@ -10,7 +10,11 @@ use sqlx::PgPool;
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{FieldErrors, ListSlug, UsState};
-use crate::store::lists::{self as store, ListFields, ListRecord};
+use crate::store::lists::{self as store, ListFields};
+
+pub use crate::store::lists::{
+    held_public, names, public_lists, resolve_public, ListRecord, PublicList,
+};
 
 /// Longest list name and description.
 const MAX_NAME: usize = 200;

@@ -1,17 +1,27 @@
-//! Operations staff perform, one file per subject. The admin pages, the JSON API and the command
-//! line all call these: each rule ("only an admin sends", "a second admin approves") is written
-//! once, here. They take parsed input and a pool and return domain results or a typed error;
-//! nothing here knows of HTTP or the terminal.
+//! Operations staff perform, one file per subject, and those visitors and subscribers perform
+//! on the public pages (`signups`, `preferences`). The admin pages, the JSON API and the
+//! command line all call these: each rule ("only an admin sends", "a second admin approves")
+//! is written once, here. They take parsed input and a pool and return domain results or a
+//! typed error; nothing here knows of HTTP or the terminal.
+//!
+//! This is the doors' only way to the database: no file under `routes/` or `cli` names
+//! `store` (`tests/architecture.rs`). A read or a record type with no rule of its own is
+//! `store`'s, re-exported (`pub use`) by the module of its subject.
 
 pub mod api_tokens;
 pub mod archive;
 pub mod audit;
+pub mod bounces;
 pub mod digests;
 pub mod feeds;
+pub mod health;
+pub mod idempotency;
 pub mod imports;
 pub mod lists;
 pub mod news;
+pub mod preferences;
 pub mod roles;
+pub mod signups;
 pub mod staff;
 pub mod subscribers;
 pub mod templates;

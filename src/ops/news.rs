@@ -10,7 +10,9 @@ use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{parse_topic, FieldErrors, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
 use crate::ops::updates::UpdateError;
-use crate::store::news::{self as store, NewsRecord};
+use crate::store::news as store;
+
+pub use crate::store::news::NewsRecord;
 
 /// Most items one listing shows.
 pub const MAX_LIST: i64 = 500;

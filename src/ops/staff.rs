@@ -19,7 +19,9 @@ use crate::domain::{
     client_key, dummy_hash, verify_password, EmailAddress, NewPassword, SetupCode, StaffRole, Token,
 };
 use crate::store::audit::NewEntry;
-use crate::store::staff::{self as store, StaffMember};
+use crate::store::staff as store;
+
+pub use crate::store::staff::{claim_form_key, release_form_key, StaffMember};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {

@@ -13,7 +13,10 @@ use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
 use crate::store::consent::RequestOrigin;
-use crate::store::subscribers::{self as store, SearchFilter, SubscriberDetail, SubscriberRow};
+use crate::store::subscribers::{self as store, SearchFilter, SubscriberRow};
+
+pub use crate::store::dashboard::{daily_signups_and_unsubscribes, subscribers_by_status};
+pub use crate::store::subscribers::SubscriberDetail;
 use crate::store::{imports, lists, preferences, unsubscribes};
 
 /// Rows a page shows unless asked for fewer or more, and the most it shows.

@@ -15,8 +15,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::Actor;
-use crate::mail::{LiveTemplates, MailSource, Part, RenderedMail, TemplateError};
-use crate::store::mail_templates::{self as store, TemplateVersion};
+use crate::domain::TemplateVersion;
+use crate::mail::{LiveTemplates, MailSource, Part, RenderedMail, SavedTemplates, TemplateError};
+use crate::store::mail_templates as store;
 
 /// Longest part of a template, in bytes.
 pub const MAX_PART_BYTES: usize = 200_000;
@@ -92,6 +93,22 @@ fn view(shipped: &MailSource, name: &str, saved: Option<TemplateVersion>) -> Tem
         reverted_from,
         saved_by,
         saved_at,
+    }
+}
+
+/// The saved versions the live templates (`mail::LiveTemplates`) are built with, read from
+/// the database: every process passes its pool.
+impl SavedTemplates for PgPool {
+    async fn generation(&self) -> anyhow::Result<i64> {
+        Ok(store::generation(self).await?)
+    }
+
+    async fn current_all(&self) -> anyhow::Result<Vec<TemplateVersion>> {
+        Ok(store::current_all(self).await?)
+    }
+
+    async fn current_all_as_of(&self, as_of: Option<i64>) -> anyhow::Result<Vec<TemplateVersion>> {
+        Ok(store::current_all_as_of(self, as_of).await?)
     }
 }
 

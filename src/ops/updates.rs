@@ -12,16 +12,14 @@ use uuid::Uuid;
 use crate::config::{MailSettings, Settings};
 use crate::domain::schedule;
 use crate::domain::{EmailAddress, FieldErrors, UpdateInput};
-use crate::mail::{LiveTemplates, MailTemplates, RenderedMail};
+use crate::mail::{prepare_update, render_update_for, LiveTemplates, MailTemplates, RenderedMail};
 use crate::ops::roles::{self, Forbidden, Operation};
 use crate::ops::Actor;
 use crate::store::lists;
 use crate::store::subscribers::{self, Contact};
-use crate::store::updates::{
-    self as store, Action, Applied, Author, Confirmed, DeliveryRow, Replaced, UpdateContent,
-    UpdateRecord,
-};
-use crate::worker::{prepare, render_update_for};
+use crate::store::updates::{self as store, Applied, Author, Confirmed, Replaced, UpdateContent};
+
+pub use crate::store::updates::{recent, versions, Action, DeliveryRow, UpdateRecord};
 
 /// Window over which the current send rate is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -621,8 +619,8 @@ pub async fn schedule_local(
 }
 
 /// The update's mail as one subscriber would get it (a sample person when `email` is None), by
-/// the worker's own rendering code. `Ok(None)`: that person would get no mail of it (none of
-/// its news items is in their topics).
+/// the rendering code every send uses (`mail::render_update_for`). `Ok(None)`: that person
+/// would get no mail of it (none of its news items is in their topics).
 pub async fn preview(
     pool: &PgPool,
     settings: &Settings,
@@ -654,7 +652,7 @@ pub async fn preview(
                 })?
         }
     };
-    let prepared = prepare(settings, templates.current(pool).await?, record)?;
+    let prepared = prepare_update(settings, templates.current(pool).await?, record)?;
     Ok(render_update_for(settings, &prepared, &contact)?)
 }
 

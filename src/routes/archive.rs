@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::AppError;
 use crate::app::AppState;
 use crate::mail::markdown;
-use crate::store::archive;
+use crate::ops::archive;
 
 /// Updates per page of the archive's list.
 const PER_PAGE: i64 = 20;
@@ -143,12 +143,9 @@ async fn show(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let Some(update) = archive::by_slug(&state.pool, &slug).await? else {
+    let Some((update, listed)) = archive::published(&state.pool, &slug).await? else {
         return Ok(not_in_archive(&state));
     };
-    let listed = archive::is_listed(&state.pool, update.id)
-        .await?
-        .unwrap_or(false);
     let summary = if update.preheader.trim().is_empty() {
         markdown::to_plain_text(&update.intro)
     } else {

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use crate::app::AppState;
-use crate::store::consent::RequestOrigin;
+use crate::domain::RequestOrigin;
 
 /// Longest user agent kept in the consent log.
 const MAX_USER_AGENT_CHARS: usize = 512;

@@ -16,7 +16,7 @@ use super::form::{Arity, FormFields};
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::Token;
-use crate::store::confirmations::{self, TokenState};
+use crate::ops::signups::{self, TokenState};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/subscriptions/confirm", get(show).post(confirm))
@@ -37,7 +37,7 @@ async fn show(
         return Ok(token_problem(&state, TokenState::Unknown));
     };
     Ok(
-        match confirmations::state(&state.pool, &token.hash()).await? {
+        match signups::token_state(&state.pool, &token.hash()).await? {
             TokenState::Valid => state.pages.page(
                 StatusCode::OK,
                 "confirm",
@@ -70,7 +70,7 @@ async fn confirm(
         return Ok(token_problem(&state, TokenState::Unknown));
     };
     Ok(
-        match confirmations::confirm(&state.pool, &token.hash(), &origin).await? {
+        match signups::confirm(&state.pool, &token.hash(), &origin).await? {
             TokenState::Valid => {
                 tracing::info!("subscription confirmed");
                 confirmed_page(&state)

@@ -5,7 +5,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::store;
+use crate::ops::health;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/health", get(health))
@@ -13,7 +13,7 @@ pub fn router() -> Router<AppState> {
 
 /// 200 when the database answers, 503 when it does not.
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if store::ping(&state.pool).await {
+    if health::database_answers(&state.pool).await {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     } else {
         (

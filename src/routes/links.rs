@@ -9,9 +9,8 @@ use uuid::Uuid;
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::subscriber_link::{self, LinkPurpose};
-use crate::domain::{EmailAddress, ListSlug, SignupRequest, SignupSource, SubscriberName, Token};
-use crate::store;
-use crate::store::consent::RequestOrigin;
+use crate::domain::{RequestOrigin, Token};
+use crate::ops::{preferences, signups};
 
 /// The subscriber a genuine, current link of this purpose is for.
 pub async fn verified(
@@ -19,15 +18,8 @@ pub async fn verified(
     raw: &str,
     purpose: LinkPurpose,
 ) -> Result<Option<(Uuid, Token)>, AppError> {
-    let Ok(token) = Token::parse(raw) else {
-        return Ok(None);
-    };
-    let id = subscriber_link::subscriber_of(&token);
-    let Some(version) = store::unsubscribes::link_version(&state.pool, id).await? else {
-        return Ok(None);
-    };
     let secret = state.settings.security.secret_key.expose().as_bytes();
-    Ok(subscriber_link::verify(secret, purpose, &token, version).then_some((id, token)))
+    Ok(preferences::verified(&state.pool, secret, raw, purpose).await?)
 }
 
 /// Whether `raw` is a genuine link of a test mail: signed for the nil subscriber, which no one
@@ -50,28 +42,15 @@ pub fn test_mail_page(state: &AppState) -> Response {
     )
 }
 
-/// Link versions tried for a link whose subscriber is gone (their version went with them).
-const GONE_VERSIONS_TRIED: i32 = 16;
-
 /// Whether `raw` is a genuine link of this purpose for a subscriber who no longer exists
-/// (erased): its signature verifies under one of the first link versions.
+/// (erased).
 pub async fn for_a_gone_subscriber(
     state: &AppState,
     raw: &str,
     purpose: LinkPurpose,
 ) -> Result<bool, AppError> {
-    let Ok(token) = Token::parse(raw) else {
-        return Ok(false);
-    };
-    let id = subscriber_link::subscriber_of(&token);
-    if store::unsubscribes::link_version(&state.pool, id)
-        .await?
-        .is_some()
-    {
-        return Ok(false);
-    }
     let secret = state.settings.security.secret_key.expose().as_bytes();
-    Ok((1..=GONE_VERSIONS_TRIED).any(|v| subscriber_link::verify(secret, purpose, &token, v)))
+    Ok(preferences::for_a_gone_subscriber(&state.pool, secret, raw, purpose).await?)
 }
 
 pub fn invalid_link(state: &AppState) -> Response {
@@ -89,28 +68,8 @@ pub async fn resubscribe(
     id: Uuid,
     origin: &RequestOrigin,
 ) -> Result<Response, AppError> {
-    let Some(profile) = store::preferences::profile(&state.pool, id).await? else {
+    if !signups::resubscribe(&state.pool, &state.signups, &state.settings, id, origin).await? {
         return Ok(invalid_link(state));
-    };
-    let email = EmailAddress::parse(&profile.email)
-        .map_err(|e| anyhow::anyhow!("stored address does not parse: {e}"))?;
-    let lists: Vec<ListSlug> = store::lists::held_public(&state.pool, id)
-        .await?
-        .iter()
-        .filter_map(|slug| ListSlug::parse(slug).ok())
-        .collect();
-    let request = SignupRequest {
-        email,
-        name: profile
-            .name
-            .as_deref()
-            .and_then(|n| SubscriberName::parse(n).ok().flatten()),
-        lists,
-        state: None,
-    };
-    let resolved = store::lists::resolve_public(&state.pool, &request.lists, None)
-        .await?
-        .unwrap_or_default();
-    super::signup::record(state, &request, &resolved, SignupSource::Link, origin).await?;
+    }
     Ok(state.pages.page(StatusCode::OK, "pending", json!({})))
 }

@@ -20,8 +20,7 @@ use super::AppError;
 use crate::app::AppState;
 use crate::domain::subscriber_link::LinkPurpose;
 use crate::domain::{FieldErrors, SubscriberName, Token, UsState};
-use crate::store::preferences::{self, Changes, Profile};
-use crate::store::unsubscribes;
+use crate::ops::preferences::{self, Changes, Profile};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/manage/{token}", get(show).post(change))
@@ -189,7 +188,7 @@ async fn change(
     };
     match f.action.as_str() {
         "unsubscribe" => {
-            unsubscribes::unsubscribe_all(&state.pool, id, "link", &origin).await?;
+            preferences::unsubscribe_all(&state.pool, id, "link", &origin).await?;
             page(
                 &state,
                 id,
@@ -247,7 +246,7 @@ async fn save(
     id: Uuid,
     token: &Token,
     f: Form,
-    origin: &crate::store::consent::RequestOrigin,
+    origin: &crate::domain::RequestOrigin,
 ) -> Result<Response, AppError> {
     let mut errors = FieldErrors::new();
     let name = SubscriberName::parse(&f.name)

@@ -13,7 +13,7 @@ use super::client::Origin;
 use super::AppError;
 use crate::app::AppState;
 use crate::metrics::Ledger;
-use crate::store;
+use crate::ops::health;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -67,7 +67,7 @@ async fn metrics(
         )
             .into_response());
     }
-    let s = store::metrics::snapshot(&state.pool).await?;
+    let s = health::snapshot(&state.pool).await?;
     let out = state
         .metrics
         .encode(&Ledger {

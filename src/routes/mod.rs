@@ -1,4 +1,4 @@
-//! HTTP routes. Handlers are thin: extract, parse into domain types, call `store::`, answer.
+//! HTTP routes. Handlers are thin: extract, parse into domain types, call `ops::`, answer.
 
 mod admin;
 mod api;
@@ -28,7 +28,6 @@ use crate::app::AppState;
 pub use admin::AdminPages;
 pub use error::AppError;
 pub use pages::Pages;
-pub use rate_limit::{client_key, IpRateLimiter};
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;

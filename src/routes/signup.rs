@@ -16,7 +16,7 @@ use super::form::{Arity, FormFields};
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::{FieldErrors, SignupInput, SignupSource};
-use crate::store::{self, signups::SignupRecord};
+use crate::ops::{lists, signups};
 
 /// Name of the hidden field that only bots fill in.
 pub const HONEYPOT_FIELD: &str = "website";
@@ -50,7 +50,7 @@ async fn render_form(
     errors: &FieldErrors,
     submitted: bool,
 ) -> Result<Response, AppError> {
-    let lists = store::lists::public_lists(&state.pool).await?;
+    let lists = lists::public_lists(&state.pool).await?;
     let lists: Vec<Value> = lists
         .iter()
         .map(|l| {
@@ -170,9 +170,7 @@ async fn subscribe(
         Ok(request) => request,
         Err(errors) => return invalid(&state, format, &input, &errors).await,
     };
-    let lists = match store::lists::resolve_public(&state.pool, &request.lists, request.state)
-        .await?
-    {
+    let lists = match lists::resolve_public(&state.pool, &request.lists, request.state).await? {
         Ok(lists) => lists,
         Err(problem) => {
             let errors =
@@ -184,7 +182,15 @@ async fn subscribe(
         Format::Form => SignupSource::Form,
         Format::Json => SignupSource::Api,
     };
-    let outcome = record(&state, &request, &lists, source, &origin).await?;
+    let outcome = signups::record(
+        &state.signups,
+        &state.settings,
+        &request,
+        &lists,
+        source,
+        &origin,
+    )
+    .await?;
     tracing::info!(
         ?outcome,
         domain = request.email.domain(),
@@ -192,32 +198,6 @@ async fn subscribe(
     );
     tokio::time::sleep_until(answer_at).await;
     Ok(accepted(format))
-}
-
-/// Records a sign-up with the configured consent wording, throttle and link lifetime, through
-/// the server's group commit (answers once the sign-up is committed).
-pub(super) async fn record(
-    state: &AppState,
-    request: &crate::domain::SignupRequest,
-    lists: &[(uuid::Uuid, String)],
-    source: SignupSource,
-    origin: &crate::store::consent::RequestOrigin,
-) -> anyhow::Result<store::signups::SignupOutcome> {
-    let signup = &state.settings.signup;
-    state
-        .signups
-        .record(SignupRecord {
-            request,
-            lists,
-            source,
-            origin,
-            consent_text: &signup.consent_text,
-            consent_version: &signup.consent_version,
-            resend_after: signup.resend_after,
-            confirm_ttl: signup.confirm_ttl,
-            secret_key: state.settings.security.secret_key.expose().as_bytes(),
-        })
-        .await
 }
 
 fn accepted(format: Format) -> Response {

@@ -21,7 +21,7 @@ use super::same_origin;
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::subscriber_link::LinkPurpose;
-use crate::store::unsubscribes;
+use crate::ops::preferences;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/unsubscribe/{token}", get(show).post(unsubscribe))
@@ -44,7 +44,7 @@ async fn show(
         return Ok(invalid_link(&state));
     };
     let update_lists = match query.ok().and_then(|q| q.0.update) {
-        Some(update) => unsubscribes::update_lists(&state.pool, update).await?,
+        Some(update) => preferences::update_lists(&state.pool, update).await?,
         None => Vec::new(),
     };
     let lists: Vec<_> = update_lists
@@ -113,7 +113,7 @@ async fn unsubscribe(
         return Ok(invalid_link(&state));
     };
     if one_click {
-        if unsubscribes::unsubscribe_all(&state.pool, id, "one_click", &origin).await? {
+        if preferences::unsubscribe_all(&state.pool, id, "one_click", &origin).await? {
             tracing::info!("unsubscribed by one-click");
         }
         return Ok(one_click_done());
@@ -121,11 +121,11 @@ async fn unsubscribe(
     match action.as_str() {
         "resubscribe" => return links::resubscribe(&state, id, &origin).await,
         "lists" if !lists.is_empty() => {
-            unsubscribes::unsubscribe_lists(&state.pool, id, &lists, "link", &origin).await?;
+            preferences::unsubscribe_lists(&state.pool, id, &lists, "link", &origin).await?;
         }
         // An unsubscribe link posted with no choice means what it says: everything.
         "lists" | "all" | "" => {
-            unsubscribes::unsubscribe_all(&state.pool, id, "link", &origin).await?;
+            preferences::unsubscribe_all(&state.pool, id, "link", &origin).await?;
         }
         _ => return Ok(state.pages.message(
             StatusCode::BAD_REQUEST,

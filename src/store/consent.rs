@@ -1,14 +1,7 @@
-use std::net::IpAddr;
-
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// Who did something, from where: recorded with every consent event.
-#[derive(Debug, Clone, Default)]
-pub struct RequestOrigin {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
+pub use crate::domain::RequestOrigin;
 
 pub struct ConsentEvent<'a> {
     pub subscriber_id: Uuid,

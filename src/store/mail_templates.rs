@@ -1,21 +1,10 @@
 //! Saved versions of the mail templates (`mail_template_versions`): appended, never changed.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, Row};
 
-use crate::mail::MailSource;
+use crate::domain::MailSource;
 
-/// One saved version. `source` is `None` for a version that stands for the shipped template.
-#[derive(Debug, Clone)]
-pub struct TemplateVersion {
-    pub name: String,
-    pub version: i32,
-    pub source: Option<MailSource>,
-    /// The version whose parts this one copies, for a revert to an earlier version.
-    pub reverted_from: Option<i32>,
-    pub saved_by: String,
-    pub saved_at: DateTime<Utc>,
-}
+pub use crate::domain::TemplateVersion;
 
 const COLUMNS: &str =
     "name, version, subject, body_text, body_html, reverted_from, saved_by, saved_at";

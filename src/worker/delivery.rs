@@ -10,13 +10,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::contacts::Contacts;
-use super::prepared::{PreparedUpdate, StencilKey};
 use super::{backoff, Worker};
-use crate::config::Settings;
-use crate::domain::subscriber_link::{self, LinkPurpose};
 use crate::domain::{NewsItem, Token};
 use crate::mail::{
-    self, ConfirmationMail, Envelope, RenderedMail, SendError, SendErrorKind, Stencil,
+    self, items_for, ConfirmationMail, Envelope, Links, PreparedUpdate, SendError, SendErrorKind,
 };
 use crate::store::deliveries::{Claimed, Outcome};
 use crate::store::signups::CONFIRM_PURPOSE;
@@ -402,93 +399,6 @@ fn compose_notice(worker: &Worker, job: &Claimed) -> Result<Composed, ComposeErr
     Ok(Composed::Send(message))
 }
 
-struct Links {
-    unsubscribe: String,
-    manage: String,
-}
-
-impl Links {
-    fn for_subscriber(settings: &Settings, contact: &Contact) -> Self {
-        Self::for_id(settings, contact.id, contact.link_version)
-    }
-
-    fn for_id(settings: &Settings, id: Uuid, version: i32) -> Self {
-        let secret = settings.security.secret_key.expose().as_bytes();
-        let base = &settings.server.base_url;
-        let unsubscribe = subscriber_link::sign(secret, LinkPurpose::Unsubscribe, id, version);
-        let manage = subscriber_link::sign(secret, LinkPurpose::Manage, id, version);
-        Self {
-            unsubscribe: base.join(&format!("/unsubscribe/{}", unsubscribe.as_str())),
-            manage: base.join(&format!("/manage/{}", manage.as_str())),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct UpdateMail<'a> {
-    subject: &'a str,
-    preheader: &'a str,
-    intro: &'a str,
-    intro_html: &'a str,
-    news_items: &'a [&'a NewsItem],
-    name: Option<&'a str>,
-    email: &'a str,
-    unsubscribe_url: String,
-    manage_url: &'a str,
-    web_url: &'a str,
-    postal_address: &'a str,
-}
-
-/// What an update's template is given for one recipient.
-fn update_mail<'a>(
-    settings: &'a Settings,
-    update: &'a PreparedUpdate,
-    items: &'a [&'a NewsItem],
-    to: &'a str,
-    name: Option<&'a str>,
-    links: &'a Links,
-) -> UpdateMail<'a> {
-    let record = &update.record;
-    UpdateMail {
-        subject: &record.subject,
-        preheader: &record.preheader,
-        intro: &record.intro,
-        intro_html: &update.intro_html,
-        news_items: items,
-        name,
-        email: to,
-        unsubscribe_url: format!("{}?update={}", links.unsubscribe, record.id),
-        manage_url: &links.manage,
-        web_url: &update.web_url,
-        postal_address: &settings.mail.postal_address,
-    }
-}
-
-/// An update's mail rendered for `contact` by the same code a send uses (the staff preview);
-/// `None` when none of its news items is in the person's topics, so they would get no mail.
-pub fn render_update_for(
-    settings: &Settings,
-    update: &PreparedUpdate,
-    contact: &Contact,
-) -> anyhow::Result<Option<RenderedMail>> {
-    let Some(items) = items_for(&update.record.news_items, contact.topics.as_deref()) else {
-        return Ok(None);
-    };
-    let links = Links::for_subscriber(settings, contact);
-    let data = update_mail(
-        settings,
-        update,
-        &items,
-        &contact.email,
-        contact.name.as_deref(),
-        &links,
-    );
-    update
-        .templates
-        .render(&update.record.template, &data)
-        .map(Some)
-}
-
 fn compose_update(
     worker: &Worker,
     job: &Claimed,
@@ -498,7 +408,6 @@ fn compose_update(
     links: &Links,
 ) -> Result<lettre::Message, ComposeError> {
     let settings = &worker.settings;
-    let record = &update.record;
     // An empty name is no name (a template's `{{#if name}}` reads it so).
     let name = name.filter(|n| !n.is_empty());
     let envelope = Envelope {
@@ -516,100 +425,23 @@ fn compose_update(
     };
     // A test mail is rendered in full, its subject marked as the subject line's first word.
     let stencil = match update.test {
-        false => stencil_for(worker, update, items, name.is_some())?,
+        false => mail::update_stencil(settings, update, items, name.is_some())
+            .map_err(ComposeError::Broken)?,
         true => None,
     };
     match stencil {
         Some(stencil) => {
-            let unsubscribe = format!("{}?update={}", links.unsubscribe, record.id);
+            let unsubscribe = format!("{}?update={}", links.unsubscribe, update.record.id);
             let mail = stencil.fill_encoded(&[name.unwrap_or(""), to, &unsubscribe, &links.manage]);
             mail::bulk_message_encoded(&envelope, mail, &list)
         }
         None => {
-            let mut rendered = update
-                .templates
-                .render(
-                    &record.template,
-                    &update_mail(settings, update, items, to, name, links),
-                )
+            let rendered = mail::render_update(settings, update, items, (to, name), links)
                 .map_err(ComposeError::Broken)?;
-            if update.test {
-                rendered.subject = format!("{} {}", super::prepared::TEST_MARK, rendered.subject);
-            }
             mail::bulk_message_rendered(&envelope, rendered, &list)
         }
     }
     .map_err(ComposeError::Broken)
-}
-
-/// The update rendered once for every recipient with `items` and a name or none: made on first
-/// use, kept with the prepared update. `None`: this template needs a rendering per recipient.
-fn stencil_for(
-    worker: &Worker,
-    update: &PreparedUpdate,
-    items: &[&NewsItem],
-    named: bool,
-) -> Result<Option<Arc<Stencil>>, ComposeError> {
-    let key = StencilKey {
-        named,
-        items: items
-            .iter()
-            .filter_map(|item| {
-                update
-                    .record
-                    .news_items
-                    .iter()
-                    .position(|i| std::ptr::eq(i, *item))
-            })
-            .collect(),
-    };
-    if let Some(known) = update.stencils.lock().expect("stencil lock").get(&key) {
-        return Ok(known.clone());
-    }
-    let settings = &worker.settings;
-    let stencil = Stencil::new(&update.templates, &update.record.template, 4, |holes| {
-        let links = Links {
-            unsubscribe: String::new(),
-            manage: holes[3].clone(),
-        };
-        let mut data = update_mail(
-            settings,
-            update,
-            items,
-            &holes[1],
-            named.then_some(holes[0].as_str()),
-            &links,
-        );
-        data.unsubscribe_url.clone_from(&holes[2]);
-        serde_json::to_value(data).unwrap_or_default()
-    })
-    .map_err(ComposeError::Broken)?
-    .map(Arc::new);
-    if stencil.is_none() {
-        tracing::warn!(
-            template = %update.record.template,
-            "this template uses personal fields beyond plain substitution: rendered per recipient"
-        );
-    }
-    update
-        .stencils
-        .lock()
-        .expect("stencil lock")
-        .insert(key, stencil.clone());
-    Ok(stencil)
-}
-
-/// The news items for someone who chose `topics` (None: all). Items without a topic go to all.
-/// `None` when the update has items but none for them: they get no mail of it.
-fn items_for<'a>(items: &'a [NewsItem], topics: Option<&[String]>) -> Option<Vec<&'a NewsItem>> {
-    let chosen: Vec<&NewsItem> = items
-        .iter()
-        .filter(|item| match (topics, &item.topic) {
-            (Some(chosen), Some(topic)) => chosen.contains(topic),
-            _ => true,
-        })
-        .collect();
-    (items.is_empty() || !chosen.is_empty()).then_some(chosen)
 }
 
 #[derive(Serialize)]

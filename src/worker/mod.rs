@@ -9,9 +9,6 @@ mod recorder;
 mod scheduler;
 mod throttle;
 
-pub use delivery::render_update_for;
-pub use prepared::{prepare, PreparedUpdate};
-
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -133,7 +130,7 @@ impl Worker {
     async fn prepared(
         &self,
         update_id: uuid::Uuid,
-    ) -> Result<Arc<prepared::PreparedUpdate>, delivery::ComposeError> {
+    ) -> Result<Arc<crate::mail::PreparedUpdate>, delivery::ComposeError> {
         self.prepared
             .for_send(&self.pool, &self.settings, &self.templates, update_id)
             .await

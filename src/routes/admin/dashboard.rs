@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{chart, staff_page, AdminError, CurrentStaff};
 use crate::app::AppState;
-use crate::store;
+use crate::ops::{feeds, lists, subscribers, updates};
 
 /// Days the chart covers.
 const CHART_DAYS: i32 = 90;
@@ -27,19 +27,18 @@ async fn dashboard(
 ) -> Result<Response, AdminError> {
     let pool = &state.pool;
     let internal = |e: sqlx::Error| AdminError::Internal(e.into());
-    let by_status = store::dashboard::subscribers_by_status(pool)
+    let by_status = subscribers::subscribers_by_status(pool)
         .await
         .map_err(internal)?;
-    let lists = store::lists::all(pool).await.map_err(internal)?;
-    let days = store::dashboard::daily_signups_and_unsubscribes(pool, CHART_DAYS)
+    let lists = lists::all(pool).await?;
+    let days = subscribers::daily_signups_and_unsubscribes(pool, CHART_DAYS)
         .await
         .map_err(internal)?;
-    let updates = store::updates::recent(pool, LAST_UPDATES)
+    let updates = updates::recent(pool, LAST_UPDATES)
         .await
         .map_err(internal)?;
-    let (awaiting_review, failing_feeds) = store::feeds::needing_attention(pool)
-        .await
-        .map_err(internal)?;
+    let (awaiting_review, failing_feeds) =
+        feeds::needing_attention(pool).await.map_err(internal)?;
     let busy_days: Vec<_> = days
         .iter()
         .filter(|(_, s, u)| *s > 0 || *u > 0)

@@ -16,7 +16,6 @@ use crate::app::AppState;
 use crate::domain::RecurrenceInput;
 use crate::ops::digests::{self, DigestError, DigestInput};
 use crate::ops::feeds::{self, FeedError, FeedInput};
-use crate::store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -198,9 +197,8 @@ async fn form_data(
     values: &DigestInput,
 ) -> Result<serde_json::Map<String, Value>, AdminError> {
     let chosen_lists = values.lists.clone().unwrap_or_default();
-    let lists: Vec<Value> = store::lists::all(&state.pool)
-        .await
-        .map_err(anyhow::Error::from)?
+    let lists: Vec<Value> = crate::ops::lists::all(&state.pool)
+        .await?
         .iter()
         .filter(|l| l.archived_at.is_none() || chosen_lists.contains(&l.slug))
         .map(|l| json!({ "slug": l.slug, "name": l.name, "checked": chosen_lists.contains(&l.slug) }))

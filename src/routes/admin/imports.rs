@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{check_origin, same, staff_page, AdminError, CurrentStaff};
 use crate::app::AppState;
 use crate::ops::imports::{self, ImportError, ImportRequest};
+use crate::ops::lists;
 use crate::ops::subscribers::formula_safe;
-use crate::store::lists;
 
 /// Largest file the form takes (as the API).
 const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;

@@ -32,8 +32,8 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::domain::Token;
+use crate::ops::staff::StaffMember;
 use crate::ops::Actor;
-use crate::store::staff::StaffMember;
 
 pub use pages::AdminPages;
 

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::{staff_page, AdminError, AdminForm, CurrentStaff};
 use crate::app::AppState;
+use crate::ops::lists;
 use crate::ops::subscribers::{self, EditInput, SearchQuery, SubscriberError, STATUSES};
-use crate::store::lists;
 
 pub fn router() -> Router<AppState> {
     Router::new()

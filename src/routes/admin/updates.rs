@@ -17,9 +17,8 @@ use crate::app::AppState;
 use crate::domain::schedule;
 use crate::domain::{NewsItemInput, Token, UpdateInput};
 use crate::ops::news::{self, NewsFilter};
-use crate::ops::updates::{self, UpdateError};
-use crate::store;
-use crate::store::updates::{Action, UpdateRecord};
+use crate::ops::updates::{self, Action, UpdateError, UpdateRecord};
+use crate::ops::{lists, staff};
 
 /// Failed deliveries shown on the progress page.
 const FAILED_SHOWN: i64 = 200;
@@ -87,7 +86,7 @@ fn back_to(id: Uuid, done: &str) -> Response {
 }
 
 async fn list(State(state): State<AppState>, staff: CurrentStaff) -> Result<Response, AdminError> {
-    let updates = store::updates::recent(&state.pool, 200)
+    let updates = updates::recent(&state.pool, 200)
         .await
         .map_err(anyhow::Error::from)?;
     Ok(staff_page(
@@ -149,9 +148,7 @@ async fn composer(
     status: StatusCode,
     errors: Option<&crate::domain::FieldErrors>,
 ) -> Result<Response, AdminError> {
-    let lists = store::lists::all(&state.pool)
-        .await
-        .map_err(anyhow::Error::from)?;
+    let lists = lists::all(&state.pool).await?;
     let chosen_lists = input.lists.clone().unwrap_or_default();
     // An archived list is offered only where the update names it already.
     let lists: Vec<_> = lists
@@ -396,7 +393,7 @@ async fn show(
     } else {
         Vec::new()
     };
-    let versions = store::updates::versions(&state.pool, id)
+    let versions = updates::versions(&state.pool, id)
         .await
         .map_err(anyhow::Error::from)?;
     let versions: Vec<_> = versions
@@ -644,7 +641,7 @@ async fn send(
     }
     let version = confirmed_version(&form)?;
     let internal = |e: sqlx::Error| AdminError::Internal(e.into());
-    if !store::staff::claim_form_key(&state.pool, &key, form.staff.member.id)
+    if !staff::claim_form_key(&state.pool, &key, form.staff.member.id)
         .await
         .map_err(internal)?
     {
@@ -663,7 +660,7 @@ async fn send(
         Ok(view) if view.update.status == "awaiting_approval" => Ok(back_to(id, "awaiting")),
         Ok(_) => Ok(back_to(id, "sent")),
         Err(e) => {
-            store::staff::release_form_key(&state.pool, &key)
+            staff::release_form_key(&state.pool, &key)
                 .await
                 .map_err(internal)?;
             Err(e.into())

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::{Always, ApiClient, ApiError, BadQuery};
 use crate::app::AppState;
+use crate::ops::bounces::{self, Filter, ReportView};
 use crate::ops::updates::MAX_PAGE;
-use crate::store::bounces::{self, Filter, ReportView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))

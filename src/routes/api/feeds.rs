@@ -16,9 +16,8 @@ use super::{Always, ApiClient, ApiError, ApiJson, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::ops::archive;
 use crate::ops::digests::{self, DigestError, DigestInput, DigestView};
-use crate::ops::feeds::{self, FeedError, FeedInput};
+use crate::ops::feeds::{self, FeedError, FeedInput, FeedRecord};
 use crate::ops::updates::UpdateError;
-use crate::store::feeds::FeedRecord;
 
 #[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

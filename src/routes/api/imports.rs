@@ -16,8 +16,7 @@ use uuid::Uuid;
 
 use super::{Always, ApiClient, ApiError, BadQuery, ErrorBody, NotFound};
 use crate::app::AppState;
-use crate::ops::imports::{self, ImportError, ImportRequest};
-use crate::store::import_jobs::ImportJob;
+use crate::ops::imports::{self, ImportError, ImportJob, ImportRequest};
 
 /// Largest import file.
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;

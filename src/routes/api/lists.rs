@@ -12,8 +12,7 @@ use utoipa_axum::routes;
 
 use super::{Always, ApiClient, ApiError, ApiJson, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
-use crate::ops::lists::{self, ListInput};
-use crate::store::lists::ListRecord;
+use crate::ops::lists::{self, ListInput, ListRecord};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -14,8 +14,7 @@ use uuid::Uuid;
 use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::domain::NewsItemInput;
-use crate::ops::news::{self, NewsError, NewsFilter};
-use crate::store::news::NewsRecord;
+use crate::ops::news::{self, NewsError, NewsFilter, NewsRecord};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

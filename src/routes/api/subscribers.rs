@@ -16,9 +16,8 @@ use uuid::Uuid;
 use super::{Always, ApiClient, ApiError, ApiJson, BadQuery, ErrorBody, JsonBody, NotFound};
 use crate::app::AppState;
 use crate::ops::subscribers::{
-    self, EditInput, NewSubscriberInput, SearchPage, SearchQuery, SubscriberError,
+    self, EditInput, NewSubscriberInput, SearchPage, SearchQuery, SubscriberDetail, SubscriberError,
 };
-use crate::store::subscribers::SubscriberDetail;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -18,9 +18,8 @@ use super::{
 };
 use crate::app::AppState;
 use crate::domain::UpdateInput;
-use crate::ops::updates::{self, UpdateError, UpdateView};
-use crate::store::idempotency::{self, Claim};
-use crate::store::updates::{Action, DeliveryRow};
+use crate::ops::idempotency::{self, Claim};
+use crate::ops::updates::{self, Action, DeliveryRow, UpdateError, UpdateView};
 
 /// Longest Idempotency-Key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
