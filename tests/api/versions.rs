@@ -774,28 +774,29 @@ async fn a_digest_fired_at_half_past_seven_in_new_york_is_listed_that_local_day(
     let token = app.api_token().await;
     let id = app.create_and_send(&token, "Friday digest").await;
     app.wait_for_update_status(&id, "sent").await;
-    // As if it had fired at 19:30 New York time on December 6 (00:30 UTC on December 7).
-    sqlx::query("UPDATE updates SET started_at = '2026-12-07T00:30:00Z' WHERE id = $1::uuid")
+    // As if it had fired at 19:30 New York time on January 15, 2021 (00:30 UTC on January 16),
+    // a day far from any day the test runs on (its slug was made at its real start).
+    sqlx::query("UPDATE updates SET started_at = '2021-01-16T00:30:00Z' WHERE id = $1::uuid")
         .bind(&id)
         .execute(&app.pool)
         .await
         .unwrap();
     let archive = app.get("/archive").await.text().await.unwrap();
     assert!(
-        archive.contains("2026-12-06") && !archive.contains("2026-12-07"),
+        archive.contains("2021-01-15") && !archive.contains("2021-01-16"),
         "{archive}"
     );
     let feed = app.get("/archive/feed.xml").await.text().await.unwrap();
-    assert!(feed.contains("2026-12-06T19:30:00-05:00"), "{feed}");
+    assert!(feed.contains("2021-01-15T19:30:00-05:00"), "{feed}");
     assert_eq!(
         newsletter::domain::archive_slug(
             "Friday digest",
-            chrono::DateTime::parse_from_rfc3339("2026-12-07T00:30:00Z")
+            chrono::DateTime::parse_from_rfc3339("2021-01-16T00:30:00Z")
                 .unwrap()
                 .with_timezone(&chrono_tz::America::New_York)
                 .date_naive()
         ),
-        "2026-12-06-friday-digest"
+        "2021-01-15-friday-digest"
     );
 }
 

@@ -320,17 +320,18 @@ async fn a_new_york_schedule_on_both_sides_of_the_spring_change_is_stored_as_the
 {
     let app = spawn_staff_app(&[]).await;
     let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
-    // 14 March 2027: New York's clocks go from 02:00 EST to 03:00 EDT.
+    // 10 March 2030: New York's clocks go from 02:00 EST to 03:00 EDT. (A year far ahead:
+    // a schedule in the past is refused.)
     for (at, utc, shown) in [
         (
-            "2027-03-13T09:00",
-            "2027-03-13 14:00:00+00",
-            "2027-03-13 09:00 EST",
+            "2030-03-09T09:00",
+            "2030-03-09 14:00:00+00",
+            "2030-03-09 09:00 EST",
         ),
         (
-            "2027-03-15T09:00",
-            "2027-03-15 13:00:00+00",
-            "2027-03-15 09:00 EDT",
+            "2030-03-11T09:00",
+            "2030-03-11 13:00:00+00",
+            "2030-03-11 09:00 EDT",
         ),
     ] {
         let id = compose(&mut admin, at, &[]).await;
@@ -366,7 +367,7 @@ async fn a_new_york_schedule_on_both_sides_of_the_spring_change_is_stored_as_the
         .post(
             &format!("/admin/updates/{id}/schedule"),
             &[
-                ("at", "2027-03-14T02:30"),
+                ("at", "2030-03-10T02:30"),
                 ("time_zone", "America/New_York"),
                 ("version", "1"),
             ],
