@@ -14,6 +14,7 @@ mod signup;
 mod staff;
 pub mod subscriber_link;
 mod subscriber_name;
+pub mod text;
 mod token;
 mod update;
 mod us_state;

@@ -19,8 +19,9 @@ pub const MAX_LIST: i64 = 500;
 pub enum NewsError {
     #[error("no such news item")]
     NotFound,
-    #[error("invalid news item: {0}")]
-    Invalid(String),
+    /// Each field's error by the field's name.
+    #[error("invalid news item")]
+    Invalid(FieldErrors),
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
     #[error(transparent)]
@@ -44,7 +45,8 @@ pub struct NewsFilter {
 }
 
 pub async fn list(pool: &PgPool, filter: &NewsFilter) -> Result<Vec<NewsRecord>, NewsError> {
-    let topic = parse_topic(filter.topic.as_deref()).map_err(NewsError::Invalid)?;
+    let topic = parse_topic(filter.topic.as_deref())
+        .map_err(|e| NewsError::Invalid(FieldErrors::from([("topic", e)])))?;
     let status = filter.awaiting_review_only.then_some("awaiting_review");
     Ok(store::list(pool, topic.as_deref(), filter.unsent_only, status, MAX_LIST).await?)
 }
@@ -59,7 +61,7 @@ pub async fn add(
     input: &NewsItemInput,
 ) -> Result<NewsRecord, NewsError> {
     roles::authorize(actor, Operation::News)?;
-    let item = input.parse().map_err(NewsError::Invalid)?;
+    let item = input.parse_fields().map_err(NewsError::Invalid)?;
     let mut tx = pool.begin().await?;
     let id = store::insert(&mut *tx, &item, &actor.label()).await?;
     let detail = json!({ "title": item.title });
@@ -77,7 +79,7 @@ pub async fn edit(
     input: &NewsItemInput,
 ) -> Result<NewsRecord, NewsError> {
     roles::authorize(actor, Operation::News)?;
-    let item = input.parse().map_err(NewsError::Invalid)?;
+    let item = input.parse_fields().map_err(NewsError::Invalid)?;
     let mut tx = pool.begin().await?;
     let before = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
     if !store::replace(&mut *tx, id, &item).await? {
