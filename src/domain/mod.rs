@@ -24,7 +24,7 @@ pub use api_token::{TokenName, TokenScope, MAX_TOKEN_DAYS};
 pub use archive::archive_slug;
 pub use client::client_key;
 pub use email::EmailAddress;
-pub use feed::{parse_feed, FeedEntry, ParsedFeed};
+pub use feed::{next_wait, parse_feed, FeedEntry, ParsedFeed, POLL_MINUTES};
 pub use list_slug::ListSlug;
 pub use recurrence::{Recurrence, RecurrenceInput};
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};

@@ -10,6 +10,7 @@ use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{parse_topic, FieldErrors, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
 use crate::ops::updates::UpdateError;
+use crate::store::feeds;
 use crate::store::news::{self as store, NewsRecord};
 
 /// Most items one listing shows.
@@ -111,12 +112,15 @@ pub async fn approve(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<NewsRecor
     get(pool, id).await
 }
 
-/// Deletes an item from the desk; updates that carried it keep their copy. Audited with its
+/// Deletes an item from the desk; updates that carried it keep their copy. An item a feed
+/// brought stays deleted: its entry is remembered and never stored again. Audited with its
 /// title.
 pub async fn delete(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), NewsError> {
     roles::authorize(actor, Operation::News)?;
     let mut tx = pool.begin().await?;
     let before = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
+    // A feed's item stays deleted: its next polls skip the entry.
+    feeds::remember_deleted(&mut *tx, id).await?;
     if !store::delete(&mut *tx, id).await? {
         return Err(NewsError::NotFound);
     }
