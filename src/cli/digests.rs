@@ -25,6 +25,9 @@ pub enum FeedCommand {
         /// Trusted: its items are approved at once, without review.
         #[arg(long)]
         approve: bool,
+        /// Minutes between its polls (5 to 10080); default `feeds.poll_minutes`.
+        #[arg(long)]
+        poll_minutes: Option<i32>,
     },
     /// Every feed with its last read and last error.
     List,
@@ -75,12 +78,14 @@ pub async fn run_feed(pool: &sqlx::PgPool, command: FeedCommand) -> anyhow::Resu
             url,
             topic,
             approve,
+            poll_minutes,
         } => {
             let input = FeedInput {
                 url: Some(url),
                 topic,
                 approve: Some(approve),
                 active: Some(true),
+                poll_minutes,
             };
             print(
                 &feeds::add(pool, &Actor::CommandLine, &input)

@@ -49,9 +49,7 @@ impl TokenName {
         let name = raw.trim();
         if name.is_empty()
             || name.chars().count() > MAX_TOKEN_NAME
-            || name
-                .chars()
-                .any(|c| c.is_control() || super::update::is_noncharacter(c))
+            || super::text::check_line("name", name).is_err()
         {
             return Err(format!(
                 "A token's name has 1 to {MAX_TOKEN_NAME} characters, on one line."

@@ -1,8 +1,8 @@
 /// Longest name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// An optional display name: trimmed, at most 100 characters, no control characters
-/// (so no CR/LF can reach a header).
+/// An optional display name: trimmed, at most 100 characters, the character rule for a line
+/// (`domain::text`: no control characters, so no CR/LF can reach a header; no noncharacters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriberName(String);
 
@@ -16,9 +16,7 @@ impl SubscriberName {
         if trimmed.chars().count() > MAX_NAME_CHARS {
             return Err(format!("A name has at most {MAX_NAME_CHARS} characters."));
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("A name cannot contain control characters or line breaks.".into());
-        }
+        super::text::check_line("name", trimmed)?;
         Ok(Some(Self(trimmed.to_owned())))
     }
 
@@ -48,7 +46,14 @@ mod tests {
 
     #[test]
     fn rejects_control_characters() {
-        for bad in ["a\r\nBcc: x", "a\u{0}b", "tab\there", "bell\u{7}"] {
+        for bad in [
+            "a\r\nBcc: x",
+            "a\u{0}b",
+            "tab\there",
+            "bell\u{7}",
+            "non\u{FFFF}",
+            "non\u{FFFE}",
+        ] {
             assert!(SubscriberName::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 
-use super::{FieldErrors, ListSlug};
+use super::{text, FieldErrors, ListSlug};
 
 pub const MAX_SUBJECT_CHARS: usize = 200;
 pub const MAX_PREHEADER_CHARS: usize = 200;
@@ -110,7 +110,7 @@ impl UpdateInput {
         .unwrap_or_default();
         // Markdown: kept as written (not trimmed), bounded, the same characters as any text.
         let intro = self.intro.clone().unwrap_or_default();
-        if let Err(e) = text("intro", &intro, MAX_INTRO_CHARS) {
+        if let Err(e) = multiline("intro", &intro, MAX_INTRO_CHARS) {
             errors.insert("intro", e);
         }
         let lists = self
@@ -192,27 +192,51 @@ pub fn parse_topic(raw: Option<&str>) -> Result<Option<String>, String> {
 }
 
 impl NewsItemInput {
-    pub fn parse(&self) -> Result<NewsItem, String> {
-        let title = line("title", &self.title, MAX_TITLE_CHARS, true)?;
-        let summary = text("summary", &self.summary, MAX_SUMMARY_CHARS)?;
-        let source = line("source", &self.source, MAX_SOURCE_CHARS, false)?;
-        let url = match self.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            Some(u) => Some(safe_url(u)?),
-            None => None,
+    /// The item, or every field's error by the field's name (a news desk item's answer).
+    pub fn parse_fields(&self) -> Result<NewsItem, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mut field = |name: &'static str, result: Result<String, String>| {
+            result
+                .map_err(|e| errors.insert(name, e))
+                .unwrap_or_default()
         };
+        let title = field("title", line("title", &self.title, MAX_TITLE_CHARS, true));
+        let summary = field(
+            "summary",
+            multiline("summary", &self.summary, MAX_SUMMARY_CHARS),
+        );
+        let source = field(
+            "source",
+            line("source", &self.source, MAX_SOURCE_CHARS, false),
+        );
+        let url = self
+            .url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| field("url", safe_url(u)));
         let published_on = match self
             .published_on
             .as_deref()
             .map(str::trim)
             .filter(|d| !d.is_empty())
         {
-            Some(d) => Some(
-                NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                    .map_err(|_| format!("published_on {d:?} is not a date like 2026-11-20"))?,
-            ),
+            Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| {
+                    errors.insert(
+                        "published_on",
+                        format!("published_on {d:?} is not a date like 2026-11-20"),
+                    )
+                })
+                .ok(),
             None => None,
         };
-        let topic = parse_topic(self.topic.as_deref())?;
+        let topic = parse_topic(self.topic.as_deref())
+            .map_err(|e| errors.insert("topic", e))
+            .unwrap_or_default();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(NewsItem {
             title,
             summary,
@@ -223,9 +247,16 @@ impl NewsItemInput {
             news_id: self.news_id,
         })
     }
+
+    /// The item, or its errors in one sentence (an update's inline item).
+    pub fn parse(&self) -> Result<NewsItem, String> {
+        self.parse_fields()
+            .map_err(|errors| errors.into_values().collect::<Vec<_>>().join(" "))
+    }
 }
 
-/// One line of text: trimmed, bounded, no control characters (so never a header break).
+/// One line of text: trimmed, bounded, the character rule for a line (no control character, so
+/// never a header break; no noncharacter).
 fn line(field: &str, raw: &str, max: usize, required: bool) -> Result<String, String> {
     let s = raw.trim();
     if required && s.is_empty() {
@@ -234,45 +265,17 @@ fn line(field: &str, raw: &str, max: usize, required: bool) -> Result<String, St
     if s.chars().count() > max {
         return Err(format!("The {field} has at most {max} characters."));
     }
-    if s.chars().any(char::is_control) {
-        return Err(format!(
-            "The {field} cannot contain line breaks or control characters."
-        ));
-    }
-    no_noncharacter(field, s)?;
+    text::check_line(field, s)?;
     Ok(s.to_owned())
 }
 
-/// Unicode noncharacters (U+FDD0 to U+FDEF, and the last two code points of every plane, such
-/// as U+FFFE and U+FFFF): XML 1.0 forbids U+FFFE/U+FFFF outright (one in a subject made the
-/// archive's Atom feed ill-formed for every reader), and none of them is text anyone writes.
-pub fn is_noncharacter(c: char) -> bool {
-    let u = c as u32;
-    (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
-}
-
-fn no_noncharacter(field: &str, s: &str) -> Result<(), String> {
-    match s.chars().find(|c| is_noncharacter(*c)) {
-        Some(c) => Err(format!(
-            "The {field} cannot contain the noncharacter U+{:04X}.",
-            c as u32
-        )),
-        None => Ok(()),
-    }
-}
-
-/// Multi-line text: bounded; line breaks allowed, other control characters not.
-fn text(field: &str, raw: &str, max: usize) -> Result<String, String> {
+/// Multi-line text: bounded; the character rule for a text (line breaks and tabs allowed).
+fn multiline(field: &str, raw: &str, max: usize) -> Result<String, String> {
     let s = raw.trim();
     if s.chars().count() > max {
         return Err(format!("The {field} has at most {max} characters."));
     }
-    if s.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(format!("The {field} cannot contain control characters."));
-    }
-    no_noncharacter(field, s)?;
+    text::check_text(field, s)?;
     Ok(s.to_owned())
 }
 
@@ -294,11 +297,12 @@ pub fn safe_url(raw: &str) -> Result<String, String> {
 fn mailbox(raw: Option<&str>) -> Result<Option<Mailbox>, String> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) if s.chars().any(char::is_control) => Err("No line breaks in an address.".into()),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{s:?} is not an address like Name <a@example.org>")),
+        Some(s) => {
+            text::check_line("address", s)?;
+            s.parse()
+                .map(Some)
+                .map_err(|_| format!("{s:?} is not an address like Name <a@example.org>"))
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::config::Settings;
-use crate::domain::{FieldErrors, ListSlug, Recurrence, RecurrenceInput, UpdateInput};
+use crate::domain::{text, FieldErrors, ListSlug, Recurrence, RecurrenceInput, UpdateInput};
 use crate::mail::{bounds, MailTemplates};
 use crate::ops::updates::{self, UpdateError};
 use crate::store::digests::{self as store, DigestFields, DigestRecord, DigestRun, Fired};
@@ -144,11 +144,13 @@ async fn checked(
 ) -> Result<DigestFields, DigestError> {
     let mut errors = FieldErrors::new();
     let name = input.name.as_deref().unwrap_or("").trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
         errors.insert(
             "name",
             format!("A name of 1 to {MAX_NAME} characters, on one line."),
         );
+    } else if let Err(e) = text::check_line("name", &name) {
+        errors.insert("name", e);
     }
     let mut slugs = Vec::new();
     for raw in input.lists.clone().unwrap_or_default() {
@@ -192,6 +194,8 @@ async fn checked(
     let intro = input.intro.clone().unwrap_or_default();
     if intro.chars().count() > MAX_INTRO {
         errors.insert("intro", format!("At most {MAX_INTRO} characters."));
+    } else if let Err(e) = text::check_text("intro", &intro) {
+        errors.insert("intro", e);
     } else if let Err(e) = render_intro(settings, &intro, "Digest", "December 7, 2026", 3).await? {
         errors.insert("intro", e);
     }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
-use crate::domain::{FieldErrors, ListSlug};
+use crate::domain::{FieldErrors, ListSlug, POLL_MINUTES};
 use crate::store::feeds::{self as store, FeedFields};
 
 pub use crate::store::feeds::{needing_attention, FeedRecord};
@@ -46,6 +46,8 @@ pub struct FeedInput {
     pub approve: Option<bool>,
     /// false: not polled.
     pub active: Option<bool>,
+    /// Minutes between polls, 5 to 10080 (7 days); absent on creation: `feeds.poll_minutes`.
+    pub poll_minutes: Option<i32>,
 }
 
 impl FeedInput {
@@ -92,12 +94,24 @@ impl FeedInput {
                 }
             },
         };
+        if let Some(m) = self.poll_minutes.filter(|m| !POLL_MINUTES.contains(m)) {
+            errors.insert(
+                "poll_minutes",
+                format!(
+                    "{m}: a feed is read every {} minutes at the most often and every {} \
+                     minutes (7 days) at the least.",
+                    POLL_MINUTES.start(),
+                    POLL_MINUTES.end()
+                ),
+            );
+        }
         if errors.is_empty() {
             Ok(FeedFields {
                 url,
                 topic,
                 approve: self.approve.unwrap_or(false),
                 active: self.active.unwrap_or(true),
+                poll_minutes: self.poll_minutes,
             })
         } else {
             Err(errors)
@@ -111,6 +125,7 @@ impl FeedInput {
             topic: patch.topic.or(self.topic),
             approve: patch.approve.or(self.approve),
             active: patch.active.or(self.active),
+            poll_minutes: patch.poll_minutes.or(self.poll_minutes),
         }
     }
 }
@@ -122,6 +137,7 @@ impl From<&FeedRecord> for FeedInput {
             topic: r.topic.clone(),
             approve: Some(r.approve),
             active: Some(r.active),
+            poll_minutes: r.poll_minutes,
         }
     }
 }
@@ -133,6 +149,7 @@ impl From<&FeedFields> for FeedInput {
             topic: f.topic.clone(),
             approve: Some(f.approve),
             active: Some(f.active),
+            poll_minutes: f.poll_minutes,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::{
-    EmailAddress, FieldErrors, ListSlug, SignupRequest, SignupSource, SubscriberName, UsState,
+    text, EmailAddress, FieldErrors, ListSlug, SignupRequest, SignupSource, SubscriberName, UsState,
 };
 use crate::store::consent::RequestOrigin;
 use crate::store::import_jobs as jobs;
@@ -230,7 +230,7 @@ pub async fn start(
     let source = request.source.trim();
     if source.is_empty()
         || source.chars().count() > MAX_SOURCE
-        || source.chars().any(char::is_control)
+        || text::check_line("source", source).is_err()
     {
         errors.insert(
             "source",

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
-use crate::domain::{FieldErrors, ListSlug, UsState};
+use crate::domain::{text, FieldErrors, ListSlug, UsState};
 use crate::store::lists::{self as store, ListFields};
 
 pub use crate::store::lists::{
@@ -74,17 +74,21 @@ struct Parsed {
 fn parse(input: &ListInput) -> Result<Parsed, ListError> {
     let mut errors = FieldErrors::new();
     let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
         errors.insert(
             "name",
             format!("A name has 1 to {MAX_NAME} characters, no line breaks."),
         );
+    } else if let Err(e) = text::check_line("name", name) {
+        errors.insert("name", e);
     }
-    if input.description.chars().count() > MAX_DESCRIPTION || input.description.contains('\0') {
+    if input.description.chars().count() > MAX_DESCRIPTION {
         errors.insert(
             "description",
             format!("At most {MAX_DESCRIPTION} characters."),
         );
+    } else if let Err(e) = text::check_text("description", &input.description) {
+        errors.insert("description", e);
     }
     let state = UsState::parse(input.state.as_deref().unwrap_or(""))
         .map_err(|e| errors.insert("state", e))

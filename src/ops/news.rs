@@ -10,6 +10,7 @@ use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
 use crate::domain::{parse_topic, FieldErrors, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS};
 use crate::ops::updates::UpdateError;
+use crate::store::feeds;
 use crate::store::news as store;
 
 pub use crate::store::news::NewsRecord;
@@ -21,8 +22,9 @@ pub const MAX_LIST: i64 = 500;
 pub enum NewsError {
     #[error("no such news item")]
     NotFound,
-    #[error("invalid news item: {0}")]
-    Invalid(String),
+    /// Each field's error by the field's name.
+    #[error("invalid news item")]
+    Invalid(FieldErrors),
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
     #[error(transparent)]
@@ -46,7 +48,8 @@ pub struct NewsFilter {
 }
 
 pub async fn list(pool: &PgPool, filter: &NewsFilter) -> Result<Vec<NewsRecord>, NewsError> {
-    let topic = parse_topic(filter.topic.as_deref()).map_err(NewsError::Invalid)?;
+    let topic = parse_topic(filter.topic.as_deref())
+        .map_err(|e| NewsError::Invalid(FieldErrors::from([("topic", e)])))?;
     let status = filter.awaiting_review_only.then_some("awaiting_review");
     Ok(store::list(pool, topic.as_deref(), filter.unsent_only, status, MAX_LIST).await?)
 }
@@ -61,7 +64,7 @@ pub async fn add(
     input: &NewsItemInput,
 ) -> Result<NewsRecord, NewsError> {
     roles::authorize(actor, Operation::News)?;
-    let item = input.parse().map_err(NewsError::Invalid)?;
+    let item = input.parse_fields().map_err(NewsError::Invalid)?;
     let mut tx = pool.begin().await?;
     let id = store::insert(&mut *tx, &item, &actor.label()).await?;
     let detail = json!({ "title": item.title });
@@ -79,7 +82,7 @@ pub async fn edit(
     input: &NewsItemInput,
 ) -> Result<NewsRecord, NewsError> {
     roles::authorize(actor, Operation::News)?;
-    let item = input.parse().map_err(NewsError::Invalid)?;
+    let item = input.parse_fields().map_err(NewsError::Invalid)?;
     let mut tx = pool.begin().await?;
     let before = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
     if !store::replace(&mut *tx, id, &item).await? {
@@ -111,12 +114,15 @@ pub async fn approve(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<NewsRecor
     get(pool, id).await
 }
 
-/// Deletes an item from the desk; updates that carried it keep their copy. Audited with its
+/// Deletes an item from the desk; updates that carried it keep their copy. An item a feed
+/// brought stays deleted: its entry is remembered and never stored again. Audited with its
 /// title.
 pub async fn delete(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), NewsError> {
     roles::authorize(actor, Operation::News)?;
     let mut tx = pool.begin().await?;
     let before = store::get(&mut *tx, id).await?.ok_or(NewsError::NotFound)?;
+    // A feed's item stays deleted: its next polls skip the entry.
+    feeds::remember_deleted(&mut *tx, id).await?;
     if !store::delete(&mut *tx, id).await? {
         return Err(NewsError::NotFound);
     }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
-use crate::domain::{EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
+use crate::domain::{text, EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
 use crate::store::consent::RequestOrigin;
 use crate::store::subscribers::{self as store, SearchFilter, SubscriberRow};
 
@@ -399,7 +399,7 @@ pub async fn create(
     let source = input.source.trim();
     if source.is_empty()
         || source.chars().count() > MAX_SOURCE
-        || source.chars().any(char::is_control)
+        || text::check_line("source", source).is_err()
     {
         errors.insert(
             "source",

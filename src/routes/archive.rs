@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::AppError;
 use crate::app::AppState;
+use crate::domain::text;
 use crate::mail::markdown;
 use crate::ops::archive;
 
@@ -226,9 +227,8 @@ fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 does not allow (stored before input refused them).
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            '\u{FFFE}' | '\u{FFFF}' => {}
+            // Characters the rule refuses (stored before input refused them).
+            c if !text::allowed(c) => {}
             c => out.push(c),
         }
     }

@@ -24,13 +24,18 @@ pub struct FeedRecord {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Polls that failed in a row since the last good one (each doubles the wait, up to a day).
+    pub failures: i32,
+    /// Minutes between polls; null: every `feeds.poll_minutes`.
+    pub poll_minutes: Option<i32>,
     pub items_added: i64,
     pub added_by: String,
     pub created_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, url, title, topic, approve, active, next_poll_at, last_polled_at, \
-                       last_success_at, last_error, last_error_at, items_added, added_by, created_at";
+                       last_success_at, last_error, last_error_at, failures, poll_minutes, \
+                       items_added, added_by, created_at";
 
 /// A feed's settings as staff give them.
 #[derive(Debug, Clone)]
@@ -39,6 +44,7 @@ pub struct FeedFields {
     pub topic: Option<String>,
     pub approve: bool,
     pub active: bool,
+    pub poll_minutes: Option<i32>,
 }
 
 /// Inserts a feed, due for its first poll now; `None` when the URL is followed already.
@@ -48,7 +54,8 @@ pub async fn insert(
     added_by: &str,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar(
-        "INSERT INTO feeds (id, url, topic, approve, active, added_by) VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO feeds (id, url, topic, approve, active, added_by, poll_minutes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (url) DO NOTHING RETURNING id",
     )
     .bind(Uuid::new_v4())
@@ -57,21 +64,23 @@ pub async fn insert(
     .bind(fields.approve)
     .bind(fields.active)
     .bind(added_by)
+    .bind(fields.poll_minutes)
     .fetch_optional(db)
     .await
 }
 
-/// Replaces a feed's settings. A new URL forgets the old one's validators and is polled now.
-/// `Ok(None)`: no such feed; `Ok(Some(false))`: another feed has that URL.
+/// Replaces a feed's settings. A new URL forgets the old one's validators and its failures, and
+/// is polled now. `Ok(None)`: no such feed; `Ok(Some(false))`: another feed has that URL.
 pub async fn replace(
     db: impl PgExecutor<'_>,
     id: Uuid,
     fields: &FeedFields,
 ) -> sqlx::Result<Option<bool>> {
     let result = sqlx::query(
-        "UPDATE feeds SET topic = $3, approve = $4, active = $5,
+        "UPDATE feeds SET topic = $3, approve = $4, active = $5, poll_minutes = $6,
                 etag = CASE WHEN url = $2 THEN etag END,
                 last_modified = CASE WHEN url = $2 THEN last_modified END,
+                failures = CASE WHEN url = $2 THEN failures ELSE 0 END,
                 next_poll_at = CASE WHEN url = $2 AND active = $5 THEN next_poll_at ELSE now() END,
                 url = $2
          WHERE id = $1",
@@ -81,6 +90,7 @@ pub async fn replace(
     .bind(&fields.topic)
     .bind(fields.approve)
     .bind(fields.active)
+    .bind(fields.poll_minutes)
     .execute(db)
     .await;
     match result {
@@ -144,6 +154,9 @@ pub struct Claimed {
     pub approve: bool,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    pub poll_minutes: Option<i32>,
+    /// Polls that failed in a row before this one.
+    pub failures: i32,
 }
 
 /// Claims one active feed due for polling, for `lease` (longer than a fetch may take): no other
@@ -156,7 +169,7 @@ pub async fn claim_due(pool: &PgPool, lease: Duration) -> sqlx::Result<Option<Cl
                      WHERE active AND next_poll_at <= now()
                        AND (poll_claimed_until IS NULL OR poll_claimed_until < now())
                      ORDER BY next_poll_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, url, topic, approve, etag, last_modified",
+         RETURNING id, url, topic, approve, etag, last_modified, poll_minutes, failures",
     )
     .bind(claim)
     .bind(seconds(lease))
@@ -170,6 +183,8 @@ pub async fn claim_due(pool: &PgPool, lease: Duration) -> sqlx::Result<Option<Cl
         approve: r.get("approve"),
         etag: r.get("etag"),
         last_modified: r.get("last_modified"),
+        poll_minutes: r.get("poll_minutes"),
+        failures: r.get("failures"),
     }))
 }
 
@@ -187,12 +202,14 @@ pub enum PollResult<'a> {
 }
 
 /// Records a poll by the worker holding `feed.claim`, and stores new entries as news items
-/// (once per entry key, whatever other polls do at the same time), in one transaction.
-/// Returns how many items were added, or `None` when the claim was lost (taken over).
+/// (once per entry key, whatever other polls do at the same time; never one staff deleted), in
+/// one transaction; the next poll is due after `wait`. A failure counts one more in a row, a
+/// good poll sets the count back to 0. Returns how many items were added, or `None` when the
+/// claim was lost (taken over).
 pub async fn record_poll(
     pool: &PgPool,
     feed: &Claimed,
-    every: Duration,
+    wait: Duration,
     result: PollResult<'_>,
 ) -> anyhow::Result<Option<u64>> {
     let mut tx = pool.begin().await?;
@@ -208,15 +225,19 @@ pub async fn record_poll(
     let mut added = 0;
     match result {
         PollResult::Failed(error) => {
-            sqlx::query("UPDATE feeds SET last_error = $2, last_error_at = now() WHERE id = $1")
-                .bind(feed.id)
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE feeds SET last_error = $2, last_error_at = now(), failures = failures + 1
+                 WHERE id = $1",
+            )
+            .bind(feed.id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
         }
         PollResult::NotModified => {
             sqlx::query(
-                "UPDATE feeds SET last_success_at = now(), last_error = NULL, last_error_at = NULL
+                "UPDATE feeds SET last_success_at = now(), last_error = NULL, last_error_at = NULL,
+                        failures = 0
                  WHERE id = $1",
             )
             .bind(feed.id)
@@ -232,7 +253,8 @@ pub async fn record_poll(
             added = insert_entries(&mut tx, feed, entries).await?;
             sqlx::query(
                 "UPDATE feeds SET title = $2, etag = $3, last_modified = $4, last_success_at = now(),
-                        last_error = NULL, last_error_at = NULL, items_added = items_added + $5
+                        last_error = NULL, last_error_at = NULL, failures = 0,
+                        items_added = items_added + $5
                  WHERE id = $1",
             )
             .bind(feed.id)
@@ -250,7 +272,7 @@ pub async fn record_poll(
          WHERE id = $1",
     )
     .bind(feed.id)
-    .bind(seconds(every))
+    .bind(seconds(wait))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -289,6 +311,7 @@ async fn insert_entries(
                 CASE WHEN $4 THEN now() END, $1, k
          FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::date[])
               AS x(i, k, t, s, src, u, d)
+         WHERE NOT EXISTS (SELECT 1 FROM feed_entries_deleted g WHERE g.feed_id = $1 AND g.entry_key = k)
          ON CONFLICT (feed_id, feed_entry) WHERE feed_id IS NOT NULL DO NOTHING",
     )
     .bind(feed.id)
@@ -305,4 +328,19 @@ async fn insert_entries(
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Remembers the feed entry a news item came from (if it came from one) as deleted, so that
+/// no later poll brings it back.
+pub async fn remember_deleted(db: impl PgExecutor<'_>, news_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO feed_entries_deleted (feed_id, entry_key)
+         SELECT feed_id, feed_entry FROM news
+         WHERE id = $1 AND feed_id IS NOT NULL AND feed_entry IS NOT NULL
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(news_id)
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -399,6 +399,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         form("/admin/feeds", "/admin/feeds", &[("url", "https://other.example/feed.xml")]),
         form("/admin/feeds/{id}/active", format!("/admin/feeds/{feed}/active"), &[("active", "false")]),
         form("/admin/feeds/{id}/trust", format!("/admin/feeds/{feed}/trust"), &[("approve", "true")]),
+        form("/admin/feeds/{id}/interval", format!("/admin/feeds/{feed}/interval"), &[("poll_minutes", "90")]),
         form("/admin/feeds/{id}/delete", format!("/admin/feeds/{feed}/delete"), &[]),
         form("/admin/digests", "/admin/digests", &digest_fields),
         form("/admin/digests/{id}", format!("/admin/digests/{digest}"), &digest_fields),

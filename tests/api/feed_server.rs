@@ -1,8 +1,9 @@
 //! A local HTTP server for the feed tests: RSS 2.0 (with an ETag, answering 304 to a matching
 //! If-None-Match), Atom (no validators), broken XML, a feed that stalls, an oversized feed, an
-//! HTML page and a 404. It counts what it was asked.
+//! HTML page and a 404; a feed of relative links reached through a redirect; a feed that fails
+//! while a test says so; a feed with characters XML forbids. It counts what it was asked.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub struct Counts {
     pub slow_in_flight: AtomicUsize,
     pub slow_most_at_once: AtomicUsize,
     pub slow: AtomicUsize,
+    pub relative: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -30,12 +32,15 @@ struct Served {
     counts: Arc<Counts>,
     /// Extra RSS items (title, guid), added by a test between polls.
     extra: Arc<Mutex<Vec<(String, String)>>>,
+    /// While true, /flaky.xml answers 503.
+    failing: Arc<AtomicBool>,
 }
 
 pub struct FeedServer {
     pub base: String,
     pub counts: Arc<Counts>,
     extra: Arc<Mutex<Vec<(String, String)>>>,
+    pub failing: Arc<AtomicBool>,
 }
 
 impl FeedServer {
@@ -43,6 +48,7 @@ impl FeedServer {
         let served = Served {
             counts: Arc::default(),
             extra: Arc::default(),
+            failing: Arc::new(AtomicBool::new(true)),
         };
         let app = Router::new()
             .route("/rss.xml", get(rss))
@@ -54,6 +60,10 @@ impl FeedServer {
             .route("/moved.xml", get(moved))
             .route("/moved-twice.xml", get(moved_twice))
             .route("/slow.xml", get(slow))
+            .route("/old/feed", get(moved_relative))
+            .route("/blog/feed.xml", get(relative))
+            .route("/flaky.xml", get(flaky))
+            .route("/bad-characters.xml", get(bad_characters))
             .with_state(served.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -62,6 +72,7 @@ impl FeedServer {
             base,
             counts: served.counts,
             extra: served.extra,
+            failing: served.failing,
         }
     }
 
@@ -197,6 +208,61 @@ async fn slow(State(s): State<Served>) -> Response {
         r#"<rss version="2.0"><channel><title>Slow</title>
 <item><title>One</title><guid>s1</guid></item><item><title>Two</title><guid>s2</guid></item>
 </channel></rss>"#,
+    )
+        .into_response()
+}
+
+/// The relative feed's old address: a permanent redirect to `/blog/feed.xml`.
+async fn moved_relative() -> Response {
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, "/blog/feed.xml")],
+    )
+        .into_response()
+}
+
+/// Relative links of every kind, as miniflux's and NetNewsWire's reports show them: beside the
+/// feed's own URL (`posts/…`), from its root (`/…`), under an item's `xml:base`, and one
+/// `javascript:` link. Its own URL is reached through `/old/feed`, so only the URL after the
+/// redirect resolves them right.
+async fn relative(State(s): State<Served>) -> Response {
+    s.counts.relative.fetch_add(1, Ordering::SeqCst);
+    (
+        [(header::CONTENT_TYPE, "application/rss+xml")],
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Coalition blog</title><link>/blog/</link><description>x</description>
+<item><title>Hearing notes</title><guid>hearing</guid><link>posts/hearing.html</link></item>
+<item><title>Rooted link without a guid</title><link>/press/rooted.html</link></item>
+<item xml:base="https://court.example/pr/"><title>Court release</title><guid>release</guid><link>2026/7</link></item>
+<item><title>Scripted</title><guid>scripted</guid><link>javascript:alert(1)</link></item>
+</channel></rss>"#,
+    )
+        .into_response()
+}
+
+/// 503 while `failing` is set, else a one-item feed.
+async fn flaky(State(s): State<Served>) -> Response {
+    if s.failing.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/rss+xml")],
+        r#"<rss version="2.0"><channel><title>Flaky</title>
+<item><title>Back again</title><guid>back</guid><link>https://flaky.example/back</link></item>
+</channel></rss>"#,
+    )
+        .into_response()
+}
+
+/// A feed carrying characters XML 1.0 forbids (U+FFFF, U+FFFE, a C0 control), raw and as
+/// character references, as broken feeds in the wild do.
+async fn bad_characters() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/rss+xml; charset=utf-8")],
+        "<rss version=\"2.0\"><channel><title>Court\u{FFFF} watch</title>\
+<item><title>Ruling\u{FFFE} today &#x1;</title><guid>ruling</guid><link>https://court.example/r</link>\
+<description>Judges\u{FFFF} ruled\u{1b}.</description></item>\
+</channel></rss>",
     )
         .into_response()
 }

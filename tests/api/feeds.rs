@@ -1,16 +1,20 @@
 //! Feeds: the worker polls RSS 2.0 and Atom feeds served by a local HTTP server, puts each entry
 //! on the news desk once, records the errors of broken feeds without holding up the others,
-//! answers a 304 with nothing new, and refuses internal addresses unless allowed.
+//! answers a 304 with nothing new, and refuses internal addresses unless allowed. Relative links
+//! become absolute, a deleted item stays deleted, a failing feed backs off, and characters XML
+//! forbids are cleaned out of what a feed brings.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use newsletter::domain::StaffRole;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::admin::{signed_in, spawn_staff_app};
 use crate::feed_server::FeedServer;
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 async fn add_feed(app: &TestApp, token: &str, body: Value) -> Value {
     let response = app
@@ -348,4 +352,253 @@ async fn several_workers_never_fetch_one_feed_at_once_nor_store_an_entry_twice()
     assert!(server.counts.slow.load(Ordering::SeqCst) >= 4);
     assert_eq!(server.counts.slow_most_at_once.load(Ordering::SeqCst), 1);
     assert_eq!(news(&app, &token).await.len(), 2);
+}
+
+/// The desk item titled `title`.
+fn item<'a>(items: &'a [Value], title: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|n| n["title"] == title)
+        .unwrap_or_else(|| panic!("no item {title:?} in {items:#?}"))
+}
+
+/// Creates an update to the default list carrying the desk items `ids` and sends it; waits for
+/// its one mail and gives its text and HTML parts.
+async fn send_items(app: &TestApp, token: &str, subject: &str, ids: &[&Value]) -> (String, String) {
+    let created = app
+        .api(
+            Method::POST,
+            "/api/v1/updates",
+            token,
+            Some(json!({"subject": subject, "lists": ["us-icc-updates"], "news_item_ids": ids})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.send_now(token, &id).await;
+    app.wait_for_update_status(&id, "sent").await;
+    let mail = app
+        .smtp
+        .wait_for(1, Duration::from_secs(20))
+        .await
+        .remove(0);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.data)
+        .unwrap();
+    (
+        parsed.body_text(0).unwrap().into_owned(),
+        parsed.body_html(0).unwrap().into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_feed_of_relative_links_gives_absolute_ones_a_deleted_item_stays_gone_and_the_mail_links_right(
+) {
+    let server = FeedServer::start().await;
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let start = poll_again(&app).await;
+    // Followed at its old address, which redirects: links resolve against where it is now.
+    add_feed(&app, &token, json!({"url": server.url("/old/feed")})).await;
+    wait_polled(&app, &token, start).await;
+
+    let items = news(&app, &token).await;
+    assert_eq!(
+        item(&items, "Hearing notes")["url"],
+        server.url("/blog/posts/hearing.html")
+    );
+    assert_eq!(
+        item(&items, "Rooted link without a guid")["url"],
+        server.url("/press/rooted.html")
+    );
+    assert_eq!(
+        item(&items, "Court release")["url"],
+        "https://court.example/pr/2026/7",
+        "the item's xml:base"
+    );
+    assert_eq!(
+        item(&items, "Scripted")["url"],
+        Value::Null,
+        "a javascript: link is dropped, the item kept"
+    );
+
+    // Staff delete one item known by its GUID and one known by its link only.
+    for title in ["Court release", "Rooted link without a guid"] {
+        let id = item(&items, title)["id"].as_str().unwrap().to_owned();
+        let gone = app
+            .api(Method::DELETE, &format!("/api/v1/news/{id}"), &token, None)
+            .await;
+        assert_eq!(gone.status(), 204);
+    }
+    let again = poll_again(&app).await;
+    wait_polled(&app, &token, again).await;
+    assert_eq!(server.counts.relative.load(Ordering::SeqCst), 2);
+    let items = news(&app, &token).await;
+    let mut titles: Vec<&str> = items.iter().map(|n| n["title"].as_str().unwrap()).collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["Hearing notes", "Scripted"],
+        "deleted items stay deleted"
+    );
+    // Staff may still put the story on the desk by hand.
+    let by_hand = app
+        .api(
+            Method::POST,
+            "/api/v1/news",
+            &token,
+            Some(json!({"title": "Court release", "url": "https://court.example/pr/2026/7"})),
+        )
+        .await;
+    assert_eq!(by_hand.status(), 201);
+
+    let (text, html) = send_items(
+        &app,
+        &token,
+        "Coalition notes",
+        &[&item(&items, "Hearing notes")["id"]],
+    )
+    .await;
+    let link = server.url("/blog/posts/hearing.html");
+    assert!(text.contains(&link), "{text}");
+    assert!(
+        html.replace("&#x2F;", "/")
+            .replace("&#x3D;", "=")
+            .contains(&format!("href=\"{link}\"")),
+        "{html}"
+    );
+}
+
+/// Minutes from a feed's last poll to its next.
+fn wait_minutes(feed: &Value) -> i64 {
+    let at = |k: &str| DateTime::parse_from_rfc3339(feed[k].as_str().unwrap()).unwrap();
+    (at("next_poll_at") - at("last_polled_at")).num_seconds() / 60
+}
+
+#[tokio::test]
+async fn a_failing_feed_waits_twice_as_long_after_each_failure_up_to_a_day_and_its_page_says_why() {
+    let server = FeedServer::start().await;
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    for bad in [4, 10_081, 0] {
+        let r = app
+            .api(
+                Method::POST,
+                "/api/v1/feeds",
+                &token,
+                Some(json!({"url": server.url("/flaky.xml"), "poll_minutes": bad})),
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["errors"]["poll_minutes"].is_string(), "{body}");
+    }
+    let mut since = poll_again(&app).await;
+    let feed = add_feed(
+        &app,
+        &token,
+        json!({"url": server.url("/flaky.xml"), "poll_minutes": 5}),
+    )
+    .await;
+    assert_eq!(feed["poll_minutes"], 5);
+
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let feeds = wait_polled(&app, &token, since).await;
+        seen.push((
+            feeds[0]["failures"].as_i64().unwrap(),
+            wait_minutes(&feeds[0]),
+        ));
+        since = poll_again(&app).await;
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, 10),
+            (2, 20),
+            (3, 40),
+            (4, 80),
+            (5, 160),
+            (6, 320),
+            (7, 640),
+            (8, 1280),
+            (9, 1440),
+            (10, 1440)
+        ],
+        "each failure doubles the wait from the feed's 5 minutes, up to a day"
+    );
+    let mut ana = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let page = ana.get("/admin/feeds").await.text().await.unwrap();
+    assert!(page.contains("Failed 10 times in a row"), "{page}");
+    assert!(page.contains("503"), "the error in words: {page}");
+
+    // It answers again: the count and the wait start over.
+    server.failing.store(false, Ordering::SeqCst);
+    let feeds = wait_polled(&app, &token, since).await;
+    assert_eq!(feeds[0]["failures"], 0);
+    assert_eq!(feeds[0]["last_error"], Value::Null);
+    assert_eq!(wait_minutes(&feeds[0]), 5);
+    let page = ana.get("/admin/feeds").await.text().await.unwrap();
+    assert!(!page.contains("Failed"), "{page}");
+
+    // Its own interval changes through the API; an absent one follows feeds.poll_minutes.
+    let id = feed["id"].as_str().unwrap();
+    let patched: Value = app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/feeds/{id}"),
+            &token,
+            Some(json!({"poll_minutes": 60})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["poll_minutes"], 60);
+    let since = poll_again(&app).await;
+    let feeds = wait_polled(&app, &token, since).await;
+    assert_eq!(wait_minutes(&feeds[0]), 60);
+}
+
+#[tokio::test]
+async fn a_feed_with_characters_xml_forbids_is_stored_clean_and_the_archive_feed_stays_well_formed()
+{
+    let server = FeedServer::start().await;
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let start = poll_again(&app).await;
+    add_feed(
+        &app,
+        &token,
+        json!({"url": server.url("/bad-characters.xml")}),
+    )
+    .await;
+
+    let feeds = wait_polled(&app, &token, start).await;
+
+    assert_eq!(feeds[0]["last_error"], Value::Null, "{feeds:?}");
+    assert_eq!(feeds[0]["title"], "Court watch");
+    let items = news(&app, &token).await;
+    assert_eq!(items.len(), 1, "the entry is kept, cleaned: {items:?}");
+    assert_eq!(items[0]["title"], "Ruling today");
+    assert_eq!(items[0]["summary"], "Judges ruled.");
+    assert_eq!(items[0]["source"], "Court watch");
+
+    send_items(
+        &app,
+        &token,
+        "Court watch: Ruling today",
+        &[&items[0]["id"]],
+    )
+    .await;
+    let xml = app.get("/archive/feed.xml").await.text().await.unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("the archive's feed is well-formed XML");
+    assert!(doc
+        .descendants()
+        .any(|n| n.has_tag_name("title") && n.text() == Some("Court watch: Ruling today")));
 }

@@ -11,6 +11,7 @@ mod bad_input;
 mod bounce_oracle;
 mod bounces;
 mod browser;
+mod characters;
 pub mod cli;
 mod confirm;
 mod delivery_faults;

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/feeds", get(feed_list).post(feed_add))
         .route("/admin/feeds/{id}/active", post(feed_active))
         .route("/admin/feeds/{id}/trust", post(feed_trust))
+        .route("/admin/feeds/{id}/interval", post(feed_interval))
         .route("/admin/feeds/{id}/delete", post(feed_delete))
         .route("/admin/updates/{id}/archive", post(archive_state))
         .route("/admin/digests", get(digest_list).post(digest_add))
@@ -95,6 +96,7 @@ async fn feed_page(
         json!({
             "title": "Feeds",
             "feeds": feeds,
+            "default_poll_minutes": state.settings.feeds.poll_every.as_secs() / 60,
             "topics": topics(state, &chosen),
             "errors": errors,
             "values": values,
@@ -115,6 +117,7 @@ async fn feed_add(State(state): State<AppState>, form: AdminForm) -> Result<Resp
         topic: form.fields.get("topic").map(str::to_owned),
         approve: Some(form.fields.get("approve").is_some()),
         active: Some(true),
+        poll_minutes: poll_minutes(&form.fields),
     };
     match feeds::add(&state.pool, &form.staff.actor(), &input).await {
         Ok(_) => Ok(Redirect::to("/admin/feeds").into_response()),
@@ -154,6 +157,30 @@ async fn feed_trust(
 ) -> Result<Response, AdminError> {
     let patch = FeedInput {
         approve: Some(form.fields.get("approve") == Some("true")),
+        ..FeedInput::default()
+    };
+    feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;
+    Ok(Redirect::to("/admin/feeds").into_response())
+}
+
+/// The form's `poll_minutes`: blank is none; what is not a whole number is 0, which
+/// `ops::feeds` refuses with the bounds.
+fn poll_minutes(fields: &Fields) -> Option<i32> {
+    let raw = fields
+        .get("poll_minutes")
+        .map(str::trim)
+        .filter(|m| !m.is_empty())?;
+    Some(raw.parse().unwrap_or(0))
+}
+
+/// Sets how often a feed is read (`poll_minutes`).
+async fn feed_interval(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let patch = FeedInput {
+        poll_minutes: Some(poll_minutes(&form.fields).unwrap_or(0)),
         ..FeedInput::default()
     };
     feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;

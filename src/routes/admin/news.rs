@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{staff_page, AdminError, AdminForm, CurrentStaff, Fields};
 use crate::app::AppState;
-use crate::domain::NewsItemInput;
+use crate::domain::{FieldErrors, NewsItemInput};
 use crate::ops::news::{self, NewsError, NewsFilter};
 
 pub fn router() -> Router<AppState> {
@@ -26,7 +26,10 @@ impl From<NewsError> for AdminError {
     fn from(e: NewsError) -> Self {
         match e {
             NewsError::NotFound => AdminError::NotFound,
-            NewsError::Invalid(m) => AdminError::Status(StatusCode::UNPROCESSABLE_ENTITY, m),
+            NewsError::Invalid(errors) => AdminError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors.into_values().collect::<Vec<_>>().join(" "),
+            ),
             NewsError::Forbidden(e) => AdminError::Forbidden(e.0),
             NewsError::Internal(e) => AdminError::Internal(e),
         }
@@ -73,7 +76,7 @@ async fn list_page(
     staff: &CurrentStaff,
     q: &ListQuery,
     status: StatusCode,
-    error: Option<String>,
+    errors: Option<FieldErrors>,
     values: serde_json::Value,
 ) -> Result<Response, AdminError> {
     let filter = NewsFilter {
@@ -94,7 +97,7 @@ async fn list_page(
             "topics": topics(state, values["topic"].as_str()),
             "unsent": filter.unsent_only,
             "review": filter.awaiting_review_only,
-            "error": error,
+            "errors": errors,
             "values": values,
         }),
     ))
@@ -112,14 +115,14 @@ async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response,
     let input = input_from(&form.fields);
     match news::add(&state.pool, &form.staff.actor(), &input).await {
         Ok(_) => Ok(Redirect::to("/admin/news").into_response()),
-        Err(NewsError::Invalid(message)) => {
+        Err(NewsError::Invalid(errors)) => {
             let values = serde_json::to_value(&input).map_err(anyhow::Error::from)?;
             list_page(
                 &state,
                 &form.staff,
                 &ListQuery::default(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some(message),
+                Some(errors),
                 values,
             )
             .await
@@ -134,7 +137,7 @@ fn edit_page(
     id: Uuid,
     status: StatusCode,
     values: &NewsItemInput,
-    error: Option<String>,
+    errors: Option<FieldErrors>,
 ) -> Response {
     staff_page(
         state,
@@ -146,7 +149,7 @@ fn edit_page(
             "id": id,
             "values": values,
             "topics": topics(state, values.topic.as_deref()),
-            "error": error,
+            "errors": errors,
         }),
     )
 }
@@ -176,13 +179,13 @@ async fn save(
     let input = input_from(&form.fields);
     match news::edit(&state.pool, &form.staff.actor(), id, &input).await {
         Ok(_) => Ok(Redirect::to("/admin/news").into_response()),
-        Err(NewsError::Invalid(message)) => Ok(edit_page(
+        Err(NewsError::Invalid(errors)) => Ok(edit_page(
             &state,
             &form.staff,
             id,
             StatusCode::UNPROCESSABLE_ENTITY,
             &input,
-            Some(message),
+            Some(errors),
         )),
         Err(e) => Err(e.into()),
     }

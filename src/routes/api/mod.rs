@@ -476,6 +476,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .await
             .map_err(|r| ApiError::Status(r.status(), r.body_text()))?;
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            if let Some(field) = surrogate_field(&body, &e) {
+                let message = format!(
+                    "`{field}` holds an unpaired surrogate (a \\uD800 to \\uDFFF escape without \
+                     its other half), which is no character."
+                );
+                return ApiError::Fields(std::collections::BTreeMap::from([(field, message)]));
+            }
             ApiError::Status(
                 StatusCode::BAD_REQUEST,
                 format!("The body is not valid JSON: {e}"),
@@ -522,6 +529,48 @@ impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
             .await
             .map(|ApiJson(v)| MaybeJson(Some(v)))
     }
+}
+
+/// The path of the field whose string holds an unpaired UTF-16 surrogate escape (`"\ud800"`),
+/// which JSON's grammar allows but which is no character, so serde_json refuses the body. Each
+/// such escape it stops at is read again as `\u0000`, and [`nul_in`] names the field (at most
+/// 16 escapes; `None` when the error is another one).
+fn surrogate_field(body: &[u8], error: &serde_json::Error) -> Option<String> {
+    let surrogate = |e: &serde_json::Error| {
+        let m = e.to_string();
+        m.contains("surrogate") || m.contains("end of hex escape")
+    };
+    let mut at = surrogate(error).then(|| (error.line(), error.column()))?;
+    let mut body = body.to_vec();
+    for _ in 0..16 {
+        // The column counts from 1 and the error may stand just past the escape.
+        let line_start = match at.0 {
+            0 | 1 => 0,
+            n => {
+                body.iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .nth(n - 2)?
+                    .0
+                    + 1
+            }
+        };
+        let end = (line_start + at.1 + 1).min(body.len());
+        let start = (0..=end.checked_sub(6)?).rev().find(|&i| {
+            body[i..i + 2] == *b"\\u"
+                && std::str::from_utf8(&body[i + 2..i + 6])
+                    .ok()
+                    .and_then(|h| u16::from_str_radix(h, 16).ok())
+                    .is_some_and(|u| (0xD800..=0xDFFF).contains(&u))
+        })?;
+        body[start + 2..start + 6].copy_from_slice(b"0000");
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(value) => return nul_in(&value, ""),
+            Err(e) if surrogate(&e) => at = (e.line(), e.column()),
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// The path (`news_items[2].title`) of the first key or string in `value` that holds a NUL.
@@ -706,8 +755,8 @@ impl IntoResponse for ApiError {
             ApiError::News(NewsError::NotFound) => {
                 error(StatusCode::NOT_FOUND, "No such news item.")
             }
-            ApiError::News(NewsError::Invalid(message)) => {
-                error(StatusCode::UNPROCESSABLE_ENTITY, &message)
+            ApiError::News(NewsError::Invalid(errors)) => {
+                invalid(errors.iter().map(|(f, m)| (*f, m)))
             }
             ApiError::News(NewsError::Forbidden(Forbidden(message)))
             | ApiError::Feed(FeedError::Forbidden(Forbidden(message)))

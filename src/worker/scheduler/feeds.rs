@@ -1,7 +1,9 @@
 //! Feed polling, its own task: claims a due feed (`FOR UPDATE SKIP LOCKED` and a lease, so no
 //! two workers fetch one feed at once), fetches it with a conditional GET, parses it and stores
 //! its new entries as news items, or records the error on the feed. One broken feed never
-//! stops the others.
+//! stops the others. A feed is read every `poll_minutes` of its own (else `feeds.poll_minutes`);
+//! one that keeps failing waits twice as long after each failure, up to a day
+//! (`domain::feed::next_wait`), until a good poll.
 //!
 //! Fetching is guarded: http(s) only, a whole-fetch timeout, a body-size limit, a redirect
 //! limit, and (unless `feeds.allow_private_addresses`) no loopback, private, link-local or other
@@ -20,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{FeedSettings, Settings};
-use crate::domain::parse_feed;
+use crate::domain::{next_wait, parse_feed};
 use crate::store::feeds::{self as store, Claimed, PollResult};
 
 /// Feeds fetched at once by one worker.
@@ -85,6 +87,10 @@ async fn poll_one(
     feed: Claimed,
 ) -> anyhow::Result<()> {
     let limits = &settings.feeds;
+    let interval = feed
+        .poll_minutes
+        .and_then(|m| u64::try_from(m).ok())
+        .map_or(limits.poll_every, |m| Duration::from_secs(60 * m));
     let fetched = tokio::time::timeout(limits.timeout, fetch(client, limits, &feed))
         .await
         .unwrap_or_else(|_| {
@@ -99,9 +105,10 @@ async fn poll_one(
         Ok(Fetch::NotModified) => PollResult::NotModified,
         Ok(Fetch::Body {
             body,
+            location,
             etag,
             last_modified,
-        }) => match parse_feed(body, feed.topic.as_deref()) {
+        }) => match parse_feed(body, Some(location), feed.topic.as_deref()) {
             Err(error) => {
                 parsed = error;
                 PollResult::Failed(&parsed)
@@ -110,7 +117,7 @@ async fn poll_one(
                 let recorded = store::record_poll(
                     pool,
                     &feed,
-                    limits.poll_every,
+                    interval,
                     PollResult::Fetched {
                         title: &feed_doc.title,
                         entries: &feed_doc.entries,
@@ -125,14 +132,16 @@ async fn poll_one(
             }
         },
     };
-    let outcome = match &result {
+    let (outcome, wait) = match &result {
         PollResult::Failed(e) => {
-            tracing::warn!(error = %e, "feed poll failed");
-            "failed"
+            let failures = u32::try_from(feed.failures).unwrap_or(0).saturating_add(1);
+            let wait = next_wait(interval, failures);
+            tracing::warn!(error = %e, failures, wait_s = wait.as_secs(), "feed poll failed");
+            ("failed", wait)
         }
-        _ => "not modified",
+        _ => ("not modified", interval),
     };
-    let recorded = store::record_poll(pool, &feed, limits.poll_every, result)
+    let recorded = store::record_poll(pool, &feed, wait, result)
         .await
         .context("recording a feed poll")?;
     log_recorded(recorded, outcome);
@@ -150,6 +159,8 @@ enum Fetch {
     NotModified,
     Body {
         body: Vec<u8>,
+        /// The URL the body came from, after redirects: relative links resolve against it.
+        location: String,
         etag: Option<String>,
         last_modified: Option<String>,
     },
@@ -229,6 +240,7 @@ async fn fetch(
             .map(str::to_owned)
     };
     Ok(Fetch::Body {
+        location: response.url().to_string(),
         etag: header_text(header::ETAG),
         last_modified: header_text(header::LAST_MODIFIED),
         body,

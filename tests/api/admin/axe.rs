@@ -309,7 +309,7 @@ async fn violations_in(
             take(&browser, step).await;
         }
         wait_for(&browser, state.name, state.css, &state.text).await;
-        let v = violations(&browser, &axe).await;
+        let v = violations(&browser, axe).await;
         if !v.is_empty() {
             found.push(format!("{}: {v:?}", state.name));
         }
