@@ -1,5 +1,14 @@
 //! Command-line interface.
 
+/// `println!` for the commands' output: a reader that goes away early (`newsletter staff list |
+/// head -1`) ends the command quietly with success, as Unix tools do, instead of the panic
+/// `println!` gives on a closed pipe; any other write error ends it with status 1.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
 mod digests;
 mod progress;
 
@@ -256,9 +265,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             for done in app::migrate(&pool).await? {
-                println!("{done}");
+                out!("{done}");
             }
-            println!("migrations applied");
+            out!("migrations applied");
             Ok(())
         }
         Command::ApiToken(command) => run_api_token(&pool, command).await,
@@ -357,12 +366,14 @@ async fn run_opt_in_import(
     if let Some(failure) = &job.failure {
         anyhow::bail!("{}: the import failed: {failure}", file.display());
     }
-    println!(
+    out!(
         "rows {}, asked to confirm {}, refused {}",
-        job.rows, job.imported, job.refused
+        job.rows,
+        job.imported,
+        job.refused
     );
     for e in job.errors.as_array().into_iter().flatten() {
-        println!(
+        out!(
             "  line {}, field {}: {}",
             e["line"],
             e["field"].as_str().unwrap_or(""),
@@ -416,7 +427,7 @@ async fn run_import(
         FileImportError::Forbidden(e) => e.into(),
         FileImportError::Internal(e) => e,
     })?;
-    println!(
+    out!(
         "imported {}, already subscribed {}, duplicates {}, refused {}",
         report.imported,
         report.already_subscribed,
@@ -424,7 +435,7 @@ async fn run_import(
         report.refused.len()
     );
     for (line, why) in &report.refused {
-        println!("  line {line}: {why}");
+        out!("  line {line}: {why}");
     }
     Ok(())
 }
@@ -452,14 +463,14 @@ async fn run_api_token(pool: &sqlx::PgPool, command: ApiTokenCommand) -> anyhow:
                     t.name,
                     t.scope.as_str()
                 );
-                println!("{}", made.secret.as_str());
+                out!("{}", made.secret.as_str());
             })
         }
         ApiTokenCommand::List => api_tokens::list(pool, &actor).await.map(|tokens| {
             let time = |t: Option<chrono::DateTime<chrono::Utc>>, none: &str| {
                 t.map_or_else(|| none.to_owned(), |t| t.to_rfc3339())
             };
-            println!("id\tname\tscope\tcreated\tlast used\texpires\tstate");
+            out!("id\tname\tscope\tcreated\tlast used\texpires\tstate");
             for t in tokens {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
@@ -468,7 +479,7 @@ async fn run_api_token(pool: &sqlx::PgPool, command: ApiTokenCommand) -> anyhow:
                 } else {
                     "live"
                 };
-                println!(
+                out!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{state}",
                     t.id,
                     t.name,
@@ -522,7 +533,7 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
     fn show_once(generated: Option<String>) {
         if let Some(password) = generated {
             eprintln!("Generated password (shown once; store it now):");
-            println!("{password}");
+            out!("{password}");
         }
     }
     let result = match command {
@@ -552,7 +563,7 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
                 let last = m
                     .last_login_at
                     .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
-                println!("{}\t{}\tlast login {last}", m.email, m.role.as_str());
+                out!("{}\t{}\tlast login {last}", m.email, m.role.as_str());
             }
         }),
         StaffCommand::Remove { email } => staff::remove(pool, &Actor::CommandLine, &email)
@@ -570,7 +581,7 @@ async fn run_update(
     pool: &sqlx::PgPool,
     command: UpdateCommand,
 ) -> anyhow::Result<()> {
-    let show = |v: &updates::UpdateView| serde_json::to_string_pretty(v).map(|s| println!("{s}"));
+    let show = |v: &updates::UpdateView| serde_json::to_string_pretty(v).map(|s| out!("{s}"));
     let act = |action: Action, id: Uuid, version: Option<i32>| async move {
         let view = updates::act(pool, settings, &Actor::CommandLine, id, action, version).await?;
         show(&view).context("printing")?;
@@ -620,15 +631,15 @@ async fn run_update(
             UpdateCommand::Cancel { id } => act(Action::Cancel, id, None).await?,
             UpdateCommand::Test { id, to } => {
                 updates::send_test(pool, settings, &Actor::CommandLine, id, &to).await?;
-                println!("test mail queued");
+                out!("test mail queued");
             }
             UpdateCommand::Deliveries { id, status, limit } => {
                 for row in updates::deliveries(pool, id, status.as_deref(), 0, limit).await? {
-                    println!("{}", serde_json::to_string(&row).context("printing")?);
+                    out!("{}", serde_json::to_string(&row).context("printing")?);
                 }
             }
             UpdateCommand::RetryFailed { id } => {
-                println!(
+                out!(
                     "requeued {}",
                     updates::retry_failed(pool, &Actor::CommandLine, id).await?
                 )
@@ -662,24 +673,41 @@ fn print_banner(
         Some(_) => "to the SMTP relay in smtp.url".to_owned(),
         None => format!("to .eml files in {}/", settings.smtp.outbox_dir.display()),
     };
-    println!(
+    out!(
         "newsletter is running: {}",
         settings.server.base_url.as_str()
     );
-    println!("  listening on {}:{port}", settings.server.bind.ip());
+    out!("  listening on {}:{port}", settings.server.bind.ip());
     let base = settings.server.base_url.as_str().trim_end_matches('/');
     match setup {
         Some(code) => {
-            println!("  no staff account yet: create the first admin at {base}/admin/setup");
-            println!("  setup code: {}", code.display());
+            out!("  no staff account yet: create the first admin at {base}/admin/setup");
+            out!("  setup code: {}", code.display());
         }
-        None => println!("  staff sign in at {base}/admin/login"),
+        None => out!("  staff sign in at {base}/admin/login"),
     }
-    println!("  mail goes {mail}");
+    out!("  mail goes {mail}");
     if !with_worker {
-        println!("  no worker in this process: run `newsletter worker` to send mail");
+        out!("  no worker in this process: run `newsletter worker` to send mail");
     }
     if let Some(inbound) = settings.inbound.bind {
-        println!("  bounces and complaints by SMTP on {inbound}");
+        out!("  bounces and complaints by SMTP on {inbound}");
+    }
+}
+
+/// Writes one line to standard output (see `out!`).
+pub(crate) fn write_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("newsletter: writing to standard output: {e}");
+        std::process::exit(1);
     }
 }

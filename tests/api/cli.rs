@@ -832,3 +832,46 @@ async fn import_progress_off_a_terminal_is_plain_lines_a_script_can_read() {
     assert_eq!((actor.as_str(), rows), ("command line", 25_001.into()));
     pool.close().await;
 }
+
+/// A reader that leaves early (`newsletter staff list | head -1`) ends a listing quietly, with
+/// success. (Before, `println!` panicked on the closed pipe: status 101 and a backtrace.)
+#[tokio::test]
+async fn a_listing_whose_reader_left_ends_quietly() {
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for n in 0..50 {
+        newsletter::ops::staff::add(
+            &pool,
+            &newsletter::ops::Actor::CommandLine,
+            &format!("member{n}@example.org"),
+            "editor",
+            newsletter::domain::NewPassword::parse("a long enough password").unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    for command in [
+        &["staff", "list"][..],
+        &["api-token", "list"],
+        &["feed", "list"],
+    ] {
+        let mut child = newsletter()
+            .env("DATABASE_URL", &db.url)
+            .args(command)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command writes its first line.
+        drop(child.stdout.take());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "{command:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}
