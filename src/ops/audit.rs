@@ -54,6 +54,7 @@ pub const ACTIONS: &[&str] = &[
     "digest-remove",
     "token-create",
     "token-revoke",
+    "account-time-zone",
 ];
 
 /// What changed between two states of a record, field by field: `{"name": {"from": .., "to":

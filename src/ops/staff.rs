@@ -123,6 +123,37 @@ pub async fn reset_password(
     }
 }
 
+/// Sets the time zone the acting member reads staff pages in: an IANA name
+/// (`America/New_York`), or blank for the service's `server.time_zone`. One's own account
+/// only (a staff session); audited with the change.
+pub async fn set_time_zone(pool: &PgPool, actor: &Actor, raw: &str) -> Result<(), StaffError> {
+    let Actor::Staff { id, .. } = actor else {
+        return Err(StaffError::Refused(
+            "Only a member of staff, signed in, sets their own time zone.".into(),
+        ));
+    };
+    let zone = match raw.trim() {
+        "" => None,
+        name => Some(
+            name.parse::<chrono_tz::Tz>()
+                .map_err(|_| {
+                    StaffError::Invalid(format!(
+                        "\"{}\" is not a time zone: use an IANA name such as America/New_York, or leave it blank for the service's.",
+                        name.chars().take(80).collect::<String>()
+                    ))
+                })?
+                .name()
+                .to_owned(),
+        ),
+    };
+    let mut tx = pool.begin().await?;
+    let before = store::set_time_zone(&mut *tx, *id, zone.as_deref()).await?;
+    let detail = json!({ "changed": { "time_zone": { "from": before, "to": zone } } });
+    audit::record(&mut *tx, actor, "account-time-zone", None, detail).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Every account: admins only.
 pub async fn list(pool: &PgPool, actor: &Actor) -> Result<Vec<StaffMember>, StaffError> {
     roles::authorize(actor, Operation::StaffManage)?;

@@ -18,6 +18,8 @@ pub struct StaffMember {
     pub role: StaffRole,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The IANA time zone the member reads staff pages in; `None`: `server.time_zone`.
+    pub time_zone: Option<String>,
 }
 
 fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
@@ -27,6 +29,7 @@ fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
         role: StaffRole::parse(r.get("role")).unwrap_or(StaffRole::Editor),
         created_at: r.get("created_at"),
         last_login_at: r.get("last_login_at"),
+        time_zone: r.get("time_zone"),
     }
 }
 
@@ -51,6 +54,24 @@ pub async fn insert(
     .bind(password_hash)
     .fetch_optional(db)
     .await
+}
+
+/// Sets the time zone member `id` reads staff pages in (`None`: the service's). The one it
+/// had before.
+pub async fn set_time_zone(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    zone: Option<&str>,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "UPDATE staff s SET time_zone = $2 FROM (SELECT time_zone FROM staff WHERE id = $1) old
+         WHERE s.id = $1 RETURNING old.time_zone",
+    )
+    .bind(id)
+    .bind(zone)
+    .fetch_optional(db)
+    .await
+    .map(Option::flatten)
 }
 
 /// Whether any staff account exists.

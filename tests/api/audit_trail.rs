@@ -367,7 +367,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         format!("/admin/updates/{u1}/confirm?action=request"), "/admin/lists".into(),
         "/admin/lists/us-icc-updates".into(), "/admin/staff".into(), format!("/admin/subscribers/{person}"),
         "/admin/templates".into(), "/admin/templates/update".into(), "/admin/tokens".into(),
-        "/admin/imports".into(), "/admin/audit".into(),
+        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(),
     ] {
         let html = ana.get(&page).await.text().await.unwrap();
         offered.extend(posted_forms(&html));
@@ -416,6 +416,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         form("/admin/subscribers/{id}/erase", format!("/admin/subscribers/{erased}/erase"), &[("confirm", "yes")]),
         form("/admin/templates/{name}/revert", "/admin/templates/update/revert", &[("default", "yes")]),
         form("/admin/tokens", "/admin/tokens", &[("name", "Walked"), ("scope", "read")]),
+        form("/admin/account/time-zone", "/admin/account/time-zone", &[("time_zone", "Europe/Paris")]),
         form("/admin/updates", "/admin/updates", &[("subject", "Composed"), ("lists", "us-icc-updates")]),
         form("/admin/updates/{id}", format!("/admin/updates/{u1}"), &[("subject", "First, edited"), ("lists", "us-icc-updates")]),
         form("/admin/updates/{id}/test", up(&u1, "test"), &[("to", "tester@example.org")]),
@@ -481,6 +482,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
     // Each form is first posted forged: without its CSRF token, then with it but from another
     // origin. Both are refused 403 and leave no entry (every write leaves one: nothing changed).
     let mut forged = Vec::new();
+    let mut unnoticed = Vec::new();
     for f in &walk {
         let mut fields: Vec<(&str, &str)> =
             f.fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -500,8 +502,20 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         }
         let response = browser.post(&f.path, &fields).await;
         let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
         let text = response.text().await.unwrap_or_default();
         let added = entries(&app).await - before;
+        // Every change is told: the page it leads to (or answers with) shows a notice.
+        let shown = match &location {
+            Some(to) => browser.get(to).await.text().await.unwrap_or_default(),
+            None => text.clone(),
+        };
+        if !shown.contains("role=\"status\"") {
+            unnoticed.push(format!("{} → {location:?}", f.path));
+        }
         let what = format!(
             "{} {}",
             f.path,
@@ -556,6 +570,11 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         wrong.is_empty(),
         "forms without exactly one audit entry:\n{}",
         wrong.join("\n")
+    );
+    assert!(
+        unnoticed.is_empty(),
+        "changes with no notice on the page they lead to:\n{}",
+        unnoticed.join("\n")
     );
     assert!(
         forged.is_empty(),

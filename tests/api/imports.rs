@@ -8,7 +8,12 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, TestApp};
 
-async fn start(app: &TestApp, token: &str, query: &str, csv: String) -> reqwest::Response {
+pub(crate) async fn start(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    csv: String,
+) -> reqwest::Response {
     app.http
         .post(app.url(&format!("/api/v1/imports?{query}")))
         .bearer_auth(token)
@@ -20,7 +25,7 @@ async fn start(app: &TestApp, token: &str, query: &str, csv: String) -> reqwest:
 }
 
 /// Polls the job until it is no longer running; returns every state seen, the last one final.
-async fn follow(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
+pub(crate) async fn follow(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
     let started = Instant::now();
     let mut seen = Vec::new();
     loop {

@@ -31,7 +31,8 @@ async fn dashboard(
         .await
         .map_err(internal)?;
     let lists = lists::all(pool).await?;
-    let days = subscribers::daily_signups_and_unsubscribes(pool, CHART_DAYS)
+    let zone = state.settings.server.time_zone.name();
+    let days = subscribers::daily_signups_and_unsubscribes(pool, CHART_DAYS, zone)
         .await
         .map_err(internal)?;
     let updates = updates::recent(pool, LAST_UPDATES)
@@ -51,6 +52,7 @@ async fn dashboard(
         "dashboard",
         json!({
             "title": "Dashboard",
+            "zone": zone,
             "by_status": by_status.iter().map(|(s, n)| json!({ "status": s, "count": n })).collect::<Vec<_>>(),
             "lists": lists,
             "chart": chart::daily_svg(&days),

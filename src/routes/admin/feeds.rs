@@ -3,9 +3,10 @@
 //! Also the archive switch of an update's page (`/admin/updates/{id}/archive`). Rules live in
 //! `ops::feeds`, `ops::digests` and `ops::archive`.
 
+use super::done;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
@@ -120,7 +121,7 @@ async fn feed_add(State(state): State<AppState>, form: AdminForm) -> Result<Resp
         poll_minutes: poll_minutes(&form.fields),
     };
     match feeds::add(&state.pool, &form.staff.actor(), &input).await {
-        Ok(_) => Ok(Redirect::to("/admin/feeds").into_response()),
+        Ok(_) => Ok(done("/admin/feeds", "feed-added")),
         Err(FeedError::Invalid(errors)) => {
             let values = serde_json::to_value(&input).map_err(anyhow::Error::from)?;
             feed_page(
@@ -146,7 +147,7 @@ async fn feed_active(
         ..FeedInput::default()
     };
     feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;
-    Ok(Redirect::to("/admin/feeds").into_response())
+    Ok(done("/admin/feeds", "feed-changed"))
 }
 
 /// Trusts a feed (its new items approved at once) or stops trusting it (`approve=true|false`).
@@ -160,7 +161,7 @@ async fn feed_trust(
         ..FeedInput::default()
     };
     feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;
-    Ok(Redirect::to("/admin/feeds").into_response())
+    Ok(done("/admin/feeds", "feed-changed"))
 }
 
 /// The form's `poll_minutes`: blank is none; what is not a whole number is 0, which
@@ -184,7 +185,7 @@ async fn feed_interval(
         ..FeedInput::default()
     };
     feeds::change(&state.pool, &form.staff.actor(), id_of(&id)?, patch).await?;
-    Ok(Redirect::to("/admin/feeds").into_response())
+    Ok(done("/admin/feeds", "feed-changed"))
 }
 
 async fn feed_delete(
@@ -193,7 +194,7 @@ async fn feed_delete(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     feeds::remove(&state.pool, &form.staff.actor(), id_of(&id)?).await?;
-    Ok(Redirect::to("/admin/feeds").into_response())
+    Ok(done("/admin/feeds", "feed-removed"))
 }
 
 /// A digest schedule from the form on `/admin/digests`.
@@ -327,7 +328,7 @@ async fn digest_save(
     )
     .await;
     match saved {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/digests/{id}")).into_response()),
+        Ok(_) => Ok(done(&format!("/admin/digests/{id}"), "digest-saved")),
         Err(DigestError::Invalid(errors)) => {
             edit_page(
                 &state,
@@ -374,7 +375,7 @@ async fn digest_add(
     )
     .await;
     match created {
-        Ok(view) => Ok(Redirect::to(&format!("/admin/digests/{}", view.id)).into_response()),
+        Ok(view) => Ok(done(&format!("/admin/digests/{}", view.id), "digest-saved")),
         Err(DigestError::Invalid(errors)) => {
             digest_page(
                 &state,
@@ -423,7 +424,7 @@ async fn digest_active(
         patch,
     )
     .await?;
-    Ok(Redirect::to(&format!("/admin/digests/{id}")).into_response())
+    Ok(done(&format!("/admin/digests/{id}"), "digest-changed"))
 }
 
 /// Puts an update in the public archive or leaves it out (`in_archive=true|false`).
@@ -444,7 +445,7 @@ async fn archive_state(
         }
     };
     crate::ops::archive::set_listed(&state.pool, &form.staff.actor(), id, listed).await?;
-    Ok(Redirect::to(&format!("/admin/updates/{id}")).into_response())
+    Ok(done(&format!("/admin/updates/{id}"), "archive-changed"))
 }
 
 async fn digest_delete(
@@ -453,5 +454,5 @@ async fn digest_delete(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     digests::remove(&state.pool, &form.staff.actor(), id_of(&id)?).await?;
-    Ok(Redirect::to("/admin/digests").into_response())
+    Ok(done("/admin/digests", "digest-removed"))
 }

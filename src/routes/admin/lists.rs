@@ -2,9 +2,10 @@
 //! description, public or private, US state, welcome mail) and archive or reopen them. The
 //! rules are in `ops::lists`.
 
+use super::done;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -85,7 +86,7 @@ async fn list(State(state): State<AppState>, staff: CurrentStaff) -> Result<Resp
 async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
     let input = input_from(&form.fields, Some(form.fields.text("slug")));
     match lists::create(&state.pool, &form.staff.actor(), &input).await {
-        Ok(_) => Ok(Redirect::to("/admin/lists").into_response()),
+        Ok(_) => Ok(done("/admin/lists", "list-added")),
         Err(e @ (ListError::Invalid(_) | ListError::Exists(_))) => {
             list_page(
                 &state,
@@ -133,7 +134,7 @@ async fn save(
 ) -> Result<Response, AdminError> {
     let input = input_from(&form.fields, None);
     match lists::update(&state.pool, &form.staff.actor(), &slug, &input).await {
-        Ok(_) => Ok(Redirect::to("/admin/lists").into_response()),
+        Ok(_) => Ok(done("/admin/lists", "list-saved")),
         Err(e @ ListError::Invalid(_)) => {
             edit_page(
                 &state,
@@ -154,7 +155,7 @@ async fn archive(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     lists::set_archived(&state.pool, &form.staff.actor(), &slug, true).await?;
-    Ok(Redirect::to(&format!("/admin/lists/{slug}")).into_response())
+    Ok(done(&format!("/admin/lists/{slug}"), "list-archived"))
 }
 
 async fn unarchive(
@@ -163,5 +164,5 @@ async fn unarchive(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     lists::set_archived(&state.pool, &form.staff.actor(), &slug, false).await?;
-    Ok(Redirect::to(&format!("/admin/lists/{slug}")).into_response())
+    Ok(done(&format!("/admin/lists/{slug}"), "list-reopened"))
 }

@@ -202,10 +202,74 @@ fn session_token(state: &AppState, headers: &HeaderMap) -> Option<Token> {
     cookie(headers, &cookie_name(state, SESSION_COOKIE)).and_then(|v| Token::parse(v).ok())
 }
 
+/// What a member of staff just did, told on the page they land on: a redirect after a change
+/// carries `?done=KEY` ([`done`]), and the page shows the message of that key. Only these
+/// messages: a link cannot put words of its own on our pages.
+const NOTICES: &[(&str, &str)] = &[
+    ("account-saved", "Your settings are saved."),
+    ("archive-changed", "The archive setting is saved."),
+    ("created", "The draft is saved. Preview it below, send yourself a test, then send or schedule it."),
+    ("digest-saved", "The digest schedule is saved."),
+    ("digest-changed", "The digest schedule is changed."),
+    ("digest-removed", "The digest schedule is removed."),
+    ("feed-added", "The feed is followed; its items arrive on the news desk at its next poll."),
+    ("feed-changed", "The feed is changed."),
+    ("feed-removed", "The feed is removed; the items it brought stay on the news desk."),
+    ("list-added", "The list is created."),
+    ("list-saved", "The list is saved."),
+    ("list-archived", "The list is archived."),
+    ("list-reopened", "The list is open again."),
+    ("news-added", "The news item is on the desk."),
+    ("news-saved", "The news item is saved."),
+    ("news-approved", "The news item is approved: updates and digests may carry it."),
+    ("news-deleted", "The news item is deleted; a feed will not bring it back."),
+    ("subscriber-saved", "The subscriber is saved."),
+    ("subscriber-unsubscribed", "The subscriber is unsubscribed from every list."),
+    ("subscriber-erased", "The subscriber was erased. Only a hash of the address stays, on the suppression list."),
+    ("template-saved", "The template is saved: the next mails use it."),
+    ("template-reverted", "The template is reverted."),
+    ("token-revoked", "The API token is revoked: it no longer works."),
+    ("saved", "The draft was saved."),
+    ("test", "The test mail is queued; it arrives in a moment, its subject marked [Test]."),
+    ("sent", "Sending has started."),
+    ("awaiting", "The update waits for an admin to approve it; the admins who may were sent a notice."),
+    ("unscheduled", "The update is a draft again: any approval is void, and it must be confirmed (and approved where the rule asks) again."),
+    ("frozen", "This update is not a draft: unschedule it first to edit it."),
+    ("used", "That form was used already; nothing more was done. The update's status is below."),
+    ("scheduled", "The update is scheduled."),
+    ("paused", "The update is paused."),
+    ("resumed", "The update goes out again."),
+    ("cancelled", "The update was cancelled."),
+    ("approved", "Approved: the update goes out at its time."),
+    ("retried", "The failed mails are queued again."),
+];
+
+/// A redirect to `path` after a change, telling the page to show the notice `key` (one of
+/// [`NOTICES`]).
+fn done(path: &str, key: &str) -> Response {
+    debug_assert!(NOTICES.iter().any(|(k, _)| *k == key), "no notice {key}");
+    let joint = if path.contains('?') { '&' } else { '?' };
+    axum::response::Redirect::to(&format!("{path}{joint}done={key}")).into_response()
+}
+
+/// The notice a request's `done` query parameter names, if it names one.
+fn notice_of(parts: &Parts) -> Option<&'static str> {
+    let query = parts.uri.query()?;
+    let key = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "done")?
+        .1;
+    NOTICES
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, message)| *message)
+}
+
 /// A member of staff with a live session.
 pub struct CurrentStaff {
     pub member: StaffMember,
     session: Token,
+    /// The notice of the action that led here (`?done=`).
+    notice: Option<&'static str>,
 }
 
 impl CurrentStaff {
@@ -256,7 +320,11 @@ impl FromRequestParts<AppState> for CurrentStaff {
             return Err(refuse());
         };
         match crate::ops::staff::session(&state.pool, &state.settings.admin, &session).await? {
-            Some(member) => Ok(Self { member, session }),
+            Some(member) => Ok(Self {
+                member,
+                session,
+                notice: notice_of(parts),
+            }),
             None => Err(refuse()),
         }
     }
@@ -358,6 +426,7 @@ impl AdminForm {
             Ok(AdminOnly(CurrentStaff {
                 member: self.staff.member.clone(),
                 session: self.staff.session.clone(),
+                notice: None,
             }))
         } else {
             Err(AdminError::Forbidden("Only an admin may do this.".into()))
@@ -381,9 +450,17 @@ fn staff_page(
                 "email": staff.member.email,
                 "role": staff.member.role.as_str(),
                 "is_admin": staff.actor().is_admin(),
+                "time_zone": staff
+                    .member
+                    .time_zone
+                    .as_deref()
+                    .unwrap_or(state.settings.server.time_zone.name()),
             }),
         );
         map.insert("csrf_token".into(), staff.csrf_token(state).into());
+        if let Some(notice) = staff.notice {
+            map.entry("notice").or_insert(notice.into());
+        }
     }
     state.admin_pages.page(status, name, data)
 }

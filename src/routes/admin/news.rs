@@ -1,8 +1,9 @@
 //! `/admin/news`: the news desk (editors and admins): list with filters, add, edit, delete.
 
+use super::done;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -114,7 +115,7 @@ async fn list(
 async fn add(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
     let input = input_from(&form.fields);
     match news::add(&state.pool, &form.staff.actor(), &input).await {
-        Ok(_) => Ok(Redirect::to("/admin/news").into_response()),
+        Ok(_) => Ok(done("/admin/news", "news-added")),
         Err(NewsError::Invalid(errors)) => {
             let values = serde_json::to_value(&input).map_err(anyhow::Error::from)?;
             list_page(
@@ -178,7 +179,7 @@ async fn save(
     let id = news_id(&id)?;
     let input = input_from(&form.fields);
     match news::edit(&state.pool, &form.staff.actor(), id, &input).await {
-        Ok(_) => Ok(Redirect::to("/admin/news").into_response()),
+        Ok(_) => Ok(done("/admin/news", "news-saved")),
         Err(NewsError::Invalid(errors)) => Ok(edit_page(
             &state,
             &form.staff,
@@ -197,7 +198,7 @@ async fn approve(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     news::approve(&state.pool, &form.staff.actor(), news_id(&id)?).await?;
-    Ok(Redirect::to("/admin/news?review=1").into_response())
+    Ok(done("/admin/news?review=1", "news-approved"))
 }
 
 async fn delete(
@@ -206,5 +207,5 @@ async fn delete(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     news::delete(&state.pool, &form.staff.actor(), news_id(&id)?).await?;
-    Ok(Redirect::to("/admin/news").into_response())
+    Ok(done("/admin/news", "news-deleted"))
 }

@@ -9,6 +9,43 @@ use serde_json::{json, Value};
 
 use crate::template_files::TemplateFiles;
 
+/// `{{when value}}`: a time from the page's data (RFC 3339, as times are serialized) in the
+/// reader's time zone (`me.time_zone` at the data's root, an IANA name; UTC without one), to
+/// the minute and with the zone named: `2026-12-07 09:30 EST`. Nothing for a missing value;
+/// anything that is not a time as it is.
+fn when(
+    h: &handlebars::Helper,
+    _: &Handlebars,
+    ctx: &handlebars::Context,
+    _: &mut handlebars::RenderContext,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let Some(value) = h.param(0).map(|p| p.value()) else {
+        return Ok(());
+    };
+    let Some(raw) = value.as_str() else {
+        if !value.is_null() {
+            out.write(&handlebars::html_escape(&value.to_string()))?;
+        }
+        return Ok(());
+    };
+    let zone: chrono_tz::Tz = ctx.data()["me"]["time_zone"]
+        .as_str()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    match chrono::DateTime::parse_from_rfc3339(raw) {
+        Ok(at) => out.write(&local_minute(at.with_timezone(&zone))),
+        Err(_) => out.write(&handlebars::html_escape(raw)),
+    }?;
+    Ok(())
+}
+
+/// `2026-12-07 09:30 EST`: to the minute, with the zone's abbreviation (or its offset where the
+/// zone has no letters for it).
+pub fn local_minute(at: chrono::DateTime<chrono_tz::Tz>) -> String {
+    at.format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
 pub struct AdminPages {
     registry: Handlebars<'static>,
     site_name: String,
@@ -31,6 +68,7 @@ impl AdminPages {
     /// One does not compile or render; the error names it.
     pub fn load(files: &TemplateFiles, site_name: &str) -> anyhow::Result<Self> {
         let mut registry = Handlebars::new();
+        registry.register_helper("when", Box::new(when));
         for name in templates_in(files, "admin/partials")? {
             let path = format!("admin/partials/{name}.html.hbs");
             registry

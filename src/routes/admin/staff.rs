@@ -17,6 +17,54 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/staff", get(list).post(add))
         .route("/admin/staff/remove", post(remove))
+        .route("/admin/account", get(account))
+        .route("/admin/account/time-zone", post(account_time_zone))
+}
+
+/// Your account: who you are and the time zone staff pages show times in.
+fn account_page(
+    state: &AppState,
+    staff: &CurrentStaff,
+    status: StatusCode,
+    zone: Option<&str>,
+    error: Option<String>,
+) -> Response {
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    staff_page(
+        state,
+        staff,
+        status,
+        "account",
+        json!({
+            "title": "Your account",
+            "zone": zone.or(staff.member.time_zone.as_deref()).unwrap_or(""),
+            "default_zone": state.settings.server.time_zone.name(),
+            "zones": zones,
+            "error": error,
+        }),
+    )
+}
+
+async fn account(State(state): State<AppState>, staff: CurrentStaff) -> Response {
+    account_page(&state, &staff, StatusCode::OK, None, None)
+}
+
+async fn account_time_zone(
+    State(state): State<AppState>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let zone = form.fields.text("time_zone");
+    match staff::set_time_zone(&state.pool, &form.staff.actor(), &zone).await {
+        Ok(()) => Ok(super::done("/admin/account", "account-saved")),
+        Err(StaffError::Invalid(why)) => Ok(account_page(
+            &state,
+            &form.staff,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(&zone),
+            Some(why),
+        )),
+        Err(e) => Err(staff_error(e)),
+    }
 }
 
 async fn list_page(

@@ -2,9 +2,10 @@
 //! log and mail (every member of staff); edit, unsubscribe, erase (after a confirmation) and the
 //! CSV export (admins). The rules are in `ops::subscribers`, shared with the API.
 
+use super::done;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -190,7 +191,10 @@ async fn save(
             .map(|_| form.fields.all("lists")),
     };
     match subscribers::edit(&state.pool, &form.staff.actor(), id, &input).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/subscribers/{id}")).into_response()),
+        Ok(_) => Ok(done(
+            &format!("/admin/subscribers/{id}"),
+            "subscriber-saved",
+        )),
         Err(SubscriberError::Invalid(errors)) => {
             let message = errors.into_values().collect::<Vec<_>>().join(" ");
             profile_page(
@@ -213,7 +217,10 @@ async fn unsubscribe(
 ) -> Result<Response, AdminError> {
     let id = subscriber_id(&id)?;
     subscribers::unsubscribe(&state.pool, &form.staff.actor(), id).await?;
-    Ok(Redirect::to(&format!("/admin/subscribers/{id}")).into_response())
+    Ok(done(
+        &format!("/admin/subscribers/{id}"),
+        "subscriber-unsubscribed",
+    ))
 }
 
 /// Erases after the confirmation box was ticked (else the page says so and nothing changes).
@@ -238,9 +245,5 @@ async fn erase(
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(state.admin_pages.message(
-        StatusCode::OK,
-        "Erased",
-        "The subscriber was erased. Only a hash of the address stays, on the suppression list.",
-    ))
+    Ok(done("/admin/subscribers", "subscriber-erased"))
 }

@@ -3,9 +3,10 @@
 //! the shipped default). Every member of staff reads and previews; only an admin saves or
 //! reverts. The rules are in `ops::templates`.
 
+use super::done;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -120,7 +121,7 @@ async fn save(
     let source = source_from(&form.fields);
     let actor = admin.0.actor();
     match templates::save(&state.pool, &state.mail_templates, &actor, &name, &source).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/templates/{name}")).into_response()),
+        Ok(_) => Ok(done(&format!("/admin/templates/{name}"), "template-saved")),
         Err(TemplateOpError::Invalid(e)) => {
             let editor = Editor {
                 source: Some(source),
@@ -235,5 +236,8 @@ async fn revert(
     };
     let actor = admin.0.actor();
     templates::revert(&state.pool, &state.mail_templates, &actor, &name, to).await?;
-    Ok(Redirect::to(&format!("/admin/templates/{name}")).into_response())
+    Ok(done(
+        &format!("/admin/templates/{name}"),
+        "template-reverted",
+    ))
 }

@@ -2,9 +2,10 @@
 //! expiry, state), make one (its secret shown once, on the answer) and revoke one, as
 //! `newsletter api-token` does. The rules are in `ops::api_tokens`.
 
+use super::done;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
@@ -135,5 +136,5 @@ async fn revoke(
 ) -> Result<Response, AdminError> {
     let id: Uuid = id.parse().map_err(|_| AdminError::NotFound)?;
     api_tokens::revoke(&state.pool, &form.staff.actor(), id).await?;
-    Ok(Redirect::to("/admin/tokens").into_response())
+    Ok(done("/admin/tokens", "token-revoked"))
 }

@@ -2,9 +2,10 @@
 //! with an idempotency key, schedule in a time zone, pause, resume, cancel, approve, retry
 //! failed), and the progress page. Who may do what is decided in `crate::ops::updates`.
 
+use super::done;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
@@ -81,8 +82,8 @@ fn update_id(raw: &str) -> Result<Uuid, AdminError> {
     raw.parse().map_err(|_| AdminError::NotFound)
 }
 
-fn back_to(id: Uuid, done: &str) -> Response {
-    Redirect::to(&format!("/admin/updates/{id}?done={done}")).into_response()
+fn back_to(id: Uuid, key: &str) -> Response {
+    done(&format!("/admin/updates/{id}"), key)
 }
 
 async fn list(State(state): State<AppState>, staff: CurrentStaff) -> Result<Response, AdminError> {
@@ -219,7 +220,7 @@ async fn create(State(state): State<AppState>, form: AdminForm) -> Result<Respon
     )
     .await
     {
-        Ok(view) => Ok(Redirect::to(&format!("/admin/updates/{}", view.update.id)).into_response()),
+        Ok(view) => Ok(back_to(view.update.id, "created")),
         Err(UpdateError::Invalid(errors)) => {
             composer(
                 &state,
@@ -311,27 +312,7 @@ async fn save(
 
 #[derive(Deserialize, Default)]
 struct ShowQuery {
-    done: Option<String>,
     email: Option<String>,
-}
-
-fn notice(done: Option<&str>) -> Option<&'static str> {
-    Some(match done? {
-        "saved" => "The draft was saved.",
-        "test" => "The test mail is queued; it arrives in a moment, its subject marked [Test].",
-        "sent" => "Sending has started.",
-        "awaiting" => "The update waits for an admin to approve it; the admins who may were sent a notice.",
-        "unscheduled" => "The update is a draft again: any approval is void, and it must be confirmed (and approved where the rule asks) again.",
-        "frozen" => "This update is not a draft: unschedule it first to edit it.",
-        "used" => "That form was used already; nothing more was done. The update's status is below.",
-        "scheduled" => "The update is scheduled.",
-        "paused" => "The update is paused.",
-        "resumed" => "The update goes out again.",
-        "cancelled" => "The update was cancelled.",
-        "approved" => "Approved: the update goes out at its time.",
-        "retried" => "The failed mails are queued again.",
-        _ => return None,
-    })
 }
 
 /// "about 3 minutes" for a number of seconds.
@@ -400,7 +381,7 @@ async fn show(
         .iter()
         .map(|v| {
             json!({ "version": v.version, "changed": v.changed.join(", "), "actor": v.actor,
-                    "at": schedule::shown_in(v.created_at, zone) })
+                    "at": v.created_at })
         })
         .collect();
     Ok(staff_page(
@@ -417,7 +398,7 @@ async fn show(
             "rate": format!("{:.1}", view.rate_per_second),
             "estimate": estimate,
             "recipients": recipients,
-            "scheduled_at": record.scheduled_at.map(|t| schedule::shown_in(t, zone)),
+            "scheduled_at": record.scheduled_at,
             "editable": status == "draft",
             "frozen": frozen,
             "can_unschedule": frozen && (staff.actor().is_admin() || own_request),
@@ -445,7 +426,6 @@ async fn show(
             "time_zone": zone.name(),
             "preview_email": preview_email,
             "preview_query": preview_query,
-            "notice": notice(q.done.as_deref()),
             "refresh_seconds": going.then_some(REFRESH_SECONDS),
         }),
     ))
@@ -736,7 +716,7 @@ async fn unschedule(
         None,
     )
     .await?;
-    Ok(Redirect::to(&format!("/admin/updates/{id}/edit")).into_response())
+    Ok(done(&format!("/admin/updates/{id}/edit"), "unscheduled"))
 }
 
 async fn act(

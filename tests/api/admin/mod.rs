@@ -3,6 +3,7 @@
 mod axe;
 mod browser;
 mod digests;
+mod feedback;
 pub(crate) mod imports;
 mod lists;
 mod login;

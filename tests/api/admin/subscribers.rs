@@ -119,7 +119,14 @@ async fn an_admin_erases_only_after_confirming_and_the_audit_log_shows_each_acti
         Some("confirmed")
     );
     let erased = admin.post(&erase, &[("confirm", "yes")]).await;
-    assert_eq!(erased.status(), 200);
+    assert_eq!(erased.status(), 303);
+    let told = admin
+        .get(erased.headers()["location"].to_str().unwrap())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(told.contains("The subscriber was erased"), "{told}");
     assert_eq!(app.subscriber_status(&people[0].1).await, None);
     let suppressed: i64 = sqlx::query_scalar("SELECT count(*) FROM suppressions")
         .fetch_one(&app.pool)

@@ -44,8 +44,9 @@ pub async fn compose(browser: &mut Browser<'_>, subject: &str, items: &[&str]) -
     let r = browser.post("/admin/updates", &fields).await;
     assert_eq!(r.status(), 303, "composing {subject}");
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    location
-        .strip_prefix("/admin/updates/")
+    let (page, notice) = location.split_once('?').expect("a notice");
+    assert_eq!(notice, "done=created");
+    page.strip_prefix("/admin/updates/")
         .expect("to the update's page")
         .to_owned()
 }

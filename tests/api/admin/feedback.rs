@@ -1,0 +1,135 @@
+//! Feedback and time on the staff pages: every time in the member's own time zone (a setting
+//! per account, default `server.time_zone`), to the minute, with the zone named; the dashboard
+//! counts people, not sign-up events. (That every change is followed by a notice is checked
+//! for every form by `audit_trail::every_form_of_the_staff_area_…`.)
+
+use newsletter::domain::StaffRole;
+
+use super::{signed_in, spawn_staff_app};
+
+/// The times shown in table cells: `2026-12-07 09:30 EST` (a zone of letters or an offset).
+fn times_in(page: &str) -> Vec<String> {
+    let shape = |t: &str| {
+        let b = t.as_bytes();
+        b.len() > 17
+            && b[..16].iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b' ',
+                13 => *c == b':',
+                _ => c.is_ascii_digit(),
+            })
+            && b[16] == b' '
+            && b[17..]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'-')
+    };
+    page.split("<td>")
+        .filter_map(|cell| cell.split("</td>").next())
+        .filter(|t| shape(t))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `page` shows a time with seconds and a fraction (`12:34:56.789`).
+fn has_raw_time(page: &str) -> bool {
+    let b = page.as_bytes();
+    b.windows(10).any(|w| {
+        w[0].is_ascii_digit()
+            && w[1].is_ascii_digit()
+            && w[2] == b':'
+            && w[3].is_ascii_digit()
+            && w[4].is_ascii_digit()
+            && w[5] == b':'
+            && w[6].is_ascii_digit()
+            && w[7].is_ascii_digit()
+            && w[8] == b'.'
+            && w[9].is_ascii_digit()
+    })
+}
+
+#[tokio::test]
+async fn each_member_reads_times_in_their_own_time_zone_to_the_minute() {
+    let app = spawn_staff_app(&[]).await;
+    let mut ed = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+
+    let log = ed.get("/admin/audit").await.text().await.unwrap();
+    let shown = times_in(&log);
+    assert!(!shown.is_empty(), "{log}");
+    assert!(
+        shown
+            .iter()
+            .all(|t| t.ends_with(" EST") || t.ends_with(" EDT")),
+        "the organisation's zone (America/New_York) by default: {shown:?}"
+    );
+    assert!(!has_raw_time(&log), "no seconds or microseconds: {log}");
+
+    // An unknown zone is refused, quoted, and nothing changes.
+    let r = ed
+        .post("/admin/account/time-zone", &[("time_zone", "Mars/Base")])
+        .await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("&quot;Mars/Base&quot; is not a time zone"),
+        "{page}"
+    );
+
+    // An editor sets their own zone: told so, audited, and every time follows.
+    let r = ed
+        .post("/admin/account/time-zone", &[("time_zone", "Asia/Tokyo")])
+        .await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let page = ed.get(&to).await.text().await.unwrap();
+    assert!(page.contains("Your settings are saved."), "{page}");
+    assert!(page.contains("Asia/Tokyo"));
+    let log = ed.get("/admin/audit").await.text().await.unwrap();
+    let shown = times_in(&log);
+    assert!(
+        !shown.is_empty() && shown.iter().all(|t| t.ends_with(" JST")),
+        "{shown:?}"
+    );
+    let audited: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT actor, detail FROM audit_log WHERE action = 'account-time-zone'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0].0, "ed@example.org");
+    assert_eq!(audited[0].1["changed"]["time_zone"]["to"], "Asia/Tokyo");
+
+    // Another member still reads the organisation's zone.
+    let mut ad = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let log = ad.get("/admin/audit").await.text().await.unwrap();
+    assert!(times_in(&log).iter().all(|t| !t.ends_with(" JST")));
+
+    // Blank: back to the organisation's.
+    ed.post("/admin/account/time-zone", &[("time_zone", "")])
+        .await;
+    let log = ed.get("/admin/audit").await.text().await.unwrap();
+    assert!(times_in(&log)
+        .iter()
+        .all(|t| t.ends_with(" EST") || t.ends_with(" EDT")));
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_people_not_sign_up_events() {
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    let file = "email,name\nana@example.org,Ana\nbo@example.org,Bo\ncy@example.org,Cy\n";
+    // The same three people imported twice (before: six sign-ups on the dashboard).
+    for _ in 0..2 {
+        let r = crate::imports::start(&app, &token, "mode=confirmed&source=A%20sheet", file.into())
+            .await;
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        let job: serde_json::Value = r.json().await.unwrap();
+        let seen = crate::imports::follow(&app, &token, job["id"].as_str().unwrap()).await;
+        assert_eq!(seen.last().unwrap()["status"], "done");
+    }
+    let mut ad = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let page = ad.get("/admin").await.text().await.unwrap();
+    assert!(
+        page.contains("3 sign-ups and 0 unsubscribes"),
+        "three people: {page}"
+    );
+}
