@@ -198,7 +198,7 @@ mod tests {
         );
         assert_eq!(
             SetupCode::parse("0O1I-L000-0000").map(|c| c.hash()),
-            SetupCode::parse("0001-1000-0000").map(|c| c.hash()),
+            SetupCode::parse("0011-1000-0000").map(|c| c.hash()),
             "look-alikes read as Crockford says"
         );
         for wrong in [

@@ -55,6 +55,10 @@ pub const ACTIONS: &[&str] = &[
     "token-create",
     "token-revoke",
     "account-time-zone",
+    "bulk-add-to-list",
+    "bulk-remove-from-list",
+    "bulk-unsubscribe",
+    "bulk-erase",
 ];
 
 /// What changed between two states of a record, field by field: `{"name": {"from": .., "to":

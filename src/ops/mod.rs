@@ -12,6 +12,7 @@ pub mod api_tokens;
 pub mod archive;
 pub mod audit;
 pub mod bounces;
+pub mod bulk;
 pub mod digests;
 pub mod feeds;
 pub mod health;

@@ -331,13 +331,24 @@ pub async fn export(
     roles::authorize(actor, Operation::SubscriberExport)?;
     let f = filter(q)?;
     let rows = store::export_rows(pool, &f).await?;
+    let csv = export_csv(&rows)?;
+    let detail = json!({
+        "rows": rows.len(),
+        "query": f.contains, "status": f.status, "list": f.list, "state": f.us_state,
+    });
+    audit::record(pool, actor, "export", None, detail).await?;
+    Ok(csv)
+}
+
+/// The export's CSV of `rows`: a header, then every cell formula-safe.
+pub(crate) fn export_csv(rows: &[store::ExportRow]) -> Result<String, SubscriberError> {
     let mut out = csv::Writer::from_writer(Vec::new());
     let io = |e: csv::Error| {
         SubscriberError::Internal(anyhow::Error::from(e).context("writing the CSV"))
     };
     out.write_record(["email", "name", "status", "state", "created_at", "lists"])
         .map_err(io)?;
-    for (email, name, status, state, created_at, lists) in &rows {
+    for (email, name, status, state, created_at, lists) in rows {
         let lists = lists.join(" ");
         let cells = [
             email.as_str(),
@@ -353,11 +364,6 @@ pub async fn export(
     let bytes = out
         .into_inner()
         .map_err(|e| SubscriberError::Internal(anyhow::anyhow!("writing the CSV: {e}")))?;
-    let detail = json!({
-        "rows": rows.len(),
-        "query": f.contains, "status": f.status, "list": f.list, "state": f.us_state,
-    });
-    audit::record(pool, actor, "export", None, detail).await?;
     String::from_utf8(bytes).map_err(|e| SubscriberError::Internal(e.into()))
 }
 

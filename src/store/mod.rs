@@ -5,6 +5,7 @@ pub mod api_tokens;
 pub mod archive;
 pub mod audit;
 pub mod bounces;
+pub mod bulk;
 pub mod confirmations;
 pub mod consent;
 pub mod dashboard;

@@ -121,7 +121,7 @@ fn like_escaped(text: &str) -> String {
 
 /// The list a filter names, as `Ok(None)` when it names none and `Err(())` when no list has
 /// that slug. Looked up first so the planner sees the list's own id (and knows its size).
-async fn filter_list(
+pub(crate) async fn filter_list(
     db: impl PgExecutor<'_>,
     f: &SearchFilter,
 ) -> sqlx::Result<Result<Option<Uuid>, ()>> {
@@ -136,7 +136,7 @@ async fn filter_list(
 }
 
 /// Appends the filter's conditions (each after an `AND`).
-fn push_filter(
+pub(crate) fn push_filter(
     q: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
     f: &SearchFilter,
     list_id: Option<Uuid>,

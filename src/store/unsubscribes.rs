@@ -23,6 +23,20 @@ pub async fn unsubscribe_all(
     origin: &RequestOrigin,
 ) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await.context("starting the unsubscribe")?;
+    if !unsubscribe_all_in(&mut tx, id, source, origin).await? {
+        return Ok(false);
+    }
+    tx.commit().await.context("committing the unsubscribe")?;
+    Ok(true)
+}
+
+/// [`unsubscribe_all`] in the caller's transaction.
+pub async fn unsubscribe_all_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+    source: &'static str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<bool> {
     let lists: Option<Vec<String>> = sqlx::query_scalar(
         "WITH person AS (
              UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
@@ -36,13 +50,14 @@ pub async fn unsubscribe_all(
          FROM person",
     )
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await
     .context("unsubscribing")?;
     let Some(lists) = lists else {
         return Ok(false);
     };
-    log_and_commit(tx, id, &lists, source, origin).await
+    log(tx, id, &lists, source, origin).await?;
+    Ok(true)
 }
 
 /// Leaves the lists named by `slugs`; when no confirmed list is left, the person is
@@ -88,8 +103,21 @@ async fn log_and_commit(
     source: &'static str,
     origin: &RequestOrigin,
 ) -> anyhow::Result<bool> {
+    log(&mut tx, id, lists, source, origin).await?;
+    tx.commit().await.context("committing the unsubscribe")?;
+    Ok(true)
+}
+
+/// Writes the unsubscribe (from `lists`) to the consent log.
+async fn log(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: Uuid,
+    lists: &[String],
+    source: &'static str,
+    origin: &RequestOrigin,
+) -> anyhow::Result<()> {
     consent::record(
-        &mut *tx,
+        &mut **tx,
         ConsentEvent {
             subscriber_id: id,
             kind: "unsubscribe",
@@ -101,8 +129,7 @@ async fn log_and_commit(
     )
     .await
     .context("logging the unsubscribe")?;
-    tx.commit().await.context("committing the unsubscribe")?;
-    Ok(true)
+    Ok(())
 }
 
 /// The lists (slug, name) an update was sent to.

@@ -367,7 +367,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         format!("/admin/updates/{u1}/confirm?action=request"), "/admin/lists".into(),
         "/admin/lists/us-icc-updates".into(), "/admin/staff".into(), format!("/admin/subscribers/{person}"),
         "/admin/templates".into(), "/admin/templates/update".into(), "/admin/tokens".into(),
-        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(),
+        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(), "/admin/subscribers?query=reader".into(),
     ] {
         let html = ana.get(&page).await.text().await.unwrap();
         offered.extend(posted_forms(&html));
@@ -417,6 +417,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         form("/admin/templates/{name}/revert", "/admin/templates/update/revert", &[("default", "yes")]),
         form("/admin/tokens", "/admin/tokens", &[("name", "Walked"), ("scope", "read")]),
         form("/admin/account/time-zone", "/admin/account/time-zone", &[("time_zone", "Europe/Paris")]),
+        form("/admin/subscribers/bulk", "/admin/subscribers/bulk", &[("action", "add_to_list"), ("target_list", "walked"), ("scope", "matching"), ("query", "reader")]),
         form("/admin/updates", "/admin/updates", &[("subject", "Composed"), ("lists", "us-icc-updates")]),
         form("/admin/updates/{id}", format!("/admin/updates/{u1}"), &[("subject", "First, edited"), ("lists", "us-icc-updates")]),
         form("/admin/updates/{id}/test", up(&u1, "test"), &[("to", "tester@example.org")]),

@@ -339,7 +339,7 @@ pub struct AdminOnly(pub CurrentStaff);
 pub struct Fields(Vec<(String, String)>);
 
 /// The staff forms' fields that hold several values; every other field holds one.
-const REPEATABLE: &[&str] = &["lists", "news_item_ids"];
+const REPEATABLE: &[&str] = &["lists", "news_item_ids", "ids"];
 
 impl Fields {
     /// NUL characters and repeated single-valued fields are refused by name (`422`), as on
@@ -459,7 +459,10 @@ fn staff_page(
         );
         map.insert("csrf_token".into(), staff.csrf_token(state).into());
         if let Some(notice) = staff.notice {
-            map.entry("notice").or_insert(notice.into());
+            let told = map.entry("notice").or_insert(serde_json::Value::Null);
+            if told.is_null() {
+                *told = notice.into();
+            }
         }
     }
     state.admin_pages.page(status, name, data)

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{staff_page, AdminError, AdminForm, CurrentStaff};
 use crate::app::AppState;
+use crate::ops::bulk::{self, BulkAction, Selection};
 use crate::ops::lists;
 use crate::ops::subscribers::{self, EditInput, SearchQuery, SubscriberError, STATUSES};
 
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/subscribers", get(list))
         .route("/admin/subscribers/export", get(export))
+        .route("/admin/subscribers/bulk", post(bulk_action))
         .route("/admin/subscribers/{id}", get(show).post(save))
         .route("/admin/subscribers/{id}/unsubscribe", post(unsubscribe))
         .route("/admin/subscribers/{id}/erase", post(erase))
@@ -60,8 +62,22 @@ async fn list(
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
+    search_page(&state, &staff, &q, StatusCode::OK, None, None).await
+}
+
+/// The search page for `q`, with the outcome of a bulk action (`told`, a notice) or its
+/// refusal (`refused`, answered with `status`).
+async fn search_page(
+    state: &AppState,
+    staff: &CurrentStaff,
+    q: &SearchQuery,
+    status: StatusCode,
+    told: Option<String>,
+    refused: Option<String>,
+) -> Result<Response, AdminError> {
+    let q = q.clone();
     let (page, status, error) = match subscribers::search(&state.pool, &q).await {
-        Ok(page) => (Some(page), StatusCode::OK, None),
+        Ok(page) => (Some(page), status, refused),
         Err(SubscriberError::Invalid(errors)) => (
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -95,12 +111,14 @@ async fn list(
         .map(|s| json!({ "name": s, "selected": *s == chosen_status }))
         .collect();
     Ok(staff_page(
-        &state,
-        &staff,
+        state,
+        staff,
         status,
         "subscribers",
         json!({
             "title": "Subscribers",
+            "notice": told,
+            "max_people": bulk::MAX_PEOPLE,
             "q": q,
             "page": page,
             "next_url": next_url,
@@ -112,14 +130,114 @@ async fn list(
     ))
 }
 
-async fn export(
+/// A bulk action on the people ticked (`ids`) or on everyone matching the search
+/// (`scope=matching` with the search's fields): `action`, `target_list`, and for an erasure
+/// `confirm_count`. The rules are `ops::bulk`'s.
+async fn bulk_action(
     State(state): State<AppState>,
-    staff: CurrentStaff,
-    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    form: AdminForm,
 ) -> Result<Response, AdminError> {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
-    let csv = subscribers::export(&state.pool, &staff.actor(), &q).await?;
-    Ok((
+    let f = &form.fields;
+    let q = SearchQuery {
+        query: f.get("query").map(str::to_owned),
+        status: f.get("status").map(str::to_owned),
+        list: f.get("list").map(str::to_owned),
+        state: f.get("state").map(str::to_owned),
+        ..SearchQuery::default()
+    };
+    let again = |status: StatusCode, message: String| {
+        search_page(&state, &form.staff, &q, status, None, Some(message))
+    };
+    let action = match BulkAction::parse(
+        &f.text("action"),
+        &f.text("target_list"),
+        &f.text("confirm_count"),
+    ) {
+        Ok(action) => action,
+        Err(SubscriberError::Invalid(errors)) => {
+            let message = errors.into_values().collect::<Vec<_>>().join(" ");
+            return again(StatusCode::UNPROCESSABLE_ENTITY, message).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let selection = if f.text("scope") == "matching" {
+        Selection::Matching(q.clone())
+    } else {
+        let mut ids = Vec::new();
+        for raw in f.all("ids") {
+            ids.push(raw.parse().map_err(|_| {
+                AdminError::Status(
+                    StatusCode::BAD_REQUEST,
+                    "The form is damaged; reload the page.".into(),
+                )
+            })?);
+        }
+        Selection::Ticked(ids)
+    };
+    match bulk::act(&state.pool, &form.staff.actor(), &selection, &action).await {
+        Ok(outcome) => match outcome.csv {
+            Some(csv) => Ok(csv_download(csv)),
+            None => {
+                let told = told(&action, &outcome);
+                search_page(&state, &form.staff, &q, StatusCode::OK, Some(told), None).await
+            }
+        },
+        Err(SubscriberError::Invalid(errors)) => {
+            let message = errors.into_values().collect::<Vec<_>>().join(" ");
+            again(StatusCode::UNPROCESSABLE_ENTITY, message).await
+        }
+        Err(SubscriberError::Refused(message)) => {
+            again(StatusCode::UNPROCESSABLE_ENTITY, message).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a bulk action did, in words.
+fn told(action: &BulkAction, o: &bulk::Outcome) -> String {
+    let people = |n: usize| {
+        if n == 1 {
+            "1 person".to_owned()
+        } else {
+            format!("{n} people")
+        }
+    };
+    let done = match action {
+        BulkAction::AddToList(list) => format!("{} added to {list}", people(o.changed)),
+        BulkAction::RemoveFromList(list) => format!("{} removed from {list}", people(o.changed)),
+        BulkAction::Unsubscribe => format!("{} unsubscribed", people(o.changed)),
+        BulkAction::Erase { .. } => format!("{} erased", people(o.changed)),
+        BulkAction::Export => format!("{} exported", people(o.changed)),
+    };
+    let mut also = Vec::new();
+    if o.unchanged > 0 {
+        also.push(format!("{} already so", people(o.unchanged)));
+    }
+    if o.not_confirmed > 0 {
+        also.push(format!(
+            "{} not confirmed (they join lists by confirming)",
+            people(o.not_confirmed)
+        ));
+    }
+    if o.left_before > 0 {
+        also.push(format!(
+            "{} left that list themselves (only they may join it again)",
+            people(o.left_before)
+        ));
+    }
+    if also.is_empty() {
+        format!("Of {}: {done}.", people(o.selected))
+    } else {
+        format!(
+            "Of {}: {done}; left as they were: {}.",
+            people(o.selected),
+            also.join(", ")
+        )
+    }
+}
+
+fn csv_download(csv: String) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (
@@ -129,7 +247,17 @@ async fn export(
         ],
         csv,
     )
-        .into_response())
+        .into_response()
+}
+
+async fn export(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AdminError> {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let csv = subscribers::export(&state.pool, &staff.actor(), &q).await?;
+    Ok(csv_download(csv))
 }
 
 async fn profile_page(

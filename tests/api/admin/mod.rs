@@ -2,6 +2,7 @@
 
 mod axe;
 mod browser;
+mod bulk;
 mod digests;
 mod feedback;
 pub(crate) mod imports;
