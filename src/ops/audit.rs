@@ -103,14 +103,92 @@ pub async fn record(
     Ok(())
 }
 
-/// A page of the log, newest first: entries before entry `before`, of `action` when given (an
-/// unknown action shows nothing).
+/// A search of the log as asked for (query string): every field optional, blank is no filter.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct AuditQuery {
+    /// One of [`ACTIONS`].
+    pub action: Option<String>,
+    /// Part of who did it (an address, `API token …`, `command line`), any case; at most 200
+    /// characters.
+    pub actor: Option<String>,
+    /// The record, exactly as the log names it (an id, a list's slug, an address).
+    pub subject: Option<String>,
+    /// The first day (`YYYY-MM-DD`, in `zone`) and the last day, both included.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The id of the last entry of the previous page.
+    pub before: Option<i64>,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A page of the log, newest first ([`PAGE`] entries), matching `q`; days are read in `zone`
+/// (the reader's). An unknown action, a date that is not `YYYY-MM-DD`, an actor longer than
+/// 200 characters: `Err` naming the field and why.
 pub async fn page(
     pool: &sqlx::PgPool,
-    action: Option<&str>,
-    before: Option<i64>,
-) -> anyhow::Result<Vec<AuditEntry>> {
-    Ok(store::page(pool, action, before, PAGE).await?)
+    q: &AuditQuery,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    use chrono::TimeZone;
+    let mut errors = crate::domain::FieldErrors::new();
+    let action = given(&q.action).map(str::to_owned);
+    if action.as_deref().is_some_and(|a| !ACTIONS.contains(&a)) {
+        errors.insert("action", "Choose an action from the list.".to_owned());
+    }
+    let actor = given(&q.actor).map(str::to_lowercase);
+    if actor
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 200 || a.contains('\0'))
+    {
+        errors.insert("actor", "At most 200 characters.".to_owned());
+    }
+    let mut day = |field: &'static str, raw: Option<&str>, after: i64| {
+        let raw = raw?;
+        match chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            Ok(d) => {
+                let d = d + chrono::Duration::days(after);
+                let midnight = d.and_hms_opt(0, 0, 0)?;
+                zone.from_local_datetime(&midnight)
+                    .earliest()
+                    .map(|t| t.with_timezone(&chrono::Utc))
+            }
+            Err(_) => {
+                let shown: String = raw.chars().take(80).collect();
+                errors.insert(
+                    field,
+                    format!("\"{shown}\" is not a day: write it as 2026-12-07."),
+                );
+                None
+            }
+        }
+    };
+    let from = day("from", given(&q.from), 0);
+    let until = day("to", given(&q.to), 1);
+    if !errors.is_empty() {
+        return Err(AuditError::Invalid(errors));
+    }
+    let filter = store::AuditFilter {
+        action,
+        actor,
+        subject: given(&q.subject).map(str::to_owned),
+        from,
+        until,
+    };
+    store::page(pool, &filter, q.before, PAGE)
+        .await
+        .map_err(|e| AuditError::Internal(e.into()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A field of the search is not acceptable: messages by field.
+    #[error("invalid search")]
+    Invalid(crate::domain::FieldErrors),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 #[cfg(test)]

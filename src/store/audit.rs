@@ -66,20 +66,45 @@ pub async fn recent_by(
 
 /// Entries older than entry `before` (all when None), newest first, at most `limit`, only of
 /// `action` when given.
+/// Which entries a page of the log shows: an action, an actor (part of it, lower case), a
+/// record (its id or name, exactly), a time range (`from` inclusive, `until` exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 pub async fn page(
     db: impl PgExecutor<'_>,
-    action: Option<&str>,
+    f: &AuditFilter,
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<AuditEntry>> {
+    let actor = f.actor.as_deref().map(|a| {
+        let escaped = a
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
     let rows = sqlx::query(
         "SELECT id, at, actor, action, subject, detail FROM audit_log
          WHERE ($1::text IS NULL OR action = $1) AND ($2::bigint IS NULL OR id < $2)
+           AND ($4::text IS NULL OR lower(actor) LIKE $4)
+           AND ($5::text IS NULL OR subject = $5)
+           AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)
          ORDER BY id DESC LIMIT $3",
     )
-    .bind(action)
+    .bind(f.action.as_deref())
     .bind(before)
     .bind(limit)
+    .bind(actor)
+    .bind(f.subject.as_deref())
+    .bind(f.from)
+    .bind(f.until)
     .fetch_all(db)
     .await?;
     Ok(rows

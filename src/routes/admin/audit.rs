@@ -6,21 +6,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{staff_page, AdminError, CurrentStaff};
 use crate::app::AppState;
-use crate::ops::audit::{self, ACTIONS, PAGE};
+use crate::ops::audit::{self, AuditError, AuditQuery, ACTIONS, PAGE};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/admin/audit", get(list))
-}
-
-#[derive(Deserialize, Default)]
-struct AuditQuery {
-    action: Option<String>,
-    before: Option<i64>,
 }
 
 async fn list(
@@ -29,14 +22,33 @@ async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
-    let action = q.action.as_deref().filter(|a| !a.is_empty());
-    let entries = audit::page(&state.pool, action, q.before).await?;
+    let zone = staff
+        .member
+        .time_zone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(state.settings.server.time_zone);
+    let (entries, status, error) = match audit::page(&state.pool, &q, zone).await {
+        Ok(entries) => (entries, StatusCode::OK, None),
+        Err(AuditError::Invalid(errors)) => (
+            Vec::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(errors.into_values().collect::<Vec<_>>().join(" ")),
+        ),
+        Err(AuditError::Internal(e)) => return Err(AdminError::Internal(e)),
+    };
     let next_url = (entries.len() == usize::try_from(PAGE).unwrap_or(usize::MAX))
         .then(|| entries.last())
         .flatten()
         .map(|last| {
-            let filter = action.map(|a| format!("&action={a}")).unwrap_or_default();
-            format!("/admin/audit?before={}{filter}", last.id)
+            let next = AuditQuery {
+                before: Some(last.id),
+                ..q.clone()
+            };
+            format!(
+                "/admin/audit?{}",
+                serde_urlencoded::to_string(&next).unwrap_or_default()
+            )
         });
     let entries: Vec<_> = entries
         .iter()
@@ -46,15 +58,17 @@ async fn list(
             v
         })
         .collect();
+    let chosen = q.action.as_deref().unwrap_or("");
     let actions: Vec<_> = ACTIONS
         .iter()
-        .map(|a| json!({ "name": a, "selected": Some(*a) == action }))
+        .map(|a| json!({ "name": a, "selected": *a == chosen }))
         .collect();
     Ok(staff_page(
         &state,
         &staff,
-        StatusCode::OK,
+        status,
         "audit",
-        json!({ "title": "Audit log", "entries": entries, "actions": actions, "next_url": next_url }),
+        json!({ "title": "Audit log", "entries": entries, "actions": actions, "q": q,
+                "next_url": next_url, "error": error }),
     ))
 }

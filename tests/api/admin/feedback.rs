@@ -133,3 +133,83 @@ async fn the_dashboard_counts_people_not_sign_up_events() {
         "three people: {page}"
     );
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_by_actor_action_record_and_day_and_pages() {
+    let app = spawn_staff_app(&[]).await;
+    let mut ad = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let mut ed = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    for n in 0..105 {
+        let r = ed
+            .post("/admin/news", &[("title", &format!("Item {n}"))])
+            .await;
+        assert_eq!(r.status(), 303);
+    }
+    ad.post("/admin/lists", &[("slug", "ny"), ("name", "New York")])
+        .await;
+
+    let rows = |page: &str| page.matches("<tr><td>").count();
+    let by_editor = ed
+        .get("/admin/audit?actor=ED%40")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&by_editor),
+        100,
+        "a full page of the editor's 106 entries"
+    );
+    assert!(!by_editor.contains("<td>ad@example.org</td>"));
+    let next = by_editor
+        .split("<a href=\"")
+        .filter_map(|a| a.split('"').next())
+        .find(|h| h.starts_with("/admin/audit?"))
+        .expect("the older page's link")
+        .replace("&amp;", "&")
+        .replace("&#x3D;", "=");
+    let page2 = ed.get(&next).await.text().await.unwrap();
+    assert_eq!(rows(&page2), 6, "5 items and the sign-in: {next}");
+    assert!(!page2.contains("<td>ad@example.org</td>"));
+
+    let lists = ed
+        .get("/admin/audit?action=list-create&subject=ny")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(rows(&lists), 1);
+    assert!(lists.contains("<td>ad@example.org</td>"));
+
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::New_York)
+        .date_naive();
+    let yesterday = today.pred_opt().unwrap();
+    let none = ed
+        .get(&format!("/admin/audit?from={yesterday}&to={yesterday}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(rows(&none), 0, "nothing yesterday");
+    assert!(none.contains("Nothing recorded"));
+    let all_today = ed
+        .get(&format!(
+            "/admin/audit?from={today}&to={today}&action=list-create"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(rows(&all_today), 1);
+
+    let r = ed.get("/admin/audit?from=yesterday").await;
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("&quot;yesterday&quot; is not a day"));
+    let r = ed.get("/admin/audit?action=no-such").await;
+    assert_eq!(r.status(), 422);
+}
