@@ -210,13 +210,14 @@ pub async fn search(
 }
 
 /// A subscriber as the export has them: (email, name, status, state, created_at, confirmed
-/// lists).
+/// lists, lists awaiting their confirmation).
 pub type ExportRow = (
     String,
     Option<String>,
     String,
     Option<String>,
     String,
+    Vec<String>,
     Vec<String>,
 );
 
@@ -229,7 +230,9 @@ pub async fn export_rows(db: &sqlx::PgPool, f: &SearchFilter) -> sqlx::Result<Ve
         "SELECT s.email, s.name, s.status, s.us_state,
                 to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                 ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-                      WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed' ORDER BY l.slug)
+                      WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed' ORDER BY l.slug),
+                ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
+                      WHERE sub.subscriber_id = s.id AND sub.status = 'pending' ORDER BY l.slug)
          FROM subscribers s WHERE true",
     );
     push_filter(&mut q, f, list_id);
