@@ -32,10 +32,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct StartQuery {
-    /// A list slug, or several separated by commas; none: the default lists.
+    /// A list slug, or several separated by commas, for every row; none: the default lists,
+    /// for the rows that name no list (those also join their state's alliance lists).
     list: Option<String>,
-    /// `confirmed` (the default: added as confirmed, `source` required) or `opt-in` (each new
-    /// person gets a confirmation mail).
+    /// `confirmed` (the default: rows join as their `status` says, confirmed when it says
+    /// nothing; `source` required) or `opt-in` (each new or pending person gets a confirmation
+    /// mail).
     mode: Option<String>,
     /// Where the consent was given; required with `mode=confirmed`.
     source: Option<String>,
