@@ -255,6 +255,25 @@ pub async fn refused_rows(
         .await
 }
 
+/// Drops the cells of the refused rows, and the quoted values of their problems, of the jobs
+/// that finished more than `older_than` ago: what they said of people is not kept; the counts
+/// and the lines stay. Returns how many jobs.
+pub async fn forget_refused(
+    db: impl PgExecutor<'_>,
+    older_than: std::time::Duration,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE import_jobs
+         SET refused_rows = '[]',
+             errors = (SELECT coalesce(jsonb_agg(e - 'message'), '[]') FROM jsonb_array_elements(errors) e)
+         WHERE finished_at < now() - make_interval(secs => $1) AND refused_rows <> '[]'",
+    )
+    .bind(super::seconds(older_than))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// A job as the list of recent imports shows it (no file, no problems).
 #[derive(Debug, Clone, Serialize)]
 pub struct JobSummary {

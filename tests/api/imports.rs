@@ -827,3 +827,62 @@ async fn the_result_counts_every_row_and_offers_the_refused_ones_to_fix() {
         "{job}"
     );
 }
+
+async fn refused_csv(app: &TestApp, token: &str, id: &str) -> String {
+    app.api(
+        Method::GET,
+        &format!("/api/v1/imports/{id}/refused.csv"),
+        token,
+        None,
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_refused_rows_of_an_old_import_are_forgotten_and_its_counts_stay() {
+    let app = crate::helpers::spawn_app_with(&[("worker.housekeeping_seconds", 1.into())]).await;
+    let token = app.api_token().await;
+    let file = "email,name\nok@example.org,Ok\nnot-an-address,Private Name\n";
+    let id = job_id(start(&app, &token, "source=Fair", file.into()).await).await;
+    let job = follow(&app, &token, &id).await.pop().unwrap();
+    assert_eq!(job["refused"], 1, "{job}");
+    assert!(refused_csv(&app, &token, &id)
+        .await
+        .contains("Private Name"));
+
+    sqlx::query(
+        "UPDATE import_jobs SET finished_at = now() - interval '31 days' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job: Value = app
+            .api(Method::GET, &format!("/api/v1/imports/{id}"), &token, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if job["errors"][0].get("message").is_none() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "never forgotten: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (
+            job["imported"].as_i64(),
+            job["refused"].as_i64(),
+            job["errors"][0]["line"].as_i64()
+        ),
+        (Some(1), Some(1), Some(3)),
+        "{job}"
+    );
+    assert!(!job.to_string().contains("not-an-address"), "{job}");
+    assert_eq!(refused_csv(&app, &token, &id).await, "email,name,error\n");
+}
