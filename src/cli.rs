@@ -108,20 +108,24 @@ pub enum Command {
         #[arg(long, default_value = "bench-results.json")]
         json: PathBuf,
     },
-    /// Import confirmed subscribers from a CSV file with a header row: email (required), name,
-    /// state. Every row is checked first; one bad row stops the import, naming its line and field.
-    /// Erased, unsubscribed and bounced addresses are refused. Progress goes to stderr: a bar on
-    /// a terminal, else lines `progress DONE/TOTAL rows`.
+    /// Import subscribers from a CSV file with a header row: email (required), name, state,
+    /// status, lists, pending_lists (our own export's columns). Every row is checked first; one
+    /// bad row stops the import, naming its line, column and value. People join as confirmed
+    /// unless the status column says otherwise; erased, unsubscribed, bounced and complained
+    /// addresses never come back. Progress goes to stderr: a bar on a terminal, else lines
+    /// `progress DONE/TOTAL rows`.
     Import {
         file: PathBuf,
-        /// Lists to put everyone on (repeat for several); by default the default lists.
+        /// Lists to put everyone on (repeat for several); by default the default lists, for
+        /// the rows that name no list.
         #[arg(long = "list")]
         lists: Vec<String>,
         /// How the consent was obtained, kept in the consent log.
         #[arg(long, default_value = "imported by staff, who attest to the consent")]
         consent_note: String,
-        /// Send each new person a double opt-in mail instead (they join when they confirm);
-        /// bad rows are then reported and the others imported. The worker sends the mails.
+        /// Send each new person (and each pending one) a double opt-in mail instead (they join
+        /// when they confirm); bad rows are then reported and the others imported. The worker
+        /// sends the mails.
         #[arg(long)]
         opt_in: bool,
     },
@@ -367,14 +371,19 @@ async fn run_opt_in_import(
         anyhow::bail!("{}: the import failed: {failure}", file.display());
     }
     out!(
-        "rows {}, asked to confirm {}, refused {}",
+        "rows {}, asked to confirm {}, asked to join more lists {}, already there {}, \
+         duplicates {}, refused {}, suppressed {}",
         job.rows,
         job.imported,
-        job.refused
+        job.added_to_lists,
+        job.already_there,
+        job.duplicates,
+        job.refused,
+        job.suppressed
     );
     for e in job.errors.as_array().into_iter().flatten() {
         out!(
-            "  line {}, field {}: {}",
+            "  line {}, column `{}`: {}",
             e["line"],
             e["field"].as_str().unwrap_or(""),
             e["message"].as_str().unwrap_or("")
@@ -416,7 +425,7 @@ async fn run_import(
         FileImportError::Rows(errors) => {
             let errors: Vec<String> = errors
                 .iter()
-                .map(|e| format!("line {}, field {}: {}", e.line, e.field, e.message))
+                .map(|e| format!("line {}, column `{}`: {}", e.line, e.field, e.message))
                 .collect();
             anyhow::anyhow!(
                 "{}: nothing imported:\n  {}",
@@ -428,13 +437,19 @@ async fn run_import(
         FileImportError::Internal(e) => e,
     })?;
     out!(
-        "imported {}, already subscribed {}, duplicates {}, refused {}",
+        "imported {}, added to lists {}, already there {}, duplicates {}, refused {}, \
+         suppressed {}\nconsent source of those who joined as confirmed: {note}",
         report.imported,
-        report.already_subscribed,
+        report.added_to_lists,
+        report.already_there,
         report.duplicates,
-        report.refused.len()
+        report.refused.len(),
+        report.suppressed.len()
     );
     for (line, why) in &report.refused {
+        out!("  line {line}, column `status`: {why}");
+    }
+    for (line, why) in &report.suppressed {
         out!("  line {line}: {why}");
     }
     Ok(())

@@ -238,6 +238,8 @@ pub struct WorkerSettings {
     /// An import job without progress for this long is taken over by another web process
     /// (its own stopped); web processes look for such jobs every half of it.
     pub import_lease: Duration,
+    /// How long the refused rows of a finished import are kept (then only the counts).
+    pub import_refused_kept: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -494,6 +496,9 @@ impl Settings {
                 recipient_chunk: r.positive("worker.recipient_chunk")?.min(1_000_000) as u32,
                 housekeeping: Duration::from_secs(r.positive("worker.housekeeping_seconds")?),
                 import_lease: Duration::from_secs(r.positive("worker.import_lease_seconds")?),
+                import_refused_kept: Duration::from_secs(
+                    r.positive("worker.import_refused_days")?.min(36_500) * 86_400,
+                ),
             },
             sending: SendingSettings {
                 rate_per_second: Some(r.non_negative("sending.rate_per_second")? as u32)

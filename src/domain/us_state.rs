@@ -76,6 +76,22 @@ impl UsState {
             .ok_or_else(|| "Choose a US state, DC or territory from the list.".to_owned())
     }
 
+    /// The state whose name (as in [`US_STATES`]) `raw` is, in any case and spacing: what a
+    /// spreadsheet holds more often than the code. `None` for anything else.
+    pub fn from_name(raw: &str) -> Option<Self> {
+        let words = |s: &str| {
+            s.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        };
+        let wanted = words(raw);
+        US_STATES
+            .iter()
+            .find(|(_, name)| words(name) == wanted)
+            .map(|(c, _)| Self(c))
+    }
+
     pub fn code(self) -> &'static str {
         self.0
     }
@@ -92,5 +108,19 @@ mod tests {
         assert!(UsState::parse("XX").is_err());
         assert!(UsState::parse("New York").is_err());
         assert_eq!(US_STATES.len(), 56);
+    }
+
+    #[test]
+    fn names_are_found_in_any_case_and_spacing() {
+        assert_eq!(
+            UsState::from_name(" new  YORK ").map(UsState::code),
+            Some("NY")
+        );
+        assert_eq!(
+            UsState::from_name("u.s. virgin islands").map(UsState::code),
+            Some("VI")
+        );
+        assert_eq!(UsState::from_name("Calif."), None);
+        assert_eq!(UsState::from_name("NY"), None);
     }
 }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
-use crate::domain::{text, EmailAddress, FieldErrors, ListSlug, SubscriberName, UsState};
+use crate::domain::{
+    text, EmailAddress, FieldErrors, ImportStatus, ListSlug, SubscriberName, UsState,
+};
 use crate::store::consent::RequestOrigin;
 use crate::store::subscribers::{self as store, SearchFilter, SubscriberRow};
 
@@ -310,19 +312,33 @@ pub async fn erase(
     Ok(())
 }
 
+/// What a spreadsheet would read as the start of a formula, and the guard's own quote.
+const GUARDED: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
 /// A cell as a spreadsheet cannot take for a formula: one starting with `=`, `+`, `-`, `@`, a
-/// tab or a CR gets a `'` in front.
+/// tab or a CR gets a `'` in front; so does one starting with `'`, so that
+/// [`formula_unguarded`] gives back every cell exactly.
 pub fn formula_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if cell.starts_with(GUARDED) {
         format!("'{cell}").into()
     } else {
         cell.into()
     }
 }
 
+/// The cell [`formula_safe`] was given: a `'` before one of the characters it guards is taken
+/// off (what an import does with every cell, so our own export imports back as it was).
+pub fn formula_unguarded(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(GUARDED) => rest,
+        _ => cell,
+    }
+}
+
 /// The subscribers matching the filter as CSV (email, name, status, state, created_at,
-/// lists), every cell formula-safe. Admins only; recorded in the audit log with the filter
-/// and the number of rows.
+/// lists, pending_lists: the lists they are on, and those awaiting their confirmation), every
+/// cell formula-safe: a file `ops::imports` reads back as it was. Admins only; recorded in the
+/// audit log with the filter and the number of rows.
 pub async fn export(
     pool: &PgPool,
     actor: &Actor,
@@ -346,10 +362,18 @@ pub(crate) fn export_csv(rows: &[store::ExportRow]) -> Result<String, Subscriber
     let io = |e: csv::Error| {
         SubscriberError::Internal(anyhow::Error::from(e).context("writing the CSV"))
     };
-    out.write_record(["email", "name", "status", "state", "created_at", "lists"])
-        .map_err(io)?;
-    for (email, name, status, state, created_at, lists) in rows {
-        let lists = lists.join(" ");
+    out.write_record([
+        "email",
+        "name",
+        "status",
+        "state",
+        "created_at",
+        "lists",
+        "pending_lists",
+    ])
+    .map_err(io)?;
+    for (email, name, status, state, created_at, lists, pending) in rows {
+        let (lists, pending) = (lists.join(" "), pending.join(" "));
         let cells = [
             email.as_str(),
             name.as_deref().unwrap_or(""),
@@ -357,6 +381,7 @@ pub(crate) fn export_csv(rows: &[store::ExportRow]) -> Result<String, Subscriber
             state.as_deref().unwrap_or(""),
             created_at,
             &lists,
+            &pending,
         ];
         out.write_record(cells.iter().map(|c| formula_safe(c).into_owned()))
             .map_err(io)?;
@@ -422,16 +447,19 @@ pub async fn create(
     } else {
         known_lists(pool, "lists", &input.lists).await?
     };
+    // The lists go as the row's own, so that a state adds no alliance list here.
     let row = imports::ImportRow {
         line: 1,
         email: email.clone(),
         name,
         state,
-        lists: Vec::new(),
+        status: ImportStatus::Confirmed,
+        lists: lists.iter().map(|(_, slug)| slug.clone()).collect(),
+        pending_lists: Vec::new(),
     };
     let note = format!("added by {}: {source}", actor.label());
-    let report = imports::import(pool, &[row], &lists, &note).await?;
-    if let Some((_, why)) = report.refused.first() {
+    let report = imports::import(pool, &[row], imports::ImportLists::default(), &note).await?;
+    if let Some((_, why)) = report.suppressed.first() {
         return Err(SubscriberError::Refused(format!("Not added: {why}.")));
     }
     let contact = store::contact_by_email(pool, email.canonical())
@@ -462,6 +490,31 @@ mod tests {
         for cell in ["ana@example.org", "Ana", "", "1-2"] {
             assert_eq!(formula_safe(cell), cell);
         }
+    }
+
+    #[test]
+    fn a_guarded_cell_reads_back_as_it_was() {
+        for cell in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@CoalitionNY",
+            "\tx",
+            "\rx",
+            "'",
+            "'Quoted",
+            "''=x",
+            "'=x",
+            "Ana",
+            "",
+        ] {
+            assert_eq!(formula_unguarded(&formula_safe(cell)), cell, "{cell:?}");
+        }
+        assert_eq!(
+            formula_unguarded("'Ana"),
+            "'Ana",
+            "a quote before anything else stays"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
-use super::subscribers::{filter_list, push_filter, ExportRow, SearchFilter};
+use super::subscribers::{filter_list, push_filter, ExportRow, SearchFilter, EXPORT_SELECT};
 
 /// The ids of the subscribers matching `f`, newest first, at most `cap`.
 pub async fn matching_ids(
@@ -73,13 +73,9 @@ pub async fn people(
 
 /// The export's rows for `ids`, newest first.
 pub async fn export_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<ExportRow>> {
-    sqlx::query_as(
-        "SELECT s.email, s.name, s.status, s.us_state,
-                to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-                      WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed' ORDER BY l.slug)
-         FROM subscribers s WHERE s.id = ANY($1) ORDER BY s.created_at DESC, s.id DESC",
-    )
+    sqlx::query_as(&format!(
+        "{EXPORT_SELECT} WHERE s.id = ANY($1) ORDER BY s.created_at DESC, s.id DESC"
+    ))
     .bind(ids)
     .fetch_all(db)
     .await

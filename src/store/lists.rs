@@ -95,8 +95,8 @@ async fn unresolved(
 }
 
 /// The open public lists named by `slugs` (the open default lists when `slugs` is empty),
-/// plus the open public alliance lists of `state`. `Err` names the slugs that are not open
-/// public lists.
+/// plus the alliance lists of `state` (the view `alliance_lists`: its open public lists).
+/// `Err` names the slugs that are not open public lists.
 pub async fn resolve_public(
     db: &PgPool,
     slugs: &[ListSlug],
@@ -105,8 +105,9 @@ pub async fn resolve_public(
     let wanted: Vec<&str> = slugs.iter().map(ListSlug::as_str).collect();
     let rows = sqlx::query(
         "SELECT id, slug FROM lists
-         WHERE is_public AND archived_at IS NULL
-           AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default) OR us_state = $2)
+         WHERE (is_public AND archived_at IS NULL
+                AND (slug = ANY($1) OR (cardinality($1) = 0 AND is_default)))
+            OR id IN (SELECT id FROM alliance_lists WHERE us_state = $2)
          ORDER BY slug",
     )
     .bind(&wanted)
@@ -118,6 +119,14 @@ pub async fn resolve_public(
         None => Ok(found),
         Some(problem) => Err(problem),
     })
+}
+
+/// Every state's alliance lists (`alliance_lists`), as (state code, list id, slug): what a
+/// sign-up naming the state joins.
+pub async fn alliances(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, Uuid, String)>> {
+    sqlx::query_as("SELECT us_state, id, slug FROM alliance_lists ORDER BY us_state, slug")
+        .fetch_all(db)
+        .await
 }
 
 /// Open lists (public or private) by slug, for staff. `Err` names the unknown and the

@@ -210,7 +210,7 @@ pub async fn search(
 }
 
 /// A subscriber as the export has them: (email, name, status, state, created_at, confirmed
-/// lists).
+/// lists, lists awaiting their confirmation).
 pub type ExportRow = (
     String,
     Option<String>,
@@ -218,20 +218,25 @@ pub type ExportRow = (
     Option<String>,
     String,
     Vec<String>,
+    Vec<String>,
 );
+
+/// The export's columns of a subscriber `s` (an [`ExportRow`]), then `FROM subscribers s`.
+pub(crate) const EXPORT_SELECT: &str = "SELECT s.email, s.name, s.status, s.us_state,
+        to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+        ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
+              WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed' ORDER BY l.slug),
+        ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
+              WHERE sub.subscriber_id = s.id AND sub.status = 'pending' ORDER BY l.slug)
+    FROM subscribers s";
 
 /// Every subscriber matching `f`, newest first, for an export.
 pub async fn export_rows(db: &sqlx::PgPool, f: &SearchFilter) -> sqlx::Result<Vec<ExportRow>> {
     let Ok(list_id) = filter_list(db, f).await? else {
         return Ok(Vec::new());
     };
-    let mut q = sqlx::QueryBuilder::new(
-        "SELECT s.email, s.name, s.status, s.us_state,
-                to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                ARRAY(SELECT l.slug FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-                      WHERE sub.subscriber_id = s.id AND sub.status = 'confirmed' ORDER BY l.slug)
-         FROM subscribers s WHERE true",
-    );
+    let mut q = sqlx::QueryBuilder::new(EXPORT_SELECT);
+    q.push(" WHERE true");
     push_filter(&mut q, f, list_id);
     q.push(" ORDER BY s.created_at DESC, s.id DESC");
     q.build_query_as().fetch_all(db).await

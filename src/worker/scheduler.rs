@@ -136,5 +136,12 @@ async fn chores(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     if forgotten > 0 {
         tracing::info!(forgotten, "webhook ids seen long ago forgotten");
     }
+    let dropped =
+        crate::store::import_jobs::forget_refused(pool, settings.worker.import_refused_kept)
+            .await
+            .context("forgetting the refused rows of old imports")?;
+    if dropped > 0 {
+        tracing::info!(dropped, "refused rows of old imports forgotten");
+    }
     Ok(())
 }

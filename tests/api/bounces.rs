@@ -333,7 +333,9 @@ async fn an_arf_complaint_unsubscribes_and_suppresses_one_person_and_an_import_i
     );
     assert!(ok, "{err}");
     assert!(
-        out.contains("imported 1") && out.contains("refused 1"),
+        out.contains("imported 1")
+            && out.contains("suppressed 1")
+            && out.contains("line 2: suppressed: this address reported our mail as spam"),
         "{out}"
     );
     assert_eq!(status_of(&app, "reader2@example.net").await, "complained");

@@ -71,6 +71,7 @@ async fn the_document_is_public_openapi_3_1_with_the_bearer_scheme() {
         "/api/v1/subscribers/{id}/unsubscribe",
         "/api/v1/imports",
         "/api/v1/imports/{id}",
+        "/api/v1/imports/{id}/refused.csv",
         "/api/v1/bounces",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not described");

@@ -1,6 +1,8 @@
 //! `/admin/imports`: upload a CSV file (multipart form), choose the lists and give the consent
 //! source; the import runs in the background (`ops::imports`, as the API's) and its page shows
-//! a progress bar until it is done, then every refused row by its line, downloadable as CSV.
+//! a progress bar until it is done, then what became of every row (imported, added to lists,
+//! already there, duplicates, refused by column, suppressed) and each problem by its line,
+//! downloadable as CSV, with the refused rows themselves as a CSV to fix and upload again.
 //! Below the form, the recent jobs (who, when, lists, status, counts) link to their pages.
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/imports/{id}", get(show))
         .route("/admin/imports/{id}/errors.csv", get(errors_csv))
+        .route("/admin/imports/{id}/refused.csv", get(refused_csv))
 }
 
 impl From<ImportError> for AdminError {
@@ -150,6 +153,13 @@ async fn show(
         .as_array()
         .map(|e| e.iter().take(ERRORS_SHOWN).cloned().collect())
         .unwrap_or_default();
+    let refused_by: Vec<_> = job
+        .refused_by
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(column, n)| json!({ "column": column, "count": n }))
+        .collect();
     Ok(staff_page(
         &state,
         &staff,
@@ -161,8 +171,29 @@ async fn show(
             "running": running,
             "refresh_seconds": running.then_some(2),
             "errors": errors,
+            "refused_by": refused_by,
         }),
     ))
+}
+
+/// The refused rows as CSV, to fix and upload again (`ops::imports::refused_csv`).
+async fn refused_csv(
+    State(state): State<AppState>,
+    _staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let csv = imports::refused_csv(&state.pool, import_id(&id)?).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"import-refused.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }
 
 /// The refused rows as CSV: line, field, message.

@@ -26,15 +26,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start))
         .route_layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
         .routes(routes!(show))
+        .routes(routes!(refused))
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct StartQuery {
-    /// A list slug, or several separated by commas; none: the default lists.
+    /// A list slug, or several separated by commas, for every row; none: the default lists,
+    /// for the rows that name no list (those also join their state's alliance lists).
     list: Option<String>,
-    /// `confirmed` (the default: added as confirmed, `source` required) or `opt-in` (each new
-    /// person gets a confirmation mail).
+    /// `confirmed` (the default: rows join as their `status` says, confirmed when it says
+    /// nothing; `source` required) or `opt-in` (each new or pending person gets a confirmation
+    /// mail).
     mode: Option<String>,
     /// Where the consent was given; required with `mode=confirmed`.
     source: Option<String>,
@@ -55,9 +58,11 @@ struct ImportId {
     id: Uuid,
 }
 
-/// Starts a background import of a CSV file (columns `email`, `name`, `state`, `lists` in
-/// any order; UTF-8 with or without BOM; comma or semicolon; at most 64 MiB). Suppressed,
-/// unsubscribed, bounced and complained addresses are never brought back.
+/// Starts a background import of a CSV file (columns `email`, `name`, `state`, `status`,
+/// `lists`, `pending_lists` in any order, others ignored: our own export imports back as it
+/// was; UTF-8 with or without BOM; comma or semicolon; lines ending in LF, CRLF or CR; at most
+/// 64 MiB). Suppressed, unsubscribed, bounced and complained addresses are never brought
+/// back; a row whose `status` says the person left puts the address on the suppression list.
 #[utoipa::path(
     post,
     path = "/imports",
@@ -117,7 +122,9 @@ async fn start(
     Ok((StatusCode::ACCEPTED, Json(Started { id })).into_response())
 }
 
-/// An import's progress: `status` is `running`, `done` or `failed`; `errors` lists every
+/// An import's progress and outcome: `status` is `running`, `done` or `failed`; every row of
+/// the file is counted once (`imported`, `added_to_lists`, `already_there`, `duplicates`,
+/// `refused` by column in `refused_by`, `suppressed`); `errors` lists every problem of a
 /// refused row as `{"line", "field", "message"}`.
 #[utoipa::path(
     get,
@@ -135,4 +142,40 @@ async fn show(
         .parse()
         .map_err(|_| ApiError::Import(ImportError::NotFound))?;
     Ok(Json(imports::status(&state.pool, id).await?).into_response())
+}
+
+/// The rows an import refused, as CSV to fix and import again: the file's columns, each row's
+/// cells as read, and an `error` column (which an import ignores); cells a spreadsheet would
+/// run as a formula are prefixed with `'`, as the export's.
+#[utoipa::path(
+    get,
+    path = "/imports/{id}/refused.csv",
+    tag = "imports",
+    params(ImportId),
+    responses(
+        (status = 200, description = "The refused rows.", content_type = "text/csv",
+            body = String),
+        Always, NotFound
+    )
+)]
+async fn refused(
+    State(state): State<AppState>,
+    _: ApiClient,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| ApiError::Import(ImportError::NotFound))?;
+    let csv = imports::refused_csv(&state.pool, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"import-refused.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }

@@ -67,9 +67,10 @@ async fn search(
     Ok(Json(page).into_response())
 }
 
-/// The subscribers matching the filters as CSV (`email,name,status,state,lists,created_at`,
-/// cells that a spreadsheet would run as a formula prefixed with `'`); admin rights; recorded
-/// in the audit log. `after` and `limit` are ignored.
+/// The subscribers matching the filters as CSV
+/// (`email,name,status,state,created_at,lists,pending_lists`, cells that a spreadsheet would
+/// run as a formula, or that start with `'`, prefixed with `'`): a file `POST /imports` takes
+/// back as it was. Admin rights; recorded in the audit log. `after` and `limit` are ignored.
 #[utoipa::path(
     get,
     path = "/subscribers/export",

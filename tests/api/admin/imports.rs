@@ -124,3 +124,98 @@ async fn an_admin_uploads_a_file_with_one_bad_row_and_sees_its_line_number() {
         assert!(row.contains(cell), "{cell} in {row}");
     }
 }
+
+/// Uploads `file` with nothing ticked and waits for the job's page to say it is done.
+async fn import_and_wait(admin: &mut Browser<'_>, file: &str, lists: &[&str]) -> (String, String) {
+    let csrf = admin.csrf().await;
+    let mut fields = vec![
+        ("csrf_token", csrf.as_str()),
+        ("mode", "confirmed"),
+        ("source", "Town hall"),
+    ];
+    fields.extend(lists.iter().map(|l| ("lists", *l)));
+    let r = upload(admin, &fields, file).await;
+    assert_eq!(r.status(), 303);
+    let page = r.headers()["location"].to_str().unwrap().to_owned();
+    let started = Instant::now();
+    loop {
+        let html = admin.get(&page).await.text().await.unwrap();
+        if html.contains("(done)") {
+            return (page, html);
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn confirmed_on(app: &crate::helpers::TestApp, slug: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM subscriptions x JOIN lists l ON l.id = x.list_id
+         WHERE l.slug = $1 AND x.status = 'confirmed'",
+    )
+    .bind(slug)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// Issue 27: New York rows imported without their alliance, and a re-import that added them
+/// whose page said "0 new, 0 refused".
+#[tokio::test]
+async fn a_state_column_adds_the_alliance_and_the_page_counts_everyone_added() {
+    let app = spawn_staff_app(&[]).await;
+    let mut admin = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    let (_, html) = import_and_wait(
+        &mut admin,
+        "email,name,state\nana@example.org,Ana,NY\nbo@example.org,Bo,ny\ncy@example.org,Cy,\n",
+        &[],
+    )
+    .await;
+    assert!(html.contains("<dd id=\"imported\">3</dd>"), "{html}");
+    assert!(
+        html.contains("Town hall"),
+        "the consent source is shown: {html}"
+    );
+    assert_eq!(confirmed_on(&app, "new-york-alliance").await, 2);
+    assert_eq!(confirmed_on(&app, "us-icc-updates").await, 3);
+
+    // The same people again, with a private list ticked: all three are added to it.
+    sqlx::query("INSERT INTO lists (slug, name, is_public) VALUES ('donors', 'Donors', false)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (page, html) = import_and_wait(
+        &mut admin,
+        "email\nana@example.org\nbo@example.org\ncy@example.org\ncy@example.org\nnot-an-address\n",
+        &["donors"],
+    )
+    .await;
+    for (id, count) in [
+        ("imported", 0),
+        ("added", 3),
+        ("already", 0),
+        ("duplicates", 1),
+        ("suppressed", 0),
+        ("refused", 1),
+    ] {
+        assert!(
+            html.contains(&format!("<dd id=\"{id}\">{count}")),
+            "{id} {count}: {html}"
+        );
+    }
+    assert_eq!(confirmed_on(&app, "donors").await, 3);
+    assert!(
+        html.contains(&format!("href=\"{page}/refused.csv\"")),
+        "{html}"
+    );
+    let refused = admin
+        .get(&format!("{page}/refused.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        refused.starts_with("email,error\nnot-an-address,"),
+        "{refused}"
+    );
+}

@@ -137,7 +137,7 @@ async fn an_admin_erases_only_after_confirming_and_the_audit_log_shows_each_acti
     let csv = admin.get("/admin/subscribers/export?query=reader").await;
     assert_eq!(csv.status(), 200);
     let body = csv.text().await.unwrap();
-    assert!(body.starts_with("email,name,status,state,created_at,lists\n"));
+    assert!(body.starts_with("email,name,status,state,created_at,lists,pending_lists\n"));
     assert!(body.contains(&people[1].1) && !body.contains(&people[0].1));
 
     let r = admin
