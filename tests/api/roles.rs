@@ -181,12 +181,10 @@ async fn attempt(browser: &mut Browser<'_>, action: &Try) -> u16 {
                 .status()
                 .as_u16()
         }
-        Try::Logo => {
-            upload_logo(browser, None, ("logo.png", "image/png"), LOGO)
-                .await
-                .status()
-                .as_u16()
-        }
+        Try::Logo => upload_logo(browser, None, ("logo.png", "image/png"), LOGO)
+            .await
+            .status()
+            .as_u16(),
     }
 }
 

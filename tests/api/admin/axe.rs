@@ -236,7 +236,7 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         form("import job", "/admin/imports", vec![Step::Type("#file", good), typed("#source", "A sheet"), Step::Click("#start-import")], "h1", "Import (done)"),
         page("templates", "/admin/templates", "#templates", "update"),
         page("template editor", "/admin/templates/update", "h1", "Mail template update"),
-        form("template refused", "/admin/templates/update", vec![typed("#subject", "{{#if}}"), Step::Click("#save-template")], "#template-error", "line 1"),
+        form("template refused", "/admin/templates/update", vec![typed("#subject", "{{#if}}"), Step::Click("#save-template")], "#template-error", "line 1, column 1: a `{{#if}}` block is opened here and never closed"),
         form("template preview", "/admin/templates/update", vec![Step::Click("#preview-template")], "#preview-subject", "Sample"),
         page("look", "/admin/look", "h1", "Look of the mails"),
         form("look refused", "/admin/look", vec![typed("#colour", "#ffcc00"), typed("#social_url_1", "https://x.example"), Step::Click("#save-look")], "#colour-error", "1.51:1"),

@@ -161,7 +161,12 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
     )
     .await;
     fill(&browser, "#social_label_1", "Mastodon").await;
-    fill(&browser, "#social_url_1", "https://social.example/@coalition").await;
+    fill(
+        &browser,
+        "#social_url_1",
+        "https://social.example/@coalition",
+    )
+    .await;
     click(&browser, "#save-look").await;
     wait_for(&browser, "#look-version", "version 2").await;
     browser.close().await.unwrap();
@@ -200,12 +205,11 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
     );
     assert_eq!(logo.headers()["x-content-type-options"], "nosniff");
     assert_eq!(&logo.bytes().await.unwrap()[..], LOGO);
-    let audited: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT detail FROM audit_log WHERE action = 'look' ORDER BY id",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let audited: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'look' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(audited.len(), 2, "one entry per save: {audited:?}");
     let changed = &audited[1]["changes"];
     assert_eq!(changed["colour"]["to"], "#0b5d1e", "{changed}");
@@ -219,7 +223,10 @@ async fn the_logo_is_served_by_its_content_hash_and_an_unknown_name_is_not_found
     let answer = upload_logo(&mut admin, None, ("logo.png", "image/png"), LOGO).await;
     assert_eq!(answer.status(), 303);
     let hash = hex(&Sha256::digest(LOGO));
-    assert_eq!(app.get(&format!("/brand/logo-{hash}.png")).await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/brand/logo-{hash}.png")).await.status(),
+        200
+    );
     for missing in [
         format!("/brand/logo-{hash}.gif"),
         format!("/brand/logo-{}.png", "0".repeat(64)),
@@ -235,7 +242,10 @@ async fn the_logo_is_served_by_its_content_hash_and_an_unknown_name_is_not_found
     assert_eq!(removed.status(), 303);
     let page = admin.get("/admin/look").await.text().await.unwrap();
     assert!(page.contains("No logo"), "{page}");
-    assert_eq!(app.get(&format!("/brand/logo-{hash}.png")).await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/brand/logo-{hash}.png")).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -243,12 +253,42 @@ async fn what_cannot_be_a_logo_is_refused_naming_why_and_nothing_changes() {
     let app = spawn_staff_app(&[]).await;
     let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
     let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;
-    let cases: [(&str, (&str, &str), Vec<u8>, u16, &str); 5] = [
-        ("an SVG", ("logo.svg", "image/svg+xml"), svg.to_vec(), 422, "an SVG can carry script"),
-        ("an SVG named .png", ("logo.png", "image/png"), svg.to_vec(), 422, "SVG"),
-        ("a text named .png", ("logo.png", "image/png"), b"hello".to_vec(), 422, "not a PNG, JPEG, GIF or WebP"),
-        ("too large", ("logo.png", "image/png"), [LOGO, &vec![0; 600 * 1024]].concat(), 422, "at most 512 KiB"),
-        ("far too large", ("logo.png", "image/png"), vec![0; 3 << 20], 413, "larger than 512 KiB"),
+    let cases = [
+        (
+            "an SVG",
+            ("logo.svg", "image/svg+xml"),
+            svg.to_vec(),
+            422,
+            "an SVG can carry script",
+        ),
+        (
+            "an SVG named .png",
+            ("logo.png", "image/png"),
+            svg.to_vec(),
+            422,
+            "SVG",
+        ),
+        (
+            "a text named .png",
+            ("logo.png", "image/png"),
+            b"hello".to_vec(),
+            422,
+            "not a PNG, JPEG, GIF or WebP",
+        ),
+        (
+            "too large",
+            ("logo.png", "image/png"),
+            [LOGO, &vec![0; 600 * 1024]].concat(),
+            422,
+            "at most 512 KiB",
+        ),
+        (
+            "far too large",
+            ("logo.png", "image/png"),
+            vec![0; 3 << 20],
+            413,
+            "larger than 512 KiB",
+        ),
     ];
     for (what, name, file, status, words) in cases {
         let answer = upload_logo(&mut admin, None, name, &file).await;
@@ -269,22 +309,46 @@ async fn what_cannot_be_a_logo_is_refused_naming_why_and_nothing_changes() {
 async fn the_look_form_refuses_bad_input_naming_the_field() {
     let app = spawn_staff_app(&[]).await;
     let mut admin = signed_in(&app, "ana@example.org", StaffRole::Admin).await;
-    let cases: [(&[(&str, &str)], &str, &str); 6] = [
-        (&[("colour", "#ffcc00")], "colour-error", "1.51:1"),
-        (&[("colour", "red")], "colour-error", "#rrggbb"),
-        (&[("colour", "#000000"), ("footer", "bad \u{fffe} character")], "footer-error", "U+FFFE"),
-        (&[("colour", "#000000"), ("social_label_1", "Web"), ("social_url_1", "javascript:alert(1)")], "social_url_1-error", "https://"),
-        (&[("colour", "#000000"), ("social_url_2", "https://x.example")], "social_label_2-error", "needs a label"),
-        (&[("colour", "#000000"), ("footer", &"x".repeat(2001))], "footer-error", "2000"),
+    let long = "x".repeat(2001);
+    let cases = [
+        (vec![("colour", "#ffcc00")], "colour-error", "1.51:1"),
+        (vec![("colour", "red")], "colour-error", "#rrggbb"),
+        (
+            vec![("colour", "#000000"), ("footer", "bad \u{fffe} character")],
+            "footer-error",
+            "U+FFFE",
+        ),
+        (
+            vec![
+                ("colour", "#000000"),
+                ("social_label_1", "Web"),
+                ("social_url_1", "javascript:alert(1)"),
+            ],
+            "social_url_1-error",
+            "https://",
+        ),
+        (
+            vec![("colour", "#000000"), ("social_url_2", "https://x.example")],
+            "social_label_2-error",
+            "needs a label",
+        ),
+        (
+            vec![("colour", "#000000"), ("footer", long.as_str())],
+            "footer-error",
+            "2000",
+        ),
     ];
     for (fields, id, words) in cases {
-        let answer = admin.post("/admin/look", fields).await;
+        let answer = admin.post("/admin/look", &fields).await;
         assert_eq!(answer.status(), 422, "{fields:?}");
         let page = answer.text().await.unwrap();
         let at = page
             .find(&format!("id=\"{id}\""))
             .unwrap_or_else(|| panic!("no {id} for {fields:?}: {page}"));
-        assert!(page[at..].split("</p>").next().unwrap().contains(words), "{id}: {page}");
+        assert!(
+            page[at..].split("</p>").next().unwrap().contains(words),
+            "{id}: {page}"
+        );
     }
     let nul = admin
         .post("/admin/look", &[("colour", "#000000"), ("footer", "a\0b")])
@@ -341,7 +405,10 @@ async fn an_editor_sees_the_look_and_cannot_change_it() {
     let page = page.text().await.unwrap();
     assert!(page.contains("Only an admin may change the look") && !page.contains("save-look"));
     assert_eq!(
-        editor.post("/admin/look", &[("colour", "#000000")]).await.status(),
+        editor
+            .post("/admin/look", &[("colour", "#000000")])
+            .await
+            .status(),
         403
     );
     assert_eq!(
@@ -350,5 +417,8 @@ async fn an_editor_sees_the_look_and_cannot_change_it() {
             .status(),
         403
     );
-    assert_eq!(editor.post("/admin/look/logo/remove", &[]).await.status(), 403);
+    assert_eq!(
+        editor.post("/admin/look/logo/remove", &[]).await.status(),
+        403
+    );
 }
