@@ -137,10 +137,15 @@ enum Unclosed {
     Triple { at: (usize, usize) },
 }
 
+/// Blocks a closing tag is matched against, innermost first: enough for any template that
+/// passes the nesting bound, and a bounded search for one that does not.
+const MATCHED_DEPTH: usize = 64;
+
 /// A rough reading of the template's `{{ }}` (comments and escaped braces skipped) to find
-/// what is open when the parser ran out of text.
+/// what is open when the parser ran out of text. One pass over the text.
 fn unclosed(source: &str) -> Option<Unclosed> {
-    let mut open: Vec<(String, (usize, usize))> = Vec::new();
+    // Each open block's name and the byte where it opens.
+    let mut open: Vec<(String, usize)> = Vec::new();
     let mut rest = source;
     let mut offset = 0;
     while let Some(found) = rest.find("{{") {
@@ -178,18 +183,27 @@ fn unclosed(source: &str) -> Option<Unclosed> {
                 .take_while(|c| !c.is_whitespace() && *c != '}')
                 .collect();
             if !name.is_empty() {
-                open.push((name, position(source, start)));
+                open.push((name, start));
             }
         } else if let Some(closed) = body.strip_prefix('/') {
             let name = closed.trim();
-            if let Some(i) = open.iter().rposition(|(n, _)| n == name) {
-                open.truncate(i);
+            let depth = open.len();
+            if let Some(i) = open
+                .iter()
+                .rev()
+                .take(MATCHED_DEPTH)
+                .position(|(n, _)| n == name)
+            {
+                open.truncate(depth - 1 - i);
             }
         }
         offset = start + 2 + body_from + end + end_marker.len();
         rest = &source[offset..];
     }
-    open.pop().map(|(name, at)| Unclosed::Block { name, at })
+    open.pop().map(|(name, start)| Unclosed::Block {
+        name,
+        at: position(source, start),
+    })
 }
 
 /// The 1-based line and column (in characters) of byte `index` of `source`.
@@ -218,6 +232,22 @@ mod tests {
             Some(Unclosed::Expression { at: (1, 43) })
         );
         assert_eq!(unclosed("\\{{#if}} {{#if a}}{{/if}}"), None);
+    }
+
+    #[test]
+    fn thousands_of_open_blocks_are_read_in_one_pass() {
+        let source = format!(
+            "{}{}",
+            "{{#if a}}\n".repeat(15_000),
+            "{{/b}}".repeat(15_000)
+        );
+        assert_eq!(
+            unclosed(&source),
+            Some(Unclosed::Block {
+                name: "if".into(),
+                at: (15_000, 1)
+            })
+        );
     }
 
     #[test]
