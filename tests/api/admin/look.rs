@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use newsletter::domain::{LookInput, StaffRole};
 use newsletter::ops::Actor;
 use reqwest::header::{CONTENT_TYPE, COOKIE, ORIGIN};
 use sha2::{Digest, Sha256};
 
+use super::browser::{click, fill, wait_for_contains};
 use super::{add_staff, signed_in, spawn_staff_app, Browser, PASSWORD};
 use crate::browser::Driver;
 use crate::helpers::spawn_app_without_worker;
@@ -58,41 +59,6 @@ pub async fn upload_logo(
         .unwrap()
 }
 
-async fn fill(browser: &Client, css: &str, text: &str) {
-    let field = browser.find(Locator::Css(css)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Waits until an element matching `css` holds `needle`; returns its text.
-async fn wait_for(browser: &Client, css: &str, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(el) = browser.find(Locator::Css(css)).await {
-            if let Ok(text) = el.text().await {
-                if text.contains(needle) {
-                    return text;
-                }
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {css} holding {needle:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The text and HTML parts of a mail as received.
 fn parts(raw: &[u8]) -> (String, String) {
     let message = mail_parser::MessageParser::default().parse(raw).unwrap();
@@ -117,7 +83,7 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
     fill(&browser, "#email", "ana@example.org").await;
     fill(&browser, "#password", PASSWORD).await;
     click(&browser, "#log-in").await;
-    wait_for(&browser, "h1", "Dashboard").await;
+    wait_for_contains(&browser, "h1", "Dashboard").await;
 
     browser
         .find(Locator::LinkText("Look"))
@@ -126,7 +92,7 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
         .click()
         .await
         .unwrap();
-    wait_for(&browser, "h1", "Look of the mails").await;
+    wait_for_contains(&browser, "h1", "Look of the mails").await;
     browser
         .find(Locator::Css("#logo"))
         .await
@@ -135,7 +101,7 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
         .await
         .unwrap();
     click(&browser, "#upload-logo").await;
-    wait_for(&browser, "#look-version", "version 1").await;
+    wait_for_contains(&browser, "#look-version", "version 1").await;
     let shown = browser
         .find(Locator::Css("#logo-now"))
         .await
@@ -150,7 +116,7 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
     // Too light for white text: refused with the ratio, nothing saved.
     fill(&browser, "#colour", "#ffcc00").await;
     click(&browser, "#save-look").await;
-    let error = wait_for(&browser, "#colour-error", "1.51:1").await;
+    let error = wait_for_contains(&browser, "#colour-error", "1.51:1").await;
     assert!(error.contains("4.5:1"), "{error}");
 
     fill(&browser, "#colour", "#0b5d1e").await;
@@ -168,7 +134,7 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
     )
     .await;
     click(&browser, "#save-look").await;
-    wait_for(&browser, "#look-version", "version 2").await;
+    wait_for_contains(&browser, "#look-version", "version 2").await;
     browser.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
