@@ -67,7 +67,7 @@ impl Application {
         let files = settings.templates.files();
         let pages = Arc::new(Pages::load(&files, &site_name)?);
         let admin_pages = Arc::new(AdminPages::load(&files, &site_name)?);
-        let mail_templates = Arc::new(LiveTemplates::load(&settings.templates)?);
+        let mail_templates = Arc::new(LiveTemplates::load(&settings)?);
         let worker = if with_worker {
             Some(new_worker(
                 Arc::clone(&settings),
@@ -246,7 +246,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// A worker with its own templates (for `newsletter worker`).
 pub fn build_worker(settings: Arc<Settings>, pool: PgPool) -> anyhow::Result<Worker> {
-    let templates = Arc::new(LiveTemplates::load(&settings.templates)?);
+    let templates = Arc::new(LiveTemplates::load(&settings)?);
     new_worker(settings, pool, templates)
 }
 

@@ -490,8 +490,8 @@ pub async fn render_text(
     let stack = compile_stack_bytes([source]);
     let source = source.to_owned();
     on_own_thread(stack, move || {
-        let mut template =
-            Template::compile_with_name(&source, NAME.into()).map_err(|e| e.to_string())?;
+        let mut template = Template::compile_with_name(&source, NAME.into())
+            .map_err(|e| super::explain::compile_error(&source, &e))?;
         check_partials(&[(NAME, &template)]).map_err(|(_, e)| e)?;
         instrument(&mut template);
         let mut registry = Handlebars::new();
@@ -499,7 +499,10 @@ pub async fn render_text(
         registry.register_escape_fn(handlebars::no_escape);
         register_marker(&mut registry);
         registry.register_template(NAME, template);
-        render(&registry, NAME, &data, limits).map_err(|e| e.to_string())
+        render(&registry, NAME, &data, limits).map_err(|e| match e {
+            RenderFailure::Template(e) => super::explain::render_error(&source, &e),
+            other => other.to_string(),
+        })
     })
     .await
 }
@@ -530,6 +533,33 @@ mod tests {
         max_output_bytes: 100_000,
         max_render: Duration::from_millis(500),
     };
+
+    #[test]
+    fn a_digest_intro_that_does_not_parse_or_render_is_explained_in_plain_words() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let render = |source: &str| {
+            runtime
+                .block_on(render_text(
+                    source,
+                    serde_json::json!({ "count": 3 }),
+                    LIMITS,
+                ))
+                .unwrap()
+                .unwrap_err()
+        };
+        assert_eq!(
+            render("{{count}} items\n{{#if count}}"),
+            "line 2, column 1: a `{{#if}}` block is opened here and never closed (close it \
+             with `{{/if}}`): `{{#if count}}`"
+        );
+        assert_eq!(
+            render("{{count}} items by {{author}}"),
+            "line 1, column 20: `author` is not a field of this mail's data: \
+             `{{count}} items by {{author}}`"
+        );
+    }
 
     fn compiled(source: &str) -> Template {
         Template::compile_with_name(source, "t".into()).unwrap()

@@ -3,7 +3,9 @@
 //! database, through `ops::templates`: nothing in `mail` does SQL). Every web and
 //! worker process holds one; [`LiveTemplates::current`] asks the database only for a
 //! generation number (the count of a small append-only table) and recompiles when it moved,
-//! so a process picks up a saved version without a restart. [`LiveTemplates::check`] is the
+//! so a process picks up a saved version without a restart. The look of the mails
+//! (`domain::Look`) travels with the set: saved beside the templates, reloaded with them, fixed
+//! with them for an update (`as_of`), and given to every rendering as `brand`. [`LiveTemplates::check`] is the
 //! one way a source staff wrote is compiled and rendered before it is saved or previewed.
 
 use std::collections::BTreeMap;
@@ -13,11 +15,12 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Semaphore;
 
 use super::bounds::{self, RenderLimits};
+use super::brand::Brand;
 use super::templates::{
     shipped_sources, MailSource, MailTemplates, Part, RenderedMail, TemplateError,
 };
-use crate::config::TemplateSettings;
-use crate::domain::TemplateVersion;
+use crate::config::{BaseUrl, Settings};
+use crate::domain::{Look, TemplateVersion};
 
 /// Where the saved versions come from: `ops::templates` implements it for the database pool.
 pub trait SavedTemplates {
@@ -31,6 +34,14 @@ pub trait SavedTemplates {
         &self,
         as_of: Option<i64>,
     ) -> impl Future<Output = anyhow::Result<Vec<TemplateVersion>>> + Send;
+    /// The look saved last; none before one was saved.
+    fn current_look(&self) -> impl Future<Output = anyhow::Result<Option<Look>>> + Send;
+    /// The look that was current when the newest saved id of the design (templates and look)
+    /// was `as_of`; none for `None`.
+    fn look_as_of(
+        &self,
+        as_of: Option<i64>,
+    ) -> impl Future<Output = anyhow::Result<Option<Look>>> + Send;
 }
 
 /// Checks of staff-written templates running at once in one process (each on a thread of
@@ -40,23 +51,37 @@ const CHECKS_AT_ONCE: usize = 2;
 pub struct LiveTemplates {
     shipped: BTreeMap<String, MailSource>,
     limits: RenderLimits,
+    /// What the look's data needs: the organisation's name and the service's base URL.
+    site_name: String,
+    base_url: BaseUrl,
     checks: Semaphore,
     /// The generation the set was built at (-1: before the first look) and the set.
     current: RwLock<(i64, Arc<MailTemplates>)>,
 }
 
 impl LiveTemplates {
-    /// The shipped templates (with `settings`' overrides), compiled; no saved version read yet.
+    /// The shipped templates (with `settings`' overrides) and the default look, compiled; no
+    /// saved version read yet.
     ///
     /// # Errors
     /// As [`MailTemplates::load`].
-    pub fn load(settings: &TemplateSettings) -> anyhow::Result<Self> {
-        let shipped = shipped_sources(&settings.files())?;
-        let limits = RenderLimits::from(settings);
-        let compiled = Arc::new(MailTemplates::build(&shipped, limits)?);
+    pub fn load(settings: &Settings) -> anyhow::Result<Self> {
+        let shipped = shipped_sources(&settings.templates.files())?;
+        let limits = RenderLimits::from(&settings.templates);
+        let site_name = settings
+            .mail
+            .from
+            .name
+            .clone()
+            .unwrap_or_else(|| "Newsletter".into());
+        let base_url = settings.server.base_url.clone();
+        let brand = Brand::new(&Look::default(), &site_name, &base_url);
+        let compiled = Arc::new(MailTemplates::build(&shipped, limits, brand)?);
         Ok(Self {
             shipped,
             limits,
+            site_name,
+            base_url,
             checks: Semaphore::new(CHECKS_AT_ONCE),
             current: RwLock::new((-1, compiled)),
         })
@@ -101,8 +126,9 @@ impl LiveTemplates {
         bounds::on_own_thread(stack, move || MailTemplates::check(&name, &source, limits)).await
     }
 
-    /// The set as it was when the newest saved version's id was `as_of` (`None`: the shipped
-    /// set): what an update released then goes out with, whatever was saved since. Compiled
+    /// The set as it was when the newest saved id of the design was `as_of` (`None`: the shipped
+    /// set and the default look): what an update released then goes out with, whatever was
+    /// saved since. Compiled
     /// afresh on each call (a few milliseconds; once per update and worker).
     ///
     /// # Errors
@@ -112,12 +138,13 @@ impl LiveTemplates {
         saved: &impl SavedTemplates,
         as_of: Option<i64>,
     ) -> anyhow::Result<Arc<MailTemplates>> {
+        let look = saved.look_as_of(as_of).await?;
         let saved = saved.current_all_as_of(as_of).await?;
-        Ok(Arc::new(self.build(saved).await?))
+        Ok(Arc::new(self.build(saved, look).await?))
     }
 
-    /// The set with the current saved versions, rebuilt off the async runtime when one was
-    /// saved.
+    /// The set with the current saved versions and look, rebuilt off the async runtime when
+    /// one was saved.
     ///
     /// # Errors
     /// The database cannot be read.
@@ -129,7 +156,8 @@ impl LiveTemplates {
                 return Ok(Arc::clone(&now.1));
             }
         }
-        let compiled = Arc::new(self.build(saved.current_all().await?).await?);
+        let look = saved.current_look().await?;
+        let compiled = Arc::new(self.build(saved.current_all().await?, look).await?);
         *self.current.write().expect("templates lock") = (generation, Arc::clone(&compiled));
         Ok(compiled)
     }
@@ -137,8 +165,14 @@ impl LiveTemplates {
     /// The shipped set with `saved` versions in their places, built off the async runtime. A
     /// saved version that no longer passes `MailTemplates::check` (a newer release changed the
     /// sample data or the rules) is passed over for the shipped one, with an error in the log.
-    async fn build(&self, saved: Vec<TemplateVersion>) -> anyhow::Result<MailTemplates> {
+    /// `look`: the default one for `None`.
+    async fn build(
+        &self,
+        saved: Vec<TemplateVersion>,
+        look: Option<Look>,
+    ) -> anyhow::Result<MailTemplates> {
         let (mut sources, limits) = (self.shipped.clone(), self.limits);
+        let brand = Brand::new(&look.unwrap_or_default(), &self.site_name, &self.base_url);
         tokio::task::spawn_blocking(move || {
             for saved in saved {
                 let (Some(source), Some(slot)) = (saved.source, sources.get_mut(&saved.name))
@@ -155,7 +189,7 @@ impl LiveTemplates {
                     ),
                 }
             }
-            MailTemplates::build(&sources, limits)
+            MailTemplates::build(&sources, limits, brand)
         })
         .await?
     }

@@ -1,9 +1,11 @@
 //! Mail: the template registry, message building and the transports. Only `worker/` sends.
 
 pub mod bounds;
+mod brand;
 mod compose;
 mod dkim;
 mod encoding;
+mod explain;
 mod headers;
 mod live;
 pub mod markdown;
@@ -14,6 +16,7 @@ mod transport;
 mod update;
 
 pub use bounds::RenderLimits;
+pub use brand::Brand;
 pub use compose::{
     bulk_message, bulk_message_encoded, bulk_message_rendered, confirmation_message,
     notice_message, ConfirmationMail, Envelope, ListHeaders, Notice,

@@ -6,7 +6,8 @@
 //! That holds when the template uses the personal fields only as plain substitutions
 //! (`{{name}}`, `{{unsubscribe_url}}`; in HTML only escaped) or as the condition of `#if` /
 //! `#unless` (the stencil is made per "named or not", and the other fields are never empty),
-//! not in helpers, comparisons, `#each`/`#with`, partials, or through `this`, `@root` or `../`.
+//! not in helpers, comparisons, `#each`/`#with`, partials, or through `this`, `@root` (but as
+//! `@root.field` for a field that is not personal) or `../`.
 //! Staff may save templates that do otherwise, so `Stencil::new` proves it for each template
 //! from its syntax tree (`plain_uses_only`) and, as a second check, renders with two different
 //! sets of placeholders (of different lengths, the second with characters HTML escapes): when
@@ -152,6 +153,9 @@ fn reaches(p: &Parameter, personal: &[String]) -> bool {
         },
         other => match path_text(other) {
             Some(raw) => {
+                // `@root.field…` reaches that field of the root, as `field…` does at the top
+                // (the shipped templates read `@root.brand.colour` inside their loops).
+                let raw = raw.strip_prefix("@root.").unwrap_or(raw);
                 let first = raw.split(['.', '/']).next().unwrap_or(raw);
                 personal.iter().any(|f| f == first)
                     || raw.starts_with("this")
@@ -323,6 +327,15 @@ mod tests {
         );
         assert!(!ok("{{#each this}}{{this}}{{/each}}"), "the root's values");
         assert!(!ok("{{lookup @root \"name\"}}"), "the root");
+        assert!(
+            !ok("{{#each news_items}}{{@root.name}}{{/each}}"),
+            "a personal field of the root"
+        );
+        assert!(!ok("{{#each news_items}}{{@root.this.name}}{{/each}}"));
+        assert!(
+            ok("{{#each news_items}}<a style=\"color: {{@root.brand.colour}}\">{{title}}</a>{{/each}}"),
+            "another field of the root"
+        );
         assert!(
             !ok("{{#with name}}{{this}}{{/with}}"),
             "a block over a field"

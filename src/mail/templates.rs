@@ -15,6 +15,8 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use super::bounds::{self, RenderFailure, RenderLimits};
+use super::brand::Brand;
+use super::explain;
 use crate::config::TemplateSettings;
 use crate::template_files::TemplateFiles;
 
@@ -71,8 +73,8 @@ impl std::fmt::Display for Part {
     }
 }
 
-/// Why a template source was refused: the part, and handlebars' reason with its line and
-/// column where it gives them.
+/// Why a template source was refused: the part, and the reason in plain words with the line
+/// and column and the offending line quoted where handlebars gives a position (`explain`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{part}: {message}")]
 pub struct TemplateError {
@@ -81,24 +83,13 @@ pub struct TemplateError {
 }
 
 impl TemplateError {
-    /// `reason` in `part`, prefixed with `line L, column C: ` where handlebars knows them.
-    fn at(part: Part, position: Option<(usize, usize)>, reason: impl std::fmt::Display) -> Self {
-        let message = match position {
-            Some((line, column)) => format!("line {line}, column {column}: {reason}"),
-            None => reason.to_string(),
+    /// Why rendering `part` (whose text is `source`) stopped.
+    fn rendering(part: Part, source: &str, failure: RenderFailure) -> Self {
+        let message = match failure {
+            RenderFailure::Template(e) => explain::render_error(source, &e),
+            other => other.to_string(),
         };
         Self { part, message }
-    }
-
-    /// Why rendering `part` stopped.
-    fn rendering(part: Part, failure: RenderFailure) -> Self {
-        match failure {
-            RenderFailure::Template(e) => Self::at(part, e.line_no.zip(e.column_no), e.reason()),
-            other => Self {
-                part,
-                message: other.to_string(),
-            },
-        }
     }
 }
 
@@ -107,6 +98,16 @@ pub struct MailTemplates {
     text: Handlebars<'static>,
     sources: BTreeMap<String, MailSource>,
     limits: RenderLimits,
+    /// The look every mail of this set carries, given to each rendering as `brand`.
+    brand: Brand,
+}
+
+/// A template's data with the set's look beside it as `brand`.
+#[derive(Serialize)]
+struct Branded<'a, T> {
+    #[serde(flatten)]
+    data: &'a T,
+    brand: &'a Brand,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +149,10 @@ fn register(
     let mut compiled = Vec::with_capacity(Part::ALL.len());
     for part in Part::ALL {
         let template = Template::compile_with_name(part.of(source), registered(name, part))
-            .map_err(|e| TemplateError::at(part, e.pos(), e.reason()))?;
+            .map_err(|e| TemplateError {
+                part,
+                message: explain::compile_error(part.of(source), &e),
+            })?;
         compiled.push((part, template));
     }
     let names: Vec<String> = Part::ALL.iter().map(|p| registered(name, *p)).collect();
@@ -176,16 +180,16 @@ fn register(
 /// Renders each part of `name` with its sample data, within `limits`, and checks that the
 /// subject is not empty and that both bodies show what a mail of this kind must show.
 fn render_sample(
-    html: &Handlebars<'static>,
-    text: &Handlebars<'static>,
+    (html, text): (&Handlebars<'static>, &Handlebars<'static>),
     name: &str,
+    source: &MailSource,
     limits: RenderLimits,
 ) -> Result<RenderedMail, TemplateError> {
     let sample = Sample::new(name);
     let render = |part: Part| {
         let registry = if part == Part::Html { html } else { text };
         bounds::render(registry, &registered(name, part), &sample.data, limits)
-            .map_err(|e| TemplateError::rendering(part, e))
+            .map_err(|e| TemplateError::rendering(part, part.of(source), e))
     };
     let subject = single_line(&render(Part::Subject)?);
     if subject.is_empty() {
@@ -210,11 +214,15 @@ impl MailTemplates {
     /// # Errors
     /// A required template is missing, or one does not compile or render; the error names it.
     pub fn load(settings: &TemplateSettings) -> anyhow::Result<Self> {
-        Self::build(&shipped_sources(&settings.files())?, settings.into())
+        Self::build(
+            &shipped_sources(&settings.files())?,
+            settings.into(),
+            Brand::plain(),
+        )
     }
 
     /// Compiles `sources` (by name) and renders each with sample data, every rendering
-    /// (then and later) within `limits`.
+    /// (then and later) within `limits` and with `brand` as the look.
     ///
     /// # Errors
     /// One does not compile or render, or leaves out what its kind of mail must show; the error
@@ -222,14 +230,15 @@ impl MailTemplates {
     pub fn build(
         sources: &BTreeMap<String, MailSource>,
         limits: RenderLimits,
+        brand: Brand,
     ) -> anyhow::Result<Self> {
         let (mut html, mut text) = registries();
         for (name, source) in sources {
             register(&mut html, &mut text, name, source)
                 .with_context(|| format!("compiling mail template {name}"))?;
         }
-        for name in sources.keys() {
-            render_sample(&html, &text, name, limits).with_context(|| {
+        for (name, source) in sources {
+            render_sample((&html, &text), name, source, limits).with_context(|| {
                 format!("mail template {name} does not render with sample data")
             })?;
         }
@@ -238,6 +247,7 @@ impl MailTemplates {
             text,
             sources: sources.clone(),
             limits,
+            brand,
         })
     }
 
@@ -259,7 +269,7 @@ impl MailTemplates {
     ) -> Result<RenderedMail, TemplateError> {
         let (mut html, mut text) = registries();
         register(&mut html, &mut text, name, source)?;
-        render_sample(&html, &text, name, limits)
+        render_sample((&html, &text), name, source, limits)
     }
 
     /// The source this set compiled for `name`.
@@ -292,8 +302,12 @@ impl MailTemplates {
     /// A part does not render (a field missing in strict mode, a limit passed), or the subject
     /// is empty.
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> anyhow::Result<RenderedMail> {
+        let data = Branded {
+            data,
+            brand: &self.brand,
+        };
         let render = |registry: &Handlebars<'static>, part: Part| {
-            bounds::render(registry, &registered(name, part), data, self.limits)
+            bounds::render(registry, &registered(name, part), &data, self.limits)
         };
         let subject = render(&self.text, Part::Subject)
             .with_context(|| format!("rendering the subject of mail {name}"))?;
@@ -418,6 +432,10 @@ fn sample_data(name: &str, tag: &str) -> serde_json::Value {
     };
     if let (Some(d), Some(l)) = (data.as_object_mut(), links.as_object()) {
         d.extend(l.clone());
+        d.insert(
+            "brand".into(),
+            serde_json::to_value(Brand::sample()).unwrap_or_default(),
+        );
     }
     data
 }
@@ -510,6 +528,59 @@ mod tests {
                 .unwrap_err()
                 .part,
             Part::Subject
+        );
+    }
+
+    #[test]
+    fn a_broken_template_is_explained_in_plain_words_with_the_line_quoted() {
+        let good = shipped("update");
+        let refused = |html: &str| {
+            let broken = MailSource {
+                html: html.into(),
+                ..good.clone()
+            };
+            MailTemplates::check("update", &broken, LIMITS)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused("<p>\n  {{#if name}}Hello\n</p>"),
+            "html: line 2, column 3: a `{{#if}}` block is opened here and never closed \
+             (close it with `{{/if}}`): `  {{#if name}}Hello`"
+        );
+        assert_eq!(
+            refused("<p>\n{{#if name}}x{{/each}}</p>"),
+            "html: line 2, column 14: `{{/each}}` closes a `{{#if}}` block: close `{{#if}}` \
+             with `{{/if}}` first: `{{#if name}}x{{/each}}</p>`"
+        );
+        assert_eq!(
+            refused("<p>{{{intro_html}}</p>"),
+            "html: line 1, column 4: this `{{{` is closed with `}}`: an expression opened \
+             with three braces ends with three, `}}}`: `<p>{{{intro_html}}</p>`"
+        );
+        assert_eq!(
+            refused("<p>{{name}</p>"),
+            "html: line 1, column 4: this `{{` is never closed: an expression ends with `}}`: \
+             `<p>{{name}</p>`"
+        );
+        assert_eq!(
+            refused("<p>\n\n<b>{{shout name}}</b></p>"),
+            "html: line 3, column 4: there is no helper called `shout` (the helpers are `if`, \
+             `unless`, `each`, `with`, `lookup`, comparisons such as `eq`, and `plain_text` in \
+             the text part): `<b>{{shout name}}</b></p>`"
+        );
+        assert_eq!(
+            refused("<p>{{#each news_items}}{{nope}}{{/each}}</p>"),
+            "html: line 1, column 24: `nope` is not a field of this mail's data: \
+             `<p>{{#each news_items}}{{nope}}{{/each}}</p>`"
+        );
+        // Whatever else the parser refuses: where, and what an expression may be.
+        let other = refused("<p>{{ }}</p>");
+        assert!(
+            other.starts_with("html: line 1, column 7: handlebars cannot read what is here")
+                && other.ends_with(": `<p>{{ }}</p>`")
+                && !other.contains("expected"),
+            "{other}"
         );
     }
 

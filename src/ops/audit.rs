@@ -26,6 +26,7 @@ pub const ACTIONS: &[&str] = &[
     "edit-subscriber",
     "import",
     "template",
+    "look",
     "staff-add",
     "staff-remove",
     "staff-password",

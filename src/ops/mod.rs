@@ -19,6 +19,7 @@ pub mod health;
 pub mod idempotency;
 pub mod imports;
 pub mod lists;
+pub mod look;
 pub mod news;
 pub mod preferences;
 pub mod roles;

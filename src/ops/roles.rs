@@ -42,12 +42,13 @@ pub enum Operation {
     DigestReview,
     DigestSend,
     TemplateChange,
+    LookChange,
     StaffManage,
     TokenManage,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 22] = [
         Self::SubscriberAdd,
         Self::SubscriberEdit,
         Self::SubscriberUnsubscribe,
@@ -67,6 +68,7 @@ impl Operation {
         Self::DigestReview,
         Self::DigestSend,
         Self::TemplateChange,
+        Self::LookChange,
         Self::StaffManage,
         Self::TokenManage,
     ];
@@ -93,6 +95,7 @@ impl Operation {
             | Self::UpdateArchive
             | Self::DigestSend
             | Self::TemplateChange
+            | Self::LookChange
             | Self::StaffManage
             | Self::TokenManage => Rights::Admin,
         }
@@ -124,6 +127,7 @@ impl Operation {
             Self::DigestReview => "Digests: set up, change, delete a schedule in review mode",
             Self::DigestSend => "Digests: set up, change, delete a schedule in send mode",
             Self::TemplateChange => "Mail templates: save, revert",
+            Self::LookChange => "The look of the mails: logo, colour, footer, social links",
             Self::StaffManage => "Staff: list, add, reset a password, remove",
             Self::TokenManage => "API tokens: list, create, revoke",
         }
@@ -151,6 +155,7 @@ impl Operation {
             Self::DigestReview => "set up digests",
             Self::DigestSend => "set up or change a digest that is sent without review",
             Self::TemplateChange => "change mail templates",
+            Self::LookChange => "change the look of the mails",
             Self::StaffManage => "manage staff accounts",
             Self::TokenManage => "manage API tokens",
         }

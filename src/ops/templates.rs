@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::Actor;
-use crate::domain::TemplateVersion;
+use crate::domain::{Look, TemplateVersion};
 use crate::mail::{LiveTemplates, MailSource, Part, RenderedMail, SavedTemplates, TemplateError};
 use crate::store::mail_templates as store;
 
@@ -96,8 +96,8 @@ fn view(shipped: &MailSource, name: &str, saved: Option<TemplateVersion>) -> Tem
     }
 }
 
-/// The saved versions the live templates (`mail::LiveTemplates`) are built with, read from
-/// the database: every process passes its pool.
+/// The saved versions and look the live templates (`mail::LiveTemplates`) are built with,
+/// read from the database: every process passes its pool.
 impl SavedTemplates for PgPool {
     async fn generation(&self) -> anyhow::Result<i64> {
         Ok(store::generation(self).await?)
@@ -109,6 +109,16 @@ impl SavedTemplates for PgPool {
 
     async fn current_all_as_of(&self, as_of: Option<i64>) -> anyhow::Result<Vec<TemplateVersion>> {
         Ok(store::current_all_as_of(self, as_of).await?)
+    }
+
+    async fn current_look(&self) -> anyhow::Result<Option<Look>> {
+        Ok(crate::store::look::current(self).await?.map(|v| v.look))
+    }
+
+    async fn look_as_of(&self, as_of: Option<i64>) -> anyhow::Result<Option<Look>> {
+        Ok(crate::store::look::as_of(self, as_of)
+            .await?
+            .map(|v| v.look))
     }
 }
 

@@ -3,6 +3,7 @@
 mod admin;
 mod api;
 mod archive;
+mod brand;
 mod client;
 mod confirm;
 mod edge;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(signup::router())
         .merge(archive::router())
+        .merge(brand::router())
         .merge(links)
         .merge(health::router())
         .merge(api::router())

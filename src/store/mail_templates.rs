@@ -30,12 +30,15 @@ fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<TemplateVersion> {
     })
 }
 
-/// A number that grows whenever a version is committed: the number of rows (the table is
-/// append-only, so it never shrinks). Not the newest id: ids are taken at insert, so a save
-/// committed after a later-numbered one would not move it. The table holds a few rows per
-/// template, so processes can ask this often and reload only when it moved.
+/// A number that grows whenever a version of a template or of the look is committed: the
+/// number of rows (the tables are append-only, so it never shrinks). Not the newest id: ids are
+/// taken at insert, so a save committed after a later-numbered one would not move it. The
+/// tables hold a few rows per template, so processes can ask this often and reload only when
+/// it moved.
 pub async fn generation(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM mail_template_versions")
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM mail_template_versions) + (SELECT count(*) FROM look_versions)",
+    )
         .fetch_one(db)
         .await
 }

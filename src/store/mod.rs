@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod import_jobs;
 pub mod imports;
 pub mod lists;
+pub mod look;
 pub mod mail_templates;
 pub mod mailbox;
 pub mod metrics;

@@ -538,7 +538,7 @@ pub async fn apply(
                                              WHEN $7 THEN NULL ELSE approval_requested_at END,
                 scheduled_by = CASE WHEN $9 THEN $10 ELSE scheduled_by END,
                 templates_as_of = CASE WHEN $9 AND NOT ($11 AND templates_as_of IS NOT NULL)
-                                       THEN (SELECT coalesce(max(id), 0) FROM mail_template_versions)
+                                       THEN mail_design_mark()
                                        WHEN $2 = 'draft' THEN NULL ELSE templates_as_of END
          WHERE id = $1",
     )
@@ -850,7 +850,7 @@ pub async fn start_one_due(
         "UPDATE updates u SET status = 'sending', started_at = now(), updated_at = now(),
                 recipients_after = NULL, recipients_complete = false, recipients_expected = NULL,
                 sent_version = version,
-                templates_as_of = coalesce(templates_as_of, (SELECT coalesce(max(id), 0) FROM mail_template_versions)),
+                templates_as_of = coalesce(templates_as_of, mail_design_mark()),
                 in_archive = CASE WHEN archive_chosen THEN in_archive
                                   ELSE EXISTS (SELECT 1 FROM update_lists ul JOIN lists l ON l.id = ul.list_id
                                                WHERE ul.update_id = u.id AND l.is_public) END

@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::admin::imports::upload;
+use crate::admin::look::{upload_logo, LOGO};
 use crate::admin::{signed_in, spawn_staff_app, Browser};
 use crate::helpers::{spawn_app, TestApp};
 
@@ -355,6 +356,14 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         .unwrap()
         .to_owned();
     let (person, erased) = (people[0].0, people[1].0);
+    // A logo, so that the Look page offers its removal too.
+    newsletter::ops::look::set_logo(
+        &app.pool,
+        &newsletter::ops::Actor::CommandLine,
+        LOGO.to_vec(),
+    )
+    .await
+    .unwrap();
 
     // The forms every page of the staff area offers, with the records set up above.
     let mut offered = BTreeSet::new();
@@ -367,7 +376,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         format!("/admin/updates/{u1}/confirm?action=request"), "/admin/lists".into(),
         "/admin/lists/us-icc-updates".into(), "/admin/staff".into(), format!("/admin/subscribers/{person}"),
         "/admin/templates".into(), "/admin/templates/update".into(), "/admin/tokens".into(),
-        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(), "/admin/subscribers?query=reader".into(),
+        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(), "/admin/subscribers?query=reader".into(), "/admin/look".into(),
     ] {
         let html = ana.get(&page).await.text().await.unwrap();
         offered.extend(posted_forms(&html));
@@ -415,6 +424,8 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         form("/admin/subscribers/{id}/unsubscribe", format!("/admin/subscribers/{person}/unsubscribe"), &[]),
         form("/admin/subscribers/{id}/erase", format!("/admin/subscribers/{erased}/erase"), &[("confirm", "yes")]),
         form("/admin/templates/{name}/revert", "/admin/templates/update/revert", &[("default", "yes")]),
+        form("/admin/look", "/admin/look", &[("colour", "#0b5d1e"), ("footer", "Walked **far**."), ("social_label_1", "Web"), ("social_url_1", "https://walk.example")]),
+        form("/admin/look/logo/remove", "/admin/look/logo/remove", &[]),
         form("/admin/tokens", "/admin/tokens", &[("name", "Walked"), ("scope", "read")]),
         form("/admin/account/time-zone", "/admin/account/time-zone", &[("time_zone", "Europe/Paris")]),
         form("/admin/subscribers/bulk", "/admin/subscribers/bulk", &[("action", "add_to_list"), ("target_list", "walked"), ("scope", "matching"), ("query", "reader")]),
@@ -465,6 +476,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
     let mut walked: BTreeSet<String> = walk.iter().map(|f| f.route.to_owned()).collect();
     walked.insert("/admin/tokens/{id}/revoke".into());
     walked.insert("/admin/imports".into());
+    walked.insert("/admin/look/logo".into());
     let missing: Vec<_> = offered
         .iter()
         .filter(|route| !walked.contains(*route) && !NOT_WRITES.contains(&route.as_str()))
@@ -562,6 +574,28 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
     let added = entries(&app).await - before;
     check(
         "/admin/imports".into(),
+        status,
+        added,
+        newest(&app, added).await,
+    );
+
+    // The logo form (multipart): forged, then sent.
+    let before = entries(&app).await;
+    let refused = upload_logo(&mut ana, Some("nope"), ("logo.png", "image/png"), LOGO)
+        .await
+        .status()
+        .as_u16();
+    let added = entries(&app).await - before;
+    if refused != 403 || added != 0 {
+        forged.push(format!("/admin/look/logo: {refused}, {added} entries"));
+    }
+    let status = upload_logo(&mut ana, None, ("logo.png", "image/png"), LOGO)
+        .await
+        .status()
+        .as_u16();
+    let added = entries(&app).await - before;
+    check(
+        "/admin/look/logo".into(),
         status,
         added,
         newest(&app, added).await,

@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::admin::imports::upload;
+use crate::admin::look::{upload_logo, LOGO};
 use crate::admin::{add_staff, signed_in, spawn_staff_app, Browser};
 use crate::helpers::{make_api_token, TestApp};
 
@@ -43,6 +44,11 @@ pub async fn state_of(app: &TestApp) -> Vec<(&'static str, String)> {
             "SELECT (id, name, scope, expires_at, revoked_at)::text FROM api_tokens",
         ),
         ("import_jobs", "SELECT t::text FROM import_jobs t"),
+        ("look_versions", "SELECT t::text FROM look_versions t"),
+        (
+            "brand_logos",
+            "SELECT (sha256, content_type, width, height)::text FROM brand_logos",
+        ),
         ("audit_log", "SELECT t::text FROM audit_log t"),
     ];
     let mut state = Vec::new();
@@ -154,6 +160,8 @@ enum Try {
     Post(String, Vec<(&'static str, &'static str)>),
     /// The import form (multipart) with these fields.
     Upload(Vec<(&'static str, &'static str)>),
+    /// The Look page's logo form (multipart) with a PNG.
+    Logo,
 }
 
 fn post(path: impl Into<String>, fields: &[(&'static str, &'static str)]) -> Try {
@@ -173,6 +181,10 @@ async fn attempt(browser: &mut Browser<'_>, action: &Try) -> u16 {
                 .status()
                 .as_u16()
         }
+        Try::Logo => upload_logo(browser, None, ("logo.png", "image/png"), LOGO)
+            .await
+            .status()
+            .as_u16(),
     }
 }
 
@@ -216,6 +228,10 @@ fn admin_only_in_the_staff_area(w: &World) -> Vec<(&'static str, Try)> {
         ("delete a digest sent without review", post(format!("/admin/digests/{}/delete", w.send_digest), &[])),
         ("save a template", post("/admin/templates/update", &[("subject", "{{subject}}"), ("text", "x"), ("html", "x")])),
         ("revert a template", post("/admin/templates/update/revert", &[("default", "yes")])),
+        ("change the look", post("/admin/look", &[("colour", "#000000"), ("footer", "Sneaky")])),
+        ("change the look, refused input", post("/admin/look", &[("colour", "#ffffff")])),
+        ("upload a logo", Try::Logo),
+        ("remove the logo", post("/admin/look/logo/remove", &[])),
         ("list staff", Try::Get("/admin/staff".into())),
         ("add staff", post("/admin/staff", &[("email", "new@example.org"), ("role", "admin")])),
         ("remove staff", post("/admin/staff/remove", &[("email", "other@example.org")])),

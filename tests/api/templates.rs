@@ -104,6 +104,52 @@ async fn a_template_that_does_not_compile_is_refused_and_a_good_one_is_used_by_t
     assert!(text.starts_with("[v1]\n"), "{text}");
 }
 
+/// Template errors in plain words at the API's door: what is wrong, the line and column, the
+/// offending line quoted; never the parser's jargon.
+#[tokio::test]
+async fn a_broken_template_is_explained_in_plain_words_with_its_line_quoted() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let cases = [
+        (
+            "<p>\n  {{#if name}}Hello\n</p>",
+            "line 2, column 3: a `{{#if}}` block is opened here and never closed (close it with \
+             `{{/if}}`): `  {{#if name}}Hello`",
+        ),
+        (
+            "<p>{{#each news_items}}{{title}}{{/if}}</p>",
+            "line 1, column 33: `{{/if}}` closes a `{{#each}}` block: close `{{#each}}` with \
+             `{{/each}}` first: `<p>{{#each news_items}}{{title}}{{/if}}</p>`",
+        ),
+        (
+            "<p>\n{{{intro_html}}\n</p>",
+            "line 2, column 1: this `{{{` is closed with `}}`: an expression opened with three \
+             braces ends with three, `}}}`: `{{{intro_html}}`",
+        ),
+        (
+            "<p>{{shout subject}}</p>",
+            "line 1, column 4: there is no helper called `shout`",
+        ),
+    ];
+    for (html, words) in cases {
+        let mut broken = marked_update(&app, &token, "[x]").await;
+        broken["html"] = json!(html);
+        let refused = app
+            .api(
+                Method::PUT,
+                "/api/v1/templates/update",
+                &token,
+                Some(broken),
+            )
+            .await;
+        assert_eq!(refused.status(), 422, "{html}");
+        let body: Value = refused.json().await.unwrap();
+        let why = body["errors"]["html"].as_str().expect("the part is named");
+        assert!(why.starts_with(words), "{html}: {why}");
+        assert!(!why.contains("expected"), "{why}");
+    }
+}
+
 #[tokio::test]
 async fn a_saved_template_reaches_a_separate_worker_and_personal_fields_may_be_used_anywhere() {
     let app = spawn_app_without_worker(&[]).await;

@@ -14,6 +14,7 @@ mod feeds;
 mod imports;
 mod lists;
 mod login;
+mod look;
 mod news;
 mod pages;
 mod staff;
@@ -55,6 +56,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(subscribers::router())
         .merge(lists::router())
         .merge(templates::router())
+        .merge(look::router())
         .merge(tokens::router())
         .merge(imports::router())
         .merge(audit::router())

@@ -192,6 +192,11 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
     let bad = dir.join("bad.csv");
     std::fs::write(&bad, "name\nNo address column\n").unwrap();
     let (good, bad) = (good.display().to_string(), bad.display().to_string());
+    let logo = dir.join("logo.png");
+    std::fs::write(&logo, super::look::LOGO).unwrap();
+    let svg = dir.join("logo.svg");
+    std::fs::write(&svg, r#"<svg xmlns="http://www.w3.org/2000/svg"/>"#).unwrap();
+    let (logo, svg) = (logo.display().to_string(), svg.display().to_string());
 
     let log_in = |password: &str| {
         vec![
@@ -232,8 +237,13 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         form("import job", "/admin/imports", vec![Step::Type("#file", good), typed("#source", "A sheet"), Step::Click("#start-import")], "h1", "Import (done)"),
         page("templates", "/admin/templates", "#templates", "update"),
         page("template editor", "/admin/templates/update", "h1", "Mail template update"),
-        form("template refused", "/admin/templates/update", vec![typed("#subject", "{{#if}}"), Step::Click("#save-template")], "#template-error", "line 1"),
+        form("template refused", "/admin/templates/update", vec![typed("#subject", "{{#if}}"), Step::Click("#save-template")], "#template-error", "line 1, column 1: a `{{#if}}` block is opened here and never closed"),
         form("template preview", "/admin/templates/update", vec![Step::Click("#preview-template")], "#preview-subject", "Sample"),
+        page("look", "/admin/look", "h1", "Look of the mails"),
+        form("look refused", "/admin/look", vec![typed("#colour", "#ffcc00"), typed("#social_url_1", "https://x.example"), Step::Click("#save-look")], "#colour-error", "1.51:1"),
+        form("look logo refused", "/admin/look", vec![Step::Type("#logo", svg), Step::Click("#upload-logo")], "#look-error", "SVG"),
+        form("look with a logo", "/admin/look", vec![Step::Type("#logo", logo), Step::Click("#upload-logo")], "#look-version", "version 1"),
+        form("look saved", "/admin/look", vec![typed("#colour", "#0b5d1e"), typed("#footer", "Made by **us**."), typed("#social_label_1", "Mastodon"), typed("#social_url_1", "https://social.example/@us"), Step::Click("#save-look")], "#look-version", "version 2"),
         page("audit log", "/admin/audit", "#audit", "ana@example.org"),
         page("staff", "/admin/staff", "main tbody", "ana@example.org"),
         page("api tokens", "/admin/tokens", "#tokens", "tests"),

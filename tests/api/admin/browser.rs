@@ -10,13 +10,13 @@ use newsletter::domain::StaffRole;
 use super::{add_staff, spawn_staff_app, PASSWORD};
 use crate::browser::Driver;
 
-async fn fill(browser: &Client, css: &str, text: &str) {
+pub(super) async fn fill(browser: &Client, css: &str, text: &str) {
     let field = browser.find(Locator::Css(css)).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(text).await.unwrap();
 }
 
-async fn click(browser: &Client, css: &str) {
+pub(super) async fn click(browser: &Client, css: &str) {
     browser
         .find(Locator::Css(css))
         .await
@@ -299,7 +299,7 @@ async fn an_admin_finds_and_unsubscribes_someone_and_imports_a_file_in_a_real_br
 }
 
 /// Waits until the element matching `css` holds `needle` (the page may still be the old one).
-async fn wait_for_contains(browser: &Client, css: &str, needle: &str) -> String {
+pub(super) async fn wait_for_contains(browser: &Client, css: &str, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = text_of(browser, css).await;

@@ -9,6 +9,7 @@ pub(crate) mod imports;
 mod lists;
 mod login;
 mod login_load;
+pub(crate) mod look;
 mod news;
 mod progress;
 mod setup;
