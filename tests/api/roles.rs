@@ -406,6 +406,21 @@ async fn a_write_token_has_an_editors_rights_and_nothing_more() {
     );
 }
 
+/// `method` on the document's `path` (its parameters filled by `concrete`) with `token` and a
+/// body that is not JSON at all: the status.
+async fn with_a_broken_body(app: &TestApp, method: &str, path: &str, token: &str) -> u16 {
+    app.http
+        .request(method.to_uppercase().parse().unwrap(), app.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn a_read_token_reads_and_is_refused_every_write_before_its_body_is_read() {
     let app = spawn_staff_app(&[]).await;
@@ -430,16 +445,7 @@ async fn a_read_token_reads_and_is_refused_every_write_before_its_body_is_read()
                 .replace("{slug}", "us-icc-updates")
                 .replace("{name}", "update");
             // Not JSON at all: a token that may not write is refused before the body is read.
-            let status = app
-                .http
-                .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
-                .bearer_auth(&read)
-                .header("content-type", "application/json")
-                .body("{ not json")
-                .send()
-                .await
-                .unwrap()
-                .status();
+            let status = with_a_broken_body(&app, method, &concrete, &read).await;
             if status != 403 {
                 wrong.push(format!("{method} {path}: {status}"));
             }
@@ -535,16 +541,7 @@ async fn a_write_token_is_refused_every_admin_operation_before_its_path_or_body_
             .replace("{id}", "not-an-id")
             .replace("{slug}", "no-such-list")
             .replace("{name}", "no-such-template");
-        let status = app
-            .http
-            .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
-            .bearer_auth(&write)
-            .header("content-type", "application/json")
-            .body("{ not json")
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = with_a_broken_body(&app, method, &concrete, &write).await;
         if status != 403 {
             wrong.push(format!("{method} {path}: {status}"));
         }

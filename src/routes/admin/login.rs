@@ -105,14 +105,7 @@ async fn log_in(
     )
     .await;
     match result {
-        Ok(session) => {
-            let mut response = Redirect::to("/admin").into_response();
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                set_cookie(&state, SESSION_COOKIE, Some(session.0.as_str())),
-            );
-            Ok(response)
-        }
+        Ok(session) => Ok(signed_in(&state, &session)),
         Err(LoginError::Wrong) => Ok(login_page(
             &state,
             headers,
@@ -139,6 +132,16 @@ async fn log_in(
         )),
         Err(LoginError::Internal(e)) => Err(AdminError::Internal(e)),
     }
+}
+
+/// To the dashboard, with the new session's cookie.
+fn signed_in(state: &AppState, session: &staff::SessionId) -> Response {
+    let mut response = Redirect::to("/admin").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, SESSION_COOKIE, Some(session.0.as_str())),
+    );
+    response
 }
 
 /// A form sent before any session, from the page `page`: its fields once its origin and CSRF
@@ -204,14 +207,7 @@ async fn set_up(
         pre_session_page(&state, headers, status, "setup", data)
     };
     match result {
-        Ok(session) => {
-            let mut response = Redirect::to("/admin").into_response();
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                set_cookie(&state, SESSION_COOKIE, Some(session.0.as_str())),
-            );
-            Ok(response)
-        }
+        Ok(session) => Ok(signed_in(&state, &session)),
         Err(SetupError::SetUpAlready) => Ok(Redirect::to("/admin/login").into_response()),
         Err(e @ SetupError::WrongCode) => Ok(again(
             StatusCode::UNPROCESSABLE_ENTITY,
