@@ -4,7 +4,7 @@
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -137,7 +137,7 @@ async fn answered(
     input: Option<LookInput>,
 ) -> Result<Response, AdminError> {
     match result {
-        Ok(_) => Ok(Redirect::to("/admin/look").into_response()),
+        Ok(_) => Ok(super::done("/admin/look", "look-saved")),
         Err(LookError::Invalid(errors)) => {
             let sent = Sent { input, errors };
             page(state, staff, StatusCode::UNPROCESSABLE_ENTITY, sent).await

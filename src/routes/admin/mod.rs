@@ -217,6 +217,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("feed-added", "The feed is followed; its items arrive on the news desk at its next poll."),
     ("feed-changed", "The feed is changed."),
     ("feed-removed", "The feed is removed; the items it brought stay on the news desk."),
+    ("look-saved", "The look is saved: the next update, test mail and preview use it."),
     ("list-added", "The list is created."),
     ("list-saved", "The list is saved."),
     ("list-archived", "The list is archived."),
