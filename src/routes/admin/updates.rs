@@ -120,8 +120,8 @@ fn input_from(fields: &Fields) -> Result<UpdateInput, AdminError> {
         news_items: None,
         news_item_ids: Some(ids),
         template: Some(fields.text("template")).filter(|t| !t.trim().is_empty()),
-        from: None,
-        reply_to: None,
+        from: Some(fields.text("from")),
+        reply_to: Some(fields.text("reply_to")),
     })
 }
 
@@ -184,6 +184,8 @@ async fn composer(
             "title": if id.is_some() { "Edit the draft" } else { "New update" },
             "id": id,
             "values": input,
+            "default_from": state.settings.mail.from.to_string(),
+            "default_reply_to": state.settings.mail.reply_to.as_ref().map(ToString::to_string),
             "templates": templates(state, input.template.as_deref().unwrap_or("update")),
             "lists": lists,
             "slots": slots,
@@ -313,6 +315,8 @@ async fn save(
 #[derive(Deserialize, Default)]
 struct ShowQuery {
     email: Option<String>,
+    /// The preview's width: `desktop` (600 px, the default) or `phone` (375 px).
+    width: Option<String>,
 }
 
 /// "about 3 minutes" for a number of seconds.
@@ -425,6 +429,7 @@ async fn show(
             "in_archive": in_archive,
             "time_zone": zone.name(),
             "preview_email": preview_email,
+            "phone": q.width.as_deref() == Some("phone"),
             "preview_query": preview_query,
             "refresh_seconds": going.then_some(REFRESH_SECONDS),
         }),

@@ -480,3 +480,57 @@ async fn the_template_editor_shows_the_html_mail_with_its_own_styles_and_saves_n
         .unwrap();
     assert_eq!(saved, 0, "a preview saves nothing");
 }
+
+/// The preview shows the HTML mail at a phone's width (375 px) or a desktop's (600 px), with
+/// the plain-text mail beside it.
+#[tokio::test]
+async fn the_preview_switches_between_desktop_and_phone_width_with_the_text_beside_it() {
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    let id = app.create_update(&token, "Seen on a phone").await;
+    add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(&browser, "#email", "ana@example.org").await;
+    fill(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    wait_for_text(&browser, "h1", "Dashboard").await;
+
+    let width = |css: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .execute(
+                    &format!("return document.querySelector('{css}').clientWidth;"),
+                    vec![],
+                )
+                .await
+                .unwrap()
+                .as_u64()
+                .unwrap()
+        }
+    };
+    browser
+        .goto(&app.url(&format!("/admin/updates/{id}")))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "h1", "Seen on a phone").await;
+    assert_eq!(width("#preview-html").await, 600, "desktop by default");
+    browser
+        .find(fantoccini::Locator::Css("#preview-width"))
+        .await
+        .unwrap()
+        .select_by_value("phone")
+        .await
+        .unwrap();
+    click(&browser, "#show-preview").await;
+    wait_for_contains(&browser, "#preview-html", "").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while width("#preview-html").await != 375 {
+        assert!(std::time::Instant::now() < deadline, "the phone width");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(width("#preview-text").await > 0, "the text beside it");
+    browser.close().await.unwrap();
+}

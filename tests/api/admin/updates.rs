@@ -211,7 +211,14 @@ async fn the_preview_is_the_mail_the_subscriber_gets_in_a_sandboxed_frame() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("<iframe class=\"preview\" sandbox"), "{page}");
+    assert!(
+        page.contains("<iframe class=\"preview desktop\" id=\"preview-html\" sandbox"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<iframe class=\"preview text\" id=\"preview-text\" sandbox"),
+        "{page}"
+    );
     assert!(page.contains("Weekly &lt;news&gt;"), "escaped");
 
     let sample = admin
@@ -423,7 +430,12 @@ async fn with_the_approval_rule_a_large_update_waits_for_a_different_admin() {
     );
     let approved = bo.approve(&via_api, "1").await;
     assert_eq!(approved.status(), 303);
-    assert_eq!(status_and_rows(&app, &via_api).await.0, "scheduled");
+    // Approved to go now: the worker may already have taken it.
+    let after = status_and_rows(&app, &via_api).await.0;
+    assert!(
+        matches!(after.as_str(), "scheduled" | "sending" | "sent"),
+        "{after}"
+    );
 
     // At or under the threshold, no approval is needed.
     sqlx::query(
@@ -567,4 +579,72 @@ async fn the_composer_offers_only_the_templates_made_for_updates() {
     for not_for_updates in ["confirmation", "welcome"] {
         assert!(!select.contains(not_for_updates), "{select}");
     }
+}
+
+/// The composer sets From and Reply-To (before, only the API could): checked where they enter,
+/// kept on the draft, carried by its mails.
+#[tokio::test]
+async fn the_composer_sets_from_and_reply_to_and_the_mail_carries_them() {
+    let app = spawn_staff_app(&[]).await;
+    let mut editor = signed_in(&app, "ed@example.org", StaffRole::Editor).await;
+    let page = editor.get("/admin/updates/new").await.text().await.unwrap();
+    assert!(page.contains("id=\"from\"") && page.contains("id=\"reply_to\""));
+    let fields = |from: &'static str| {
+        vec![
+            ("subject", "With a sender"),
+            ("lists", "us-icc-updates"),
+            ("template", "update"),
+            ("from", from),
+            ("reply_to", "Press desk <press@example.org>"),
+        ]
+    };
+    for bad in ["not an address", "a@example.org\r\nBcc: eve@example.org"] {
+        let r = editor.post("/admin/updates", &fields(bad)).await;
+        assert_eq!(r.status(), 422, "{bad:?}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("from:"), "the field is named: {page}");
+    }
+    let r = editor
+        .post(
+            "/admin/updates",
+            &fields("Coalition Desk <desk@example.org>"),
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = location
+        .split('?')
+        .next()
+        .unwrap()
+        .strip_prefix("/admin/updates/")
+        .unwrap()
+        .to_owned();
+    let edit = editor
+        .get(&format!("/admin/updates/{id}/edit"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        edit.contains("Coalition Desk &lt;desk@example.org&gt;"),
+        "kept on the draft: {edit}"
+    );
+    let r = editor
+        .post(
+            &format!("/admin/updates/{id}/test"),
+            &[("to", "check@example.org")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let mails = app.smtp.wait_for(1, Duration::from_secs(30)).await;
+    let data = String::from_utf8_lossy(&mails[0].data).to_string();
+    let header = |name: &str| {
+        data.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(header("from").contains("desk@example.org"), "{data}");
+    assert!(header("from").contains("Coalition Desk"), "{data}");
+    assert!(header("reply-to").contains("press@example.org"), "{data}");
 }
