@@ -1,5 +1,6 @@
-//! The staff area's stylesheet and its one script (reloading a page that is still changing,
-//! which the reader can stop), compiled into the binary.
+//! The staff area's stylesheet and its two scripts (reloading a page that is still changing,
+//! which the reader can stop; moving the composer's news items on the page), compiled into the
+//! binary.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -10,20 +11,29 @@ use crate::app::AppState;
 
 const ADMIN_CSS: &[u8] = include_bytes!("../../../static/admin.css");
 const REFRESH_JS: &[u8] = include_bytes!("../../../static/admin-refresh.js");
+const COMPOSER_JS: &[u8] = include_bytes!("../../../static/admin-composer.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/static/admin.css", get(css))
-        .route("/admin/static/admin-refresh.js", get(refresh_js))
+        .route(
+            "/admin/static/admin-refresh.js",
+            get(|| async { script(REFRESH_JS) }),
+        )
+        .route(
+            "/admin/static/admin-composer.js",
+            get(|| async { script(COMPOSER_JS) }),
+        )
 }
 
-async fn refresh_js() -> impl IntoResponse {
+/// A script, cached an hour.
+fn script(body: &'static [u8]) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        REFRESH_JS,
+        body,
     )
 }
 

@@ -189,6 +189,7 @@ async fn composer(
             "templates": templates(state, input.template.as_deref().unwrap_or("update")),
             "lists": lists,
             "slots": slots,
+            "composer_script": true,
             "inline_items": inline_items,
             "errors": errors,
         }),

@@ -128,13 +128,13 @@ async fn an_admin_composes_tests_edits_confirms_and_sends_the_edited_version_in_
     assert_eq!(text_of(&browser, "#status").await, "draft");
 
     let mut previewed = browser.current_url().await.unwrap();
-    previewed.set_query(Some("email=reader0%40example.org"));
+    previewed.set_query(Some("email=reader0%40example.org&width=desktop"));
     fill(&browser, "#preview-email", "reader0@example.org").await;
     click(&browser, "#show-preview").await;
     browser.wait().for_url(&previewed).await.unwrap();
     let frame = browser
         .wait()
-        .for_element(Locator::Css("iframe.preview"))
+        .for_element(Locator::Css("#preview-html"))
         .await
         .unwrap();
     frame.enter_frame().await.unwrap();
@@ -533,4 +533,92 @@ async fn the_preview_switches_between_desktop_and_phone_width_with_the_text_besi
     }
     assert!(width("#preview-text").await > 0, "the text beside it");
     browser.close().await.unwrap();
+}
+
+/// The composer's news items move up and down, go, and come, on the page (a small script);
+/// the saved draft has them in the order shown.
+#[tokio::test]
+async fn news_items_are_reordered_removed_and_added_on_the_composer_page() {
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    let mut ids = Vec::new();
+    for title in ["First story", "Second story", "Third story"] {
+        let r = app
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/news",
+                &token,
+                Some(serde_json::json!({ "title": title })),
+            )
+            .await;
+        ids.push(
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let driver = Driver::start();
+    let browser = driver.connect().await;
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(&browser, "#email", "ana@example.org").await;
+    fill(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    wait_for_text(&browser, "h1", "Dashboard").await;
+
+    browser.goto(&app.url("/admin/updates/new")).await.unwrap();
+    wait_for_text(&browser, "h1", "New update").await;
+    fill(&browser, "#subject", "Reordered").await;
+    for (n, id) in ids.iter().enumerate() {
+        browser
+            .find(fantoccini::Locator::Css(&format!("#item-{}", n + 1)))
+            .await
+            .unwrap()
+            .select_by_value(id)
+            .await
+            .unwrap();
+    }
+    // Third up (before the second), then the first removed: Third, Second.
+    click(&browser, "button[aria-label='Move up item 3']").await;
+    click(&browser, "button[aria-label='Remove item 1']").await;
+    wait_for_contains(&browser, "#items-status", "removed").await;
+    let slots_before = browser
+        .find_all(fantoccini::Locator::Css(".item-slot"))
+        .await
+        .unwrap()
+        .len();
+    click(&browser, "#add-item").await;
+    let slots_after = browser
+        .find_all(fantoccini::Locator::Css(".item-slot"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(slots_after, slots_before + 1, "another slot");
+    browser
+        .find(fantoccini::Locator::Css(&format!("#item-{slots_after}")))
+        .await
+        .unwrap()
+        .select_by_value(&ids[0])
+        .await
+        .unwrap();
+    browser
+        .execute(
+            "document.querySelector(\"input[name=lists][value='us-icc-updates']\").checked = true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&browser, "#save-draft").await;
+    wait_for_contains(&browser, "#notice", "draft is saved").await;
+    browser.close().await.unwrap();
+
+    let titles: Vec<String> = sqlx::query_scalar(
+        "SELECT i.title FROM news_items i JOIN updates u ON u.id = i.update_id
+         WHERE u.subject = 'Reordered' ORDER BY i.position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(titles, ["Third story", "Second story", "First story"]);
 }
