@@ -25,7 +25,7 @@ async fn add_feed(app: &TestApp, token: &str, body: Value) -> Value {
 }
 
 /// Waits until every feed was polled after `since`; returns the feeds by URL.
-async fn wait_polled(app: &TestApp, token: &str, since: DateTime<Utc>) -> Vec<Value> {
+pub(crate) async fn wait_polled(app: &TestApp, token: &str, since: DateTime<Utc>) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let feeds: Value = app
@@ -52,7 +52,7 @@ async fn wait_polled(app: &TestApp, token: &str, since: DateTime<Utc>) -> Vec<Va
     }
 }
 
-async fn poll_again(app: &TestApp) -> DateTime<Utc> {
+pub(crate) async fn poll_again(app: &TestApp) -> DateTime<Utc> {
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&app.pool)
         .await

@@ -60,7 +60,7 @@ pub async fn upload_logo(
 }
 
 /// The text and HTML parts of a mail as received.
-fn parts(raw: &[u8]) -> (String, String) {
+pub(super) fn parts(raw: &[u8]) -> (String, String) {
     let message = mail_parser::MessageParser::default().parse(raw).unwrap();
     (
         message.body_text(0).unwrap().into_owned(),

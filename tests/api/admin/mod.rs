@@ -5,6 +5,7 @@ mod browser;
 mod bulk;
 mod digests;
 mod feedback;
+mod first_run;
 pub(crate) mod imports;
 mod lists;
 mod login;
