@@ -20,10 +20,22 @@ pub fn allowed(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || is_noncharacter(c))
 }
 
+/// Characters that break or reorder a line without being controls: the line and paragraph
+/// separators (U+2028, U+2029) and the bidirectional embeddings, overrides and isolates
+/// (U+202A to U+202E, U+2066 to U+2069), with which a one-line name can show other text than it
+/// holds. Refused in one line ([`check_line`]); a text of several lines keeps them.
+pub fn breaks_a_line(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Why `c` is refused, as words for staff.
 fn describe(c: char) -> String {
     let what = if is_noncharacter(c) {
         "the noncharacter"
+    } else if matches!(c, '\u{2028}' | '\u{2029}') {
+        "the line separator"
+    } else if breaks_a_line(c) {
+        "the bidirectional control"
     } else if matches!(c, '\t' | '\n' | '\r') {
         "a line break or tab,"
     } else {
@@ -45,12 +57,16 @@ pub fn check_text(field: &str, s: &str) -> Result<(), String> {
 }
 
 /// One line (a subject, a name, a title: what may become a mail header): no control character
-/// at all, tab and line breaks included, and no noncharacter.
+/// at all, tab and line breaks included, no noncharacter, no line separator and no
+/// bidirectional control ([`breaks_a_line`]).
 ///
 /// # Errors
 /// A sentence naming the field and the first character refused.
 pub fn check_line(field: &str, s: &str) -> Result<(), String> {
-    match s.chars().find(|c| c.is_control() || is_noncharacter(*c)) {
+    match s
+        .chars()
+        .find(|c| c.is_control() || is_noncharacter(*c) || breaks_a_line(*c))
+    {
         Some(c) => Err(format!("The {field} cannot contain {}.", describe(c))),
         None => Ok(()),
     }
@@ -66,6 +82,23 @@ pub fn clean(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn one_line_refuses_separators_and_bidirectional_controls_a_text_keeps_them() {
+        for (bad, named) in [
+            ("a\u{2028}b", "line separator U+2028"),
+            ("abc\u{202E}txt.exe", "bidirectional control U+202E"),
+            ("\u{2066}x\u{2069}", "bidirectional control U+2066"),
+        ] {
+            let e = check_line("name", bad).unwrap_err();
+            assert!(e.contains(named), "{e}");
+            assert!(check_text("summary", bad).is_ok());
+        }
+        assert!(
+            check_line("name", "\u{200F}\u{5E9}\u{5DC}\u{5D5}\u{5DD}").is_ok(),
+            "RLM stays"
+        );
+    }
 
     #[test]
     fn the_rule_refuses_controls_and_noncharacters_and_names_them() {

@@ -142,12 +142,12 @@ pub async fn read(
     )
     .bind(id)
     .bind(rows)
-    .bind(header)
+    .bind(header.iter().map(|h| storable_text(h)).collect::<Vec<_>>())
     .bind(outcome.duplicates)
     .bind(outcome.refused)
-    .bind(&outcome.refused_by)
-    .bind(&outcome.errors)
-    .bind(&outcome.refused_rows)
+    .bind(storable(&outcome.refused_by))
+    .bind(storable(&outcome.errors))
+    .bind(storable(&outcome.refused_rows))
     .execute(db)
     .await?;
     Ok(())
@@ -184,9 +184,9 @@ pub async fn progress(
     .bind(outcome.already_there)
     .bind(outcome.suppressed)
     .bind(outcome.refused)
-    .bind(&outcome.refused_by)
-    .bind(&outcome.errors)
-    .bind(&outcome.refused_rows)
+    .bind(storable(&outcome.refused_by))
+    .bind(storable(&outcome.errors))
+    .bind(storable(&outcome.refused_rows))
     .bind(from)
     .bind(outcome.duplicates)
     .execute(db)
@@ -312,4 +312,26 @@ pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<Job
             created_at: r.get("created_at"),
         })
         .collect())
+}
+
+/// `text` as PostgreSQL can store it: a NUL (which no `text` or `jsonb` value may hold, and which
+/// a refused row may well contain) becomes U+FFFD.
+fn storable_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// `value` with every string (keys included) made [`storable_text`]. Before, one NUL in a
+/// refused cell made the whole import fail on writing its outcome.
+fn storable(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(storable_text(s)),
+        Value::Array(items) => Value::Array(items.iter().map(storable).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (storable_text(k), storable(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }

@@ -274,3 +274,43 @@ async fn an_import_refuses_a_row_whose_name_holds_a_noncharacter_by_its_line() {
         "{job}"
     );
 }
+
+/// One-line texts refuse what reorders or breaks a line without being a control: a right-to-left
+/// override makes `abc\u{202E}txt.exe` show as `abcexe.txt` on a staff page (found from
+/// outside in a token name), and U+2028 breaks a "one-line" subject.
+#[tokio::test]
+async fn a_bidirectional_override_or_line_separator_in_a_one_line_text_is_refused() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    for (title, named) in [
+        ("abc\u{202E}txt.exe", "bidirectional control U+202E"),
+        ("Senate\u{2028}hearing", "line separator U+2028"),
+    ] {
+        let r = app
+            .api(
+                Method::POST,
+                "/api/v1/news",
+                &token,
+                Some(serde_json::json!({ "title": title })),
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{title:?}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["errors"]["title"]
+                .as_str()
+                .unwrap_or("")
+                .contains(named),
+            "{body}"
+        );
+    }
+    let kept = app
+        .api(
+            Method::POST,
+            "/api/v1/news",
+            &token,
+            Some(serde_json::json!({ "title": "A title", "summary": "Two\u{2028}lines" })),
+        )
+        .await;
+    assert_eq!(kept.status(), 201, "a text of several lines keeps them");
+}

@@ -891,3 +891,39 @@ async fn the_refused_rows_of_an_old_import_are_forgotten_and_its_counts_stay() {
     assert!(!job.to_string().contains("not-an-address"), "{job}");
     assert_eq!(refused_csv(&app, &token, &id).await, "email,name,error\n");
 }
+
+/// A NUL in one cell refuses that row, naming it, and the others go in. (Before, the job failed
+/// as a whole on writing its outcome: PostgreSQL stores no NUL in `jsonb`, and the good rows
+/// were lost with the bad one. Found from outside.)
+#[tokio::test]
+async fn a_nul_in_one_cell_refuses_that_row_and_the_import_goes_on() {
+    let app = spawn_app().await;
+    let token = app.api_token().await;
+    let file = "email,name\nnul1@example.org,J\0\nnul2@example.org,K\n".to_owned();
+    let r = start(&app, &token, "mode=confirmed&source=A%20sheet", file).await;
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let seen = follow(&app, &token, job["id"].as_str().unwrap()).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "done", "{last}");
+    assert_eq!(last["imported"], 1, "{last}");
+    assert_eq!(last["refused"], 1, "{last}");
+    assert_eq!(
+        app.subscriber_status("nul2@example.org").await.as_deref(),
+        Some("confirmed")
+    );
+    assert_eq!(app.subscriber_status("nul1@example.org").await, None);
+    let refused = app
+        .api(
+            Method::GET,
+            &format!(
+                "/api/v1/imports/{}/refused.csv",
+                job["id"].as_str().unwrap()
+            ),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(refused.status(), 200);
+    assert!(refused.text().await.unwrap().contains("nul1@example.org"));
+}

@@ -21,7 +21,15 @@ async fn list(
     staff: CurrentStaff,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return Err(AdminError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The filter could not be read: {}", e.body_text()),
+            ))
+        }
+    };
     let zone = staff
         .member
         .time_zone

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{staff_page, AdminError, AdminForm, CurrentStaff};
 use crate::app::AppState;
-use crate::domain::{schedule, TokenScope};
+use crate::domain::TokenScope;
 use crate::ops::api_tokens::{self, Created, TokenError, TokenInput};
 
 pub fn router() -> Router<AppState> {
@@ -37,7 +37,7 @@ impl From<TokenError> for AdminError {
     }
 }
 
-/// The page: every token (times in `server.time_zone`), the new one's secret when one was just
+/// The page: every token (times in the reader's zone, by `{{when}}`), the new one's secret when one was just
 /// made, or the form's error.
 async fn page(
     state: &AppState,
@@ -46,8 +46,6 @@ async fn page(
     created: Option<Created>,
     error: Option<(String, &TokenInput)>,
 ) -> Result<Response, AdminError> {
-    let zone = state.settings.server.time_zone;
-    let shown = |t: Option<chrono::DateTime<Utc>>| t.map(|t| schedule::shown_in(t, zone));
     let now = Utc::now();
     let tokens: Vec<Value> = api_tokens::list(&state.pool, &staff.actor())
         .await?
@@ -62,8 +60,8 @@ async fn page(
             };
             json!({
                 "id": t.id, "name": t.name, "scope": t.scope.as_str(), "created_by": t.created_by,
-                "created_at": schedule::shown_in(t.created_at, zone),
-                "last_used_at": shown(t.last_used_at), "expires_at": shown(t.expires_at),
+                "created_at": t.created_at,
+                "last_used_at": t.last_used_at, "expires_at": t.expires_at,
                 "state": state, "live": state == "live",
             })
         })

@@ -212,4 +212,47 @@ async fn the_audit_log_filters_by_actor_action_record_and_day_and_pages() {
         .contains("&quot;yesterday&quot; is not a day"));
     let r = ed.get("/admin/audit?action=no-such").await;
     assert_eq!(r.status(), 422);
+    let r = ed.get("/admin/audit?before=abc").await;
+    assert_eq!(r.status(), 422, "not ignored");
+}
+
+/// Every staff page with times shows them in the reader's zone, none raw. (Before, the Look page
+/// showed `2026-12-07T06:35:18.590121Z` and the tokens page the organisation's zone. Found
+/// from outside.)
+#[tokio::test]
+async fn no_staff_page_shows_a_raw_time_or_another_zone() {
+    let app = spawn_staff_app(&[]).await;
+    let token = app.api_token().await;
+    app.seed_confirmed(1, "example.org").await;
+    let id = app.create_update(&token, "Timed").await;
+    let mut ad = signed_in(&app, "ad@example.org", StaffRole::Admin).await;
+    ad.post("/admin/account/time-zone", &[("time_zone", "Asia/Tokyo")])
+        .await;
+    let saved = ad
+        .post(
+            "/admin/look",
+            &[("colour", "#0b5d1e"), ("footer", "Hello.")],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    for page in [
+        "/admin/audit".to_owned(),
+        "/admin/tokens".into(),
+        "/admin/look".into(),
+        "/admin/updates".into(),
+        format!("/admin/updates/{id}"),
+        "/admin/staff".into(),
+        "/admin/subscribers?query=reader".into(),
+    ] {
+        let html = ad.get(&page).await.text().await.unwrap();
+        assert!(!has_raw_time(&html), "{page} shows a raw time: {html}");
+        assert!(
+            !html.contains(" EST") && !html.contains(" EDT"),
+            "{page}: {html}"
+        );
+        assert!(
+            html.contains(" JST"),
+            "{page} shows no time in the reader's zone"
+        );
+    }
 }
