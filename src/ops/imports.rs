@@ -69,7 +69,7 @@ pub struct ReadCsv {
     pub refused: Vec<RefusedRow>,
 }
 
-/// The file cannot be read at all (no header, no `email` column).
+/// The file cannot be read at all (no header, no `email` column, a column named twice).
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct FileError {
@@ -210,6 +210,21 @@ struct Columns {
 
 impl Columns {
     fn find(header: &[String]) -> Result<Self, FileError> {
+        // A column named twice would read one and drop the other's values unseen.
+        for name in ["email", "name", "state", "status", "lists", "pending_lists"] {
+            let named = header
+                .iter()
+                .filter(|h| h.trim().eq_ignore_ascii_case(name))
+                .count();
+            if named > 1 {
+                return Err(FileError {
+                    line: 1,
+                    message: format!(
+                        "the column `{name}` is named {named} times; keep one and upload again"
+                    ),
+                });
+            }
+        }
         let column = |name: &str| {
             header
                 .iter()
@@ -947,6 +962,15 @@ mod tests {
         assert_eq!(read.rows[1].line, 3);
         assert!(read.rows[1].lists.is_empty() && read.rows[1].name.is_none());
         assert_eq!(read.header, ["Lists", "State", "EMAIL", "Name"]);
+    }
+
+    #[test]
+    fn a_column_named_twice_refuses_the_file_naming_it() {
+        let e = read_csv(b"email,Email,name\na@example.org,b@example.org,A\n", &[])
+            .err()
+            .expect("refused");
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("`email` is named 2 times"), "{e}");
     }
 
     #[test]
