@@ -221,6 +221,7 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         page("progress, sent", format!("/admin/updates/{sent}"), "#count-sent", "3"),
         page("progress, going out", format!("/admin/updates/{going}"), "#auto-refresh label", "Reload this page every 2 seconds"),
         page("preview page", format!("/admin/updates/{draft}?email=reader0%40example.org"), "h2", "Preview"),
+        page("preview page, phone", format!("/admin/updates/{draft}?width=phone"), "#preview-width", "Phone"),
         page("news desk", "/admin/news", "main tbody a", "Senate hearing on the ICC"),
         page("news edit", format!("/admin/news/{news}"), "h1", "Edit a news item"),
         page("feeds", "/admin/feeds", "main tbody", "https://court.example/press.xml"),
