@@ -967,8 +967,7 @@ mod tests {
     #[test]
     fn a_column_named_twice_refuses_the_file_naming_it() {
         let e = read_csv(b"email,Email,name\na@example.org,b@example.org,A\n", &[])
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(e.line, 1);
         assert!(e.message.contains("`email` is named 2 times"), "{e}");
     }
