@@ -164,15 +164,24 @@ async fn a_fresh_install_is_set_up_fed_and_sends_its_first_update_in_a_real_brow
         .await
         .unwrap();
     click(&browser, "#show-preview").await;
-    let phone = browser
-        .execute(
-            "return document.querySelector('#preview-html').clientWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(phone.as_u64(), Some(375));
+    // The page that answers may take its time on a busy machine: wait for it, however long.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let phone = browser
+            .execute(
+                "var f = document.querySelector('#preview-html'); return f ? f.clientWidth : 0;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if phone.as_u64() == Some(375) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the phone width");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     click(&browser, "#send-now").await;
+    wait_for_contains(&browser, "#confirm-send", "Send version").await;
     click(&browser, "#confirm-send").await;
     wait_for_contains(&browser, "#notice", "Sending has started").await;
     browser.close().await.unwrap();
