@@ -57,15 +57,7 @@ fn write(
 
 /// Every (method, path) of the document but its GETs.
 async fn documented_writes(app: &TestApp) -> BTreeSet<(String, String)> {
-    let document: Value = app
-        .http
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = crate::openapi::document(app).await;
     let mut all = BTreeSet::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {

@@ -29,7 +29,7 @@ mod mail_headers;
 mod mail_layout;
 mod mail_text;
 mod mailbox;
-mod openapi;
+pub(crate) mod openapi;
 mod recipients;
 mod roles;
 mod self_service;

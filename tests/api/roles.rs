@@ -426,15 +426,7 @@ async fn a_read_token_reads_and_is_refused_every_write_before_its_body_is_read()
     let app = spawn_staff_app(&[]).await;
     let w = world(&app).await;
     let read = app.api_token_of("read").await;
-    let document: Value = app
-        .http
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = crate::openapi::document(&app).await;
     let before = state_of(&app).await;
 
     let mut wrong = Vec::new();
@@ -496,15 +488,7 @@ async fn a_write_token_is_refused_every_admin_operation_before_its_path_or_body_
     let app = spawn_staff_app(&[]).await;
     let w = world(&app).await;
     let write = app.api_token_of("write").await;
-    let document: Value = app
-        .http
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = crate::openapi::document(&app).await;
     let mut marked = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

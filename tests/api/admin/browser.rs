@@ -26,6 +26,16 @@ pub(super) async fn click(browser: &Client, css: &str) {
         .unwrap();
 }
 
+/// Signs `email` (an account with [`PASSWORD`]) in through the login page, and waits for the
+/// dashboard.
+pub(super) async fn sign_in(browser: &Client, app: &crate::helpers::TestApp, email: &str) {
+    browser.goto(&app.url("/admin/login")).await.unwrap();
+    fill(browser, "#email", email).await;
+    fill(browser, "#password", PASSWORD).await;
+    click(browser, "#log-in").await;
+    wait_for_text(browser, "h1", "Dashboard").await;
+}
+
 /// The text of the first element matching `css`, once the page shows one (a page that is being
 /// replaced is read again).
 async fn text_of(browser: &Client, css: &str) -> String {
@@ -72,11 +82,7 @@ async fn an_admin_composes_tests_edits_confirms_and_sends_the_edited_version_in_
     let driver = Driver::start();
     let browser = driver.connect().await;
 
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_text(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
 
     for (title, topic) in [
         ("Senate hearing on the ICC", "congress"),
@@ -255,11 +261,7 @@ async fn an_admin_finds_and_unsubscribes_someone_and_imports_a_file_in_a_real_br
     let driver = Driver::start();
     let browser = driver.connect().await;
 
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_text(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
 
     browser.goto(&app.url("/admin/subscribers")).await.unwrap();
     fill(&browser, "#query", "OTE.IN").await;
@@ -349,11 +351,7 @@ async fn an_admin_edits_the_update_template_in_a_real_browser_and_the_next_test_
     add_staff(&app, "ana@example.org", StaffRole::Admin).await;
     let driver = Driver::start();
     let browser = driver.connect().await;
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_text(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
 
     browser
         .find(Locator::LinkText("Mail templates"))
@@ -430,11 +428,7 @@ async fn the_template_editor_shows_the_html_mail_with_its_own_styles_and_saves_n
     add_staff(&app, "ana@example.org", StaffRole::Admin).await;
     let driver = Driver::start();
     let browser = driver.connect().await;
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_text(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
     browser
         .goto(&app.url("/admin/templates/update"))
         .await
@@ -491,11 +485,7 @@ async fn the_preview_switches_between_desktop_and_phone_width_with_the_text_besi
     add_staff(&app, "ana@example.org", StaffRole::Admin).await;
     let driver = Driver::start();
     let browser = driver.connect().await;
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_text(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
 
     let width = |css: &'static str| {
         let browser = browser.clone();
@@ -561,11 +551,7 @@ async fn news_items_are_reordered_removed_and_added_on_the_composer_page() {
     add_staff(&app, "ana@example.org", StaffRole::Admin).await;
     let driver = Driver::start();
     let browser = driver.connect().await;
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_text(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
 
     browser.goto(&app.url("/admin/updates/new")).await.unwrap();
     wait_for_text(&browser, "h1", "New update").await;

@@ -12,8 +12,8 @@ use newsletter::ops::Actor;
 use reqwest::header::{CONTENT_TYPE, COOKIE, ORIGIN};
 use sha2::{Digest, Sha256};
 
-use super::browser::{click, fill, wait_for_contains};
-use super::{add_staff, signed_in, spawn_staff_app, Browser, PASSWORD};
+use super::browser::{click, fill, sign_in, wait_for_contains};
+use super::{add_staff, signed_in, spawn_staff_app, Browser};
 use crate::browser::Driver;
 use crate::helpers::spawn_app_without_worker;
 
@@ -79,11 +79,7 @@ async fn an_admin_changes_the_look_in_a_real_browser_and_the_next_update_carries
     std::fs::write(&file, LOGO).unwrap();
     let driver = Driver::start();
     let browser = driver.connect().await;
-    browser.goto(&app.url("/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_contains(&browser, "h1", "Dashboard").await;
+    sign_in(&browser, &app, "ana@example.org").await;
 
     browser
         .find(Locator::LinkText("Look"))
