@@ -30,12 +30,7 @@ async fn list(
             ))
         }
     };
-    let zone = staff
-        .member
-        .time_zone
-        .as_deref()
-        .and_then(|z| z.parse().ok())
-        .unwrap_or(state.settings.server.time_zone);
+    let zone = staff.time_zone(&state);
     let (entries, status, error) = match audit::page(&state.pool, &q, zone).await {
         Ok(entries) => (entries, StatusCode::OK, None),
         Err(AuditError::Invalid(errors)) => (

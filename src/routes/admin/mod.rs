@@ -284,6 +284,15 @@ impl CurrentStaff {
         }
     }
 
+    /// The time zone this member reads times in: their setting, else `server.time_zone`.
+    pub fn time_zone(&self, state: &AppState) -> chrono_tz::Tz {
+        self.member
+            .time_zone
+            .as_deref()
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(state.settings.server.time_zone)
+    }
+
     /// The CSRF token of this session: derived from the session id with the secret key, so
     /// nothing more is stored and it changes with every login.
     pub fn csrf_token(&self, state: &AppState) -> String {
@@ -453,11 +462,7 @@ fn staff_page(
                 "email": staff.member.email,
                 "role": staff.member.role.as_str(),
                 "is_admin": staff.actor().is_admin(),
-                "time_zone": staff
-                    .member
-                    .time_zone
-                    .as_deref()
-                    .unwrap_or(state.settings.server.time_zone.name()),
+                "time_zone": staff.time_zone(state).name(),
             }),
         );
         map.insert("csrf_token".into(), staff.csrf_token(state).into());
