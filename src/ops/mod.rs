@@ -23,6 +23,7 @@ pub mod look;
 pub mod news;
 pub mod preferences;
 pub mod roles;
+pub mod second_factor;
 pub mod signups;
 pub mod staff;
 pub mod subscribers;

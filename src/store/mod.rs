@@ -22,6 +22,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod news;
 pub mod preferences;
+pub mod second_factor;
 pub mod signups;
 pub mod staff;
 pub mod subscribers;
