@@ -288,12 +288,33 @@ pub(super) async fn attempt(
     email: &EmailAddress,
     ip: Option<IpAddr>,
 ) -> Result<i64, LoginError> {
+    counted_attempt(pool, logins, email, ip, true).await
+}
+
+/// [`attempt`] for a pseudo account (a setup code, a passkey not yet known): only the client's
+/// count throttles, since anyone could run up a shared count and lock everyone out.
+pub(super) async fn attempt_by_client(
+    pool: &PgPool,
+    logins: &Logins,
+    pseudo: &EmailAddress,
+    ip: Option<IpAddr>,
+) -> Result<i64, LoginError> {
+    counted_attempt(pool, logins, pseudo, ip, false).await
+}
+
+async fn counted_attempt(
+    pool: &PgPool,
+    logins: &Logins,
+    email: &EmailAddress,
+    ip: Option<IpAddr>,
+    by_account_too: bool,
+) -> Result<i64, LoginError> {
     let settings = &logins.settings;
     let client = ip.map(|ip| client_key(ip, logins.ipv6_prefix));
     let attempt = store::record_attempt(pool, email, client, settings.login_window).await?;
     let (by_account, by_ip) =
         store::recent_failures(pool, email, client, settings.login_window).await?;
-    if by_account > i64::from(settings.login_failures_per_account)
+    if (by_account_too && by_account > i64::from(settings.login_failures_per_account))
         || by_ip > i64::from(settings.login_failures_per_ip)
     {
         store::forget_attempt(pool, attempt).await?;
@@ -367,17 +388,9 @@ pub async fn set_up(
     }
     let email = EmailAddress::parse(email).map_err(|e| SetupError::Invalid("email", e))?;
     let password = NewPassword::parse(password).map_err(|e| SetupError::Invalid("password", e))?;
-    let settings = &logins.settings;
-    let client = ip.map(|ip| client_key(ip, logins.ipv6_prefix));
-    // Every attempt is kept as a failure of this pseudo account until it succeeds; only the
-    // client's count throttles (anyone could run up a shared count and lock setup for all).
+    // Every attempt is kept as a failure of this pseudo account until it succeeds.
     let setup = EmailAddress::parse("setup@setup.invalid").map_err(|e| anyhow::anyhow!(e))?;
-    let attempt = store::record_attempt(pool, &setup, client, settings.login_window).await?;
-    let (_, by_ip) = store::recent_failures(pool, &setup, client, settings.login_window).await?;
-    if by_ip > i64::from(settings.login_failures_per_ip) {
-        store::forget_attempt(pool, attempt).await?;
-        return Err(LoginError::Throttled.into());
-    }
+    let attempt = attempt_by_client(pool, logins, &setup, ip).await?;
     let code = SetupCode::parse(code).ok_or(SetupError::WrongCode)?;
     if !store::setup_code_is_live(pool, &code.hash()).await? {
         return Err(if needs_setup(pool).await? {

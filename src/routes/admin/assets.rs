@@ -1,6 +1,6 @@
-//! The staff area's stylesheet and its two scripts (reloading a page that is still changing,
-//! which the reader can stop; moving the composer's news items on the page), compiled into the
-//! binary.
+//! The staff area's stylesheet and its three scripts (reloading a page that is still changing,
+//! which the reader can stop; moving the composer's news items on the page; the WebAuthn calls
+//! of passkeys), compiled into the binary.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -12,6 +12,7 @@ use crate::app::AppState;
 const ADMIN_CSS: &[u8] = include_bytes!("../../../static/admin.css");
 const REFRESH_JS: &[u8] = include_bytes!("../../../static/admin-refresh.js");
 const COMPOSER_JS: &[u8] = include_bytes!("../../../static/admin-composer.js");
+const PASSKEYS_JS: &[u8] = include_bytes!("../../../static/admin-passkeys.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/static/admin-composer.js",
             get(|| async { script(COMPOSER_JS) }),
+        )
+        .route(
+            "/admin/static/admin-passkeys.js",
+            get(|| async { script(PASSKEYS_JS) }),
         )
 }
 

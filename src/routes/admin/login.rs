@@ -52,7 +52,13 @@ fn login_page(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let data = json!({ "email": email, "error": error });
+    let passkeys = crate::ops::passkeys::available(&state.settings).is_ok();
+    let data = json!({
+        "email": email,
+        "error": error,
+        "passkeys": passkeys,
+        "passkey_script": passkeys,
+    });
     pre_session_page(state, headers, status, "login", data)
 }
 
@@ -209,7 +215,7 @@ pub(super) async fn finish_sign_in(
 
 /// A form sent before any session, from the page `page`: its fields once its origin and CSRF
 /// token (tied to the login cookie) checked out, else `403`.
-async fn pre_session_form(
+pub(super) async fn pre_session_form(
     state: &AppState,
     page: &str,
     request: Request,
@@ -361,24 +367,37 @@ async fn second_factor_form(
     Pending(staff): Pending,
 ) -> Result<Response, AdminError> {
     match staff.stage {
-        Stage::SecondFactor => Ok(second_factor_page(&state, &staff, StatusCode::OK, None)),
+        Stage::SecondFactor => second_factor_page(&state, &staff, StatusCode::OK, None).await,
         Stage::Enrol => Ok(Redirect::to(super::ENROL_PAGE).into_response()),
         Stage::SignedIn => Ok(Redirect::to("/admin").into_response()),
     }
 }
 
-fn second_factor_page(
+async fn second_factor_page(
     state: &AppState,
     staff: &super::CurrentStaff,
     status: StatusCode,
     error: Option<&str>,
-) -> Response {
+) -> Result<Response, AdminError> {
+    let passkey = crate::ops::passkeys::available(&state.settings).is_ok()
+        && !crate::ops::passkeys::list(&state.pool, &staff.actor())
+            .await
+            .map_err(super::staff::staff_error)?
+            .is_empty();
     let data = json!({
         "title": "Second factor",
         "error": error,
         "totp": staff.member.totp_enrolled_at.is_some(),
+        "passkey": passkey,
+        "passkey_script": passkey,
     });
-    super::staff_page(state, staff, status, "second_factor", data)
+    Ok(super::staff_page(
+        state,
+        staff,
+        status,
+        "second_factor",
+        data,
+    ))
 }
 
 async fn second_factor(
@@ -402,18 +421,22 @@ async fn second_factor(
     .await;
     match result {
         Ok(()) => Ok(Redirect::to("/admin").into_response()),
-        Err(SecondFactorError::WrongCode) => Ok(second_factor_page(
-            &state,
-            staff,
-            StatusCode::UNAUTHORIZED,
-            Some("That code is not right, or was used already. Type the code your app shows now, or a recovery code."),
-        )),
+        Err(SecondFactorError::WrongCode) => {
+            second_factor_page(
+                &state,
+                staff,
+                StatusCode::UNAUTHORIZED,
+                Some("That code is not right, or was used already. Type the code your app shows now, or a recovery code."),
+            )
+            .await
+        }
         Err(SecondFactorError::Throttled) => {
             let wait = state.logins.settings().login_window;
             let minutes = wait.as_secs().div_ceil(60);
             let text = format!("Too many wrong codes. Try again in {minutes} minutes.");
             let mut response =
-                second_factor_page(&state, staff, StatusCode::TOO_MANY_REQUESTS, Some(&text));
+                second_factor_page(&state, staff, StatusCode::TOO_MANY_REQUESTS, Some(&text))
+                    .await?;
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(wait.as_secs().max(1)),

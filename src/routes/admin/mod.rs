@@ -17,6 +17,7 @@ mod login;
 mod look;
 mod news;
 mod pages;
+mod passkeys;
 mod staff;
 mod subscribers;
 mod templates;
@@ -53,6 +54,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(feeds::router())
         .merge(updates::router())
         .merge(staff::router())
+        .merge(passkeys::router())
         .merge(subscribers::router())
         .merge(lists::router())
         .merge(templates::router())
@@ -230,6 +232,8 @@ const NOTICES: &[(&str, &str)] = &[
     ("feed-added", "The feed is followed; its items arrive on the news desk at its next poll."),
     ("feed-changed", "The feed is changed."),
     ("feed-removed", "The feed is removed; the items it brought stay on the news desk."),
+    ("passkey-added", "The passkey is added: sign in with it alone, or use it as your second factor."),
+    ("passkey-removed", "The passkey is removed."),
     ("password-changed", "Your password is changed; your other sessions have ended."),
     ("session-ended", "The session has ended."),
     ("sessions-ended", "Your other sessions have ended."),

@@ -68,6 +68,10 @@ async fn account_page(
     let recovery_left = second_factor::recovery_codes_left(&state.pool, &actor)
         .await
         .map_err(staff_error)?;
+    let passkeys = crate::ops::passkeys::list(&state.pool, &actor)
+        .await
+        .map_err(staff_error)?;
+    let unavailable = crate::ops::passkeys::available(&state.settings).err();
     Ok(staff_page(
         state,
         staff,
@@ -85,6 +89,9 @@ async fn account_page(
             "recovery_left": recovery_left,
             "sessions": sessions,
             "others": sessions.len() > 1,
+            "passkeys": passkeys,
+            "passkeys_unavailable": unavailable,
+            "passkey_script": unavailable.is_none(),
         }),
     ))
 }
@@ -196,11 +203,15 @@ async fn two_factor_page(
     error: Option<String>,
 ) -> Result<Response, AdminError> {
     let actor = staff.actor();
+    let unavailable = crate::ops::passkeys::available(&state.settings).err();
+    let must_enrol = staff.stage == Stage::Enrol;
     let mut data = json!({
         "title": "Two-factor sign-in",
         "error": error,
-        "must_enrol": staff.stage == Stage::Enrol,
+        "must_enrol": must_enrol,
         "enrolled_at": staff.member.totp_enrolled_at,
+        "passkeys_unavailable": unavailable,
+        "passkey_script": must_enrol && unavailable.is_none(),
     });
     if staff.member.totp_enrolled_at.is_some() {
         data["recovery_left"] = second_factor::recovery_codes_left(&state.pool, &actor)
