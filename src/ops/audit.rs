@@ -14,6 +14,7 @@ pub const PAGE: i64 = 100;
 /// The actions the log records, as stored.
 pub const ACTIONS: &[&str] = &[
     "sign-in",
+    "sign-in-refused",
     "send",
     "schedule",
     "pause",

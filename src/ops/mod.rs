@@ -21,6 +21,7 @@ pub mod imports;
 pub mod lists;
 pub mod look;
 pub mod news;
+pub mod oidc;
 pub mod preferences;
 pub mod roles;
 pub mod signups;

@@ -40,7 +40,8 @@ fn login_page(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let data = json!({ "email": email, "error": error });
+    let oidc = state.oidc.as_ref().map(|o| o.button_label());
+    let data = json!({ "email": email, "error": error, "oidc": oidc });
     pre_session_page(state, headers, status, "login", data)
 }
 
