@@ -169,6 +169,14 @@ pub enum StaffCommand {
     },
     /// List accounts.
     List,
+    /// Remove every second factor of an account (authenticator app, recovery codes, passkeys)
+    /// and end its sessions: the member signs in with their password and enrols again (for a
+    /// lost phone, and for the last admin, whom no other admin can reset).
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(long)]
+        email: String,
+    },
     /// Remove an account; its sessions end.
     Remove {
         #[arg(long)]
@@ -578,9 +586,31 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
                 let last = m
                     .last_login_at
                     .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
-                out!("{}\t{}\tlast login {last}", m.email, m.role.as_str());
+                let second = if m.totp_enrolled_at.is_some() {
+                    "authenticator app"
+                } else {
+                    "no authenticator app"
+                };
+                out!(
+                    "{}\t{}\tlast login {last}\t{second}",
+                    m.email,
+                    m.role.as_str()
+                );
             }
         }),
+        StaffCommand::Reset2fa { email } => {
+            crate::ops::second_factor::reset(pool, &Actor::CommandLine, &email)
+                .await
+                .map(|reset| {
+                    eprintln!(
+                        "second factors of {email} removed (authenticator app: {}, passkeys: {}); \
+                         {} sessions ended",
+                        if reset.totp { "yes" } else { "none" },
+                        reset.passkeys,
+                        reset.sessions
+                    )
+                })
+        }
         StaffCommand::Remove { email } => staff::remove(pool, &Actor::CommandLine, &email)
             .await
             .map(|()| eprintln!("staff account {email} removed")),

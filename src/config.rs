@@ -280,6 +280,40 @@ pub struct AdminSettings {
     pub login_window: Duration,
     /// `admin.max_concurrent_logins`: password hashes a process computes at once for logins.
     pub max_concurrent_logins: usize,
+    /// `admin.require_second_factor`: who must give a second factor to use the staff area.
+    pub require_second_factor: SecondFactorRule,
+}
+
+/// Who must sign in with a second factor (`admin.require_second_factor`). A member who must
+/// and has none is sent to enrolment after the password, and can do nothing else until done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactorRule {
+    /// Nobody must (a member who enrolled still gives theirs).
+    None,
+    /// Admins must.
+    Admin,
+    /// Every member must.
+    All,
+}
+
+impl SecondFactorRule {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "none" => Ok(Self::None),
+            "admin" => Ok(Self::Admin),
+            "all" => Ok(Self::All),
+            other => Err(format!("{other:?} is not one of none, admin, all")),
+        }
+    }
+
+    /// Whether a member of `role` must give a second factor.
+    pub fn applies_to(self, role: crate::domain::StaffRole) -> bool {
+        match self {
+            Self::None => false,
+            Self::Admin => role == crate::domain::StaffRole::Admin,
+            Self::All => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -545,6 +579,9 @@ impl Settings {
                 login_failures_per_ip: r.positive("admin.login_failures_per_ip")? as u32,
                 login_window: Duration::from_secs(60 * r.positive("admin.login_window_minutes")?),
                 max_concurrent_logins: r.positive("admin.max_concurrent_logins")? as usize,
+                require_second_factor: r.with("admin.require_second_factor", |raw| {
+                    SecondFactorRule::parse(&raw)
+                })?,
             },
             feeds: FeedSettings {
                 poll_every: Duration::from_secs(60 * r.positive("feeds.poll_minutes")?),

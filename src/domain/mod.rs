@@ -14,6 +14,7 @@ mod mail_template;
 pub mod message_id;
 pub mod recurrence;
 pub mod schedule;
+pub mod second_factor;
 mod signup;
 mod staff;
 pub mod subscriber_link;
@@ -27,7 +28,7 @@ pub mod verp;
 
 pub use api_token::{TokenName, TokenScope, MAX_TOKEN_DAYS};
 pub use archive::archive_slug;
-pub use client::{client_key, RequestOrigin};
+pub use client::{client_key, describe_user_agent, RequestOrigin};
 pub use contact::Contact;
 pub use email::EmailAddress;
 pub use feed::{next_wait, parse_feed, FeedEntry, ParsedFeed, POLL_MINUTES};

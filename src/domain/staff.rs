@@ -117,38 +117,55 @@ pub struct SetupCode(String);
 const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const SETUP_CODE_CHARS: usize = 12;
 
+/// `n` random characters of Crockford's base32 (5 bits each).
+pub(super) fn crockford_generate(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| CROCKFORD[rng.gen_range(0..CROCKFORD.len())] as char)
+        .collect()
+}
+
+/// A code of `n` Crockford characters as a person typed it: case, dashes, spaces and tabs
+/// ignored, `O` read as `0` and `I`/`L` as `1`. `None`: another length or character.
+pub(super) fn crockford_parse(raw: &str, n: usize) -> Option<String> {
+    let mut code = String::with_capacity(n);
+    for c in raw.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')) {
+        let c = match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        };
+        if !(c.is_ascii() && CROCKFORD.contains(&(c as u8))) || code.len() == n {
+            return None;
+        }
+        code.push(c);
+    }
+    (code.len() == n).then_some(code)
+}
+
+/// A Crockford code in groups of four joined by dashes (`XXXX-XXXX-XXXX`).
+pub(super) fn crockford_display(code: &str) -> String {
+    code.as_bytes()
+        .chunks(4)
+        .map(|group| std::str::from_utf8(group).expect("Crockford codes are ASCII"))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 impl SetupCode {
     pub fn generate() -> Self {
-        use rand::Rng;
-        let mut rng = rand::rngs::OsRng;
-        Self(
-            (0..SETUP_CODE_CHARS)
-                .map(|_| CROCKFORD[rng.gen_range(0..CROCKFORD.len())] as char)
-                .collect(),
-        )
+        Self(crockford_generate(SETUP_CODE_CHARS))
     }
 
     /// A code as typed; `None` when it cannot be one (wrong length or characters).
     pub fn parse(raw: &str) -> Option<Self> {
-        let mut code = String::with_capacity(SETUP_CODE_CHARS);
-        for c in raw.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')) {
-            let c = match c.to_ascii_uppercase() {
-                'O' => '0',
-                'I' | 'L' => '1',
-                c => c,
-            };
-            if !(c.is_ascii() && CROCKFORD.contains(&(c as u8))) || code.len() == SETUP_CODE_CHARS {
-                return None;
-            }
-            code.push(c);
-        }
-        (code.len() == SETUP_CODE_CHARS).then_some(Self(code))
+        crockford_parse(raw, SETUP_CODE_CHARS).map(Self)
     }
 
     /// For the start banner: `XXXX-XXXX-XXXX`.
     pub fn display(&self) -> String {
-        let c = &self.0;
-        format!("{}-{}-{}", &c[..4], &c[4..8], &c[8..])
+        crockford_display(&self.0)
     }
 
     /// The SHA-256 stored in place of the code.

@@ -61,6 +61,18 @@ pub const ACTIONS: &[&str] = &[
     "bulk-remove-from-list",
     "bulk-unsubscribe",
     "bulk-erase",
+    "second-factor",
+    "second-factor-failed",
+    "second-factor-enrol",
+    "second-factor-remove",
+    "recovery-codes-new",
+    "staff-2fa-reset",
+    "session-end",
+    "sessions-end-others",
+    "password-change",
+    "passkey-add",
+    "passkey-remove",
+    "sign-in-refused",
 ];
 
 /// What changed between two states of a record, field by field: `{"name": {"from": .., "to":

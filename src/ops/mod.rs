@@ -24,6 +24,7 @@ pub mod news;
 pub mod oidc;
 pub mod preferences;
 pub mod roles;
+pub mod second_factor;
 pub mod signups;
 pub mod staff;
 pub mod subscribers;

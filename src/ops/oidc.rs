@@ -10,8 +10,9 @@
 //! and only in `oidc.allowed_domains`, spelt as a password login spells it
 //! (`domain::EmailAddress`); an address with no staff account gets one with
 //! `oidc.default_role` when that is set, else it is refused; and the provider's `amr` decides
-//! whether the sign-in counts as both factors ([`both_factors`]). Every sign-in and every
-//! refusal is audited (`sign-in`, `sign-in-refused`, with `"method": "oidc"`), without tokens.
+//! whether the sign-in counts as both factors ([`both_factors`]). Every refusal is audited
+//! (`sign-in-refused`, with `"method": "oidc"` and the reason, without tokens); the session, its
+//! `sign-in` entry and the second factor's rule are `staff::sign_in`'s, as for every method.
 //! Refusals count as failed logins from the client's IP (`admin.login_failures_per_ip` in
 //! `admin.login_window_minutes`).
 
@@ -256,7 +257,6 @@ pub struct SignedIn {
 /// What the verified ID token says.
 struct Identity {
     email: EmailAddress,
-    subject: String,
     both_factors: bool,
 }
 
@@ -419,7 +419,7 @@ impl SingleSignOn {
             return Err(OidcError::Throttled(window));
         }
         let outcome = match self.verify(pool, callback, browser).await {
-            Ok(identity) => self.admit(pool, identity, ip).await,
+            Ok(identity) => self.admit(pool, identity).await,
             Err(e) => Err(e),
         };
         if let Err(OidcError::Refused(refusal)) = &outcome {
@@ -508,7 +508,7 @@ impl SingleSignOn {
         let id_token = answer
             .id_token()
             .ok_or_else(|| Refusal::new(Reason::NoIdToken))?;
-        let claims = id_token
+        id_token
             .claims(&client.id_token_verifier(), &nonce)
             .map_err(|e| match e {
                 ClaimsVerificationError::SignatureVerification(_) => {
@@ -517,7 +517,6 @@ impl SingleSignOn {
                 ClaimsVerificationError::InvalidNonce(_) => Refusal::new(Reason::WrongNonce),
                 other => Refusal::new(Reason::BadIdToken).detail(check_of(&other)),
             })?;
-        let subject = claims.subject().to_string();
         // The token's claims as signed: its signature checked out over exactly these bytes.
         let payload = id_token
             .to_string()
@@ -556,18 +555,12 @@ impl SingleSignOn {
         Ok(Identity {
             both_factors: both_factors(&amr),
             email,
-            subject,
         })
     }
 
     /// The member with the identity's address, made with `oidc.default_role` at their first
-    /// sign-in when that is set; the sign-in audited.
-    async fn admit(
-        &self,
-        pool: &PgPool,
-        identity: Identity,
-        ip: Option<IpAddr>,
-    ) -> Result<SignedIn, OidcError> {
+    /// sign-in when that is set.
+    async fn admit(&self, pool: &PgPool, identity: Identity) -> Result<SignedIn, OidcError> {
         let email = &identity.email;
         let canonical = email.canonical();
         let staff_id = match staff_store::credentials(pool, email).await? {
@@ -587,20 +580,7 @@ impl SingleSignOn {
                 }
             }
         };
-        let entry = NewEntry {
-            actor: canonical,
-            staff_id: Some(staff_id),
-            action: "sign-in",
-            subject: None,
-            detail: json!({
-                "method": "oidc",
-                "ip": ip,
-                "subject": identity.subject,
-                "both_factors": identity.both_factors,
-            }),
-        };
-        crate::store::audit::append(pool, entry).await?;
-        tracing::info!(%staff_id, both_factors = identity.both_factors, "staff sign-in through the OpenID Provider");
+        tracing::info!(%staff_id, both_factors = identity.both_factors, "staff vouched for by the OpenID Provider");
         Ok(SignedIn {
             staff_id,
             email: canonical.to_owned(),
@@ -656,17 +636,6 @@ fn check_of(e: &ClaimsVerificationError) -> &'static str {
         ClaimsVerificationError::Unsupported(_) => "unsupported",
         _ => "other",
     }
-}
-
-// STAND-IN until `routes::admin::login::finish_sign_in` is on main: a session for `staff_id`.
-pub async fn start_session_stand_in(
-    pool: &PgPool,
-    settings: &AdminSettings,
-    staff_id: Uuid,
-) -> anyhow::Result<Token> {
-    let id = Token::generate();
-    staff_store::start_session(pool, staff_id, &id.hash(), None, settings.session_idle).await?;
-    Ok(id)
 }
 
 #[cfg(test)]

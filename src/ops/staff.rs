@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 use super::roles::{self, Forbidden, Operation};
 use super::{audit, Actor};
@@ -233,35 +234,24 @@ impl Logins {
 /// `admin.login_failures_per_ip` from one client, an IPv6 client by its network) are checked in
 /// a window; one over the limit is forgotten again and `Throttled`, before any password work.
 /// An unknown or malformed address is verified against a dummy hash, so it costs what a wrong
-/// password costs and gets the same error.
+/// password costs and gets the same error. The account's id when the password is right: the
+/// session is [`sign_in`]'s.
 pub async fn log_in(
     pool: &PgPool,
     logins: &Logins,
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
-    previous_session: Option<&Token>,
-) -> Result<SessionId, LoginError> {
-    let settings = &logins.settings;
+) -> Result<Uuid, LoginError> {
     // A malformed address is still throttled by IP and costs one hash.
     let parsed = EmailAddress::parse(email)
         .or_else(|_| EmailAddress::parse("nobody@invalid.invalid"))
         .map_err(|e| anyhow::anyhow!(e))?;
-    let client = ip.map(|ip| client_key(ip, logins.ipv6_prefix));
     let place = tokio::time::timeout(LOGIN_WAIT, Arc::clone(&logins.places).acquire_owned())
         .await
         .map_err(|_| LoginError::Busy)?
         .context("waiting for a place to check a password")?;
-    let attempt = store::record_attempt(pool, &parsed, client, settings.login_window).await?;
-    let (by_account, by_ip) =
-        store::recent_failures(pool, &parsed, client, settings.login_window).await?;
-    if by_account > i64::from(settings.login_failures_per_account)
-        || by_ip > i64::from(settings.login_failures_per_ip)
-    {
-        store::forget_attempt(pool, attempt).await?;
-        tracing::warn!(by_account, by_ip, "staff login throttled");
-        return Err(LoginError::Throttled);
-    }
+    let attempt = attempt(pool, logins, &parsed, ip).await?;
     let found = store::credentials(pool, &parsed).await?;
     let stored = found.as_ref().map(|(_, h)| h.clone());
     let password = password.to_owned();
@@ -277,32 +267,45 @@ pub async fn log_in(
     .context("verifying the password")?;
     match found {
         Some((staff_id, _)) if matches => {
-            store::forget_attempt(pool, attempt).await?;
-            let id = Token::generate();
-            store::start_session(
-                pool,
-                staff_id,
-                &id.hash(),
-                previous_session.map(Token::hash).as_ref(),
-                settings.session_idle,
-            )
-            .await?;
-            tracing::info!(%staff_id, "staff login");
-            let entry = NewEntry {
-                actor: parsed.canonical(),
-                staff_id: Some(staff_id),
-                action: "sign-in",
-                subject: None,
-                detail: json!({ "ip": ip }),
-            };
-            crate::store::audit::append(pool, entry).await?;
-            Ok(SessionId(id))
+            succeeded(pool, attempt).await?;
+            Ok(staff_id)
         }
         _ => {
             tracing::info!("failed staff login");
             Err(LoginError::Wrong)
         }
     }
+}
+
+/// Records an attempt to prove who one is (a password, a second factor) for `email` from `ip`
+/// as a failure, then counts: over `admin.login_failures_per_account` for the account or
+/// `admin.login_failures_per_ip` for the client (an IPv6 client by its network) within
+/// `admin.login_window`, the attempt is forgotten again and `Throttled`. Else its id, for
+/// [`succeeded`] once it turns out right.
+pub(super) async fn attempt(
+    pool: &PgPool,
+    logins: &Logins,
+    email: &EmailAddress,
+    ip: Option<IpAddr>,
+) -> Result<i64, LoginError> {
+    let settings = &logins.settings;
+    let client = ip.map(|ip| client_key(ip, logins.ipv6_prefix));
+    let attempt = store::record_attempt(pool, email, client, settings.login_window).await?;
+    let (by_account, by_ip) =
+        store::recent_failures(pool, email, client, settings.login_window).await?;
+    if by_account > i64::from(settings.login_failures_per_account)
+        || by_ip > i64::from(settings.login_failures_per_ip)
+    {
+        store::forget_attempt(pool, attempt).await?;
+        tracing::warn!(by_account, by_ip, "staff sign-in throttled");
+        return Err(LoginError::Throttled);
+    }
+    Ok(attempt)
+}
+
+/// Forgets an [`attempt`] that was right.
+pub(super) async fn succeeded(pool: &PgPool, attempt: i64) -> Result<(), LoginError> {
+    Ok(store::forget_attempt(pool, attempt).await?)
 }
 
 /// Whether the service still waits for its first account (`/admin/setup`).
@@ -350,7 +353,7 @@ impl From<anyhow::Error> for SetupError {
 /// codes count as failed logins from the client (`admin.login_failures_per_ip` in
 /// `admin.login_window`, an IPv6 client by its network), checked before the code; the
 /// password is hashed in one of the login places, after the code checked out. Audited
-/// (`staff-add` and `sign-in`, by the new admin).
+/// (`staff-add`, by the new admin). The new admin's id: the session is [`sign_in`]'s.
 pub async fn set_up(
     pool: &PgPool,
     logins: &Logins,
@@ -358,7 +361,7 @@ pub async fn set_up(
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
-) -> Result<SessionId, SetupError> {
+) -> Result<Uuid, SetupError> {
     if !needs_setup(pool).await? {
         return Err(SetupError::SetUpAlready);
     }
@@ -402,34 +405,337 @@ pub async fn set_up(
     };
     drop(conn);
     store::forget_attempt(pool, attempt).await?;
-    let session = Token::generate();
-    store::start_session(pool, id, &session.hash(), None, settings.session_idle).await?;
-    for (action, detail) in [
-        ("staff-add", json!({ "role": "admin", "by": "setup code" })),
-        ("sign-in", json!({ "ip": ip })),
-    ] {
-        let entry = NewEntry {
-            actor: email.canonical(),
-            staff_id: Some(id),
-            action,
-            subject: (action == "staff-add").then_some(email.canonical()),
-            detail,
-        };
-        crate::store::audit::append(pool, entry).await?;
-    }
+    let entry = NewEntry {
+        actor: email.canonical(),
+        staff_id: Some(id),
+        action: "staff-add",
+        subject: Some(email.canonical()),
+        detail: json!({ "role": "admin", "by": "setup code" }),
+    };
+    crate::store::audit::append(pool, entry).await?;
     tracing::info!(staff_id = %id, "first admin created with the setup code");
-    Ok(SessionId(session))
+    Ok(id)
 }
 
-/// The member of staff behind a session id still in use (not idle longer than the setting).
+/// How a sign-in gave its first factor (the sessions list shows it; the audit log names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    Password,
+    Passkey,
+    Oidc,
+    /// The first admin, made with the setup code.
+    Setup,
+}
+
+impl SignInMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Passkey => "passkey",
+            Self::Oidc => "oidc",
+            Self::Setup => "setup",
+        }
+    }
+}
+
+/// The browser signing in: its address, its `User-Agent`, and the device cookie it holds.
+pub struct Client<'a> {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    pub device: Option<&'a Token>,
+}
+
+/// Where a session stands: whether it may use the staff area yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Signed in: the staff area is open.
+    SignedIn,
+    /// The member has a second factor and this session has not given it yet.
+    SecondFactor,
+    /// The member must have a second factor (`admin.require_second_factor`) and has none: only
+    /// enrolment is open.
+    Enrol,
+}
+
+/// How long a session may stay at [`Stage::SecondFactor`] or [`Stage::Enrol`] before it ends.
+pub const PENDING_SESSION: Duration = Duration::from_secs(15 * 60);
+
+/// A session that began: its id (for the cookie), where it stands, and the device id the
+/// browser should keep (a new one when it had none).
+pub struct SignedIn {
+    pub session: SessionId,
+    pub stage: Stage,
+    pub device: Token,
+}
+
+/// Starts a session for `staff_id` after its first factor checked out (`both_factors`: the
+/// method counted as two, e.g. a passkey), ending `previous`. Audited (`sign-in`, with the
+/// method and address). A sign-in from a device (browser) the member has not signed in from
+/// before sends them a notice mail, unless it is their first sign-in ever.
+pub async fn sign_in(
+    pool: &PgPool,
+    settings: &Settings,
+    staff_id: Uuid,
+    method: SignInMethod,
+    both_factors: bool,
+    client: &Client<'_>,
+    previous: Option<&Token>,
+) -> anyhow::Result<SignedIn> {
+    let id = Token::generate();
+    let new = store::NewSession {
+        staff_id,
+        id_hash: &id.hash(),
+        method: method.as_str(),
+        second_factor: both_factors,
+        ip: client.ip,
+        user_agent: client.user_agent,
+    };
+    let first_ever = store::last_login(pool, staff_id).await?.is_none();
+    store::start_session(
+        pool,
+        &new,
+        previous.map(Token::hash).as_ref(),
+        settings.admin.session_idle,
+    )
+    .await?;
+    let live = store::touch_session(pool, &id.hash(), settings.admin.session_idle)
+        .await?
+        .context("the session just started")?;
+    let member = &live.member;
+    let device = client.device.cloned().unwrap_or_else(Token::generate);
+    let new_device = store::remember_device(pool, staff_id, &device.hash()).await?;
+    if new_device && !first_ever {
+        notify_new_device(pool, settings, member, method, client).await?;
+    }
+    tracing::info!(%staff_id, method = method.as_str(), "staff sign-in");
+    let entry = NewEntry {
+        actor: &member.email,
+        staff_id: Some(staff_id),
+        action: "sign-in",
+        subject: None,
+        detail: json!({
+            "method": method.as_str(),
+            "ip": client.ip,
+            "second_factor": both_factors,
+            "new_device": new_device,
+        }),
+    };
+    crate::store::audit::append(pool, entry).await?;
+    Ok(SignedIn {
+        session: SessionId(id),
+        stage: stage(&settings.admin, &live),
+        device,
+    })
+}
+
+/// Tells a member by mail that their account was signed in to from a new device.
+async fn notify_new_device(
+    pool: &PgPool,
+    settings: &Settings,
+    member: &StaffMember,
+    method: SignInMethod,
+    client: &Client<'_>,
+) -> anyhow::Result<()> {
+    let device = client
+        .user_agent
+        .map(crate::domain::describe_user_agent)
+        .unwrap_or_else(|| "an unknown browser".into());
+    let ip = client
+        .ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "an unknown address".into());
+    let text = format!(
+        "Your staff account {} was signed in to from a device not seen before: {device}, from          {ip}, by {}, at {} UTC. If this was you, there is nothing to do. If it was not, end          that session on your account page, change your password, and tell an admin.",
+        member.email,
+        match method {
+            SignInMethod::Password | SignInMethod::Setup => "password",
+            SignInMethod::Passkey => "passkey",
+            SignInMethod::Oidc => "single sign-on",
+        },
+        chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+    );
+    let url = settings.server.base_url.join("/admin/account");
+    crate::store::updates::queue_notice(
+        pool,
+        &member.email,
+        "New sign-in to your staff account",
+        &text,
+        "Review your sessions",
+        &url,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Where a live session stands under `settings.require_second_factor`.
+pub fn stage(settings: &AdminSettings, live: &store::LiveSession) -> Stage {
+    let has_factor = live.member.totp_enrolled_at.is_some() || live.has_passkey;
+    if live.second_factor_at.is_some() {
+        Stage::SignedIn
+    } else if has_factor {
+        Stage::SecondFactor
+    } else if settings.require_second_factor.applies_to(live.member.role) {
+        Stage::Enrol
+    } else {
+        Stage::SignedIn
+    }
+}
+
+/// A live session: its member, its public id, and where it stands.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub member: StaffMember,
+    pub id: Uuid,
+    pub stage: Stage,
+}
+
+/// The session behind a session id still in use (not idle longer than `admin.session_idle`;
+/// one not signed in all the way, not older than [`PENDING_SESSION`]).
 pub async fn session(
     pool: &PgPool,
     settings: &AdminSettings,
     id: &Token,
-) -> anyhow::Result<Option<StaffMember>> {
-    Ok(store::touch_session(pool, &id.hash(), settings.session_idle).await?)
+) -> anyhow::Result<Option<Session>> {
+    let Some(live) = store::touch_session(pool, &id.hash(), settings.session_idle).await? else {
+        return Ok(None);
+    };
+    let stage = stage(settings, &live);
+    let age = (chrono::Utc::now() - live.created_at)
+        .to_std()
+        .unwrap_or_default();
+    if stage != Stage::SignedIn && age > PENDING_SESSION {
+        store::end_session(pool, &id.hash()).await?;
+        return Ok(None);
+    }
+    Ok(Some(Session {
+        member: live.member,
+        id: live.id,
+        stage,
+    }))
 }
 
 pub async fn log_out(pool: &PgPool, id: &Token) -> anyhow::Result<()> {
     Ok(store::end_session(pool, &id.hash()).await?)
+}
+
+/// The acting member's live sessions, the most recently used first (`current`: the session
+/// asking), each with the device read from its `User-Agent`.
+pub async fn sessions(
+    pool: &PgPool,
+    settings: &AdminSettings,
+    staff_id: Uuid,
+    current: &Token,
+) -> anyhow::Result<Vec<(store::SessionInfo, String)>> {
+    Ok(
+        store::sessions(pool, staff_id, &current.hash(), settings.session_idle)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let device = s
+                    .user_agent
+                    .as_deref()
+                    .map(crate::domain::describe_user_agent)
+                    .unwrap_or_else(|| "Unknown device".into());
+                (s, device)
+            })
+            .collect(),
+    )
+}
+
+/// Ends one of the acting member's own sessions (`session`: its public id). Audited.
+pub async fn end_session(pool: &PgPool, actor: &Actor, session: Uuid) -> Result<(), StaffError> {
+    let staff_id = own_account(actor)?;
+    if !store::end_session_of(pool, staff_id, session).await? {
+        return Err(StaffError::NotFound(
+            "that session (it has ended already)".into(),
+        ));
+    }
+    audit::record(
+        pool,
+        actor,
+        "session-end",
+        None,
+        json!({ "session": session }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends every session of the acting member but `current`. How many ended. Audited.
+pub async fn end_other_sessions(
+    pool: &PgPool,
+    actor: &Actor,
+    current: &Token,
+) -> Result<u64, StaffError> {
+    let staff_id = own_account(actor)?;
+    let ended = store::end_sessions_but(pool, staff_id, Some(&current.hash())).await?;
+    audit::record(
+        pool,
+        actor,
+        "sessions-end-others",
+        None,
+        json!({ "ended": ended }),
+    )
+    .await?;
+    Ok(ended)
+}
+
+/// The acting member's account id: only a member of staff, signed in, acts on their own.
+pub(super) fn own_account(actor: &Actor) -> Result<Uuid, StaffError> {
+    actor.staff_id().ok_or_else(|| {
+        StaffError::Refused("Only a member of staff, signed in, acts on their own account.".into())
+    })
+}
+
+/// Changes the acting member's own password, after checking the current one (throttled as a
+/// login is); every other session of theirs ends. Audited (`password-change`).
+pub async fn change_password(
+    pool: &PgPool,
+    logins: &Logins,
+    actor: &Actor,
+    current: &str,
+    new: &str,
+    ip: Option<IpAddr>,
+    session: &Token,
+) -> Result<(), PasswordChangeError> {
+    let staff_id = own_account(actor)?;
+    let new = NewPassword::parse(new).map_err(PasswordChangeError::Invalid)?;
+    let (email, _) = store::credentials_of(pool, staff_id)
+        .await?
+        .ok_or_else(|| StaffError::NotFound("your account".into()))?;
+    match log_in(pool, logins, &email, current, ip).await {
+        Ok(id) if id == staff_id => {}
+        Ok(_) | Err(LoginError::Wrong) => return Err(PasswordChangeError::WrongCurrent),
+        Err(e) => return Err(PasswordChangeError::Login(e)),
+    }
+    let hash = hash(new).await?;
+    store::set_own_password(pool, staff_id, &hash, &session.hash()).await?;
+    audit::record(pool, actor, "password-change", None, json!({})).await?;
+    Ok(())
+}
+
+/// Why a password change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("the current password is wrong")]
+    WrongCurrent,
+    /// The new password is not acceptable (why).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Login(LoginError),
+    #[error(transparent)]
+    Staff(#[from] StaffError),
+}
+
+impl From<anyhow::Error> for PasswordChangeError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Staff(e.into())
+    }
+}
+
+impl From<sqlx::Error> for PasswordChangeError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Staff(e.into())
+    }
 }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod news;
 pub mod oidc;
 pub mod preferences;
+pub mod second_factor;
 pub mod signups;
 pub mod staff;
 pub mod subscribers;

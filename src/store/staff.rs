@@ -20,6 +20,8 @@ pub struct StaffMember {
     pub last_login_at: Option<DateTime<Utc>>,
     /// The IANA time zone the member reads staff pages in; `None`: `server.time_zone`.
     pub time_zone: Option<String>,
+    /// When the member confirmed a TOTP app; `None`: no TOTP.
+    pub totp_enrolled_at: Option<DateTime<Utc>>,
 }
 
 fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
@@ -30,6 +32,7 @@ fn member(r: &sqlx::postgres::PgRow) -> StaffMember {
         created_at: r.get("created_at"),
         last_login_at: r.get("last_login_at"),
         time_zone: r.get("time_zone"),
+        totp_enrolled_at: r.get("totp_enrolled_at"),
     }
 }
 
@@ -282,28 +285,67 @@ pub async fn forget_attempt(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()
     Ok(())
 }
 
-/// Starts a session for `staff_id` under `id_hash`, ending `previous` (the id is rotated at
-/// login) and every session idle longer than `idle`, and notes the login.
+/// How a session began, as [`start_session`] records it.
+pub struct NewSession<'a> {
+    pub staff_id: Uuid,
+    pub id_hash: &'a TokenHash,
+    /// `password`, `passkey`, `oidc` or `setup`.
+    pub method: &'a str,
+    /// Whether the sign-in gave a second factor already (a passkey, a provider that says so).
+    pub second_factor: bool,
+    pub ip: Option<IpAddr>,
+    /// The browser's `User-Agent`, cut to 512 bytes.
+    pub user_agent: Option<&'a str>,
+}
+
+/// Starts a session, ending `previous` (the id is rotated at login) and every session idle
+/// longer than `idle`, and notes the login. The session's public id (the account page's).
 pub async fn start_session(
     db: impl PgExecutor<'_>,
-    staff_id: Uuid,
-    id_hash: &TokenHash,
+    new: &NewSession<'_>,
     previous: Option<&TokenHash>,
     idle: Duration,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
         "WITH gone AS (DELETE FROM staff_sessions
                        WHERE id_hash = $3 OR last_seen_at < now() - make_interval(secs => $4))
          , seen AS (UPDATE staff SET last_login_at = now() WHERE id = $1)
-         INSERT INTO staff_sessions (id_hash, staff_id) VALUES ($2, $1)",
+         INSERT INTO staff_sessions (id_hash, staff_id, method, second_factor_at, ip, user_agent)
+         VALUES ($2, $1, $5, CASE WHEN $6 THEN now() END, $7::inet, $8)
+         RETURNING id",
     )
-    .bind(staff_id)
-    .bind(id_hash.0.as_slice())
+    .bind(new.staff_id)
+    .bind(new.id_hash.0.as_slice())
     .bind(previous.map(|h| h.0.to_vec()))
     .bind(seconds(idle))
-    .execute(db)
-    .await?;
-    Ok(())
+    .bind(new.method)
+    .bind(new.second_factor)
+    .bind(new.ip.map(|ip| ip.to_string()))
+    .bind(new.user_agent.map(|ua| cut(ua, 512)))
+    .fetch_one(db)
+    .await
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A live session and its member.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub member: StaffMember,
+    /// The session's public id.
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// When the session gave a second factor; `None`: not yet.
+    pub second_factor_at: Option<DateTime<Utc>>,
+    /// Whether the member has a passkey.
+    pub has_passkey: bool,
 }
 
 /// The member of a live session (used within `idle`), marking it used now.
@@ -311,19 +353,164 @@ pub async fn touch_session(
     db: impl PgExecutor<'_>,
     id_hash: &TokenHash,
     idle: Duration,
-) -> sqlx::Result<Option<StaffMember>> {
+) -> sqlx::Result<Option<LiveSession>> {
     Ok(sqlx::query(
         "WITH s AS (UPDATE staff_sessions SET last_seen_at = now()
                     WHERE id_hash = $1 AND last_seen_at > now() - make_interval(secs => $2)
-                    RETURNING staff_id)
-         SELECT st.* FROM s JOIN staff st ON st.id = s.staff_id",
+                    RETURNING staff_id, id AS session_id, created_at AS session_created_at,
+                              second_factor_at)
+         SELECT st.*, s.session_id, s.session_created_at, s.second_factor_at,
+                EXISTS (SELECT 1 FROM staff_passkeys p WHERE p.staff_id = st.id) AS has_passkey
+         FROM s JOIN staff st ON st.id = s.staff_id",
     )
     .bind(id_hash.0.as_slice())
     .bind(seconds(idle))
     .fetch_optional(db)
     .await?
     .as_ref()
-    .map(member))
+    .map(|r| LiveSession {
+        member: member(r),
+        id: r.get("session_id"),
+        created_at: r.get("session_created_at"),
+        second_factor_at: r.get("second_factor_at"),
+        has_passkey: r.get("has_passkey"),
+    }))
+}
+
+/// Notes that the session gave its second factor now.
+pub async fn mark_second_factor(db: impl PgExecutor<'_>, id_hash: &TokenHash) -> sqlx::Result<()> {
+    sqlx::query("UPDATE staff_sessions SET second_factor_at = now() WHERE id_hash = $1")
+        .bind(id_hash.0.as_slice())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A session as the account page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub method: String,
+    pub second_factor: bool,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// Whether it is the session asking.
+    pub current: bool,
+}
+
+/// The live sessions of `staff_id` (used within `idle`), the most recently used first.
+pub async fn sessions(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    current: &TokenHash,
+    idle: Duration,
+) -> sqlx::Result<Vec<SessionInfo>> {
+    Ok(sqlx::query(
+        "SELECT id, method, second_factor_at IS NOT NULL AS second_factor, host(ip) AS ip,
+                user_agent, created_at, last_seen_at, id_hash = $2 AS current
+         FROM staff_sessions
+         WHERE staff_id = $1 AND last_seen_at > now() - make_interval(secs => $3)
+         ORDER BY last_seen_at DESC, created_at DESC",
+    )
+    .bind(staff_id)
+    .bind(current.0.as_slice())
+    .bind(seconds(idle))
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| SessionInfo {
+        id: r.get("id"),
+        method: r.get("method"),
+        second_factor: r.get("second_factor"),
+        ip: r.get("ip"),
+        user_agent: r.get("user_agent"),
+        created_at: r.get("created_at"),
+        last_seen_at: r.get("last_seen_at"),
+        current: r.get("current"),
+    })
+    .collect())
+}
+
+/// Ends the session `id` of `staff_id`; `false`: no such session of theirs.
+pub async fn end_session_of(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1 AND id = $2")
+            .bind(staff_id)
+            .bind(id)
+            .execute(db)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Ends every session of `staff_id` but `keep` (none: all of them). How many ended.
+pub async fn end_sessions_but(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    keep: Option<&TokenHash>,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM staff_sessions WHERE staff_id = $1 AND id_hash IS DISTINCT FROM $2",
+    )
+    .bind(staff_id)
+    .bind(keep.map(|h| h.0.to_vec()))
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Remembers device `hash` for `staff_id`; `true` when it was not known before.
+pub async fn remember_device(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    hash: &TokenHash,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO staff_devices (staff_id, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(staff_id)
+    .bind(hash.0.as_slice())
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Sets the password of `staff_id` and ends its other sessions (all but `keep`).
+pub async fn set_own_password(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    password_hash: &str,
+    keep: &TokenHash,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH s AS (UPDATE staff SET password_hash = $2 WHERE id = $1)
+         DELETE FROM staff_sessions WHERE staff_id = $1 AND id_hash <> $3",
+    )
+    .bind(staff_id)
+    .bind(password_hash)
+    .bind(keep.0.as_slice())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The account with this id: its canonical address and password hash.
+pub async fn credentials_of(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT email, password_hash FROM staff WHERE id = $1")
+        .bind(staff_id)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn end_session(db: impl PgExecutor<'_>, id_hash: &TokenHash) -> sqlx::Result<()> {
@@ -358,4 +545,18 @@ pub async fn release_form_key(db: impl PgExecutor<'_>, key: &str) -> sqlx::Resul
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// When `staff_id` last signed in; `None`: never (or no such account).
+pub async fn last_login(
+    db: impl PgExecutor<'_>,
+    staff_id: Uuid,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    Ok(
+        sqlx::query_scalar("SELECT last_login_at FROM staff WHERE id = $1")
+            .bind(staff_id)
+            .fetch_optional(db)
+            .await?
+            .flatten(),
+    )
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::admin::imports::upload;
 use crate::admin::look::{upload_logo, LOGO};
-use crate::admin::{signed_in, spawn_staff_app, Browser};
+use crate::admin::{signed_in, spawn_staff_app, Browser, PASSWORD};
 use crate::helpers::{spawn_app, TestApp};
 
 async fn entries(app: &TestApp) -> i64 {
@@ -357,6 +357,32 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
     .await
     .unwrap();
 
+    // A second session of Ana's, for the sessions list to offer its forms.
+    let mut elsewhere = Browser::new(&app);
+    assert_eq!(
+        elsewhere
+            .try_log_in("ana@example.org", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let other_session = id_of(
+        &app,
+        "SELECT s.id::text FROM staff_sessions s JOIN staff m ON m.id = s.staff_id
+         WHERE m.email = 'ana@example.org' ORDER BY s.created_at DESC LIMIT 1",
+    )
+    .await;
+    let enrolment = ana
+        .get("/admin/account/two-factor")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let totp_secret = {
+        let at = enrolment.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+        enrolment[at..at + enrolment[at..].find('<').unwrap()].to_owned()
+    };
+
     // The forms every page of the staff area offers, with the records set up above.
     let mut offered = BTreeSet::new();
     for page in [
@@ -368,7 +394,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         format!("/admin/updates/{u1}/confirm?action=request"), "/admin/lists".into(),
         "/admin/lists/us-icc-updates".into(), "/admin/staff".into(), format!("/admin/subscribers/{person}"),
         "/admin/templates".into(), "/admin/templates/update".into(), "/admin/tokens".into(),
-        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(), "/admin/subscribers?query=reader".into(), "/admin/look".into(),
+        "/admin/imports".into(), "/admin/audit".into(), "/admin/account".into(), "/admin/account/two-factor".into(), "/admin/subscribers?query=reader".into(), "/admin/look".into(),
     ] {
         let html = ana.get(&page).await.text().await.unwrap();
         offered.extend(posted_forms(&html));
@@ -390,9 +416,16 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         ("time", "16:30"),
         ("mode", "review"),
     ];
+    let totp_code = crate::admin::second_factor::pyotp_code(&totp_secret, 0);
     // In an order where each finds its record in the state it needs.
     #[rustfmt::skip]
     let mut walk = vec![
+        form("/admin/account/two-factor", "/admin/account/two-factor", &[("code", &totp_code)]),
+        form("/admin/account/recovery-codes", "/admin/account/recovery-codes", &[]),
+        form("/admin/account/two-factor/remove", "/admin/account/two-factor/remove", &[("password", PASSWORD)]),
+        form("/admin/account/sessions/end", "/admin/account/sessions/end", &[("session", &other_session)]),
+        form("/admin/account/sessions/end-others", "/admin/account/sessions/end-others", &[]),
+        form("/admin/account/password", "/admin/account/password", &[("current_password", PASSWORD), ("new_password", "another long password"), ("new_password_again", "another long password")]),
         form("/admin/news", "/admin/news", &[("title", "Added")]),
         form("/admin/news/{id}", format!("/admin/news/{news}"), &[("title", "Edited")]),
         form("/admin/news/{id}/approve", format!("/admin/news/{news}/approve"), &[]),
@@ -411,6 +444,7 @@ async fn every_form_of_the_staff_area_leaves_exactly_one_audit_entry() {
         form("/admin/lists/{slug}/archive", "/admin/lists/walked/archive", &[]),
         form("/admin/lists/{slug}/unarchive", "/admin/lists/walked/unarchive", &[]),
         form("/admin/staff", "/admin/staff", &[("email", "cy@example.org"), ("role", "editor")]),
+        form("/admin/staff/reset-2fa", "/admin/staff/reset-2fa", &[("email", "cy@example.org")]),
         form("/admin/staff/remove", "/admin/staff/remove", &[("email", "cy@example.org")]),
         form("/admin/subscribers/{id}", format!("/admin/subscribers/{person}"), &[("name", "Renamed"), ("state", "NY")]),
         form("/admin/subscribers/{id}/unsubscribe", format!("/admin/subscribers/{person}/unsubscribe"), &[]),

@@ -96,6 +96,9 @@ pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) 
         ("sending.backoff_seconds", Value::Array(vec![1.into()])),
         // The tests' feed servers listen on 127.0.0.1.
         ("feeds.allow_private_addresses", true.into()),
+        // Tests of other things sign staff in with a password alone; the second-factor tests
+        // (`admin::second_factor`, the first-run walk) set the rule they test.
+        ("admin.require_second_factor", "none".into()),
         (
             "mail.postal_address",
             "1 Test Street, Springfield, IL 62701, USA".into(),

@@ -14,7 +14,8 @@ use crate::admin::{signed_in, spawn_staff_app};
 use crate::helpers::{spawn_app, spawn_app_with, spawn_app_without_worker, TestApp};
 
 /// (recipient, subject, plain text) of every mail the relay took.
-fn mails(app: &TestApp) -> Vec<(String, String, String)> {
+/// Every mail received: (first recipient, subject, plain text).
+pub(crate) fn mails(app: &TestApp) -> Vec<(String, String, String)> {
     let parser = mail_parser::MessageParser::default();
     app.smtp
         .messages()

@@ -10,22 +10,34 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
 use super::{
     cookie, cookie_name, csrf_for, form_fields, same, session_token, set_cookie, AdminError,
-    AdminForm, SESSION_COOKIE,
+    Pending, PendingForm, SESSION_COOKIE,
 };
 use crate::app::AppState;
 use crate::domain::Token;
-use crate::ops::staff::{self, LoginError, SetupError};
+use crate::ops::second_factor::{self, SecondFactorError};
+use crate::ops::staff::{self, LoginError, SetupError, SignInMethod, Stage};
 use crate::routes::client::Origin;
 
 const LOGIN_COOKIE: &str = "newsletter_login";
+/// A random id a browser keeps for a long time, so that a sign-in from a browser a member has
+/// not used before is told to them (only its SHA-256 is stored, per member).
+const DEVICE_COOKIE: &str = "newsletter_device";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/login", get(form).post(log_in))
         .route("/admin/logout", post(log_out))
         .route("/admin/setup", get(setup_form).post(set_up))
+        .route(
+            super::SECOND_FACTOR_PAGE,
+            get(second_factor_form).post(second_factor),
+        )
 }
 
 fn login_token(state: &AppState, headers: &HeaderMap) -> Option<Token> {
@@ -76,11 +88,13 @@ async fn form(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
         return Ok(Redirect::to("/admin/setup").into_response());
     }
     if let Some(session) = session_token(&state, &headers) {
-        if staff::session(&state.pool, &state.settings.admin, &session)
-            .await?
-            .is_some()
-        {
-            return Ok(Redirect::to("/admin").into_response());
+        if let Some(live) = staff::session(&state.pool, &state.settings.admin, &session).await? {
+            let to = match live.stage {
+                Stage::SignedIn => "/admin",
+                Stage::SecondFactor => super::SECOND_FACTOR_PAGE,
+                Stage::Enrol => super::ENROL_PAGE,
+            };
+            return Ok(Redirect::to(to).into_response());
         }
     }
     Ok(login_page(&state, &headers, StatusCode::OK, "", None))
@@ -94,7 +108,6 @@ async fn log_in(
     let (parts, fields) = pre_session_form(&state, "login", request).await?;
     let headers = &parts.headers;
     let email = fields.text("email");
-    let previous = session_token(&state, headers);
     let settings = state.logins.settings();
     let result = staff::log_in(
         &state.pool,
@@ -102,11 +115,20 @@ async fn log_in(
         &email,
         &fields.text("password"),
         origin.ip,
-        previous.as_ref(),
     )
     .await;
     match result {
-        Ok(session) => Ok(signed_in(&state, &session)),
+        Ok(staff_id) => {
+            finish_sign_in(
+                &state,
+                headers,
+                origin.ip,
+                staff_id,
+                SignInMethod::Password,
+                false,
+            )
+            .await
+        }
         Err(LoginError::Wrong) => Ok(login_page(
             &state,
             headers,
@@ -135,14 +157,55 @@ async fn log_in(
     }
 }
 
-/// To the dashboard, with the new session's cookie.
-fn signed_in(state: &AppState, session: &staff::SessionId) -> Response {
-    let mut response = Redirect::to("/admin").into_response();
-    response.headers_mut().append(
+/// Finishes a sign-in whose first factor checked out (`both_factors`: the method counted as
+/// two): starts the session (`ops::staff::sign_in`: audited, a notice mail for a new device),
+/// gives the browser the session's cookie and its device cookie, and sends it to the dashboard,
+/// or to the second factor or enrolment when the session owes one.
+pub(super) async fn finish_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+    staff_id: Uuid,
+    method: SignInMethod,
+    both_factors: bool,
+) -> Result<Response, AdminError> {
+    let previous = session_token(state, headers);
+    let device =
+        cookie(headers, &cookie_name(state, DEVICE_COOKIE)).and_then(|v| Token::parse(v).ok());
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let client = staff::Client {
+        ip,
+        user_agent,
+        device: device.as_ref(),
+    };
+    let signed = staff::sign_in(
+        &state.pool,
+        &state.settings,
+        staff_id,
+        method,
+        both_factors,
+        &client,
+        previous.as_ref(),
+    )
+    .await?;
+    let to = match signed.stage {
+        Stage::SignedIn => "/admin",
+        Stage::SecondFactor => super::SECOND_FACTOR_PAGE,
+        Stage::Enrol => super::ENROL_PAGE,
+    };
+    let mut response = Redirect::to(to).into_response();
+    let headers = response.headers_mut();
+    headers.append(
         header::SET_COOKIE,
-        set_cookie(state, SESSION_COOKIE, Some(session.0.as_str())),
+        set_cookie(state, SESSION_COOKIE, Some(signed.session.0.as_str())),
     );
-    response
+    headers.append(
+        header::SET_COOKIE,
+        super::set_lasting_cookie(state, DEVICE_COOKIE, signed.device.as_str()),
+    );
+    Ok(response)
 }
 
 /// A form sent before any session, from the page `page`: its fields once its origin and CSRF
@@ -208,7 +271,17 @@ async fn set_up(
         pre_session_page(&state, headers, status, "setup", data)
     };
     match result {
-        Ok(session) => Ok(signed_in(&state, &session)),
+        Ok(staff_id) => {
+            finish_sign_in(
+                &state,
+                headers,
+                origin.ip,
+                staff_id,
+                SignInMethod::Setup,
+                false,
+            )
+            .await
+        }
         Err(SetupError::SetUpAlready) => Ok(Redirect::to("/admin/login").into_response()),
         Err(e @ SetupError::WrongCode) => Ok(again(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -273,11 +346,81 @@ fn too_many(
     response
 }
 
-async fn log_out(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
+async fn log_out(State(state): State<AppState>, form: PendingForm) -> Result<Response, AdminError> {
     staff::log_out(&state.pool, &form.staff.session).await?;
     let mut response = Redirect::to("/admin/login").into_response();
     response
         .headers_mut()
         .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, None));
     Ok(response)
+}
+
+/// The second step of a sign-in: a code from the member's authenticator app or a recovery
+/// code (or their passkey). A session that owes nothing goes on to the dashboard.
+async fn second_factor_form(
+    State(state): State<AppState>,
+    Pending(staff): Pending,
+) -> Result<Response, AdminError> {
+    match staff.stage {
+        Stage::SecondFactor => Ok(second_factor_page(&state, &staff, StatusCode::OK, None)),
+        Stage::Enrol => Ok(Redirect::to(super::ENROL_PAGE).into_response()),
+        Stage::SignedIn => Ok(Redirect::to("/admin").into_response()),
+    }
+}
+
+fn second_factor_page(
+    state: &AppState,
+    staff: &super::CurrentStaff,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let data = json!({
+        "title": "Second factor",
+        "error": error,
+        "totp": staff.member.totp_enrolled_at.is_some(),
+    });
+    super::staff_page(state, staff, status, "second_factor", data)
+}
+
+async fn second_factor(
+    State(state): State<AppState>,
+    Origin(origin): Origin,
+    form: PendingForm,
+) -> Result<Response, AdminError> {
+    let staff = &form.staff;
+    if staff.stage != Stage::SecondFactor {
+        return Ok(Redirect::to("/admin").into_response());
+    }
+    let result = second_factor::verify(
+        &state.pool,
+        &state.settings,
+        &state.logins,
+        &staff.member,
+        &form.fields.text("code"),
+        origin.ip,
+        &staff.session,
+    )
+    .await;
+    match result {
+        Ok(()) => Ok(Redirect::to("/admin").into_response()),
+        Err(SecondFactorError::WrongCode) => Ok(second_factor_page(
+            &state,
+            staff,
+            StatusCode::UNAUTHORIZED,
+            Some("That code is not right, or was used already. Type the code your app shows now, or a recovery code."),
+        )),
+        Err(SecondFactorError::Throttled) => {
+            let wait = state.logins.settings().login_window;
+            let minutes = wait.as_secs().div_ceil(60);
+            let text = format!("Too many wrong codes. Try again in {minutes} minutes.");
+            let mut response =
+                second_factor_page(&state, staff, StatusCode::TOO_MANY_REQUESTS, Some(&text));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            Ok(response)
+        }
+        Err(SecondFactorError::Staff(e)) => Err(super::staff::staff_error(e)),
+    }
 }

@@ -34,7 +34,7 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::domain::Token;
-use crate::ops::staff::StaffMember;
+use crate::ops::staff::{StaffMember, Stage};
 use crate::ops::Actor;
 
 pub use pages::AdminPages;
@@ -107,6 +107,8 @@ async fn pages_and_headers(
 pub enum AdminError {
     /// No live session: a GET goes to the login page.
     SignIn,
+    /// A GET that must go elsewhere first (the second factor, enrolment).
+    Redirect(&'static str),
     Forbidden(String),
     NotFound,
     Status(StatusCode, String),
@@ -135,6 +137,7 @@ impl IntoResponse for AdminError {
         };
         let (status, title, text) = match self {
             AdminError::SignIn => return Redirect::to("/admin/login").into_response(),
+            AdminError::Redirect(to) => return Redirect::to(to).into_response(),
             AdminError::Forbidden(text) => (StatusCode::FORBIDDEN, "Not allowed", text),
             AdminError::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -199,6 +202,16 @@ fn set_cookie(state: &AppState, base: &str, value: Option<&str>) -> HeaderValue 
     .expect("cookie values are base64url")
 }
 
+/// `Set-Cookie` for a cookie kept 400 days (the most browsers keep one), as [`set_cookie`]'s.
+fn set_lasting_cookie(state: &AppState, base: &str, value: &str) -> HeaderValue {
+    let mut cookie = set_cookie(state, base, Some(value))
+        .to_str()
+        .expect("cookie headers are ASCII")
+        .to_owned();
+    cookie.push_str("; Max-Age=34560000");
+    HeaderValue::try_from(cookie).expect("cookie values are base64url")
+}
+
 const SESSION_COOKIE: &str = "newsletter_staff";
 
 /// The session id the browser holds, if it has the shape we issue.
@@ -219,6 +232,10 @@ const NOTICES: &[(&str, &str)] = &[
     ("feed-added", "The feed is followed; its items arrive on the news desk at its next poll."),
     ("feed-changed", "The feed is changed."),
     ("feed-removed", "The feed is removed; the items it brought stay on the news desk."),
+    ("password-changed", "Your password is changed; your other sessions have ended."),
+    ("session-ended", "The session has ended."),
+    ("sessions-ended", "Your other sessions have ended."),
+    ("totp-removed", "The authenticator app is removed, and its recovery codes with it."),
     ("look-saved", "The look is saved: the next update, test mail and preview use it."),
     ("list-added", "The list is created."),
     ("list-saved", "The list is saved."),
@@ -269,10 +286,14 @@ fn notice_of(parts: &Parts) -> Option<&'static str> {
         .map(|(_, message)| *message)
 }
 
-/// A member of staff with a live session.
+/// A member of staff with a live session, signed in all the way ([`Stage::SignedIn`]); the
+/// [`Pending`] door also lets in a session that still owes its second factor or enrolment.
 pub struct CurrentStaff {
     pub member: StaffMember,
     session: Token,
+    /// The session's public id (the account page's list names sessions by it).
+    pub session_id: uuid::Uuid,
+    pub stage: Stage,
     /// The notice of the action that led here (`?done=`).
     notice: Option<&'static str>,
 }
@@ -283,6 +304,17 @@ impl CurrentStaff {
             id: self.member.id,
             role: self.member.role,
             email: self.member.email.clone(),
+        }
+    }
+
+    /// A copy without the notice, for a page shown in place of a redirect.
+    pub fn without_notice(&self) -> Self {
+        Self {
+            member: self.member.clone(),
+            session: self.session.clone(),
+            session_id: self.session_id,
+            stage: self.stage,
+            notice: None,
         }
     }
 
@@ -319,6 +351,38 @@ fn same(a: &str, b: &str) -> bool {
 impl FromRequestParts<AppState> for CurrentStaff {
     type Rejection = AdminError;
 
+    /// A session signed in all the way. One that owes its second factor (or enrolment) is sent
+    /// to that page on a GET, and refused `403` on anything else.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Pending(staff) = Pending::from_request_parts(parts, state).await?;
+        let get = parts.method == Method::GET || parts.method == Method::HEAD;
+        match staff.stage {
+            Stage::SignedIn => Ok(staff),
+            Stage::SecondFactor if get => Err(AdminError::Redirect(SECOND_FACTOR_PAGE)),
+            Stage::Enrol if get => Err(AdminError::Redirect(ENROL_PAGE)),
+            Stage::SecondFactor | Stage::Enrol => Err(AdminError::Forbidden(
+                "Give your second factor first (sign in again if the page has expired).".into(),
+            )),
+        }
+    }
+}
+
+/// Where a session that owes its second factor is sent.
+pub const SECOND_FACTOR_PAGE: &str = "/admin/login/second-factor";
+/// Where a member who must enrol a second factor is sent.
+pub const ENROL_PAGE: &str = "/admin/account/two-factor";
+
+/// A member of staff with a live session at any [`Stage`]: for the pages a session reaches
+/// before it is signed in all the way (the second factor, enrolment, logout), which check the
+/// stage themselves.
+pub struct Pending(pub CurrentStaff);
+
+impl FromRequestParts<AppState> for Pending {
+    type Rejection = AdminError;
+
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
@@ -334,11 +398,13 @@ impl FromRequestParts<AppState> for CurrentStaff {
             return Err(refuse());
         };
         match crate::ops::staff::session(&state.pool, &state.settings.admin, &session).await? {
-            Some(member) => Ok(Self {
-                member,
+            Some(live) => Ok(Pending(CurrentStaff {
+                member: live.member,
                 session,
+                session_id: live.id,
+                stage: live.stage,
                 notice: notice_of(parts),
-            }),
+            })),
             None => Err(refuse()),
         }
     }
@@ -407,8 +473,8 @@ async fn form_fields(req: Request, state: &AppState) -> Result<(Parts, Fields), 
     Ok((parts, Fields::parse(&body)?))
 }
 
-/// A state-changing form from a member of staff: a live session, the session's CSRF token in
-/// `csrf_token`, and no foreign `Origin`.
+/// A state-changing form from a member of staff: a live session signed in all the way, the
+/// session's CSRF token in `csrf_token`, and no foreign `Origin`.
 pub struct AdminForm {
     pub staff: CurrentStaff,
     pub fields: Fields,
@@ -418,8 +484,28 @@ impl FromRequest<AppState> for AdminForm {
     type Rejection = AdminError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let PendingForm { staff, fields } = PendingForm::from_request(req, state).await?;
+        if staff.stage != Stage::SignedIn {
+            return Err(AdminError::Forbidden(
+                "Give your second factor first (sign in again if the page has expired).".into(),
+            ));
+        }
+        Ok(Self { staff, fields })
+    }
+}
+
+/// [`AdminForm`] from a session at any [`Stage`] (logout, the second factor, enrolment).
+pub struct PendingForm {
+    pub staff: CurrentStaff,
+    pub fields: Fields,
+}
+
+impl FromRequest<AppState> for PendingForm {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, fields) = form_fields(req, state).await?;
-        let staff = CurrentStaff::from_request_parts(&mut parts, state).await?;
+        let Pending(staff) = Pending::from_request_parts(&mut parts, state).await?;
         let expected = staff.csrf_token(state);
         if !fields
             .get("csrf_token")
@@ -437,11 +523,7 @@ impl AdminForm {
     /// The sender, if an admin (an editor gets 403).
     pub fn admin(&self) -> Result<AdminOnly, AdminError> {
         if self.staff.actor().is_admin() {
-            Ok(AdminOnly(CurrentStaff {
-                member: self.staff.member.clone(),
-                session: self.staff.session.clone(),
-                notice: None,
-            }))
+            Ok(AdminOnly(self.staff.without_notice()))
         } else {
             Err(AdminError::Forbidden("Only an admin may do this.".into()))
         }
@@ -464,6 +546,7 @@ fn staff_page(
                 "email": staff.member.email,
                 "role": staff.member.role.as_str(),
                 "is_admin": staff.actor().is_admin(),
+                "signed_in": staff.stage == Stage::SignedIn,
                 "time_zone": staff.time_zone(state).name(),
             }),
         );

@@ -4,18 +4,17 @@
 //! and the audit are `ops::oidc`'s; a refusal is a page with a plain message (`400` when the
 //! answer is broken or forged on its way, `403` when the person may not sign in).
 
-use std::net::IpAddr;
-
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use uuid::Uuid;
 
-use super::{cookie, cookie_name, set_cookie, AdminError, SESSION_COOKIE};
+use super::login::finish_sign_in;
+use super::{cookie, cookie_name, set_cookie, AdminError};
 use crate::app::AppState;
 use crate::ops::oidc::{Callback, OidcError};
+use crate::ops::staff::SignInMethod;
 use crate::routes::client::Origin;
 
 const OIDC_COOKIE: &str = "newsletter_oidc";
@@ -67,6 +66,7 @@ async fn callback(
                 &headers,
                 origin.ip,
                 member.staff_id,
+                SignInMethod::Oidc,
                 member.both_factors,
             )
             .await?;
@@ -121,23 +121,4 @@ fn refused(e: OidcError) -> AdminError {
         ),
         OidcError::Internal(e) => AdminError::Internal(e),
     }
-}
-
-// STAND-IN until `login::finish_sign_in` is on main: a session, and to the dashboard.
-async fn finish_sign_in(
-    state: &AppState,
-    _headers: &HeaderMap,
-    _ip: Option<IpAddr>,
-    staff_id: Uuid,
-    _both_factors: bool,
-) -> Result<Response, AdminError> {
-    let session =
-        crate::ops::oidc::start_session_stand_in(&state.pool, &state.settings.admin, staff_id)
-            .await?;
-    let mut response = Redirect::to("/admin").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(state, SESSION_COOKIE, Some(session.as_str())),
-    );
-    Ok(response)
 }

@@ -343,3 +343,54 @@ async fn violations_in(
     browser.close().await.unwrap();
     found
 }
+
+/// Two-factor sign-in: sent to enrolment (admins must), a wrong code, enrolled (the recovery
+/// codes), the account page, the app's page, a refused password change, then the second step
+/// of the next sign-in, refused once.
+#[tokio::test]
+async fn axe_finds_no_wcag_21_aa_violation_on_the_second_factor_pages() {
+    use newsletter::domain::second_factor::{SealingKey, TotpSecret};
+    let axe = axe_source();
+    let app = spawn_staff_app(&[("admin.require_second_factor", "admin".into())]).await;
+    super::add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    // The secret the enrolment page will show, made beforehand so the steps can type its code.
+    let (id,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT id FROM staff WHERE email = 'ana@example.org'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let secret = TotpSecret::generate();
+    let key = SealingKey::derive(crate::helpers::SECRET_KEY.as_bytes());
+    sqlx::query("UPDATE staff SET totp_pending_secret = $2, totp_pending_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(secret.seal(&key, id))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let code = super::second_factor::pyotp_code(&secret.base32(), 0);
+    let log_in = || {
+        vec![
+            typed("#email", "ana@example.org"),
+            typed("#password", PASSWORD),
+            Step::Click("#log-in"),
+        ]
+    };
+    #[rustfmt::skip]
+    let states = vec![
+        form("sent to enrolment", "/admin/login", log_in(), "#must-enrol", "asks members"),
+        form("enrolment refused", "/admin/account/two-factor", vec![typed("#code", "12345x"), Step::Click("#confirm-totp")], "#totp-error", "not the one"),
+        form("enrolled", "/admin/account/two-factor", vec![typed("#code", &code), Step::Click("#confirm-totp")], "#enrolled", "is set up"),
+        page("account with a second factor", "/admin/account", "#second-factor-state", "on since"),
+        page("the app's page", "/admin/account/two-factor", "#recovery-left", "10"),
+        form("password change refused", "/admin/account", vec![typed("#current_password", PASSWORD), typed("#new_password", "one new password"), typed("#new_password_again", "another new password"), Step::Click("#change-password")], "#password-error", "differ"),
+        form("logged out", "/admin/account", vec![Step::Click("nav form.inline button")], "h1", "Staff login"),
+        form("second factor asked", "/admin/login", log_in(), "h1", "Second factor"),
+        form("second factor refused", "/admin/login/second-factor", vec![typed("#code", "not a code"), Step::Click("#verify")], "#code-error", "not right"),
+    ];
+    let found = violations_in(&app, &axe, &states).await;
+    assert!(
+        found.is_empty(),
+        "WCAG 2.1 AA violations and weak focus rings:\n{}",
+        found.join("\n")
+    );
+}

@@ -1,8 +1,9 @@
 //! A campaigner's first hour on a fresh install, in headless Chromium: the first admin by the
-//! setup code, an import with states and statuses, a feed with relative links (a deleted item
-//! stays gone at the next poll), the footer changed on the Look page, a composed update with its
-//! items reordered, previewed at a phone's width, sent: the readers' mails carry the new footer
-//! and absolute links, and nobody the file said had left is mailed.
+//! setup code (with an authenticator app, as admins must), an import with states and statuses,
+//! a feed with relative links (a deleted item stays gone at the next poll), the footer changed
+//! on the Look page, a composed update with its items reordered, previewed at a phone's width,
+//! sent: the readers' mails carry the new footer and absolute links, and nobody the file said
+//! had left is mailed.
 
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use crate::feeds::{poll_again, wait_polled};
 #[tokio::test]
 async fn a_fresh_install_is_set_up_fed_and_sends_its_first_update_in_a_real_browser() {
     let server = FeedServer::start().await;
-    let app = spawn_staff_app(&[]).await;
+    // The shipped rule: admins sign in with a second factor.
+    let app = spawn_staff_app(&[("admin.require_second_factor", "admin".into())]).await;
     let code = newsletter::ops::staff::setup_code(&app.pool)
         .await
         .unwrap()
@@ -47,6 +49,24 @@ async fn a_fresh_install_is_set_up_fed_and_sends_its_first_update_in_a_real_brow
     fill(&browser, "#email", "ana.admin@example.org").await;
     fill(&browser, "#password", "a long enough password").await;
     click(&browser, "#set-up").await;
+    // Admins must have a second factor: an authenticator app (here pyotp) is set up first.
+    wait_for_contains(&browser, "h1", "Two-factor sign-in").await;
+    let secret = browser
+        .find(Locator::Css("#totp-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    fill(
+        &browser,
+        "#code",
+        &super::second_factor::pyotp_code(&secret, 0),
+    )
+    .await;
+    click(&browser, "#confirm-totp").await;
+    wait_for_contains(&browser, "#enrolled", "is set up").await;
+    click(&browser, "#continue").await;
     wait_for_contains(&browser, "h1", "Dashboard").await;
 
     // The import.

@@ -40,7 +40,7 @@ async fn password_works(db: &TestDatabase, email: &str, password: &str) -> bool 
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let settings = crate::helpers::test_settings(&db.url, "", &[]);
     let logins = newsletter::ops::staff::Logins::new(&settings);
-    let ok = newsletter::ops::staff::log_in(&pool, &logins, email, password, None, None)
+    let ok = newsletter::ops::staff::log_in(&pool, &logins, email, password, None)
         .await
         .is_ok();
     pool.close().await;

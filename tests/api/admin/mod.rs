@@ -14,6 +14,8 @@ pub(crate) mod look;
 mod news;
 mod oidc;
 mod progress;
+pub(crate) mod second_factor;
+mod sessions;
 mod setup;
 mod staff;
 mod subscribers;
@@ -22,7 +24,7 @@ pub(crate) mod updates;
 use std::net::TcpListener;
 
 use newsletter::domain::{NewPassword, StaffRole};
-use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
+use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE, USER_AGENT};
 use toml::Value;
 
 use crate::helpers::{spawn_app_with, TestApp};
@@ -91,6 +93,8 @@ pub fn csrf_in(html: &str) -> String {
 pub struct Browser<'a> {
     pub app: &'a TestApp,
     pub cookies: Vec<String>,
+    /// The `User-Agent` sent, if any.
+    pub user_agent: Option<&'static str>,
 }
 
 impl<'a> Browser<'a> {
@@ -98,6 +102,7 @@ impl<'a> Browser<'a> {
         Self {
             app,
             cookies: Vec::new(),
+            user_agent: None,
         }
     }
 
@@ -124,6 +129,7 @@ impl<'a> Browser<'a> {
             .http
             .get(self.app.url(path))
             .header(COOKIE, self.cookies.join("; "))
+            .header(USER_AGENT, self.user_agent.unwrap_or(""))
             .send()
             .await
             .unwrap();
@@ -143,6 +149,7 @@ impl<'a> Browser<'a> {
             .http
             .post(self.app.url(path))
             .header(COOKIE, self.cookies.join("; "))
+            .header(USER_AGENT, self.user_agent.unwrap_or(""))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string(fields).unwrap());
         if let Some(origin) = origin {

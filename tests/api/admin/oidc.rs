@@ -331,7 +331,7 @@ async fn a_member_signs_in_through_the_provider_under_any_spelling_of_their_addr
     let (_, actor, detail) = &signed_in[0];
     assert_eq!(actor, MEMBER);
     assert_eq!(detail["method"], "oidc");
-    assert_eq!(detail["both_factors"], false);
+    assert_eq!(detail["second_factor"], false);
     // The provider's state serves once: the same answer again is refused.
     let again = browser.get(path_of(&callback)).await;
     assert_eq!(again.status(), 400);
@@ -340,15 +340,31 @@ async fn a_member_signs_in_through_the_provider_under_any_spelling_of_their_addr
 
 #[tokio::test]
 async fn the_providers_amr_says_whether_both_factors_were_proved() {
-    let (app, _provider) = spawn_with_provider(&[]).await;
+    let rule = [("admin.require_second_factor", "all".into())];
+    let (app, _provider) = spawn_with_provider(&rule).await;
     add_staff(&app, MEMBER, StaffRole::Editor).await;
 
-    let response = sign_in_as(&mut Browser::new(&app), "member-mfa").await;
+    // amr ["mfa"]: both factors, the staff area is open.
+    let mut both = Browser::new(&app);
+    let response = sign_in_as(&mut both, "member-mfa").await;
+    assert_eq!(location(&response), "/admin");
+    assert!(has_session(&mut both).await);
+    // No amr: one factor, and the member, who must have a second one, is sent to enrol.
+    let mut one = Browser::new(&app);
+    let response = sign_in_as(&mut one, "member").await;
+    assert_eq!(location(&response), "/admin/account/two-factor");
+    assert_eq!(
+        location(&one.get("/admin").await),
+        "/admin/account/two-factor"
+    );
 
-    assert_eq!(response.status(), 303);
-    let entries = audit(&app).await;
-    let (_, _, detail) = entries.iter().find(|(a, _, _)| a == "sign-in").unwrap();
-    assert_eq!(detail["both_factors"], true);
+    let factors: Vec<serde_json::Value> = audit(&app)
+        .await
+        .into_iter()
+        .filter(|(action, _, _)| action == "sign-in")
+        .map(|(_, _, detail)| detail["second_factor"].clone())
+        .collect();
+    assert_eq!(factors, [true, false]);
 }
 
 #[tokio::test]
@@ -642,7 +658,8 @@ async fn an_unreachable_provider_does_not_stop_the_service_and_is_asked_again_at
 
 #[tokio::test]
 async fn a_member_signs_in_through_the_providers_own_page_in_a_real_browser() {
-    let (app, _provider) = spawn_with_provider(&[]).await;
+    let (app, _provider) =
+        spawn_with_provider(&[("admin.require_second_factor", "none".into())]).await;
     add_staff(&app, MEMBER, StaffRole::Editor).await;
     let driver = Driver::start();
     let browser = driver.connect().await;
