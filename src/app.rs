@@ -41,6 +41,8 @@ pub struct AppState {
     pub webhooks: Arc<routes::webhooks::WebhookKeys>,
     /// Staff logins: their rules and the places for password checks.
     pub logins: Arc<crate::ops::staff::Logins>,
+    /// Single sign-on through the OpenID Provider, when `[oidc]` is enabled.
+    pub oidc: Option<Arc<crate::ops::oidc::SingleSignOn>>,
 }
 
 pub struct Application {
@@ -94,6 +96,7 @@ impl Application {
             metrics: Arc::default(),
             webhooks: routes::webhooks::keys(&settings.webhooks)?,
             logins: Arc::new(crate::ops::staff::Logins::new(&settings)),
+            oidc: crate::ops::oidc::SingleSignOn::new(&settings)?.map(Arc::new),
             pool,
             settings,
             pages,
@@ -136,6 +139,9 @@ impl Application {
                 self.state.pool.clone(),
                 shutdown.clone(),
             ));
+        }
+        if let Some(oidc) = self.state.oidc.clone() {
+            tokio::spawn(async move { oidc.read_at_start().await });
         }
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let inbound = self.inbound.map(|i| tokio::spawn(i.run(shutdown.clone())));

@@ -126,6 +126,8 @@ pub struct Settings {
     pub links: LinkSettings,
     pub admin: AdminSettings,
     pub feeds: FeedSettings,
+    /// Single sign-on through an OpenID Provider (`[oidc]`); `None` when not enabled.
+    pub oidc: Option<OidcSettings>,
     /// Bearer token for /metrics; None: loopback clients only.
     pub metrics_token: Option<Secret>,
     pub templates: TemplateSettings,
@@ -413,6 +415,22 @@ impl TemplateSettings {
     }
 }
 
+/// `[oidc]`, once enabled: every key checked.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    /// The issuer URL as given (its discovery document is read from it).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The ID token claim holding the e-mail address.
+    pub email_claim: String,
+    /// Lower-case A-label domains; empty: any.
+    pub allowed_domains: Vec<String>,
+    /// The role of a member made at their first sign-in; `None`: existing members only.
+    pub default_role: Option<crate::domain::StaffRole>,
+    pub button_label: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -572,6 +590,7 @@ impl Settings {
                 max_redirects: r.non_negative("feeds.max_redirects")?.min(20) as usize,
                 allow_private_addresses: r.bool("feeds.allow_private_addresses")?,
             },
+            oidc: r.oidc()?,
             metrics_token: Some(r.string("metrics.token")?)
                 .filter(|t| !t.trim().is_empty())
                 .map(|t| Secret::new(t.trim())),
@@ -1045,6 +1064,88 @@ impl Reader<'_> {
     {
         self.with(key, |s| s.trim().parse::<T>().map_err(|e| e.to_string()))
     }
+    /// `[oidc]`: `None` unless `oidc.enabled`; then every key must make sense.
+    fn oidc(&self) -> Result<Option<OidcSettings>, ConfigError> {
+        if !self.bool("oidc.enabled")? {
+            return Ok(None);
+        }
+        let issuer = self.with("oidc.issuer", |raw| {
+            let raw = raw.trim();
+            let url = url::Url::parse(raw).map_err(|_| {
+                "expected the provider's issuer URL, e.g. https://accounts.google.com"
+            })?;
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            match url.scheme() {
+                "https" => {}
+                "http" if loopback => {}
+                "http" => {
+                    return Err("must be https (http only for a provider on this machine)".into())
+                }
+                _ => return Err("expected an https:// URL".into()),
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err("an issuer URL has no query or fragment".into());
+            }
+            Ok(raw.to_owned())
+        })?;
+        let client_id = self.non_empty("oidc.client_id")?.trim().to_owned();
+        let client_secret = Secret::new(self.non_empty("oidc.client_secret")?.trim());
+        let email_claim = self.non_empty("oidc.email_claim")?.trim().to_owned();
+        let key = "oidc.allowed_domains";
+        let allowed_domains = self
+            .value(key)?
+            .as_array()
+            .ok_or_else(|| key_error(key, "expected an array of domains, e.g. [\"example.org\"]"))?
+            .iter()
+            .map(|item| {
+                let raw = item.as_str().ok_or_else(|| {
+                    key_error(key, format!("{item:?}: expected a domain in quotes"))
+                })?;
+                // The domain as an address's domain is written once parsed (lower case,
+                // A-label), so the comparison at sign-in is plain equality.
+                let domain = raw.trim().trim_start_matches('@');
+                crate::domain::EmailAddress::parse(&format!("postmaster@{domain}"))
+                    .ok()
+                    .filter(|_| !domain.contains('@'))
+                    .map(|a| a.domain().to_owned())
+                    .ok_or_else(|| {
+                        key_error(key, format!("{raw:?} is not a domain such as example.org"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_role = self.with("oidc.default_role", |role| match role.trim() {
+            "" => Ok(None),
+            role => crate::domain::StaffRole::parse(role)
+                .map(Some)
+                .map_err(|_| {
+                    "must be \"\" (existing members only), \"editor\" or \"admin\"".into()
+                }),
+        })?;
+        if default_role.is_some() && allowed_domains.is_empty() {
+            return Err(key_error(
+                "oidc.allowed_domains",
+                "must list your domains when oidc.default_role is set: else anyone with an account at the provider gets a staff account here",
+            ));
+        }
+        let button_label = self.non_empty("oidc.button_label")?.trim().to_owned();
+        if button_label.chars().count() > 80 {
+            return Err(key_error("oidc.button_label", "at most 80 characters"));
+        }
+        Ok(Some(OidcSettings {
+            issuer,
+            client_id,
+            client_secret,
+            email_claim,
+            allowed_domains,
+            default_role,
+            button_label,
+        }))
+    }
     fn backoff(&self, key: &str) -> Result<Vec<Duration>, ConfigError> {
         let steps = self
             .value(key)?
@@ -1099,6 +1200,84 @@ mod tests {
         bad.push(("admin.session_idle_minutes", Value::Integer(0)));
         let err = Settings::from_overrides(bad).unwrap_err().to_string();
         assert!(err.contains("admin.session_idle_minutes"), "{err}");
+    }
+
+    /// `[oidc]` enabled with a provider on this machine and `extra` keys.
+    fn oidc(extra: &[(&'static str, Value)]) -> Result<Settings, ConfigError> {
+        let mut o = with_key();
+        o.extend([
+            ("oidc.enabled", Value::Boolean(true)),
+            ("oidc.issuer", Value::String("http://127.0.0.1:9000".into())),
+            ("oidc.client_id", Value::String("newsletter".into())),
+            ("oidc.client_secret", Value::String("s3cret".into())),
+        ]);
+        o.extend(extra.iter().cloned());
+        Settings::from_overrides(o)
+    }
+
+    fn domains(list: &[&str]) -> Value {
+        Value::Array(list.iter().map(|d| Value::String((*d).into())).collect())
+    }
+
+    #[test]
+    fn single_sign_on_is_off_by_default_and_needs_nothing_then() {
+        assert!(Settings::from_overrides(with_key()).unwrap().oidc.is_none());
+    }
+
+    #[test]
+    fn single_sign_on_takes_its_keys_and_spells_domains_as_addresses_do() {
+        let settings = oidc(&[
+            (
+                "oidc.allowed_domains",
+                domains(&["Example.ORG", "bücher.example"]),
+            ),
+            ("oidc.default_role", Value::String("editor".into())),
+        ])
+        .unwrap();
+        let oidc = settings.oidc.unwrap();
+        assert_eq!(
+            oidc.allowed_domains,
+            ["example.org", "xn--bcher-kva.example"]
+        );
+        assert_eq!(oidc.default_role, Some(crate::domain::StaffRole::Editor));
+        assert_eq!(oidc.email_claim, "email");
+        assert_eq!(oidc.button_label, "Sign in with single sign-on");
+        assert!(!format!("{oidc:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_bad_single_sign_on_setting_names_its_key() {
+        let text = |extra: &[(&'static str, Value)]| oidc(extra).unwrap_err().to_string();
+        for (key, value, named) in [
+            ("oidc.issuer", "", "oidc.issuer"),
+            ("oidc.issuer", "http://idp.example.org", "oidc.issuer"),
+            (
+                "oidc.issuer",
+                "https://idp.example.org/?tenant=1",
+                "oidc.issuer",
+            ),
+            ("oidc.client_id", " ", "oidc.client_id"),
+            ("oidc.client_secret", "", "oidc.client_secret"),
+            ("oidc.email_claim", "", "oidc.email_claim"),
+            ("oidc.default_role", "owner", "oidc.default_role"),
+            ("oidc.button_label", "", "oidc.button_label"),
+        ] {
+            let err = text(&[(key, Value::String(value.into()))]);
+            assert!(err.contains(named), "{key} = {value:?}: {err}");
+        }
+        for list in [&["not a domain"][..], &["ann@example.org"], &["localhost"]] {
+            let err = text(&[("oidc.allowed_domains", domains(list))]);
+            assert!(err.contains("oidc.allowed_domains"), "{list:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_default_role_needs_allowed_domains() {
+        let err = oidc(&[("oidc.default_role", Value::String("admin".into()))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oidc.allowed_domains"), "{err}");
+        assert!(oidc(&[]).unwrap().oidc.unwrap().allowed_domains.is_empty());
     }
 
     #[test]

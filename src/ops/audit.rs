@@ -14,6 +14,7 @@ pub const PAGE: i64 = 100;
 /// The actions the log records, as stored.
 pub const ACTIONS: &[&str] = &[
     "sign-in",
+    "sign-in-refused",
     "send",
     "schedule",
     "pause",
@@ -71,7 +72,6 @@ pub const ACTIONS: &[&str] = &[
     "password-change",
     "passkey-add",
     "passkey-remove",
-    "sign-in-refused",
 ];
 
 /// What changed between two states of a record, field by field: `{"name": {"from": .., "to":

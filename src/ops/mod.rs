@@ -21,6 +21,7 @@ pub mod imports;
 pub mod lists;
 pub mod look;
 pub mod news;
+pub mod oidc;
 pub mod passkeys;
 pub mod preferences;
 pub mod roles;

@@ -21,6 +21,7 @@ pub mod mail_templates;
 pub mod mailbox;
 pub mod metrics;
 pub mod news;
+pub mod oidc;
 pub mod passkeys;
 pub mod preferences;
 pub mod second_factor;

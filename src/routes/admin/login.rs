@@ -53,9 +53,11 @@ fn login_page(
     error: Option<&str>,
 ) -> Response {
     let passkeys = crate::ops::passkeys::available(&state.settings).is_ok();
+    let oidc = state.oidc.as_ref().map(|o| o.button_label());
     let data = json!({
         "email": email,
         "error": error,
+        "oidc": oidc,
         "passkeys": passkeys,
         "passkey_script": passkeys,
     });

@@ -16,6 +16,7 @@ mod lists;
 mod login;
 mod look;
 mod news;
+mod oidc;
 mod pages;
 mod passkeys;
 mod staff;
@@ -49,6 +50,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(login::router())
+        .merge(oidc::router())
         .merge(dashboard::router())
         .merge(news::router())
         .merge(feeds::router())

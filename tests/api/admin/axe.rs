@@ -394,3 +394,38 @@ async fn axe_finds_no_wcag_21_aa_violation_on_the_second_factor_pages() {
         found.join("\n")
     );
 }
+
+/// Single sign-on: the login page with its button, and a refused sign-in's page (no provider
+/// is needed for either: the state is refused before one is asked).
+#[tokio::test]
+async fn axe_finds_no_wcag_21_aa_violation_on_the_single_sign_on_pages() {
+    let axe = axe_source();
+    let app = spawn_staff_app(&[
+        ("oidc.enabled", true.into()),
+        ("oidc.issuer", "http://127.0.0.1:9".into()),
+        ("oidc.client_id", "newsletter".into()),
+        ("oidc.client_secret", "secret".into()),
+    ])
+    .await;
+    super::add_staff(&app, "ana@example.org", StaffRole::Admin).await;
+    let states = vec![
+        page(
+            "login with single sign-on",
+            "/admin/login",
+            "#sign-in-oidc",
+            "Sign in with single sign-on",
+        ),
+        page(
+            "single sign-on refused",
+            "/admin/login/oidc/callback?code=x&state=not-a-state",
+            "main p",
+            "not started in this browser",
+        ),
+    ];
+    let found = violations_in(&app, &axe, &states).await;
+    assert!(
+        found.is_empty(),
+        "WCAG 2.1 AA violations and weak focus rings:\n{}",
+        found.join("\n")
+    );
+}

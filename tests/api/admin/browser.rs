@@ -52,7 +52,7 @@ async fn text_of(browser: &Client, css: &str) -> String {
 }
 
 /// Waits until the element matching `css` reads `expected` (the page may reload meanwhile).
-async fn wait_for_text(browser: &Client, css: &str, expected: &str) {
+pub(super) async fn wait_for_text(browser: &Client, css: &str, expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = text_of(browser, css).await;

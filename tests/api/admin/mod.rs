@@ -12,6 +12,7 @@ mod login;
 mod login_load;
 pub(crate) mod look;
 mod news;
+mod oidc;
 mod progress;
 pub(crate) mod second_factor;
 mod sessions;
@@ -33,11 +34,20 @@ pub const PASSWORD: &str = "a long enough password";
 /// The app on a port known in advance, with `server.base_url` naming it, so a browser's
 /// `Origin` is the service's own.
 pub async fn spawn_staff_app(overrides: &[(&str, Value)]) -> TestApp {
-    let port = TcpListener::bind("127.0.0.1:0")
+    spawn_staff_app_on(free_port(), overrides).await
+}
+
+/// A port free now on 127.0.0.1, for a server started soon after.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// [`spawn_staff_app`] on `port` (one that others must know before the app starts).
+pub async fn spawn_staff_app_on(port: u16, overrides: &[(&str, Value)]) -> TestApp {
     let bind = format!("127.0.0.1:{port}");
     let base = format!("http://127.0.0.1:{port}");
     let mut all: Vec<(&str, Value)> = vec![

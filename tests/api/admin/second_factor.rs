@@ -351,13 +351,22 @@ async fn with_admins_required_no_admin_route_opens_to_a_password_alone() {
     let csrf = pending_csrf(&mut browser, "/admin/account/two-factor").await;
     let before = audit_actions(&app).await;
 
-    // Open to a session that owes its enrolment: signing in, enrolling, logging out, assets.
+    // Open to a session that owes its enrolment: signing in (by each method), enrolling (an
+    // app or a passkey), logging out, assets.
     let open = [
         "/admin/login",
         "/admin/logout",
         "/admin/setup",
         "/admin/login/second-factor",
         "/admin/account/two-factor",
+        "/admin/login/oidc",
+        "/admin/login/oidc/callback",
+        "/admin/login/passkey/begin",
+        "/admin/login/passkey/finish",
+        "/admin/login/passkey/second-factor/begin",
+        "/admin/login/passkey/second-factor/finish",
+        "/admin/account/passkeys/begin",
+        "/admin/account/passkeys/finish",
     ];
     let routes = admin_routes();
     assert!(routes.len() > 60, "found {} routes", routes.len());
