@@ -44,8 +44,10 @@ pub use pages::AdminPages;
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// Admin pages run no inline script and cannot be framed; the preview route sets its own.
+/// `connect-src 'self'`: the passkey script's requests to the service's own ceremonies.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   connect-src 'self'; form-action 'self'; frame-src 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()

@@ -13,6 +13,7 @@ mod login_load;
 pub(crate) mod look;
 mod news;
 mod oidc;
+mod passkeys;
 mod progress;
 pub(crate) mod second_factor;
 mod sessions;
