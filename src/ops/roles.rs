@@ -128,7 +128,7 @@ impl Operation {
             Self::DigestSend => "Digests: set up, change, delete a schedule in send mode",
             Self::TemplateChange => "Mail templates: save, revert",
             Self::LookChange => "The look of the mails: logo, colour, footer, social links",
-            Self::StaffManage => "Staff: list, add, reset a password, remove",
+            Self::StaffManage => "Staff: list, add, reset a password or a second factor, remove",
             Self::TokenManage => "API tokens: list, create, revoke",
         }
     }
