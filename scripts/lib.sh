@@ -7,6 +7,7 @@
 #   ensure_postgres          DATABASE_URL_SERVER: a URL of a PostgreSQL server that answers
 #   ensure_database NAME     creates NAME there if missing; exports DATABASE_URL pointing at it
 #   ensure_apt_packages P... installs the Debian packages that are missing
+#   ensure_build_deps        the Debian packages the build links against (OpenSSL, pkg-config)
 #
 # Every wait and retry below is bounded.
 
@@ -90,6 +91,12 @@ ensure_apt_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive \
     apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
     die "could not install: ${missing[*]}"
+}
+
+# ensure_build_deps: what the crate's build links against beyond Rust: OpenSSL (webauthn-rs, for
+# staff passkeys), found through pkg-config.
+ensure_build_deps() {
+  ensure_apt_packages pkg-config libssl-dev
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -582,19 +582,22 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
                 })
         }
         StaffCommand::List => staff::list(pool, &Actor::CommandLine).await.map(|members| {
-            for m in members {
+            for listed in members {
+                let m = &listed.member;
                 let last = m
                     .last_login_at
                     .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
-                let second = if m.totp_enrolled_at.is_some() {
+                let app = if m.totp_enrolled_at.is_some() {
                     "authenticator app"
                 } else {
                     "no authenticator app"
                 };
                 out!(
-                    "{}\t{}\tlast login {last}\t{second}",
+                    "{}\t{}\tlast login {last}\t{app}\t{} passkeys\t{} wrong codes in 7 days",
                     m.email,
-                    m.role.as_str()
+                    m.role.as_str(),
+                    listed.passkeys,
+                    listed.second_factor_failures
                 );
             }
         }),

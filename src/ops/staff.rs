@@ -22,7 +22,7 @@ use crate::domain::{
 use crate::store::audit::NewEntry;
 use crate::store::staff as store;
 
-pub use crate::store::staff::{claim_form_key, release_form_key, StaffMember};
+pub use crate::store::staff::{claim_form_key, release_form_key, ListedMember, StaffMember};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -155,10 +155,10 @@ pub async fn set_time_zone(pool: &PgPool, actor: &Actor, raw: &str) -> Result<()
     Ok(())
 }
 
-/// Every account: admins only.
-pub async fn list(pool: &PgPool, actor: &Actor) -> Result<Vec<StaffMember>, StaffError> {
+/// Every account, with its passkeys and recent wrong second-factor codes: admins only.
+pub async fn list(pool: &PgPool, actor: &Actor) -> Result<Vec<ListedMember>, StaffError> {
     roles::authorize(actor, Operation::StaffManage)?;
-    Ok(store::list(pool).await?)
+    Ok(store::listing(pool).await?)
 }
 
 /// Removes an account (its sessions end): admins only, audited. The address is matched in its

@@ -178,6 +178,36 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StaffMember>> {
         .collect())
 }
 
+/// A member as the staff list shows them: with their passkeys and the wrong second-factor codes
+/// (or refused passkeys) of the last 7 days, from the audit log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListedMember {
+    #[serde(flatten)]
+    pub member: StaffMember,
+    pub passkeys: i64,
+    pub second_factor_failures: i64,
+}
+
+pub async fn listing(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ListedMember>> {
+    Ok(sqlx::query(
+        "SELECT s.*,
+                (SELECT count(*) FROM staff_passkeys p WHERE p.staff_id = s.id) AS passkeys,
+                (SELECT count(*) FROM audit_log a
+                 WHERE a.staff_id = s.id AND a.action = 'second-factor-failed'
+                   AND a.at > now() - interval '7 days') AS second_factor_failures
+         FROM staff s ORDER BY s.email_normalized",
+    )
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| ListedMember {
+        member: member(r),
+        passkeys: r.get("passkeys"),
+        second_factor_failures: r.get("second_factor_failures"),
+    })
+    .collect())
+}
+
 /// What became of a removal.
 pub enum Removal {
     NotFound,

@@ -118,14 +118,30 @@ async fn a_passkey_is_registered_then_signs_in_alone_and_as_the_second_factor_in
     fill(&browser, "#password", PASSWORD).await;
     click(&browser, "#log-in").await;
     wait_for_contains(&browser, "h1", "Two-factor sign-in").await;
+    let axe = crate::axe::axe_source();
+    let found = crate::axe::violations(&browser, &axe).await;
+    assert!(
+        found.is_empty(),
+        "enrolment with a passkey offered: {found:?}"
+    );
     fill(&browser, "#passkey-name", "Test laptop").await;
     passkey_then(&browser, "#add-passkey", "#notice", "passkey is added").await;
     wait_for_contains(&browser, "#passkeys", "Test laptop").await;
+    let found = crate::axe::violations(&browser, &axe).await;
+    assert!(
+        found.is_empty(),
+        "the account page with a passkey: {found:?}"
+    );
     let added = audit(&app, "passkey-add").await;
     assert_eq!(added, [json!({ "name": "Test laptop" })]);
 
     // A passkey alone signs in, as both factors.
     log_out(&browser).await;
+    let found = crate::axe::violations(&browser, &axe).await;
+    assert!(
+        found.is_empty(),
+        "the login page with its passkey button: {found:?}"
+    );
     passkey_then(&browser, "#passkey-sign-in", "h1", "Dashboard").await;
     let signed: Vec<Value> = audit(&app, "sign-in").await;
     let last = signed.last().unwrap();
@@ -140,6 +156,8 @@ async fn a_passkey_is_registered_then_signs_in_alone_and_as_the_second_factor_in
     fill(&browser, "#password", PASSWORD).await;
     click(&browser, "#log-in").await;
     wait_for_contains(&browser, "h1", "Second factor").await;
+    let found = crate::axe::violations(&browser, &axe).await;
+    assert!(found.is_empty(), "the second factor by passkey: {found:?}");
     passkey_then(&browser, "#passkey-second-factor", "h1", "Dashboard").await;
     let used = audit(&app, "second-factor").await;
     assert_eq!(used.last().unwrap()["method"], "passkey");

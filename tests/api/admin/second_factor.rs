@@ -240,6 +240,10 @@ async fn second_factor_codes_are_throttled_like_passwords() {
     assert_eq!(r.status(), 429, "throttled: even the right code waits");
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(second.get("/admin/subscribers").await.status(), 303);
+    // The wrong codes are counted where admins look.
+    let mut admin = super::signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let staff = admin.get("/admin/staff").await.text().await.unwrap();
+    assert!(staff.contains("3 wrong code(s) in 7 days"), "{staff}");
 }
 
 #[tokio::test]
