@@ -53,17 +53,7 @@ pub enum PasskeyError {
     Staff(#[from] StaffError),
 }
 
-impl From<sqlx::Error> for PasskeyError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Staff(e.into())
-    }
-}
-
-impl From<anyhow::Error> for PasskeyError {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Staff(e.into())
-    }
-}
+staff_ops::internal_through_staff_error!(PasskeyError);
 
 impl From<staff_ops::LoginError> for PasskeyError {
     fn from(e: staff_ops::LoginError) -> Self {

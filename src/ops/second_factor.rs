@@ -38,17 +38,7 @@ pub enum SecondFactorError {
     Staff(#[from] StaffError),
 }
 
-impl From<anyhow::Error> for SecondFactorError {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Staff(e.into())
-    }
-}
-
-impl From<sqlx::Error> for SecondFactorError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Staff(e.into())
-    }
-}
+staff_ops::internal_through_staff_error!(SecondFactorError);
 
 impl From<staff_ops::LoginError> for SecondFactorError {
     fn from(e: staff_ops::LoginError) -> Self {

@@ -727,6 +727,27 @@ pub async fn change_password(
     Ok(())
 }
 
+/// `From<sqlx::Error>` and `From<anyhow::Error>` for an error enum of sign-in whose
+/// `Staff(StaffError)` variant carries what went wrong inside (`StaffError::Internal`).
+macro_rules! internal_through_staff_error {
+    ($error:ty) => {
+        impl From<sqlx::Error> for $error {
+            fn from(e: sqlx::Error) -> Self {
+                Self::Staff(e.into())
+            }
+        }
+
+        impl From<anyhow::Error> for $error {
+            fn from(e: anyhow::Error) -> Self {
+                Self::Staff(e.into())
+            }
+        }
+    };
+}
+pub(crate) use internal_through_staff_error;
+
+internal_through_staff_error!(PasswordChangeError);
+
 /// Why a password change was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordChangeError {
@@ -739,16 +760,4 @@ pub enum PasswordChangeError {
     Login(LoginError),
     #[error(transparent)]
     Staff(#[from] StaffError),
-}
-
-impl From<anyhow::Error> for PasswordChangeError {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Staff(e.into())
-    }
-}
-
-impl From<sqlx::Error> for PasswordChangeError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Staff(e.into())
-    }
 }

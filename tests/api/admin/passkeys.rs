@@ -100,6 +100,15 @@ async fn passkey_then(browser: &Client, button: &str, css: &str, expected: &str)
     }
 }
 
+/// Signs Ana in with her password on the login page shown, and waits for the page headed
+/// `then`.
+async fn password(browser: &Client, then: &str) {
+    fill(browser, "#email", "ana@example.org").await;
+    fill(browser, "#password", PASSWORD).await;
+    click(browser, "#log-in").await;
+    wait_for_contains(browser, "h1", then).await;
+}
+
 async fn log_out(browser: &Client) {
     click(browser, "nav form.inline button").await;
     wait_for_contains(browser, "h1", "Staff login").await;
@@ -114,10 +123,7 @@ async fn a_passkey_is_registered_then_signs_in_alone_and_as_the_second_factor_in
 
     // The password alone: sent to enrolment, where a passkey is one way to enrol.
     browser.goto(&at(&app, "/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_contains(&browser, "h1", "Two-factor sign-in").await;
+    password(&browser, "Two-factor sign-in").await;
     let axe = crate::axe::axe_source();
     let found = crate::axe::violations(&browser, &axe).await;
     assert!(
@@ -152,10 +158,7 @@ async fn a_passkey_is_registered_then_signs_in_alone_and_as_the_second_factor_in
 
     // After a password, the passkey is the second factor.
     log_out(&browser).await;
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_contains(&browser, "h1", "Second factor").await;
+    password(&browser, "Second factor").await;
     let found = crate::axe::violations(&browser, &axe).await;
     assert!(found.is_empty(), "the second factor by passkey: {found:?}");
     passkey_then(&browser, "#passkey-second-factor", "h1", "Dashboard").await;
@@ -168,10 +171,7 @@ async fn a_passkey_is_registered_then_signs_in_alone_and_as_the_second_factor_in
     wait_for_contains(&browser, "#notice", "passkey is removed").await;
     wait_for_contains(&browser, "#no-passkeys", "No passkeys yet").await;
     log_out(&browser).await;
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_contains(&browser, "h1", "Two-factor sign-in").await;
+    password(&browser, "Two-factor sign-in").await;
     browser.close().await.unwrap();
 }
 
@@ -205,10 +205,7 @@ async fn a_replayed_passkey_answer_and_a_forged_one_are_refused() {
     let driver = Driver::start();
     let browser = with_authenticator(&driver).await;
     browser.goto(&at(&app, "/admin/login")).await.unwrap();
-    fill(&browser, "#email", "ana@example.org").await;
-    fill(&browser, "#password", PASSWORD).await;
-    click(&browser, "#log-in").await;
-    wait_for_contains(&browser, "h1", "Dashboard").await;
+    password(&browser, "Dashboard").await;
     browser.goto(&at(&app, "/admin/account")).await.unwrap();
     fill(&browser, "#passkey-name", "Phone").await;
     passkey_then(&browser, "#add-passkey", "#notice", "passkey is added").await;

@@ -448,6 +448,20 @@ async fn an_editor_may_sign_in_with_a_password_alone_when_only_admins_must() {
     assert_eq!(to, "/admin/account/two-factor", "all must");
 }
 
+/// `newsletter staff reset-2fa --email EMAIL` against the app's database.
+fn reset_2fa(app: &TestApp, email: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_newsletter"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", app.database_url())
+        .env(
+            "NEWSLETTER__SECURITY__SECRET_KEY",
+            crate::helpers::SECRET_KEY,
+        )
+        .args(["staff", "reset-2fa", "--email", email])
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_admin_resets_a_lost_second_factor_and_the_last_admin_uses_the_command() {
     let app = spawn_staff_app(&[]).await;
@@ -484,16 +498,7 @@ async fn an_admin_resets_a_lost_second_factor_and_the_last_admin_uses_the_comman
     assert_eq!(entry, ("ana@example.org".into(), "ed@example.org".into()));
 
     // The last admin lost their phone: the command on the server.
-    let out = Command::new(env!("CARGO_BIN_EXE_newsletter"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DATABASE_URL", app.database_url())
-        .env(
-            "NEWSLETTER__SECURITY__SECRET_KEY",
-            crate::helpers::SECRET_KEY,
-        )
-        .args(["staff", "reset-2fa", "--email", "ANA@example.org"])
-        .output()
-        .unwrap();
+    let out = reset_2fa(&app, "ANA@example.org");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -503,16 +508,7 @@ async fn an_admin_resets_a_lost_second_factor_and_the_last_admin_uses_the_comman
     assert_eq!(ana.get("/admin").await.status(), 303, "her sessions ended");
     let (_, to) = password_only(&app, "ana@example.org").await;
     assert_eq!(to, "/admin");
-    let out = Command::new(env!("CARGO_BIN_EXE_newsletter"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("DATABASE_URL", app.database_url())
-        .env(
-            "NEWSLETTER__SECURITY__SECRET_KEY",
-            crate::helpers::SECRET_KEY,
-        )
-        .args(["staff", "reset-2fa", "--email", "nobody@example.org"])
-        .output()
-        .unwrap();
+    let out = reset_2fa(&app, "nobody@example.org");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no staff account"));
 }
