@@ -283,7 +283,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiToken(command) => run_api_token(&pool, command).await,
-        Command::Staff(command) => run_staff(&pool, command).await,
+        Command::Staff(command) => run_staff(&settings, &pool, command).await,
         Command::Update(command) => run_update(&settings, &pool, command).await,
         Command::Feed(command) => digests::run_feed(&pool, command).await,
         Command::Digest(command) => digests::run_digest(&settings, &pool, command).await,
@@ -534,7 +534,11 @@ async fn run_api_token(pool: &sqlx::PgPool, command: ApiTokenCommand) -> anyhow:
     })
 }
 
-async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result<()> {
+async fn run_staff(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    command: StaffCommand,
+) -> anyhow::Result<()> {
     use crate::domain::{NewPassword, StaffRole};
     use crate::ops::staff;
 
@@ -602,17 +606,9 @@ async fn run_staff(pool: &sqlx::PgPool, command: StaffCommand) -> anyhow::Result
             }
         }),
         StaffCommand::Reset2fa { email } => {
-            crate::ops::second_factor::reset(pool, &Actor::CommandLine, &email)
+            crate::ops::second_factor::reset(pool, settings, &Actor::CommandLine, &email)
                 .await
-                .map(|reset| {
-                    eprintln!(
-                        "second factors of {email} removed (authenticator app: {}, passkeys: {}); \
-                         {} sessions ended",
-                        if reset.totp { "yes" } else { "none" },
-                        reset.passkeys,
-                        reset.sessions
-                    )
-                })
+                .map(|reset| eprintln!("{}", reset.told(email.trim())))
         }
         StaffCommand::Remove { email } => staff::remove(pool, &Actor::CommandLine, &email)
             .await

@@ -19,12 +19,11 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use super::staff::{self as staff_ops, Logins, StaffError, StaffMember};
+use super::staff::{self as staff_ops, Logins, SessionId, StaffError, StaffMember};
 use super::{audit, Actor};
 use crate::config::Settings;
 use crate::domain::{EmailAddress, Token};
 use crate::store::passkeys as store;
-use crate::store::staff as staff_store;
 
 /// How long a ceremony (the browser asking the authenticator) may take.
 pub const CEREMONY: Duration = Duration::from_secs(5 * 60);
@@ -163,9 +162,11 @@ pub async fn begin_registration(
     settings: &Settings,
     actor: &Actor,
     member: &StaffMember,
+    session: &Token,
 ) -> Result<Ceremony, PasskeyError> {
     let webauthn = webauthn(settings)?;
     let staff_id = staff_ops::own_account(actor)?;
+    staff_ops::require_recent_sign_in(pool, session).await?;
     let existing = store::of_member(pool, staff_id).await?;
     if existing.len() >= MAX_PER_MEMBER {
         return Err(PasskeyError::Invalid(format!(
@@ -189,8 +190,9 @@ pub async fn begin_registration(
 }
 
 /// Finishes a registration: the passkey, named `name`, is the member's from now on; this session
-/// counts as having given a second factor (the authenticator verified the person). Audited
-/// (`passkey-add`).
+/// counts as having given a second factor (the authenticator verified the person) and goes on
+/// under a new id (returned, for the cookie). Only within [`staff_ops::RECENT_SIGN_IN`] of the
+/// session's sign-in. Audited (`passkey-add`); the member is told by mail.
 pub async fn finish_registration(
     pool: &PgPool,
     settings: &Settings,
@@ -198,8 +200,9 @@ pub async fn finish_registration(
     answer: &Answer<'_>,
     name: &str,
     session: &Token,
-) -> Result<(), PasskeyError> {
+) -> Result<SessionId, PasskeyError> {
     let staff_id = staff_ops::own_account(actor)?;
+    staff_ops::require_recent_sign_in(pool, session).await?;
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
@@ -236,7 +239,7 @@ pub async fn finish_registration(
             "This passkey is registered already.".into(),
         ));
     }
-    staff_store::mark_second_factor(&mut *tx, &session.hash()).await?;
+    let renewed = staff_ops::gain_second_factor(&mut *tx, session).await?;
     audit::record(
         &mut *tx,
         actor,
@@ -246,7 +249,11 @@ pub async fn finish_registration(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    if let Actor::Staff { email, .. } = actor {
+        let what = format!("A passkey named \"{name}\" was added");
+        staff_ops::notify_account_change(pool, settings, email, &what).await?;
+    }
+    Ok(renewed)
 }
 
 /// A passkey as the account page lists it.
@@ -273,8 +280,14 @@ pub async fn list(pool: &PgPool, actor: &Actor) -> Result<Vec<PasskeyInfo>, Staf
         .collect())
 }
 
-/// Removes one of the acting member's passkeys. Audited (`passkey-remove`).
-pub async fn remove(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), StaffError> {
+/// Removes one of the acting member's passkeys. Audited (`passkey-remove`); the member is told
+/// by mail.
+pub async fn remove(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<(), StaffError> {
     let staff_id = staff_ops::own_account(actor)?;
     let mut tx = pool.begin().await?;
     let Some(name) = store::remove(&mut *tx, staff_id, id).await? else {
@@ -291,6 +304,10 @@ pub async fn remove(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), StaffE
     )
     .await?;
     tx.commit().await?;
+    if let Actor::Staff { email, .. } = actor {
+        let what = format!("The passkey named \"{name}\" was removed");
+        staff_ops::notify_account_change(pool, settings, email, &what).await?;
+    }
     Ok(())
 }
 
@@ -395,8 +412,8 @@ pub async fn begin_second_factor(
     })
 }
 
-/// Finishes a passkey as the second step of `member`'s sign-in, whose session is `session`.
-/// Throttled and audited as a wrong code is.
+/// Finishes a passkey as the second step of `member`'s sign-in, whose session is `session`: it
+/// goes on under a new id (returned, for the cookie). Throttled and audited as a wrong code is.
 pub async fn finish_second_factor(
     pool: &PgPool,
     settings: &Settings,
@@ -405,7 +422,7 @@ pub async fn finish_second_factor(
     answer: &Answer<'_>,
     ip: Option<IpAddr>,
     session: &Token,
-) -> Result<(), PasskeyError> {
+) -> Result<SessionId, PasskeyError> {
     let webauthn = webauthn(settings)?;
     let email = EmailAddress::parse(&member.email).map_err(|e| anyhow::anyhow!(e))?;
     let actor = Actor::Staff {
@@ -439,7 +456,7 @@ pub async fn finish_second_factor(
     match result {
         Ok(()) => {
             staff_ops::succeeded(pool, attempt).await?;
-            staff_store::mark_second_factor(pool, &session.hash()).await?;
+            let renewed = staff_ops::gain_second_factor(pool, session).await?;
             audit::record(
                 pool,
                 &actor,
@@ -448,7 +465,7 @@ pub async fn finish_second_factor(
                 json!({ "method": "passkey", "ip": ip }),
             )
             .await?;
-            Ok(())
+            Ok(renewed)
         }
         Err(e @ PasskeyError::Refused) => {
             audit::record(

@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::roles::{self, Operation};
-use super::staff::{self as staff_ops, Logins, StaffError, StaffMember};
+use super::staff::{self as staff_ops, Logins, SessionId, StaffError, StaffMember};
 use super::{audit, Actor};
 use crate::config::Settings;
 use crate::domain::second_factor::{RecoveryCode, SealingKey, TotpSecret, RECOVERY_CODES};
@@ -103,8 +103,10 @@ fn issuer(settings: &Settings) -> String {
 
 /// Confirms the pending TOTP secret with a code from the app: from then on it is the member's
 /// second factor, this session counts as having given it, and ten recovery codes are made
-/// and returned (to be shown once). Audited (`second-factor-enrol`). Wrong codes are throttled
-/// as passwords are.
+/// and returned (to be shown once) with the session's new id (it changes as it gains its second
+/// factor). Only within [`staff_ops::RECENT_SIGN_IN`] of the session's sign-in. Audited
+/// (`second-factor-enrol`), and the member is told by mail. Wrong codes are throttled as
+/// passwords are.
 pub async fn confirm_totp(
     pool: &PgPool,
     settings: &Settings,
@@ -113,8 +115,9 @@ pub async fn confirm_totp(
     code: &str,
     ip: Option<IpAddr>,
     session: &Token,
-) -> Result<Vec<RecoveryCode>, SecondFactorError> {
+) -> Result<(Vec<RecoveryCode>, SessionId), SecondFactorError> {
     let staff_id = staff_ops::own_account(actor)?;
+    staff_ops::require_recent_sign_in(pool, session).await?;
     let key = sealing_key(settings);
     let email = email_of(actor)?;
     let attempt = staff_ops::attempt(pool, logins, &email, ip).await?;
@@ -142,7 +145,7 @@ pub async fn confirm_totp(
         )
         .into());
     }
-    staff_store::mark_second_factor(&mut *tx, &session.hash()).await?;
+    let renewed = staff_ops::gain_second_factor(&mut *tx, session).await?;
     audit::record(
         &mut *tx,
         actor,
@@ -153,17 +156,23 @@ pub async fn confirm_totp(
     .await?;
     tx.commit().await?;
     staff_ops::succeeded(pool, attempt).await?;
-    Ok(codes)
+    let what = "An authenticator app was set up as the second factor";
+    staff_ops::notify_account_change(pool, settings, email.as_str(), what).await?;
+    Ok((codes, renewed))
 }
 
 /// Makes ten new recovery codes for the acting member (the old ones stop working) and returns
-/// them, to be shown once. Only with TOTP enrolled. Audited.
+/// them, to be shown once. Only with TOTP enrolled, and within [`staff_ops::RECENT_SIGN_IN`] of
+/// the session's sign-in. Audited, and the member is told by mail.
 pub async fn new_recovery_codes(
     pool: &PgPool,
+    settings: &Settings,
     actor: &Actor,
     member: &StaffMember,
+    session: &Token,
 ) -> Result<Vec<RecoveryCode>, StaffError> {
     let staff_id = staff_ops::own_account(actor)?;
+    staff_ops::require_recent_sign_in(pool, session).await?;
     if member.totp_enrolled_at.is_none() {
         return Err(StaffError::Refused(
             "Recovery codes go with an authenticator app: enrol one first.".into(),
@@ -177,6 +186,8 @@ pub async fn new_recovery_codes(
     store::replace_recovery_codes(&mut tx, staff_id, &hashes).await?;
     audit::record(&mut *tx, actor, "recovery-codes-new", None, json!({})).await?;
     tx.commit().await?;
+    let what = "New recovery codes were made (the old ones no longer work)";
+    staff_ops::notify_account_change(pool, settings, &member.email, what).await?;
     Ok(codes)
 }
 
@@ -186,9 +197,10 @@ pub async fn recovery_codes_left(pool: &PgPool, actor: &Actor) -> Result<i64, St
 }
 
 /// Removes the acting member's TOTP and recovery codes, after checking their password
-/// (throttled as a login is). Audited (`second-factor-remove`).
+/// (throttled as a login is). Audited (`second-factor-remove`); the member is told by mail.
 pub async fn remove_totp(
     pool: &PgPool,
+    settings: &Settings,
     logins: &Logins,
     actor: &Actor,
     password: &str,
@@ -214,12 +226,15 @@ pub async fn remove_totp(
     )
     .await?;
     tx.commit().await?;
+    let what = "The authenticator app and its recovery codes were removed";
+    staff_ops::notify_account_change(pool, settings, email.as_str(), what).await?;
     Ok(())
 }
 
 /// The second step of a sign-in: a TOTP code (six digits) or a recovery code from `member`,
 /// whose session `session` gave its first factor. Right: the session is signed in all the way
-/// and the attempt is forgotten; a TOTP code's step is used up, a recovery code is used up.
+/// under a new id (returned, for the cookie) and the attempt is forgotten; a TOTP code's step is
+/// used up, a recovery code is used up.
 /// Throttled with the password's counts; every wrong code is audited
 /// (`second-factor-failed`, with the failures so far in the window).
 pub async fn verify(
@@ -230,7 +245,7 @@ pub async fn verify(
     code: &str,
     ip: Option<IpAddr>,
     session: &Token,
-) -> Result<(), SecondFactorError> {
+) -> Result<SessionId, SecondFactorError> {
     let email = EmailAddress::parse(&member.email).map_err(|e| anyhow::anyhow!(e))?;
     let actor = Actor::Staff {
         id: member.id,
@@ -256,7 +271,7 @@ pub async fn verify(
         return Err(SecondFactorError::WrongCode);
     }
     staff_ops::succeeded(pool, attempt).await?;
-    staff_store::mark_second_factor(pool, &session.hash()).await?;
+    let renewed = staff_ops::gain_second_factor(pool, session).await?;
     let left = store::recovery_codes_left(pool, member.id).await?;
     audit::record(
         pool,
@@ -266,7 +281,7 @@ pub async fn verify(
         json!({ "method": method, "ip": ip, "recovery_codes_left": left }),
     )
     .await?;
-    Ok(())
+    Ok(renewed)
 }
 
 /// Whether `code` is the member's TOTP code of a step within the skew and later than the last
@@ -313,8 +328,14 @@ async fn failed(
 /// Removes every second factor of the member at `email` (TOTP, recovery codes, passkeys) and
 /// ends their sessions, so they sign in with their password and enrol again: for a member who
 /// lost their phone. Admins only (and `newsletter staff reset-2fa`); not one's own, which the
-/// account page removes. Audited (`staff-2fa-reset`).
-pub async fn reset(pool: &PgPool, actor: &Actor, email: &str) -> Result<Reset, StaffError> {
+/// account page removes. Audited (`staff-2fa-reset`, also when there was nothing to remove: the
+/// sessions still end); the member is told by mail when something was removed.
+pub async fn reset(
+    pool: &PgPool,
+    settings: &Settings,
+    actor: &Actor,
+    email: &str,
+) -> Result<Reset, StaffError> {
     roles::authorize(actor, Operation::StaffManage)?;
     let email = EmailAddress::parse(email).map_err(StaffError::Invalid)?;
     let Some((staff_id, _)) = staff_store::credentials(pool, &email).await? else {
@@ -336,6 +357,11 @@ pub async fn reset(pool: &PgPool, actor: &Actor, email: &str) -> Result<Reset, S
     )
     .await?;
     tx.commit().await?;
+    if reset.totp || reset.passkeys > 0 {
+        let what = "An admin removed your authenticator app, recovery codes and passkeys \
+                    (sign in with your password and set up a second factor again)";
+        staff_ops::notify_account_change(pool, settings, email.canonical(), what).await?;
+    }
     Ok(reset)
 }
 

@@ -552,32 +552,128 @@ async fn notify_new_device(
     let device = client
         .user_agent
         .map(crate::domain::describe_user_agent)
-        .unwrap_or_else(|| "an unknown browser".into());
+        .unwrap_or_else(|| "Unknown browser".into());
     let ip = client
         .ip
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "an unknown address".into());
+    let method = match method {
+        SignInMethod::Password | SignInMethod::Setup => "password",
+        SignInMethod::Passkey => "passkey",
+        SignInMethod::Oidc => "single sign-on",
+    };
     let text = format!(
-        "Your staff account {} was signed in to from a device not seen before: {device}, from          {ip}, by {}, at {} UTC. If this was you, there is nothing to do. If it was not, end          that session on your account page, change your password, and tell an admin.",
+        "Your staff account {} was signed in to from a device not seen before: {device}, from \
+         {ip}, by {method}, at {} UTC. If this was you, there is nothing to do. If it was not, \
+         end that session on your account page, change your password, and tell an admin.",
         member.email,
-        match method {
-            SignInMethod::Password | SignInMethod::Setup => "password",
-            SignInMethod::Passkey => "passkey",
-            SignInMethod::Oidc => "single sign-on",
-        },
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
     );
-    let url = settings.server.base_url.join("/admin/account");
-    crate::store::updates::queue_notice(
+    notify(
         pool,
+        settings,
         &member.email,
-        "New sign-in to your staff account",
+        NEW_SIGN_IN,
         &text,
         "Review your sessions",
-        &url,
     )
-    .await?;
+    .await
+}
+
+/// The subject of the mail about a sign-in from a new device.
+const NEW_SIGN_IN: &str = "New sign-in to your staff account";
+/// The subject of the mail about a second factor added or removed.
+const ACCOUNT_CHANGED: &str = "Your staff account's sign-in changed";
+/// Notice mails of one subject a member gets in an hour at most; beyond, the audit log alone
+/// keeps what happened (a flood of sign-ins must not become a flood of mail).
+pub const NOTICES_PER_HOUR: i64 = 5;
+
+/// Queues a notice to a member with a link to their account page, unless
+/// [`NOTICES_PER_HOUR`] of that subject went to them in the last hour.
+async fn notify(
+    pool: &PgPool,
+    settings: &Settings,
+    to: &str,
+    subject: &str,
+    text: &str,
+    action: &str,
+) -> anyhow::Result<()> {
+    let hour = Duration::from_secs(3600);
+    if crate::store::updates::recent_notices(pool, to, subject, hour).await? >= NOTICES_PER_HOUR {
+        tracing::warn!(
+            subject,
+            "a staff notice not sent: the hourly cap is reached"
+        );
+        return Ok(());
+    }
+    let url = settings.server.base_url.join("/admin/account");
+    crate::store::updates::queue_notice(pool, to, subject, text, action, &url).await?;
     Ok(())
+}
+
+/// Tells a member by mail that a way to sign in to their account was added or removed
+/// (`what`: "A passkey named "Phone" was added"), so a change they did not make is seen.
+pub(super) async fn notify_account_change(
+    pool: &PgPool,
+    settings: &Settings,
+    email: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let text = format!(
+        "{what} to your staff account {email}, at {} UTC. If this was you, there is nothing to \
+         do. If it was not, someone is in your account: end its other sessions and check its \
+         passkeys on your account page, change your password, and tell an admin.",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+    );
+    notify(
+        pool,
+        settings,
+        email,
+        ACCOUNT_CHANGED,
+        &text,
+        "Review your account",
+    )
+    .await
+}
+
+/// How recent a sign-in must be for a session to add a way to sign in (a passkey, an
+/// authenticator app) or make new recovery codes: a session taken over later cannot make
+/// itself permanent.
+pub const RECENT_SIGN_IN: Duration = Duration::from_secs(15 * 60);
+
+/// Refuses unless session `session` proved who it is (signed in, or gave its second factor)
+/// within [`RECENT_SIGN_IN`].
+pub(super) async fn require_recent_sign_in(
+    pool: &PgPool,
+    session: &Token,
+) -> Result<(), StaffError> {
+    let proved = store::proved_at(pool, &session.hash()).await?;
+    let recent = proved.is_some_and(|at| {
+        (chrono::Utc::now() - at)
+            .to_std()
+            .is_ok_and(|age| age <= RECENT_SIGN_IN)
+    });
+    if recent {
+        Ok(())
+    } else {
+        Err(StaffError::Refused(format!(
+            "For your safety this needs a recent sign-in: log out, sign in again, and do it within {} minutes.",
+            RECENT_SIGN_IN.as_secs() / 60
+        )))
+    }
+}
+
+/// Session `session` gave its second factor now: it goes on under a new id (returned, for
+/// the cookie), so an id seen before this moment opens no more than it did.
+pub(super) async fn gain_second_factor(
+    db: impl sqlx::PgExecutor<'_>,
+    session: &Token,
+) -> anyhow::Result<SessionId> {
+    let new = Token::generate();
+    if !store::gain_second_factor(db, &session.hash(), &new.hash()).await? {
+        anyhow::bail!("the session ended meanwhile");
+    }
+    Ok(SessionId(new))
 }
 
 /// Where a live session stands under `settings.require_second_factor`.
@@ -713,6 +809,11 @@ pub async fn change_password(
 ) -> Result<(), PasswordChangeError> {
     let staff_id = own_account(actor)?;
     let new = NewPassword::parse(new).map_err(PasswordChangeError::Invalid)?;
+    if new.expose() == current {
+        return Err(PasswordChangeError::Invalid(
+            "The new password is the one you have: choose another.".into(),
+        ));
+    }
     let (email, _) = store::credentials_of(pool, staff_id)
         .await?
         .ok_or_else(|| StaffError::NotFound("your account".into()))?;

@@ -1,7 +1,8 @@
 //! Checks every request's path and query once, before routing: text that PostgreSQL and mail
 //! cannot hold (a NUL character, percent-encoded or not) never reaches a handler. A path that
 //! holds one answers `404` (no such resource can exist); a query parameter, `422` naming it.
-//! Under `/api/v1` the answers are JSON, as every answer there is.
+//! Under `/api/v1` the answers are JSON, as every answer there is; under `/admin`, the staff
+//! area's own pages.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -17,6 +18,11 @@ pub fn is_api(path: &str) -> bool {
     path == "/api/v1" || path.starts_with("/api/v1/")
 }
 
+/// Whether `path` is in the staff area.
+fn is_admin(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
 /// The query parameter that holds a NUL character, if any.
 fn nul_in_query(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
@@ -30,7 +36,7 @@ pub async fn refuse_unstorable(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    let api = is_api(path);
+    let (api, admin) = (is_api(path), is_admin(path));
     if percent_encoding::percent_decode_str(path).any(|b| b == 0) {
         return if api {
             (
@@ -38,6 +44,12 @@ pub async fn refuse_unstorable(
                 Json(json!({ "error": "No such resource." })),
             )
                 .into_response()
+        } else if admin {
+            state.admin_pages.message(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing at this address.",
+            )
         } else {
             super::pages::not_found(State(state)).await
         };
@@ -50,6 +62,10 @@ pub async fn refuse_unstorable(
                 Json(json!({ "error": "invalid input", "errors": { param: message } })),
             )
                 .into_response()
+        } else if admin {
+            state
+                .admin_pages
+                .message(StatusCode::UNPROCESSABLE_ENTITY, "Not done", &message)
         } else {
             state.pages.message(
                 StatusCode::UNPROCESSABLE_ENTITY,

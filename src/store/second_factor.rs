@@ -174,6 +174,32 @@ pub struct Reset {
     pub sessions: i64,
 }
 
+impl Reset {
+    /// What was done, in a sentence for a person (`email`: whose).
+    pub fn told(&self, email: &str) -> String {
+        let sessions = match self.sessions {
+            1 => "their 1 session ended".to_owned(),
+            n => format!("their {n} sessions ended"),
+        };
+        if !self.totp && self.passkeys == 0 {
+            return format!("{email} had no second factor to remove; {sessions}.");
+        }
+        let mut removed = Vec::new();
+        if self.totp {
+            removed.push("the authenticator app and its recovery codes".to_owned());
+        }
+        match self.passkeys {
+            0 => {}
+            1 => removed.push("1 passkey".into()),
+            n => removed.push(format!("{n} passkeys")),
+        }
+        format!(
+            "Removed from {email}: {}; {sessions}. They sign in with their password and set up a second factor again.",
+            removed.join(" and ")
+        )
+    }
+}
+
 /// Removes every second factor of the member (TOTP, recovery codes, passkeys) and ends all
 /// their sessions.
 pub async fn reset(tx: &mut sqlx::PgConnection, staff_id: Uuid) -> sqlx::Result<Reset> {

@@ -407,13 +407,36 @@ pub async fn touch_session(
     }))
 }
 
-/// Notes that the session gave its second factor now.
-pub async fn mark_second_factor(db: impl PgExecutor<'_>, id_hash: &TokenHash) -> sqlx::Result<()> {
-    sqlx::query("UPDATE staff_sessions SET second_factor_at = now() WHERE id_hash = $1")
-        .bind(id_hash.0.as_slice())
-        .execute(db)
-        .await?;
-    Ok(())
+/// The session `old` gave its second factor now: it goes on under the id `new` (a cookie
+/// seen before this moment opens nothing more than it did). `false`: no such session.
+pub async fn gain_second_factor(
+    db: impl PgExecutor<'_>,
+    old: &TokenHash,
+    new: &TokenHash,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE staff_sessions SET id_hash = $2, second_factor_at = now() WHERE id_hash = $1",
+    )
+    .bind(old.0.as_slice())
+    .bind(new.0.as_slice())
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// When the session last proved who it is (its sign-in, or its second factor if later).
+pub async fn proved_at(
+    db: impl PgExecutor<'_>,
+    id_hash: &TokenHash,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT greatest(created_at, coalesce(second_factor_at, created_at))
+         FROM staff_sessions WHERE id_hash = $1",
+    )
+    .bind(id_hash.0.as_slice())
+    .fetch_optional(db)
+    .await
 }
 
 /// A session as the account page lists it.

@@ -1115,6 +1115,25 @@ pub async fn queue_notice(
     Ok(())
 }
 
+/// Notices to `to` with this subject queued within `within`.
+pub async fn recent_notices(
+    db: impl PgExecutor<'_>,
+    to: &str,
+    subject: &str,
+    within: std::time::Duration,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries
+         WHERE kind = 'notice' AND payload->>'to' = $1 AND payload->>'subject' = $2
+           AND created_at > now() - make_interval(secs => $3)",
+    )
+    .bind(to)
+    .bind(subject)
+    .bind(super::seconds(within))
+    .fetch_one(db)
+    .await
+}
+
 /// The circuit breaker: if at least `percent` % of the update's last `window` finished sends
 /// (and at least `min_sends` of them) were policy refusals (5.7.x), pauses it with the reason.
 /// Returns whether it paused the update.

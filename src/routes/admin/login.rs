@@ -422,7 +422,11 @@ async fn second_factor(
     )
     .await;
     match result {
-        Ok(()) => Ok(Redirect::to("/admin").into_response()),
+        Ok(renewed) => Ok(super::with_session(
+            &state,
+            Redirect::to("/admin").into_response(),
+            &renewed,
+        )),
         Err(SecondFactorError::WrongCode) => {
             second_factor_page(
                 &state,

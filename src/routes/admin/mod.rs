@@ -206,6 +206,19 @@ fn set_cookie(state: &AppState, base: &str, value: Option<&str>) -> HeaderValue 
     .expect("cookie values are base64url")
 }
 
+/// `response` with the session cookie set to `session` (a session renewed).
+fn with_session(
+    state: &AppState,
+    mut response: Response,
+    session: &crate::ops::staff::SessionId,
+) -> Response {
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, SESSION_COOKIE, Some(session.0.as_str())),
+    );
+    response
+}
+
 /// `Set-Cookie` for a cookie kept 400 days (the most browsers keep one), as [`set_cookie`]'s.
 fn set_lasting_cookie(state: &AppState, base: &str, value: &str) -> HeaderValue {
     let mut cookie = set_cookie(state, base, Some(value))
@@ -321,6 +334,16 @@ impl CurrentStaff {
             session_id: self.session_id,
             stage: self.stage,
             notice: None,
+        }
+    }
+
+    /// This member's session as it goes on after gaining its second factor: under the new
+    /// id (so the page's CSRF tokens are the new session's), signed in all the way.
+    pub fn renewed(&self, session: &crate::ops::staff::SessionId) -> Self {
+        Self {
+            session: session.0.clone(),
+            stage: Stage::SignedIn,
+            ..self.without_notice()
         }
     }
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{AdminError, AdminForm, PendingForm};
 use crate::app::AppState;
 use crate::ops::passkeys::{self, Ceremony, PasskeyError};
-use crate::ops::staff::{SignInMethod, StaffError, Stage};
+use crate::ops::staff::{SessionId, SignInMethod, StaffError, Stage};
 use crate::routes::client::Origin;
 
 pub fn router() -> Router<AppState> {
@@ -34,10 +34,21 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// A ceremony's answer: JSON, never a page.
-fn reply(result: Result<serde_json::Value, PasskeyError>) -> Response {
+/// A ceremony's answer: JSON, never a page (`refused`: what a refused answer is told, in the
+/// words of this ceremony), with the session's new cookie when it was renewed.
+fn reply(
+    state: &AppState,
+    result: Result<(serde_json::Value, Option<SessionId>), PasskeyError>,
+    refused: &str,
+) -> Response {
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok((body, renewed)) => {
+            let response = Json(body).into_response();
+            match renewed {
+                Some(session) => super::with_session(state, response, &session),
+                None => response,
+            }
+        }
         Err(e) => {
             let status = match &e {
                 PasskeyError::Unavailable(_) => StatusCode::CONFLICT,
@@ -51,16 +62,37 @@ fn reply(result: Result<serde_json::Value, PasskeyError>) -> Response {
                 PasskeyError::Staff(_) => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let text = match e {
-                PasskeyError::Refused => {
-                    "The passkey was not accepted. Try again, or use another way to sign in."
-                        .to_owned()
-                }
+                PasskeyError::Refused => refused.to_owned(),
                 other => capitalized(&other.to_string()),
             };
-            (status, Json(json!({ "error": text }))).into_response()
+            error(status, &text)
         }
     }
 }
+
+fn error(status: StatusCode, text: &str) -> Response {
+    (status, Json(json!({ "error": text }))).into_response()
+}
+
+/// A form the door refused (no session, a wrong CSRF token, a field it cannot read), answered
+/// in JSON like the ceremonies' own refusals, so the page can say why.
+fn refused_form(e: AdminError) -> Response {
+    match e {
+        AdminError::SignIn => error(StatusCode::FORBIDDEN, "Log in first."),
+        AdminError::Forbidden(text) => error(StatusCode::FORBIDDEN, &text),
+        AdminError::Status(status, text) => error(status, &text),
+        AdminError::TooMany(text, _) => error(StatusCode::TOO_MANY_REQUESTS, &text),
+        AdminError::NotFound => error(StatusCode::NOT_FOUND, "There is nothing at this address."),
+        other @ (AdminError::Redirect(_) | AdminError::Internal(_)) => other.into_response(),
+    }
+}
+
+/// What a refused sign-in is told.
+const SIGN_IN_REFUSED: &str =
+    "The passkey was not accepted. Try again, or use another way to sign in.";
+/// What a refused registration is told.
+const REGISTRATION_REFUSED: &str =
+    "The passkey was not added: the browser's answer did not check out. Try again, or use another passkey or an authenticator app.";
 
 fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
@@ -70,8 +102,11 @@ fn capitalized(text: &str) -> String {
         .unwrap_or_default()
 }
 
-fn begun(ceremony: Ceremony) -> serde_json::Value {
-    json!({ "options": ceremony.options, "ceremony": ceremony.id })
+fn begun(ceremony: Ceremony) -> (serde_json::Value, Option<SessionId>) {
+    (
+        json!({ "options": ceremony.options, "ceremony": ceremony.id }),
+        None,
+    )
 }
 
 /// Only a session signed in all the way, or one that must enrol, adds a passkey (a session
@@ -85,19 +120,39 @@ fn may_enrol(form: &PendingForm) -> Result<(), PasskeyError> {
     Ok(())
 }
 
-async fn register_begin(State(state): State<AppState>, form: PendingForm) -> Response {
+async fn register_begin(
+    State(state): State<AppState>,
+    form: Result<PendingForm, AdminError>,
+) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return refused_form(e),
+    };
     let result = async {
         may_enrol(&form)?;
         let staff = &form.staff;
-        passkeys::begin_registration(&state.pool, &state.settings, &staff.actor(), &staff.member)
-            .await
-            .map(begun)
+        passkeys::begin_registration(
+            &state.pool,
+            &state.settings,
+            &staff.actor(),
+            &staff.member,
+            &staff.session,
+        )
+        .await
+        .map(begun)
     }
     .await;
-    reply(result)
+    reply(&state, result, REGISTRATION_REFUSED)
 }
 
-async fn register_finish(State(state): State<AppState>, form: PendingForm) -> Response {
+async fn register_finish(
+    State(state): State<AppState>,
+    form: Result<PendingForm, AdminError>,
+) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return refused_form(e),
+    };
     let result = async {
         may_enrol(&form)?;
         let staff = &form.staff;
@@ -105,7 +160,7 @@ async fn register_finish(State(state): State<AppState>, form: PendingForm) -> Re
             ceremony: &form.fields.text("ceremony"),
             credential: &form.fields.text("credential"),
         };
-        passkeys::finish_registration(
+        let renewed = passkeys::finish_registration(
             &state.pool,
             &state.settings,
             &staff.actor(),
@@ -114,10 +169,11 @@ async fn register_finish(State(state): State<AppState>, form: PendingForm) -> Re
             &staff.session,
         )
         .await?;
-        Ok(json!({ "redirect": "/admin/account?done=passkey-added" }))
+        let next = json!({ "redirect": "/admin/account?done=passkey-added" });
+        Ok((next, Some(renewed)))
     }
     .await;
-    reply(result)
+    reply(&state, result, REGISTRATION_REFUSED)
 }
 
 async fn remove(State(state): State<AppState>, form: AdminForm) -> Result<Response, AdminError> {
@@ -132,7 +188,7 @@ async fn remove(State(state): State<AppState>, form: AdminForm) -> Result<Respon
                 "passkey: not one of your passkeys".into(),
             )
         })?;
-    passkeys::remove(&state.pool, &form.staff.actor(), id)
+    passkeys::remove(&state.pool, &state.settings, &form.staff.actor(), id)
         .await
         .map_err(super::staff::staff_error)?;
     Ok(super::done("/admin/account", "passkey-removed"))
@@ -140,13 +196,12 @@ async fn remove(State(state): State<AppState>, form: AdminForm) -> Result<Respon
 
 async fn sign_in_begin(State(state): State<AppState>, request: Request) -> Response {
     if let Err(e) = super::login::pre_session_form(&state, "login", request).await {
-        return e.into_response();
+        return refused_form(e);
     }
-    reply(
-        passkeys::begin_sign_in(&state.pool, &state.settings)
-            .await
-            .map(begun),
-    )
+    let begun = passkeys::begin_sign_in(&state.pool, &state.settings)
+        .await
+        .map(begun);
+    reply(&state, begun, SIGN_IN_REFUSED)
 }
 
 /// Signs in with a passkey alone (it counts as both factors): the session's cookies, and where
@@ -156,7 +211,10 @@ async fn sign_in_finish(
     Origin(origin): Origin,
     request: Request,
 ) -> Result<Response, AdminError> {
-    let (parts, fields) = super::login::pre_session_form(&state, "login", request).await?;
+    let (parts, fields) = match super::login::pre_session_form(&state, "login", request).await {
+        Ok(form) => form,
+        Err(e) => return Ok(refused_form(e)),
+    };
     let answer = passkeys::Answer {
         ceremony: &fields.text("ceremony"),
         credential: &fields.text("credential"),
@@ -171,7 +229,7 @@ async fn sign_in_finish(
     .await;
     let staff_id = match verified {
         Ok(id) => id,
-        Err(e) => return Ok(reply(Err(e))),
+        Err(e) => return Ok(reply(&state, Err(e), SIGN_IN_REFUSED)),
     };
     let redirect = super::login::finish_sign_in(
         &state,
@@ -207,7 +265,14 @@ fn owes_second_factor(form: &PendingForm) -> Result<(), PasskeyError> {
     Ok(())
 }
 
-async fn second_factor_begin(State(state): State<AppState>, form: PendingForm) -> Response {
+async fn second_factor_begin(
+    State(state): State<AppState>,
+    form: Result<PendingForm, AdminError>,
+) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return refused_form(e),
+    };
     let result = async {
         owes_second_factor(&form)?;
         passkeys::begin_second_factor(&state.pool, &state.settings, &form.staff.member)
@@ -215,14 +280,18 @@ async fn second_factor_begin(State(state): State<AppState>, form: PendingForm) -
             .map(begun)
     }
     .await;
-    reply(result)
+    reply(&state, result, SIGN_IN_REFUSED)
 }
 
 async fn second_factor_finish(
     State(state): State<AppState>,
     Origin(origin): Origin,
-    form: PendingForm,
+    form: Result<PendingForm, AdminError>,
 ) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return refused_form(e),
+    };
     let result = async {
         owes_second_factor(&form)?;
         let staff = &form.staff;
@@ -230,7 +299,7 @@ async fn second_factor_finish(
             ceremony: &form.fields.text("ceremony"),
             credential: &form.fields.text("credential"),
         };
-        passkeys::finish_second_factor(
+        let renewed = passkeys::finish_second_factor(
             &state.pool,
             &state.settings,
             &state.logins,
@@ -240,8 +309,8 @@ async fn second_factor_finish(
             &staff.session,
         )
         .await?;
-        Ok(json!({ "redirect": "/admin" }))
+        Ok((json!({ "redirect": "/admin" }), Some(renewed)))
     }
     .await;
-    reply(result)
+    reply(&state, result, SIGN_IN_REFUSED)
 }

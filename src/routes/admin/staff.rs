@@ -263,7 +263,10 @@ async fn confirm_totp(
     )
     .await;
     match result {
-        Ok(codes) => Ok(recovery_codes_page(&state, staff, &codes, true)),
+        Ok((codes, renewed)) => {
+            let page = recovery_codes_page(&state, &staff.renewed(&renewed), &codes, true);
+            Ok(super::with_session(&state, page, &renewed))
+        }
         Err(SecondFactorError::WrongCode) => {
             let error = "That code is not the one the app shows now: check the app lists this account, and type its current code.".to_owned();
             two_factor_page(&state, staff, StatusCode::UNPROCESSABLE_ENTITY, Some(error)).await
@@ -306,6 +309,7 @@ async fn remove_totp(
     let staff = &form.staff;
     let result = second_factor::remove_totp(
         &state.pool,
+        &state.settings,
         &state.logins,
         &staff.actor(),
         &form.fields.text("password"),
@@ -331,9 +335,15 @@ async fn new_recovery_codes(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let staff = &form.staff;
-    let codes = second_factor::new_recovery_codes(&state.pool, &staff.actor(), &staff.member)
-        .await
-        .map_err(staff_error)?;
+    let codes = second_factor::new_recovery_codes(
+        &state.pool,
+        &state.settings,
+        &staff.actor(),
+        &staff.member,
+        &staff.session,
+    )
+    .await
+    .map_err(staff_error)?;
     Ok(recovery_codes_page(&state, staff, &codes, false))
 }
 
@@ -343,20 +353,11 @@ async fn reset_second_factor(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let email = form.fields.text("email");
-    second_factor::reset(&state.pool, &form.staff.actor(), &email)
+    let reset = second_factor::reset(&state.pool, &state.settings, &form.staff.actor(), &email)
         .await
         .map_err(staff_error)?;
-    list_page(
-        &state,
-        &form.staff,
-        StatusCode::OK,
-        Some(format!(
-            "The second factors of {} are removed and their sessions ended: they sign in with their password and enrol again.",
-            email.trim()
-        )),
-        None,
-    )
-    .await
+    let told = reset.told(email.trim());
+    list_page(&state, &form.staff, StatusCode::OK, Some(told), None).await
 }
 
 async fn account_time_zone(

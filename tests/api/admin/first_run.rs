@@ -207,7 +207,17 @@ async fn a_fresh_install_is_set_up_fed_and_sends_its_first_update_in_a_real_brow
     browser.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let mails = app.smtp.wait_for(2, Duration::from_secs(60)).await;
+    // The readers' two, and the admin's own notice that an authenticator app was set up.
+    let mails = app.smtp.wait_for(3, Duration::from_secs(60)).await;
+    let (admin, mails): (Vec<_>, Vec<_>) = mails
+        .iter()
+        .partition(|m| m.rcpt_to[0] == "ana.admin@example.org");
+    assert_eq!(admin.len(), 1, "the admin's notice");
+    let notice = String::from_utf8_lossy(&admin[0].data);
+    assert!(
+        notice.contains("An authenticator app was set up"),
+        "{notice}"
+    );
     let mut readers: Vec<&str> = mails.iter().map(|m| m.rcpt_to[0].as_str()).collect();
     readers.sort_unstable();
     assert_eq!(

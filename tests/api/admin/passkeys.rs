@@ -140,6 +140,8 @@ async fn a_passkey_is_registered_then_signs_in_alone_and_as_the_second_factor_in
     );
     let added = audit(&app, "passkey-add").await;
     assert_eq!(added, [json!({ "name": "Test laptop" })]);
+    browser.goto(&at(&app, "/admin/staff")).await.unwrap();
+    wait_for_contains(&browser, "main tbody", "1 passkey(s)").await;
 
     // A passkey alone signs in, as both factors.
     log_out(&browser).await;
@@ -258,6 +260,55 @@ async fn a_replayed_passkey_answer_and_a_forged_one_are_refused() {
         .cookies
         .iter()
         .all(|c| !c.starts_with("newsletter_staff=")));
+    // A made-up registration: told it was not added, in the words of adding one.
+    // (Bo: Ana's password sign-in would now ask for her passkey.)
+    add_staff(&app, "bo@example.org", StaffRole::Editor).await;
+    let mut bo = Browser::new(&app);
+    assert_eq!(
+        bo.try_log_in("bo@example.org", PASSWORD).await.status(),
+        303
+    );
+    let r = bo.post("/admin/account/passkeys/begin", &[]).await;
+    assert_eq!(r.status(), 200);
+    let begun: Value = r.json().await.unwrap();
+    let r = bo
+        .post(
+            "/admin/account/passkeys/finish",
+            &[
+                ("ceremony", begun["ceremony"].as_str().unwrap()),
+                ("name", "Made up"),
+                ("credential", &forged),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("was not added"),
+        "{body}"
+    );
+    // A field the door cannot read is answered in JSON too, naming it.
+    let r = bo
+        .post(
+            "/admin/account/passkeys/finish",
+            &[("ceremony", "x"), ("name", "a\u{0}b"), ("credential", "{}")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("name"), "{body}");
+    // A session signed in long ago adds no passkey.
+    sqlx::query("UPDATE staff_sessions SET created_at = now() - interval '16 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let r = bo.post("/admin/account/passkeys/begin", &[]).await;
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("recent sign-in"),
+        "{body}"
+    );
     // Without the login page's CSRF token: refused before anything.
     let r = stranger
         .post_with("/admin/login/passkey/begin", &[], Some(&origin))

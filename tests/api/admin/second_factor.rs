@@ -483,9 +483,14 @@ async fn an_admin_resets_a_lost_second_factor_and_the_last_admin_uses_the_comman
         .await;
     assert_eq!(r.status(), 422);
     let r = ana
-        .post("/admin/staff/reset-2fa", &[("email", "ed@example.org")])
+        .post("/admin/staff/reset-2fa", &[("email", " ed@example.org ")])
         .await;
     assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Removed from ed@example.org: the authenticator app and its recovery codes; their 1 session ended."),
+        "{page}"
+    );
     // Ed's session ended; his next sign-in needs no code.
     assert_eq!(ed.get("/admin/news").await.status(), 303);
     let (_, to) = password_only(&app, "ed@example.org").await;
@@ -502,13 +507,128 @@ async fn an_admin_resets_a_lost_second_factor_and_the_last_admin_uses_the_comman
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("second factors of ANA@example.org removed"),
+        err.contains("Removed from ANA@example.org: the authenticator app"),
         "{err}"
     );
     assert_eq!(ana.get("/admin").await.status(), 303, "her sessions ended");
     let (_, to) = password_only(&app, "ana@example.org").await;
     assert_eq!(to, "/admin");
+    // Nothing left to remove: said so (the sessions still end).
+    let out = reset_2fa(&app, "  ana@example.org ");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ana@example.org had no second factor to remove; their 1 session ended."),
+        "{err}"
+    );
+    // Each member whose factors were removed was told by mail.
+    app.wait_for_queue_to_drain().await;
+    let told: Vec<String> = crate::versions::mails(&app)
+        .into_iter()
+        .filter(|(_, subject, text)| {
+            subject == "Your staff account's sign-in changed" && text.contains("An admin removed")
+        })
+        .map(|(to, _, _)| to)
+        .collect();
+    assert_eq!(told, ["ed@example.org", "ana@example.org"]);
     let out = reset_2fa(&app, "nobody@example.org");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no staff account"));
+}
+
+#[tokio::test]
+async fn the_session_id_changes_when_the_second_factor_is_given() {
+    let app = spawn_staff_app(&[]).await;
+    add_staff(&app, "ed@example.org", StaffRole::Editor).await;
+    let (mut first, _) = password_only(&app, "ed@example.org").await;
+    let (secret, _) = enrol(&mut first).await;
+    let (mut second, _) = password_only(&app, "ed@example.org").await;
+    let before = second.cookies.clone();
+    let r = second_factor(&mut second, &pyotp_code(&secret, 30)).await;
+    assert_eq!(r.status(), 303);
+    assert_ne!(second.cookies, before, "a new session id");
+    assert_eq!(second.get("/admin/news").await.status(), 200);
+    // The cookie seen before the code opens nothing now.
+    let mut thief = Browser::new(&app);
+    thief.cookies = before;
+    let r = thief.get("/admin/news").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/admin/login");
+}
+
+#[tokio::test]
+async fn a_session_signed_in_long_ago_cannot_add_a_way_in_or_make_new_recovery_codes() {
+    let app = spawn_staff_app(&[]).await;
+    add_staff(&app, "ed@example.org", StaffRole::Editor).await;
+    add_staff(&app, "cy@example.org", StaffRole::Editor).await;
+    let (mut ed, _) = password_only(&app, "ed@example.org").await;
+    enrol(&mut ed).await;
+    let (mut cy, _) = password_only(&app, "cy@example.org").await;
+    let page = cy
+        .get("/admin/account/two-factor")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let cy_secret = text_of_id(&page, "totp-secret");
+    // Both sessions were signed in 16 minutes ago (a session taken over later, say).
+    sqlx::query(
+        "UPDATE staff_sessions SET created_at = now() - interval '16 minutes',
+                                   second_factor_at = second_factor_at - interval '16 minutes'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let r = ed.post("/admin/account/recovery-codes", &[]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("recent sign-in"));
+    let r = post_pending(
+        &mut cy,
+        "/admin/account/two-factor",
+        "/admin/account/two-factor",
+        &[("code", &pyotp_code(&cy_secret, 0))],
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("recent sign-in"));
+    let enrolled: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT totp_enrolled_at FROM staff WHERE email = 'cy@example.org'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(enrolled.is_none());
+    // Signed in again, it may.
+    let (mut fresh, _) = password_only(&app, "cy@example.org").await;
+    enrol(&mut fresh).await;
+    app.wait_for_queue_to_drain().await;
+    let told: Vec<_> = crate::versions::mails(&app)
+        .into_iter()
+        .filter(|(to, subject, _)| {
+            to == "cy@example.org" && subject == "Your staff account's sign-in changed"
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].2.contains("An authenticator app was set up"),
+        "{told:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_nul_in_a_staff_address_is_answered_by_a_staff_page() {
+    let app = spawn_staff_app(&[]).await;
+    let r = app
+        .http
+        .get(app.url("/admin/login/oidc/callback?state=%00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("NUL character"), "{page}");
+    assert!(
+        page.contains("/admin/static/admin.css"),
+        "the staff area's page: {page}"
+    );
+    assert!(!page.contains("sign-up"), "{page}");
 }

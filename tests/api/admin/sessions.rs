@@ -124,6 +124,15 @@ async fn changing_the_password_checks_the_current_one_and_ends_the_other_session
             422,
             "at least 12",
         ),
+        (
+            [
+                ("current_password", PASSWORD),
+                ("new_password", PASSWORD),
+                ("new_password_again", PASSWORD),
+            ],
+            422,
+            "the one you have",
+        ),
     ] {
         let r = here.post("/admin/account/password", &fields).await;
         assert_eq!(r.status(), status);
@@ -197,6 +206,7 @@ async fn a_sign_in_from_a_browser_not_seen_before_sends_the_member_a_notice() {
     assert!(text.contains("Chrome 126 on Windows"), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");
     assert!(text.contains("/admin/account"), "{text}");
+    assert!(!text.contains("  "), "no runs of spaces: {text:?}");
     // A wrong password from yet another browser sends nothing (it signed nobody in).
     let mut stranger = Browser::new(&app);
     assert_eq!(
@@ -221,4 +231,29 @@ async fn a_sign_in_from_a_browser_not_seen_before_sends_the_member_a_notice() {
     .unwrap();
     assert_eq!(audited["method"], "password");
     assert_eq!(audited["new_device"], true);
+}
+
+#[tokio::test]
+async fn a_flood_of_sign_ins_from_new_browsers_sends_at_most_five_notices_an_hour() {
+    let app = spawn_staff_app(&[]).await;
+    add_staff(&app, "ana@example.org", StaffRole::Editor).await;
+    for _ in 0..12 {
+        signed_in_with(&app, "ana@example.org", FIREFOX).await;
+    }
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE kind = 'notice' AND payload->>'to' = 'ana@example.org'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        queued, 5,
+        "the first sign-in sends none, the next five one each, then none"
+    );
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'sign-in'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 12, "every sign-in is still in the audit log");
 }
