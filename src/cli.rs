@@ -249,7 +249,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = app::pool(&settings.database)?;
     match cli.command {
         Command::Serve { no_worker } => {
-            app::migrate(&pool).await?;
+            for done in app::migrate(&pool).await? {
+                tracing::info!("data migration done: {done}");
+            }
             let app = Application::build(settings.clone(), !no_worker).await?;
             let setup = crate::ops::staff::setup_code(&pool).await?;
             print_banner(&settings, app.port(), !no_worker, setup.as_ref());

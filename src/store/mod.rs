@@ -88,7 +88,8 @@ impl KeyedPool {
 }
 
 /// Applies the SQL migrations, then the data migrations that need our own code (each once).
-/// Returns what the data migrations that ran this time did, a line each (also logged).
+/// Returns what the data migrations that ran this time did, a line each, for the caller to
+/// show once (`migrate` prints them; `serve` and `worker` log them).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     MIGRATOR
         .run(pool)
@@ -98,7 +99,6 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {
         .await
         .context("bringing addresses to their canonical form")?
     {
-        tracing::info!("data migration done: {report}");
         return Ok(vec![report.to_string()]);
     }
     Ok(Vec::new())

@@ -892,3 +892,73 @@ async fn a_listing_whose_reader_left_ends_quietly() {
         );
     }
 }
+
+/// Log lines read from a pipe (as journald, a file or a collector reads them): no colour
+/// codes, and the data migration's summary once (`migrate` printed it, and logged it too).
+#[tokio::test]
+async fn logs_read_from_a_pipe_carry_no_colour_codes_and_each_line_once() {
+    // A database no migration has touched, so the data migration runs and reports.
+    let name = format!("newsletter_logs_{}", uuid::Uuid::new_v4().simple());
+    let server = crate::helpers::server_url();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .unwrap();
+    let url = newsletter::store::url_with_database(&server, &name);
+    let migrated = newsletter()
+        .env("DATABASE_URL", &url)
+        .env_remove("NO_COLOR")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    // `serve`'s own log lines, up to the one saying it listens.
+    let mut child = newsletter()
+        .env("DATABASE_URL", &url)
+        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
+        .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
+        .env_remove("NO_COLOR")
+        .args(["serve", "--no-worker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logged = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let last = line.contains("web server listening");
+        logged.push(line);
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    sqlx::Executor::execute(
+        &mut conn,
+        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+    )
+    .await
+    .unwrap();
+
+    assert!(migrated.status.success());
+    let printed = String::from_utf8(migrated.stdout).unwrap();
+    assert_eq!(
+        printed.matches("addresses: ").count(),
+        1,
+        "the data migration's summary once: {printed}"
+    );
+    assert!(
+        logged.iter().any(|l| l.contains("web server listening")),
+        "{logged:?}"
+    );
+    let all = format!("{printed}{}", logged.join("\n"));
+    assert!(!all.contains('\u{1b}'), "colour codes in a pipe: {all:?}");
+}
