@@ -30,7 +30,7 @@ use crate::telemetry;
 #[derive(Parser, Debug)]
 #[command(
     name = "newsletter",
-    version,
+    version = crate::VERSION,
     about = "Self-hosted e-mail newsletter and subscriber management"
 )]
 pub struct Cli {
@@ -720,7 +720,8 @@ fn print_banner(
         None => format!("to .eml files in {}/", settings.smtp.outbox_dir.display()),
     };
     out!(
-        "newsletter is running: {}",
+        "newsletter {} is running: {}",
+        crate::VERSION,
         settings.server.base_url.as_str()
     );
     out!("  listening on {}:{port}", settings.server.bind.ip());

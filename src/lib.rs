@@ -9,6 +9,15 @@
 //! listeners; `app` wires them together; `cli` is the command line.
 //! See ARCHITECTURE.md.
 
+/// This build's version and the git commit it was built from (`newsletter --version`, the
+/// start banner): `0.1.0 (commit 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NEWSLETTER_GIT_COMMIT"),
+    ")"
+);
+
 pub mod app;
 pub mod batched;
 pub mod bench;

@@ -962,3 +962,25 @@ async fn logs_read_from_a_pipe_carry_no_colour_codes_and_each_line_once() {
     let all = format!("{printed}{}", logged.join("\n"));
     assert!(!all.contains('\u{1b}'), "colour codes in a pipe: {all:?}");
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let out = newsletter().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let expected_commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        printed.trim(),
+        format!(
+            "newsletter {} (commit {expected_commit})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
