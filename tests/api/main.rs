@@ -13,6 +13,7 @@ mod bounces;
 mod browser;
 mod characters;
 pub mod cli;
+mod deploy;
 mod confirm;
 mod delivery_faults;
 mod digests;
