@@ -39,7 +39,11 @@ fn the_units_are_hardened_and_start_the_right_command() {
 
 #[test]
 fn systemd_analyze_accepts_the_units() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("systemd-analyze is not on this machine: the units were not verified");
         return;
     }
@@ -50,7 +54,10 @@ fn systemd_analyze_accepts_the_units() {
     for unit in UNITS {
         let text = std::fs::read_to_string(deploy().join(unit))
             .unwrap()
-            .replace("/usr/local/bin/newsletter", env!("CARGO_BIN_EXE_newsletter"));
+            .replace(
+                "/usr/local/bin/newsletter",
+                env!("CARGO_BIN_EXE_newsletter"),
+            );
         let path = dir.join(unit);
         std::fs::write(&path, text).unwrap();
         paths.push(path);
