@@ -33,6 +33,7 @@ mod mailbox;
 pub(crate) mod openapi;
 mod proxy;
 mod recipients;
+mod restore;
 mod roles;
 mod self_service;
 mod sending;
