@@ -84,6 +84,47 @@ fn a_missing_config_file_is_named() {
         .contains("/nonexistent/newsletter.toml"));
 }
 
+/// What `serve --no-worker` on the database at `db_url` prints to a pipe, line by line, up to
+/// the first line containing `until` (or for 30 s), before it is stopped. `env`: variables set
+/// (`Some`) or removed (`None`).
+pub fn serve_output(db_url: &str, env: &[(&str, Option<&str>)], until: &str) -> Vec<String> {
+    let mut command = newsletter();
+    command
+        .env("DATABASE_URL", db_url)
+        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
+        .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9");
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
+        .args(["serve", "--no-worker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let last = line.contains(until);
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
 /// `newsletter serve` with `args` and `env` on the database at `db_url`, and the port it
 /// listens on.
 pub fn serve(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
@@ -914,33 +955,7 @@ async fn logs_read_from_a_pipe_carry_no_colour_codes_and_each_line_once() {
         .output()
         .unwrap();
     // `serve`'s own log lines, up to the one saying it listens.
-    let mut child = newsletter()
-        .env("DATABASE_URL", &url)
-        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
-        .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
-        .env_remove("NO_COLOR")
-        .args(["serve", "--no-worker"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut logged = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
-        let last = line.contains("web server listening");
-        logged.push(line);
-        if last {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let logged = serve_output(&url, &[("NO_COLOR", None)], "web server listening");
     sqlx::Executor::execute(
         &mut conn,
         format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),

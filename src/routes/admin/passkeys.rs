@@ -4,7 +4,7 @@
 //! ceremonies answer JSON: `{"options", "ceremony"}` to begin, `{"redirect"}` once done, and
 //! `{"error"}` with a 4xx when refused. The rules are in `ops::passkeys`.
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
@@ -87,6 +87,20 @@ fn refused_form(e: AdminError) -> Response {
     }
 }
 
+/// [`PendingForm`] for a ceremony: refused in JSON ([`refused_form`]).
+struct CeremonyForm(PendingForm);
+
+impl FromRequest<AppState> for CeremonyForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        PendingForm::from_request(request, state)
+            .await
+            .map(Self)
+            .map_err(refused_form)
+    }
+}
+
 /// What a refused sign-in is told.
 const SIGN_IN_REFUSED: &str =
     "The passkey was not accepted. Try again, or use another way to sign in.";
@@ -122,12 +136,8 @@ fn may_enrol(form: &PendingForm) -> Result<(), PasskeyError> {
 
 async fn register_begin(
     State(state): State<AppState>,
-    form: Result<PendingForm, AdminError>,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    let form = match form {
-        Ok(form) => form,
-        Err(e) => return refused_form(e),
-    };
     let result = async {
         may_enrol(&form)?;
         let staff = &form.staff;
@@ -147,12 +157,8 @@ async fn register_begin(
 
 async fn register_finish(
     State(state): State<AppState>,
-    form: Result<PendingForm, AdminError>,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    let form = match form {
-        Ok(form) => form,
-        Err(e) => return refused_form(e),
-    };
     let result = async {
         may_enrol(&form)?;
         let staff = &form.staff;
@@ -267,12 +273,8 @@ fn owes_second_factor(form: &PendingForm) -> Result<(), PasskeyError> {
 
 async fn second_factor_begin(
     State(state): State<AppState>,
-    form: Result<PendingForm, AdminError>,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    let form = match form {
-        Ok(form) => form,
-        Err(e) => return refused_form(e),
-    };
     let result = async {
         owes_second_factor(&form)?;
         passkeys::begin_second_factor(&state.pool, &state.settings, &form.staff.member)
@@ -286,12 +288,8 @@ async fn second_factor_begin(
 async fn second_factor_finish(
     State(state): State<AppState>,
     Origin(origin): Origin,
-    form: Result<PendingForm, AdminError>,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    let form = match form {
-        Ok(form) => form,
-        Err(e) => return refused_form(e),
-    };
     let result = async {
         owes_second_factor(&form)?;
         let staff = &form.staff;

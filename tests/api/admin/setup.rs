@@ -1,14 +1,9 @@
 //! First run in the browser: while no staff account exists, `/admin` leads to `/admin/setup`,
 //! where the one-time code `serve` prints creates the first admin.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::Duration;
-
 use newsletter::domain::SetupCode;
 
 use super::{add_staff, csrf_in, spawn_staff_app, Browser, PASSWORD};
-use crate::cli::newsletter;
 use crate::helpers::{TestApp, TestDatabase};
 use newsletter::domain::StaffRole;
 
@@ -202,33 +197,7 @@ async fn wrong_codes_are_throttled_per_client_and_two_racing_with_the_code_make_
 
 /// What `serve` prints before it is stopped: its banner's lines (within 30 s).
 fn banner(db_url: &str) -> Vec<String> {
-    let mut child = newsletter()
-        .env("DATABASE_URL", db_url)
-        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
-        .env("NEWSLETTER__SMTP__URL", "smtp://127.0.0.1:9")
-        .args(["serve", "--no-worker"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
-        let last = line.contains("mail goes");
-        lines.push(line);
-        if last {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    lines
+    crate::cli::serve_output(db_url, &[], "mail goes")
 }
 
 #[tokio::test]
