@@ -42,7 +42,6 @@ struct AccountForm<'a> {
     zone: Option<&'a str>,
     zone_error: Option<String>,
     password_error: Option<String>,
-    notice: Option<String>,
 }
 
 /// Your account: who you are, the time zone staff pages show times in, your second factors,
@@ -84,7 +83,6 @@ async fn account_page(
             "zones": zones,
             "error": form.zone_error,
             "password_error": form.password_error,
-            "notice": form.notice,
             "totp_enrolled_at": staff.member.totp_enrolled_at,
             "recovery_left": recovery_left,
             "sessions": sessions,
@@ -282,7 +280,8 @@ async fn confirm_totp(
     }
 }
 
-/// The recovery codes, shown once (`enrolled`: just after enrolment).
+/// The recovery codes, shown once (`enrolled`: just after enrolment), to a session signed in
+/// all the way (after enrolment: the renewed one).
 fn recovery_codes_page(
     state: &AppState,
     staff: &CurrentStaff,
@@ -290,11 +289,9 @@ fn recovery_codes_page(
     enrolled: bool,
 ) -> Response {
     let codes: Vec<String> = codes.iter().map(|c| c.display()).collect();
-    let mut staff_now = CurrentStaff::without_notice(staff);
-    staff_now.stage = Stage::SignedIn;
     staff_page(
         state,
-        &staff_now,
+        staff,
         StatusCode::OK,
         "recovery_codes",
         json!({ "title": "Recovery codes", "codes": codes, "enrolled": enrolled }),
