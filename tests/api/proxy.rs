@@ -70,7 +70,9 @@ impl Nginx {
         };
         let conf = format!(
             "{user}
-worker_processes 1;
+# One process, no master: killing the child stops all of nginx (a master killed with
+# SIGKILL would leave its workers behind).
+master_process off;
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/error.log;
