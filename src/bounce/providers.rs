@@ -97,10 +97,6 @@ fn delivered(id: Option<String>, recipient: Option<&str>, message_id: Option<&st
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn report(
     kind: ReportKind,
     recipient: Option<&str>,
@@ -374,7 +370,7 @@ pub fn postmark_authorized(
         .decode(credentials.trim())
         .map_err(|_| SignatureError::Invalid)?;
     let expected = format!("{user}:{password}");
-    constant_time_eq(&decoded, expected.as_bytes())
+    crate::domain::constant_time_eq(&decoded, expected.as_bytes())
         .then_some(())
         .ok_or(SignatureError::Invalid)
 }
@@ -555,7 +551,7 @@ pub fn mailgun_verified(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if !constant_time_eq(
+    if !crate::domain::constant_time_eq(
         expected.as_bytes(),
         signature.to_ascii_lowercase().as_bytes(),
     ) {

@@ -40,7 +40,7 @@ pub use recurrence::{Recurrence, RecurrenceInput};
 pub use signup::{FieldErrors, SignupInput, SignupRequest, SignupSource};
 pub use staff::{dummy_hash, verify_password, NewPassword, SetupCode, StaffRole};
 pub use subscriber_name::SubscriberName;
-pub use token::{Token, TokenHash};
+pub use token::{constant_time_eq, Token, TokenHash};
 pub use update::{
     parse_topic, safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS,
 };

@@ -16,6 +16,7 @@ use totp_rs::{Algorithm, TOTP};
 use uuid::Uuid;
 
 use super::staff::{crockford_display, crockford_generate, crockford_parse};
+use super::token::constant_time_eq;
 
 /// Seconds in a TOTP time step.
 pub const TOTP_STEP_SECONDS: u64 = 30;
@@ -193,11 +194,6 @@ impl RecoveryCode {
         use sha2::Digest;
         Sha256::digest(self.0.as_bytes()).into()
     }
-}
-
-/// Equality whose time does not depend on where the first difference is.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

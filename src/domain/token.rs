@@ -67,6 +67,12 @@ impl Token {
     }
 }
 
+/// Equality of two secrets (a token, a signature, a code) whose time does not depend on where
+/// the first difference is; only the lengths may tell.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Token([redacted])")

@@ -45,14 +45,10 @@ fn allowed(state: &AppState, origin_ip: Option<std::net::IpAddr>, headers: &Head
             .and_then(|v| v.to_str().ok())
             .and_then(super::api::bearer)
             .is_some_and(|given| {
-                constant_time_eq(given.trim().as_bytes(), token.expose().as_bytes())
+                crate::domain::constant_time_eq(given.trim().as_bytes(), token.expose().as_bytes())
             }),
         None => origin_ip.is_some_and(|ip| ip.is_loopback()),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn metrics(

@@ -370,11 +370,7 @@ fn csrf_for(state: &AppState, purpose: &str, value: &str) -> String {
 
 /// Equality that takes the same time wherever the first difference is.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::domain::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 impl FromRequestParts<AppState> for CurrentStaff {
