@@ -96,12 +96,7 @@ async fn form(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     }
     if let Some(session) = session_token(&state, &headers) {
         if let Some(live) = staff::session(&state.pool, &state.settings.admin, &session).await? {
-            let to = match live.stage {
-                Stage::SignedIn => "/admin",
-                Stage::SecondFactor => super::SECOND_FACTOR_PAGE,
-                Stage::Enrol => super::ENROL_PAGE,
-            };
-            return Ok(Redirect::to(to).into_response());
+            return Ok(Redirect::to(super::page_of(live.stage)).into_response());
         }
     }
     Ok(login_page(&state, &headers, StatusCode::OK, "", None))
@@ -197,12 +192,7 @@ pub(super) async fn finish_sign_in(
         previous.as_ref(),
     )
     .await?;
-    let to = match signed.stage {
-        Stage::SignedIn => "/admin",
-        Stage::SecondFactor => super::SECOND_FACTOR_PAGE,
-        Stage::Enrol => super::ENROL_PAGE,
-    };
-    let mut response = Redirect::to(to).into_response();
+    let mut response = Redirect::to(super::page_of(signed.stage)).into_response();
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
@@ -370,8 +360,7 @@ async fn second_factor_form(
 ) -> Result<Response, AdminError> {
     match staff.stage {
         Stage::SecondFactor => second_factor_page(&state, &staff, StatusCode::OK, None).await,
-        Stage::Enrol => Ok(Redirect::to(super::ENROL_PAGE).into_response()),
-        Stage::SignedIn => Ok(Redirect::to("/admin").into_response()),
+        other => Ok(Redirect::to(super::page_of(other)).into_response()),
     }
 }
 

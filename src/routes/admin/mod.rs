@@ -190,15 +190,29 @@ fn cookie_name(state: &AppState, base: &str) -> String {
 
 /// `Set-Cookie` for `value` (an empty value with `Max-Age=0` removes the cookie).
 fn set_cookie(state: &AppState, base: &str, value: Option<&str>) -> HeaderValue {
+    match value {
+        Some(v) => cookie_header(state, base, v, None),
+        None => cookie_header(state, base, "", Some(0)),
+    }
+}
+
+/// `Set-Cookie` for a cookie kept 400 days (the most browsers keep one), as [`set_cookie`]'s.
+fn set_lasting_cookie(state: &AppState, base: &str, value: &str) -> HeaderValue {
+    cookie_header(state, base, value, Some(400 * 24 * 3600))
+}
+
+/// `Set-Cookie` for cookie `base` (its name per [`cookie_name`]): `Path=/`, `HttpOnly`,
+/// `SameSite=Lax`, `Secure` on https, and `Max-Age` (seconds) when given; else it lasts the
+/// browser's session.
+fn cookie_header(state: &AppState, base: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
     let secure = if state.settings.server.base_url.is_https() {
         "; Secure"
     } else {
         ""
     };
-    let (value, expiry) = match value {
-        Some(v) => (v, ""),
-        None => ("", "; Max-Age=0"),
-    };
+    let expiry = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
     HeaderValue::try_from(format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{expiry}",
         cookie_name(state, base)
@@ -217,16 +231,6 @@ fn with_session(
         set_cookie(state, SESSION_COOKIE, Some(session.0.as_str())),
     );
     response
-}
-
-/// `Set-Cookie` for a cookie kept 400 days (the most browsers keep one), as [`set_cookie`]'s.
-fn set_lasting_cookie(state: &AppState, base: &str, value: &str) -> HeaderValue {
-    let mut cookie = set_cookie(state, base, Some(value))
-        .to_str()
-        .expect("cookie headers are ASCII")
-        .to_owned();
-    cookie.push_str("; Max-Age=34560000");
-    HeaderValue::try_from(cookie).expect("cookie values are base64url")
 }
 
 const SESSION_COOKIE: &str = "newsletter_staff";
@@ -386,12 +390,20 @@ impl FromRequestParts<AppState> for CurrentStaff {
         let get = parts.method == Method::GET || parts.method == Method::HEAD;
         match staff.stage {
             Stage::SignedIn => Ok(staff),
-            Stage::SecondFactor if get => Err(AdminError::Redirect(SECOND_FACTOR_PAGE)),
-            Stage::Enrol if get => Err(AdminError::Redirect(ENROL_PAGE)),
+            stage if get => Err(AdminError::Redirect(page_of(stage))),
             Stage::SecondFactor | Stage::Enrol => Err(AdminError::Forbidden(
                 "Give your second factor first (sign in again if the page has expired).".into(),
             )),
         }
+    }
+}
+
+/// The page a session at `stage` belongs on: the dashboard, the second factor, or enrolment.
+fn page_of(stage: Stage) -> &'static str {
+    match stage {
+        Stage::SignedIn => "/admin",
+        Stage::SecondFactor => SECOND_FACTOR_PAGE,
+        Stage::Enrol => ENROL_PAGE,
     }
 }
 

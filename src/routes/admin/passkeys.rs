@@ -11,7 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::json;
 
-use super::{AdminError, AdminForm, PendingForm};
+use super::{AdminError, AdminForm, Fields, PendingForm};
 use crate::app::AppState;
 use crate::ops::passkeys::{self, Ceremony, PasskeyError};
 use crate::ops::staff::{SessionId, SignInMethod, StaffError, Stage};
@@ -123,6 +123,14 @@ fn begun(ceremony: Ceremony) -> (serde_json::Value, Option<SessionId>) {
     )
 }
 
+/// The browser's answer to a ceremony, from its form (`ceremony`, `credential`).
+fn answer_of(fields: &Fields) -> passkeys::Answer<'_> {
+    passkeys::Answer {
+        ceremony: fields.get("ceremony").unwrap_or_default(),
+        credential: fields.get("credential").unwrap_or_default(),
+    }
+}
+
 /// Only a session signed in all the way, or one that must enrol, adds a passkey (a session
 /// that owes its second factor must give it first).
 fn may_enrol(form: &PendingForm) -> Result<(), PasskeyError> {
@@ -162,10 +170,7 @@ async fn register_finish(
     let result = async {
         may_enrol(&form)?;
         let staff = &form.staff;
-        let answer = passkeys::Answer {
-            ceremony: &form.fields.text("ceremony"),
-            credential: &form.fields.text("credential"),
-        };
+        let answer = answer_of(&form.fields);
         let renewed = passkeys::finish_registration(
             &state.pool,
             &state.settings,
@@ -221,10 +226,7 @@ async fn sign_in_finish(
         Ok(form) => form,
         Err(e) => return Ok(refused_form(e)),
     };
-    let answer = passkeys::Answer {
-        ceremony: &fields.text("ceremony"),
-        credential: &fields.text("credential"),
-    };
+    let answer = answer_of(&fields);
     let verified = passkeys::finish_sign_in(
         &state.pool,
         &state.settings,
@@ -293,10 +295,7 @@ async fn second_factor_finish(
     let result = async {
         owes_second_factor(&form)?;
         let staff = &form.staff;
-        let answer = passkeys::Answer {
-            ceremony: &form.fields.text("ceremony"),
-            credential: &form.fields.text("credential"),
-        };
+        let answer = answer_of(&form.fields);
         let renewed = passkeys::finish_second_factor(
             &state.pool,
             &state.settings,

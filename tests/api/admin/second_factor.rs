@@ -632,3 +632,58 @@ async fn a_nul_in_a_staff_address_is_answered_by_a_staff_page() {
     );
     assert!(!page.contains("sign-up"), "{page}");
 }
+
+#[tokio::test]
+async fn bad_input_at_the_new_staff_forms_gets_a_4xx_naming_the_field_and_changes_nothing() {
+    let app = spawn_staff_app(&[]).await;
+    add_staff(&app, "ed@example.org", StaffRole::Editor).await;
+    let (mut ed, _) = password_only(&app, "ed@example.org").await;
+    enrol(&mut ed).await;
+    let (mut second, _) = password_only(&app, "ed@example.org").await;
+    // A NUL in the code: refused by name; a huge one: just a wrong code.
+    let r = second_factor(&mut second, "12\u{0}456").await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("code"));
+    let r = second_factor(&mut second, &"9".repeat(100_000)).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        second.get("/admin/news").await.status(),
+        303,
+        "still not signed in"
+    );
+
+    let mut ana = super::signed_in(&app, "ana@example.org", StaffRole::Admin).await;
+    let before = audit_actions(&app).await;
+    for (path, fields, names) in [
+        (
+            "/admin/account/password",
+            vec![
+                ("current_password", PASSWORD),
+                ("new_password", "a new\u{0}password"),
+                ("new_password_again", "a new\u{0}password"),
+            ],
+            "new_password",
+        ),
+        (
+            "/admin/staff/reset-2fa",
+            vec![("email", "not an address")],
+            "address",
+        ),
+        (
+            "/admin/account/sessions/end",
+            vec![("session", "42")],
+            "session",
+        ),
+        (
+            "/admin/account/passkeys/remove",
+            vec![("passkey", "x\u{0}")],
+            "passkey",
+        ),
+    ] {
+        let r = ana.post(path, &fields).await;
+        assert_eq!(r.status(), 422, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains(names), "{path}: {page}");
+    }
+    assert_eq!(audit_actions(&app).await, before, "nothing was done");
+}
