@@ -696,6 +696,8 @@ pub struct Session {
     pub member: StaffMember,
     pub id: Uuid,
     pub stage: Stage,
+    /// Whether the member has a passkey.
+    pub has_passkey: bool,
 }
 
 /// The session behind a session id still in use (not idle longer than `admin.session_idle`;
@@ -720,6 +722,7 @@ pub async fn session(
         member: live.member,
         id: live.id,
         stage,
+        has_passkey: live.has_passkey,
     }))
 }
 

@@ -370,11 +370,7 @@ async fn second_factor_page(
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<Response, AdminError> {
-    let passkey = crate::ops::passkeys::available(&state.settings).is_ok()
-        && !crate::ops::passkeys::list(&state.pool, &staff.actor())
-            .await
-            .map_err(super::staff::staff_error)?
-            .is_empty();
+    let passkey = staff.has_passkey && crate::ops::passkeys::available(&state.settings).is_ok();
     let data = json!({
         "title": "Second factor",
         "error": error,

@@ -317,6 +317,8 @@ pub struct CurrentStaff {
     /// The session's public id (the account page's list names sessions by it).
     pub session_id: uuid::Uuid,
     pub stage: Stage,
+    /// Whether the member has a passkey (read with the session).
+    pub has_passkey: bool,
     /// The notice of the action that led here (`?done=`).
     notice: Option<&'static str>,
 }
@@ -337,6 +339,7 @@ impl CurrentStaff {
             session: self.session.clone(),
             session_id: self.session_id,
             stage: self.stage,
+            has_passkey: self.has_passkey,
             notice: None,
         }
     }
@@ -440,6 +443,7 @@ impl FromRequestParts<AppState> for Pending {
                 session,
                 session_id: live.id,
                 stage: live.stage,
+                has_passkey: live.has_passkey,
                 notice: notice_of(parts),
             })),
             None => Err(refuse()),
