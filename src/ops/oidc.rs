@@ -33,8 +33,9 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::config::{AdminSettings, OidcSettings, Secret, Settings};
-use crate::domain::{client_key, EmailAddress, NewPassword, StaffRole, Token};
+use super::staff::{self as staff_ops, LoginError, Logins};
+use crate::config::{OidcSettings, Secret, Settings};
+use crate::domain::{EmailAddress, NewPassword, StaffRole, Token};
 use crate::limits::IpRateLimiter;
 use crate::store::audit::NewEntry;
 use crate::store::{oidc as store, staff as staff_store};
@@ -263,8 +264,6 @@ struct Identity {
 /// The service's client of its OpenID Provider, one per process.
 pub struct SingleSignOn {
     settings: OidcSettings,
-    admin: AdminSettings,
-    ipv6_prefix: u8,
     secret_key: Secret,
     redirect: RedirectUrl,
     http: reqwest::Client,
@@ -291,8 +290,6 @@ impl SingleSignOn {
             .context("building the HTTP client for the OpenID Provider")?;
         Ok(Some(Self {
             settings: oidc.clone(),
-            admin: settings.admin.clone(),
-            ipv6_prefix: settings.server.ipv6_limit_prefix,
             secret_key: settings.security.secret_key.clone(),
             redirect,
             http,
@@ -406,24 +403,30 @@ impl SingleSignOn {
     pub async fn finish(
         &self,
         pool: &PgPool,
+        logins: &Logins,
         callback: Callback,
         browser: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<SignedIn, OidcError> {
+        // Counted as a failure from the client before it is checked, as every sign-in is, and
+        // forgotten again unless it is refused.
         let failures = EmailAddress::parse(FAILURES_ACCOUNT).map_err(|e| anyhow::anyhow!(e))?;
-        let client = ip.map(|ip| client_key(ip, self.ipv6_prefix));
-        let window = self.admin.login_window;
-        let (_, by_ip) = staff_store::recent_failures(pool, &failures, client, window).await?;
-        if by_ip >= i64::from(self.admin.login_failures_per_ip) {
-            tracing::warn!(by_ip, "single sign-on throttled");
-            return Err(OidcError::Throttled(window));
-        }
+        let attempt = staff_ops::attempt_by_client(pool, logins, &failures, ip)
+            .await
+            .map_err(|e| match e {
+                LoginError::Internal(e) => OidcError::Internal(e),
+                _ => OidcError::Throttled(logins.settings().login_window),
+            })?;
         let outcome = match self.verify(pool, callback, browser).await {
             Ok(identity) => self.admit(pool, identity).await,
             Err(e) => Err(e),
         };
+        if !matches!(outcome, Err(OidcError::Refused(_))) {
+            staff_ops::succeeded(pool, attempt)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+        }
         if let Err(OidcError::Refused(refusal)) = &outcome {
-            staff_store::record_attempt(pool, &failures, client, window).await?;
             tracing::info!(reason = refusal.reason.code(), "single sign-on refused");
             let entry = NewEntry {
                 actor: refusal.email.as_deref().unwrap_or(UNKNOWN_ACTOR),

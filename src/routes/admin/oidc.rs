@@ -59,7 +59,10 @@ async fn callback(
     };
     let browser = cookie(&headers, &cookie_name(&state, OIDC_COOKIE));
     let answer = callback_of(query.as_deref().unwrap_or_default());
-    match oidc.finish(&state.pool, answer, browser, origin.ip).await {
+    match oidc
+        .finish(&state.pool, &state.logins, answer, browser, origin.ip)
+        .await
+    {
         Ok(member) => {
             let mut response = finish_sign_in(
                 &state,

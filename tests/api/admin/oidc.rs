@@ -677,3 +677,42 @@ async fn a_member_signs_in_through_the_providers_own_page_in_a_real_browser() {
     assert!(signed_in);
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn refused_answers_count_as_failed_logins_from_the_client_and_a_sign_in_is_not_one() {
+    let (app, _provider) = spawn_with_provider(&[("admin.login_failures_per_ip", 2.into())]).await;
+    add_staff(&app, MEMBER, StaffRole::Admin).await;
+    let mut browser = Browser::new(&app);
+    // Two forged answers: refused, each counted.
+    for _ in 0..2 {
+        let token = newsletter::domain::Token::generate();
+        let r = browser
+            .get(&format!(
+                "/admin/login/oidc/callback?code=x&state={}",
+                token.as_str()
+            ))
+            .await;
+        assert_eq!(r.status(), 400);
+    }
+    // The third: the client is over the limit, whatever it sends.
+    let token = newsletter::domain::Token::generate();
+    let r = browser
+        .get(&format!(
+            "/admin/login/oidc/callback?code=x&state={}",
+            token.as_str()
+        ))
+        .await;
+    assert_eq!(r.status(), 429);
+    // A sign-in that goes through leaves no failure behind.
+    let (app, _provider2) = spawn_with_provider(&[("admin.login_failures_per_ip", 2.into())]).await;
+    add_staff(&app, MEMBER, StaffRole::Admin).await;
+    let mut browser = Browser::new(&app);
+    let callback = at_provider(&start(&mut browser).await, "member").await;
+    let r = browser.get(path_of(&callback)).await;
+    assert_eq!(r.status(), 303);
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_login_failures")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 0);
+}
