@@ -19,7 +19,7 @@ async fn health_is_503_and_signup_is_503_not_500_when_the_database_is_down() {
     let settings = test_settings(
         "postgres://postgres@127.0.0.1:9/none",
         "smtp://127.0.0.1:9",
-        &[],
+        &[("database.acquire_timeout_seconds", 2.into())],
     );
     let app = Application::build(settings, false).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

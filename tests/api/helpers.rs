@@ -39,6 +39,19 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
+        let db = Self::empty().await;
+        let pool = PgPool::connect(&db.url)
+            .await
+            .expect("connecting to the test database");
+        store::migrate(&pool)
+            .await
+            .expect("migrating the test database");
+        pool.close().await;
+        db
+    }
+
+    /// A new database with no tables at all (not migrated).
+    pub async fn empty() -> Self {
         let name = format!("newsletter_test_{}", Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&server_url())
             .await
@@ -47,13 +60,6 @@ impl TestDatabase {
             .await
             .expect("creating the test database");
         let url = newsletter::store::url_with_database(&server_url(), &name);
-        let pool = PgPool::connect(&url)
-            .await
-            .expect("connecting to the test database");
-        store::migrate(&pool)
-            .await
-            .expect("migrating the test database");
-        pool.close().await;
         Self { name, url }
     }
 }
@@ -85,7 +91,9 @@ pub fn test_settings(db_url: &str, smtp_url: &str, overrides: &[(&str, Value)]) 
     let mut all: Vec<(&str, Value)> = vec![
         ("server.bind", "127.0.0.1:0".into()),
         ("database.url", db_url.into()),
-        ("database.acquire_timeout_seconds", 2.into()),
+        // generous: a busy CI machine may be slow to open a connection (no test depends on
+        // speed); the test of an unreachable database sets its own
+        ("database.acquire_timeout_seconds", 10.into()),
         ("smtp.url", smtp_url.into()),
         ("smtp.timeout_seconds", 5.into()),
         ("security.secret_key", SECRET_KEY.into()),
@@ -158,17 +166,59 @@ async fn spawn_with(
     overrides: &[(&str, Value)],
     with_worker: bool,
 ) -> TestApp {
-    let db = TestDatabase::create().await;
-    let settings = test_settings(&db.url, smtp_url, overrides);
-    let app = Application::build(settings.clone(), with_worker)
+    spawn_with_database(
+        TestDatabase::create().await,
+        smtp,
+        smtp_url,
+        overrides,
+        with_worker,
+    )
+    .await
+}
+
+/// The app, with its worker, on a database made elsewhere (e.g. one at an older schema that
+/// the app migrates as it starts), sending to a new test relay.
+pub async fn spawn_app_on_database(db: TestDatabase, overrides: &[(&str, Value)]) -> TestApp {
+    let smtp = TestSmtp::start().await;
+    let url = smtp.url();
+    spawn_with_database(db, smtp, &url, overrides, true).await
+}
+
+async fn spawn_with_database(
+    db: TestDatabase,
+    smtp: TestSmtp,
+    smtp_url: &str,
+    overrides: &[(&str, Value)],
+    with_worker: bool,
+) -> TestApp {
+    try_spawn_with_database(db, smtp, smtp_url, overrides, with_worker)
         .await
-        .expect("building the app");
+        .expect("building the app")
+}
+
+/// Like [`spawn_app_with`], but a failure to start (e.g. a `server.bind` port another test
+/// took meanwhile) is returned.
+pub async fn try_spawn_app_with(overrides: &[(&str, Value)]) -> anyhow::Result<TestApp> {
+    let smtp = TestSmtp::start().await;
+    let url = smtp.url();
+    try_spawn_with_database(TestDatabase::create().await, smtp, &url, overrides, true).await
+}
+
+async fn try_spawn_with_database(
+    db: TestDatabase,
+    smtp: TestSmtp,
+    smtp_url: &str,
+    overrides: &[(&str, Value)],
+    with_worker: bool,
+) -> anyhow::Result<TestApp> {
+    let settings = test_settings(&db.url, smtp_url, overrides);
+    let app = Application::build(settings.clone(), with_worker).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let inbound_port = app.inbound_port();
     let pool = app.pool().clone();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
-    TestApp {
+    Ok(TestApp {
         address,
         inbound_port,
         pool,
@@ -181,7 +231,7 @@ async fn spawn_with(
         shutdown,
         server: Some(server),
         _db: db,
-    }
+    })
 }
 
 impl TestApp {

@@ -47,6 +47,7 @@ mod third_party_smtp;
 mod tokens;
 mod unsubscribe;
 mod updates;
+mod upgrades;
 mod versions;
 mod versions_model;
 mod webhooks;

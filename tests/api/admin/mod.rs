@@ -28,13 +28,21 @@ use newsletter::domain::{NewPassword, StaffRole};
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE, USER_AGENT};
 use toml::Value;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_with, try_spawn_app_with, TestApp};
 
 pub const PASSWORD: &str = "a long enough password";
 
 /// The app on a port known in advance, with `server.base_url` naming it, so a browser's
 /// `Origin` is the service's own.
 pub async fn spawn_staff_app(overrides: &[(&str, Value)]) -> TestApp {
+    // The port is free when chosen, but another test may bind it before the app does: then
+    // another port (a race seen once in CI among hundreds of tests starting servers).
+    for _ in 0..4 {
+        match try_spawn_app_with(&on_port(free_port(), overrides)).await {
+            Ok(app) => return app,
+            Err(e) => eprintln!("starting the staff app: {e:#}; trying another port"),
+        }
+    }
     spawn_staff_app_on(free_port(), overrides).await
 }
 
@@ -49,14 +57,17 @@ pub fn free_port() -> u16 {
 
 /// [`spawn_staff_app`] on `port` (one that others must know before the app starts).
 pub async fn spawn_staff_app_on(port: u16, overrides: &[(&str, Value)]) -> TestApp {
-    let bind = format!("127.0.0.1:{port}");
-    let base = format!("http://127.0.0.1:{port}");
+    spawn_app_with(&on_port(port, overrides)).await
+}
+
+/// `overrides` with `server.bind` and `server.base_url` on `port` of 127.0.0.1.
+pub fn on_port<'a>(port: u16, overrides: &[(&'a str, Value)]) -> Vec<(&'a str, Value)> {
     let mut all: Vec<(&str, Value)> = vec![
-        ("server.bind", bind.as_str().into()),
-        ("server.base_url", base.as_str().into()),
+        ("server.bind", format!("127.0.0.1:{port}").into()),
+        ("server.base_url", format!("http://127.0.0.1:{port}").into()),
     ];
     all.extend(overrides.iter().cloned());
-    spawn_app_with(&all).await
+    all
 }
 
 /// Adds a staff account with [`PASSWORD`], as `newsletter staff add` does.

@@ -494,7 +494,7 @@ async fn a_draft_is_edited_in_place_and_its_items_reordered() {
         .text()
         .await
         .unwrap();
-    assert!(form.contains("value=\"First title\""));
+    assert!(form.contains("value=\"First title\""), "{form}");
     let saved = editor
         .post(
             &format!("/admin/updates/{id}"),
@@ -507,7 +507,8 @@ async fn a_draft_is_edited_in_place_and_its_items_reordered() {
             ],
         )
         .await;
-    assert_eq!(saved.status(), 303);
+    let status = saved.status();
+    assert_eq!(status, 303, "{}", saved.text().await.unwrap());
     let titles: Vec<String> = sqlx::query_scalar(
         "SELECT title FROM news_items WHERE update_id = $1::uuid ORDER BY position",
     )
