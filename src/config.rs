@@ -126,6 +126,7 @@ pub struct Settings {
     pub links: LinkSettings,
     pub admin: AdminSettings,
     pub feeds: FeedSettings,
+    pub engagement: EngagementSettings,
     /// Single sign-on through an OpenID Provider (`[oidc]`); `None` when not enabled.
     pub oidc: Option<OidcSettings>,
     /// Bearer token for /metrics; None: loopback clients only.
@@ -270,6 +271,14 @@ pub struct FeedSettings {
     pub max_bytes: u64,
     pub max_redirects: usize,
     pub allow_private_addresses: bool,
+}
+
+/// What the service learns from readers (`[engagement]`): aggregates only, never who read what.
+#[derive(Debug, Clone)]
+pub struct EngagementSettings {
+    /// Each link in an update's body goes out as `/l/{code}` (one code per update and link,
+    /// the same for every recipient), which counts the click per link and day and redirects.
+    pub count_clicks: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -589,6 +598,9 @@ impl Settings {
                 max_bytes: r.positive("feeds.max_bytes")?,
                 max_redirects: r.non_negative("feeds.max_redirects")?.min(20) as usize,
                 allow_private_addresses: r.bool("feeds.allow_private_addresses")?,
+            },
+            engagement: EngagementSettings {
+                count_clicks: r.bool("engagement.count_clicks")?,
             },
             oidc: r.oidc()?,
             metrics_token: Some(r.string("metrics.token")?)

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod bounces;
 pub mod bulk;
 pub mod digests;
+pub mod engagement;
 pub mod feeds;
 pub mod health;
 pub mod idempotency;

@@ -4,6 +4,7 @@ mod admin;
 mod api;
 mod archive;
 mod brand;
+mod clicks;
 mod client;
 mod confirm;
 mod edge;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     let links = Router::new()
         .merge(confirm::router())
+        .merge(clicks::router())
         .merge(unsubscribe::router())
         .merge(manage::router())
         .route_layer(axum::middleware::from_fn_with_state(

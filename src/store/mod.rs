@@ -15,6 +15,7 @@ pub mod feeds;
 pub mod idempotency;
 pub mod import_jobs;
 pub mod imports;
+pub mod links;
 pub mod lists;
 pub mod look;
 pub mod mail_templates;

@@ -45,7 +45,10 @@ impl PreparedCache {
                 "update {id} has not started: nothing of it is sent"
             )));
         };
-        let record = load(pool, id, Some(version)).await?;
+        let mut record = load(pool, id, Some(version)).await?;
+        crate::ops::engagement::count_links(pool, settings, &mut record)
+            .await
+            .map_err(ComposeError::Database)?;
         let templates = templates
             .as_of(pool, record.templates_as_of)
             .await

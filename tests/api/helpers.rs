@@ -594,3 +594,40 @@ impl TestApp {
         id
     }
 }
+
+/// Every row of every table, as JSON objects, by table; and each table's columns.
+pub async fn snapshot(
+    pool: &PgPool,
+) -> std::collections::BTreeMap<String, (std::collections::BTreeSet<String>, Vec<serde_json::Value>)>
+{
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
+           AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut all = std::collections::BTreeMap::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name = $1",
+        )
+        .bind(&table)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let rows: serde_json::Value = sqlx::query_scalar(&format!(
+            r#"SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') FROM "{table}" t"#
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let serde_json::Value::Array(rows) = rows else {
+            unreachable!()
+        };
+        all.insert(table, (columns.into_iter().collect(), rows));
+    }
+    all
+}

@@ -12,6 +12,7 @@ mod bounce_oracle;
 mod bounces;
 mod browser;
 mod characters;
+mod clicks;
 pub mod cli;
 mod confirm;
 mod delivery_faults;

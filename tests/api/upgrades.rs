@@ -22,7 +22,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::admin::{free_port, on_port, Browser, PASSWORD};
-use crate::helpers::{confirmation_link, spawn_app_on_database, TestDatabase, SECRET_KEY};
+use crate::helpers::{
+    confirmation_link, snapshot, spawn_app_on_database, TestDatabase, SECRET_KEY,
+};
 
 /// The first release's schema.
 const FIRST_RELEASE: i64 = 20261122000010;
@@ -523,40 +525,6 @@ async fn seed(pool: &PgPool, version: i64) -> Seeded {
         .await;
     }
     seeded
-}
-
-/// Every row of every table, as JSON objects, by table; and each table's columns.
-async fn snapshot(pool: &PgPool) -> BTreeMap<String, (BTreeSet<String>, Vec<Json>)> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
-           AND table_name <> '_sqlx_migrations'",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    let mut all = BTreeMap::new();
-    for table in tables {
-        let columns: Vec<String> = sqlx::query_scalar(
-            "SELECT column_name::text FROM information_schema.columns
-             WHERE table_schema = 'public' AND table_name = $1",
-        )
-        .bind(&table)
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        let rows: Json = sqlx::query_scalar(&format!(
-            r#"SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]') FROM "{table}" t"#
-        ))
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let Json::Array(rows) = rows else {
-            unreachable!()
-        };
-        all.insert(table, (columns.into_iter().collect(), rows));
-    }
-    all
 }
 
 /// `row` with only `columns`.

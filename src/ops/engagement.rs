@@ -1,0 +1,80 @@
+//! What readers do, in aggregate only: an update's links counted through `/l/{code}`.
+//! Nothing here records who clicked (README, "Privacy").
+
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::domain::UpdateRecord;
+use crate::mail::markdown;
+use crate::store::links;
+
+/// Whether `url` is a link whose clicks are counted: http(s), and not one of this service's
+/// own pages (unsubscribe, preferences, the archive), which are never rewritten.
+fn countable(settings: &Settings, url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return false;
+    }
+    let Ok(base) = url::Url::parse(settings.server.base_url.as_str()) else {
+        return true;
+    };
+    !(parsed.origin() == base.origin()
+        && parsed.path().starts_with(base.path().trim_end_matches('/')))
+}
+
+/// `record` (an update about to go out) with each countable link of its body (intro and news
+/// items) replaced by its `<base_url>/l/{code}` address, the same for every recipient; with
+/// `engagement.count_clicks` off, as it was. Test mails and previews never come here.
+///
+/// Errors: the database could not store or read the codes.
+pub async fn count_links(
+    pool: &PgPool,
+    settings: &Settings,
+    record: &mut UpdateRecord,
+) -> anyhow::Result<()> {
+    if !settings.engagement.count_clicks {
+        return Ok(());
+    }
+    let mut urls: Vec<String> = Vec::new();
+    let found = markdown::link_destinations(&record.intro)
+        .into_iter()
+        .chain(record.news_items.iter().filter_map(|i| i.url.clone()));
+    for url in found {
+        if countable(settings, &url) && !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    let codes = links::codes(pool, record.id, &urls).await?;
+    let redirects: HashMap<String, String> = codes
+        .into_iter()
+        .map(|(url, code)| (url, settings.server.base_url.join(&format!("/l/{code}"))))
+        .collect();
+    record.intro = markdown::rewrite_links(&record.intro, &redirects);
+    for item in &mut record.news_items {
+        if let Some(to) = item.url.as_ref().and_then(|u| redirects.get(u)) {
+            item.url = Some(to.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Counts a click on `code` and returns where it leads; `None` (nothing counted) for anything
+/// that is not the code of a stored link.
+pub async fn follow(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>> {
+    if !links::is_code(code) {
+        return Ok(None);
+    }
+    links::follow(pool, code).await
+}
+
+/// Where `code` leads, without counting (a `HEAD`).
+pub async fn target(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>> {
+    if !links::is_code(code) {
+        return Ok(None);
+    }
+    links::target(pool, code).await
+}
