@@ -45,9 +45,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the web server and the background worker (migrates first).
     Serve {
-        /// Run the web server only.
+        /// Run the web server without the background worker.
         #[arg(long)]
         no_worker: bool,
+        /// Do not open the inbound SMTP listener here even when `inbound.bind` is set (it runs
+        /// as `newsletter inbound`, its own service).
+        #[arg(long)]
+        no_inbound: bool,
     },
     /// Run the background worker alone (any number may run against one database); it also
     /// polls the bounce mailbox when bounce.imap_url is set.
@@ -248,9 +252,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let pool = app::pool(&settings.database)?;
     match cli.command {
-        Command::Serve { no_worker } => {
+        Command::Serve {
+            no_worker,
+            no_inbound,
+        } => {
             for done in app::migrate(&pool).await? {
                 tracing::info!("data migration done: {done}");
+            }
+            let mut settings = settings;
+            if no_inbound {
+                settings.inbound.bind = None;
             }
             let app = Application::build(settings.clone(), !no_worker).await?;
             let setup = crate::ops::staff::setup_code(&pool).await?;

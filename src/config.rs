@@ -1,7 +1,9 @@
 //! Typed settings. The only module that reads the environment.
 //!
 //! Layers: `config/default.toml` (compiled in), `config/local.toml`, `--config PATH`,
-//! `NEWSLETTER__SECTION__KEY` variables, then `DATABASE_URL`. Every key must exist in the
+//! `DATABASE_URL` (for `database.url`), then `NEWSLETTER__SECTION__KEY` variables (so
+//! `NEWSLETTER__DATABASE__URL` wins over `DATABASE_URL`: the variables are applied in name
+//! order, and `D` sorts before `N`). Every key must exist in the
 //! default file; a value of the wrong type or an unknown key stops the start with its name.
 
 use std::collections::BTreeMap;

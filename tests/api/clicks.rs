@@ -101,7 +101,11 @@ async fn a_sent_updates_links_go_through_l_the_same_for_all_and_land_on_the_orig
         let (html, text) = parts(&mail.data);
         let in_html = redirects(&app, &html);
         assert_eq!(in_html.len(), 4, "four links rewritten: {html}");
-        assert_eq!(redirects(&app, &text), in_html, "the text part's too: {text}");
+        assert_eq!(
+            redirects(&app, &text),
+            in_html,
+            "the text part's too: {text}"
+        );
         for original in ORIGINALS {
             assert!(
                 !html.contains(&format!("href=\"{original}\"")),
@@ -191,7 +195,10 @@ async fn a_click_writes_one_count_and_nothing_that_names_a_person() {
     let (columns, rows) = &after["link_clicks"];
     assert_eq!(
         columns,
-        &["clicks", "code", "day"].map(String::from).into_iter().collect()
+        &["clicks", "code", "day"]
+            .map(String::from)
+            .into_iter()
+            .collect()
     );
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["clicks"], 1);

@@ -32,15 +32,35 @@ impl Drop for Nginx {
     }
 }
 
-/// The `location / { ... }` block of the shipped configuration, sending to `upstream`.
-fn shipped_location(upstream: u16) -> String {
+/// The shipped configuration's https `server { ... }` block, whole (TLS, HTTP/2, headers, the
+/// proxy settings), listening on 127.0.0.1:`port` with the test's certificate in `dir` and
+/// sending to `upstream`: what an operator installs, with only the addresses changed.
+fn shipped_server(upstream: u16, port: u16, dir: &Path) -> String {
     let conf = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx-newsletter.conf"),
     )
     .unwrap();
-    let start = conf.find("location / {").expect("a location / block");
-    let end = start + conf[start..].find("\n    }").expect("its end") + "\n    }".len();
-    conf[start..end].replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"))
+    let start = conf.find("listen 443").expect("an https server block");
+    let start = conf[..start].rfind("server {").expect("its start");
+    let end = start + conf[start..].find("\n}").expect("its end") + 2;
+    let d = dir.display();
+    conf[start..end]
+        .lines()
+        .filter(|l| !l.contains("listen [::]"))
+        .map(|l| {
+            l.replace("listen 443", &format!("listen 127.0.0.1:{port}"))
+                .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"))
+                .replace(
+                    "/etc/letsencrypt/live/news.example.org/fullchain.pem",
+                    &format!("{d}/cert.pem"),
+                )
+                .replace(
+                    "/etc/letsencrypt/live/news.example.org/privkey.pem",
+                    &format!("{d}/key.pem"),
+                )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Nginx {
@@ -84,15 +104,10 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {d}/cert.pem;
-        ssl_certificate_key {d}/key.pem;
-        {location}
-    }}
+    {server}
 }}
 ",
-            location = shipped_location(upstream)
+            server = shipped_server(upstream, port, &dir)
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let child = Command::new("nginx")
@@ -175,6 +190,11 @@ async fn behind_nginx_with_tls_sign_up_one_click_staff_cookies_and_limits_work()
     assert!(link.starts_with(&nginx.url("/")), "{link}");
     let page = ann.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200, "the page with the Confirm button");
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "the shipped configuration keeps browsers on https"
+    );
     let token = link.split("token=").nth(1).unwrap().to_owned();
     let confirmed = ann
         .post(nginx.url("/subscriptions/confirm"))
