@@ -13,6 +13,7 @@ pub mod look;
 mod mail_template;
 pub mod message_id;
 pub mod recurrence;
+pub mod report;
 pub mod schedule;
 pub mod second_factor;
 mod signup;

@@ -449,9 +449,11 @@ pub(crate) fn single_line(s: &str) -> String {
 mod tests {
     use super::*;
 
+    // A generous time: these tests check the output and depth bounds, which must stop a
+    // blow-up first even on a busy machine (2 s was hit once in CI before 2 MiB was written).
     const LIMITS: RenderLimits = RenderLimits {
         max_output_bytes: 2 << 20,
-        max_render: std::time::Duration::from_secs(2),
+        max_render: std::time::Duration::from_secs(60),
     };
 
     fn settings(dir: Option<&std::path::Path>) -> TemplateSettings {

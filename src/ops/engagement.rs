@@ -78,3 +78,70 @@ pub async fn target(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>>
     }
     links::target(pool, code).await
 }
+
+pub use crate::store::reports::{ProviderCounts, ReplyGroup, UpdateReport};
+
+/// The report of update `id` (`None`: no such update): its ledger counted, later bounces and
+/// complaints, unsubscribes through its links, clicks per link, by provider, refusals grouped
+/// by reply code.
+pub async fn report(pool: &PgPool, id: uuid::Uuid) -> anyhow::Result<Option<UpdateReport>> {
+    crate::store::reports::update_report(pool, id).await
+}
+
+/// Counts an unsubscribe that came through update `update`'s own link (its footer or its
+/// List-Unsubscribe header); nothing when the person was never sent that update.
+pub async fn unsubscribed_through(
+    pool: &PgPool,
+    update: uuid::Uuid,
+    subscriber: uuid::Uuid,
+) -> anyhow::Result<()> {
+    crate::store::reports::count_unsubscribe(pool, update, subscriber).await
+}
+
+/// The report as CSV (RFC 4180): one `section,name,value` row per figure, link, provider and
+/// reply group, for a spreadsheet; every cell formula-safe (`subscribers::formula_safe`).
+pub fn report_csv(report: &UpdateReport) -> String {
+    let mut rows: Vec<[String; 3]> = vec![["section".into(), "name".into(), "value".into()]];
+    for (name, value) in [
+        ("recipients", report.recipients),
+        ("sent", report.sent),
+        ("failed", report.failed),
+        ("skipped", report.skipped),
+        ("queued", report.queued),
+        ("bounced_later", report.bounced_later),
+        ("complaints", report.complaints),
+        ("unsubscribes", report.unsubscribes),
+    ] {
+        rows.push(["total".into(), name.into(), value.to_string()]);
+    }
+    for link in &report.links {
+        rows.push(["clicks".into(), link.url.clone(), link.clicks.to_string()]);
+    }
+    for p in &report.providers {
+        for (what, n) in [
+            ("delivered", p.delivered),
+            ("bounced", p.bounced),
+            ("complained", p.complained),
+        ] {
+            rows.push([
+                "provider".into(),
+                format!("{} {what}", p.provider),
+                n.to_string(),
+            ]);
+        }
+    }
+    for g in &report.replies {
+        rows.push(["failed".into(), g.code.clone(), g.failed.to_string()]);
+        rows.push(["deferred".into(), g.code.clone(), g.deferred.to_string()]);
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        out.write_record(
+            row.iter()
+                .map(|c| super::subscribers::formula_safe(c).into_owned()),
+        )
+        .expect("writing CSV to memory");
+    }
+    String::from_utf8(out.into_inner().expect("writing CSV to memory"))
+        .expect("CSV of UTF-8 cells is UTF-8")
+}

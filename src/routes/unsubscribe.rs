@@ -21,7 +21,7 @@ use super::same_origin;
 use super::AppError;
 use crate::app::AppState;
 use crate::domain::subscriber_link::LinkPurpose;
-use crate::ops::preferences;
+use crate::ops::{engagement, preferences};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/unsubscribe/{token}", get(show).post(unsubscribe))
@@ -43,7 +43,8 @@ async fn show(
         }
         return Ok(invalid_link(&state));
     };
-    let update_lists = match query.ok().and_then(|q| q.0.update) {
+    let query_update = query.ok().and_then(|q| q.0.update);
+    let update_lists = match query_update {
         Some(update) => preferences::update_lists(&state.pool, update).await?,
         None => Vec::new(),
     };
@@ -51,10 +52,11 @@ async fn show(
         .iter()
         .map(|(slug, name)| json!({ "slug": slug, "name": name }))
         .collect();
+    let update = query_update.filter(|_| !lists.is_empty());
     Ok(state.pages.page(
         StatusCode::OK,
         "unsubscribe",
-        json!({ "token": token.as_str(), "lists": lists }),
+        json!({ "token": token.as_str(), "lists": lists, "update": update }),
     ))
 }
 
@@ -71,6 +73,7 @@ const FORM_FIELDS: &[(&str, Arity)] = &[
 async fn unsubscribe(
     State(state): State<AppState>,
     Path(raw): Path<String>,
+    query: Result<Query<FromUpdate>, axum::extract::rejection::QueryRejection>,
     Origin(origin): Origin,
     headers: HeaderMap,
     body: Bytes,
@@ -112,20 +115,28 @@ async fn unsubscribe(
         }
         return Ok(invalid_link(&state));
     };
+    // The update whose link this is (its footer's and List-Unsubscribe's carry `?update=`):
+    // an unsubscribe through it is counted for its report.
+    let through = query.ok().and_then(|q| q.0.update);
     if one_click {
-        if preferences::unsubscribe_all(&state.pool, id, "one_click", &origin).await? {
+        let changed = preferences::unsubscribe_all(&state.pool, id, "one_click", &origin).await?;
+        if changed {
             tracing::info!("unsubscribed by one-click");
         }
+        count_through(&state, through.filter(|_| changed), id).await?;
         return Ok(one_click_done());
     }
     match action.as_str() {
         "resubscribe" => return links::resubscribe(&state, id, &origin).await,
         "lists" if !lists.is_empty() => {
-            preferences::unsubscribe_lists(&state.pool, id, &lists, "link", &origin).await?;
+            let changed =
+                preferences::unsubscribe_lists(&state.pool, id, &lists, "link", &origin).await?;
+            count_through(&state, through.filter(|_| changed), id).await?;
         }
         // An unsubscribe link posted with no choice means what it says: everything.
         "lists" | "all" | "" => {
-            preferences::unsubscribe_all(&state.pool, id, "link", &origin).await?;
+            let changed = preferences::unsubscribe_all(&state.pool, id, "link", &origin).await?;
+            count_through(&state, through.filter(|_| changed), id).await?;
         }
         _ => return Ok(state.pages.message(
             StatusCode::BAD_REQUEST,
@@ -139,4 +150,12 @@ async fn unsubscribe(
         "unsubscribed",
         json!({ "token": token.as_str() }),
     ))
+}
+
+/// Counts an unsubscribe through update `through`'s link, if the link named one.
+async fn count_through(state: &AppState, through: Option<Uuid>, id: Uuid) -> Result<(), AppError> {
+    if let Some(update) = through {
+        engagement::unsubscribed_through(&state.pool, update, id).await?;
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ pub mod news;
 pub mod oidc;
 pub mod passkeys;
 pub mod preferences;
+pub mod reports;
 pub mod second_factor;
 pub mod signups;
 pub mod staff;

@@ -419,7 +419,8 @@ fn compose_update(
         return_path: return_path(worker, job),
     };
     let list = mail::ListHeaders {
-        unsubscribe_url: links.unsubscribe.clone(),
+        // `?update=`: an unsubscribe through it is counted for the update's report.
+        unsubscribe_url: format!("{}?update={}", links.unsubscribe, update.record.id),
         list_id: update.list_id.clone(),
         feedback_id: update.feedback_id.clone(),
     };

@@ -9,9 +9,9 @@ use crate::helpers::{spawn_app_with, TestApp};
 use crate::smtp_server::ReceivedMail;
 
 const VERP_DOMAIN: &str = "bounces.example.org";
-const COMPLAINTS: &str = "fbl@example.org";
+pub(crate) const COMPLAINTS: &str = "fbl@example.org";
 
-fn overrides(extra: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
+pub(crate) fn overrides(extra: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
     let mut all = vec![
         ("bounce.return_path_domain", VERP_DOMAIN.into()),
         ("inbound.bind", "127.0.0.1:0".into()),
@@ -49,7 +49,7 @@ fn message_id(mail: &ReceivedMail) -> String {
 }
 
 /// A Postfix-style delivery status notification for `mail`.
-fn dsn(mail: &ReceivedMail, action: &str, status: &str) -> Vec<u8> {
+pub(crate) fn dsn(mail: &ReceivedMail, action: &str, status: &str) -> Vec<u8> {
     dsn_naming(
         &mail.mail_from,
         &mail.rcpt_to[0],
@@ -84,7 +84,7 @@ fn dsn_naming(to: &str, rcpt: &str, mid: &str, action: &str, status: &str) -> Ve
 }
 
 /// A Yahoo-style ARF abuse report about `mail`.
-fn arf(mail: &ReceivedMail) -> Vec<u8> {
+pub(crate) fn arf(mail: &ReceivedMail) -> Vec<u8> {
     arf_with(mail, "", &message_id(mail))
 }
 

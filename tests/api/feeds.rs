@@ -388,9 +388,10 @@ async fn send_items(app: &TestApp, token: &str, subject: &str, ids: &[&Value]) -
     let parsed = mail_parser::MessageParser::default()
         .parse(&mail.data)
         .unwrap();
+    // With the counted links' targets in place (the content under test).
     (
-        parsed.body_text(0).unwrap().into_owned(),
-        parsed.body_html(0).unwrap().into_owned(),
+        crate::helpers::unrewritten(app, &parsed.body_text(0).unwrap()).await,
+        crate::helpers::unrewritten(app, &parsed.body_html(0).unwrap()).await,
     )
 }
 

@@ -631,3 +631,18 @@ pub async fn snapshot(
     }
     all
 }
+
+/// `text` (a sent mail's part) with each of the app's `/l/{code}` addresses replaced by the
+/// link it stands for (`update_links`): what the mail says, for tests of its content.
+pub async fn unrewritten(app: &TestApp, text: &str) -> String {
+    let links: Vec<(String, String)> = sqlx::query_as("SELECT code, url FROM update_links")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let mut out = text.to_owned();
+    for (code, url) in links {
+        let redirect = app.settings.server.base_url.join(&format!("/l/{code}"));
+        out = out.replace(&redirect, &url);
+    }
+    out
+}

@@ -37,7 +37,9 @@ async fn the_text_part_holds_no_markdown_and_starts_with_the_preheader_not_the_s
     let parsed = mail_parser::MessageParser::default()
         .parse(&mail.data)
         .unwrap();
-    let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+    let text =
+        crate::helpers::unrewritten(&app, &parsed.body_text(0).unwrap().replace("\r\n", "\n"))
+            .await;
 
     assert!(
         text.starts_with("Three things happened\n\n"),

@@ -34,6 +34,7 @@ mod mailbox;
 pub(crate) mod openapi;
 mod proxy;
 mod recipients;
+mod report;
 mod restore;
 mod roles;
 mod self_service;

@@ -61,6 +61,7 @@ async fn the_document_is_public_openapi_3_1_with_the_bearer_scheme() {
     for path in [
         "/api/v1/updates",
         "/api/v1/updates/{id}/deliveries",
+        "/api/v1/updates/{id}/report",
         "/api/v1/updates/{id}/archive",
         "/api/v1/news/{id}",
         "/api/v1/feeds",
@@ -76,6 +77,28 @@ async fn the_document_is_public_openapi_3_1_with_the_bearer_scheme() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not described");
     }
+    // The report's top-level counts and links, as the issue names them.
+    let report = &doc["components"]["schemas"]["UpdateReport"];
+    for field in [
+        "sent",
+        "failed",
+        "skipped",
+        "queued",
+        "bounced_later",
+        "complaints",
+        "unsubscribes",
+        "links",
+    ] {
+        assert!(
+            report["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(field)),
+            "UpdateReport.{field}: {report}"
+        );
+    }
+    let link = &doc["components"]["schemas"]["LinkClicks"];
+    assert_eq!(link["required"], json!(["url", "clicks"]));
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert_eq!(error["required"], json!(["error"]));
     let create = &doc["paths"]["/api/v1/updates"]["post"];

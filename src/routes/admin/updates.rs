@@ -19,7 +19,7 @@ use crate::domain::schedule;
 use crate::domain::{NewsItemInput, Token, UpdateInput};
 use crate::ops::news::{self, NewsFilter};
 use crate::ops::updates::{self, Action, UpdateError, UpdateRecord};
-use crate::ops::{lists, staff};
+use crate::ops::{engagement, lists, staff};
 
 /// Failed deliveries shown on the progress page.
 const FAILED_SHOWN: i64 = 200;
@@ -53,6 +53,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/updates/{id}/cancel", post(cancel))
         .route("/admin/updates/{id}/approve", post(approve))
         .route("/admin/updates/{id}/retry-failed", post(retry_failed))
+        .route("/admin/updates/{id}/report", get(report))
+        .route("/admin/updates/{id}/report.csv", get(report_csv))
 }
 
 impl From<UpdateError> for AdminError {
@@ -804,4 +806,101 @@ async fn retry_failed(
     let id = update_id(&id)?;
     updates::retry_failed(&state.pool, &form.staff.actor(), id).await?;
     Ok(back_to(id, "retried"))
+}
+
+/// The report page: the ledger's figures, clicks per link (bars and a table), by provider with
+/// the complaint rate against Gmail's lines, refusals grouped by reply code.
+async fn report(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let record = updates::view(&state.pool, id).await?.update;
+    let report = engagement::report(&state.pool, id)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    let most = report
+        .links
+        .iter()
+        .map(|l| l.clicks)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let links: Vec<_> = report
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            json!({
+                "url": l.url,
+                "clicks": l.clicks,
+                // a bar 0 to 300 units long, one row of 28 units each
+                "width": l.clicks * 300 / most,
+                "y": i * 28,
+                "text_y": i * 28 + 17,
+            })
+        })
+        .collect();
+    let providers: Vec<_> = report
+        .providers
+        .iter()
+        .map(|p| {
+            let rate = p.complaint_rate;
+            json!({
+                "provider": p.provider,
+                "delivered": p.delivered,
+                "bounced": p.bounced,
+                "complained": p.complained,
+                "rate": format!("{:.2} %", rate * 100.0),
+                "judgement": if p.delivered == 0 {
+                    ""
+                } else if rate >= crate::domain::report::COMPLAINT_RATE_LIMIT {
+                    "at or over 0.3 %: Gmail refuses or filters such a sender's mail"
+                } else if rate >= crate::domain::report::COMPLAINT_RATE_GOOD {
+                    "over 0.1 %: Gmail asks senders to stay under it"
+                } else {
+                    "under 0.1 %"
+                },
+            })
+        })
+        .collect();
+    Ok(staff_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        "update_report",
+        json!({
+            "update": { "id": record.id, "subject": record.subject, "status": record.status },
+            "report": report,
+            "links": links,
+            "chart_height": report.links.len() * 28,
+            "providers": providers,
+            "accounted": report.recipients == report.sent + report.failed + report.skipped + report.queued,
+            "count_clicks": state.settings.engagement.count_clicks,
+        }),
+    ))
+}
+
+/// The report as CSV (`ops::engagement::report_csv`).
+async fn report_csv(
+    State(state): State<AppState>,
+    _staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let report = engagement::report(&state.pool, id)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"update-{id}-report.csv\""),
+            ),
+        ],
+        engagement::report_csv(&report),
+    )
+        .into_response())
 }

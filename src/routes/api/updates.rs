@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(test))
         .routes(routes!(deliveries))
         .routes(routes!(retry_failed))
+        .routes(routes!(report))
 }
 
 fn update_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -566,4 +567,31 @@ async fn retry_failed(
     let actor = client.actor();
     let requeued = updates::retry_failed(&state.pool, &actor, update_id(&id)?).await?;
     Ok(Json(Requeued { requeued }))
+}
+
+/// The update's report: every recipient counted by outcome (`sent + failed + skipped + queued
+/// = recipients`), mail that bounced later, complaints, unsubscribes through its own links,
+/// clicks per link (`engagement.count_clicks`), by mailbox provider with the complaint rate,
+/// and failed or deferred mail grouped by the relay's reply code with what it means. Counts
+/// only: nothing in it names a person.
+#[utoipa::path(
+    get,
+    path = "/updates/{id}/report",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "The report.", body = crate::ops::engagement::UpdateReport),
+        Always, NotFound
+    )
+)]
+async fn report(
+    State(state): State<AppState>,
+    _: ApiClient,
+    Path(id): Path<String>,
+) -> Result<Json<crate::ops::engagement::UpdateReport>, ApiError> {
+    crate::ops::engagement::report(&state.pool, update_id(&id)?)
+        .await
+        .map_err(ApiError::Internal)?
+        .map(Json)
+        .ok_or(ApiError::Update(UpdateError::NotFound))
 }

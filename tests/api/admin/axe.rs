@@ -219,6 +219,7 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         page("confirm schedule", format!("/admin/updates/{draft}/confirm?action=schedule&at=2030-01-01T09%3A00&time_zone=America%2FNew_York"), "#confirm-schedule", "Schedule version 1"),
         page("draft editor", format!("/admin/updates/{draft}/edit"), "h1", "Edit the draft"),
         page("progress, sent", format!("/admin/updates/{sent}"), "#count-sent", "3"),
+        page("report", format!("/admin/updates/{sent}/report"), "#report-sent", "3"),
         page("progress, going out", format!("/admin/updates/{going}"), "#auto-refresh label", "Reload this page every 2 seconds"),
         page("preview page", format!("/admin/updates/{draft}?email=reader0%40example.org"), "h2", "Preview"),
         page("preview page, phone", format!("/admin/updates/{draft}?width=phone"), "#preview-width", "Phone"),

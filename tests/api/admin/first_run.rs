@@ -226,6 +226,7 @@ async fn a_fresh_install_is_set_up_fed_and_sends_its_first_update_in_a_real_brow
         "nobody who left"
     );
     let (text, html) = parts(&mails[0].data);
+    let text = crate::helpers::unrewritten(&app, &text).await;
     assert!(text.contains("Sent by the Coalition desk."), "{text}");
     assert!(
         html.contains("Sent by <strong>the Coalition desk</strong>."),
