@@ -1,6 +1,5 @@
--- Unsubscribes through an update's own links (its footer, its List-Unsubscribe header),
--- counted per update for its report. A count only: who left through which update is not kept.
-CREATE TABLE update_unsubscribes (
-    update_id uuid PRIMARY KEY REFERENCES updates (id) ON DELETE CASCADE,
-    unsubscribes bigint NOT NULL CHECK (unsubscribes >= 0)
-);
+-- Unsubscribes through an update's own links (its footer, its List-Unsubscribe header), for its
+-- report: set on the person's delivery of that update, once, when that delivery was sent and
+-- the unsubscribe changed something. The report counts the flags; a person counts once per
+-- update however often they leave and come back.
+ALTER TABLE deliveries ADD COLUMN unsubscribed_through boolean NOT NULL DEFAULT false;

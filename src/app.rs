@@ -18,7 +18,7 @@ use crate::worker::Worker;
 
 /// The pool and the migrations, for the command line's wiring (`serve`, `migrate`, and each
 /// command's pool): the doors name `app` and `ops`, never `store`.
-pub use crate::store::{migrate, pool};
+pub use crate::store::{migrate, pool, wait_for_schema};
 
 /// How often the per-IP limiter forgets idle addresses.
 const LIMITER_CLEANUP_EVERY: Duration = Duration::from_secs(60);

@@ -271,6 +271,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let settings = Arc::new(settings);
             let shutdown = app::shutdown_on_signals();
+            if !app::wait_for_schema(&pool, &shutdown).await? {
+                return Ok(());
+            }
             let mailbox = tokio::spawn(crate::bounce::mailbox::run(
                 Arc::clone(&settings),
                 pool.clone(),
@@ -282,10 +285,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Inbound => {
+            let shutdown = app::shutdown_on_signals();
+            if !app::wait_for_schema(&pool, &shutdown).await? {
+                return Ok(());
+            }
             let inbound = crate::bounce::inbound::InboundServer::bind(Arc::new(settings), pool)
                 .await?
                 .context("inbound.bind is empty: set it (e.g. 0.0.0.0:2525) to run the listener")?;
-            inbound.run(app::shutdown_on_signals()).await;
+            inbound.run(shutdown).await;
             Ok(())
         }
         Command::Migrate => {
@@ -730,26 +737,37 @@ fn print_banner(
         Some(_) => "to the SMTP relay in smtp.url".to_owned(),
         None => format!("to .eml files in {}/", settings.smtp.outbox_dir.display()),
     };
-    out!(
-        "newsletter {} is running: {}",
-        crate::VERSION,
-        settings.server.base_url.as_str()
-    );
-    out!("  listening on {}:{port}", settings.server.bind.ip());
     let base = settings.server.base_url.as_str().trim_end_matches('/');
+    let mut lines = vec![
+        format!(
+            "newsletter {} is running: {}",
+            crate::VERSION,
+            settings.server.base_url.as_str()
+        ),
+        format!("  listening on {}:{port}", settings.server.bind.ip()),
+    ];
     match setup {
         Some(code) => {
-            out!("  no staff account yet: create the first admin at {base}/admin/setup");
-            out!("  setup code: {}", code.display());
+            lines.push(format!(
+                "  no staff account yet: create the first admin at {base}/admin/setup"
+            ));
+            lines.push(format!("  setup code: {}", code.display()));
         }
-        None => out!("  staff sign in at {base}/admin/login"),
+        None => lines.push(format!("  staff sign in at {base}/admin/login")),
     }
-    out!("  mail goes {mail}");
+    lines.push(format!("  mail goes {mail}"));
     if !with_worker {
-        out!("  no worker in this process: run `newsletter worker` to send mail");
+        lines.push("  no worker in this process: run `newsletter worker` to send mail".into());
     }
     if let Some(inbound) = settings.inbound.bind {
-        out!("  bounces and complaints by SMTP on {inbound}");
+        lines.push(format!("  bounces and complaints by SMTP on {inbound}"));
+    }
+    for line in lines {
+        match settings.log.format {
+            // One JSON object a line for a collector: the banner is log events too.
+            crate::config::LogFormat::Json => tracing::info!("{}", line.trim()),
+            crate::config::LogFormat::Text => out!("{line}"),
+        }
     }
 }
 

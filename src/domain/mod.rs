@@ -44,6 +44,7 @@ pub use subscriber_name::SubscriberName;
 pub use token::{constant_time_eq, Token, TokenHash};
 pub use update::{
     parse_topic, safe_url, NewUpdate, NewsItem, NewsItemInput, UpdateInput, MAX_NEWS_ITEMS,
+    MAX_URL_CHARS,
 };
 pub use update_record::{UpdateContent, UpdateRecord};
 pub use us_state::{UsState, US_STATES};

@@ -44,7 +44,11 @@ pub async fn count_links(
         .into_iter()
         .chain(record.news_items.iter().filter_map(|i| i.url.clone()));
     for url in found {
-        if countable(settings, &url) && !urls.contains(&url) {
+        // Longer links (an intro may hold one) go out as written, uncounted.
+        if url.len() <= crate::domain::MAX_URL_CHARS
+            && countable(settings, &url)
+            && !urls.contains(&url)
+        {
             urls.push(url);
         }
     }
@@ -68,7 +72,15 @@ pub async fn follow(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>>
     if !links::is_code(code) {
         return Ok(None);
     }
-    links::follow(pool, code).await
+    Ok(links::follow(pool, code)
+        .await?
+        .map(|url| as_location(&url)))
+}
+
+/// `url` as a `Location` value: serialized by the URL standard (an IDN host as its A-label,
+/// spaces and non-ASCII percent-encoded), as the mail's own href would have it.
+fn as_location(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.to_string())
 }
 
 /// Where `code` leads, without counting (a `HEAD`).
@@ -76,7 +88,9 @@ pub async fn target(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>>
     if !links::is_code(code) {
         return Ok(None);
     }
-    links::target(pool, code).await
+    Ok(links::target(pool, code)
+        .await?
+        .map(|url| as_location(&url)))
 }
 
 pub use crate::store::reports::{ProviderCounts, ReplyGroup, UpdateReport};

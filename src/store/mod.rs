@@ -106,6 +106,82 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     Ok(Vec::new())
 }
 
+/// How the database's schema stands against this build's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration of this build is applied, and no other.
+    Current,
+    /// This many of this build's migrations are not applied yet.
+    Behind(usize),
+    /// A migration this build does not know is applied: a newer version migrated it.
+    Newer(i64),
+}
+
+/// Where the schema stands (`Behind` for an empty database).
+pub async fn schema(pool: &PgPool) -> anyhow::Result<Schema> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied,
+            // 42P01: undefined_table (nothing was ever migrated)
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(e).context("reading the applied migrations"),
+        };
+    let known: std::collections::BTreeSet<i64> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .collect();
+    if let Some(newer) = applied.iter().find(|v| !known.contains(v)) {
+        return Ok(Schema::Newer(*newer));
+    }
+    let missing = known.iter().filter(|v| !applied.contains(v)).count();
+    Ok(match missing {
+        0 => Schema::Current,
+        n => Schema::Behind(n),
+    })
+}
+
+/// Waits until the schema is this build's, checking every 2 seconds: a process that does not
+/// migrate (`worker`, `inbound`) started beside one that does (`serve`, `newsletter migrate`)
+/// waits for it instead of running against a half-made schema. `Ok(false)`: `shutdown` came
+/// first.
+///
+/// Errors: the database was migrated by a newer version (this build must not touch it).
+pub async fn wait_for_schema(
+    pool: &PgPool,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<bool> {
+    let mut told = false;
+    loop {
+        match schema(pool).await {
+            Ok(Schema::Current) => return Ok(true),
+            Ok(Schema::Newer(version)) => anyhow::bail!(
+                "the database was migrated by a newer version of newsletter (migration \
+                 {version}, which this build does not know): run that version or a newer one"
+            ),
+            Ok(Schema::Behind(n)) if !told => {
+                tracing::warn!(
+                    "the database lacks {n} of this build's migrations: waiting for \
+                     `newsletter migrate` (or `serve`) to apply them"
+                );
+                told = true;
+            }
+            Ok(Schema::Behind(_)) => {}
+            Err(e) if is_unavailable(&e) => {
+                tracing::warn!("waiting for the database: {e:#}");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(false),
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
 pub async fn ping(pool: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }

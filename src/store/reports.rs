@@ -71,9 +71,10 @@ pub struct ReplyGroup {
 /// The report of update `id`; `None` when there is no such update.
 pub async fn update_report(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateReport>> {
     let head: Option<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT u.recipients_expected, coalesce(x.unsubscribes, 0)
-         FROM updates u LEFT JOIN update_unsubscribes x ON x.update_id = u.id
-         WHERE u.id = $1",
+        "SELECT u.recipients_expected,
+                (SELECT count(*) FROM deliveries
+                 WHERE update_id = u.id AND kind = 'update' AND unsubscribed_through)
+         FROM updates u WHERE u.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -181,18 +182,18 @@ pub async fn update_report(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Upd
     }))
 }
 
-/// Counts an unsubscribe through update `update`'s own link, if the person was sent it (a
-/// link naming another update counts nothing).
+/// Counts an unsubscribe through update `update`'s own link: once per person and update, and
+/// only when that update was sent to them (a link naming another update, or one they were
+/// skipped for, counts nothing).
 pub async fn count_unsubscribe(
     pool: &PgPool,
     update: Uuid,
     subscriber: Uuid,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO update_unsubscribes (update_id, unsubscribes)
-         SELECT $1, 1 WHERE EXISTS (
-             SELECT 1 FROM deliveries WHERE update_id = $1 AND subscriber_id = $2 AND kind = 'update')
-         ON CONFLICT (update_id) DO UPDATE SET unsubscribes = update_unsubscribes.unsubscribes + 1",
+        "UPDATE deliveries SET unsubscribed_through = true
+         WHERE update_id = $1 AND subscriber_id = $2 AND kind = 'update' AND status = 'sent'
+           AND NOT unsubscribed_through",
     )
     .bind(update)
     .bind(subscriber)

@@ -999,3 +999,148 @@ fn version_names_the_release_and_the_commit_it_was_built_from() {
         )
     );
 }
+
+/// With `log.format = "json"`, everything `serve` writes to standard output is one JSON object
+/// a line (the start banner included: it once came as plain text between the JSON lines),
+/// each written once.
+#[tokio::test]
+async fn json_logs_are_json_on_every_line_the_banner_included() {
+    let db = TestDatabase::create().await;
+    let mut child = newsletter()
+        .args(["serve", "--no-worker"])
+        .env("NEWSLETTER__DATABASE__URL", &db.url)
+        .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
+        .env("NEWSLETTER__LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("staff sign in at") || l.contains("setup code"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("listening on")),
+        "the banner: {lines:?}"
+    );
+    for line in &lines {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed.is_object(), "{line}");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap();
+        let message = parsed["fields"]["message"].to_string();
+        assert!(seen.insert(message.clone()), "printed twice: {message}");
+    }
+}
+
+/// Lines of a child's standard output and error, as they come.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    for stream in [out, err].into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Waits (30 s at most) for a line containing `text`; the lines seen so far otherwise.
+fn wait_for_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    text: &str,
+) -> Result<String, Vec<String>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return Ok(line),
+            Ok(line) => seen.push(line),
+            Err(_) => return Err(seen),
+        }
+    }
+}
+
+/// A worker started on a database not yet migrated (as `systemctl enable --now` starts it
+/// beside `serve`) waits for the migrations instead of running against a half-made schema, then
+/// works; on a database a newer version migrated it refuses to start.
+#[tokio::test]
+async fn a_worker_waits_for_the_migrations_and_refuses_a_database_a_newer_version_migrated() {
+    let db = TestDatabase::empty().await;
+    let mut worker = newsletter()
+        .arg("worker")
+        .env("NEWSLETTER__DATABASE__URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut worker);
+    let waiting = wait_for_line(&lines, "waiting for `newsletter migrate`");
+    assert!(waiting.is_ok(), "{waiting:?}");
+    assert!(worker.try_wait().unwrap().is_none(), "it waits, running");
+    let migrated = newsletter()
+        .arg("migrate")
+        .env("NEWSLETTER__DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
+    let started = wait_for_line(&lines, "worker started");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(started.is_ok(), "{started:?}");
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (29990101000000, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let refused = newsletter()
+        .arg("worker")
+        .env("NEWSLETTER__DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("migrated by a newer version"), "{said}");
+    assert!(said.contains("29990101000000"), "{said}");
+}

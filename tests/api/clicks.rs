@@ -279,3 +279,39 @@ async fn with_count_clicks_off_and_in_test_mails_links_go_out_as_written() {
         .unwrap();
     assert_eq!(links, 0);
 }
+
+#[tokio::test]
+async fn an_update_with_a_link_too_long_to_count_goes_out_and_redirects_are_valid_uris() {
+    let app = spawn_staff_app(&[]).await;
+    app.seed_confirmed(1, "example.org").await;
+    let token = app.api_token().await;
+    let long = format!("https://example.org/{}", "x".repeat(5000));
+    let body = json!({
+        "subject": "Odd links", "lists": ["us-icc-updates"],
+        "intro": format!("[long]({long}) and [idn](<https://bücher.example/straße?q=ü a>)"),
+    });
+    let r = app
+        .api(Method::POST, "/api/v1/updates", &token, Some(body))
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.send_now(&token, &id).await;
+    // It goes out (a link longer than a link code may stand for once held the update back).
+    let mails = app.smtp.wait_for(1, WAIT).await;
+    let (html, _) = parts(&mails[0].data);
+    assert!(
+        !html.contains(&long),
+        "a link over 2,048 characters is never a target"
+    );
+    let counted = redirects(&app, &html);
+    assert_eq!(counted.len(), 1, "{html}");
+    let (status, location) = click(&app, counted.iter().next().unwrap()).await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some("https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC%20a")
+    );
+}

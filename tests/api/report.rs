@@ -242,6 +242,33 @@ async fn the_reports_figures_equal_the_ledger_and_the_reports_and_account_for_ev
         got["unsubscribes"], 2,
         "one-click and the page; a repeat counts nothing"
     );
+    // Reader 9 was skipped: their own link naming this update counts nothing.
+    let skipped: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM subscribers WHERE email = 'reader9@example.org'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let links = newsletter::mail::Links::for_id(&app.settings, skipped, 1);
+    let r = app
+        .http
+        .post(format!("{}?update={id}", links.unsubscribe))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.subscriber_status("reader9@example.org")
+            .await
+            .as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        report(&app, &token, &id).await["unsubscribes"],
+        2,
+        "not for someone the update skipped"
+    );
     let clicks: BTreeMap<String, i64> = got["links"]
         .as_array()
         .unwrap()

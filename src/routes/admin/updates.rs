@@ -835,10 +835,9 @@ async fn report(
             json!({
                 "url": l.url,
                 "clicks": l.clicks,
-                // a bar 0 to 300 units long, one row of 28 units each
-                "width": l.clicks * 300 / most,
-                "y": i * 28,
-                "text_y": i * 28 + 17,
+                // its bar, 0 to 200 units long, in its own row of the table
+                "width": l.clicks * 200 / most,
+                "row": i + 1,
             })
         })
         .collect();
@@ -871,10 +870,10 @@ async fn report(
         StatusCode::OK,
         "update_report",
         json!({
+            "title": format!("Report: {}", record.subject),
             "update": { "id": record.id, "subject": record.subject, "status": record.status },
             "report": report,
             "links": links,
-            "chart_height": report.links.len() * 28,
             "providers": providers,
             "accounted": report.recipients == report.sent + report.failed + report.skipped + report.queued,
             "count_clicks": state.settings.engagement.count_clicks,
