@@ -285,6 +285,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Inbound => {
+            // A configuration error first, before any wait for the database.
+            anyhow::ensure!(
+                settings.inbound.bind.is_some(),
+                "inbound.bind is empty: set it (e.g. 0.0.0.0:2525) to run the listener"
+            );
             let shutdown = app::shutdown_on_signals();
             if !app::wait_for_schema(&pool, &shutdown).await? {
                 return Ok(());
