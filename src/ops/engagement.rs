@@ -1,5 +1,5 @@
 //! What readers do, in aggregate only: an update's links counted through `/l/{code}`.
-//! Nothing here records who clicked (README, "Privacy").
+//! Nothing here records who clicked (README, "What readers do: counted, not watched").
 
 use std::collections::HashMap;
 
@@ -44,7 +44,8 @@ pub async fn count_links(
         .into_iter()
         .chain(record.news_items.iter().filter_map(|i| i.url.clone()));
     for url in found {
-        // Longer links (an intro may hold one) go out as written, uncounted.
+        // A longer link (an intro may hold one) is not counted: the Markdown renderer turns
+        // it into `#` (`domain::safe_url`), and `update_links` could not hold every one.
         if url.len() <= crate::domain::MAX_URL_CHARS
             && countable(settings, &url)
             && !urls.contains(&url)
