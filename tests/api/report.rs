@@ -40,6 +40,19 @@ async fn ledger(app: &TestApp, id: &str) -> BTreeMap<String, i64> {
     .collect()
 }
 
+/// An RFC 8058 one-click POST to `url`: its status.
+async fn one_click_post(app: &TestApp, url: &str) -> u16 {
+    app.http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn to(mails: &[ReceivedMail], rcpt: &str) -> ReceivedMail {
     mails
         .iter()
@@ -128,15 +141,7 @@ async fn the_reports_figures_equal_the_ledger_and_the_reports_and_account_for_ev
     // Reader 2 unsubscribes by one-click, reader 3 on the page their mail's footer opens.
     let one_click = header_url(&to(&mails, "reader2@gmail.com"), "List-Unsubscribe");
     assert!(one_click.contains(&format!("?update={id}")), "{one_click}");
-    let r = app
-        .http
-        .post(&one_click)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(one_click_post(&app, &one_click).await, 200);
     let footer = header_url(&to(&mails, "reader3@gmail.com"), "List-Unsubscribe");
     let page = app
         .http
@@ -166,15 +171,7 @@ async fn the_reports_figures_equal_the_ledger_and_the_reports_and_account_for_ev
         .unwrap();
     assert_eq!(r.status(), 200);
     // The same link again, and one naming an update the person was never sent: nothing more.
-    let r = app
-        .http
-        .post(&one_click)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(one_click_post(&app, &one_click).await, 200);
     // Three clicks on the statement.
     let html = mail_parser::MessageParser::default()
         .parse(&mails[0].data)
@@ -249,15 +246,10 @@ async fn the_reports_figures_equal_the_ledger_and_the_reports_and_account_for_ev
             .await
             .unwrap();
     let links = newsletter::mail::Links::for_id(&app.settings, skipped, 1);
-    let r = app
-        .http
-        .post(format!("{}?update={id}", links.unsubscribe))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        one_click_post(&app, &format!("{}?update={id}", links.unsubscribe)).await,
+        200
+    );
     assert_eq!(
         app.subscriber_status("reader9@example.org")
             .await
@@ -401,15 +393,7 @@ async fn a_report_of_no_such_update_is_404_and_a_forged_update_in_a_link_counts_
         .unwrap_or(&mails[0]);
     let url = header_url(first, "List-Unsubscribe");
     let forged = format!("{}?update={draft}", url.split('?').next().unwrap());
-    let r = app
-        .http
-        .post(&forged)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(one_click_post(&app, &forged).await, 200);
     for id in [&draft, &sent, &other] {
         assert_eq!(report(&app, &token, id).await["unsubscribes"], 0, "{id}");
     }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use newsletter::domain::{EmailAddress, NewPassword, Token};
 use serde_json::Value as Json;
@@ -680,22 +680,8 @@ async fn upgrade_from(version: i64) {
         ),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status: String = sqlx::query_scalar("SELECT status FROM updates WHERE id = $1")
-            .bind(seeded.update)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        if status == "sent" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the half-sent update stayed {status} after upgrading from {version}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_for_update_status_within(&seeded.update.to_string(), "sent", Duration::from_secs(60))
+        .await;
     let confirmation = app.smtp.wait_for(1, Duration::from_secs(30)).await;
     let messages = app.smtp.messages();
     let (to_pat, updates): (Vec<_>, Vec<_>) = messages
