@@ -78,11 +78,20 @@ impl Driver {
                          format!("--user-data-dir={}", profile.display())]
             }),
         );
+        // A busy machine (CI runs the suite beside other work) may take seconds to draw a page:
+        // every lookup waits up to 30 s for its element to appear, a script (axe) may run 2
+        // minutes and a page may load as long. These are limits, never sleeps.
+        caps.insert(
+            "timeouts".into(),
+            json!({"implicit": 30_000, "script": 120_000, "pageLoad": 120_000}),
+        );
         if let Some(mobile) = mobile {
             caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
         }
         let url = format!("http://127.0.0.1:{}", self.port);
-        for _ in 0..100 {
+        // chromedriver may take a while to listen, and chromium to start, on a busy machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while std::time::Instant::now() < deadline {
             let builder = ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&url)

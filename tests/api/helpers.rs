@@ -283,7 +283,7 @@ impl TestApp {
 
     /// Waits until no mail is due or in flight (mail held back for later may remain).
     pub async fn wait_for_queue_to_drain(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let busy: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM deliveries WHERE status = 'sending'
@@ -502,7 +502,7 @@ impl TestApp {
 
     /// Waits until the update reaches `status`.
     pub async fn wait_for_update_status(&self, id: &str, status: &str) {
-        self.wait_for_update_status_within(id, status, Duration::from_secs(30))
+        self.wait_for_update_status_within(id, status, Duration::from_secs(60))
             .await;
     }
 
@@ -530,7 +530,7 @@ impl TestApp {
     /// Waits until the update has `n` delivery rows: a started update's rows are written as a
     /// worker claims them, not with the start.
     pub async fn wait_for_delivery_rows(&self, id: &str, n: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let rows = self.delivery_statuses(id).await.len();
             if rows >= n {
