@@ -60,6 +60,9 @@ pub enum Command {
     Inbound,
     /// Apply database migrations.
     Migrate,
+    /// The `security.secret_key` this database is used with.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
     /// Manage API tokens.
     #[command(subcommand)]
     ApiToken(ApiTokenCommand),
@@ -247,6 +250,36 @@ pub enum UpdateCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum SecretKeyCommand {
+    /// Record the configured key as this database's, after changing it on purpose: links in
+    /// mail sent under the old key stop working (serve, worker and inbound log an error at each
+    /// start until the key is put back or accepted).
+    Accept,
+}
+
+/// `error` and its causes on one line, `: ` between them, each cause once: sqlx (and others)
+/// repeat their source's text in their own message, which `{:#}` would print again.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        // One line: a cause that spans lines (a parser's report) is joined.
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
@@ -263,6 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if no_inbound {
                 settings.inbound.bind = None;
             }
+            crate::ops::secret_key::warn_if_changed(&pool, &settings).await?;
             let app = Application::build(settings.clone(), !no_worker).await?;
             let setup = crate::ops::staff::setup_code(&pool).await?;
             print_banner(&settings, app.port(), !no_worker, setup.as_ref());
@@ -274,6 +308,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !app::wait_for_schema(&pool, &shutdown).await? {
                 return Ok(());
             }
+            crate::ops::secret_key::warn_if_changed(&pool, &settings).await?;
             let mailbox = tokio::spawn(crate::bounce::mailbox::run(
                 Arc::clone(&settings),
                 pool.clone(),
@@ -294,6 +329,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !app::wait_for_schema(&pool, &shutdown).await? {
                 return Ok(());
             }
+            crate::ops::secret_key::warn_if_changed(&pool, &settings).await?;
             let inbound = crate::bounce::inbound::InboundServer::bind(Arc::new(settings), pool)
                 .await?
                 .context("inbound.bind is empty: set it (e.g. 0.0.0.0:2525) to run the listener")?;
@@ -305,6 +341,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 out!("{done}");
             }
             out!("migrations applied");
+            Ok(())
+        }
+        Command::SecretKey(SecretKeyCommand::Accept) => {
+            if crate::ops::secret_key::accept(&pool, &settings).await? {
+                out!("security.secret_key recorded as this database's key");
+            } else {
+                out!("security.secret_key is already this database's key: nothing changed");
+            }
             Ok(())
         }
         Command::ApiToken(command) => run_api_token(&pool, command).await,
@@ -790,5 +834,33 @@ pub(crate) fn write_line(line: std::fmt::Arguments) {
         }
         eprintln!("newsletter: writing to standard output: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_is_one_line_and_names_each_cause_once() {
+        let inner = std::io::Error::other("role \"nobody\" does not exist");
+        let e = anyhow::Error::new(Repeats(inner)).context("applying\ndatabase migrations");
+        assert_eq!(
+            error_line(&e),
+            "applying database migrations: error returned from database: role \"nobody\" does not exist"
+        );
     }
 }

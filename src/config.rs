@@ -53,21 +53,69 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Checks `database.url` is a PostgreSQL URL (`postgres://` or `postgresql://`, any case; a
+/// `mysql://` or `sqlite:` URL would otherwise fail later with a driver error). The error
+/// never repeats the URL: it may hold a password.
+fn database_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    if url.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("postgres" | "postgresql") => Ok(url.to_owned()),
+        Some(other)
+            if other.len() <= 20
+                && other
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(format!(
+                "must be a PostgreSQL URL (postgres://user@host:5432/database), not {other}://"
+            ))
+        }
+        _ => Err("must be a PostgreSQL URL such as postgres://user@host:5432/database".into()),
+    }
+}
+
 /// The public URL of the service, without a trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl(String);
 
 impl BaseUrl {
+    /// Parses `server.base_url`: `http` or `https` (any case), a host, an optional port, and
+    /// nothing else. The service answers at the root of its host, so a path (a prefix the
+    /// proxy strips would break every page's links), a user name or password, a query and a
+    /// fragment are refused, each by name. Scheme and host are kept in lower case, an
+    /// international host in its A-label form, and a default port dropped (WHATWG URL rules,
+    /// the `url` crate).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim().trim_end_matches('/');
-        let rest = trimmed
-            .strip_prefix("https://")
-            .or_else(|| trimmed.strip_prefix("http://"))
-            .ok_or("must start with http:// or https://")?;
-        if rest.is_empty() || rest.contains(['?', '#', ' ', '"', '<', '>']) {
-            return Err("must be an absolute URL with a host and no query".into());
+        let trimmed = raw.trim();
+        let url = url::Url::parse(trimmed).map_err(|e| {
+            format!("must be an absolute URL such as https://news.example.org ({e})")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with http:// or https://".into());
         }
-        Ok(Self(trimmed.to_owned()))
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("must name a host")?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry a user name or password".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not carry a query or a fragment".into());
+        }
+        if !matches!(url.path(), "" | "/") {
+            return Err(format!(
+                "must not carry a path ({}): the service answers at the root of its host; \
+                 give it a host name of its own",
+                url.path()
+            ));
+        }
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        Ok(Self(format!("{}://{host}{port}", url.scheme())))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -281,6 +329,10 @@ pub struct EngagementSettings {
     /// Each link in an update's body goes out as `/l/{code}` (one code per update and link,
     /// the same for every recipient), which counts the click per link and day and redirects.
     pub count_clicks: bool,
+    /// `engagement.remember_last_activity`: a click on an update's counted link (which then
+    /// carries the reader's signed activity token), a preferences-page visit or a confirmation
+    /// sets one date on the subscriber, `last_active_on`; no per-link history is kept.
+    pub remember_last_activity: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -517,7 +569,7 @@ impl Settings {
                 })?,
             },
             database: DatabaseSettings {
-                url: Secret::new(r.non_empty("database.url")?),
+                url: r.with("database.url", |s| database_url(&s).map(Secret::new))?,
                 max_connections: r.positive("database.max_connections")? as u32,
                 acquire_timeout: Duration::from_secs(
                     r.positive("database.acquire_timeout_seconds")?,
@@ -603,6 +655,7 @@ impl Settings {
             },
             engagement: EngagementSettings {
                 count_clicks: r.bool("engagement.count_clicks")?,
+                remember_last_activity: r.bool("engagement.remember_last_activity")?,
             },
             oidc: r.oidc()?,
             metrics_token: Some(r.string("metrics.token")?)
@@ -1443,7 +1496,7 @@ mod tests {
         for local in [
             "http://localhost:8080",
             "http://127.0.0.1",
-            "http://127.9.9.9:80/x",
+            "http://127.9.9.9:80/",
             "http://[::1]:8080",
         ] {
             assert!(BaseUrl::parse(local).unwrap().is_loopback(), "{local}");
@@ -1455,6 +1508,59 @@ mod tests {
             "http://[::2]",
         ] {
             assert!(!BaseUrl::parse(public).unwrap().is_loopback(), "{public}");
+        }
+    }
+
+    #[test]
+    fn base_url_refuses_a_path_credentials_a_query_and_other_schemes_by_name() {
+        for (raw, named) in [
+            ("https://example.org/newsletter", "path"),
+            ("https://ana:pw@example.org", "user name or password"),
+            ("https://example.org/?a=1", "query"),
+            ("https://example.org/#top", "fragment"),
+            ("ftp://example.org", "http:// or https://"),
+            ("example.org", "absolute URL"),
+            ("https://", "absolute URL"),
+        ] {
+            let refused = BaseUrl::parse(raw).unwrap_err();
+            assert!(refused.contains(named), "{raw}: {refused}");
+        }
+    }
+
+    #[test]
+    fn base_url_takes_any_case_of_scheme_and_host_and_keeps_them_lower() {
+        for (raw, kept) in [
+            ("HTTPS://News.Example.ORG/", "https://news.example.org"),
+            ("Http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://example.org:443", "https://example.org"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+            ("  https://[::1]:8080/ ", "https://[::1]:8080"),
+        ] {
+            assert_eq!(BaseUrl::parse(raw).unwrap().as_str(), kept, "{raw}");
+        }
+        assert!(BaseUrl::parse("HTTPS://x.example").unwrap().is_https());
+    }
+
+    #[test]
+    fn database_url_must_be_postgresql_and_the_error_never_shows_the_password() {
+        for ok in [
+            "postgres://a@h/db",
+            "postgresql://a:pw@h:5432/db",
+            "POSTGRES://h/db",
+        ] {
+            assert!(database_url(ok).is_ok(), "{ok}");
+        }
+        let refused = database_url("mysql://root:hunter2@h/db").unwrap_err();
+        assert!(refused.contains("mysql://"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
+        for bad in [
+            "",
+            "sqlite:db.sqlite",
+            "h:5432/db",
+            "mysql:root:hunter2@h/db",
+        ] {
+            let refused = database_url(bad).unwrap_err();
+            assert!(!refused.contains("hunter2"), "{refused}");
         }
     }
 

@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
     match newsletter::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("newsletter: {e:#}");
+            eprintln!("newsletter: {}", newsletter::cli::error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

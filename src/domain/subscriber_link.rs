@@ -14,6 +14,9 @@ use super::Token;
 pub enum LinkPurpose {
     Unsubscribe,
     Manage,
+    /// Marks the reader active (`engagement.remember_last_activity`) when they follow a counted
+    /// link: it can do nothing else.
+    Activity,
 }
 
 impl LinkPurpose {
@@ -21,6 +24,7 @@ impl LinkPurpose {
         match self {
             LinkPurpose::Unsubscribe => b"unsubscribe",
             LinkPurpose::Manage => b"manage",
+            LinkPurpose::Activity => b"activity",
         }
     }
 }

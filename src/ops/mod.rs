@@ -27,6 +27,7 @@ pub mod passkeys;
 pub mod preferences;
 pub mod roles;
 pub mod second_factor;
+pub mod secret_key;
 pub mod signups;
 pub mod staff;
 pub mod subscribers;

@@ -28,6 +28,7 @@ impl FromRequestParts<AppState> for Origin {
         let ip = if state.settings.server.trust_forwarded_for {
             forwarded_for(&parts.headers).or(peer)
         } else {
+            warn_once_if_proxied(peer, &parts.headers);
             peer
         };
         let user_agent = parts
@@ -41,6 +42,38 @@ impl FromRequestParts<AppState> for Origin {
                     .collect()
             });
         Ok(Origin(RequestOrigin { ip, user_agent }))
+    }
+}
+
+/// Whether the proxy warning was logged (once a process).
+static PROXY_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Logs one warning per process when a request comes from a loopback or private address with an
+/// `X-Forwarded-For` header while `server.trust_forwarded_for` is off: the service sits behind a
+/// proxy it does not believe, so every visitor counts as the proxy for the per-IP limits (one
+/// busy minute would lock everyone out of sign-up and sign-in) and the consent log records the
+/// proxy's address.
+fn warn_once_if_proxied(peer: Option<IpAddr>, headers: &HeaderMap) {
+    let behind_proxy = peer.is_some_and(|ip| match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unique_local()
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+    });
+    if behind_proxy
+        && headers.contains_key("x-forwarded-for")
+        && !PROXY_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            proxy = ?peer,
+            "a request came through a proxy (X-Forwarded-For from a local address) but \
+             server.trust_forwarded_for is off: every visitor counts as the proxy for the \
+             per-IP limits and the consent log; set it to true when the proxy is yours"
+        );
     }
 }
 

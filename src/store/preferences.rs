@@ -210,7 +210,7 @@ pub async fn save(
 pub async fn export(db: &PgPool, id: Uuid) -> sqlx::Result<Option<Value>> {
     let Some(profile) = sqlx::query(
         "SELECT email, email_normalized, name, status, us_state, topics, created_at, updated_at,
-                confirmed_at, unsubscribed_at, last_confirmation_at, hard_bounces
+                confirmed_at, unsubscribed_at, last_confirmation_at, hard_bounces, last_active_on
          FROM subscribers WHERE id = $1",
     )
     .bind(id)
@@ -261,6 +261,8 @@ pub async fn export(db: &PgPool, id: Uuid) -> sqlx::Result<Option<Value>> {
             "unsubscribed_at": profile.get::<Option<chrono::DateTime<chrono::Utc>>, _>("unsubscribed_at"),
             "last_confirmation_at": profile.get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_confirmation_at"),
             "hard_bounces": profile.get::<i32, _>("hard_bounces"),
+            // `engagement.remember_last_activity`: the one date kept of what they did.
+            "last_active_on": profile.get::<Option<chrono::NaiveDate>, _>("last_active_on"),
         },
         "lists": lists,
         "consent_log": consent,

@@ -16,6 +16,7 @@ fn link(purpose: LinkPurpose, id: Uuid) -> String {
     let prefix = match purpose {
         LinkPurpose::Manage => "manage",
         LinkPurpose::Unsubscribe => "unsubscribe",
+        LinkPurpose::Activity => panic!("an activity token opens no page"),
     };
     format!(
         "/{prefix}/{}",

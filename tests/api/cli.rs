@@ -991,13 +991,35 @@ fn version_names_the_release_and_the_commit_it_was_built_from() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
         .unwrap_or_else(|| "unknown".into());
-    assert_eq!(
-        printed.trim(),
-        format!(
-            "newsletter {} (commit {expected_commit})",
-            env!("CARGO_PKG_VERSION")
-        )
+    // A build from a tree with changes not committed says `-dirty`; a clean tree never does.
+    let clean = Command::new("git")
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_none_or(|o| o.stdout.is_empty());
+    let exact = format!(
+        "newsletter {} (commit {expected_commit})",
+        env!("CARGO_PKG_VERSION")
     );
+    let dirty = format!(
+        "newsletter {} (commit {expected_commit}-dirty)",
+        env!("CARGO_PKG_VERSION")
+    );
+    if clean {
+        assert_eq!(printed.trim(), exact);
+    } else {
+        assert!(
+            printed.trim() == dirty || printed.trim() == exact,
+            "{printed}"
+        );
+    }
 }
 
 /// With `log.format = "json"`, everything `serve` writes to standard output is one JSON object
@@ -1143,4 +1165,165 @@ async fn a_worker_waits_for_the_migrations_and_refuses_a_database_a_newer_versio
     assert!(!refused.status.success(), "{said}");
     assert!(said.contains("migrated by a newer version"), "{said}");
     assert!(said.contains("29990101000000"), "{said}");
+}
+
+/// A restore or a move that starts the service with another `security.secret_key` breaks every
+/// link already mailed: the worker says so at start (and keeps working), each start, until the
+/// old key is back or `newsletter secret-key accept` records the new one.
+#[tokio::test]
+async fn another_secret_key_than_the_databases_is_named_at_start_until_accepted() {
+    let db = TestDatabase::create().await;
+    const OTHER: &str = "another-key-another-key-another-key-0123";
+    let start_worker = |key: &str| {
+        let mut worker = newsletter()
+            .arg("worker")
+            .env("NEWSLETTER__DATABASE__URL", &db.url)
+            .env("NEWSLETTER__SECURITY__SECRET_KEY", key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(&mut worker);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while !seen.iter().any(|l: &String| l.contains("worker started")) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("the worker did not start: {seen:?}"),
+            }
+        }
+        let _ = worker.kill();
+        let _ = worker.wait();
+        // Both streams to their end: an error line may come on the other stream, and later.
+        seen.extend(lines.iter());
+        seen.join("\n")
+    };
+    let warning = "is not the key this database was used with";
+    // The first start records the key; the same key again says nothing.
+    assert!(!start_worker(SECRET_KEY).contains(warning));
+    assert!(!start_worker(SECRET_KEY).contains(warning));
+    let told = start_worker(OTHER);
+    assert!(told.contains(warning), "{told}");
+    assert!(told.contains("newsletter secret-key accept"), "{told}");
+    assert!(
+        !told.contains(OTHER),
+        "the key itself is never printed: {told}"
+    );
+    // Not accepted: told again at the next start.
+    assert!(start_worker(OTHER).contains(warning));
+    let accept = |key: &str| {
+        let out = newsletter()
+            .args(["secret-key", "accept"])
+            .env("NEWSLETTER__DATABASE__URL", &db.url)
+            .env("NEWSLETTER__SECURITY__SECRET_KEY", key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(accept(OTHER).contains("recorded"));
+    assert!(accept(OTHER).contains("nothing changed"));
+    assert!(!start_worker(OTHER).contains(warning));
+    // Now the first key is the stranger.
+    assert!(start_worker(SECRET_KEY).contains(warning));
+}
+
+/// `server.base_url` is a scheme and a host: a path, a user name or a query is refused by name
+/// before anything starts; `database.url` must be PostgreSQL's and its error never shows the
+/// password.
+#[test]
+fn a_base_url_with_a_path_and_a_database_url_of_another_kind_are_refused_by_name() {
+    for (key, value, named) in [
+        (
+            "NEWSLETTER__SERVER__BASE_URL",
+            "https://example.org/news",
+            "server.base_url",
+        ),
+        (
+            "NEWSLETTER__SERVER__BASE_URL",
+            "https://a:b@example.org",
+            "user name",
+        ),
+        (
+            "NEWSLETTER__DATABASE__URL",
+            "mysql://root:hunter2@127.0.0.1/db",
+            "PostgreSQL",
+        ),
+    ] {
+        let out = newsletter()
+            .arg("migrate")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(named), "{value}: {said}");
+        assert!(!said.contains("hunter2"), "{said}");
+        assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    }
+    let out = newsletter()
+        .arg("migrate")
+        .env("NEWSLETTER__SERVER__BASE_URL", "HTTP://Example.ORG")
+        .env(
+            "NEWSLETTER__DATABASE__URL",
+            "postgres://nobody@127.0.0.1:9/x",
+        )
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !said.contains("base_url"),
+        "an upper-case scheme is a scheme: {said}"
+    );
+}
+
+/// Behind a proxy that `server.trust_forwarded_for` does not believe, every visitor would count
+/// as the proxy for the per-IP limits: the first proxied request logs a warning that names the
+/// setting, once; with the setting on, nothing is said.
+#[tokio::test]
+async fn a_proxied_request_while_forwarded_for_is_not_trusted_is_named_once() {
+    let db = TestDatabase::create().await;
+    for trusted in [false, true] {
+        let mut child = newsletter()
+            .args(["serve", "--no-worker", "--no-inbound"])
+            .env("NEWSLETTER__DATABASE__URL", &db.url)
+            .env("NEWSLETTER__SERVER__BIND", "127.0.0.1:0")
+            .env(
+                "NEWSLETTER__SERVER__TRUST_FORWARDED_FOR",
+                trusted.to_string(),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(&mut child);
+        let listening = wait_for_line(&lines, "listening on").expect("serve starts");
+        let port = listening
+            .trim()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap();
+        let client = reqwest::Client::new();
+        for _ in 0..3 {
+            let r = client
+                .get(format!("http://127.0.0.1:{port}/l/no-such-code"))
+                .header("x-forwarded-for", "203.0.113.7")
+                .send()
+                .await
+                .unwrap();
+            // A link route: counted per client.
+            assert_eq!(r.status(), 404);
+        }
+        // Logging is synchronous: what the three requests logged is in the pipe by now.
+        let _ = child.kill();
+        let _ = child.wait();
+        let warnings = lines
+            .iter()
+            .filter(|l| l.contains("trust_forwarded_for is off"))
+            .count();
+        assert_eq!(warnings, usize::from(!trusted), "trusted: {trusted}");
+    }
 }
