@@ -31,5 +31,5 @@ pub use templates::{
 pub use transport::{enhanced_code, Mailer, SendError, SendErrorKind};
 pub use update::{
     items_for, prepare_update, render_update, render_update_for, update_stencil, Links,
-    PreparedUpdate, TEST_MARK,
+    PreparedUpdate, ACTIVITY_MARK, TEST_MARK,
 };

@@ -33,6 +33,9 @@ pub struct PreparedUpdate {
     pub templates: Arc<MailTemplates>,
     /// A test mail's: each rendered in full, its subject marked with [`TEST_MARK`].
     pub test: bool,
+    /// Whether its counted links carry each reader's activity token ([`ACTIVITY_MARK`] stands
+    /// where it goes, `engagement.remember_last_activity`): every mail is then rendered in full.
+    pub personal_links: bool,
     /// The update rendered once per variant (with or without a name; which news items),
     /// with holes for the personal fields; `None` where the template needs a full rendering.
     stencils: Mutex<HashMap<StencilKey, Option<Arc<Stencil>>>>,
@@ -63,7 +66,13 @@ pub fn prepare_update(
     let host = settings.server.base_url.host();
     let first_list = record.lists.first().map_or("updates", String::as_str);
     let list_name = record.list_names.first().map(String::as_str);
+    let personal_links = record.intro.contains(ACTIVITY_MARK)
+        || record
+            .news_items
+            .iter()
+            .any(|i| i.url.as_deref().is_some_and(|u| u.contains(ACTIVITY_MARK)));
     Ok(PreparedUpdate {
+        personal_links,
         intro_html: markdown::to_safe_html(&record.intro),
         from,
         reply_to,
@@ -82,10 +91,17 @@ pub fn prepare_update(
     })
 }
 
-/// A recipient's signed unsubscribe and manage links.
+/// Stands in a counted link (`/l/{code}?a=` + this) of an update about to go out while
+/// `engagement.remember_last_activity` is on; each reader's mail has their activity token
+/// there. Letters only: Markdown, HTML and URL encoding leave it as it is.
+pub const ACTIVITY_MARK: &str = "zqreaderactivityzq";
+
+/// A recipient's signed unsubscribe and manage links, and their activity token while
+/// `engagement.remember_last_activity` is on.
 pub struct Links {
     pub unsubscribe: String,
     pub manage: String,
+    pub activity: Option<String>,
 }
 
 impl Links {
@@ -98,9 +114,15 @@ impl Links {
         let base = &settings.server.base_url;
         let unsubscribe = subscriber_link::sign(secret, LinkPurpose::Unsubscribe, id, version);
         let manage = subscriber_link::sign(secret, LinkPurpose::Manage, id, version);
+        let activity = settings.engagement.remember_last_activity.then(|| {
+            subscriber_link::sign(secret, LinkPurpose::Activity, id, version)
+                .as_str()
+                .to_owned()
+        });
         Self {
             unsubscribe: base.join(&format!("/unsubscribe/{}", unsubscribe.as_str())),
             manage: base.join(&format!("/manage/{}", manage.as_str())),
+            activity,
         }
     }
 }
@@ -175,10 +197,31 @@ pub fn render_update(
     (to, name): (&str, Option<&str>),
     links: &Links,
 ) -> anyhow::Result<RenderedMail> {
-    let mut rendered = update.templates.render(
-        &update.record.template,
-        &update_mail(settings, update, items, to, name, links),
-    )?;
+    let mut data = update_mail(settings, update, items, to, name, links);
+    // Counted links that carry the reader's activity token: this reader's copy of the body.
+    let token = links.activity.as_deref().unwrap_or("");
+    let personal = update.personal_links.then(|| {
+        let items: Vec<NewsItem> = items
+            .iter()
+            .map(|item| NewsItem {
+                url: item.url.as_ref().map(|u| u.replace(ACTIVITY_MARK, token)),
+                ..(*item).clone()
+            })
+            .collect();
+        (
+            update.record.intro.replace(ACTIVITY_MARK, token),
+            update.intro_html.replace(ACTIVITY_MARK, token),
+            items,
+        )
+    });
+    let personal_items: Vec<&NewsItem>;
+    if let Some((intro, intro_html, items)) = &personal {
+        personal_items = items.iter().collect();
+        data.intro = intro;
+        data.intro_html = intro_html;
+        data.news_items = &personal_items;
+    }
+    let mut rendered = update.templates.render(&update.record.template, &data)?;
     if update.test {
         rendered.subject = format!("{TEST_MARK} {}", rendered.subject);
     }
@@ -206,6 +249,10 @@ pub fn update_stencil(
             })
             .collect(),
     };
+    if update.personal_links {
+        // Each reader's links differ inside the shared body: rendered per recipient.
+        return Ok(None);
+    }
     if let Some(known) = update.stencils.lock().expect("stencil lock").get(&key) {
         return Ok(known.clone());
     }
@@ -213,6 +260,7 @@ pub fn update_stencil(
         let links = Links {
             unsubscribe: String::new(),
             manage: holes[3].clone(),
+            activity: None,
         };
         let mut data = update_mail(
             settings,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 
 use crate::config::Settings;
+use crate::domain::subscriber_link::LinkPurpose;
 use crate::domain::UpdateRecord;
 use crate::mail::markdown;
 use crate::store::links;
@@ -54,9 +55,22 @@ pub async fn count_links(
         }
     }
     let codes = links::codes(pool, record.id, &urls).await?;
+    // With last activity remembered, each reader's copy carries their activity token where
+    // the mark stands (`mail::render_update`).
+    let personal = if settings.engagement.remember_last_activity {
+        format!("?a={}", crate::mail::ACTIVITY_MARK)
+    } else {
+        String::new()
+    };
     let redirects: HashMap<String, String> = codes
         .into_iter()
-        .map(|(url, code)| (url, settings.server.base_url.join(&format!("/l/{code}"))))
+        .map(|(url, code)| {
+            let to = settings
+                .server
+                .base_url
+                .join(&format!("/l/{code}{personal}"));
+            (url, to)
+        })
         .collect();
     record.intro = markdown::rewrite_links(&record.intro, &redirects);
     for item in &mut record.news_items {
@@ -68,14 +82,45 @@ pub async fn count_links(
 }
 
 /// Counts a click on `code` and returns where it leads; `None` (nothing counted) for anything
-/// that is not the code of a stored link.
-pub async fn follow(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>> {
+/// that is not the code of a stored link. `activity`: the `a` parameter of the link, a reader's
+/// activity token; only while `engagement.remember_last_activity` is on, and only when it is
+/// genuine and current, does it mark that reader active ([`note_activity`]); otherwise it is
+/// ignored, and nothing about who clicked is written.
+pub async fn follow(
+    pool: &PgPool,
+    settings: &Settings,
+    code: &str,
+    activity: Option<&str>,
+) -> anyhow::Result<Option<String>> {
     if !links::is_code(code) {
         return Ok(None);
     }
-    Ok(links::follow(pool, code)
-        .await?
-        .map(|url| as_location(&url)))
+    let Some(url) = links::follow(pool, code).await? else {
+        return Ok(None);
+    };
+    if let Some(raw) = activity.filter(|_| settings.engagement.remember_last_activity) {
+        let secret = settings.security.secret_key.expose().as_bytes();
+        if let Some((reader, _)) =
+            super::preferences::verified(pool, secret, raw, LinkPurpose::Activity).await?
+        {
+            note_activity(pool, settings, reader).await?;
+        }
+    }
+    Ok(Some(as_location(&url)))
+}
+
+/// Sets `last_active_on` of `subscriber` to today (UTC) while
+/// `engagement.remember_last_activity` is on (a click, a preferences-page visit, a
+/// confirmation); nothing else about them changes, and nothing at all while it is off.
+pub async fn note_activity(
+    pool: &PgPool,
+    settings: &Settings,
+    subscriber: uuid::Uuid,
+) -> anyhow::Result<()> {
+    if settings.engagement.remember_last_activity {
+        crate::store::subscribers::mark_active(pool, subscriber).await?;
+    }
+    Ok(())
 }
 
 /// `url` as a `Location` value: serialized by the URL standard (an IDN host as its A-label,

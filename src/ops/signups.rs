@@ -14,7 +14,20 @@ use crate::domain::{
 use crate::store::signups::SignupRecord;
 use crate::store::{lists, preferences};
 
-pub use crate::store::confirmations::{confirm, state as token_state, TokenState};
+pub use crate::store::confirmations::{state as token_state, TokenState};
+
+/// Confirms the subscriber a confirmation token's `hash` names, and their pending lists; with
+/// `engagement.remember_last_activity` on, the day is their last activity too. Returns the
+/// token's state before the call (`store::confirmations::confirm`).
+pub async fn confirm(
+    pool: &sqlx::PgPool,
+    settings: &Settings,
+    hash: &crate::domain::TokenHash,
+    origin: &RequestOrigin,
+) -> anyhow::Result<TokenState> {
+    let remember = settings.engagement.remember_last_activity;
+    crate::store::confirmations::confirm(pool, hash, origin, remember).await
+}
 pub use crate::store::signups::{SignupOutcome, SignupWriter};
 
 /// Records a sign-up onto `lists` (resolved: `ops::lists::resolve_public`); answers once it

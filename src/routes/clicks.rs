@@ -2,7 +2,7 @@
 //! about who) and redirects to the link as the update had it; any other code is 404 and
 //! redirects nowhere.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,12 +20,20 @@ async fn follow(
     State(state): State<AppState>,
     method: Method,
     Path(code): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     // A HEAD (a link checker's) is answered without counting.
     let target = if method == Method::HEAD {
         engagement::target(&state.pool, &code).await?
     } else {
-        engagement::follow(&state.pool, &code).await?
+        // `a`: the reader's activity token (the first one; anything else in the query is
+        // ignored, and a malformed query is no token).
+        let activity = query.as_deref().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "a")
+                .map(|(_, v)| v.into_owned())
+        });
+        engagement::follow(&state.pool, &state.settings, &code, activity.as_deref()).await?
     };
     let Some(url) = target else {
         return Ok(super::pages::not_found(State(state)).await);

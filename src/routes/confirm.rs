@@ -70,7 +70,7 @@ async fn confirm(
         return Ok(token_problem(&state, TokenState::Unknown));
     };
     Ok(
-        match signups::confirm(&state.pool, &token.hash(), &origin).await? {
+        match signups::confirm(&state.pool, &state.settings, &token.hash(), &origin).await? {
             TokenState::Valid => {
                 tracing::info!("subscription confirmed");
                 confirmed_page(&state)

@@ -33,6 +33,7 @@ async fn show(
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
         return Ok(not_verified(&state, &raw));
     };
+    crate::ops::engagement::note_activity(&state.pool, &state.settings, id).await?;
     page(
         &state,
         id,
@@ -123,6 +124,7 @@ fn view(
         "errors": errors,
         "has_errors": !errors.is_empty(),
         "saved": saved,
+        "remembers_activity": state.settings.engagement.remember_last_activity,
     })
 }
 

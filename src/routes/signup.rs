@@ -73,6 +73,7 @@ async fn render_form(
             "errors": errors,
             "has_errors": !errors.is_empty(),
             "consent_text": signup.consent_text,
+            "remembers_activity": state.settings.engagement.remember_last_activity,
             "honeypot_field": HONEYPOT_FIELD,
         }),
     ))

@@ -52,10 +52,12 @@ pub async fn state(db: impl PgExecutor<'_>, hash: &TokenHash) -> sqlx::Result<To
 /// Confirms the subscriber and their pending subscriptions. Returns the token's state before the
 /// call: `Valid` means this call confirmed; `AlreadyUsed` means an earlier call did;
 /// `Unsubscribed` means the person left after the link was made, and nothing changed.
+/// `remember_activity`: set `last_active_on` to today as well (`engagement.remember_last_activity`).
 pub async fn confirm(
     pool: &PgPool,
     hash: &TokenHash,
     origin: &RequestOrigin,
+    remember_activity: bool,
 ) -> anyhow::Result<TokenState> {
     let mut tx = pool
         .begin()
@@ -76,7 +78,9 @@ pub async fn confirm(
              UPDATE confirmation_tokens SET used_at = now() WHERE token_hash = $1)
          , person AS (
              UPDATE subscribers
-             SET status = 'confirmed', confirmed_at = now(), unsubscribed_at = NULL, updated_at = now()
+             SET status = 'confirmed', confirmed_at = now(), unsubscribed_at = NULL, updated_at = now(),
+                 last_active_on = CASE WHEN $3 THEN (now() AT TIME ZONE 'UTC')::date
+                                       ELSE last_active_on END
              WHERE id = $2)
          , confirmed AS (
              UPDATE subscriptions SET status = 'confirmed', updated_at = now()
@@ -86,6 +90,7 @@ pub async fn confirm(
     )
     .bind(hash.0.as_slice())
     .bind(subscriber_id)
+    .bind(remember_activity)
     .fetch_all(&mut *tx)
     .await
     .context("confirming the subscriber")?;

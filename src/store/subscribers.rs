@@ -412,3 +412,16 @@ pub async fn refusal(
     .fetch_one(db)
     .await
 }
+
+/// Sets `last_active_on` to today (UTC) unless it already is (`engagement.remember_last_activity`).
+/// Nothing else of the row changes.
+pub async fn mark_active(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE subscribers SET last_active_on = (now() AT TIME ZONE 'UTC')::date
+         WHERE id = $1 AND last_active_on IS DISTINCT FROM (now() AT TIME ZONE 'UTC')::date",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -26,6 +26,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod imports;
+mod last_activity;
 mod lists;
 mod mail_headers;
 mod mail_layout;
