@@ -248,6 +248,15 @@ pub enum UpdateCommand {
     RetryFailed {
         id: Uuid,
     },
+    /// The update's report (as `GET /api/v1/updates/{id}/report`), as JSON.
+    Report {
+        id: Uuid,
+    },
+    /// Fetch the update's links (as "Check links"): one line per link, failures first; exits
+    /// with an error when any failed.
+    CheckLinks {
+        id: Uuid,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -756,6 +765,36 @@ async fn run_update(
                     "requeued {}",
                     updates::retry_failed(pool, &Actor::CommandLine, id).await?
                 )
+            }
+            UpdateCommand::Report { id } => {
+                let report = crate::ops::engagement::report(pool, id)
+                    .await?
+                    .ok_or(UpdateError::NotFound)?;
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("printing")?
+                );
+            }
+            UpdateCommand::CheckLinks { id } => {
+                let report = crate::ops::link_check::check(pool, settings, id).await?;
+                for f in &report.failed {
+                    let status = f.status.map(|s| format!("{s} ")).unwrap_or_default();
+                    let why = f.error.as_deref().unwrap_or("");
+                    out!("failed\t{}\t{status}{why}", f.url);
+                }
+                for ok in &report.ok {
+                    out!("ok\t{}\t{}", ok.url, ok.status.unwrap_or_default());
+                }
+                for url in &report.unchecked {
+                    out!("unchecked\t{url}");
+                }
+                if !report.failed.is_empty() {
+                    return Err(UpdateError::Refused(format!(
+                        "{} of {} links failed",
+                        report.failed.len(),
+                        report.links.len()
+                    )));
+                }
             }
         }
         Ok(())

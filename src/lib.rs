@@ -25,6 +25,7 @@ pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod fetch;
 pub mod limits;
 pub mod mail;
 pub mod metrics;

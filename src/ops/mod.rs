@@ -19,6 +19,7 @@ pub mod feeds;
 pub mod health;
 pub mod idempotency;
 pub mod imports;
+pub mod link_check;
 pub mod lists;
 pub mod look;
 pub mod news;

@@ -15,6 +15,7 @@ pub mod feeds;
 pub mod idempotency;
 pub mod import_jobs;
 pub mod imports;
+pub mod link_checks;
 pub mod links;
 pub mod lists;
 pub mod look;

@@ -27,6 +27,7 @@ mod helpers;
 mod hostile;
 mod imports;
 mod last_activity;
+mod link_check;
 mod lists;
 mod mail_headers;
 mod mail_layout;

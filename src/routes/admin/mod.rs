@@ -246,6 +246,8 @@ fn session_token(state: &AppState, headers: &HeaderMap) -> Option<Token> {
 const NOTICES: &[(&str, &str)] = &[
     ("account-saved", "Your settings are saved."),
     ("archive-changed", "The archive setting is saved."),
+    ("links-checked", "Every link that was checked answered."),
+    ("links-failed", "Some links failed: see Links below."),
     ("created", "The draft is saved. Preview it below, send yourself a test, then send or schedule it."),
     ("digest-saved", "The digest schedule is saved."),
     ("digest-changed", "The digest schedule is changed."),

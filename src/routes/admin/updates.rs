@@ -19,7 +19,7 @@ use crate::domain::schedule;
 use crate::domain::{NewsItemInput, Token, UpdateInput};
 use crate::ops::news::{self, NewsFilter};
 use crate::ops::updates::{self, Action, UpdateError, UpdateRecord};
-use crate::ops::{engagement, lists, staff};
+use crate::ops::{engagement, link_check, lists, staff};
 
 /// Failed deliveries shown on the progress page.
 const FAILED_SHOWN: i64 = 200;
@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/updates/{id}/approve", post(approve))
         .route("/admin/updates/{id}/retry-failed", post(retry_failed))
         .route("/admin/updates/{id}/report", get(report))
+        .route("/admin/updates/{id}/check-links", post(check_links))
         .route("/admin/updates/{id}/report.csv", get(report_csv))
 }
 
@@ -435,6 +436,8 @@ async fn show(
             "phone": q.width.as_deref() == Some("phone"),
             "preview_query": preview_query,
             "refresh_seconds": going.then_some(REFRESH_SECONDS),
+            "link_check": link_check_view(link_check::results(&state.pool, id).await?),
+            "link_check_back": format!("/admin/updates/{id}"),
         }),
     ))
 }
@@ -522,8 +525,51 @@ async fn confirm(
             "needs_approval": needs_approval,
             "threshold": threshold,
             "send_key": Token::generate().as_str(),
+            "link_check": link_check_view(link_check::results(&state.pool, id).await?),
+            "link_check_back": format!("/admin/updates/{id}/confirm?{}", form_urlencoded::Serializer::new(String::new())
+                .append_pair("action", &q.action)
+                .append_pair("at", &at)
+                .append_pair("time_zone", &time_zone)
+                .finish()),
         }),
     ))
+}
+
+/// The link checker's results as the `link_check` partial reads them: the lists and their sizes.
+fn link_check_view(report: link_check::LinkReport) -> serde_json::Value {
+    json!({
+        "links": report.links.len(),
+        "failed": report.failed,
+        "failed_count": report.failed.len(),
+        "ok_count": report.ok.len(),
+        "unchecked_count": report.unchecked.len(),
+    })
+}
+
+/// "Check links", from the update's page or its confirmation page: fetches the update's links
+/// (`ops::link_check`) and goes back to the page it came from (`back`, one of those two
+/// pages of this update; anything else goes to the update's page).
+async fn check_links(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, AdminError> {
+    let id = update_id(&id)?;
+    let report = link_check::check(&state.pool, &state.settings, id).await?;
+    let page = format!("/admin/updates/{id}");
+    let back = form.fields.text("back");
+    let confirm = format!("{page}/confirm?");
+    let back = if back.starts_with(&confirm) && !back.contains(['#', '\\']) {
+        back
+    } else {
+        page
+    };
+    let key = if report.failed.is_empty() {
+        "links-checked"
+    } else {
+        "links-failed"
+    };
+    Ok(done(&back, key))
 }
 
 /// The version a confirmation page showed (its hidden `version` field).

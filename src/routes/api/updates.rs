@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries))
         .routes(routes!(retry_failed))
         .routes(routes!(report))
+        .routes(routes!(check_links))
 }
 
 fn update_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -594,4 +595,29 @@ async fn report(
         .map_err(ApiError::Internal)?
         .map(Json)
         .ok_or(ApiError::Update(UpdateError::NotFound))
+}
+
+/// "Check links": fetches each http(s) link of the update (intro and news items, at most 100)
+/// that has no result younger than an hour, through the guarded client (http(s) only, no
+/// internal address unless `feeds.allow_private_addresses`, `feeds.timeout_seconds`, at most
+/// 60 s in all), and answers every link's result: `failed` (with the final status and why),
+/// `ok`, `unchecked`. Nothing fetches an update's links unless asked.
+#[utoipa::path(
+    post,
+    path = "/updates/{id}/check-links",
+    tag = "updates",
+    params(UpdateId),
+    responses(
+        (status = 200, description = "Each link's result.", body = crate::ops::link_check::LinkReport),
+        Always, NotFound
+    )
+)]
+async fn check_links(
+    State(state): State<AppState>,
+    _: ApiClient,
+    Path(id): Path<String>,
+) -> Result<Json<crate::ops::link_check::LinkReport>, ApiError> {
+    let report =
+        crate::ops::link_check::check(&state.pool, &state.settings, update_id(&id)?).await?;
+    Ok(Json(report))
 }

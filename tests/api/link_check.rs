@@ -1,0 +1,264 @@
+//! "Check links" (issue 29, item 4): an update's links fetched only when staff ask, through the
+//! feed fetcher's guarded client, each URL at most once an hour; a dead link is listed on the
+//! confirmation page (and by the API and the command line); nothing on loopback or a private
+//! network is fetched unless `feeds.allow_private_addresses`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use newsletter::domain::StaffRole;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::admin::{signed_in, spawn_staff_app};
+use crate::helpers::TestApp;
+
+type Hits = Arc<Mutex<HashMap<String, usize>>>;
+
+/// A site on loopback: `/ok` 200, `/dead` 404, `/moved` 302 to `/ok`, `/moved-dead` 302 to
+/// `/dead`; it counts every request by path.
+async fn site() -> (String, Hits) {
+    async fn serve(State(hits): State<Hits>, Path(path): Path<String>) -> axum::response::Response {
+        *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+        match path.as_str() {
+            "ok" => (StatusCode::OK, "fine").into_response(),
+            "moved" => (StatusCode::FOUND, [(header::LOCATION, "/ok")]).into_response(),
+            "moved-dead" => (StatusCode::FOUND, [(header::LOCATION, "/dead")]).into_response(),
+            _ => (StatusCode::NOT_FOUND, "gone").into_response(),
+        }
+    }
+    let hits = Hits::default();
+    let app = Router::new()
+        .route("/{path}", get(serve))
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+fn total(hits: &Hits) -> usize {
+    hits.lock().unwrap().values().sum()
+}
+
+/// A draft linking to `links` (the first two in the intro, the rest as news items).
+async fn draft(app: &TestApp, token: &str, links: &[String]) -> String {
+    let intro = links
+        .iter()
+        .take(2)
+        .map(|l| format!("See [this]({l})."))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let items: Vec<Value> = links
+        .iter()
+        .skip(2)
+        .map(|l| json!({"title": "An item", "url": l}))
+        .collect();
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/updates",
+            token,
+            Some(
+                json!({"subject": "Links to check", "lists": ["us-icc-updates"],
+                        "intro": intro, "news_items": items}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_dead_link_is_listed_on_the_confirmation_page_and_each_link_is_fetched_once_an_hour() {
+    let app = spawn_staff_app(&[("feeds.allow_private_addresses", true.into())]).await;
+    app.seed_confirmed(1, "example.org").await;
+    let (base, hits) = site().await;
+    let token = app.api_token().await;
+    let links = [
+        format!("{base}/ok"),
+        format!("{base}/dead"),
+        format!("{base}/moved"),
+        format!("{base}/moved-dead"),
+    ];
+    let id = draft(&app, &token, &links).await;
+    let mut staff = signed_in(&app, "ed@example.org", StaffRole::Admin).await;
+
+    // Nothing is fetched until someone asks: not the draft's page, its preview, a test mail.
+    let confirm = format!("/admin/updates/{id}/confirm?action=send");
+    let page = staff.get(&confirm).await.text().await.unwrap();
+    assert!(page.contains("id=\"check-links\""), "{page}");
+    assert!(!page.contains("id=\"links-failed\""));
+    staff.get(&format!("/admin/updates/{id}")).await;
+    staff
+        .get(&format!("/admin/updates/{id}/preview?format=html"))
+        .await;
+    let test = staff
+        .post(
+            &format!("/admin/updates/{id}/test"),
+            &[("to", "ed@example.org")],
+        )
+        .await;
+    assert_eq!(test.status(), 303);
+    app.smtp
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(total(&hits), 0, "fetched before anyone asked");
+
+    // "Check links" on the confirmation page: back to it, the dead links listed.
+    let r = staff
+        .post(
+            &format!("/admin/updates/{id}/check-links"),
+            &[("back", &format!("{confirm}&at=&time_zone="))],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("/admin/updates/{id}/confirm?")),
+        "{location}"
+    );
+    let page = staff.get(&location).await.text().await.unwrap();
+    let failed = &page[page
+        .find("id=\"links-failed\"")
+        .expect("a table of failures")..];
+    let failed = &failed[..failed.find("</table>").unwrap()];
+    assert!(failed.contains(&format!("{base}/dead")), "{failed}");
+    assert!(failed.contains(&format!("{base}/moved-dead")), "{failed}");
+    assert!(failed.contains("404"), "{failed}");
+    assert!(!failed.contains(&format!("{base}/ok<")), "{failed}");
+    assert!(!failed.contains(&format!("{base}/moved<")), "{failed}");
+    assert!(page.contains("2 of 4 links failed"), "{page}");
+    let first = hits.lock().unwrap().clone();
+    assert_eq!(
+        first.get("ok"),
+        Some(&2),
+        "once itself, once through /moved: {first:?}"
+    );
+    assert_eq!(first.get("dead"), Some(&2), "{first:?}");
+
+    // Again within the hour, from the page, the API and the command line: nothing fetched.
+    staff
+        .post(&format!("/admin/updates/{id}/check-links"), &[("back", "")])
+        .await;
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/check-links"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["links"].as_array().unwrap().len(), 4);
+    let failed: Vec<&str> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [links[1].as_str(), links[3].as_str()]);
+    assert_eq!(report["failed"][0]["status"], 404);
+    let out = crate::cli::newsletter()
+        .args(["update", "check-links", &id])
+        .env("NEWSLETTER__DATABASE__URL", app.database_url())
+        .env("NEWSLETTER__FEEDS__ALLOW_PRIVATE_ADDRESSES", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a failed link fails the command");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        printed.contains(&format!("failed\t{base}/dead\t404")),
+        "{printed}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 4 links failed"));
+    assert_eq!(
+        *hits.lock().unwrap(),
+        first,
+        "nothing fetched again within the hour"
+    );
+
+    // An hour later it is fetched again.
+    sqlx::query("UPDATE link_checks SET checked_at = checked_at - interval '61 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/check-links"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hits.lock().unwrap().get("dead"), Some(&4));
+
+    // A `back` that is not one of this update's two pages goes to the update's page.
+    for back in ["https://evil.example/", "//evil.example/", "/admin/staff"] {
+        let r = staff
+            .post(
+                &format!("/admin/updates/{id}/check-links"),
+                &[("back", back)],
+            )
+            .await;
+        let location = r.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with(&format!("/admin/updates/{id}?")),
+            "{back}: {location}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_checker_never_fetches_a_loopback_or_private_address() {
+    // The suite's apps allow private addresses (their feeds are on loopback); not this one.
+    let app = spawn_staff_app(&[("feeds.allow_private_addresses", false.into())]).await;
+    let (base, hits) = site().await;
+    let port = base.rsplit(':').next().unwrap();
+    let token = app.api_token().await;
+    let links = [
+        format!("{base}/ok"),
+        format!("http://localhost:{port}/ok"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[::1]:9/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+    ];
+    let id = draft(&app, &token, &links).await;
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/check-links"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["failed"].as_array().unwrap().len(), 5, "{report}");
+    for failed in report["failed"].as_array().unwrap() {
+        let why = failed["error"].as_str().unwrap();
+        assert!(why.contains("internal address"), "{failed}");
+        assert!(failed["status"].is_null());
+    }
+    assert_eq!(total(&hits), 0, "the loopback site was never asked");
+    // No such update: 404, nothing fetched.
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{}/check-links", uuid::Uuid::new_v4()),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+}
