@@ -177,6 +177,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub feeds: FeedSettings,
     pub engagement: EngagementSettings,
+    pub hygiene: HygieneSettings,
     /// Single sign-on through an OpenID Provider (`[oidc]`); `None` when not enabled.
     pub oidc: Option<OidcSettings>,
     /// Bearer token for /metrics; None: loopback clients only.
@@ -333,6 +334,20 @@ pub struct EngagementSettings {
     /// carries the reader's signed activity token), a preferences-page visit or a confirmation
     /// sets one date on the subscriber, `last_active_on`; no per-link history is kept.
     pub remember_last_activity: bool,
+}
+
+/// List hygiene (`[hygiene]`): who has been inactive long enough is asked once whether they
+/// still want the updates, and lapses (not mailed, not suppressed) without an answer.
+#[derive(Debug, Clone)]
+pub struct HygieneSettings {
+    /// Nothing happens while false. Needs `engagement.remember_last_activity`.
+    pub enabled: bool,
+    /// Days without activity (or, never active, since confirming) before the question.
+    pub inactive_days: u32,
+    /// Updates sent to them since then, at least, before the question.
+    pub min_updates: u32,
+    /// Days to answer before they lapse.
+    pub grace_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -657,6 +672,7 @@ impl Settings {
                 count_clicks: r.bool("engagement.count_clicks")?,
                 remember_last_activity: r.bool("engagement.remember_last_activity")?,
             },
+            hygiene: r.hygiene()?,
             oidc: r.oidc()?,
             metrics_token: Some(r.string("metrics.token")?)
                 .filter(|t| !t.trim().is_empty())
@@ -1030,6 +1046,29 @@ impl Reader<'_> {
         f: impl FnOnce(String) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
         f(self.string(key)?).map_err(|m| key_error(key, m))
+    }
+    fn hygiene(&self) -> Result<HygieneSettings, ConfigError> {
+        let days = |key: &str| -> Result<u32, ConfigError> {
+            let n = self.positive(key)?;
+            u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= 3650)
+                .ok_or_else(|| key_error(key, "must be at most 3650 (ten years)"))
+        };
+        let hygiene = HygieneSettings {
+            enabled: self.bool("hygiene.enabled")?,
+            inactive_days: days("hygiene.inactive_days")?,
+            min_updates: days("hygiene.min_updates")?,
+            grace_days: days("hygiene.grace_days")?,
+        };
+        if hygiene.enabled && !self.bool("engagement.remember_last_activity")? {
+            return Err(key_error(
+                "hygiene.enabled",
+                "needs engagement.remember_last_activity = true: without a last activity nobody \
+                 can be told inactive",
+            ));
+        }
+        Ok(hygiene)
     }
     fn imap(&self) -> Result<Option<ImapSettings>, ConfigError> {
         let raw = self.string("bounce.imap_url")?;

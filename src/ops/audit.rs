@@ -58,6 +58,7 @@ pub const ACTIONS: &[&str] = &[
     "token-revoke",
     "account-time-zone",
     "bulk-add-to-list",
+    "hygiene",
     "bulk-remove-from-list",
     "bulk-unsubscribe",
     "bulk-erase",

@@ -17,6 +17,7 @@ pub mod digests;
 pub mod engagement;
 pub mod feeds;
 pub mod health;
+pub mod hygiene;
 pub mod idempotency;
 pub mod imports;
 pub mod link_check;

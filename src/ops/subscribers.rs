@@ -35,6 +35,7 @@ pub const STATUSES: &[&str] = &[
     "unsubscribed",
     "bounced",
     "complained",
+    "lapsed",
 ];
 
 #[derive(Debug, thiserror::Error)]

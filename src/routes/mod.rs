@@ -19,6 +19,7 @@ mod rate_limit;
 mod same_origin;
 mod security_headers;
 mod signup;
+mod still_reading;
 mod unsubscribe;
 pub mod webhooks;
 
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(clicks::router())
         .merge(unsubscribe::router())
         .merge(manage::router())
+        .merge(still_reading::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit_links,

@@ -23,6 +23,7 @@ const PAGES: &[&str] = &[
     "erase",
     "archive",
     "archived_update",
+    "still_reading",
 ];
 const PARTIALS: &[&str] = &["header", "footer"];
 

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod deliveries;
 pub mod digests;
 pub mod feeds;
+pub mod hygiene;
 pub mod idempotency;
 pub mod import_jobs;
 pub mod imports;

@@ -413,15 +413,28 @@ pub async fn refusal(
     .await
 }
 
-/// Sets `last_active_on` to today (UTC) unless it already is (`engagement.remember_last_activity`).
+/// Sets `last_active_on` to today (UTC) unless it already is (`engagement.remember_last_activity`);
+/// a `lapsed` person is `confirmed` again, and an open re-permission question is answered.
 /// Nothing else of the row changes.
-pub async fn mark_active(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
+pub async fn mark_active(pool: &sqlx::PgPool, id: Uuid) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
-        "UPDATE subscribers SET last_active_on = (now() AT TIME ZONE 'UTC')::date
-         WHERE id = $1 AND last_active_on IS DISTINCT FROM (now() AT TIME ZONE 'UTC')::date",
+        "UPDATE subscribers
+         SET last_active_on = (now() AT TIME ZONE 'UTC')::date,
+             status = CASE WHEN status = 'lapsed' THEN 'confirmed' ELSE status END,
+             updated_at = CASE WHEN status = 'lapsed' THEN now() ELSE updated_at END
+         WHERE id = $1 AND (last_active_on IS DISTINCT FROM (now() AT TIME ZONE 'UTC')::date
+                            OR status = 'lapsed')",
     )
     .bind(id)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    sqlx::query(
+        "UPDATE repermission_requests SET answered_at = now()
+         WHERE subscriber_id = $1 AND answered_at IS NULL AND lapsed_at IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }

@@ -248,6 +248,19 @@ async fn compose(
         return compose_test(worker, job).await;
     }
     if job.kind == "notice" {
+        // A notice to a subscriber (list hygiene's question) goes only while they are
+        // confirmed; one to staff names nobody.
+        if let Some(subscriber_id) = job.subscriber_id {
+            let contact = contacts
+                .ask(subscriber_id)
+                .await
+                .map_err(ComposeError::Database)?;
+            match contact {
+                Some(c) if c.status == "confirmed" => {}
+                Some(c) => return Ok(Composed::Skip(format!("subscriber is {}", c.status))),
+                None => return Ok(Composed::Skip("the subscriber no longer exists".into())),
+            }
+        }
         return compose_notice(worker, job);
     }
     let Some(subscriber_id) = job.subscriber_id else {

@@ -143,5 +143,8 @@ async fn chores(pool: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     if dropped > 0 {
         tracing::info!(dropped, "refused rows of old imports forgotten");
     }
+    crate::ops::hygiene::run(pool, settings)
+        .await
+        .context("list hygiene")?;
     Ok(())
 }

@@ -130,6 +130,27 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_public_page_state() {
         .await
         .unwrap();
     check("preferences saved", violations(&browser, &axe).await);
+    // List hygiene's question page, for the same reader (link version 1).
+    let manage_token =
+        newsletter::domain::Token::parse(manage.rsplit('/').next().unwrap()).unwrap();
+    let reader = newsletter::domain::subscriber_link::subscriber_of(&manage_token);
+    let activity = newsletter::domain::subscriber_link::sign(
+        crate::helpers::SECRET_KEY.as_bytes(),
+        newsletter::domain::subscriber_link::LinkPurpose::Activity,
+        reader,
+        1,
+    );
+    browser
+        .goto(&app.url(&format!("/still-reading/{}", activity.as_str())))
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#still-reading"))
+        .await
+        .unwrap();
+    check("still reading?", violations(&browser, &axe).await);
+    browser.goto(&app.url(&manage)).await.unwrap();
     click(&browser, "#erase").await;
     browser
         .wait()

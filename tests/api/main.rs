@@ -25,6 +25,7 @@ mod fuzz;
 mod health;
 mod helpers;
 mod hostile;
+mod hygiene;
 mod imports;
 mod last_activity;
 mod link_check;

@@ -20,6 +20,7 @@ use crate::ops::subscribers::{self, EditInput, SearchQuery, SubscriberError, STA
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/subscribers", get(list))
+        .route("/admin/hygiene", get(hygiene))
         .route("/admin/subscribers/export", get(export))
         .route("/admin/subscribers/bulk", post(bulk_action))
         .route("/admin/subscribers/{id}", get(show).post(save))
@@ -54,6 +55,26 @@ fn filter_query(q: &SearchQuery) -> String {
         ..q.clone()
     };
     serde_urlencoded::to_string(&without_position).unwrap_or_default()
+}
+
+/// List hygiene: its settings and how many people each would affect (`ops::hygiene::preview`).
+async fn hygiene(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+) -> Result<Response, AdminError> {
+    let preview = crate::ops::hygiene::preview(&state.pool, &state.settings).await?;
+    let would_ask: Vec<_> = preview
+        .would_ask
+        .iter()
+        .map(|(days, n)| json!({ "days": days, "people": n, "configured": *days == preview.inactive_days }))
+        .collect();
+    Ok(staff_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        "hygiene",
+        json!({ "title": "List hygiene", "hygiene": preview, "would_ask": would_ask }),
+    ))
 }
 
 async fn list(

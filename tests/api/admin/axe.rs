@@ -230,6 +230,7 @@ async fn axe_finds_no_wcag_21_aa_violation_on_any_staff_page_state() {
         page("digest", digest.clone(), "main", "every Friday at 16:30 America/Chicago"),
         page("digest edit", format!("{digest}/edit"), "h1", "Edit Friday digest"),
         page("lists", "/admin/lists", "#lists", "US & ICC Updates"),
+        page("list hygiene", "/admin/hygiene", "h1", "List hygiene"),
         page("list edit", "/admin/lists/us-icc-updates", "h1", "US & ICC Updates"),
         page("subscribers found", "/admin/subscribers?query=reader", "main tbody a", "reader1@example.org"),
         page("subscriber", format!("/admin/subscribers/{reader}"), "#status", "confirmed"),
