@@ -398,3 +398,41 @@ async fn a_report_of_no_such_update_is_404_and_a_forged_update_in_a_link_counts_
         assert_eq!(report(&app, &token, id).await["unsubscribes"], 0, "{id}");
     }
 }
+
+/// A malformed `?update=` (not a UUID, repeated, empty, huge) on the unsubscribe page and on the
+/// one-click POST: the page shows, the one-click unsubscribes (RFC 8058 answers 200 whatever the
+/// query), and nothing is counted for any update.
+#[tokio::test]
+async fn a_malformed_update_in_an_unsubscribe_link_still_unsubscribes_and_counts_nothing() {
+    let app = spawn_staff_app(&[]).await;
+    let readers = app.seed_confirmed(1, "example.org").await;
+    let token = app.api_token().await;
+    let sent = app.create_and_send(&token, "Sent").await;
+    let mails = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    let url = header_url(&mails[0], "List-Unsubscribe");
+    let bare = url.split('?').next().unwrap().to_owned();
+    let path = bare
+        .strip_prefix(app.settings.server.base_url.as_str())
+        .unwrap()
+        .to_owned();
+    let long = "f".repeat(5000);
+    for query in [
+        "update=not-a-uuid".to_owned(),
+        format!("update={sent}&update={sent}"),
+        "update=".to_owned(),
+        format!("update={long}"),
+        "update=%ff%fe".to_owned(),
+    ] {
+        let page = app.get(&format!("{path}?{query}")).await;
+        assert_eq!(page.status(), 200, "{query}");
+    }
+    assert_eq!(
+        one_click_post(&app, &format!("{bare}?update=not-a-uuid")).await,
+        200
+    );
+    assert_eq!(
+        app.subscriber_status(&readers[0].1).await.as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(report(&app, &token, &sent).await["unsubscribes"], 0);
+}
