@@ -51,14 +51,7 @@ async fn send_with_links(app: &TestApp) -> String {
             {"title": "The Assembly opens", "url": "https://example.org/asp"}
         ]
     });
-    let r = app
-        .api(Method::POST, "/api/v1/updates", &token, Some(body))
-        .await;
-    assert_eq!(r.status(), 201);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.create_update_from(&token, body).await;
     app.send_now(&token, &id).await;
     id
 }
@@ -290,14 +283,7 @@ async fn an_update_with_a_link_too_long_to_count_goes_out_and_redirects_are_vali
         "subject": "Odd links", "lists": ["us-icc-updates"],
         "intro": format!("[long]({long}) and [idn](<https://bücher.example/straße?q=ü a>)"),
     });
-    let r = app
-        .api(Method::POST, "/api/v1/updates", &token, Some(body))
-        .await;
-    assert_eq!(r.status(), 201);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.create_update_from(&token, body).await;
     app.send_now(&token, &id).await;
     // It goes out (a link longer than a link code may stand for once held the update back).
     let mails = app.smtp.wait_for(1, WAIT).await;

@@ -128,19 +128,7 @@ async fn the_web_unit_leaves_the_inbound_port_to_the_inbound_unit() {
 /// directives of the whole file).
 #[test]
 fn nginx_accepts_the_whole_shipped_configuration() {
-    let dir = std::env::temp_dir().join(format!("nginx-t-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=news.example.org", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl (scripts/test installs it)");
-    assert!(made.status.success());
+    let dir = crate::proxy::self_signed("nginx-t", "news.example.org");
     let d = dir.display();
     let site = std::fs::read_to_string(deploy().join("nginx-newsletter.conf"))
         .unwrap()

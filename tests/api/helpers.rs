@@ -477,6 +477,11 @@ impl TestApp {
                  "source": "ICC", "url": "https://example.org/asp", "published_on": "2026-11-21", "topic": "asp"}
             ]
         });
+        self.create_update_from(token, body).await
+    }
+
+    /// Creates a draft update from `body` (as `POST /api/v1/updates` takes it); returns its id.
+    pub async fn create_update_from(&self, token: &str, body: serde_json::Value) -> String {
         let response = self
             .api(reqwest::Method::POST, "/api/v1/updates", token, Some(body))
             .await;

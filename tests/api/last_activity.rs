@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -58,14 +57,7 @@ async fn send_with_links(app: &TestApp) {
         "intro": "Read [the statement](https://example.org/statement).",
         "news_items": [{"title": "Senate hearing", "url": "https://example.org/senate"}]
     });
-    let r = app
-        .api(Method::POST, "/api/v1/updates", &token, Some(body))
-        .await;
-    assert_eq!(r.status(), 201);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.create_update_from(&token, body).await;
     app.send_now(&token, &id).await;
 }
 

@@ -42,6 +42,20 @@ async fn site() -> (String, Hits) {
     (base, hits)
 }
 
+/// `POST /api/v1/updates/{id}/check-links`: (status, JSON answer).
+async fn check_by_api(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/check-links"),
+            token,
+            None,
+        )
+        .await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 fn total(hits: &Hits) -> usize {
     hits.lock().unwrap().values().sum()
 }
@@ -59,22 +73,12 @@ async fn draft(app: &TestApp, token: &str, links: &[String]) -> String {
         .skip(2)
         .map(|l| json!({"title": "An item", "url": l}))
         .collect();
-    let r = app
-        .api(
-            Method::POST,
-            "/api/v1/updates",
-            token,
-            Some(
-                json!({"subject": "Links to check", "lists": ["us-icc-updates"],
-                        "intro": intro, "news_items": items}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.create_update_from(
+        token,
+        json!({"subject": "Links to check", "lists": ["us-icc-updates"],
+               "intro": intro, "news_items": items}),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -149,16 +153,8 @@ async fn a_dead_link_is_listed_on_the_confirmation_page_and_each_link_is_fetched
     staff
         .post(&format!("/admin/updates/{id}/check-links"), &[("back", "")])
         .await;
-    let r = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{id}/check-links"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let report: Value = r.json().await.unwrap();
+    let (status, report) = check_by_api(&app, &token, &id).await;
+    assert_eq!(status, 200);
     assert_eq!(report["links"].as_array().unwrap().len(), 4);
     let failed: Vec<&str> = report["failed"]
         .as_array()
@@ -192,15 +188,7 @@ async fn a_dead_link_is_listed_on_the_confirmation_page_and_each_link_is_fetched
         .execute(&app.pool)
         .await
         .unwrap();
-    let r = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{id}/check-links"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(check_by_api(&app, &token, &id).await.0, 200);
     assert_eq!(hits.lock().unwrap().get("dead"), Some(&4));
 
     // A `back` that is not one of this update's two pages goes to the update's page.
@@ -234,16 +222,8 @@ async fn the_checker_never_fetches_a_loopback_or_private_address() {
         "http://10.0.0.1/".to_owned(),
     ];
     let id = draft(&app, &token, &links).await;
-    let r = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{id}/check-links"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let report: Value = r.json().await.unwrap();
+    let (status, report) = check_by_api(&app, &token, &id).await;
+    assert_eq!(status, 200);
     assert_eq!(report["failed"].as_array().unwrap().len(), 5, "{report}");
     for failed in report["failed"].as_array().unwrap() {
         let why = failed["error"].as_str().unwrap();
@@ -252,13 +232,6 @@ async fn the_checker_never_fetches_a_loopback_or_private_address() {
     }
     assert_eq!(total(&hits), 0, "the loopback site was never asked");
     // No such update: 404, nothing fetched.
-    let r = app
-        .api(
-            Method::POST,
-            &format!("/api/v1/updates/{}/check-links", uuid::Uuid::new_v4()),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 404);
+    let nobody = uuid::Uuid::new_v4().to_string();
+    assert_eq!(check_by_api(&app, &token, &nobody).await.0, 404);
 }

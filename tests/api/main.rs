@@ -35,7 +35,7 @@ mod mail_layout;
 mod mail_text;
 mod mailbox;
 pub(crate) mod openapi;
-mod proxy;
+pub mod proxy;
 mod recipients;
 mod report;
 mod restore;

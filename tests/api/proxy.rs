@@ -63,23 +63,32 @@ fn shipped_server(upstream: u16, port: u16, dir: &Path) -> String {
         .join("\n")
 }
 
+/// A new temporary directory holding `key.pem` and `cert.pem`, a self-signed certificate for
+/// `name` good for a day (made by openssl).
+pub fn self_signed(prefix: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (scripts/test installs it)");
+    assert!(made.success(), "a self-signed certificate");
+    dir
+}
+
 impl Nginx {
     fn start(upstream: u16, port: u16) -> Self {
-        let dir = std::env::temp_dir().join(format!("nginx-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let made = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-            .arg(dir.join("key.pem"))
-            .arg("-out")
-            .arg(dir.join("cert.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl (scripts/test installs it)");
-        assert!(made.success(), "a self-signed certificate");
+        let dir = self_signed("nginx", "127.0.0.1");
         let d = dir.display();
         // As root, nginx's workers would switch to a user that cannot read the temporary
         // directory; they stay root here (a test on loopback, nothing else).
