@@ -34,7 +34,8 @@ pub struct LinkReport {
     pub failed: Vec<LinkCheck>,
     /// The links that answered 2xx.
     pub ok: Vec<LinkCheck>,
-    /// Links with no result younger than an hour (never checked, or not reached in time).
+    /// Links with no result younger than an hour (never checked, not reached in time, or being
+    /// checked by another check now).
     pub unchecked: Vec<String>,
 }
 
@@ -69,7 +70,8 @@ pub async fn results(pool: &PgPool, id: Uuid) -> Result<LinkReport, UpdateError>
 }
 
 /// Fetches each link of update `id` without a result younger than an hour, records what came
-/// back, and returns every link's result. Runs at most [`TOTAL_LIMIT`].
+/// back, and returns every link's result. Runs at most [`TOTAL_LIMIT`], in a task of its own:
+/// a caller that goes away (a browser closed, a proxy's timeout) does not leave it half done.
 ///
 /// Errors: no such update; the database; the client could not be built.
 pub async fn check(
@@ -77,8 +79,21 @@ pub async fn check(
     settings: &Settings,
     id: Uuid,
 ) -> Result<LinkReport, UpdateError> {
+    let (pool, settings) = (pool.clone(), settings.clone());
+    tokio::spawn(async move { check_now(&pool, &settings, id).await })
+        .await
+        .map_err(|e| UpdateError::Internal(anyhow::anyhow!("the link check stopped: {e}")))?
+}
+
+async fn check_now(
+    pool: &PgPool,
+    settings: &Settings,
+    id: Uuid,
+) -> Result<LinkReport, UpdateError> {
     let links = links_of(pool, id).await?;
-    let due = store::claim(pool, &links, FRESH_FOR.as_secs_f64()).await?;
+    // A claim older than two whole checks belongs to a check that died (a killed process).
+    let stale = (TOTAL_LIMIT * 2).as_secs_f64();
+    let due = store::claim(pool, &links, FRESH_FOR.as_secs_f64(), stale).await?;
     let client =
         crate::fetch::client(&settings.feeds, "link checker").map_err(UpdateError::Internal)?;
     let (limit, allow_private) = (
@@ -106,13 +121,13 @@ pub async fn check(
     for (url, status, error) in &fetched {
         store::record(pool, url, *status, error.as_deref()).await?;
     }
-    let late = format!("no answer within the check's {} s", TOTAL_LIMIT.as_secs());
-    for url in due
+    // Not reached within the check's time: not a result; they stay unchecked.
+    let missed: Vec<String> = due
         .iter()
         .filter(|u| !fetched.iter().any(|(f, _, _)| f == *u))
-    {
-        store::record(pool, url, None, Some(&late)).await?;
-    }
+        .cloned()
+        .collect();
+    store::release(pool, &missed).await?;
     results(pool, id).await
 }
 
@@ -154,6 +169,10 @@ fn report(links: Vec<String>, found: Vec<LinkCheck>) -> LinkReport {
     };
     for link in &links {
         match found.iter().find(|f| &f.url == link) {
+            // A check under way (another's): no result yet.
+            Some(f) if f.status.is_none() && f.error.as_deref() == Some(store::BEING_CHECKED) => {
+                out.unchecked.push(link.clone());
+            }
             Some(f) if f.error.is_some() => out.failed.push(f.clone()),
             Some(f) => out.ok.push(f.clone()),
             None => out.unchecked.push(link.clone()),

@@ -28,12 +28,16 @@ pub fn router() -> Router<AppState> {
 
 async fn show(
     State(state): State<AppState>,
+    method: axum::http::Method,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
         return Ok(not_verified(&state, &raw));
     };
-    crate::ops::engagement::note_activity(&state.pool, &state.settings, id).await?;
+    // A HEAD (a link checker's, a mail scanner's probe) is not a visit.
+    if method != axum::http::Method::HEAD {
+        crate::ops::engagement::note_activity(&state.pool, &state.settings, id).await?;
+    }
     page(
         &state,
         id,

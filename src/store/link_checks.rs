@@ -49,23 +49,42 @@ pub async fn record(
     .await
 }
 
+/// The `error` of a URL claimed by a check under way.
+pub const BEING_CHECKED: &str = "being checked";
+
 /// Claims the URLs of `urls` with no check younger than `within_seconds` for a check now (each
-/// marked "being checked"), so two checks at once never fetch one URL twice. Returns those
-/// claimed.
+/// marked [`BEING_CHECKED`]), so two checks at once never fetch one URL twice; a claim older
+/// than `stale_seconds` (its check died) is taken over. Returns those claimed.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     urls: &[String],
     within_seconds: f64,
+    stale_seconds: f64,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         "INSERT INTO link_checks (url, status, error)
-         SELECT u, NULL, 'being checked' FROM unnest($1::text[]) AS u
-         ON CONFLICT (url) DO UPDATE SET checked_at = now(), status = NULL, error = 'being checked'
+         SELECT u, NULL, $4 FROM unnest($1::text[]) AS u
+         ON CONFLICT (url) DO UPDATE SET checked_at = now(), status = NULL, error = $4
          WHERE link_checks.checked_at <= now() - make_interval(secs => $2)
+            OR (link_checks.error = $4 AND link_checks.status IS NULL
+                AND link_checks.checked_at <= now() - make_interval(secs => $3))
          RETURNING url",
     )
     .bind(urls)
     .bind(within_seconds)
+    .bind(stale_seconds)
+    .bind(BEING_CHECKED)
     .fetch_all(db)
     .await
+}
+
+/// Gives up the claims of `urls` this check did not reach: they stay unchecked, and the next
+/// check fetches them.
+pub async fn release(db: impl PgExecutor<'_>, urls: &[String]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM link_checks WHERE url = ANY($1) AND error = $2 AND status IS NULL")
+        .bind(urls)
+        .bind(BEING_CHECKED)
+        .execute(db)
+        .await?;
+    Ok(())
 }

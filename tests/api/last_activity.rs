@@ -266,6 +266,18 @@ async fn with_it_on_a_confirmation_and_a_preferences_visit_set_the_date_which_th
         .await
         .unwrap();
     let manage = sign(SECRET_KEY.as_bytes(), LinkPurpose::Manage, id, 1);
+    // A HEAD (a scanner's probe) is no visit.
+    let head = app
+        .http
+        .head(app.url(&format!("/manage/{}", manage.as_str())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        last_active(&app, id).await,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+    );
     let page = app.get(&format!("/manage/{}", manage.as_str())).await;
     assert_eq!(page.status(), 200);
     assert!(page

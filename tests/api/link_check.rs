@@ -21,7 +21,7 @@ use crate::helpers::TestApp;
 type Hits = Arc<Mutex<HashMap<String, usize>>>;
 
 /// A site on loopback: `/ok` 200, `/dead` 404, `/moved` 302 to `/ok`, `/moved-dead` 302 to
-/// `/dead`; it counts every request by path.
+/// `/dead`, `/slow` 200 after 3 s; it counts every request by path.
 async fn site() -> (String, Hits) {
     async fn serve(State(hits): State<Hits>, Path(path): Path<String>) -> axum::response::Response {
         *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
@@ -29,6 +29,10 @@ async fn site() -> (String, Hits) {
             "ok" => (StatusCode::OK, "fine").into_response(),
             "moved" => (StatusCode::FOUND, [(header::LOCATION, "/ok")]).into_response(),
             "moved-dead" => (StatusCode::FOUND, [(header::LOCATION, "/dead")]).into_response(),
+            "slow" => {
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                (StatusCode::OK, "late but fine").into_response()
+            }
             _ => (StatusCode::NOT_FOUND, "gone").into_response(),
         }
     }
@@ -234,4 +238,57 @@ async fn the_checker_never_fetches_a_loopback_or_private_address() {
     // No such update: 404, nothing fetched.
     let nobody = uuid::Uuid::new_v4().to_string();
     assert_eq!(check_by_api(&app, &token, &nobody).await.0, 404);
+}
+
+/// A caller that gives up (a closed browser, a proxy's timeout) does not leave the links
+/// claimed as "being checked": the check finishes and records real results. A claim left by a
+/// check that died (a killed process) is taken over once stale; one under way now is shown as
+/// not checked yet, never as a failure.
+#[tokio::test]
+async fn a_check_whose_caller_goes_away_finishes_and_a_dead_checks_claim_is_taken_over() {
+    let app = spawn_staff_app(&[("feeds.allow_private_addresses", true.into())]).await;
+    let (base, hits) = site().await;
+    let token = app.api_token().await;
+    let links = [format!("{base}/slow"), format!("{base}/ok")];
+    let id = draft(&app, &token, &links).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(app.url(&format!("/api/v1/updates/{id}/check-links")))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the caller went away before the answer");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, report) = check_by_api(&app, &token, &id).await;
+        if report["ok"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{report}");
+        assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(hits.lock().unwrap().get("slow"), Some(&1));
+
+    // A claim as a killed check leaves it: fresh, it is "not checked yet"; stale, taken over.
+    let other = draft(&app, &token, &[format!("{base}/dead")]).await;
+    sqlx::query("INSERT INTO link_checks (url, status, error) VALUES ($1, NULL, 'being checked')")
+        .bind(format!("{base}/dead"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, report) = check_by_api(&app, &token, &other).await;
+    assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(report["unchecked"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(hits.lock().unwrap().get("dead"), None);
+    sqlx::query("UPDATE link_checks SET checked_at = now() - interval '3 minutes' WHERE error = 'being checked'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, report) = check_by_api(&app, &token, &other).await;
+    assert_eq!(report["failed"][0]["status"], 404, "{report}");
+    assert_eq!(hits.lock().unwrap().get("dead"), Some(&1));
 }
