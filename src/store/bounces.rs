@@ -279,7 +279,7 @@ async fn bounce(
         "UPDATE subscribers s
          SET hard_bounces = hard_bounces + CASE WHEN $2 THEN 1 ELSE 0 END, updated_at = now(),
              status = CASE
-                 WHEN s.status IN ('confirmed', 'pending')
+                 WHEN s.status IN ('confirmed', 'pending', 'lapsed')
                       AND (($2 AND s.hard_bounces + 1 >= $3)
                            OR (NOT $2 AND (
                                SELECT count(DISTINCT coalesce('d' || r.delivery_id, 'm' || r.message_id,

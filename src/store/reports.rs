@@ -18,8 +18,8 @@ use crate::domain::report::{explain, provider_of, reply_group, PROVIDERS};
 pub struct UpdateReport {
     /// Recipients: one delivery each, made when it started (`audience` counts them then).
     pub recipients: i64,
-    /// The audience counted at the start (null for an update that has not started, or one
-    /// from before it was counted).
+    /// The audience counted at the start, or, when every row was written before that count
+    /// ran, the rows written (null for an update that has not started).
     pub audience: Option<i64>,
     /// Taken by the relay.
     pub sent: i64,
@@ -71,7 +71,12 @@ pub struct ReplyGroup {
 /// The report of update `id`; `None` when there is no such update.
 pub async fn update_report(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<UpdateReport>> {
     let head: Option<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT u.recipients_expected,
+        // Workers may write every row before the count after the start runs (a small
+        // audience): then the rows, all written, are the audience.
+        "SELECT coalesce(u.recipients_expected,
+                         CASE WHEN u.started_at IS NOT NULL AND u.recipients_complete
+                              THEN (SELECT count(*) FROM deliveries
+                                    WHERE update_id = u.id AND kind = 'update') END),
                 (SELECT count(*) FROM deliveries
                  WHERE update_id = u.id AND kind = 'update' AND unsubscribed_through)
          FROM updates u WHERE u.id = $1",

@@ -61,7 +61,7 @@ pub async fn record_hard_bounce(
     let status: Option<String> = sqlx::query_scalar(
         "UPDATE subscribers
          SET hard_bounces = hard_bounces + 1, updated_at = now(),
-             status = CASE WHEN hard_bounces + 1 >= $2 AND status IN ('confirmed', 'pending')
+             status = CASE WHEN hard_bounces + 1 >= $2 AND status IN ('confirmed', 'pending', 'lapsed')
                            THEN 'bounced' ELSE status END
          WHERE id = $1 RETURNING status",
     )

@@ -40,7 +40,7 @@ pub async fn unsubscribe_all_in(
     let lists: Option<Vec<String>> = sqlx::query_scalar(
         "WITH person AS (
              UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
-             WHERE id = $1 AND status IN ('pending', 'confirmed')
+             WHERE id = $1 AND status IN ('pending', 'confirmed', 'lapsed')
              RETURNING id)
          , left_lists AS (
              UPDATE subscriptions SET status = 'unsubscribed', updated_at = now()
@@ -86,7 +86,7 @@ pub async fn unsubscribe_lists(
     }
     sqlx::query(
         "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
-         WHERE id = $1 AND status IN ('pending', 'confirmed')
+         WHERE id = $1 AND status IN ('pending', 'confirmed', 'lapsed')
            AND NOT EXISTS (SELECT 1 FROM subscriptions WHERE subscriber_id = $1 AND status = 'confirmed')",
     )
     .bind(id)

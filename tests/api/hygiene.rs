@@ -213,6 +213,19 @@ async fn inactive_readers_are_asked_once_the_silent_lapse_and_a_click_brings_one
         .to_owned();
     assert_eq!(app.http.get(&manage).send().await.unwrap().status(), 200);
     assert_eq!(status_of(&app, silent.0).await, "confirmed");
+
+    // A lapsed person who unsubscribes is unsubscribed, and a later click does not bring them
+    // back.
+    sqlx::query("UPDATE subscribers SET status = 'lapsed' WHERE id = $1")
+        .bind(silent.0)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let one_click = crate::report::header_url(old, "List-Unsubscribe");
+    assert_eq!(crate::report::one_click_post(&app, &one_click).await, 200);
+    assert_eq!(status_of(&app, silent.0).await, "unsubscribed");
+    app.http.get(&manage).send().await.unwrap();
+    assert_eq!(status_of(&app, silent.0).await, "unsubscribed");
 }
 
 #[tokio::test]

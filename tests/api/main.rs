@@ -37,7 +37,7 @@ mod mailbox;
 pub(crate) mod openapi;
 pub mod proxy;
 mod recipients;
-mod report;
+pub mod report;
 mod restore;
 mod roles;
 mod self_service;

@@ -41,7 +41,7 @@ async fn ledger(app: &TestApp, id: &str) -> BTreeMap<String, i64> {
 }
 
 /// An RFC 8058 one-click POST to `url`: its status.
-async fn one_click_post(app: &TestApp, url: &str) -> u16 {
+pub async fn one_click_post(app: &TestApp, url: &str) -> u16 {
     app.http
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -61,16 +61,14 @@ fn to(mails: &[ReceivedMail], rcpt: &str) -> ReceivedMail {
         .clone()
 }
 
-fn header_url(mail: &ReceivedMail, name: &str) -> String {
+/// The first `<...>` of header `name` (List-Unsubscribe's https URL comes first).
+pub fn header_url(mail: &ReceivedMail, name: &str) -> String {
     let parsed = mail_parser::MessageParser::default()
         .parse(&mail.data)
         .unwrap();
-    parsed
-        .header_raw(name)
-        .unwrap()
-        .trim()
-        .trim_matches(['<', '>'])
-        .to_owned()
+    let value = parsed.header_raw(name).unwrap();
+    let start = value.find('<').unwrap() + 1;
+    value[start..start + value[start..].find('>').unwrap()].to_owned()
 }
 
 #[tokio::test]
