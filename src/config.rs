@@ -1053,7 +1053,7 @@ impl Reader<'_> {
             u32::try_from(n)
                 .ok()
                 .filter(|n| *n <= 3650)
-                .ok_or_else(|| key_error(key, "must be at most 3650 (ten years)"))
+                .ok_or_else(|| key_error(key, "must be at most 3650"))
         };
         let hygiene = HygieneSettings {
             enabled: self.bool("hygiene.enabled")?,

@@ -11,6 +11,7 @@ mod import_status;
 mod list_slug;
 pub mod look;
 mod mail_template;
+pub mod mailto_unsubscribe;
 pub mod message_id;
 pub mod recurrence;
 pub mod report;

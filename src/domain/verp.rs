@@ -50,7 +50,7 @@ pub fn verify(secret: &[u8], token: &str) -> Option<i64> {
     if token.len() != TOKEN_CHARS {
         return None;
     }
-    let bytes = decode(&token.to_ascii_lowercase())?;
+    let bytes: [u8; TOKEN_BYTES] = decode(&token.to_ascii_lowercase())?;
     let id = i64::from_be_bytes(bytes[..8].try_into().ok()?);
     let expected = mac(secret, id);
     // Constant time: the comparison does not tell how many bytes matched.
@@ -75,7 +75,8 @@ pub fn delivery_of(secret: &[u8], address: &str, domain: &str) -> Option<i64> {
     verify(secret, token)
 }
 
-fn encode(bytes: &[u8]) -> String {
+/// RFC 4648 base32, lower case, without padding.
+pub(crate) fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
     let (mut buffer, mut bits) = (0u32, 0u32);
     for &b in bytes {
@@ -92,8 +93,9 @@ fn encode(bytes: &[u8]) -> String {
     out
 }
 
-fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
-    let mut out = [0u8; TOKEN_BYTES];
+/// The `N` bytes `text` (lower-case base32 of exactly `N` bytes, padding bits zero) encodes.
+pub(crate) fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
     let (mut buffer, mut bits, mut n) = (0u32, 0u32, 0usize);
     for c in text.bytes() {
         let v = ALPHABET.iter().position(|&a| a == c)? as u32;
@@ -106,7 +108,7 @@ fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
         }
     }
     // The padding bits of the last character must be zero: one spelling per token.
-    (n == TOKEN_BYTES && buffer & ((1 << bits) - 1) == 0).then_some(out)
+    (n == N && buffer & ((1 << bits) - 1) == 0).then_some(out)
 }
 
 #[cfg(test)]

@@ -111,7 +111,8 @@ pub async fn follow(
 
 /// Sets `last_active_on` of `subscriber` to today (UTC) while
 /// `engagement.remember_last_activity` is on (a click, a preferences-page visit, a
-/// confirmation); nothing else about them changes, and nothing at all while it is off.
+/// confirmation), and confirms a lapsed person again (also while it is off); nothing else about
+/// them changes.
 pub async fn note_activity(
     pool: &PgPool,
     settings: &Settings,
@@ -119,6 +120,9 @@ pub async fn note_activity(
 ) -> anyhow::Result<()> {
     if settings.engagement.remember_last_activity {
         crate::store::subscribers::mark_active(pool, subscriber).await?;
+    } else {
+        // No date kept; a person lapsed while it was on still comes back.
+        crate::store::hygiene::unlapse(pool, subscriber).await?;
     }
     Ok(())
 }

@@ -45,12 +45,7 @@ pub async fn run(pool: &PgPool, settings: &Settings) -> anyhow::Result<RunCounts
     )
     .await?;
     let secret = settings.security.secret_key.expose().as_bytes();
-    let text = format!(
-        "You have not opened any of our updates for a while. Do you still want them? Press the \
-         button to keep receiving them. If we hear nothing from you within {} days, we stop \
-         sending them; you can sign up again at any time.",
-        h.grace_days
-    );
+    let postal = &settings.mail.postal_address;
     let questions: Vec<(uuid::Uuid, serde_json::Value)> = asked
         .iter()
         .map(|p| {
@@ -59,6 +54,14 @@ pub async fn run(pool: &PgPool, settings: &Settings) -> anyhow::Result<RunCounts
                 .server
                 .base_url
                 .join(&format!("/still-reading/{}", token.as_str()));
+            let links = crate::mail::Links::for_id(settings, p.id, p.link_version);
+            let text = format!(
+                "You have not followed a link in our updates for a while. Do you still want \
+                 them? Press the button to keep receiving them. If we hear nothing from you \
+                 within {} days of this mail, we stop sending them (you can sign up again at \
+                 any time). To stop them now: {} . {postal}",
+                h.grace_days, links.unsubscribe
+            );
             let payload = serde_json::json!({
                 "to": p.email, "subject": SUBJECT, "text": text,
                 "action": "Yes, keep sending them", "url": url,

@@ -16,6 +16,9 @@ macro_rules! due_sql {
            AND (SELECT count(*) FROM deliveries d
                 WHERE d.subscriber_id = s.id AND d.kind = 'update' AND d.status = 'sent'
                   AND d.sent_at >= s.since) >= $2::int
+           -- not asked yet in this quiet spell (before the limit: the asked would fill it)
+           AND NOT EXISTS (SELECT 1 FROM repermission_requests r
+                           WHERE r.subscriber_id = s.id AND r.inactive_since = s.since)
          ORDER BY s.since, s.id
          LIMIT $3"
     };
@@ -27,17 +30,12 @@ pub async fn would_ask(
     inactive_days: i32,
     min_updates: i32,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(concat!(
-        "SELECT count(*) FROM (",
-        due_sql!(),
-        ") due WHERE NOT EXISTS (SELECT 1 FROM repermission_requests r
-                                 WHERE r.subscriber_id = due.id AND r.inactive_since = due.since)"
-    ))
-    .bind(inactive_days)
-    .bind(min_updates)
-    .bind(i64::MAX)
-    .fetch_one(db)
-    .await
+    sqlx::query_scalar(concat!("SELECT count(*) FROM (", due_sql!(), ") due"))
+        .bind(inactive_days)
+        .bind(min_updates)
+        .bind(i64::MAX)
+        .fetch_one(db)
+        .await
 }
 
 /// A person just asked: their id, address and link version.
@@ -93,8 +91,9 @@ pub async fn queue_question(
     Ok(())
 }
 
-/// Those asked more than `grace_days` ago who neither answered nor were active since become
-/// `lapsed`; returns how many.
+/// Those whose question went out (the relay took it) more than `grace_days` ago and who
+/// neither answered nor were active since become `lapsed`; returns how many. A question still
+/// queued, deferred or failed lapses nobody.
 pub async fn lapse(pool: &PgPool, grace_days: i32) -> sqlx::Result<u64> {
     let lapsed = sqlx::query(
         "WITH gone AS (
@@ -102,7 +101,10 @@ pub async fn lapse(pool: &PgPool, grace_days: i32) -> sqlx::Result<u64> {
              FROM subscribers s
              WHERE s.id = r.subscriber_id AND s.status = 'confirmed'
                AND r.answered_at IS NULL AND r.lapsed_at IS NULL
-               AND r.asked_at <= now() - make_interval(days => $1)
+               AND EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.kind = 'notice' AND d.subscriber_id = r.subscriber_id
+                             AND d.status = 'sent' AND d.sent_at >= r.asked_at
+                             AND d.sent_at <= now() - make_interval(days => $1))
              RETURNING r.subscriber_id)
          UPDATE subscribers SET status = 'lapsed', updated_at = now()
          WHERE id IN (SELECT subscriber_id FROM gone)",
@@ -147,4 +149,10 @@ pub async fn answer(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
     .await?;
     tx.commit().await?;
     Ok(status.as_deref() == Some("confirmed"))
+}
+
+/// A lapsed person is confirmed again and their open questions answered (any activity, whether
+/// or not its date is remembered).
+pub async fn unlapse(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
+    answer(pool, id).await.map(|_| ())
 }

@@ -178,7 +178,8 @@ pub struct ListRecord {
 macro_rules! list_columns {
     () => {
         "SELECT l.slug, l.name, l.description, l.is_public, l.is_default, l.us_state, l.welcome, l.archived_at,
-            (SELECT count(*) FROM subscriptions s WHERE s.list_id = l.id AND s.status = 'confirmed') AS confirmed
+            (SELECT count(*) FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id
+             WHERE s.list_id = l.id AND s.status = 'confirmed' AND p.status = 'confirmed') AS confirmed
          FROM lists l"
     };
 }

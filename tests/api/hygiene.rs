@@ -157,10 +157,17 @@ async fn inactive_readers_are_asked_once_the_silent_lapse_and_a_click_brings_one
     assert!(r.text().await.unwrap().contains("Thank you"));
 
     // The grace period passes: the silent one lapses, the one who answered does not.
+    // The question went out (the relay took it) more than grace_days ago.
     sqlx::query("UPDATE repermission_requests SET asked_at = asked_at - interval '15 days'")
         .execute(&app.pool)
         .await
         .unwrap();
+    sqlx::query(
+        "UPDATE deliveries SET sent_at = sent_at - interval '15 days' WHERE kind = 'notice'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     while status_of(&app, silent.0).await != "lapsed" {
         assert!(tokio::time::Instant::now() < deadline, "never lapsed");
@@ -181,13 +188,30 @@ async fn inactive_readers_are_asked_once_the_silent_lapse_and_a_click_brings_one
     let sum = |k: &str| audited.iter().map(|d| d[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!((sum("asked"), sum("lapsed")), (2, 1), "{audited:?}");
 
+    // The list's count leaves the lapsed reader out.
+    let token = app.api_token().await;
+    let lists: serde_json::Value = app
+        .api(reqwest::Method::GET, "/api/v1/lists", &token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = lists
+        .as_array()
+        .or_else(|| lists["lists"].as_array())
+        .unwrap()
+        .iter()
+        .find(|l| l["slug"] == "us-icc-updates")
+        .unwrap()
+        .clone();
+    assert_eq!(list["confirmed_subscribers"], 3, "{list}");
+
     // The staff page counts them.
     let mut staff = signed_in(&app, "ana@example.org", StaffRole::Editor).await;
     let page = staff.get("/admin/hygiene").await.text().await.unwrap();
     assert!(page.contains("<dd id=\"hygiene-lapsed\">1</dd>"), "{page}");
 
     // The next update does not go to the lapsed reader.
-    let token = app.api_token().await;
     let next = app.create_update(&token, "After the lapse").await;
     app.send_now(&token, &next).await;
     app.wait_for_update_status(&next, "sent").await;
@@ -263,4 +287,42 @@ fn hygiene_without_last_activity_is_refused_naming_the_key() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("hygiene.enabled"), "{said}");
     assert!(said.contains("engagement.remember_last_activity"), "{said}");
+}
+
+/// Each run asks the next people due: those already asked in this quiet spell do not fill a
+/// run's quota (they once did, and then nobody past the first run's quota was ever asked). A
+/// question the relay has not taken lapses nobody.
+#[tokio::test]
+async fn each_run_asks_the_next_people_due_and_an_unsent_question_lapses_nobody() {
+    let app = spawn_staff_app(&settings(false)).await;
+    let readers = history(&app).await;
+    let mut asked = Vec::new();
+    for _ in 0..3 {
+        let mut tx = app.pool.begin().await.unwrap();
+        let now = newsletter::store::hygiene::ask(&mut tx, 180, 2, 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        asked.push(now.iter().map(|p| p.id).collect::<Vec<_>>());
+    }
+    assert_eq!(asked[0].len(), 1);
+    assert_eq!(asked[1].len(), 1);
+    assert_ne!(asked[0], asked[1], "the second run asks the next one");
+    assert!(asked[2].is_empty(), "two were due: {asked:?}");
+    let mut both = [asked[0][0], asked[1][0]];
+    both.sort();
+    let mut expected = [readers[1].0, readers[2].0];
+    expected.sort();
+    assert_eq!(both, expected);
+    // Asked long ago, but no question mail was ever sent: nobody lapses.
+    sqlx::query("UPDATE repermission_requests SET asked_at = now() - interval '60 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        newsletter::store::hygiene::lapse(&app.pool, 14)
+            .await
+            .unwrap(),
+        0
+    );
 }
