@@ -26,6 +26,7 @@ fn update_mail(to: &str, name: Option<&str>, subject: &str) -> Result<lettre::Me
     let envelope = Envelope::new(&settings().mail, to, name, "m.1@example.org".into());
     let list = ListHeaders {
         unsubscribe_url: "https://x.example/u".into(),
+        unsubscribe_mailto: None,
         list_id: "<l.example.org>".into(),
         feedback_id: "u:l:update:example.org".into(),
     };

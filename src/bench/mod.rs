@@ -467,6 +467,7 @@ fn bench_message(
     let envelope = bench_envelope(settings, &email, i);
     let list = ListHeaders {
         unsubscribe_url: "https://bench.example/unsubscribe/x".into(),
+        unsubscribe_mailto: None,
         list_id: "<bench.example>".into(),
         feedback_id: "bench:bench:update:bench.example".into(),
     };
@@ -549,6 +550,7 @@ fn render_only(
     };
     let list = ListHeaders {
         unsubscribe_url: "https://bench.example/unsubscribe/x".into(),
+        unsubscribe_mailto: None,
         list_id: "<bench.example>".into(),
         feedback_id: "bench:bench:update:bench.example".into(),
     };

@@ -2,8 +2,10 @@
 //!
 //! A small SMTP server (RFC 5321) of our own over tokio, strict and bounded: it accepts a
 //! recipient only when it is a VERP address of ours (`bounces+<valid token>@`
-//! `bounce.return_path_domain`) or `inbound.complaints_address`, so it never relays and never
-//! takes mail for anyone else. Limits: command lines of 512 octets and text lines of 8,192
+//! `bounce.return_path_domain`), a `mailto:` unsubscribe address of ours
+//! (`unsubscribe+<token>@` the same domain, `domain::mailto_unsubscribe`: a mail to it
+//! unsubscribes that one person, whatever it says) or `inbound.complaints_address`, so it never
+//! relays and never takes mail for anyone else. Limits: command lines of 512 octets and text lines of 8,192
 //! (`500 5.5.2 line too long`; a message with such a line is not recorded),
 //! `inbound.max_message_bytes` per message (`552 5.3.4` beyond, nothing recorded),
 //! `inbound.timeout_seconds` per command and for the whole DATA, `inbound.session_seconds` for
@@ -308,9 +310,14 @@ async fn read_line<R: AsyncRead + Unpin>(
     }
 }
 
-/// A recipient the listener accepted: the delivery its VERP token names, or the complaints
-/// address (None).
-type Recipient = Option<i64>;
+/// A recipient the listener accepted.
+#[derive(Debug, Clone, Copy)]
+enum Recipient {
+    /// A report: the delivery its VERP token names, or the complaints address (None).
+    Report(Option<i64>),
+    /// The `mailto:` unsubscribe address of one subscriber (its token not yet verified).
+    Unsubscribe(crate::domain::mailto_unsubscribe::Claim),
+}
 
 impl Session {
     async fn serve(self, stream: TcpStream) -> std::io::Result<()> {
@@ -465,7 +472,7 @@ impl Session {
     fn accepts(&self, address: &str) -> Result<Recipient, &'static str> {
         let address = address.to_ascii_lowercase();
         if self.settings.inbound.complaints_address.as_deref() == Some(address.as_str()) {
-            return Ok(None);
+            return Ok(Recipient::Report(None));
         }
         let domain = &self.settings.bounce.return_path_domain;
         let ours = !domain.is_empty()
@@ -477,9 +484,12 @@ impl Session {
                 "550 5.7.1 Relaying denied: this server only takes reports addressed to it",
             );
         }
+        if let Some(claim) = crate::domain::mailto_unsubscribe::claim_of(&address, domain) {
+            return Ok(Recipient::Unsubscribe(claim));
+        }
         let secret = self.settings.security.secret_key.expose().as_bytes();
         verp::delivery_of(secret, &address, domain)
-            .map(Some)
+            .map(|id| Recipient::Report(Some(id)))
             .ok_or("550 5.1.1 No such mailbox")
     }
 
@@ -487,6 +497,27 @@ impl Session {
     async fn deliver(&self, raw: &[u8], recipients: &[Recipient]) -> String {
         let report = super::classify(raw);
         for &recipient in recipients {
+            let recipient = match recipient {
+                Recipient::Report(r) => r,
+                Recipient::Unsubscribe(claim) => {
+                    // Whatever the subject and body: the address alone says who (RFC 2369).
+                    let secret = self.settings.security.secret_key.expose().as_bytes();
+                    match crate::ops::preferences::unsubscribe_by_mail(&self.pool, secret, &claim)
+                        .await
+                    {
+                        Ok(done) => tracing::info!(
+                            unsubscribed = done,
+                            "inbound: a mail to a mailto: unsubscribe address"
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "inbound: an unsubscribe by mail failed; the sender will retry");
+                            return "451 4.3.0 Could not record the unsubscribe, try again later"
+                                .into();
+                        }
+                    }
+                    continue;
+                }
+            };
             if let Err(e) = super::record(
                 &self.pool,
                 &self.settings,

@@ -46,6 +46,9 @@ impl<'a> Envelope<'a> {
 pub struct ListHeaders {
     /// The unsubscribe URL; only an https one is offered for one-click (`List-Unsubscribe-Post`).
     pub unsubscribe_url: String,
+    /// The RFC 2369 `mailto:` unsubscribe address, offered after the URL (only with
+    /// `bounce.return_path_domain` set: `domain::mailto_unsubscribe`).
+    pub unsubscribe_mailto: Option<String>,
     /// The whole List-Id value, `"Name" <slug.host>` (`headers::list_id`).
     pub list_id: String,
     /// `Feedback-ID` for providers' complaint loops: `campaign:list:kind:sender`.
@@ -164,7 +167,11 @@ fn build_encoded(
     }
     if let Some(list) = list {
         builder = builder
-            .header(ListUnsubscribe(format!("<{}>", list.unsubscribe_url)))
+            .header(ListUnsubscribe(match &list.unsubscribe_mailto {
+                // One-click over https first (RFC 8058), then the mail address (RFC 2369).
+                Some(mailto) => format!("<{}>, <mailto:{mailto}>", list.unsubscribe_url),
+                None => format!("<{}>", list.unsubscribe_url),
+            }))
             .header(ListId(list.list_id.clone()))
             .header(FeedbackId(list.feedback_id.clone()));
         // RFC 8058 one-click needs an https URL; over http the link stays, one-click does not.

@@ -102,6 +102,8 @@ pub struct Links {
     pub unsubscribe: String,
     pub manage: String,
     pub activity: Option<String>,
+    /// `unsubscribe+<token>@<bounce.return_path_domain>`, when that domain is set.
+    pub mailto: Option<String>,
 }
 
 impl Links {
@@ -119,10 +121,14 @@ impl Links {
                 .as_str()
                 .to_owned()
         });
+        let domain = &settings.bounce.return_path_domain;
+        let mailto = (!domain.is_empty())
+            .then(|| crate::domain::mailto_unsubscribe::address(secret, id, version, domain));
         Self {
             unsubscribe: base.join(&format!("/unsubscribe/{}", unsubscribe.as_str())),
             manage: base.join(&format!("/manage/{}", manage.as_str())),
             activity,
+            mailto,
         }
     }
 }
@@ -261,6 +267,7 @@ pub fn update_stencil(
             unsubscribe: String::new(),
             manage: holes[3].clone(),
             activity: None,
+            mailto: None,
         };
         let mut data = update_mail(
             settings,

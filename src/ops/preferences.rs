@@ -49,3 +49,29 @@ pub async fn for_a_gone_subscriber(
     }
     Ok((1..=GONE_VERSIONS_TRIED).any(|v| subscriber_link::verify(secret, purpose, &token, v)))
 }
+
+/// A mail came to the RFC 2369 `mailto:` unsubscribe address of `claim`'s subscriber: when the
+/// token is genuine for their current link version, they are unsubscribed from everything
+/// (consent source `mailto`). Returns whether anyone was unsubscribed: a forged token, another
+/// installation's, one voided by a new link version, or a person already out changes nothing.
+///
+/// Errors: the database.
+pub async fn unsubscribe_by_mail(
+    pool: &PgPool,
+    secret: &[u8],
+    claim: &crate::domain::mailto_unsubscribe::Claim,
+) -> anyhow::Result<bool> {
+    let Some(version) = link_version(pool, claim.subscriber).await? else {
+        return Ok(false);
+    };
+    if !claim.verify(secret, version) {
+        return Ok(false);
+    }
+    unsubscribe_all(
+        pool,
+        claim.subscriber,
+        "mailto",
+        &crate::domain::RequestOrigin::default(),
+    )
+    .await
+}

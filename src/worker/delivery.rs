@@ -434,6 +434,7 @@ fn compose_update(
     let list = mail::ListHeaders {
         // `?update=`: an unsubscribe through it is counted for the update's report.
         unsubscribe_url: format!("{}?update={}", links.unsubscribe, update.record.id),
+        unsubscribe_mailto: links.mailto.clone(),
         list_id: update.list_id.clone(),
         feedback_id: update.feedback_id.clone(),
     };
@@ -508,6 +509,7 @@ fn compose_welcome(
         },
         &mail::ListHeaders {
             unsubscribe_url: links.unsubscribe.clone(),
+            unsubscribe_mailto: links.mailto.clone(),
             // The same List-Id as the list's updates (rows queued before slugs were kept: the
             // first list's name only).
             list_id: mail::list_id(first_name, first_slug.unwrap_or("welcome"), host),

@@ -34,6 +34,7 @@ mod mail_headers;
 mod mail_layout;
 mod mail_text;
 mod mailbox;
+mod mailto_unsubscribe;
 pub(crate) mod openapi;
 pub mod proxy;
 mod recipients;
