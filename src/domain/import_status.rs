@@ -9,6 +9,9 @@ pub enum ImportStatus {
     Confirmed,
     /// Signed up and never confirmed: kept pending, mailed only in the opt-in mode.
     Pending,
+    /// Stopped reading and did not answer list hygiene's question (our own export writes it):
+    /// kept `lapsed`, not mailed and not suppressed; a lapsed person here stays so.
+    Lapsed,
     Unsubscribed,
     Bounced,
     Complained,
@@ -16,7 +19,8 @@ pub enum ImportStatus {
 }
 
 /// The statuses a `status` cell may hold, as its error message lists them.
-pub const IMPORT_STATUSES: &str = "confirmed, pending, unsubscribed, bounced, complained or erased";
+pub const IMPORT_STATUSES: &str =
+    "confirmed, pending, lapsed, unsubscribed, bounced, complained or erased";
 
 impl ImportStatus {
     /// One of [`IMPORT_STATUSES`] in any case, or an empty cell (confirmed); `None` for anything
@@ -25,6 +29,7 @@ impl ImportStatus {
         Some(match raw.trim().to_ascii_lowercase().as_str() {
             "" | "confirmed" => Self::Confirmed,
             "pending" => Self::Pending,
+            "lapsed" => Self::Lapsed,
             "unsubscribed" => Self::Unsubscribed,
             "bounced" => Self::Bounced,
             "complained" => Self::Complained,
@@ -37,6 +42,7 @@ impl ImportStatus {
         match self {
             Self::Confirmed => "confirmed",
             Self::Pending => "pending",
+            Self::Lapsed => "lapsed",
             Self::Unsubscribed => "unsubscribed",
             Self::Bounced => "bounced",
             Self::Complained => "complained",
@@ -47,7 +53,7 @@ impl ImportStatus {
     /// Whether the file says the person left (or never was to be mailed): such a row never
     /// subscribes anyone and puts the address on the suppression list.
     pub fn is_out(self) -> bool {
-        !matches!(self, Self::Confirmed | Self::Pending)
+        !matches!(self, Self::Confirmed | Self::Pending | Self::Lapsed)
     }
 }
 
@@ -60,6 +66,7 @@ mod tests {
         for s in [
             ImportStatus::Confirmed,
             ImportStatus::Pending,
+            ImportStatus::Lapsed,
             ImportStatus::Unsubscribed,
             ImportStatus::Bounced,
             ImportStatus::Complained,

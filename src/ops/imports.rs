@@ -802,7 +802,10 @@ async fn run_one(pool: &PgPool, settings: &Settings, job: jobs::Claimed) -> anyh
         let mut tx = pool.begin().await?;
         let report = if job.mode == ImportMode::OptIn.as_str() {
             let (out, active): (Vec<ImportRow>, Vec<ImportRow>) =
-                chunk.iter().cloned().partition(|r| r.status.is_out());
+                // A lapsed row is kept lapsed, as in the other mode: nobody is asked.
+                chunk.iter().cloned().partition(|r| {
+                    r.status.is_out() || r.status == crate::domain::ImportStatus::Lapsed
+                });
             let mut report = store::import_in(&mut tx, &out, ImportLists::default(), &note).await?;
             add(&mut report, opt_in(pool, settings, &active, lists).await?);
             report

@@ -156,7 +156,7 @@ pub async fn import_in(
              why = '\"' || status || '\": ' || CASE was WHEN 'confirmed' THEN 'this person is confirmed here'
                                                    ELSE 'this person signed up here and has not confirmed yet' END
                    || '; an import takes nobody off (unsubscribe them from their page if the file is right), so the row was left out'
-         WHERE outcome IS NULL AND status NOT IN ('confirmed', 'pending') AND was IS NOT NULL",
+         WHERE outcome IS NULL AND status NOT IN ('confirmed', 'pending', 'lapsed') AND was IS NOT NULL",
     )
     .execute(&mut **tx)
     .await?;
@@ -183,14 +183,14 @@ pub async fn import_in(
     .context("keeping who left")?;
     sqlx::query(
         "UPDATE import_rows SET outcome = 'suppressed', why = 'suppressed: the file says ' || status
-         WHERE outcome IS NULL AND status NOT IN ('confirmed', 'pending')",
+         WHERE outcome IS NULL AND status NOT IN ('confirmed', 'pending', 'lapsed')",
     )
     .execute(&mut **tx)
     .await?;
     sqlx::query(
         "INSERT INTO suppressions (email_hash, reason)
          SELECT sha256(convert_to(normalized, 'UTF8')), status
-         FROM import_rows WHERE outcome = 'suppressed' AND status NOT IN ('confirmed', 'pending')
+         FROM import_rows WHERE outcome = 'suppressed' AND status NOT IN ('confirmed', 'pending', 'lapsed')
          ON CONFLICT (email_hash) DO NOTHING",
     )
     .execute(&mut **tx)
@@ -205,10 +205,12 @@ pub async fn import_in(
                     CASE WHEN status = 'confirmed' THEN now() END
              FROM import_rows WHERE outcome IS NULL
              ON CONFLICT (email_normalized) DO UPDATE
-                 SET status = CASE WHEN subscribers.status = 'pending' THEN excluded.status
-                                   ELSE subscribers.status END,
-                     confirmed_at = CASE WHEN subscribers.status = 'pending' THEN excluded.confirmed_at
-                                         ELSE subscribers.confirmed_at END,
+                 -- (a lapsed row never makes a pending person lapsed: a click would then
+                 -- confirm them without their own opt-in)
+                 SET status = CASE WHEN subscribers.status = 'pending' AND excluded.status <> 'lapsed'
+                                   THEN excluded.status ELSE subscribers.status END,
+                     confirmed_at = CASE WHEN subscribers.status = 'pending' AND excluded.status <> 'lapsed'
+                                         THEN excluded.confirmed_at ELSE subscribers.confirmed_at END,
                      updated_at = CASE WHEN subscribers.status = 'pending' AND excluded.status = 'confirmed'
                                        THEN now() ELSE subscribers.updated_at END
              RETURNING id, email_normalized, xmax = 0 AS added)
@@ -222,7 +224,7 @@ pub async fn import_in(
     // confirmed, one the person left stays left.
     sqlx::query(
         "WITH active AS (
-             SELECT id, CASE WHEN status = 'confirmed' THEN 'confirmed' ELSE 'pending' END AS status,
+             SELECT id, CASE WHEN status IN ('confirmed', 'lapsed') THEN 'confirmed' ELSE 'pending' END AS status,
                     lists, pending, unlisted, us_state
              FROM import_rows WHERE outcome IS NULL OR outcome = 'imported')
          , wanted AS (
