@@ -1052,7 +1052,7 @@ mod tests {
         );
         assert_eq!(
             messages[2],
-            "\"gone\" is not a status: use confirmed, pending, unsubscribed, bounced, complained \
+            "\"gone\" is not a status: use confirmed, pending, lapsed, unsubscribed, bounced, complained \
              or erased, or leave it empty (confirmed)"
         );
         assert!(
