@@ -196,7 +196,13 @@ async fn a_dead_link_is_listed_on_the_confirmation_page_and_each_link_is_fetched
     assert_eq!(hits.lock().unwrap().get("dead"), Some(&4));
 
     // A `back` that is not one of this update's two pages goes to the update's page.
-    for back in ["https://evil.example/", "//evil.example/", "/admin/staff"] {
+    let scripted = format!("/admin/updates/{id}/confirm?action=send&x=<script>");
+    for back in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/admin/staff",
+        scripted.as_str(),
+    ] {
         let r = staff
             .post(
                 &format!("/admin/updates/{id}/check-links"),

@@ -559,7 +559,11 @@ async fn check_links(
     let page = format!("/admin/updates/{id}");
     let back = form.fields.text("back");
     let confirm = format!("{page}/confirm?");
-    let back = if back.starts_with(&confirm) && !back.contains(['#', '\\']) {
+    // Plain URL characters only: nothing a Location header would carry into a page.
+    let plain = back
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"<>\"'\\#`".contains(&b));
+    let back = if back.starts_with(&confirm) && plain {
         back
     } else {
         page
