@@ -776,7 +776,8 @@ async fn run_update(
                 );
             }
             UpdateCommand::CheckLinks { id } => {
-                let report = crate::ops::link_check::check(pool, settings, id).await?;
+                let report =
+                    crate::ops::link_check::check(pool, settings, &Actor::CommandLine, id).await?;
                 for f in &report.failed {
                     let status = f.status.map(|s| format!("{s} ")).unwrap_or_default();
                     let why = f.error.as_deref().unwrap_or("");

@@ -59,6 +59,7 @@ pub const ACTIONS: &[&str] = &[
     "account-time-zone",
     "bulk-add-to-list",
     "hygiene",
+    "check-links",
     "bulk-remove-from-list",
     "bulk-unsubscribe",
     "bulk-erase",

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::updates::UpdateError;
+use super::Actor;
 use crate::config::Settings;
 use crate::mail::markdown;
 use crate::store::link_checks as store;
@@ -73,16 +74,34 @@ pub async fn results(pool: &PgPool, id: Uuid) -> Result<LinkReport, UpdateError>
 /// back, and returns every link's result. Runs at most [`TOTAL_LIMIT`], in a task of its own:
 /// a caller that goes away (a browser closed, a proxy's timeout) does not leave it half done.
 ///
+/// Audited (`check-links`, with the counts) as `actor`'s.
+///
 /// Errors: no such update; the database; the client could not be built.
 pub async fn check(
     pool: &PgPool,
     settings: &Settings,
+    actor: &Actor,
     id: Uuid,
 ) -> Result<LinkReport, UpdateError> {
-    let (pool, settings) = (pool.clone(), settings.clone());
-    tokio::spawn(async move { check_now(&pool, &settings, id).await })
-        .await
-        .map_err(|e| UpdateError::Internal(anyhow::anyhow!("the link check stopped: {e}")))?
+    let (pool, settings, actor) = (pool.clone(), settings.clone(), actor.clone());
+    tokio::spawn(async move {
+        let report = check_now(&pool, &settings, id).await?;
+        // Who had the service fetch what: in the audit log, with the outcome.
+        super::audit::record(
+            &pool,
+            &actor,
+            "check-links",
+            Some(&id.to_string()),
+            serde_json::json!({
+                "links": report.links.len(), "failed": report.failed.len(),
+                "unchecked": report.unchecked.len(),
+            }),
+        )
+        .await?;
+        Ok(report)
+    })
+    .await
+    .map_err(|e| UpdateError::Internal(anyhow::anyhow!("the link check stopped: {e}")))?
 }
 
 async fn check_now(

@@ -555,7 +555,7 @@ async fn check_links(
     form: AdminForm,
 ) -> Result<Response, AdminError> {
     let id = update_id(&id)?;
-    let report = link_check::check(&state.pool, &state.settings, id).await?;
+    let report = link_check::check(&state.pool, &state.settings, &form.staff.actor(), id).await?;
     let page = format!("/admin/updates/{id}");
     let back = form.fields.text("back");
     let confirm = format!("{page}/confirm?");

@@ -614,10 +614,12 @@ async fn report(
 )]
 async fn check_links(
     State(state): State<AppState>,
-    _: ApiClient,
+    client: ApiClient,
     Path(id): Path<String>,
 ) -> Result<Json<crate::ops::link_check::LinkReport>, ApiError> {
+    let actor = client.actor();
     let report =
-        crate::ops::link_check::check(&state.pool, &state.settings, update_id(&id)?).await?;
+        crate::ops::link_check::check(&state.pool, &state.settings, &actor, update_id(&id)?)
+            .await?;
     Ok(Json(report))
 }
