@@ -328,16 +328,32 @@ async fn process(
             .await?,
     )
     .context("FETCH gave no message")?;
-    let report = super::classify(&raw);
-    // A report sent to a VERP address names its mail by the token in the address it came to.
-    let verp = delivered_to(&raw).and_then(|to| {
-        crate::domain::verp::delivery_of(
-            settings.security.secret_key.expose().as_bytes(),
-            &to,
-            &settings.bounce.return_path_domain,
-        )
+    let to = delivered_to(&raw);
+    let mailto = to.as_deref().and_then(|to| {
+        crate::domain::mailto_unsubscribe::claim_of(to, &settings.bounce.return_path_domain)
     });
-    super::record(pool, settings, Source::Imap, &raw, &report, verp).await?;
+    if let Some(claim) = mailto {
+        // A mail to a `mailto:` unsubscribe address (RFC 2369): whatever it says, the address
+        // alone says who; a forged token changes nothing. It is no report.
+        let secret = settings.security.secret_key.expose().as_bytes();
+        let done = crate::ops::preferences::unsubscribe_by_mail(pool, secret, &claim).await?;
+        tracing::info!(
+            uid,
+            unsubscribed = done,
+            "bounce mailbox: a mail to a mailto: unsubscribe address"
+        );
+    } else {
+        let report = super::classify(&raw);
+        // A report sent to a VERP address names its mail by the token in the address it came to.
+        let verp = to.and_then(|to| {
+            crate::domain::verp::delivery_of(
+                settings.security.secret_key.expose().as_bytes(),
+                &to,
+                &settings.bounce.return_path_domain,
+            )
+        });
+        super::record(pool, settings, Source::Imap, &raw, &report, verp).await?;
+    }
     match &imap.processed_folder {
         Some(folder) => {
             session

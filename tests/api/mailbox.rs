@@ -630,3 +630,63 @@ async fn dsns_in_the_mailbox_with_a_message_id_we_never_sent_or_another_persons_
         "confirmed"
     );
 }
+
+/// A mail to a reader's `mailto:` unsubscribe address that reaches the bounce mailbox (the MX
+/// delivers it there) unsubscribes exactly that reader, whatever it says, and is no report; a
+/// forged token in the same place changes nobody.
+#[tokio::test]
+async fn a_mail_to_a_mailto_unsubscribe_address_in_the_mailbox_unsubscribes_that_reader() {
+    let dovecot = Dovecot::start().await;
+    let verp = [
+        ("bounce.imap_url", dovecot.url().into()),
+        ("bounce.imap_poll_seconds", 3600.into()),
+        ("bounce.return_path_domain", "bounces.example.org".into()),
+    ];
+    let app = spawn_app_without_worker(&verp).await;
+    // The worker that composes the mails has the VERP domain too: their List-Unsubscribe
+    // carries the mailto address.
+    app.start_worker(&verp[2..]);
+    app.seed_confirmed(2, "example.net").await;
+    let token = app.api_token().await;
+    app.create_and_send(&token, "This week").await;
+    let mut mails = app.smtp.wait_for(2, Duration::from_secs(20)).await;
+    mails.sort_by(|a, b| a.rcpt_to.cmp(&b.rcpt_to));
+    app.wait_for_queue_to_drain().await;
+    let header = mail_parser::MessageParser::default()
+        .parse(&mails[0].data)
+        .unwrap()
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .to_owned();
+    let start = header.find("<mailto:").expect("a mailto: address") + "<mailto:".len();
+    let mailto = header[start..start + header[start..].find('>').unwrap()].to_owned();
+    let mut forged = mailto.clone().into_bytes();
+    forged[30] = if forged[30] == b'a' { b'b' } else { b'a' };
+    let forged = String::from_utf8(forged).unwrap();
+    let letter = |to: &str| {
+        format!(
+            "Delivered-To: {to}\r\nFrom: Reader <someone@example.net>\r\nTo: {to}\r\n\
+             Subject: whatever\r\nMessage-ID: <{}@example.net>\r\n\r\nStop, please.\r\n",
+            uuid::Uuid::new_v4().simple()
+        )
+        .into_bytes()
+    };
+    dovecot.deliver("INBOX", &letter(&forged)).await;
+    newsletter::bounce::mailbox::poll_once(&app.settings, &app.pool)
+        .await
+        .unwrap();
+    nobody_changed(&app).await;
+    dovecot.deliver("INBOX", &letter(&mailto)).await;
+    newsletter::bounce::mailbox::poll_once(&app.settings, &app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.subscriber_status(&mails[0].rcpt_to[0]).await.unwrap(),
+        "unsubscribed"
+    );
+    assert_eq!(
+        app.subscriber_status(&mails[1].rcpt_to[0]).await.unwrap(),
+        "confirmed"
+    );
+    assert!(kept(&app).await.is_empty(), "no bounce report was kept");
+}
