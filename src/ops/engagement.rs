@@ -145,6 +145,18 @@ pub async fn target(pool: &PgPool, code: &str) -> anyhow::Result<Option<String>>
 
 pub use crate::store::reports::{ProviderCounts, ReplyGroup, UpdateReport};
 
+/// Days the dashboard's complaint budget looks back.
+pub const BUDGET_DAYS: i32 = 7;
+
+/// The complaint budget of the last [`BUDGET_DAYS`] days: update mail taken by the relay and the
+/// complaints it drew, in all (first) and by mailbox provider, with Gmail's lines
+/// (`domain::report::COMPLAINT_RATE_GOOD`, `COMPLAINT_RATE_LIMIT`) to judge them by.
+///
+/// Errors: the database.
+pub async fn complaint_budget(pool: &PgPool) -> anyhow::Result<Vec<ProviderCounts>> {
+    crate::store::reports::complaint_budget(pool, BUDGET_DAYS).await
+}
+
 /// The report of update `id` (`None`: no such update): its ledger counted, later bounces and
 /// complaints, unsubscribes through its links, clicks per link, by provider, refusals grouped
 /// by reply code.

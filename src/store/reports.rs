@@ -115,32 +115,7 @@ pub async fn update_report(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Upd
     .fetch_all(pool)
     .await
     .context("counting an update by provider")?;
-    let mut providers: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
-    for (domain, delivered, bounced, complained) in by_domain {
-        let p = providers
-            .entry(provider_of(domain.as_deref().unwrap_or("")))
-            .or_default();
-        p.0 += delivered;
-        p.1 += bounced;
-        p.2 += complained;
-    }
-    let providers = PROVIDERS
-        .iter()
-        .map(|name| {
-            let (delivered, bounced, complained) = providers.get(name).copied().unwrap_or_default();
-            ProviderCounts {
-                provider: (*name).to_owned(),
-                delivered,
-                bounced,
-                complained,
-                complaint_rate: if delivered > 0 {
-                    complained as f64 / delivered as f64
-                } else {
-                    0.0
-                },
-            }
-        })
-        .collect();
+    let providers = by_provider(by_domain);
     let replies: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT coalesce(last_reply, ''), status, count(*)
          FROM deliveries
@@ -206,4 +181,74 @@ pub async fn count_unsubscribe(
     .await
     .context("counting an unsubscribe")?;
     Ok(())
+}
+
+/// Rows of (recipient domain, delivered, bounced, complained) summed by mailbox provider, the
+/// large ones first then `others` (`domain::report::PROVIDERS`), each with its complaint rate.
+fn by_provider(by_domain: Vec<(Option<String>, i64, i64, i64)>) -> Vec<ProviderCounts> {
+    let mut providers: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    for (domain, delivered, bounced, complained) in by_domain {
+        let p = providers
+            .entry(provider_of(domain.as_deref().unwrap_or("")))
+            .or_default();
+        p.0 += delivered;
+        p.1 += bounced;
+        p.2 += complained;
+    }
+    PROVIDERS
+        .iter()
+        .map(|name| {
+            let (delivered, bounced, complained) = providers.get(name).copied().unwrap_or_default();
+            ProviderCounts {
+                provider: (*name).to_owned(),
+                delivered,
+                bounced,
+                complained,
+                complaint_rate: if delivered > 0 {
+                    complained as f64 / delivered as f64
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// The complaint budget: update mail the relay took in the last `days` days (by when it was
+/// sent), and how much of it drew a complaint, in all and by mailbox provider. The first row
+/// is everyone (`provider` = `all`).
+pub async fn complaint_budget(pool: &PgPool, days: i32) -> anyhow::Result<Vec<ProviderCounts>> {
+    let by_domain: Vec<(Option<String>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT split_part(s.email_normalized, '@', 2),
+                count(*) FILTER (WHERE d.status = 'sent'),
+                count(*) FILTER (WHERE d.report = 'hard'),
+                count(*) FILTER (WHERE d.report = 'complaint')
+         FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+         WHERE d.kind = 'update' AND d.status = 'sent'
+           AND d.sent_at > now() - make_interval(days => $1)
+         GROUP BY 1",
+    )
+    .bind(days)
+    .fetch_all(pool)
+    .await
+    .context("counting the last days' mail by provider")?;
+    let providers = by_provider(by_domain);
+    let sum = |f: fn(&ProviderCounts) -> i64| providers.iter().map(f).sum::<i64>();
+    let (delivered, bounced, complained) = (
+        sum(|p| p.delivered),
+        sum(|p| p.bounced),
+        sum(|p| p.complained),
+    );
+    let all = ProviderCounts {
+        provider: "all".to_owned(),
+        delivered,
+        bounced,
+        complained,
+        complaint_rate: if delivered > 0 {
+            complained as f64 / delivered as f64
+        } else {
+            0.0
+        },
+    };
+    Ok(std::iter::once(all).chain(providers).collect())
 }

@@ -40,6 +40,11 @@ async fn dashboard(
         .map_err(internal)?;
     let (awaiting_review, failing_feeds) =
         feeds::needing_attention(pool).await.map_err(internal)?;
+    let budget: Vec<_> = crate::ops::engagement::complaint_budget(pool)
+        .await?
+        .iter()
+        .map(super::updates::provider_row)
+        .collect();
     let busy_days: Vec<_> = days
         .iter()
         .filter(|(_, s, u)| *s > 0 || *u > 0)
@@ -60,6 +65,8 @@ async fn dashboard(
             "updates": updates,
             "awaiting_review": awaiting_review,
             "failing_feeds": failing_feeds,
+            "budget": budget,
+            "budget_days": crate::ops::engagement::BUDGET_DAYS,
         }),
     ))
 }

@@ -891,29 +891,7 @@ async fn report(
             })
         })
         .collect();
-    let providers: Vec<_> = report
-        .providers
-        .iter()
-        .map(|p| {
-            let rate = p.complaint_rate;
-            json!({
-                "provider": p.provider,
-                "delivered": p.delivered,
-                "bounced": p.bounced,
-                "complained": p.complained,
-                "rate": format!("{:.2} %", rate * 100.0),
-                "judgement": if p.delivered == 0 {
-                    ""
-                } else if rate >= crate::domain::report::COMPLAINT_RATE_LIMIT {
-                    "at or over 0.3 %: Gmail refuses or filters such a sender's mail"
-                } else if rate >= crate::domain::report::COMPLAINT_RATE_GOOD {
-                    "over 0.1 %: Gmail asks senders to stay under it"
-                } else {
-                    "under 0.1 %"
-                },
-            })
-        })
-        .collect();
+    let providers: Vec<_> = report.providers.iter().map(provider_row).collect();
     Ok(staff_page(
         &state,
         &staff,
@@ -952,4 +930,26 @@ async fn report_csv(
         engagement::report_csv(&report),
     )
         .into_response())
+}
+
+/// A mailbox provider's row as the report page and the dashboard show it: counts, the
+/// complaint rate in per cent, and how it stands against Gmail's 0.1 % and 0.3 % lines.
+pub(super) fn provider_row(p: &engagement::ProviderCounts) -> serde_json::Value {
+    let rate = p.complaint_rate;
+    json!({
+        "provider": p.provider,
+        "delivered": p.delivered,
+        "bounced": p.bounced,
+        "complained": p.complained,
+        "rate": format!("{:.2} %", rate * 100.0),
+        "judgement": if p.delivered == 0 {
+            ""
+        } else if rate >= crate::domain::report::COMPLAINT_RATE_LIMIT {
+            "at or over 0.3 %: Gmail refuses or filters such a sender's mail"
+        } else if rate >= crate::domain::report::COMPLAINT_RATE_GOOD {
+            "over 0.1 %: Gmail asks senders to stay under it"
+        } else {
+            "under 0.1 %"
+        },
+    })
 }

@@ -256,3 +256,52 @@ async fn no_staff_page_shows_a_raw_time_or_another_zone() {
         );
     }
 }
+
+/// The dashboard's complaint budget: update mail taken in the last 7 days and the complaints it
+/// drew, in all and by mailbox provider, judged against Gmail's 0.1 % and 0.3 % lines; mail
+/// sent before the window does not count.
+#[tokio::test]
+async fn the_dashboard_shows_the_complaint_budget_of_the_last_seven_days_by_provider() {
+    let app = spawn_staff_app(&[]).await;
+    let gmail = app.seed_confirmed(2, "gmail.com").await;
+    app.seed_confirmed_from(10, 2, "example.org").await;
+    let token = app.api_token().await;
+    let id = app.create_update(&token, "Budget").await;
+    app.send_now(&token, &id).await;
+    app.wait_for_update_status(&id, "sent").await;
+    // One gmail.com reader complained; an older mail's complaint is outside the window.
+    sqlx::query("UPDATE deliveries SET report = 'complaint' WHERE subscriber_id = $1")
+        .bind(gmail[0].0)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let older = app.create_update(&token, "Older").await;
+    let inserted = sqlx::query(
+        "INSERT INTO deliveries (kind, update_id, subscriber_id, status, sent_at, report)
+         VALUES ('update', $2::uuid, $1, 'sent', now() - interval '8 days', 'complaint')",
+    )
+    .bind(gmail[1].0)
+    .bind(&older)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(inserted.rows_affected(), 1);
+    let mut staff = signed_in(&app, "ana@example.org", StaffRole::Editor).await;
+    let page = staff.get("/admin").await.text().await.unwrap();
+    let table = &page[page.find("id=\"complaint-budget\"").expect("the budget")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let row = |provider: &str| {
+        let at = table
+            .find(&format!("<th scope=\"row\">{provider}</th>"))
+            .unwrap_or_else(|| panic!("{provider}: {table}"));
+        let rest = &table[at..];
+        rest[..rest.find("</tr>").unwrap()].to_owned()
+    };
+    assert!(
+        row("all").contains("<td>4</td><td>0</td><td>1</td><td>25.00 %: at or over 0.3 %"),
+        "{}",
+        row("all")
+    );
+    assert!(row("gmail.com").contains("<td>2</td><td>0</td><td>1</td><td>50.00 %"));
+    assert!(row("others").contains("<td>2</td><td>0</td><td>0</td><td>0.00 %: under 0.1 %"));
+}
