@@ -26,8 +26,9 @@ pub struct RunCounts {
     pub lapsed: u64,
 }
 
-/// One housekeeping run: ask who is due, lapse who did not answer in time; audited (with its
-/// counts) when it asked or lapsed anyone. Nothing while `hygiene.enabled` is false.
+/// One housekeeping run, in one transaction: ask who is due, lapse who did not answer in time,
+/// and (when it asked or lapsed anyone) its audit entry with the counts. Nothing while
+/// `hygiene.enabled` is false.
 ///
 /// Errors: the database.
 pub async fn run(pool: &PgPool, settings: &Settings) -> anyhow::Result<RunCounts> {
@@ -70,8 +71,7 @@ pub async fn run(pool: &PgPool, settings: &Settings) -> anyhow::Result<RunCounts
         })
         .collect();
     store::queue_question(&mut tx, &questions).await?;
-    tx.commit().await?;
-    let lapsed = store::lapse(pool, days(h.grace_days)).await?;
+    let lapsed = store::lapse(&mut *tx, days(h.grace_days)).await?;
     let counts = RunCounts {
         asked: asked.len() as u64,
         lapsed,
@@ -79,7 +79,7 @@ pub async fn run(pool: &PgPool, settings: &Settings) -> anyhow::Result<RunCounts
     if counts != RunCounts::default() {
         tracing::info!(counts.asked, counts.lapsed, "list hygiene ran");
         super::audit::record(
-            pool,
+            &mut *tx,
             &Actor::Scheduler,
             "hygiene",
             None,
@@ -91,6 +91,8 @@ pub async fn run(pool: &PgPool, settings: &Settings) -> anyhow::Result<RunCounts
         )
         .await?;
     }
+    // The questions, their mails, the lapses and the audit entry: all or nothing.
+    tx.commit().await?;
     Ok(counts)
 }
 

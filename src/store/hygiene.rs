@@ -94,7 +94,7 @@ pub async fn queue_question(
 /// Those whose question went out (the relay took it) more than `grace_days` ago and who
 /// neither answered nor were active since become `lapsed`; returns how many. A question still
 /// queued, deferred or failed lapses nobody.
-pub async fn lapse(pool: &PgPool, grace_days: i32) -> sqlx::Result<u64> {
+pub async fn lapse(db: impl PgExecutor<'_>, grace_days: i32) -> sqlx::Result<u64> {
     let lapsed = sqlx::query(
         "WITH gone AS (
              UPDATE repermission_requests r SET lapsed_at = now()
@@ -110,7 +110,7 @@ pub async fn lapse(pool: &PgPool, grace_days: i32) -> sqlx::Result<u64> {
          WHERE id IN (SELECT subscriber_id FROM gone)",
     )
     .bind(grace_days)
-    .execute(pool)
+    .execute(db)
     .await?
     .rows_affected();
     Ok(lapsed)
