@@ -53,6 +53,16 @@ pub async fn for_a_gone_subscriber(
     Ok(preferences::for_a_gone_subscriber(&state.pool, secret, raw, purpose).await?)
 }
 
+/// The refusal of a subscriber-link form posted from another site (`same_origin::allowed`
+/// said no): nothing changed.
+pub fn cross_site(state: &AppState) -> Response {
+    state.pages.message(
+        StatusCode::FORBIDDEN,
+        "Not sent from this site",
+        "This form was sent from another web site, so nothing was changed. Please use the link in one of our mails.",
+    )
+}
+
 pub fn invalid_link(state: &AppState) -> Response {
     state.pages.message(
         StatusCode::NOT_FOUND,

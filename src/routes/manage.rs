@@ -169,11 +169,7 @@ async fn change(
     body: Bytes,
 ) -> Result<Response, AppError> {
     if !same_origin::allowed(&headers, state.settings.server.base_url.origin()) {
-        return Ok(state.pages.message(
-            StatusCode::FORBIDDEN,
-            "Not sent from this site",
-            "This form was sent from another web site, so nothing was changed. Please use the link in one of our mails.",
-        ));
+        return Ok(links::cross_site(&state));
     }
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Manage).await? else {
         return Ok(not_verified(&state, &raw));

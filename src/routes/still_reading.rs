@@ -39,11 +39,7 @@ async fn answer(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if !same_origin::allowed(&headers, state.settings.server.base_url.origin()) {
-        return Ok(state.pages.message(
-            StatusCode::FORBIDDEN,
-            "Not sent from this site",
-            "This form was sent from another web site, so nothing was changed. Please use the link in our mail.",
-        ));
+        return Ok(links::cross_site(&state));
     }
     let Some((id, _)) = links::verified(&state, &raw, LinkPurpose::Activity).await? else {
         return Ok(invalid_link(&state));

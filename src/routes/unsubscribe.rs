@@ -93,11 +93,7 @@ async fn unsubscribe(
     let (action, lists) = (form.one("action"), form.many("lists"));
     // The one-click POST must work from any origin (RFC 8058); the page's own forms must not.
     if !one_click && !same_origin::allowed(&headers, state.settings.server.base_url.origin()) {
-        return Ok(state.pages.message(
-            StatusCode::FORBIDDEN,
-            "Not sent from this site",
-            "This form was sent from another web site, so nothing was changed. Please use the link in one of our mails.",
-        ));
+        return Ok(links::cross_site(&state));
     }
     let Some((id, token)) = links::verified(&state, &raw, LinkPurpose::Unsubscribe).await? else {
         // RFC 8058 clients expect success when there is nothing left to do: the person was

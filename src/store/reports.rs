@@ -199,19 +199,26 @@ fn by_provider(by_domain: Vec<(Option<String>, i64, i64, i64)>) -> Vec<ProviderC
         .iter()
         .map(|name| {
             let (delivered, bounced, complained) = providers.get(name).copied().unwrap_or_default();
-            ProviderCounts {
-                provider: (*name).to_owned(),
-                delivered,
-                bounced,
-                complained,
-                complaint_rate: if delivered > 0 {
-                    complained as f64 / delivered as f64
-                } else {
-                    0.0
-                },
-            }
+            ProviderCounts::new(name, delivered, bounced, complained)
         })
         .collect()
+}
+
+impl ProviderCounts {
+    /// The counts of `provider`, with their complaint rate (0 when nothing was delivered).
+    fn new(provider: &str, delivered: i64, bounced: i64, complained: i64) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            delivered,
+            bounced,
+            complained,
+            complaint_rate: if delivered > 0 {
+                complained as f64 / delivered as f64
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 /// The complaint budget: update mail the relay took in the last `days` days (by when it was
@@ -234,21 +241,11 @@ pub async fn complaint_budget(pool: &PgPool, days: i32) -> anyhow::Result<Vec<Pr
     .context("counting the last days' mail by provider")?;
     let providers = by_provider(by_domain);
     let sum = |f: fn(&ProviderCounts) -> i64| providers.iter().map(f).sum::<i64>();
-    let (delivered, bounced, complained) = (
+    let all = ProviderCounts::new(
+        "all",
         sum(|p| p.delivered),
         sum(|p| p.bounced),
         sum(|p| p.complained),
     );
-    let all = ProviderCounts {
-        provider: "all".to_owned(),
-        delivered,
-        bounced,
-        complained,
-        complaint_rate: if delivered > 0 {
-            complained as f64 / delivered as f64
-        } else {
-            0.0
-        },
-    };
     Ok(std::iter::once(all).chain(providers).collect())
 }

@@ -1037,15 +1037,7 @@ async fn json_logs_are_json_on_every_line_the_banner_included() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(&mut child);
     let mut lines = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !lines

@@ -468,13 +468,21 @@ async fn two_newsletter_worker_processes_poll_the_mailbox_and_process_each_messa
 /// Two readers' update sent with VERP envelope senders; the app polls `dovecot`. Returns the
 /// app and the relay's mails, by recipient.
 async fn app_with_verp(dovecot: &Dovecot) -> (TestApp, Vec<crate::smtp_server::ReceivedMail>) {
+    app_with_verp_worker(dovecot, &[]).await
+}
+
+/// [`app_with_verp`], its worker (which composes the mails) started with `worker`.
+async fn app_with_verp_worker(
+    dovecot: &Dovecot,
+    worker: &[(&str, Value)],
+) -> (TestApp, Vec<crate::smtp_server::ReceivedMail>) {
     let app = spawn_app_without_worker(&[
         ("bounce.imap_url", dovecot.url().into()),
         ("bounce.imap_poll_seconds", 3600.into()),
         ("bounce.return_path_domain", "bounces.example.org".into()),
     ])
     .await;
-    app.start_worker(&[]);
+    app.start_worker(worker);
     app.seed_confirmed(2, "example.net").await;
     let token = app.api_token().await;
     app.create_and_send(&token, "This week").await;
@@ -637,21 +645,13 @@ async fn dsns_in_the_mailbox_with_a_message_id_we_never_sent_or_another_persons_
 #[tokio::test]
 async fn a_mail_to_a_mailto_unsubscribe_address_in_the_mailbox_unsubscribes_that_reader() {
     let dovecot = Dovecot::start().await;
-    let verp = [
-        ("bounce.imap_url", dovecot.url().into()),
-        ("bounce.imap_poll_seconds", 3600.into()),
-        ("bounce.return_path_domain", "bounces.example.org".into()),
-    ];
-    let app = spawn_app_without_worker(&verp).await;
     // The worker that composes the mails has the VERP domain too: their List-Unsubscribe
     // carries the mailto address.
-    app.start_worker(&verp[2..]);
-    app.seed_confirmed(2, "example.net").await;
-    let token = app.api_token().await;
-    app.create_and_send(&token, "This week").await;
-    let mut mails = app.smtp.wait_for(2, Duration::from_secs(20)).await;
-    mails.sort_by(|a, b| a.rcpt_to.cmp(&b.rcpt_to));
-    app.wait_for_queue_to_drain().await;
+    let (app, mails) = app_with_verp_worker(
+        &dovecot,
+        &[("bounce.return_path_domain", "bounces.example.org".into())],
+    )
+    .await;
     let header = mail_parser::MessageParser::default()
         .parse(&mails[0].data)
         .unwrap()
