@@ -146,6 +146,35 @@ async fn inactive_readers_are_asked_once_the_silent_lapse_and_a_click_brings_one
             .await
             .unwrap();
     assert_eq!(open, 2, "a GET (a mail scanner's) answers nothing");
+    // From another site: refused, nothing answered.
+    let foreign = app
+        .http
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let still_open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM repermission_requests WHERE answered_at IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(still_open, 2);
+    // A NUL or an over-long token: refused, never a 5xx.
+    for bad in [
+        "/still-reading/a%00b".to_owned(),
+        format!("/still-reading/{}", "a".repeat(5000)),
+    ] {
+        let r = app
+            .http
+            .post(app.url(&bad))
+            .header("origin", app.settings.server.base_url.origin())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{bad}: {}", r.status());
+    }
     let r = app
         .http
         .post(&url)

@@ -121,6 +121,41 @@ async fn a_dead_link_is_listed_on_the_confirmation_page_and_each_link_is_fetched
         .await;
     assert_eq!(total(&hits), 0, "fetched before anyone asked");
 
+    // Without the CSRF token, from another site, with a NUL in a field, or from a read-only
+    // API token: refused with a 4xx, nothing fetched.
+    let check = format!("/admin/updates/{id}/check-links");
+    let own = app.settings.server.base_url.as_str().to_owned();
+    let no_csrf = staff.post_with(&check, &[("back", "")], Some(&own)).await;
+    assert_eq!(no_csrf.status(), 403);
+    let csrf = staff.csrf().await;
+    let foreign = staff
+        .post_with(
+            &check,
+            &[("csrf_token", &csrf), ("back", "")],
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(foreign.status(), 403);
+    let nul = staff.post(&check, &[("back", "a\u{0}b")]).await;
+    assert!(nul.status().is_client_error(), "{}", nul.status());
+    let reader = app.api_token_of("read").await;
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/updates/{id}/check-links"),
+            &reader,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(total(&hits), 0, "nothing fetched by a refused request");
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'check-links'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 0, "no check ran");
+
     // "Check links" on the confirmation page: back to it, the dead links listed.
     let r = staff
         .post(
