@@ -8,6 +8,13 @@ use crate::helpers::{TestDatabase, SECRET_KEY};
 
 pub fn newsletter() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsletter"));
+    // The child's configuration is what each test gives it: none of the caller's settings (a
+    // `NEWSLETTER__LOG__LEVEL=warn` left in the shell hid the log lines these tests read).
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("NEWSLETTER__") {
+            cmd.env_remove(name);
+        }
+    }
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("DATABASE_URL")
         .env("NEWSLETTER__SECURITY__SECRET_KEY", SECRET_KEY);
